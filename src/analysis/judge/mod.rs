@@ -1,0 +1,1 @@
+//! PURE statistics: tests, effect sizes, classification, scoring.

@@ -1,0 +1,39 @@
+//! The `redblack` command line: one module per verb.
+
+use clap::{Parser, Subcommand};
+
+pub mod crd;
+pub mod judge;
+pub mod sandbox;
+
+/// What every verb returns; the binary prints the error chain and exits 1.
+pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "redblack",
+    version,
+    about = "Red/black rollouts gated by automated canary analysis"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the embedded Kubernetes-compatible control plane (a SIMULATOR for demos and tests).
+    Sandbox(sandbox::SandboxArgs),
+    /// Print every CustomResourceDefinition as multi-document YAML.
+    Crd(crd::CrdArgs),
+    /// Judge canary vs baseline samples from a file, offline.
+    Judge(judge::JudgeArgs),
+}
+
+pub async fn run(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Crd(args) => crd::run(args).await,
+        Command::Judge(args) => judge::run(args).await,
+    }
+}

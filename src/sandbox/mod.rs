@@ -1,0 +1,8 @@
+//! An embedded control plane that speaks the Kubernetes HTTP API well enough for
+//! the real `kube` client and `kubectl`: a SIMULATOR for demos and tests, never a
+//! production cluster. See DESIGN.md §4.
+
+pub mod patch;
+pub mod registry;
+pub mod schema;
+pub mod store;
