@@ -260,3 +260,69 @@ pub fn builtin_types() -> Vec<ResourceType> {
         })
         .collect()
 }
+
+/// The kinds served right now: built-ins plus whatever CRDs registered. Shared by
+/// the HTTP layer (discovery, routing) and the in-process controllers (the garbage
+/// collector deletes dependents of any kind).
+pub struct Registry {
+    types: std::sync::RwLock<Vec<ResourceType>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self {
+            types: std::sync::RwLock::new(builtin_types()),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<ResourceType>> {
+        // Writers replace whole entries, so a poisoned lock still holds a usable list.
+        self.types.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn all(&self) -> Vec<ResourceType> {
+        self.read().clone()
+    }
+
+    /// Adds or replaces the kind served at (group, version, plural).
+    pub fn register(&self, rt: ResourceType) {
+        let mut types = self.types.write().unwrap_or_else(|e| e.into_inner());
+        types
+            .retain(|t| !(t.group == rt.group && t.version == rt.version && t.plural == rt.plural));
+        types.push(rt);
+    }
+
+    /// Removes every version of (group, plural).
+    pub fn unregister(&self, group: &str, plural: &str) {
+        let mut types = self.types.write().unwrap_or_else(|e| e.into_inner());
+        types.retain(|t| !(t.group == group && t.plural == plural));
+    }
+
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<ResourceType> {
+        self.read()
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.plural == plural)
+            .cloned()
+    }
+
+    pub fn by_group_resource(&self, gr: &GroupResource) -> Option<ResourceType> {
+        self.read()
+            .iter()
+            .find(|t| t.group == gr.group && t.plural == gr.resource)
+            .cloned()
+    }
+
+    /// Looks a kind up by `apiVersion` and `kind`, as ownerReferences name it.
+    pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<ResourceType> {
+        self.read()
+            .iter()
+            .find(|t| t.api_version() == api_version && t.kind == kind)
+            .cloned()
+    }
+}

@@ -26,8 +26,13 @@ pub struct SchemaOutcome {
 
 /// Prunes unknown fields, applies defaults and validates `obj` against `schema`
 /// (the CRD version's `openAPIV3Schema`). `metadata`, `apiVersion` and `kind` are
-/// not judged by the schema.
-pub fn validate_and_default(_schema: &Value, _obj: &mut Value) -> SchemaOutcome {
+/// not judged by the schema. `old` is the stored object on updates (for CEL
+/// transition rules that use `oldSelf`), None on create.
+pub fn validate_and_default(
+    _schema: &Value,
+    _obj: &mut Value,
+    _old: Option<&Value>,
+) -> SchemaOutcome {
     SchemaOutcome::default()
 }
 

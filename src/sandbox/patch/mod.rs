@@ -53,10 +53,12 @@ pub enum PatchError {
 }
 
 /// Applies a JSON, merge or strategic merge patch to `current`. `kind` selects the
-/// strategic merge keys; `builtin` is false for custom resources.
+/// strategic merge keys of a built-in kind; `schema` is the CRD version's
+/// `openAPIV3Schema` for custom resources (None for built-ins), where strategic
+/// merge is Unsupported as on a real API server.
 pub fn apply_patch(
     _kind: &str,
-    _builtin: bool,
+    _schema: Option<&Value>,
     _current: &Value,
     _patch_type: PatchType,
     _body: &[u8],
@@ -69,10 +71,12 @@ pub fn apply_patch(
 /// Server-side apply of `applied` (the user's partial object) by `manager` onto
 /// `current` (None when the object does not exist yet). Returns the merged object
 /// with `metadata.managedFields` updated. `subresource` is `Some("status")` for
-/// applies to the status subresource.
+/// applies to the status subresource. `schema` as in [`apply_patch`]: for custom
+/// resources its `x-kubernetes-list-type`/`x-kubernetes-list-map-keys` decide how
+/// lists merge; built-ins use their strategic merge keys.
 pub fn server_side_apply(
     _kind: &str,
-    _builtin: bool,
+    _schema: Option<&Value>,
     _current: Option<&Value>,
     _applied: &Value,
     _manager: &str,
