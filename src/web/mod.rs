@@ -1,1 +1,5 @@
-//! See DESIGN.md §2.
+//! The operator's own HTTP endpoints: `/healthz` and `/readyz` for probes,
+//! `/metrics` for Prometheus.
+
+pub mod health;
+pub mod metrics;
