@@ -9,5 +9,6 @@ pub mod api;
 pub mod cli;
 pub mod rollout;
 pub mod sandbox;
+pub mod testing;
 pub mod traffic;
 pub mod web;

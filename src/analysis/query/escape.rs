@@ -77,7 +77,7 @@ pub fn promql_duration(duration: std::time::Duration) -> Option<String> {
     if millis == 0 {
         return None;
     }
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         Some(format!("{}s", millis / 1000))
     } else {
         Some(format!("{millis}ms"))
