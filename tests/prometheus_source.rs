@@ -120,7 +120,7 @@ async fn against_real_prometheus() {
     series.extend(fleet(NS, &pods(IDLE_RS), 0.0, 0.1, 0.0, start, 60));
     // A namespace and ReplicaSet name with characters that need escaping,
     // and a decoy whose name differs only where the regex has a `.`.
-    let weird_ns = "we\"ird\\ns";
+    let weird_ns = "we\"ird\\n\ns";
     series.extend(fleet(
         weird_ns,
         &["web.v2-abcde".to_owned()],

@@ -166,6 +166,14 @@ pub fn backfill(series: &[OpenMetricsSeries], dir: &Path) -> Result<(), HarnessE
         return Ok(());
     }
     let text = render_openmetrics(series)?;
+    backfill_openmetrics_text(&text, dir)?;
+    tracing::debug!(dir = %dir.display(), series = series.len(), "backfilled series");
+    Ok(())
+}
+
+/// Run `promtool tsdb create-blocks-from openmetrics` on `text` (a complete
+/// OpenMetrics exposition ending in `# EOF`), writing blocks under `dir`.
+pub fn backfill_openmetrics_text(text: &str, dir: &Path) -> Result<(), HarnessError> {
     let scratch = tempfile::tempdir().map_err(HarnessError::io("create a scratch directory"))?;
     let input = scratch.path().join("series.om");
     std::fs::write(&input, text).map_err(HarnessError::io("write the OpenMetrics file"))?;
@@ -186,7 +194,6 @@ pub fn backfill(series: &[OpenMetricsSeries], dir: &Path) -> Result<(), HarnessE
             ),
         });
     }
-    tracing::debug!(dir = %dir.display(), series = series.len(), "backfilled series");
     Ok(())
 }
 

@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use super::openmetrics::{MetricKind, OpenMetricsSeries, backfill, render_openmetrics};
+pub use super::openmetrics::{
+    MetricKind, OpenMetricsSeries, backfill, backfill_openmetrics_text, render_openmetrics,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
@@ -218,6 +220,11 @@ impl PrometheusProcess {
         self.port
     }
 
+    /// Process id, e.g. to check that it is gone after drop.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
@@ -326,4 +333,50 @@ pub fn write_file_sd_targets(
     temporary.push(".tmp");
     std::fs::write(&temporary, json).map_err(HarnessError::io("write the file_sd file"))?;
     std::fs::rename(&temporary, targets_file).map_err(HarnessError::io("replace the file_sd file"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alive(pid: u32) -> bool {
+        // A killed and reaped process has no /proc entry.
+        Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    #[test]
+    fn killed_on_drop_even_when_the_test_panics() {
+        let pid = std::sync::Mutex::new(None);
+        let outcome = std::panic::catch_unwind(|| {
+            let prometheus = PrometheusProcess::start(None, None).unwrap();
+            assert!(probe_ready(prometheus.port()));
+            *pid.lock().unwrap() = Some(prometheus.pid());
+            panic!("test failure while Prometheus runs");
+        });
+        assert!(outcome.is_err());
+        let pid = pid.lock().unwrap().expect("Prometheus had started");
+        assert!(!alive(pid), "prometheus {pid} still running after drop");
+    }
+
+    #[test]
+    fn a_bad_config_fails_fast_with_prometheus_own_words() {
+        let started = Instant::now();
+        let err = PrometheusProcess::start(None, Some("- job_name: [not, a, name]\n")).unwrap_err();
+        let HarnessError::Exited { stderr_tail, .. } = &err else {
+            panic!("expected Exited, got {err:?}");
+        };
+        assert!(stderr_tail.contains("config"), "{stderr_tail}");
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+
+    #[test]
+    fn promtool_failure_reports_its_stderr() {
+        let data = tempfile::tempdir().unwrap();
+        let err =
+            backfill_openmetrics_text("this is not OpenMetrics\n# EOF\n", data.path()).unwrap_err();
+        let HarnessError::Promtool { stderr, .. } = &err else {
+            panic!("expected Promtool, got {err:?}");
+        };
+        assert!(!stderr.trim().is_empty(), "{err}");
+    }
 }
