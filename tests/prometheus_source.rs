@@ -559,3 +559,9 @@ async fn harness_scrapes_file_sd_targets() {
     }
     server.abort();
 }
+
+#[test]
+fn invalid_url_is_rejected_up_front() {
+    let err = PrometheusSource::new("not a url", Duration::from_secs(1), 0).unwrap_err();
+    assert!(matches!(err, SourceError::InvalidUrl { .. }), "{err:?}");
+}
