@@ -111,3 +111,25 @@ pub trait MetricSource: Send + Sync {
         time: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<Samples, SourceError>>;
 }
+
+/// Lets the controller share one source between tasks as `Arc<dyn MetricSource>`
+/// (or `Arc<PrometheusSource>`) and still pass it where a source is expected.
+impl<T: MetricSource + ?Sized> MetricSource for std::sync::Arc<T> {
+    fn query_range<'a>(
+        &'a self,
+        query: &'a str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        step: Duration,
+    ) -> BoxFuture<'a, Result<Samples, SourceError>> {
+        (**self).query_range(query, start, end, step)
+    }
+
+    fn query_instant<'a>(
+        &'a self,
+        query: &'a str,
+        time: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Samples, SourceError>> {
+        (**self).query_instant(query, time)
+    }
+}

@@ -80,3 +80,56 @@ impl TrafficCheck {
         Ok(traffic)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::source::Sample;
+    use crate::analysis::static_source::StaticSource;
+
+    const TEMPLATE: &str = r#"sum(increase(req_total{pod=~"${podRegex}"}[${interval}]))"#;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(secs, 0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn classifies_totals() {
+        let check = TrafficCheck::parse(TEMPLATE).unwrap();
+        let scope = |rs: &str| Scope::for_replica_set("ns", rs, "h", "canary");
+        let query = |rs: &str| {
+            QueryTemplate::parse(TEMPLATE)
+                .unwrap()
+                .render(&scope(rs), std::time::Duration::from_secs(300))
+                .unwrap()
+        };
+        let point = |value| {
+            vec![Sample {
+                timestamp: at(1000),
+                value,
+            }]
+        };
+        let source = StaticSource::new()
+            .with_series(query("busy"), point(42.0))
+            .with_series(query("zero"), point(0.0))
+            .with_series(query("nan"), point(f64::NAN))
+            .with_series(query("none"), vec![]);
+        let run = |rs: &'static str| {
+            let (check, source) = (&check, &source);
+            async move { check.check(source, &scope(rs), at(700), at(1000)).await }
+        };
+        assert_eq!(
+            run("busy").await.unwrap(),
+            Traffic::Received { total: 42.0 }
+        );
+        for rs in ["zero", "nan", "none"] {
+            assert_eq!(run(rs).await.unwrap(), Traffic::NoTraffic, "{rs}");
+        }
+        assert!(matches!(
+            check
+                .check(&source, &scope("busy"), at(1000), at(1000))
+                .await,
+            Err(TrafficCheckError::EmptyInterval { .. })
+        ));
+    }
+}

@@ -183,7 +183,19 @@ pub fn backfill_openmetrics_text(text: &str, dir: &Path) -> Result<(), HarnessEr
         .arg(&input)
         .arg(dir)
         .output()
-        .map_err(HarnessError::io("run promtool"))?;
+        .map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                HarnessError::MissingBinary {
+                    binary: promtool_binary().display().to_string(),
+                    variable: "REDBLACK_PROMTOOL",
+                }
+            } else {
+                HarnessError::Io {
+                    context: "run promtool",
+                    source,
+                }
+            }
+        })?;
     if !output.status.success() {
         return Err(HarnessError::Promtool {
             status: output.status.to_string(),

@@ -34,6 +34,11 @@ pub enum HarnessError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{binary} not found: install the Debian package `prometheus` (or set {variable})")]
+    MissingBinary {
+        binary: String,
+        variable: &'static str,
+    },
     #[error("invalid series: {0}")]
     InvalidSeries(String),
     #[error("promtool failed ({status}):\n{stderr}")]
