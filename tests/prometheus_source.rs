@@ -258,19 +258,25 @@ async fn against_real_prometheus() {
         "escaped: {safe}"
     );
 
-    // Escaped values decode to the exact label value, and podRegex treats `.` literally.
+    // Escaped values decode to the exact label value (in both string quotes),
+    // and `.` in the ReplicaSet name is literal in podRegex and in a `=~`
+    // matcher: the decoy pod `webxv2-abcde` is never counted.
     let weird = Scope::for_replica_set(weird_ns, "web.v2", "v2", "canary");
-    let count = QueryTemplate::parse(
+    for template in [
         r#"count(request_latency_seconds{namespace="${namespace}", pod=~"${podRegex}"})"#,
-    )
-    .unwrap()
-    .render(&weird, minute)
-    .unwrap();
-    assert_eq!(
-        source.query_instant(&count, to).await.unwrap().values(),
-        vec![1.0],
-        "{count}"
-    );
+        r#"count(request_latency_seconds{namespace='${namespace}', pod=~'${podRegex}'})"#,
+        r#"count(request_latency_seconds{namespace="${namespace}", pod=~"${replicaSet}-.*"})"#,
+    ] {
+        let count = QueryTemplate::parse(template)
+            .unwrap()
+            .render(&weird, minute)
+            .unwrap();
+        assert_eq!(
+            source.query_instant(&count, to).await.unwrap().values(),
+            vec![1.0],
+            "{count}"
+        );
+    }
 
     // Traffic: canary has it, idle pods and absent pods have none.
     let traffic = TrafficCheck::parse(TRAFFIC).unwrap();
