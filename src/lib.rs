@@ -10,5 +10,6 @@ pub mod cli;
 pub mod rollout;
 pub mod sandbox;
 pub mod telemetry;
+pub mod testing;
 pub mod traffic;
 pub mod web;
