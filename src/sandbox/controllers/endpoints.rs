@@ -97,6 +97,13 @@ fn address(pod: &Value, ip: &str) -> Value {
     a
 }
 
+/// One subset being assembled: addresses are (ip, address) so they sort by IP.
+struct SubsetDraft {
+    ports: Vec<Value>,
+    ready: Vec<(String, Value)>,
+    not_ready: Vec<(String, Value)>,
+}
+
 /// `subsets` for a Service over the pods of its namespace: one subset per distinct
 /// port list, addresses sorted by IP, so equal inputs give equal output.
 pub(crate) fn desired_subsets(service: &Value, pods: &[Arc<Value>]) -> Vec<Value> {
@@ -114,9 +121,8 @@ pub(crate) fn desired_subsets(service: &Value, pods: &[Arc<Value>]) -> Vec<Value
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    // ports (as JSON text, for ordering) -> (ports, ready, not ready)
-    let mut groups: BTreeMap<String, (Vec<Value>, Vec<(String, Value)>, Vec<(String, Value)>)> =
-        BTreeMap::new();
+    // Keyed by the port list as JSON text, which also orders the subsets.
+    let mut groups: BTreeMap<String, SubsetDraft> = BTreeMap::new();
     for pod in pods {
         if is_deleting(pod)
             || matches!(pod_phase(pod), "Succeeded" | "Failed")
@@ -138,17 +144,26 @@ pub(crate) fn desired_subsets(service: &Value, pods: &[Arc<Value>]) -> Vec<Value
         }
         let group = groups
             .entry(Value::Array(ports.clone()).to_string())
-            .or_insert_with(|| (ports, Vec::new(), Vec::new()));
+            .or_insert_with(|| SubsetDraft {
+                ports,
+                ready: Vec::new(),
+                not_ready: Vec::new(),
+            });
         let entry = (ip.to_string(), address(pod, ip));
         if publish_not_ready || pod_ready(pod).0 {
-            group.1.push(entry);
+            group.ready.push(entry);
         } else {
-            group.2.push(entry);
+            group.not_ready.push(entry);
         }
     }
     groups
         .into_values()
-        .map(|(ports, mut ready, mut not_ready)| {
+        .map(|draft| {
+            let SubsetDraft {
+                ports,
+                mut ready,
+                mut not_ready,
+            } = draft;
             ready.sort_by(|a, b| a.0.cmp(&b.0));
             not_ready.sort_by(|a, b| a.0.cmp(&b.0));
             let mut subset = Map::new();

@@ -66,13 +66,8 @@ fn parse_spec(rs: &Value) -> Result<RsSpec, String> {
     })
 }
 
-/// Ascending order = deleted first, as the real controller ranks them: unscheduled,
-/// then pending, then not ready, then ready for the shortest time, then most
-/// restarts, then newest.
-#[allow(clippy::type_complexity)]
-fn deletion_rank(
-    pod: &Value,
-) -> (
+/// (scheduled, phase, ready, since, restarts, created, name)
+type Rank = (
     bool,
     u8,
     bool,
@@ -80,7 +75,12 @@ fn deletion_rank(
     Reverse<i64>,
     Reverse<String>,
     String,
-) {
+);
+
+/// Ascending order = deleted first, as the real controller ranks them: unscheduled,
+/// then pending, then not ready, then ready for the shortest time, then most
+/// restarts, then newest.
+fn deletion_rank(pod: &Value) -> Rank {
     let scheduled = pod
         .get("spec")
         .and_then(|s| s.get("nodeName"))
