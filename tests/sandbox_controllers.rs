@@ -707,3 +707,29 @@ async fn a_thousand_replicasets_converge() {
         .collect();
     assert_eq!(ips.len(), 2000);
 }
+
+/// Store fix made alongside the controllers: a repeated delete of an object that
+/// finalizers hold must not bump its resourceVersion or emit an event.
+#[test]
+fn store_repeated_delete_of_a_held_object_is_a_no_op() {
+    let store = Store::default();
+    let registry = Registry::new();
+    let ns = registry.by_kind("v1", "Namespace").unwrap();
+    let cm = registry.by_kind("v1", "ConfigMap").unwrap();
+    store
+        .create(&ns, json!({"metadata": {"name": "demo"}}))
+        .unwrap();
+    store
+        .create(
+            &cm,
+            json!({"metadata": {"name": "c", "namespace": "demo", "finalizers": ["x/hold"]}}),
+        )
+        .unwrap();
+    let opts = DeleteOptions::default();
+    store.delete(&cm, "demo", "c", &opts).unwrap();
+    let rv = store.resource_version();
+    let mut rx = store.subscribe();
+    store.delete(&cm, "demo", "c", &opts).unwrap();
+    assert_eq!(store.resource_version(), rv);
+    assert!(rx.try_recv().is_err());
+}

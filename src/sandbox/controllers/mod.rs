@@ -62,6 +62,7 @@ pub enum ControllerError {
 }
 
 /// The running controllers; dropping it stops them.
+#[must_use = "dropping the handle stops the controllers"]
 pub struct ControllersHandle {
     tasks: Vec<JoinHandle<()>>,
 }

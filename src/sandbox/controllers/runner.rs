@@ -19,6 +19,7 @@ use crate::sandbox::store::{EventReceiver, StoredEvent};
 const BATCH_BEFORE_YIELD: usize = 64;
 const BACKOFF_BASE: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const PERSISTENT_FAILURES: u32 = 5;
 
 /// One controller: which keys an event concerns and how to reconcile one key.
 pub(crate) trait Reconciler: Send + 'static {
@@ -111,8 +112,13 @@ pub(crate) async fn run<R: Reconciler>(mut r: R, mut rx: EventReceiver, resync: 
                         .saturating_mul(1u32 << (*n).min(10))
                         .min(BACKOFF_MAX);
                     // Conflicts are routine (several controllers write the same
-                    // objects); the retry or the next event settles them.
-                    tracing::debug!(controller = R::NAME, ?key, %err, ?delay, "reconcile failed, retrying");
+                    // objects); the retry or the next event settles them. Only a
+                    // key that keeps failing is worth a warning.
+                    if *n >= PERSISTENT_FAILURES {
+                        tracing::warn!(controller = R::NAME, ?key, %err, failures = *n, "reconcile keeps failing");
+                    } else {
+                        tracing::debug!(controller = R::NAME, ?key, %err, ?delay, "reconcile failed, retrying");
+                    }
                     timers.schedule(Instant::now() + delay, key.clone());
                 }
             }
@@ -187,5 +193,95 @@ mod tests {
         assert_eq!(t.pop_due(now + Duration::from_secs(1)), Vec::<&str>::new());
         assert_eq!(t.pop_due(now + Duration::from_secs(3)), vec!["b"]);
         assert_eq!(t.next_deadline(), None);
+    }
+
+    use crate::sandbox::registry::GroupResource;
+    use crate::sandbox::store::EventType;
+    use serde_json::json;
+    use std::sync::{Arc, Mutex};
+    use tokio::sync::broadcast;
+
+    /// Records what it is asked to do; reconciling "tick" asks to come back once.
+    struct Recorder {
+        log: Arc<Mutex<Vec<String>>>,
+        ticked: bool,
+    }
+
+    impl Reconciler for Recorder {
+        type Key = String;
+        const NAME: &'static str = "recorder";
+
+        fn keys_for(&mut self, event: &StoredEvent, out: &mut Vec<String>) {
+            out.push(
+                event.object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            );
+        }
+
+        fn all_keys(&mut self) -> Vec<String> {
+            self.log.lock().unwrap().push("all_keys".into());
+            vec!["everything".into()]
+        }
+
+        fn reconcile(&mut self, key: &String) -> Result<Option<Instant>, ControllerError> {
+            self.log.lock().unwrap().push(key.clone());
+            if key == "tick" && !self.ticked {
+                self.ticked = true;
+                return Ok(Some(Instant::now() + Duration::from_millis(20)));
+            }
+            Ok(None)
+        }
+    }
+
+    fn event(name: &str) -> Arc<StoredEvent> {
+        Arc::new(StoredEvent {
+            rv: 1,
+            gr: GroupResource::new("", "pods"),
+            event_type: EventType::Added,
+            object: Arc::new(json!({"metadata": {"name": name}})),
+        })
+    }
+
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    #[tokio::test]
+    async fn lag_triggers_a_full_resync_and_timers_fire() {
+        let (tx, rx) = broadcast::channel(2);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let task = tokio::spawn(run(
+            Recorder {
+                log: log.clone(),
+                ticked: false,
+            },
+            rx,
+            Duration::from_secs(3600),
+        ));
+        settle().await;
+        assert_eq!(*log.lock().unwrap(), ["all_keys", "everything"]);
+        log.lock().unwrap().clear();
+
+        tx.send(event("tick")).unwrap();
+        settle().await;
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["tick", "tick"],
+            "event, then its timer"
+        );
+        log.lock().unwrap().clear();
+
+        // More events than the channel holds, sent before the loop can look.
+        for i in 0..5 {
+            tx.send(event(&format!("e{i}"))).unwrap();
+        }
+        settle().await;
+        let seen = log.lock().unwrap().clone();
+        assert!(seen.contains(&"all_keys".to_string()), "{seen:?}");
+        assert!(seen.contains(&"everything".to_string()), "{seen:?}");
+        assert!(seen.contains(&"e4".to_string()), "{seen:?}");
+        task.abort();
     }
 }
