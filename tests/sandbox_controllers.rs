@@ -871,3 +871,45 @@ async fn restarted_controllers_resume_without_rewriting_anything() {
         "a restart must not churn objects"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_held_by_a_finalizer_stops_and_leaves_the_endpoints() {
+    let sb = Sandbox::start(20);
+    sb.create(
+        "Service",
+        json!({"metadata": {"name": "web", "namespace": "demo"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}),
+    );
+    sb.create(
+        "Pod",
+        json!({"metadata": {"name": "p", "namespace": "demo", "labels": {"app": "web"},
+                                         "finalizers": ["test/hold"]},
+                           "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+    );
+    wait_for("listed ready", SECS, || {
+        endpoint_ips(&sb, "addresses").len() == 1
+    })
+    .await;
+    sb.delete("Pod", "demo", "p", Propagation::Background);
+    wait_for("stopped", SECS, || {
+        let pod = sb.get("Pod", "demo", "p").unwrap();
+        !is_ready(&pod) && pod["status"]["containerStatuses"][0]["state"]["terminated"].is_object()
+    })
+    .await;
+    wait_for("unlisted", SECS, || {
+        endpoint_ips(&sb, "addresses").is_empty()
+            && endpoint_ips(&sb, "notReadyAddresses").is_empty()
+    })
+    .await;
+    let rv = sb.store.resource_version();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        sb.store.resource_version(),
+        rv,
+        "a terminated pod is written once"
+    );
+    sb.edit("Pod", "demo", "p", |p| {
+        p["metadata"]["finalizers"] = json!([])
+    });
+    wait_for("gone", SECS, || sb.get("Pod", "demo", "p").is_none()).await;
+}

@@ -31,7 +31,7 @@ pub fn selector_matches(
     labels: Option<&Map<String, Value>>,
 ) -> Result<bool, SelectorError> {
     let sel = selector.as_object().ok_or(SelectorError::NotAnObject)?;
-    if let Some(ml) = sel.get("matchLabels") {
+    if let Some(ml) = sel.get("matchLabels").filter(|m| !m.is_null()) {
         let ml = ml.as_object().ok_or(SelectorError::NotAnObject)?;
         if !map_matches(ml, labels) {
             return Ok(false);
@@ -97,6 +97,10 @@ mod tests {
         let sel = json!({"matchExpressions": [{"key": "track", "operator": "Sideways"}]});
         assert!(selector_matches(&sel, Some(&labels)).is_err());
         assert_eq!(selector_matches(&json!({}), None), Ok(true));
+        assert_eq!(
+            selector_matches(&json!({"matchLabels": null}), None),
+            Ok(true)
+        );
         assert!(selector_matches(&json!("app=web"), None).is_err());
     }
 

@@ -59,7 +59,8 @@ pub trait PodRuntime: Send {
     fn started_at(&self) -> DateTime<Utc>;
     /// What the containers are doing at `now`.
     fn observe(&mut self, now: Instant) -> RuntimeReport;
-    /// Stops the containers (the pod is going away).
+    /// Stops the containers (the pod is going away). May be called more than
+    /// once; later calls must do nothing.
     fn stop(&mut self) {}
 }
 

@@ -426,6 +426,41 @@ impl PodController {
         );
         Ok(())
     }
+
+    /// A pod held by finalizers after deletion: its containers stop and it turns
+    /// not Ready, written once so the termination times stay put.
+    fn terminate(&mut self, key: &ObjKey, pod: &Value) -> Result<(), ControllerError> {
+        let Some(state) = self.pods.get_mut(key) else {
+            return Ok(());
+        };
+        state.runtime.stop();
+        let already = pod
+            .get("status")
+            .and_then(|s| s.get("containerStatuses"))
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .all(|c| c.get("state").and_then(|s| s.get("terminated")).is_some())
+            });
+        if already {
+            return Ok(());
+        }
+        let mut report = state.runtime.observe(Instant::now());
+        let started = state.runtime.started_at();
+        let now = Utc::now();
+        for c in &mut report.containers {
+            c.ready = false;
+            c.started = false;
+            c.state = ContainerState::Terminated {
+                exit_code: 0,
+                reason: "Completed".into(),
+                started_at: started,
+                finished_at: now,
+            };
+        }
+        let status = running_status(pod, state.ip, started, &report);
+        self.write_status(pod, status)
+    }
 }
 
 impl Reconciler for PodController {
@@ -463,37 +498,7 @@ impl Reconciler for PodController {
             .and_then(Value::as_str)
             .is_some_and(|n| !n.is_empty());
         if is_deleting(&pod) {
-            let Some(state) = self.pods.get_mut(key) else {
-                return Ok(None);
-            };
-            state.runtime.stop();
-            let mut report = state.runtime.observe(Instant::now());
-            let started = state.runtime.started_at();
-            let now = Utc::now();
-            for c in &mut report.containers {
-                c.ready = false;
-                c.started = false;
-                c.state = ContainerState::Terminated {
-                    exit_code: 0,
-                    reason: "Completed".into(),
-                    started_at: started,
-                    finished_at: now,
-                };
-            }
-            let status = running_status(&pod, state.ip, started, &report);
-            // Keep the terminated state's times stable: write once only.
-            let was_terminated = pod
-                .get("status")
-                .and_then(|s| s.get("containerStatuses"))
-                .and_then(Value::as_array)
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .all(|c| c.get("state").and_then(|s| s.get("terminated")).is_some())
-                });
-            if !was_terminated {
-                self.write_status(&pod, status)?;
-            }
-            return Ok(None);
+            return self.terminate(key, &pod).map(|()| None);
         }
         if !bound {
             self.bind(&pod)?;
