@@ -14,7 +14,8 @@
 //! | `sandbox.redblack.io/crash`          | `"true"`               | CrashLoopBackOff: the container dies every `ready-after`, `restartCount` grows, never Ready |
 //! | `sandbox.redblack.io/fail-after`     | duration (`10s`)       | turns not Ready for good this long after starting (a pod that breaks) |
 //!
-//! Durations use humantime syntax. A value that does not parse is ignored (the
+//! They are read once, when the pod starts (as a kubelet reads a pod's probes):
+//! editing them on a running pod changes nothing. Durations use humantime syntax. A value that does not parse is ignored (the
 //! default applies) and reported as a `Warning` Event with reason
 //! `InvalidAnnotation` on the pod; it never stops the pod.
 //!
