@@ -2,6 +2,7 @@
 //! the real `kube` client and `kubectl`: a SIMULATOR for demos and tests, never a
 //! production cluster. See DESIGN.md §4.
 
+pub mod controllers;
 pub mod patch;
 pub mod registry;
 pub mod schema;

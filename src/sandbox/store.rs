@@ -587,6 +587,15 @@ impl Store {
         {
             fins.push(f.to_string());
         }
+        // Deleting again what is already being deleted, with no new finalizer to
+        // add, changes nothing: no new resourceVersion, no event (else a caller
+        // that retries deletes would feed watchers an endless stream).
+        if meta_str(&current, "deletionTimestamp").is_some()
+            && !fins.is_empty()
+            && fins == finalizers(&current)
+        {
+            return Ok(DeleteOutcome::Pending(current));
+        }
         let rv = inner.rv + 1;
         inner.rv = rv;
         let mut next = (*current).clone();
