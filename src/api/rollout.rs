@@ -16,6 +16,9 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h|d))+$";
 
 /// A Deployment-shaped workload rolled out red/black: each pod template becomes
 /// its own ReplicaSet, and the active Service is switched in one write.
+// kube's attribute syntax repeats `type_ = ...` per column; clippy mistakes
+// that for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "redblack.io",

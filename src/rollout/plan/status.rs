@@ -1,0 +1,402 @@
+//! The status a plan writes: phase, conditions, counters and history, all
+//! functions of the old status, the state and the observed world, so that
+//! re-planning an unchanged world yields an identical status.
+
+use chrono::{DateTime, Utc};
+
+use super::Builder;
+use super::fleets::{new_active_hash, service_selector};
+use super::operations::Ops;
+use super::state::State;
+use super::world::{World, images_of};
+use crate::api::conditions::{self, Desired};
+use crate::api::{
+    AbortReason, ConditionStatus, HISTORY_LIMIT, Outcome, Phase, RevisionRecord, Rollout,
+    RolloutStatus, SpecError,
+};
+
+use ConditionStatus::{False, True, Unknown};
+
+fn selector_string(labels: &std::collections::BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Counters and selectors describe the fleet the active Service selects, so an
+/// HPA driving the scale subresource sees one fleet, not old + new.
+fn fill_counters(
+    rollout: &Rollout,
+    world: &World,
+    active: Option<&str>,
+    status: &mut RolloutStatus,
+) {
+    let fleet = active.and_then(|h| world.fleets.get(h));
+    status.replicas = fleet.map_or(0, |f| f.pods);
+    status.ready_replicas = fleet.map_or(0, |f| f.ready);
+    status.available_replicas = fleet.map_or(0, |f| f.available);
+    status.updated_replicas = world.target().map_or(0, |f| f.pods);
+    let labels = match active {
+        Some(hash) => service_selector(rollout, hash),
+        None => rollout
+            .spec
+            .selector
+            .match_labels
+            .clone()
+            .unwrap_or_default(),
+    };
+    status.selector = Some(selector_string(&labels));
+    status.active_selector = active.map(|h| selector_string(&service_selector(rollout, h)));
+}
+
+pub fn invalid(
+    rollout: &Rollout,
+    old: &RolloutStatus,
+    world: &World,
+    errors: &[SpecError],
+    now: DateTime<Utc>,
+    out: &mut Builder,
+) -> RolloutStatus {
+    let mut status = old.clone();
+    status.observed_generation = rollout.metadata.generation;
+    status.phase = Some(Phase::InvalidSpec);
+    fill_counters(rollout, world, world.active_hash.as_deref(), &mut status);
+    let message = errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
+    status.conditions = conditions::merge(
+        &old.conditions,
+        vec![
+            Desired::new(
+                conditions::INVALID_SPEC,
+                True,
+                "InvalidSpec",
+                message.clone(),
+            ),
+            Desired::new(
+                conditions::READY,
+                False,
+                "InvalidSpec",
+                "the spec is invalid; nothing is changed until it is fixed",
+            ),
+            Desired::new(conditions::STALLED, True, "InvalidSpec", message.clone()),
+        ],
+        rollout.metadata.generation,
+        now,
+    );
+    if old.phase != Some(Phase::InvalidSpec) {
+        out.warning("InvalidSpec", message);
+    }
+    status
+}
+
+pub fn build(
+    rollout: &Rollout,
+    old: &RolloutStatus,
+    world: &World,
+    state: &State,
+    ops: &Ops,
+    now: DateTime<Utc>,
+    out: &mut Builder,
+) -> RolloutStatus {
+    let spec = &rollout.spec;
+    let target = world.target_hash.clone();
+    let revision = world.target_revision();
+    let active = if world.service_missing {
+        old.stable_revision.clone()
+    } else {
+        new_active_hash(world, state)
+    };
+    let mut status = RolloutStatus {
+        phase: None,
+        observed_generation: rollout.metadata.generation,
+        stable_revision: active.clone(),
+        current_revision: Some(target.clone()),
+        progress_started_at: match state {
+            State::Progressing { started_at, .. } => Some(*started_at),
+            _ => None,
+        },
+        abort: ops.abort.clone(),
+        approved_revision: ops.approved.clone(),
+        operations: ops.consumed.clone(),
+        canary: old.canary.clone(),
+        last_score: old.last_score,
+        history: old.history.clone(),
+        ..RolloutStatus::default()
+    };
+    fill_counters(rollout, world, active.as_deref(), &mut status);
+    record_history(old, world, ops, &mut status, revision, now, rollout);
+
+    let fleet_available = |hash: Option<&str>| {
+        hash.and_then(|h| world.fleets.get(h))
+            .is_some_and(|f| f.is_available(spec.replicas))
+    };
+    let active_available = fleet_available(active.as_deref());
+    let what = format!("revision {revision} ({target})");
+    let mut desired = vec![if active_available {
+        Desired::new(
+            conditions::AVAILABLE,
+            True,
+            "MinimumReplicasAvailable",
+            "the active fleet has all replicas available",
+        )
+    } else {
+        Desired::new(
+            conditions::AVAILABLE,
+            False,
+            "MinimumReplicasUnavailable",
+            "the active fleet does not have all replicas available",
+        )
+    }];
+    if spec.paused {
+        desired.push(Desired::new(
+            conditions::PAUSED,
+            True,
+            "SpecPaused",
+            "spec.paused is true",
+        ));
+    }
+    let phase = match state {
+        State::ServiceMissing => {
+            let msg = format!(
+                "Service {} not found; create it (the operator only switches its selector)",
+                spec.strategy.red_black.active_service
+            );
+            desired.push(Desired::new(
+                conditions::READY,
+                False,
+                "ActiveServiceNotFound",
+                msg.clone(),
+            ));
+            desired.push(Desired::new(
+                conditions::STALLED,
+                True,
+                "ActiveServiceNotFound",
+                msg.clone(),
+            ));
+            desired.push(Desired::new(
+                conditions::PROGRESSING,
+                False,
+                "ActiveServiceNotFound",
+                msg,
+            ));
+            Phase::Degraded
+        }
+        State::Steady | State::Switch { .. } => {
+            let live = matches!(state, State::Switch { .. }) || fleet_available(Some(&target));
+            desired.push(Desired::new(
+                conditions::PROGRESSING,
+                True,
+                "NewReplicaSetAvailable",
+                format!("{what} is live"),
+            ));
+            if live {
+                desired.push(Desired::new(
+                    conditions::READY,
+                    True,
+                    "RolloutHealthy",
+                    format!("{what} is live and available"),
+                ));
+            } else {
+                let msg = format!("{what} is live but not all replicas are available");
+                desired.push(Desired::new(
+                    conditions::READY,
+                    False,
+                    "ScalingActiveFleet",
+                    msg.clone(),
+                ));
+                desired.push(Desired::new(
+                    conditions::RECONCILING,
+                    True,
+                    "ScalingActiveFleet",
+                    msg,
+                ));
+            }
+            match (spec.paused, live) {
+                (true, _) => Phase::Paused,
+                (false, true) => Phase::Healthy,
+                (false, false) => Phase::Progressing,
+            }
+        }
+        State::Aborted(abort) => {
+            let (reason, msg, phase) = match abort.reason {
+                AbortReason::User => (
+                    "RolloutAborted",
+                    format!(
+                        "{what} was aborted; traffic stays on the stable revision; retry or apply a new template"
+                    ),
+                    Phase::Aborted,
+                ),
+                AbortReason::ProgressDeadlineExceeded => (
+                    "ProgressDeadlineExceeded",
+                    format!(
+                        "{what} was not available within {}s; traffic stays on the stable revision; fix the template or retry",
+                        spec.progress_deadline_seconds
+                    ),
+                    Phase::Degraded,
+                ),
+            };
+            desired.push(Desired::new(
+                conditions::PROGRESSING,
+                False,
+                reason,
+                msg.clone(),
+            ));
+            desired.push(Desired::new(conditions::READY, False, reason, msg.clone()));
+            desired.push(Desired::new(conditions::STALLED, True, reason, msg));
+            phase
+        }
+        State::Paused => {
+            desired.push(Desired::new(
+                conditions::PROGRESSING,
+                Unknown,
+                "RolloutPaused",
+                format!("{what} waits: spec.paused is true"),
+            ));
+            desired.push(Desired::new(
+                conditions::READY,
+                False,
+                "RolloutPaused",
+                format!("{what} is not live; the rollout is paused"),
+            ));
+            Phase::Paused
+        }
+        State::Progressing { deadline, .. } => {
+            out.wakeups.push(*deadline);
+            let msg = format!("{what} is being brought up");
+            desired.push(Desired::new(
+                conditions::PROGRESSING,
+                True,
+                "ReplicaSetUpdated",
+                msg.clone(),
+            ));
+            desired.push(Desired::new(
+                conditions::READY,
+                False,
+                "RevisionProgressing",
+                msg.clone(),
+            ));
+            desired.push(Desired::new(
+                conditions::RECONCILING,
+                True,
+                "RevisionProgressing",
+                msg,
+            ));
+            Phase::Progressing
+        }
+        State::AwaitingPromotion => {
+            let msg = format!("{what} is available; run `redblack promote` to switch traffic");
+            desired.push(Desired::new(
+                conditions::PROGRESSING,
+                True,
+                "AwaitingPromotion",
+                msg.clone(),
+            ));
+            desired.push(Desired::new(
+                conditions::READY,
+                False,
+                "AwaitingPromotion",
+                msg,
+            ));
+            Phase::Paused
+        }
+    };
+    status.phase = Some(phase);
+    status.conditions =
+        conditions::merge(&old.conditions, desired, rollout.metadata.generation, now);
+    if old.phase != Some(phase) {
+        let message = format!("phase {phase:?}: {what}");
+        match phase {
+            Phase::Degraded | Phase::Aborted | Phase::InvalidSpec => {
+                out.warning(&format!("{phase:?}"), message)
+            }
+            _ => out.normal(&format!("{phase:?}"), message),
+        }
+    }
+    status
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_history(
+    old: &RolloutStatus,
+    world: &World,
+    ops: &Ops,
+    status: &mut RolloutStatus,
+    revision: i64,
+    now: DateTime<Utc>,
+    rollout: &Rollout,
+) {
+    let target = &world.target_hash;
+    let images = images_of(&rollout.spec.template);
+    let push = |status: &mut RolloutStatus, record: RevisionRecord| {
+        status.history.push(record);
+        let excess = status.history.len().saturating_sub(HISTORY_LIMIT);
+        status.history.drain(..excess);
+    };
+    // A previous current revision replaced before it ever went live.
+    if let Some(previous) = &old.current_revision
+        && previous != target
+        && old.stable_revision.as_ref() != Some(previous)
+        && old.abort.as_ref().map(|a| &a.revision) != Some(previous)
+    {
+        let fleet = world.fleets.get(previous);
+        push(
+            status,
+            RevisionRecord {
+                revision: fleet.map_or(0, |f| f.revision),
+                hash: previous.clone(),
+                images: fleet.map(|f| f.images.clone()).unwrap_or_default(),
+                outcome: Outcome::Superseded,
+                score: None,
+                time: now,
+            },
+        );
+    }
+    // The Service now selects the current revision and the status did not know:
+    // recorded from what is observed, so a lost status write is caught up.
+    if !world.service_missing
+        && status.stable_revision.as_ref() == Some(target)
+        && old.stable_revision.as_ref() != Some(target)
+    {
+        let rolled_back = old.history.iter().any(|r| {
+            &r.hash == target && matches!(r.outcome, Outcome::Promoted | Outcome::RolledBack)
+        });
+        push(
+            status,
+            RevisionRecord {
+                revision,
+                hash: target.clone(),
+                images: images.clone(),
+                outcome: if rolled_back {
+                    Outcome::RolledBack
+                } else {
+                    Outcome::Promoted
+                },
+                score: None,
+                time: now,
+            },
+        );
+    }
+    if let Some(abort) = &ops.abort
+        && old.abort.as_ref() != Some(abort)
+    {
+        push(
+            status,
+            RevisionRecord {
+                revision,
+                hash: target.clone(),
+                images,
+                outcome: match abort.reason {
+                    AbortReason::User => Outcome::Aborted,
+                    AbortReason::ProgressDeadlineExceeded => Outcome::Failed,
+                },
+                score: None,
+                time: now,
+            },
+        );
+    }
+}
