@@ -136,3 +136,61 @@ pub fn validate(rollout: &Rollout) -> Vec<SpecError> {
     }
     errors
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rollout() -> Rollout {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "redblack.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": []}},
+                "strategy": {"redBlack": {"activeService": "web"}}
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let r = rollout();
+        assert_eq!(validate(&r), vec![]);
+        assert_eq!(r.spec.replicas, 1);
+        assert_eq!(r.spec.revision_history_limit, 10);
+        assert_eq!(r.spec.progress_deadline_seconds, 600);
+        assert_eq!(r.spec.strategy.red_black.scale_down_delay, "30m");
+    }
+
+    #[test]
+    fn durations_humantime_reads() {
+        for ok in ["30s", "30m", "2h", "1h30m", "1d", "0s"] {
+            assert!(parse_duration(ok).is_ok(), "{ok}");
+        }
+        let re = regex::Regex::new(crate::api::rollout::DURATION_PATTERN).unwrap();
+        for ok in ["30s", "1h30m", "500ms"] {
+            assert!(re.is_match(ok) && parse_duration(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn each_error_names_the_field() {
+        let mut r = rollout();
+        r.spec.template.metadata.as_mut().unwrap().labels = None;
+        r.spec.strategy.red_black.preview_service = Some("web".into());
+        r.spec.strategy.red_black.scale_down_delay = "soon".into();
+        r.spec.min_ready_seconds = 700;
+        let fields: Vec<_> = validate(&r).into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.template.metadata.labels",
+                "spec.progressDeadlineSeconds",
+                "spec.strategy.redBlack.previewService",
+                "spec.strategy.redBlack.scaleDownDelay",
+            ]
+        );
+    }
+}

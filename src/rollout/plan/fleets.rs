@@ -66,7 +66,7 @@ pub fn plan(
         _ => true,
     };
     if target_up {
-        ensure_target(rollout, world, now, out);
+        ensure_target(rollout, world, out);
     }
 
     // The stable fleet follows spec.replicas at once (HPA / kubectl scale).
@@ -84,10 +84,11 @@ pub fn plan(
         // Every other fleet that is up gets its warm deadline BEFORE the switch,
         // so a crash between the two writes never leaves it without one.
         for fleet in world.fleets.values() {
-            if fleet.hash != world.target_hash && fleet.size > 0 && fleet.scale_down_at.is_none()
-                || world.active_hash.as_deref() == Some(fleet.hash.as_str())
-                    && fleet.hash != world.target_hash
-            {
+            let was_live = world.active_hash.as_deref() == Some(fleet.hash.as_str());
+            let up_without_deadline = fleet.size > 0 && fleet.scale_down_at.is_none();
+            // The fleet leaving traffic always gets a fresh deadline (a stale one
+            // from an earlier life must not cut its warm window short).
+            if fleet.hash != world.target_hash && (was_live || up_without_deadline) {
                 let at = now + scale_down_delay;
                 stamped.insert(fleet.hash.clone(), at);
                 out.actions.push(Action::AnnotateReplicaSet {
@@ -115,12 +116,12 @@ pub fn plan(
     plan_preview(rollout, world, state, target_up, out);
 
     if !matches!(state, State::ServiceMissing) {
-        scale_down_others(rollout, world, state, &stamped, target_up, now, out);
-        prune(rollout, world, state, target_up, out);
+        scale_down_others(rollout, world, state, &stamped, now, out);
+        prune(rollout, world, state, out);
     }
 }
 
-fn ensure_target(rollout: &Rollout, world: &World, now: DateTime<Utc>, out: &mut Builder) {
+fn ensure_target(rollout: &Rollout, world: &World, out: &mut Builder) {
     let spec = &rollout.spec;
     let hash = &world.target_hash;
     let revision = world.target_revision();
@@ -161,7 +162,6 @@ fn ensure_target(rollout: &Rollout, world: &World, now: DateTime<Utc>, out: &mut
         );
         return;
     };
-    let _ = now;
     let mut set = BTreeMap::new();
     if fleet.revision != revision {
         // Reusing an old fleet (undo): it becomes the newest revision, as a
@@ -218,13 +218,11 @@ fn plan_preview(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn scale_down_others(
     rollout: &Rollout,
     world: &World,
     state: &State,
     stamped: &BTreeMap<String, DateTime<Utc>>,
-    target_up: bool,
     now: DateTime<Utc>,
     out: &mut Builder,
 ) {
@@ -232,15 +230,19 @@ fn scale_down_others(
     let new_active = new_active_hash(world, state);
     let abort_delay = delay(&rb.abort_scale_down_delay, 10 * 60);
     let aborted = matches!(state, State::Aborted(_));
-    // When no revision is pinned, the Service may select every fleet by the
-    // base labels: scaling any of them down could cut traffic.
-    let pinned = world.active().is_some() || matches!(state, State::Switch { .. });
+    // When no revision of ours is pinned (first deploy, or someone rewrote the
+    // Service), it may select every fleet by the base labels: scaling any of
+    // them down could cut traffic, so nothing is scaled down until the switch.
+    if world.active().is_none() && !matches!(state, State::Switch { .. }) {
+        return;
+    }
 
     let mut candidates: Vec<_> = world
         .fleets
         .values()
         .filter(|f| Some(&f.hash) != new_active.as_ref())
-        .filter(|f| !(f.hash == world.target_hash && (target_up || !aborted)))
+        // The current revision is protected unless it was abandoned.
+        .filter(|f| f.hash != world.target_hash || aborted)
         .filter(|f| f.size > 0)
         .collect();
     candidates.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.hash.cmp(&b.hash)));
@@ -260,7 +262,6 @@ fn scale_down_others(
                 });
                 Some(at)
             }
-            (None, false) if !pinned => continue,
             (None, false) => None,
         };
         let keep = match deadline {
@@ -284,7 +285,7 @@ fn scale_down_others(
     }
 }
 
-fn prune(rollout: &Rollout, world: &World, state: &State, target_up: bool, out: &mut Builder) {
+fn prune(rollout: &Rollout, world: &World, state: &State, out: &mut Builder) {
     let new_active = new_active_hash(world, state);
     let limit = usize::try_from(rollout.spec.revision_history_limit).unwrap_or(0);
     let mut idle: Vec<_> = world
@@ -293,7 +294,6 @@ fn prune(rollout: &Rollout, world: &World, state: &State, target_up: bool, out: 
         .filter(|f| Some(&f.hash) != new_active.as_ref() && f.hash != world.target_hash)
         .filter(|f| f.size == 0 && f.pods == 0)
         .collect();
-    let _ = target_up;
     idle.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.hash.cmp(&b.hash)));
     for fleet in idle.into_iter().skip(limit) {
         out.actions.push(Action::DeleteReplicaSet {
