@@ -589,6 +589,42 @@ const CASES: &[Case] = &[
             );
         },
     },
+    Case {
+        name: "no revision pinned on the Service: nothing is scaled down",
+        given: || {
+            let (mut sim, _) = v2_promoted();
+            sim.observed.active_service = Some(common::service("web"));
+            sim.advance(3600);
+            sim.set_image("web:3");
+            sim
+        },
+        then: |_, plan| {
+            assert!(
+                !plan.actions.iter().any(|a| matches!(
+                    a,
+                    Action::ScaleReplicaSet { replicas: 0, .. } | Action::DeleteReplicaSet { .. }
+                )),
+                "{:?}",
+                plan.actions
+            );
+            assert_eq!(ensures(plan).len(), 1);
+        },
+    },
+    Case {
+        name: "abort of the live revision is ignored (use undo)",
+        given: || {
+            let mut sim = Sim::steady("web:1", 3);
+            let h = sim.hash();
+            sim.annotate(ABORT_ANNOTATION, &h);
+            sim
+        },
+        then: |sim, plan| {
+            assert!(plan.actions.is_empty());
+            assert_eq!(phase(plan), Phase::Healthy);
+            assert!(plan.events.iter().any(|e| e.reason == "AbortIgnored"));
+            assert_eq!(plan.status.operations.abort, Some(sim.hash()));
+        },
+    },
 ];
 
 #[test]
