@@ -528,6 +528,7 @@ const CASES: &[Case] = &[
         then: |_, plan| {
             assert!(plan.actions.is_empty());
             assert_eq!(phase(plan), Phase::InvalidSpec);
+            assert_eq!(plan.state, redblack::rollout::State::InvalidSpec);
             let c = condition(plan, "InvalidSpec").unwrap();
             assert_eq!(c.status, ConditionStatus::True);
             assert!(

@@ -7,7 +7,8 @@ mod common;
 use common::{Sim, service};
 use proptest::prelude::*;
 use redblack::api::{
-    ABORT_ANNOTATION, PROMOTE_ANNOTATION, Phase, PromotionPolicy, RETRY_ANNOTATION, validate,
+    ABORT_ANNOTATION, PROMOTE_ANNOTATION, Phase, PromotionPolicy, RETRY_ANNOTATION,
+    SCALE_DOWN_AT_ANNOTATION, validate,
 };
 use redblack::rollout::{Action, Plan};
 
@@ -108,6 +109,26 @@ fn check(sim: &Sim, plan: &Plan) -> Result<(), TestCaseError> {
         }
     }
     prop_assert!(ensures <= 1);
+    // Crash safety: the fleet leaving traffic gets its warm deadline in an
+    // action BEFORE the switch, so no restart can lose the warm window.
+    let switch_at = plan
+        .actions
+        .iter()
+        .position(|a| matches!(a, Action::SwitchService { service, .. } if service == "web"));
+    if let (Some(at), Some(a)) = (switch_at, &active)
+        && sim.rs(a).is_some()
+        && *a != current
+    {
+        let leaving = format!("web-{a}");
+        prop_assert!(
+            plan.actions[..at]
+                .iter()
+                .any(|x| matches!(x, Action::AnnotateReplicaSet { name, set, .. }
+                if *name == leaving && set.contains_key(SCALE_DOWN_AT_ANNOTATION))),
+            "switched away from {} without a deadline first",
+            leaving
+        );
+    }
     Ok(())
 }
 
@@ -171,12 +192,19 @@ proptest! {
     fn invariants_hold_and_the_world_converges(
         replicas in 1i32..4,
         manual in any::<bool>(),
+        preview in any::<bool>(),
+        warm in 0i32..3,
         ops in proptest::collection::vec(op(), 1..40),
     ) {
         let mut sim = Sim::new("web:0", replicas);
         if manual {
             sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
         }
+        if preview {
+            sim.rollout.spec.strategy.red_black.preview_service = Some("web-preview".to_owned());
+            sim.observed.preview_service = Some(service("web-preview"));
+        }
+        sim.rollout.spec.strategy.red_black.warm_revisions = warm;
         let mut nonce = 0;
         for op in &ops {
             run(&mut sim, op, &mut nonce)?;
@@ -201,6 +229,9 @@ proptest! {
         check(&sim, &plan)?;
         prop_assert!(plan.is_noop(sim.rollout.status.as_ref()), "not converged: {:#?}", plan);
         prop_assert_eq!(sim.active_hash(), Some(sim.hash()));
+        if preview {
+            prop_assert_eq!(sim.preview_hash(), Some(sim.hash()));
+        }
         prop_assert_eq!(plan.status.phase, Some(Phase::Healthy));
         // Only the live fleet (and at most warmRevisions warm ones) keep pods.
         let up = sim.observed.replica_sets.iter().filter(|r| r.spec.replicas.unwrap_or(0) > 0).count();

@@ -3,4 +3,4 @@
 
 pub mod plan;
 
-pub use plan::{Action, EventType, Observed, Plan, PlannedEvent, plan};
+pub use plan::{Action, EventType, Observed, Plan, PlannedEvent, State, SwitchKind, plan};

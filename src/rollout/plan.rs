@@ -139,8 +139,10 @@ pub struct Plan {
     pub status: RolloutStatus,
     pub events: Vec<PlannedEvent>,
     /// Re-plan after this long even if nothing is observed to change (a timer:
-    /// scale-down delay or progress deadline).
+    /// scale-down delay or progress deadline). Honour it even for a no-op plan.
     pub requeue_after: Option<Duration>,
+    /// The state the planner decided on (for logs, metrics and tests).
+    pub state: State,
 }
 
 impl Plan {
@@ -197,7 +199,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: DateTime<Utc>) -> Plan 
     let errors = validate(rollout);
     if !errors.is_empty() {
         let status = status::invalid(rollout, &old, &world, &errors, now, &mut out);
-        return finish(out, status, now);
+        return finish(out, status, State::InvalidSpec, now);
     }
 
     let mut ops = operations::consume(rollout, &old, &world, now, &mut out);
@@ -216,10 +218,10 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: DateTime<Utc>) -> Plan 
     }
     fleets::plan(rollout, &world, &state, now, &mut out);
     let status = status::build(rollout, &old, &world, &state, &ops, now, &mut out);
-    finish(out, status, now)
+    finish(out, status, state, now)
 }
 
-fn finish(out: Builder, status: RolloutStatus, now: DateTime<Utc>) -> Plan {
+fn finish(out: Builder, status: RolloutStatus, state: State, now: DateTime<Utc>) -> Plan {
     let requeue_after = out
         .wakeups
         .iter()
@@ -231,5 +233,6 @@ fn finish(out: Builder, status: RolloutStatus, now: DateTime<Utc>) -> Plan {
         status,
         events: out.events,
         requeue_after,
+        state,
     }
 }

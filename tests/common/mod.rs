@@ -222,6 +222,9 @@ impl Sim {
     /// Returns the number of rounds; panics if it does not converge.
     pub fn settle(&mut self) -> usize {
         for round in 0..40 {
+            // Pods become ready between reconciles (the ReplicaSet controller
+            // would emit a watch event for it).
+            self.make_ready();
             let plan = self.plan();
             if plan.is_noop(self.rollout.status.as_ref()) {
                 match plan.requeue_after {
@@ -231,7 +234,6 @@ impl Sim {
                 continue;
             }
             self.apply(&plan);
-            self.make_ready();
         }
         panic!("did not converge: {:#?}", self.rollout.status);
     }

@@ -241,6 +241,9 @@ fn scale_down_others(
         .fleets
         .values()
         .filter(|f| Some(&f.hash) != new_active.as_ref())
+        // Never in the plan that switches away from it: only once the switch
+        // is observed (even with warmRevisions 0), so endpoints move first.
+        .filter(|f| Some(&f.hash) != world.active_hash.as_ref())
         // The current revision is protected unless it was abandoned.
         .filter(|f| f.hash != world.target_hash || aborted)
         .filter(|f| f.size > 0)

@@ -10,6 +10,8 @@ use crate::api::{AbortReason, AbortStatus, Outcome, PromotionPolicy, Rollout, Ro
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum State {
+    /// `validate()` found errors: nothing is touched.
+    InvalidSpec,
     /// The active Service does not exist: fleets may be prepared, nothing is switched
     /// and nothing is scaled down (we cannot know what serves traffic).
     ServiceMissing,
@@ -49,7 +51,7 @@ impl SwitchKind {
 }
 
 /// Decides the state. May turn a missed deadline into an abort (recorded in `ops`).
-pub fn derive(
+pub(crate) fn derive(
     rollout: &Rollout,
     old: &RolloutStatus,
     world: &World,

@@ -161,6 +161,13 @@ pub fn build(
         ));
     }
     let phase = match state {
+        // `invalid()` builds this status; kept total for the type's sake.
+        State::InvalidSpec => {
+            let msg = "the spec is invalid; nothing is changed until it is fixed";
+            desired.push(Desired::new(conditions::READY, False, "InvalidSpec", msg));
+            desired.push(Desired::new(conditions::STALLED, True, "InvalidSpec", msg));
+            Phase::InvalidSpec
+        }
         State::ServiceMissing => {
             let msg = format!(
                 "Service {} not found; create it (the operator only switches its selector)",

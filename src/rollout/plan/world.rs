@@ -131,10 +131,6 @@ impl World {
     pub fn active(&self) -> Option<&Fleet> {
         self.active_hash.as_ref().and_then(|h| self.fleets.get(h))
     }
-
-    pub fn max_revision(&self) -> i64 {
-        self.fleets.values().map(|f| f.revision).max().unwrap_or(0)
-    }
 }
 
 impl World {
