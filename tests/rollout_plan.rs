@@ -464,6 +464,24 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "undo under Manual promotion: a previously live revision needs no promote",
+        given: || {
+            let (mut sim, _) = v2_promoted();
+            sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
+            sim.set_image("web:1");
+            sim
+        },
+        then: |_, plan| {
+            assert_eq!(switches_to(plan, "web"), Some(v1_hash()));
+            assert_eq!(
+                plan.state,
+                redblack::rollout::State::Switch {
+                    kind: redblack::rollout::SwitchKind::Rollback
+                }
+            );
+        },
+    },
+    Case {
         name: "undo after the window: scale the old fleet up, do not switch yet",
         given: || {
             let (mut sim, _) = v2_promoted();
@@ -709,4 +727,23 @@ fn warm_revisions_limits_how_many_old_fleets_stay_up() {
     let _ = plan;
     assert_eq!(sim.size(&v1_hash()), Some(0));
     assert_eq!(sim.size(&Sim::new("web:2", 2).hash()), Some(2));
+}
+
+#[test]
+fn ensured_replica_sets_are_owned_by_the_rollout() {
+    let sim = Sim::new("web:1", 3);
+    let plan = sim.plan();
+    let rs = plan.actions[0].replica_set(&sim.rollout).unwrap();
+    let owner = &rs.metadata.owner_references.unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("Rollout", "web", Some(true))
+    );
+    assert_eq!(rs.metadata.namespace.as_deref(), Some("default"));
+    let hash = sim.hash();
+    assert_eq!(
+        rs.spec.selector.match_labels.unwrap()[redblack::api::POD_TEMPLATE_HASH_LABEL],
+        hash
+    );
+    assert_eq!(rs.metadata.annotations.unwrap()[REVISION_ANNOTATION], "1");
 }
