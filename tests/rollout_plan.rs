@@ -747,3 +747,18 @@ fn ensured_replica_sets_are_owned_by_the_rollout() {
     );
     assert_eq!(rs.metadata.annotations.unwrap()[REVISION_ANNOTATION], "1");
 }
+
+#[test]
+fn sub_second_clock_differences_do_not_change_the_status() {
+    let mut sim = Sim::new("web:1", 3);
+    sim.now += chrono::Duration::milliseconds(200);
+    let a = sim.plan();
+    sim.now += chrono::Duration::milliseconds(700);
+    let b = sim.plan();
+    assert_eq!(a.status, b.status);
+    let stored = serde_json::to_string(&a.status).unwrap();
+    assert!(
+        stored.contains("\"progressStartedAt\":\"2026-01-01T12:00:00Z\""),
+        "{stored}"
+    );
+}

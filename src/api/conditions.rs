@@ -100,3 +100,56 @@ pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Conditio
 pub fn date_time(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({"type": "string", "format": "date-time"})
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn transition_time_moves_only_when_status_flips() {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let t1 = t0 + chrono::Duration::minutes(5);
+        let first = merge(
+            &[],
+            vec![Desired::new(READY, ConditionStatus::False, "A", "a")],
+            Some(1),
+            t0,
+        );
+        // Same status, new reason/message: time kept.
+        let same = merge(
+            &first,
+            vec![Desired::new(READY, ConditionStatus::False, "B", "b")],
+            Some(2),
+            t1,
+        );
+        assert_eq!(same[0].last_transition_time, t0);
+        assert_eq!(
+            (same[0].reason.as_str(), same[0].observed_generation),
+            ("B", Some(2))
+        );
+        let flipped = merge(
+            &same,
+            vec![Desired::new(READY, ConditionStatus::True, "C", "c")],
+            Some(2),
+            t1,
+        );
+        assert_eq!(flipped[0].last_transition_time, t1);
+    }
+
+    #[test]
+    fn output_is_sorted_by_type() {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let out = merge(
+            &[],
+            vec![
+                Desired::new(STALLED, ConditionStatus::True, "x", ""),
+                Desired::new(AVAILABLE, ConditionStatus::True, "x", ""),
+            ],
+            None,
+            t0,
+        );
+        let types: Vec<_> = out.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, vec![AVAILABLE, STALLED]);
+    }
+}

@@ -11,7 +11,9 @@ const ALPHABET: &[u8; 27] = b"bcdfghjklmnpqrstvwxz2456789";
 const HASH_LEN: usize = 10;
 
 /// `sha256(canonical JSON of the template)`, first 8 bytes as a big-endian
-/// integer, written as 10 base-27 digits of the safe alphabet.
+/// integer, written as 10 base-27 digits of the safe alphabet (least
+/// significant first). Unset optional fields are omitted by serialization, so
+/// a newer k8s-openapi with new optional pod fields hashes old templates the same.
 pub fn pod_template_hash(template: &PodTemplateSpec) -> String {
     // Serializing k8s-openapi types cannot fail (no maps with non-string keys);
     // Null keeps this total anyway.
