@@ -762,3 +762,20 @@ fn sub_second_clock_differences_do_not_change_the_status() {
         "{stored}"
     );
 }
+
+#[test]
+fn undo_helper_lands_on_the_previous_fleet_and_switches_while_warm() {
+    use redblack::rollout::undo::{UndoError, same_revision, template_for_undo};
+    let (mut sim, v1) = v2_promoted();
+    let template = template_for_undo(&sim.observed.replica_sets, &sim.hash(), None).unwrap();
+    assert!(same_revision(&template, sim.rs(&v1).unwrap()));
+    sim.rollout.spec.template = template;
+    assert_eq!(sim.hash(), v1);
+    assert_eq!(switches_to(&sim.plan(), "web"), Some(v1.clone()));
+    let by_number = template_for_undo(&sim.observed.replica_sets, "", Some(1)).unwrap();
+    assert_eq!(redblack::api::pod_template_hash(&by_number), v1);
+    assert_eq!(
+        template_for_undo(&sim.observed.replica_sets, "", Some(9)),
+        Err(UndoError::NoSuchRevision(9))
+    );
+}

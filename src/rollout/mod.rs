@@ -2,5 +2,6 @@
 //! the shell that executes its actions lives in `apply.rs`.
 
 pub mod plan;
+pub mod undo;
 
 pub use plan::{Action, EventType, Observed, Plan, PlannedEvent, State, SwitchKind, plan};
