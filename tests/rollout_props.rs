@@ -35,7 +35,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0u8..4).prop_map(Op::SetImage),
-        4 => Just(Op::MakeReady),
+        6 => Just(Op::MakeReady),
         2 => (0usize..4, 0i32..4).prop_map(|(i, n)| Op::PartlyReady(i, n)),
         4 => prop_oneof![0i64..30, 0i64..700, 0i64..4000].prop_map(Op::Advance),
         8 => Just(Op::Step),
@@ -46,7 +46,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<bool>().prop_map(Op::Pause),
         1 => (0i32..5).prop_map(Op::Scale),
         1 => Just(Op::Invalidate),
-        1 => Just(Op::Fix),
+        3 => Just(Op::Fix),
         1 => Just(Op::DropService),
         1 => Just(Op::RestoreService),
     ]
@@ -185,6 +185,27 @@ fn run(sim: &mut Sim, op: &Op, nonce: &mut u32) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// `Sim::settle`, with the invariants checked on every plan on the way.
+fn settle_checked(sim: &mut Sim) -> Result<(), TestCaseError> {
+    for _ in 0..40 {
+        sim.make_ready();
+        let plan = sim.plan();
+        check(sim, &plan)?;
+        if plan.is_noop(sim.rollout.status.as_ref()) {
+            match plan.requeue_after {
+                Some(wait) => sim.now += chrono::Duration::from_std(wait).unwrap(),
+                None => return Ok(()),
+            }
+        } else {
+            sim.apply(&plan);
+        }
+    }
+    Err(TestCaseError::fail(format!(
+        "did not converge: {:#?}",
+        sim.rollout.status
+    )))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
@@ -215,7 +236,7 @@ proptest! {
             run(&mut sim, &op, &mut nonce)?;
         }
         for _ in 0..4 {
-            sim.settle();
+            settle_checked(&mut sim)?;
             let status = sim.rollout.status.clone().unwrap_or_default();
             if status.abort.is_some() {
                 run(&mut sim, &Op::Retry, &mut nonce)?;

@@ -131,7 +131,12 @@ impl Sim {
         for action in &plan.actions {
             self.apply_action(action);
         }
-        self.rollout.status = Some(plan.status.clone());
+        // Through JSON, as the API server stores it: what a restarted operator
+        // reads back must be what was planned.
+        let stored = serde_json::to_value(&plan.status).unwrap();
+        let back: redblack::api::RolloutStatus = serde_json::from_value(stored).unwrap();
+        assert_eq!(back, plan.status, "status does not survive a JSON round trip");
+        self.rollout.status = Some(back);
     }
 
     pub fn apply_action(&mut self, action: &Action) {
