@@ -592,6 +592,20 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "preview Service missing: a condition says so, the rollout proceeds",
+        given: || {
+            let mut sim = v2_created();
+            sim.rollout.spec.strategy.red_black.preview_service = Some("web-preview".to_owned());
+            sim.make_ready();
+            sim
+        },
+        then: |sim, plan| {
+            let c = condition(plan, "PreviewServiceMissing").unwrap();
+            assert!(c.message.contains("web-preview"));
+            assert_eq!(switches_to(plan, "web"), Some(sim.hash()));
+        },
+    },
+    Case {
         name: "superseded: a new template replaces an unpromoted one, which is scaled down",
         given: || {
             let mut sim = v2_created();

@@ -13,6 +13,8 @@ pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 pub const PAUSED: &str = "Paused";
 pub const INVALID_SPEC: &str = "InvalidSpec";
+/// Abnormal-true: `previewService` is set but the Service does not exist.
+pub const PREVIEW_SERVICE_MISSING: &str = "PreviewServiceMissing";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ConditionStatus {

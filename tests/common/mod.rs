@@ -135,7 +135,10 @@ impl Sim {
         // reads back must be what was planned.
         let stored = serde_json::to_value(&plan.status).unwrap();
         let back: redblack::api::RolloutStatus = serde_json::from_value(stored).unwrap();
-        assert_eq!(back, plan.status, "status does not survive a JSON round trip");
+        assert_eq!(
+            back, plan.status,
+            "status does not survive a JSON round trip"
+        );
         self.rollout.status = Some(back);
     }
 

@@ -160,6 +160,16 @@ pub fn build(
             "spec.paused is true",
         ));
     }
+    if let Some(preview) = &spec.strategy.red_black.preview_service
+        && !world.preview_exists
+    {
+        desired.push(Desired::new(
+            conditions::PREVIEW_SERVICE_MISSING,
+            True,
+            "PreviewServiceNotFound",
+            format!("preview Service {preview} not found; create it or remove previewService"),
+        ));
+    }
     let phase = match state {
         // `invalid()` builds this status; kept total for the type's sake.
         State::InvalidSpec => {
