@@ -123,7 +123,7 @@ pub struct RedBlackStrategy {
     /// How long the previous fleet stays at full size after the switch, so that
     /// a rollback is one selector write.
     #[serde(default = "default_scale_down_delay")]
-    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h|d))+$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub scale_down_delay: String,
     /// How many previous revisions may stay warm at once (the newest win).
     #[serde(default = "default_warm_revisions")]
@@ -132,7 +132,7 @@ pub struct RedBlackStrategy {
     /// How long an aborted or failed fleet stays up (for debugging) before it is
     /// scaled to zero.
     #[serde(default = "default_abort_scale_down_delay")]
-    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h|d))+$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub abort_scale_down_delay: String,
     /// RESERVED for the canary issue: the planner ignores it for now.
     #[serde(default, skip_serializing_if = "Option::is_none")]

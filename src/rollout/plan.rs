@@ -17,6 +17,7 @@ use kube::Resource;
 use crate::api::{AbortReason, Rollout, RolloutStatus, validate};
 
 mod fleets;
+mod history;
 mod operations;
 pub mod state;
 mod status;

@@ -6,14 +6,12 @@ use chrono::{DateTime, Utc};
 
 use super::Builder;
 use super::fleets::{new_active_hash, service_selector};
+use super::history;
 use super::operations::Ops;
 use super::state::State;
-use super::world::{World, images_of};
+use super::world::World;
 use crate::api::conditions::{self, Desired};
-use crate::api::{
-    AbortReason, ConditionStatus, HISTORY_LIMIT, Outcome, Phase, RevisionRecord, Rollout,
-    RolloutStatus, SpecError,
-};
+use crate::api::{AbortReason, ConditionStatus, Phase, Rollout, RolloutStatus, SpecError};
 
 use ConditionStatus::{False, True, Unknown};
 
@@ -129,7 +127,7 @@ pub fn build(
         ..RolloutStatus::default()
     };
     fill_counters(rollout, world, active.as_deref(), &mut status);
-    record_history(old, world, ops, &mut status, revision, now, rollout);
+    history::record(old, world, ops, &mut status, revision, now, rollout);
 
     let fleet_available = |hash: Option<&str>| {
         hash.and_then(|h| world.fleets.get(h))
@@ -335,85 +333,4 @@ pub fn build(
         }
     }
     status
-}
-
-#[allow(clippy::too_many_arguments)]
-fn record_history(
-    old: &RolloutStatus,
-    world: &World,
-    ops: &Ops,
-    status: &mut RolloutStatus,
-    revision: i64,
-    now: DateTime<Utc>,
-    rollout: &Rollout,
-) {
-    let target = &world.target_hash;
-    let images = images_of(&rollout.spec.template);
-    let push = |status: &mut RolloutStatus, record: RevisionRecord| {
-        status.history.push(record);
-        let excess = status.history.len().saturating_sub(HISTORY_LIMIT);
-        status.history.drain(..excess);
-    };
-    // A previous current revision replaced before it ever went live.
-    if let Some(previous) = &old.current_revision
-        && previous != target
-        && old.stable_revision.as_ref() != Some(previous)
-        && old.abort.as_ref().map(|a| &a.revision) != Some(previous)
-    {
-        let fleet = world.fleets.get(previous);
-        push(
-            status,
-            RevisionRecord {
-                revision: fleet.map_or(0, |f| f.revision),
-                hash: previous.clone(),
-                images: fleet.map(|f| f.images.clone()).unwrap_or_default(),
-                outcome: Outcome::Superseded,
-                score: None,
-                time: now,
-            },
-        );
-    }
-    // The Service now selects the current revision and the status did not know:
-    // recorded from what is observed, so a lost status write is caught up.
-    if !world.service_missing
-        && status.stable_revision.as_ref() == Some(target)
-        && old.stable_revision.as_ref() != Some(target)
-    {
-        let rolled_back = old.history.iter().any(|r| {
-            &r.hash == target && matches!(r.outcome, Outcome::Promoted | Outcome::RolledBack)
-        });
-        push(
-            status,
-            RevisionRecord {
-                revision,
-                hash: target.clone(),
-                images: images.clone(),
-                outcome: if rolled_back {
-                    Outcome::RolledBack
-                } else {
-                    Outcome::Promoted
-                },
-                score: None,
-                time: now,
-            },
-        );
-    }
-    if let Some(abort) = &ops.abort
-        && old.abort.as_ref() != Some(abort)
-    {
-        push(
-            status,
-            RevisionRecord {
-                revision,
-                hash: target.clone(),
-                images,
-                outcome: match abort.reason {
-                    AbortReason::User => Outcome::Aborted,
-                    AbortReason::ProgressDeadlineExceeded => Outcome::Failed,
-                },
-                score: None,
-                time: now,
-            },
-        );
-    }
 }
