@@ -2,8 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod controller;
 pub mod crd;
 pub mod judge;
+pub mod rollouts;
 pub mod sandbox;
 
 /// What every verb returns; the binary prints the error chain and exits 1.
@@ -22,18 +24,24 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the operator: the Rollout controller, /healthz, /readyz and /metrics.
+    Controller(controller::ControllerArgs),
     /// Run the embedded Kubernetes-compatible control plane (a SIMULATOR for demos and tests).
     Sandbox(sandbox::SandboxArgs),
     /// Print every CustomResourceDefinition as multi-document YAML.
     Crd(crd::CrdArgs),
     /// Judge canary vs baseline samples from a file, offline.
     Judge(judge::JudgeArgs),
+    #[command(flatten)]
+    Rollout(rollouts::RolloutCommand),
 }
 
 pub async fn run(cli: Cli) -> CliResult {
     match cli.command {
+        Command::Controller(args) => controller::run(args).await,
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Crd(args) => crd::run(args).await,
         Command::Judge(args) => judge::run(args).await,
+        Command::Rollout(command) => rollouts::run(command).await,
     }
 }
