@@ -4,6 +4,12 @@
 //!
 //! Everything here is pure: JSON in, JSON out.
 
+mod apply;
+pub mod fieldset;
+pub mod managed_fields;
+pub mod merge_keys;
+mod strategic;
+
 use serde_json::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,15 +63,55 @@ pub enum PatchError {
 /// `openAPIV3Schema` for custom resources (None for built-ins), where strategic
 /// merge is Unsupported as on a real API server.
 pub fn apply_patch(
-    _kind: &str,
-    _schema: Option<&Value>,
-    _current: &Value,
-    _patch_type: PatchType,
-    _body: &[u8],
+    kind: &str,
+    schema: Option<&Value>,
+    current: &Value,
+    patch_type: PatchType,
+    body: &[u8],
 ) -> Result<Value, PatchError> {
-    Err(PatchError::Unsupported(
-        "patches are not implemented yet".into(),
-    ))
+    match patch_type {
+        PatchType::Json => {
+            let ops: json_patch::Patch = serde_json::from_slice(body).map_err(|e| {
+                PatchError::Invalid(format!("error decoding json patch: {e}"))
+            })?;
+            let mut doc = current.clone();
+            json_patch::patch(&mut doc, &ops.0)
+                .map_err(|e| PatchError::Invalid(format!("json patch failed: {e}")))?;
+            Ok(doc)
+        }
+        PatchType::Merge => {
+            let patch = parse_object(body, "merge patch")?;
+            let mut doc = current.clone();
+            json_patch::merge(&mut doc, &patch);
+            Ok(doc)
+        }
+        PatchType::Strategic => {
+            if schema.is_some() {
+                return Err(PatchError::Unsupported(
+                    "strategic merge patch is not supported for custom resources; use a JSON \
+                     merge patch (application/merge-patch+json), a JSON patch \
+                     (application/json-patch+json) or server-side apply"
+                        .into(),
+                ));
+            }
+            let patch = parse_object(body, "strategic merge patch")?;
+            strategic::strategic_merge(kind, current, &patch)
+        }
+        PatchType::Apply => Err(PatchError::Invalid(
+            "apply patches go through server_side_apply".into(),
+        )),
+    }
+}
+
+fn parse_object(body: &[u8], what: &str) -> Result<Value, PatchError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| PatchError::Invalid(format!("error decoding {what}: {e}")))?;
+    if !v.is_object() {
+        return Err(PatchError::Invalid(format!(
+            "{what} must be a JSON object, got: {v}"
+        )));
+    }
+    Ok(v)
 }
 
 /// Server-side apply of `applied` (the user's partial object) by `manager` onto
@@ -75,26 +121,56 @@ pub fn apply_patch(
 /// resources its `x-kubernetes-list-type`/`x-kubernetes-list-map-keys` decide how
 /// lists merge; built-ins use their strategic merge keys.
 pub fn server_side_apply(
-    _kind: &str,
-    _schema: Option<&Value>,
-    _current: Option<&Value>,
-    _applied: &Value,
-    _manager: &str,
-    _force: bool,
-    _subresource: Option<&str>,
+    kind: &str,
+    schema: Option<&Value>,
+    current: Option<&Value>,
+    applied: &Value,
+    manager: &str,
+    force: bool,
+    subresource: Option<&str>,
 ) -> Result<Value, PatchError> {
-    Err(PatchError::Unsupported(
-        "server-side apply is not implemented yet".into(),
-    ))
+    apply::server_side_apply(
+        kind,
+        schema,
+        current,
+        applied,
+        manager,
+        force,
+        subresource,
+    )
 }
 
 /// Records an `Update` (create/put/non-apply patch) by `manager` in
 /// `next.metadata.managedFields`: the fields that changed from `current` become
 /// owned by `manager` and are taken from any other owner.
 pub fn record_update(
-    _current: Option<&Value>,
-    _next: &mut Value,
-    _manager: &str,
-    _subresource: Option<&str>,
+    current: Option<&Value>,
+    next: &mut Value,
+    manager: &str,
+    subresource: Option<&str>,
 ) {
+    managed_fields::record_update(current, next, manager, subresource)
+}
+
+/// The API server's text for apply conflicts, e.g. `Apply failed with 1 conflict:
+/// conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas`.
+/// `api_version` is the object's (conflicts do not carry one).
+pub fn conflict_message(conflicts: &[OwnershipConflict], api_version: &str) -> String {
+    match conflicts {
+        [c] => format!(
+            "Apply failed with 1 conflict: conflict with \"{}\" using {api_version}: {}",
+            c.manager, c.field
+        ),
+        _ => {
+            let lines: Vec<String> = conflicts
+                .iter()
+                .map(|c| format!("conflict with \"{}\" using {api_version}: {}", c.manager, c.field))
+                .collect();
+            format!(
+                "Apply failed with {} conflicts: {}",
+                conflicts.len(),
+                lines.join("\n")
+            )
+        }
+    }
 }

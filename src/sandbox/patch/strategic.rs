@@ -1,0 +1,265 @@
+//! Strategic merge patch of built-in kinds, as kubectl (`apply`, `patch`, `scale`,
+//! `edit`) and controllers send it: maps merge recursively, `null` deletes, lists
+//! with a merge key merge by key, other lists are replaced, plus the directives
+//! `$patch`, `$retainKeys`, `$deleteFromPrimitiveList/<f>`, `$setElementOrder/<f>`.
+
+use serde_json::{Map, Value};
+
+use super::PatchError;
+use super::merge_keys::{ListKind, Rules};
+
+const PATCH: &str = "$patch";
+const RETAIN_KEYS: &str = "$retainKeys";
+const DELETE_PRIMITIVE: &str = "$deleteFromPrimitiveList/";
+const SET_ORDER: &str = "$setElementOrder/";
+
+/// Applies a strategic merge `patch` to `original` for the built-in `kind`.
+pub fn strategic_merge(kind: &str, original: &Value, patch: &Value) -> Result<Value, PatchError> {
+    let Value::Object(patch) = patch else {
+        return Err(PatchError::Invalid(
+            "strategic merge patch must be a JSON object".into(),
+        ));
+    };
+    let orig = original.as_object().cloned().unwrap_or_default();
+    let rules = Rules::Builtin(kind);
+    match merge_map(&rules, &mut Vec::new(), orig, patch)? {
+        Some(m) => Ok(Value::Object(m)),
+        None => Err(PatchError::Invalid(
+            "$patch: delete of the whole object is not allowed".into(),
+        )),
+    }
+}
+
+/// Merges `patch` into `orig`; None means the map is deleted (`$patch: delete`).
+fn merge_map(
+    rules: &Rules,
+    path: &mut Vec<String>,
+    mut orig: Map<String, Value>,
+    patch: &Map<String, Value>,
+) -> Result<Option<Map<String, Value>>, PatchError> {
+    match patch.get(PATCH) {
+        Some(Value::String(d)) if d == "replace" => {
+            // Replace: the patch (minus directives) is the new map.
+            return merge_map(rules, path, Map::new(), &without(patch, PATCH));
+        }
+        Some(Value::String(d)) if d == "delete" => return Ok(None),
+        Some(Value::String(d)) if d == "merge" => {}
+        Some(other) => {
+            return Err(PatchError::Invalid(format!(
+                "Unknown patch type: {other} in map at {}",
+                dotted(path)
+            )));
+        }
+        None => {}
+    }
+    if let Some(retain) = patch.get(RETAIN_KEYS) {
+        let keys = retain.as_array().ok_or_else(|| {
+            PatchError::Invalid(format!("$retainKeys must be a list at {}", dotted(path)))
+        })?;
+        let keep: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
+        orig.retain(|k, _| keep.contains(&k.as_str()));
+    }
+    let mut orders: Vec<(&str, &Vec<Value>)> = Vec::new();
+    for (key, value) in patch {
+        if key == PATCH || key == RETAIN_KEYS {
+            continue;
+        }
+        if let Some(field) = key.strip_prefix(DELETE_PRIMITIVE) {
+            let drop = value.as_array().ok_or_else(|| {
+                PatchError::Invalid(format!("{key} must be a list at {}", dotted(path)))
+            })?;
+            if let Some(Value::Array(items)) = orig.get_mut(field) {
+                items.retain(|item| !drop.contains(item));
+            }
+            continue;
+        }
+        if let Some(field) = key.strip_prefix(SET_ORDER) {
+            let order = value.as_array().ok_or_else(|| {
+                PatchError::Invalid(format!("{key} must be a list at {}", dotted(path)))
+            })?;
+            orders.push((field, order));
+            continue;
+        }
+        if value.is_null() {
+            orig.remove(key);
+            continue;
+        }
+        path.push(key.clone());
+        let merged = merge_value(rules, path, orig.remove(key), value)?;
+        path.pop();
+        if let Some(v) = merged {
+            orig.insert(key.clone(), v);
+        }
+    }
+    for (field, order) in orders {
+        path.push(field.to_string());
+        let kind = rules.list_kind(&as_strs(path));
+        path.pop();
+        if let Some(Value::Array(items)) = orig.get_mut(field) {
+            apply_order(items, order, &kind);
+        }
+    }
+    Ok(Some(orig))
+}
+
+fn merge_value(
+    rules: &Rules,
+    path: &mut Vec<String>,
+    orig: Option<Value>,
+    patch: &Value,
+) -> Result<Option<Value>, PatchError> {
+    match patch {
+        Value::Object(p) => {
+            let o = match orig {
+                Some(Value::Object(o)) => o,
+                _ => Map::new(),
+            };
+            Ok(merge_map(rules, path, o, p)?.map(Value::Object))
+        }
+        Value::Array(p) => {
+            let o = match orig {
+                Some(Value::Array(o)) => o,
+                _ => Vec::new(),
+            };
+            merge_list(rules, path, o, p).map(|l| Some(Value::Array(l)))
+        }
+        scalar => Ok(Some(scalar.clone())),
+    }
+}
+
+fn merge_list(
+    rules: &Rules,
+    path: &mut Vec<String>,
+    orig: Vec<Value>,
+    patch: &[Value],
+) -> Result<Vec<Value>, PatchError> {
+    let kind = rules.list_kind(&as_strs(path));
+    // `{"$patch": "replace"}` as a list item replaces the whole list.
+    let replace = patch.iter().any(|item| is_directive(item, "replace"));
+    let orig = if replace { Vec::new() } else { orig };
+    let patch: Vec<&Value> = patch
+        .iter()
+        .filter(|item| !is_directive(item, "replace"))
+        .collect();
+    match kind {
+        ListKind::Map(keys) => {
+            let mut out = orig;
+            for item in patch {
+                let Some(pm) = item.as_object() else {
+                    return Err(PatchError::Invalid(format!(
+                        "list {} with merge key {} has a non-map item: {item}",
+                        dotted(path),
+                        keys.join(",")
+                    )));
+                };
+                let pos = out.iter().position(|o| same_key(o, pm, &keys));
+                if pm.get(PATCH).and_then(Value::as_str) == Some("delete") {
+                    if let Some(i) = pos {
+                        out.remove(i);
+                    }
+                    continue;
+                }
+                if !keys.iter().any(|k| pm.contains_key(k)) {
+                    return Err(PatchError::Invalid(format!(
+                        "map: {item} does not contain declared merge key: {}",
+                        keys.join(",")
+                    )));
+                }
+                match pos {
+                    Some(i) => {
+                        let o = match std::mem::take(&mut out[i]) {
+                            Value::Object(o) => o,
+                            _ => Map::new(),
+                        };
+                        match merge_map(rules, path, o, pm)? {
+                            Some(m) => out[i] = Value::Object(m),
+                            None => {
+                                out.remove(i);
+                            }
+                        }
+                    }
+                    None => {
+                        if let Some(m) = merge_map(rules, path, Map::new(), pm)? {
+                            out.push(Value::Object(m));
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        }
+        ListKind::Set => {
+            let mut out = orig;
+            for item in patch {
+                if !out.contains(item) {
+                    out.push(item.clone());
+                }
+            }
+            Ok(out)
+        }
+        ListKind::Atomic => {
+            // Replaced, but directives inside items must never be stored.
+            let mut out = Vec::new();
+            for item in patch {
+                match item {
+                    Value::Object(m) => {
+                        if let Some(m) = merge_map(rules, path, Map::new(), m)? {
+                            out.push(Value::Object(m));
+                        }
+                    }
+                    other => out.push(other.clone()),
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Reorders `items` as `$setElementOrder` lists them; items it does not mention
+/// (e.g. added by the server) keep their relative order after the listed ones.
+fn apply_order(items: &mut Vec<Value>, order: &[Value], kind: &ListKind) {
+    let rank = |item: &Value| -> usize {
+        order
+            .iter()
+            .position(|o| match (kind, o.as_object(), item.as_object()) {
+                (ListKind::Map(keys), Some(om), Some(_)) => same_key(item, om, keys),
+                _ => o == item,
+            })
+            .unwrap_or(usize::MAX)
+    };
+    let mut ranked: Vec<(usize, Value)> = items.drain(..).map(|v| (rank(&v), v)).collect();
+    ranked.sort_by_key(|(r, _)| *r);
+    items.extend(ranked.into_iter().map(|(_, v)| v));
+}
+
+fn same_key(item: &Value, patch_item: &Map<String, Value>, keys: &[String]) -> bool {
+    let Some(im) = item.as_object() else {
+        return false;
+    };
+    keys.iter()
+        .filter(|k| patch_item.contains_key(*k))
+        .all(|k| im.get(k) == patch_item.get(k))
+        && keys.iter().any(|k| patch_item.contains_key(k))
+}
+
+fn is_directive(item: &Value, directive: &str) -> bool {
+    item.as_object()
+        .is_some_and(|m| m.len() == 1 && m.get(PATCH).and_then(Value::as_str) == Some(directive))
+}
+
+fn without(m: &Map<String, Value>, key: &str) -> Map<String, Value> {
+    let mut m = m.clone();
+    m.remove(key);
+    m
+}
+
+fn as_strs(path: &[String]) -> Vec<&str> {
+    path.iter().map(String::as_str).collect()
+}
+
+fn dotted(path: &[String]) -> String {
+    if path.is_empty() {
+        "the root".into()
+    } else {
+        path.join(".")
+    }
+}
