@@ -4,7 +4,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::fieldset::{FieldPath, FieldSet, display, fields_of, is_prefix, item_key, remove_at, value_at};
+use super::fieldset::{
+    FieldPath, FieldSet, display, fields_of, is_prefix, item_key, remove_at, value_at,
+};
 use super::managed_fields::{Entry, read_entries, set_entry, write_entries};
 use super::merge_keys::{ListKind, Rules};
 use super::{OwnershipConflict, PatchError};
@@ -92,8 +94,7 @@ pub fn server_side_apply(
             continue;
         }
         let owned_elsewhere = entries.iter().any(|e| {
-            !e.same_owner(manager, "Apply", subresource)
-                && e.fields.iter().any(|f| is_prefix(p, f))
+            !e.same_owner(manager, "Apply", subresource) && e.fields.iter().any(|f| is_prefix(p, f))
         });
         if !owned_elsewhere {
             remove_at(&mut merged, p);
@@ -124,10 +125,14 @@ fn check_config(kind: &str, applied: &Value) -> Result<String, PatchError> {
     };
     let field = |k: &str| obj.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
     let api_version = field("apiVersion").ok_or_else(|| {
-        PatchError::Invalid("invalid object type: apiVersion must be set in an apply configuration".into())
+        PatchError::Invalid(
+            "invalid object type: apiVersion must be set in an apply configuration".into(),
+        )
     })?;
     let applied_kind = field("kind").ok_or_else(|| {
-        PatchError::Invalid("invalid object type: kind must be set in an apply configuration".into())
+        PatchError::Invalid(
+            "invalid object type: kind must be set in an apply configuration".into(),
+        )
     })?;
     if applied_kind != kind {
         return Err(PatchError::Invalid(format!(

@@ -16,7 +16,10 @@ pub type FieldSet = BTreeSet<FieldPath>;
 /// Fields of the object the server owns; they are never part of a manager's set.
 fn ignored(path: &[String]) -> bool {
     matches!(
-        path.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+        path.iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
         ["f:apiVersion"]
             | ["f:kind"]
             | ["f:metadata", "f:name"]
@@ -284,17 +287,28 @@ mod tests {
                              "metadata": {"finalizers": ["f1", "f2"]}});
         let p = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            value_at(&obj, &p(&["f:spec", "f:containers", "k:{\"name\":\"b\"}", "f:image"])),
+            value_at(
+                &obj,
+                &p(&["f:spec", "f:containers", "k:{\"name\":\"b\"}", "f:image"])
+            ),
             Some(&json!("x"))
         );
-        remove_at(&mut obj, &p(&["f:spec", "f:containers", "k:{\"name\":\"a\"}"]));
+        remove_at(
+            &mut obj,
+            &p(&["f:spec", "f:containers", "k:{\"name\":\"a\"}"]),
+        );
         remove_at(&mut obj, &p(&["f:metadata", "f:finalizers", "v:\"f1\""]));
         assert_eq!(
             obj,
             json!({"spec": {"containers": [{"name": "b", "image": "x"}]}, "metadata": {"finalizers": ["f2"]}})
         );
         assert_eq!(
-            display(&p(&["f:spec", "f:containers", "k:{\"name\":\"b\"}", "f:image"])),
+            display(&p(&[
+                "f:spec",
+                "f:containers",
+                "k:{\"name\":\"b\"}",
+                "f:image"
+            ])),
             ".spec.containers[name=\"b\"].image"
         );
     }

@@ -39,7 +39,11 @@ impl Rules<'_> {
 fn pod_spec_prefix(kind: &str) -> &'static [&'static str] {
     match kind {
         "Pod" => &["spec"],
-        "ReplicaSet" | "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicationController"
+        "ReplicaSet"
+        | "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicationController"
         | "Job" => &["spec", "template", "spec"],
         "PodTemplate" => &["template", "spec"],
         "CronJob" => &["spec", "jobTemplate", "spec", "template", "spec"],
@@ -150,18 +154,42 @@ mod tests {
     fn builtin_table() {
         let cases: &[(&str, &[&str], ListKind)] = &[
             ("Pod", &["spec", "containers"], map(&["name"])),
-            ("ReplicaSet", &["spec", "template", "spec", "containers"], map(&["name"])),
-            ("Deployment", &["spec", "template", "spec", "initContainers"], map(&["name"])),
-            ("Pod", &["spec", "containers", "ports"], map(&["containerPort"])),
+            (
+                "ReplicaSet",
+                &["spec", "template", "spec", "containers"],
+                map(&["name"]),
+            ),
+            (
+                "Deployment",
+                &["spec", "template", "spec", "initContainers"],
+                map(&["name"]),
+            ),
+            (
+                "Pod",
+                &["spec", "containers", "ports"],
+                map(&["containerPort"]),
+            ),
             ("Pod", &["spec", "containers", "env"], map(&["name"])),
-            ("Pod", &["spec", "containers", "volumeMounts"], map(&["mountPath"])),
-            ("Pod", &["spec", "containers", "volumeDevices"], map(&["devicePath"])),
+            (
+                "Pod",
+                &["spec", "containers", "volumeMounts"],
+                map(&["mountPath"]),
+            ),
+            (
+                "Pod",
+                &["spec", "containers", "volumeDevices"],
+                map(&["devicePath"]),
+            ),
             ("Pod", &["spec", "containers", "args"], ListKind::Atomic),
             ("Pod", &["spec", "containers", "command"], ListKind::Atomic),
             ("Pod", &["spec", "volumes"], map(&["name"])),
             ("Pod", &["spec", "imagePullSecrets"], map(&["name"])),
             ("Pod", &["spec", "hostAliases"], map(&["ip"])),
-            ("Pod", &["spec", "topologySpreadConstraints"], map(&["topologyKey"])),
+            (
+                "Pod",
+                &["spec", "topologySpreadConstraints"],
+                map(&["topologyKey"]),
+            ),
             ("Pod", &["spec", "tolerations"], ListKind::Atomic),
             ("Service", &["spec", "ports"], map(&["port"])),
             ("ConfigMap", &["metadata", "ownerReferences"], map(&["uid"])),
@@ -172,7 +200,11 @@ mod tests {
             ("Pod", &["spec", "ports"], ListKind::Atomic),
         ];
         for (kind, path, want) in cases {
-            assert_eq!(&Rules::Builtin(kind).list_kind(path), want, "{kind} {path:?}");
+            assert_eq!(
+                &Rules::Builtin(kind).list_kind(path),
+                want,
+                "{kind} {path:?}"
+            );
         }
     }
 

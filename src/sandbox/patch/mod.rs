@@ -71,9 +71,8 @@ pub fn apply_patch(
 ) -> Result<Value, PatchError> {
     match patch_type {
         PatchType::Json => {
-            let ops: json_patch::Patch = serde_json::from_slice(body).map_err(|e| {
-                PatchError::Invalid(format!("error decoding json patch: {e}"))
-            })?;
+            let ops: json_patch::Patch = serde_json::from_slice(body)
+                .map_err(|e| PatchError::Invalid(format!("error decoding json patch: {e}")))?;
             let mut doc = current.clone();
             json_patch::patch(&mut doc, &ops.0)
                 .map_err(|e| PatchError::Invalid(format!("json patch failed: {e}")))?;
@@ -129,15 +128,7 @@ pub fn server_side_apply(
     force: bool,
     subresource: Option<&str>,
 ) -> Result<Value, PatchError> {
-    apply::server_side_apply(
-        kind,
-        schema,
-        current,
-        applied,
-        manager,
-        force,
-        subresource,
-    )
+    apply::server_side_apply(kind, schema, current, applied, manager, force, subresource)
 }
 
 /// Records an `Update` (create/put/non-apply patch) by `manager` in
@@ -164,7 +155,12 @@ pub fn conflict_message(conflicts: &[OwnershipConflict], api_version: &str) -> S
         _ => {
             let lines: Vec<String> = conflicts
                 .iter()
-                .map(|c| format!("conflict with \"{}\" using {api_version}: {}", c.manager, c.field))
+                .map(|c| {
+                    format!(
+                        "conflict with \"{}\" using {api_version}: {}",
+                        c.manager, c.field
+                    )
+                })
                 .collect();
             format!(
                 "Apply failed with {} conflicts: {}",
