@@ -334,7 +334,7 @@ fn cm(data: Value) -> Value {
 
 fn ssa(cur: Option<&Value>, cfg: &Value, manager: &str, force: bool) -> Result<Value, PatchError> {
     server_side_apply(
-        &cfg["kind"].as_str().unwrap_or("ConfigMap").to_string(),
+        cfg["kind"].as_str().unwrap_or("ConfigMap"),
         None,
         cur,
         cfg,

@@ -167,10 +167,10 @@ pub fn remove_at(value: &mut Value, path: &[String]) {
         if let Some(m) = cur.as_object_mut() {
             m.remove(name);
         }
-    } else if let Some(items) = cur.as_array_mut() {
-        if let Some(i) = item_index(items, last) {
-            items.remove(i);
-        }
+    } else if let Some(items) = cur.as_array_mut()
+        && let Some(i) = item_index(items, last)
+    {
+        items.remove(i);
     }
 }
 

@@ -64,10 +64,12 @@ fn builtin_list_kind(kind: &str, path: &[&str]) -> ListKind {
         _ => {}
     }
     let prefix = pod_spec_prefix(kind);
-    if !prefix.is_empty() && path.len() > prefix.len() && path.starts_with(prefix) {
-        if let Some(k) = pod_spec_list_kind(&path[prefix.len()..]) {
-            return k;
-        }
+    if !prefix.is_empty()
+        && path.len() > prefix.len()
+        && path.starts_with(prefix)
+        && let Some(k) = pod_spec_list_kind(&path[prefix.len()..])
+    {
+        return k;
     }
     match (kind, path) {
         ("Service", ["spec", "ports"]) => map(&["port"]),

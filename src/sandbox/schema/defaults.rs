@@ -16,10 +16,10 @@ pub fn apply_defaults(schema: &Value, value: &mut Value) {
                     if !nullable && map.get(key).is_some_and(Value::is_null) {
                         map.remove(key);
                     }
-                    if !map.contains_key(key) {
-                        if let Some(d) = sub.get("default") {
-                            map.insert(key.clone(), d.clone());
-                        }
+                    if !map.contains_key(key)
+                        && let Some(d) = sub.get("default")
+                    {
+                        map.insert(key.clone(), d.clone());
                     }
                     if let Some(v) = map.get_mut(key) {
                         apply_defaults(sub, v);

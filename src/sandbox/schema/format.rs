@@ -21,7 +21,7 @@ pub fn format_ok(format: &str, value: &Value) -> bool {
 
 /// Standard base64 with padding, as Go's `strfmt.Base64` accepts.
 fn is_base64(s: &str) -> bool {
-    s.len() % 4 == 0
+    s.len().is_multiple_of(4)
         && s.trim_end_matches('=').len() + 2 >= s.len()
         && s.trim_end_matches('=')
             .bytes()

@@ -26,13 +26,12 @@ pub fn check_structural(schema: &Value) -> Vec<FieldError> {
     if let Some(meta) = schema
         .pointer("/properties/metadata/properties")
         .and_then(Value::as_object)
+        && meta.keys().any(|k| k != "name" && k != "generateName")
     {
-        if meta.keys().any(|k| k != "name" && k != "generateName") {
-            out.push(forbidden(
+        out.push(forbidden(
                 "properties[metadata]",
                 "must not specify anything other than name and generateName, but metadata is implicitly specified",
             ));
-        }
     }
     node(schema, "", &mut out);
     out

@@ -17,20 +17,20 @@ pub fn validate(schema: &Value, value: &Value, path: &str, out: &mut Vec<FieldEr
         return;
     };
     if value.is_null() {
-        if s.get("nullable").and_then(Value::as_bool) != Some(true) {
-            if let Some(t) = s.get("type").and_then(Value::as_str) {
-                out.push(type_invalid(path, "null", t));
-            }
+        if s.get("nullable").and_then(Value::as_bool) != Some(true)
+            && let Some(t) = s.get("type").and_then(Value::as_str)
+        {
+            out.push(type_invalid(path, "null", t));
         }
         return;
     }
     if !type_ok(s, value, path, out) {
         return;
     }
-    if let Some(allowed) = s.get("enum").and_then(Value::as_array) {
-        if !allowed.iter().any(|a| json_eq(a, value)) {
-            out.push(not_supported(path, value, allowed));
-        }
+    if let Some(allowed) = s.get("enum").and_then(Value::as_array)
+        && !allowed.iter().any(|a| json_eq(a, value))
+    {
+        out.push(not_supported(path, value, allowed));
     }
     match value {
         Value::Number(n) => {
@@ -122,14 +122,14 @@ fn number(s: &Map<String, Value>, x: f64, value: &Value, path: &str, out: &mut V
             out.push(invalid(path, value, &detail));
         }
     }
-    if let Some(f) = s.get("format").and_then(Value::as_str) {
-        if !format_ok(f, value) {
-            out.push(invalid(
-                path,
-                value,
-                &format!("{path} in body must be of type {f}: \"{x}\""),
-            ));
-        }
+    if let Some(f) = s.get("format").and_then(Value::as_str)
+        && !format_ok(f, value)
+    {
+        out.push(invalid(
+            path,
+            value,
+            &format!("{path} in body must be of type {f}: \"{x}\""),
+        ));
     }
 }
 
@@ -141,37 +141,37 @@ fn string(
     out: &mut Vec<FieldError>,
 ) {
     let chars = text.chars().count() as u64;
-    if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
-        if chars > max {
-            out.push(too_long(path, max));
-        }
+    if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
+        && chars > max
+    {
+        out.push(too_long(path, max));
     }
-    if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
-        if chars < min {
-            let detail = format!("{path} in body should be at least {min} chars long");
-            out.push(invalid(path, value, &detail));
-        }
+    if let Some(min) = s.get("minLength").and_then(Value::as_u64)
+        && chars < min
+    {
+        let detail = format!("{path} in body should be at least {min} chars long");
+        out.push(invalid(path, value, &detail));
     }
     if let Some(p) = s.get("pattern").and_then(Value::as_str) {
         // A pattern the regex crate cannot compile is reported by check_structural.
-        if let Ok(re) = regex::Regex::new(p) {
-            if !re.is_match(text) {
-                out.push(invalid(
-                    path,
-                    value,
-                    &format!("{path} in body should match '{p}'"),
-                ));
-            }
-        }
-    }
-    if let Some(f) = s.get("format").and_then(Value::as_str) {
-        if !format_ok(f, value) {
+        if let Ok(re) = regex::Regex::new(p)
+            && !re.is_match(text)
+        {
             out.push(invalid(
                 path,
                 value,
-                &format!("{path} in body must be of type {f}: {text:?}"),
+                &format!("{path} in body should match '{p}'"),
             ));
         }
+    }
+    if let Some(f) = s.get("format").and_then(Value::as_str)
+        && !format_ok(f, value)
+    {
+        out.push(invalid(
+            path,
+            value,
+            &format!("{path} in body must be of type {f}: {text:?}"),
+        ));
     }
 }
 
@@ -182,16 +182,16 @@ fn array(
     path: &str,
     out: &mut Vec<FieldError>,
 ) {
-    if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
-        if (items.len() as u64) < min {
-            let detail = format!("{path} in body should have at least {min} items");
-            out.push(invalid(path, value, &detail));
-        }
+    if let Some(min) = s.get("minItems").and_then(Value::as_u64)
+        && (items.len() as u64) < min
+    {
+        let detail = format!("{path} in body should have at least {min} items");
+        out.push(invalid(path, value, &detail));
     }
-    if let Some(max) = s.get("maxItems").and_then(Value::as_u64) {
-        if items.len() as u64 > max {
-            out.push(too_many(path, items.len(), max));
-        }
+    if let Some(max) = s.get("maxItems").and_then(Value::as_u64)
+        && items.len() as u64 > max
+    {
+        out.push(too_many(path, items.len(), max));
     }
     if s.get("uniqueItems").and_then(Value::as_bool) == Some(true) {
         let dup = items
@@ -277,16 +277,16 @@ fn object(
             _ => {}
         }
     }
-    if let Some(min) = s.get("minProperties").and_then(Value::as_u64) {
-        if (map.len() as u64) < min {
-            let detail = format!("{path} in body should have at least {min} properties");
-            out.push(invalid(path, value, &detail));
-        }
+    if let Some(min) = s.get("minProperties").and_then(Value::as_u64)
+        && (map.len() as u64) < min
+    {
+        let detail = format!("{path} in body should have at least {min} properties");
+        out.push(invalid(path, value, &detail));
     }
-    if let Some(max) = s.get("maxProperties").and_then(Value::as_u64) {
-        if map.len() as u64 > max {
-            out.push(too_many(path, map.len(), max));
-        }
+    if let Some(max) = s.get("maxProperties").and_then(Value::as_u64)
+        && map.len() as u64 > max
+    {
+        out.push(too_many(path, map.len(), max));
     }
 }
 
@@ -302,22 +302,22 @@ fn combinators(s: &Map<String, Value>, value: &Value, path: &str, out: &mut Vec<
             validate(sub, value, path, out);
         }
     }
-    if let Some(any) = s.get("anyOf").and_then(Value::as_array) {
-        if !any.iter().any(passes) {
-            let detail = format!("{path} in body must validate at least one schema (anyOf)");
-            out.push(invalid(path, value, &detail));
-        }
+    if let Some(any) = s.get("anyOf").and_then(Value::as_array)
+        && !any.iter().any(passes)
+    {
+        let detail = format!("{path} in body must validate at least one schema (anyOf)");
+        out.push(invalid(path, value, &detail));
     }
-    if let Some(one) = s.get("oneOf").and_then(Value::as_array) {
-        if one.iter().filter(|sub| passes(sub)).count() != 1 {
-            let detail = format!("{path} in body must validate one and only one schema (oneOf)");
-            out.push(invalid(path, value, &detail));
-        }
+    if let Some(one) = s.get("oneOf").and_then(Value::as_array)
+        && one.iter().filter(|sub| passes(sub)).count() != 1
+    {
+        let detail = format!("{path} in body must validate one and only one schema (oneOf)");
+        out.push(invalid(path, value, &detail));
     }
-    if let Some(not) = s.get("not") {
-        if passes(not) {
-            let detail = format!("{path} in body must not validate the schema provided");
-            out.push(invalid(path, value, &detail));
-        }
+    if let Some(not) = s.get("not")
+        && passes(not)
+    {
+        let detail = format!("{path} in body must not validate the schema provided");
+        out.push(invalid(path, value, &detail));
     }
 }
