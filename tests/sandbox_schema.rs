@@ -560,3 +560,92 @@ proptest! {
         prop_assert!(second.pruned.is_empty());
     }
 }
+
+fn cel_schema() -> Value {
+    root(json!({"type": "object",
+        "x-kubernetes-validations": [
+            {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must not exceed maxReplicas"},
+            {"rule": "!has(self.paused) || self.paused == false || has(self.reason)",
+             "messageExpression": "'paused needs a reason (maxReplicas=' + string(self.maxReplicas) + ')'",
+             "fieldPath": ".reason", "reason": "FieldValueRequired"},
+            {"rule": "self.mode == oldSelf.mode", "message": "mode is immutable"}],
+        "properties": {
+            "minReplicas": {"type": "integer"}, "maxReplicas": {"type": "integer"},
+            "paused": {"type": "boolean"}, "reason": {"type": "string"}, "mode": {"type": "string", "default": "a"},
+            "steps": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                "items": {"type": "object", "properties": {"name": {"type": "string"}, "weight": {"type": "integer",
+                    "x-kubernetes-validations": [{"rule": "self >= 0 && self <= 100"},
+                                                 {"rule": "self >= oldSelf", "message": "weight may only grow"}]}}}}}}))
+}
+
+#[test]
+fn cel_rules() {
+    let schema = cel_schema();
+    let run = |spec: Value, old: Option<Value>| {
+        let mut o = obj(spec);
+        let old = old.map(obj);
+        validate_and_default(&schema, &mut o, old.as_ref()).errors
+    };
+    assert_eq!(
+        run(json!({"minReplicas": 1, "maxReplicas": 2}), None),
+        vec![]
+    );
+    assert_eq!(
+        run(json!({"minReplicas": 3, "maxReplicas": 2}), None),
+        vec![fe(
+            "FieldValueInvalid",
+            "spec",
+            "Invalid value: \"object\": minReplicas must not exceed maxReplicas"
+        )]
+    );
+    assert_eq!(
+        run(
+            json!({"minReplicas": 1, "maxReplicas": 2, "paused": true}),
+            None
+        ),
+        vec![fe(
+            "FieldValueRequired",
+            "spec.reason",
+            "Required value: paused needs a reason (maxReplicas=2)"
+        )]
+    );
+    assert_eq!(
+        run(
+            json!({"minReplicas": 1, "maxReplicas": 2, "steps": [{"name": "s", "weight": 101}]}),
+            None
+        ),
+        vec![fe(
+            "FieldValueInvalid",
+            "spec.steps[0].weight",
+            "Invalid value: \"integer\": failed rule: self >= 0 && self <= 100"
+        )]
+    );
+    // Transition rules: only on update, against the correlated old value.
+    let old = json!({"minReplicas": 1, "maxReplicas": 2, "mode": "a", "steps": [{"name": "x", "weight": 1}, {"name": "s", "weight": 50}]});
+    assert_eq!(
+        run(
+            json!({"minReplicas": 1, "maxReplicas": 2, "mode": "b", "steps": [{"name": "s", "weight": 40}, {"name": "new", "weight": 0}]}),
+            Some(old)
+        ),
+        vec![
+            fe(
+                "FieldValueInvalid",
+                "spec",
+                "Invalid value: \"object\": mode is immutable"
+            ),
+            fe(
+                "FieldValueInvalid",
+                "spec.steps[0].weight",
+                "Invalid value: \"integer\": weight may only grow"
+            )
+        ]
+    );
+    // A rule that fails to compile is reported by the structural check.
+    let bad = root(json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.a >"}]}));
+    let errs = check_structural(&bad);
+    assert_eq!(errs.len(), 1);
+    assert_eq!(
+        errs[0].field,
+        "properties[spec].x-kubernetes-validations[0].rule"
+    );
+}

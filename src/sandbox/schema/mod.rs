@@ -3,6 +3,7 @@
 //!
 //! Pure: a schema and an object in, the object defaulted/pruned and errors out.
 
+mod cel;
 mod defaults;
 mod errors;
 mod format;
@@ -39,12 +40,15 @@ pub struct SchemaOutcome {
 ///
 /// The order is the apiextensions server's: prune, then default, then validate.
 pub fn validate_and_default(schema: &Value, obj: &mut Value, old: Option<&Value>) -> SchemaOutcome {
-    // CEL rules (x-kubernetes-validations) are not evaluated; see the module docs.
-    let _ = old;
     let mut outcome = SchemaOutcome::default();
     prune::prune(schema, obj, "", &mut outcome.pruned);
     defaults::apply_defaults(schema, obj);
     validate::validate(schema, obj, "", &mut outcome.errors);
+    // CEL rules assume well-typed values; like a compiler after a type error, they
+    // are skipped when the object already failed schema validation.
+    if outcome.errors.is_empty() {
+        cel::check_rules(schema, obj, old, "", &mut outcome.errors);
+    }
     outcome
 }
 

@@ -120,6 +120,7 @@ fn node(s: &Value, path: &str, out: &mut Vec<FieldError>) {
         }
     }
     list_type(m, path, out);
+    out.extend(super::cel::compile_errors(m, path));
     if let Some(props) = m.get("properties").and_then(Value::as_object) {
         for (k, sub) in props {
             node(sub, &join(path, &format!("properties[{k}]")), out);
