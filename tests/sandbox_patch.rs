@@ -631,3 +631,40 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn record_update_on_create_and_item_edits() {
+    let mut created = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "uid": "u"},
+        "spec": {"containers": [{"name": "app", "image": "a:1"}]}});
+    record_update(None, &mut created, "kubectl-create", None);
+    let e = &created["metadata"]["managedFields"][0];
+    assert_eq!(e["operation"], "Update");
+    assert_eq!(
+        e["fieldsV1"],
+        json!({"f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {".": {}, "f:image": {}, "f:name": {}}}}})
+    );
+
+    // A controller changing only the image takes the image, not the item.
+    let mut next = created.clone();
+    next["spec"]["containers"][0]["image"] = json!("a:2");
+    next["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("managedFields");
+    record_update(Some(&created), &mut next, "controller", None);
+    let mf = next["metadata"]["managedFields"].as_array().unwrap();
+    assert_eq!(mf.len(), 2);
+    assert_eq!(
+        mf[0]["fieldsV1"],
+        json!({"f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {".": {}, "f:name": {}}}}})
+    );
+    assert_eq!(mf[1]["manager"], "controller");
+    assert_eq!(
+        mf[1]["fieldsV1"],
+        json!({"f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {"f:image": {}}}}})
+    );
+    // An update that changes nothing adds no entry.
+    let mut same = next.clone();
+    record_update(Some(&next), &mut same, "idle", None);
+    assert_eq!(same, next);
+}

@@ -137,7 +137,16 @@ pub fn record_update(
     let next_fields = fields_of(&rules, next);
     let changed: FieldSet = next_fields
         .iter()
-        .filter(|p| current.and_then(|c| value_at(c, p)) != value_at(next, p))
+        .filter(|p| {
+            let before = current.and_then(|c| value_at(c, p));
+            // A list item changes hands only when it appears; edits inside it are
+            // tracked by its own fields.
+            if p.last().is_some_and(|s| !s.starts_with("f:")) {
+                before.is_none()
+            } else {
+                before != value_at(next, p)
+            }
+        })
         .cloned()
         .collect();
     // A client that sends managedFields (e.g. a PUT of a read object) states them;

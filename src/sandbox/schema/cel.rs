@@ -3,6 +3,14 @@
 //! mention `oldSelf`) run only on updates where the old value at that node exists
 //! (object properties, `additionalProperties` values and `map` list items by key
 //! correlate; other list items do not, as on a real server).
+//!
+//! Differences from the real server (cel-interpreter implements standard CEL, not
+//! the Kubernetes libraries): no Kubernetes extension functions (`quantity`,
+//! `url`, `ip`, `cidr`, `isSorted`, `sum`, list `indexOf`, `format`, regex `find`);
+//! strings with `format: date-time`/`duration` stay strings (the server types them
+//! as timestamp/duration); `optionalOldSelf` is ignored; no cost budget; property
+//! names that are CEL keywords are not escaped; `string()` does not take bools.
+//! Rules run only when the object passed the schema's other validations.
 
 use std::collections::HashMap;
 use std::sync::Arc;
