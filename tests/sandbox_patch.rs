@@ -668,3 +668,22 @@ fn record_update_on_create_and_item_edits() {
     record_update(Some(&next), &mut same, "idle", None);
     assert_eq!(same, next);
 }
+
+#[test]
+fn conflict_message_with_several_conflicts() {
+    let c = |m: &str, f: &str| OwnershipConflict {
+        manager: m.into(),
+        field: f.into(),
+    };
+    assert_eq!(
+        conflict_message(
+            &[
+                c("b", ".spec.replicas"),
+                c("a", ".data.x"),
+                c("b", ".spec.paused")
+            ],
+            "apps/v1"
+        ),
+        "Apply failed with 3 conflicts: conflicts with \"a\" using apps/v1:\n- .data.x\nconflicts with \"b\" using apps/v1:\n- .spec.replicas\n- .spec.paused"
+    );
+}

@@ -30,6 +30,8 @@ impl Rules<'_> {
     pub fn list_kind(&self, path: &[&str]) -> ListKind {
         match self {
             Rules::Builtin(kind) => builtin_list_kind(kind, path),
+            // A CRD schema does not describe metadata; it is ObjectMeta as everywhere.
+            Rules::Schema(_) if path.first() == Some(&"metadata") => builtin_list_kind("", path),
             Rules::Schema(schema) => schema_list_kind(schema, path),
         }
     }
@@ -222,5 +224,7 @@ mod tests {
         assert_eq!(r.list_kind(&["spec", "items", "tags"]), ListKind::Set);
         assert_eq!(r.list_kind(&["spec", "plain"]), ListKind::Atomic);
         assert_eq!(r.list_kind(&["spec", "nope"]), ListKind::Atomic);
+        assert_eq!(r.list_kind(&["metadata", "finalizers"]), ListKind::Set);
+        assert_eq!(r.list_kind(&["metadata", "ownerReferences"]), map(&["uid"]));
     }
 }

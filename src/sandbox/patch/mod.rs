@@ -144,29 +144,37 @@ pub fn record_update(
 }
 
 /// The API server's text for apply conflicts, e.g. `Apply failed with 1 conflict:
-/// conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas`.
-/// `api_version` is the object's (conflicts do not carry one).
+/// conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas`; with
+/// several, one `conflicts with "<manager>" using <apiVersion>:` line per manager
+/// (sorted) followed by `- <field>` lines. `api_version` is the object's
+/// (conflicts do not carry one).
 pub fn conflict_message(conflicts: &[OwnershipConflict], api_version: &str) -> String {
-    match conflicts {
-        [c] => format!(
-            "Apply failed with 1 conflict: conflict with \"{}\" using {api_version}: {}",
-            c.manager, c.field
-        ),
-        _ => {
-            let lines: Vec<String> = conflicts
-                .iter()
-                .map(|c| {
-                    format!(
-                        "conflict with \"{}\" using {api_version}: {}",
-                        c.manager, c.field
-                    )
-                })
-                .collect();
-            format!(
-                "Apply failed with {} conflicts: {}",
-                conflicts.len(),
-                lines.join("\n")
-            )
+    if let [c] = conflicts {
+        return format!(
+            "Apply failed with 1 conflict: {}: {}",
+            conflict_cause_message(c, api_version),
+            c.field
+        );
+    }
+    let mut managers: Vec<&str> = conflicts.iter().map(|c| c.manager.as_str()).collect();
+    managers.sort_unstable();
+    managers.dedup();
+    let mut lines = Vec::new();
+    for m in managers {
+        lines.push(format!("conflicts with \"{m}\" using {api_version}:"));
+        for c in conflicts.iter().filter(|c| c.manager == m) {
+            lines.push(format!("- {}", c.field));
         }
     }
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
+}
+
+/// The message of one conflict's `StatusCause` (type `FieldManagerConflict`,
+/// field = [`OwnershipConflict::field`]): `conflict with "<manager>" using <apiVersion>`.
+pub fn conflict_cause_message(conflict: &OwnershipConflict, api_version: &str) -> String {
+    format!("conflict with \"{}\" using {api_version}", conflict.manager)
 }
