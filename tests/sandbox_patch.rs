@@ -111,7 +111,8 @@ fn strategic_merge_keys_table() {
                 "args": ["c"]}]}}),
             json!({"spec": {"containers": [{"name": "c",
                 "ports": [{"containerPort": 80, "name": "http", "protocol": "TCP"}, {"containerPort": 9090}],
-                "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+                // New items come first, as on the API server.
+                "env": [{"name": "B", "value": "2"}, {"name": "A", "value": "1"}],
                 "volumeMounts": [{"mountPath": "/x", "name": "v", "readOnly": true}],
                 "args": ["c"]}]}}),
         ),
@@ -124,8 +125,8 @@ fn strategic_merge_keys_table() {
             json!({"spec": {"volumes": [{"name": "v2", "emptyDir": {}}],
                 "imagePullSecrets": [{"name": "s2"}], "hostAliases": [{"ip": "1.1.1.1", "hostnames": ["b"]}],
                 "tolerations": [{"key": "k2"}], "topologySpreadConstraints": [{"topologyKey": "zone", "maxSkew": 2}]}}),
-            json!({"spec": {"volumes": [{"name": "v1", "emptyDir": {}}, {"name": "v2", "emptyDir": {}}],
-                "imagePullSecrets": [{"name": "s1"}, {"name": "s2"}], "hostAliases": [{"ip": "1.1.1.1", "hostnames": ["b"]}],
+            json!({"spec": {"volumes": [{"name": "v2", "emptyDir": {}}, {"name": "v1", "emptyDir": {}}],
+                "imagePullSecrets": [{"name": "s2"}, {"name": "s1"}], "hostAliases": [{"ip": "1.1.1.1", "hostnames": ["b"]}],
                 "tolerations": [{"key": "k2"}], "topologySpreadConstraints": [{"topologyKey": "zone", "maxSkew": 2}]}}),
         ),
         // Service ports by port; ownerReferences by uid; finalizers merge as a set
@@ -135,7 +136,7 @@ fn strategic_merge_keys_table() {
                    "spec": {"ports": [{"port": 80, "targetPort": 8080}]}}),
             json!({"metadata": {"finalizers": ["a", "b"], "ownerReferences": [{"uid": "2", "name": "y"}]},
                    "spec": {"ports": [{"port": 80, "targetPort": 9090}, {"port": 443}]}}),
-            json!({"metadata": {"finalizers": ["a", "b"], "ownerReferences": [{"uid": "1", "name": "x"}, {"uid": "2", "name": "y"}]},
+            json!({"metadata": {"finalizers": ["a", "b"], "ownerReferences": [{"uid": "2", "name": "y"}, {"uid": "1", "name": "x"}]},
                    "spec": {"ports": [{"port": 80, "targetPort": 9090}, {"port": 443}]}}),
         ),
         // status.conditions by type
@@ -686,4 +687,22 @@ fn conflict_message_with_several_conflicts() {
         ),
         "Apply failed with 3 conflicts: conflicts with \"a\" using apps/v1:\n- .data.x\nconflicts with \"b\" using apps/v1:\n- .spec.replicas\n- .spec.paused"
     );
+}
+
+/// Differential test against real kubectl: `kubectl patch --local --type strategic`
+/// runs the API server's strategic merge code; the fixture holds its outputs
+/// (see tests/fixtures/gen_sandbox_smp_kubectl.py).
+#[test]
+fn strategic_merge_matches_kubectl() {
+    let cases: Vec<Value> =
+        serde_json::from_str(include_str!("fixtures/sandbox_smp_kubectl.json")).unwrap();
+    assert!(cases.len() >= 10);
+    for case in cases {
+        let got = smp(
+            case["kind"].as_str().unwrap(),
+            case["original"].clone(),
+            case["patch"].clone(),
+        );
+        assert_eq!(got, case["kubectl"], "{}", case["name"]);
+    }
 }

@@ -205,7 +205,8 @@ fn merge<'p>(rules: &Rules, path: &mut Vec<&'p str>, live: Value, config: &'p Va
         (Value::Object(mut l), Value::Object(c)) => {
             for (k, v) in c {
                 path.push(k);
-                let old = l.remove(k).unwrap_or(Value::Null);
+                // Taken in place so that the live object keeps its key order.
+                let old = l.get_mut(k).map(std::mem::take).unwrap_or(Value::Null);
                 let merged = merge(rules, path, old, v);
                 path.pop();
                 l.insert(k.clone(), merged);

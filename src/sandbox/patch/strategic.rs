@@ -59,7 +59,8 @@ fn merge_map(
         let keep: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
         orig.retain(|k, _| keep.contains(&k.as_str()));
     }
-    let mut orders: Vec<(&str, &Vec<Value>)> = Vec::new();
+    // $setElementOrder lists, each with the field's list before the patch.
+    let mut orders: Vec<(&str, &Vec<Value>, Vec<Value>)> = Vec::new();
     for (key, value) in patch {
         if key == PATCH || key == RETAIN_KEYS {
             continue;
@@ -77,26 +78,37 @@ fn merge_map(
             let order = value.as_array().ok_or_else(|| {
                 PatchError::Invalid(format!("{key} must be a list at {}", dotted(path)))
             })?;
-            orders.push((field, order));
+            let before = match orig.get(field) {
+                Some(Value::Array(items)) => items.clone(),
+                _ => Vec::new(),
+            };
+            orders.push((field, order, before));
             continue;
         }
         if value.is_null() {
-            orig.remove(key);
+            orig.shift_remove(key);
             continue;
         }
         path.push(key.clone());
-        let merged = merge_value(rules, path, orig.remove(key), value)?;
+        let merged = merge_value(rules, path, orig.get_mut(key).map(std::mem::take), value)?;
         path.pop();
-        if let Some(v) = merged {
-            orig.insert(key.clone(), v);
+        match merged {
+            // In place, so that the map keeps its key order.
+            Some(v) => {
+                orig.insert(key.clone(), v);
+            }
+            None => {
+                orig.shift_remove(key);
+            }
         }
     }
-    for (field, order) in orders {
+    for (field, order, before) in orders {
         path.push(field.to_string());
         let kind = rules.list_kind(&as_strs(path));
         path.pop();
         if let Some(Value::Array(items)) = orig.get_mut(field) {
-            apply_order(items, order, &kind);
+            let merged = std::mem::take(items);
+            *items = normalize_order(merged, order, &before, &kind);
         }
     }
     Ok(Some(orig))
@@ -137,6 +149,7 @@ fn merge_list(
     // `{"$patch": "replace"}` as a list item replaces the whole list.
     let replace = patch.iter().any(|item| is_directive(item, "replace"));
     let orig = if replace { Vec::new() } else { orig };
+    let before = orig.clone();
     let patch: Vec<&Value> = patch
         .iter()
         .filter(|item| !is_directive(item, "replace"))
@@ -144,7 +157,7 @@ fn merge_list(
     match kind {
         ListKind::Map(keys) => {
             let mut out = orig;
-            for item in patch {
+            for item in patch.iter().copied() {
                 let Some(pm) = item.as_object() else {
                     return Err(PatchError::Invalid(format!(
                         "list {} with merge key {} has a non-map item: {item}",
@@ -185,16 +198,28 @@ fn merge_list(
                     }
                 }
             }
-            Ok(out)
+            if replace {
+                return Ok(out);
+            }
+            let order: Vec<Value> = patch
+                .iter()
+                .filter(|i| !i.get(PATCH).is_some_and(|d| d == "delete"))
+                .map(|i| (*i).clone())
+                .collect();
+            Ok(normalize_order(out, &order, &before, &ListKind::Map(keys)))
         }
         ListKind::Set => {
             let mut out = orig;
-            for item in patch {
+            for item in &patch {
                 if !out.contains(item) {
-                    out.push(item.clone());
+                    out.push((*item).clone());
                 }
             }
-            Ok(out)
+            if replace {
+                return Ok(out);
+            }
+            let order: Vec<Value> = patch.iter().map(|i| (*i).clone()).collect();
+            Ok(normalize_order(out, &order, &before, &ListKind::Set))
         }
         ListKind::Atomic => {
             // Replaced, but directives inside items must never be stored.
@@ -214,21 +239,42 @@ fn merge_list(
     }
 }
 
-/// Reorders `items` as `$setElementOrder` lists them; items it does not mention
-/// (e.g. added by the server) keep their relative order after the listed ones.
-fn apply_order(items: &mut Vec<Value>, order: &[Value], kind: &ListKind) {
-    let rank = |item: &Value| -> usize {
-        order
-            .iter()
-            .position(|o| match (kind, o.as_object(), item.as_object()) {
-                (ListKind::Map(keys), Some(om), Some(_)) => same_key(item, om, keys),
-                _ => o == item,
-            })
-            .unwrap_or(usize::MAX)
+/// Orders a merged list as the API server does (`normalizeElementOrder`): items
+/// named by `order` (the patch's items, or its `$setElementOrder`) in that order,
+/// items only on the server in their old order, and the two interleaved so that a
+/// server-only item stays before a patch item it preceded in `before`.
+fn normalize_order(
+    merged: Vec<Value>,
+    order: &[Value],
+    before: &[Value],
+    kind: &ListKind,
+) -> Vec<Value> {
+    let pos = |list: &[Value], item: &Value| -> Option<usize> {
+        list.iter().position(|o| match (kind, o.as_object()) {
+            (ListKind::Map(keys), Some(om)) => same_key(item, om, keys),
+            _ => o == item,
+        })
     };
-    let mut ranked: Vec<(usize, Value)> = items.drain(..).map(|v| (rank(&v), v)).collect();
-    ranked.sort_by_key(|(r, _)| *r);
-    items.extend(ranked.into_iter().map(|(_, v)| v));
+    let (mut patch_items, mut server_only): (Vec<Value>, Vec<Value>) =
+        merged.into_iter().partition(|i| pos(order, i).is_some());
+    patch_items.sort_by_key(|i| pos(order, i));
+    server_only.sort_by_key(|i| pos(before, i).unwrap_or(usize::MAX));
+    let mut out = Vec::with_capacity(patch_items.len() + server_only.len());
+    let mut left = server_only.into_iter().peekable();
+    let mut right = patch_items.into_iter().peekable();
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+            (Some(l), Some(r)) => {
+                matches!((pos(before, l), pos(before, r)), (Some(a), Some(b)) if a < b)
+            }
+        };
+        let next = if take_left { left.next() } else { right.next() };
+        out.extend(next);
+    }
+    out
 }
 
 fn same_key(item: &Value, patch_item: &Map<String, Value>, keys: &[String]) -> bool {
