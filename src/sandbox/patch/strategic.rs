@@ -157,7 +157,7 @@ fn merge_list(
     match kind {
         ListKind::Map(keys) => {
             let mut out = orig;
-            for item in patch.iter().copied() {
+            for &item in &patch {
                 let Some(pm) = item.as_object() else {
                     return Err(PatchError::Invalid(format!(
                         "list {} with merge key {} has a non-map item: {item}",
