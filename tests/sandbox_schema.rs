@@ -473,6 +473,19 @@ fn structural_rules() {
             json!({"type": "object", "properties": {"n": {"type": "integer", "anyOf": [{"minimum": 1}]}}}),
             vec![],
         ),
+        (
+            json!({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1, "default": 0}}}),
+            vec!["properties[n].default"],
+        ),
+        (
+            json!({"type": "object", "properties": {"o": {"type": "object", "properties": {"a": {"type": "string"}},
+            "default": {"a": "x", "b": 1}}}}),
+            vec!["properties[o].default.b"],
+        ),
+        (
+            json!({"type": "object", "properties": {"n": {"type": "integer", "default": 3}}}),
+            vec![],
+        ),
     ];
     for (i, (schema, want)) in cases.into_iter().enumerate() {
         let got: Vec<String> = check_structural(&schema)

@@ -120,6 +120,9 @@ fn node(s: &Value, path: &str, out: &mut Vec<FieldError>) {
         }
     }
     list_type(m, path, out);
+    if let Some(d) = m.get("default") {
+        check_default(s, d, &join(path, "default"), out);
+    }
     out.extend(super::cel::compile_errors(m, path));
     if let Some(props) = m.get("properties").and_then(Value::as_object) {
         for (k, sub) in props {
@@ -190,4 +193,16 @@ fn list_type(m: &serde_json::Map<String, Value>, path: &str, out: &mut Vec<Field
             "must not be set if x-kubernetes-list-type is not map",
         ));
     }
+}
+
+/// A default must survive pruning unchanged and validate against its own node,
+/// as the server requires of CRD defaults.
+fn check_default(schema: &Value, default: &Value, path: &str, out: &mut Vec<FieldError>) {
+    let mut pruned_value = default.clone();
+    let mut pruned = Vec::new();
+    super::prune::prune(schema, &mut pruned_value, path, &mut pruned);
+    for p in pruned {
+        out.push(invalid(&p, &Value::Null, "must not have unknown fields"));
+    }
+    super::validate::validate(schema, default, path, out);
 }
