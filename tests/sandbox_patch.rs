@@ -706,3 +706,18 @@ fn strategic_merge_matches_kubectl() {
         assert_eq!(got, case["kubectl"], "{}", case["name"]);
     }
 }
+
+#[test]
+fn record_update_managed_fields_from_the_request() {
+    let a = ssa(None, &cm(json!({"a": "1"})), "A", false).unwrap();
+    // `[]` keeps the stored entries.
+    let mut kept = a.clone();
+    kept["metadata"]["managedFields"] = json!([]);
+    record_update(Some(&a), &mut kept, "editor", None);
+    assert_eq!(managers(&kept), vec![("A".into(), "Apply".into())]);
+    // `[{}]` clears them; the update itself changed nothing, so none remain.
+    let mut cleared = a.clone();
+    cleared["metadata"]["managedFields"] = json!([{}]);
+    record_update(Some(&a), &mut cleared, "editor", None);
+    assert!(cleared["metadata"].get("managedFields").is_none());
+}

@@ -149,11 +149,16 @@ pub fn record_update(
         })
         .cloned()
         .collect();
-    // A client that sends managedFields (e.g. a PUT of a read object) states them;
-    // otherwise the stored ones carry over.
-    let mut entries = match read_entries(next) {
-        sent if !sent.is_empty() => sent,
-        _ => current.map(read_entries).unwrap_or_default(),
+    // As on the API server: a request without managedFields (or with `[]`) keeps
+    // the stored ones; a non-empty list replaces them, so `[{}]` clears them.
+    let sent_some = next
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .is_some_and(|l| !l.is_empty());
+    let mut entries = if sent_some {
+        read_entries(next)
+    } else {
+        current.map(read_entries).unwrap_or_default()
     };
     for e in entries.iter_mut() {
         // Others lose what this update changed; everyone loses what no longer exists.
