@@ -721,3 +721,59 @@ fn record_update_managed_fields_from_the_request() {
     record_update(Some(&a), &mut cleared, "editor", None);
     assert!(cleared["metadata"].get("managedFields").is_none());
 }
+
+fn arb_containers() -> impl Strategy<Value = Value> {
+    prop::collection::btree_map(
+        "[a-c]",
+        (
+            "[x-z]:[1-3]",
+            prop::collection::btree_map("[A-C]", "[0-2]", 0..3),
+        ),
+        0..3,
+    )
+    .prop_map(|m| {
+        Value::Array(
+            m.into_iter()
+                .map(|(name, (image, env))| {
+                    let env: Vec<Value> = env
+                        .into_iter()
+                        .map(|(n, v)| json!({"name": n, "value": v}))
+                        .collect();
+                    json!({"name": name, "image": image, "env": env})
+                })
+                .collect(),
+        )
+    })
+}
+
+fn pod_with(containers: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": containers}})
+}
+
+proptest! {
+    #[test]
+    fn strategic_patch_is_idempotent(live in arb_containers(), patch in arb_containers()) {
+        let patch = json!({"spec": {"containers": patch}});
+        let once = smp("Pod", pod_with(live), patch.clone());
+        let twice = smp("Pod", once.clone(), patch);
+        prop_assert_eq!(once, twice);
+    }
+
+    #[test]
+    fn ssa_of_containers_twice_is_a_noop_and_keeps_every_container(
+        a in arb_containers(),
+        b in arb_containers(),
+    ) {
+        let one = server_side_apply("Pod", None, None, &pod_with(a.clone()), "A", false, None).unwrap();
+        let again = server_side_apply("Pod", None, Some(&one), &pod_with(a.clone()), "A", false, None).unwrap();
+        prop_assert_eq!(&one, &again);
+        // B applies its own containers; where they overlap with A's a conflict is
+        // allowed, otherwise every container of both is present.
+        if let Ok(both) = server_side_apply("Pod", None, Some(&one), &pod_with(b.clone()), "B", false, None) {
+            let names: Vec<&Value> = both["spec"]["containers"].as_array().unwrap().iter().map(|c| &c["name"]).collect();
+            for c in a.as_array().unwrap().iter().chain(b.as_array().unwrap()) {
+                prop_assert!(names.contains(&&c["name"]));
+            }
+        }
+    }
+}
