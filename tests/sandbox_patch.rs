@@ -777,3 +777,36 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn ssa_atomic_maps_are_owned_and_replaced_whole() {
+    let d = |sel: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"selector": {"matchLabels": sel}}})
+    };
+    let one = server_side_apply(
+        "Deployment",
+        None,
+        None,
+        &d(json!({"a": "1", "b": "2"})),
+        "A",
+        false,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        one["metadata"]["managedFields"][0]["fieldsV1"],
+        json!({"f:spec": {"f:selector": {}}})
+    );
+    let two = server_side_apply(
+        "Deployment",
+        None,
+        Some(&one),
+        &d(json!({"a": "1"})),
+        "A",
+        false,
+        None,
+    )
+    .unwrap();
+    assert_eq!(two["spec"]["selector"], json!({"matchLabels": {"a": "1"}}));
+}

@@ -378,6 +378,23 @@ fn pruning_with_and_without_preserve_unknown_fields() {
     let out = validate_and_default(&schema, &mut o, None);
     assert_eq!(out.pruned, vec!["spec.template.junk"]);
     assert_eq!(o["spec"]["template"]["kind"], "Pod");
+    let mut o = obj(json!({"template": {"metadata": {"name": "p"}}}));
+    let out = validate_and_default(&schema, &mut o, None);
+    assert_eq!(
+        out.errors,
+        vec![
+            fe(
+                "FieldValueRequired",
+                "spec.template.apiVersion",
+                "Required value: must not be empty"
+            ),
+            fe(
+                "FieldValueRequired",
+                "spec.template.kind",
+                "Required value: must not be empty"
+            )
+        ]
+    );
 }
 
 #[test]

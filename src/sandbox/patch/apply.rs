@@ -202,6 +202,7 @@ fn strip_nulls(v: &Value) -> Value {
 /// Merges `config` into `live`: maps field by field, lists by their kind.
 fn merge<'p>(rules: &Rules, path: &mut Vec<&'p str>, live: Value, config: &'p Value) -> Value {
     match (live, config) {
+        (Value::Object(_), Value::Object(_)) if rules.map_is_atomic(path) => config.clone(),
         (Value::Object(mut l), Value::Object(c)) => {
             for (k, v) in c {
                 path.push(k);

@@ -62,7 +62,7 @@ fn walk(rules: &Rules, value: &Value, path: &mut FieldPath, out: &mut FieldSet) 
         return;
     }
     match value {
-        Value::Object(m) if !m.is_empty() => {
+        Value::Object(m) if !m.is_empty() && !rules.map_is_atomic(&names(path)) => {
             for (k, v) in m {
                 path.push(format!("f:{k}"));
                 walk(rules, v, path, out);

@@ -37,6 +37,35 @@ impl Rules<'_> {
     }
 }
 
+impl Rules<'_> {
+    /// True when the map (or struct) at `path` is owned and replaced as a whole by
+    /// server-side apply: `x-kubernetes-map-type: atomic` in a CRD schema; for
+    /// built-ins, label selectors of workloads and a PodSpec's `nodeSelector`.
+    pub fn map_is_atomic(&self, path: &[&str]) -> bool {
+        match self {
+            Rules::Schema(_) if path.first() == Some(&"metadata") => false,
+            Rules::Schema(schema) => {
+                schema_node(schema, path)
+                    .and_then(|n| n.get("x-kubernetes-map-type"))
+                    .and_then(Value::as_str)
+                    == Some("atomic")
+            }
+            Rules::Builtin(kind) => {
+                let workload = matches!(
+                    *kind,
+                    "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job"
+                );
+                let prefix = pod_spec_prefix(kind);
+                (workload && path == ["spec", "selector"])
+                    || (!prefix.is_empty()
+                        && path.len() == prefix.len() + 1
+                        && path.starts_with(prefix)
+                        && path.last() == Some(&"nodeSelector"))
+            }
+        }
+    }
+}
+
 /// Where a kind embeds a PodSpec. Kinds not listed have no pod spec.
 fn pod_spec_prefix(kind: &str) -> &'static [&'static str] {
     match kind {
@@ -226,5 +255,11 @@ mod tests {
         assert_eq!(r.list_kind(&["spec", "nope"]), ListKind::Atomic);
         assert_eq!(r.list_kind(&["metadata", "finalizers"]), ListKind::Set);
         assert_eq!(r.list_kind(&["metadata", "ownerReferences"]), map(&["uid"]));
+        assert!(!r.map_is_atomic(&["spec"]));
+        let atomic = json!({"type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-map-type": "atomic"}}});
+        assert!(Rules::Schema(&atomic).map_is_atomic(&["spec"]));
+        assert!(Rules::Builtin("Deployment").map_is_atomic(&["spec", "selector"]));
+        assert!(!Rules::Builtin("Service").map_is_atomic(&["spec", "selector"]));
+        assert!(Rules::Builtin("Pod").map_is_atomic(&["spec", "nodeSelector"]));
     }
 }

@@ -42,6 +42,7 @@ pub struct SchemaOutcome {
 pub fn validate_and_default(schema: &Value, obj: &mut Value, old: Option<&Value>) -> SchemaOutcome {
     let mut outcome = SchemaOutcome::default();
     prune::prune(schema, obj, "", &mut outcome.pruned);
+    outcome.pruned.sort();
     defaults::apply_defaults(schema, obj);
     validate::validate(schema, obj, "", &mut outcome.errors);
     // CEL rules assume well-typed values; like a compiler after a type error, they

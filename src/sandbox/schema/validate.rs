@@ -251,6 +251,17 @@ fn object(
     out: &mut Vec<FieldError>,
 ) {
     let resource = is_resource(schema, path);
+    if resource && !path.is_empty() {
+        // An embedded resource names its type, as the server requires.
+        for k in ["apiVersion", "kind"] {
+            if map.get(k).and_then(Value::as_str).is_none_or(str::is_empty) {
+                out.push(FieldError {
+                    message: "Required value: must not be empty".into(),
+                    ..required(&child(path, k))
+                });
+            }
+        }
+    }
     if let Some(req) = s.get("required").and_then(Value::as_array) {
         for r in req.iter().filter_map(Value::as_str) {
             if !map.contains_key(r) {
