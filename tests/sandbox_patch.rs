@@ -188,11 +188,11 @@ fn strategic_directives_table() {
             json!({"metadata": {"labels": {"b": "2", "$patch": "replace"}}}),
             json!({"metadata": {"labels": {"b": "2"}}}),
         ),
-        // $patch: delete in a map deletes it
+        // $patch: delete in a map empties it (as kubectl/the API server do)
         (
             json!({"metadata": {"labels": {"a": "1"}, "name": "x"}}),
             json!({"metadata": {"labels": {"$patch": "delete"}}}),
-            json!({"metadata": {"name": "x"}}),
+            json!({"metadata": {"labels": {}, "name": "x"}}),
         ),
         // $patch: merge is the default
         (

@@ -42,7 +42,10 @@ fn merge_map(
             // Replace: the patch (minus directives) is the new map.
             return merge_map(rules, path, Map::new(), &without(patch, PATCH));
         }
-        Some(Value::String(d)) if d == "delete" => return Ok(None),
+        // The API server empties a map on `$patch: delete` (it keeps the key);
+        // list items with it are removed by merge_list before getting here.
+        Some(Value::String(d)) if d == "delete" && path.is_empty() => return Ok(None),
+        Some(Value::String(d)) if d == "delete" => return Ok(Some(Map::new())),
         Some(Value::String(d)) if d == "merge" => {}
         Some(other) => {
             return Err(PatchError::Invalid(format!(
@@ -114,6 +117,103 @@ fn merge_map(
     Ok(Some(orig))
 }
 
+/// A list with a merge key, as the API server's `mergeSlice`: items carrying
+/// `$patch` are special (`delete` removes the live item with that key, `replace`
+/// makes the other patch items the whole list), the rest merge by key, and the
+/// result is ordered by [`normalize_order`].
+fn merge_keyed_list(
+    rules: &Rules,
+    path: &mut Vec<String>,
+    mut out: Vec<Value>,
+    patch: &[Value],
+    keys: &[String],
+) -> Result<Vec<Value>, PatchError> {
+    let mut replace = false;
+    let mut plain: Vec<&Map<String, Value>> = Vec::new();
+    for item in patch {
+        let Some(pm) = item.as_object() else {
+            return Err(PatchError::Invalid(format!(
+                "list {} with merge key {} has a non-map item: {item}",
+                dotted(path),
+                keys.join(",")
+            )));
+        };
+        match pm.get(PATCH) {
+            None => {
+                if !keys.iter().any(|k| pm.contains_key(k)) {
+                    return Err(no_merge_key(item, keys));
+                }
+                plain.push(pm);
+            }
+            Some(Value::String(d)) if d == "delete" => {
+                if !keys.iter().any(|k| pm.contains_key(k)) {
+                    return Err(no_merge_key(item, keys));
+                }
+                out.retain(|o| !same_key(o, pm, keys));
+            }
+            Some(Value::String(d)) if d == "replace" => replace = true,
+            Some(Value::String(d)) if d == "merge" => {
+                return Err(PatchError::Invalid(
+                    "merging lists cannot yet be specified in the patch".into(),
+                ));
+            }
+            Some(other) => {
+                return Err(PatchError::Invalid(format!(
+                    "Unknown patch type: {other} in list {}",
+                    dotted(path)
+                )));
+            }
+        }
+    }
+    if replace {
+        let mut replaced = Vec::new();
+        for pm in plain {
+            if let Some(m) = merge_map(rules, path, Map::new(), pm)? {
+                replaced.push(Value::Object(m));
+            }
+        }
+        return Ok(replaced);
+    }
+    let before = out.clone();
+    for pm in &plain {
+        let merged = match out.iter().position(|o| same_key(o, pm, keys)) {
+            Some(i) => {
+                let o = match std::mem::take(&mut out[i]) {
+                    Value::Object(o) => o,
+                    _ => Map::new(),
+                };
+                (Some(i), merge_map(rules, path, o, pm)?)
+            }
+            None => (None, merge_map(rules, path, Map::new(), pm)?),
+        };
+        match merged {
+            (Some(i), Some(m)) => out[i] = Value::Object(m),
+            (Some(i), None) => {
+                out.remove(i);
+            }
+            (None, Some(m)) => out.push(Value::Object(m)),
+            (None, None) => {}
+        }
+    }
+    let order: Vec<Value> = plain
+        .into_iter()
+        .map(|m| Value::Object(m.clone()))
+        .collect();
+    Ok(normalize_order(
+        out,
+        &order,
+        &before,
+        &ListKind::Map(keys.to_vec()),
+    ))
+}
+
+fn no_merge_key(item: &Value, keys: &[String]) -> PatchError {
+    PatchError::Invalid(format!(
+        "map: {item} does not contain declared merge key: {}",
+        keys.join(",")
+    ))
+}
+
 fn merge_value(
     rules: &Rules,
     path: &mut Vec<String>,
@@ -146,6 +246,9 @@ fn merge_list(
     patch: &[Value],
 ) -> Result<Vec<Value>, PatchError> {
     let kind = rules.list_kind(&as_strs(path));
+    if let ListKind::Map(keys) = &kind {
+        return merge_keyed_list(rules, path, orig, patch, keys);
+    }
     // `{"$patch": "replace"}` as a list item replaces the whole list.
     let replace = patch.iter().any(|item| is_directive(item, "replace"));
     let orig = if replace { Vec::new() } else { orig };
@@ -155,59 +258,7 @@ fn merge_list(
         .filter(|item| !is_directive(item, "replace"))
         .collect();
     match kind {
-        ListKind::Map(keys) => {
-            let mut out = orig;
-            for &item in &patch {
-                let Some(pm) = item.as_object() else {
-                    return Err(PatchError::Invalid(format!(
-                        "list {} with merge key {} has a non-map item: {item}",
-                        dotted(path),
-                        keys.join(",")
-                    )));
-                };
-                let pos = out.iter().position(|o| same_key(o, pm, &keys));
-                if pm.get(PATCH).and_then(Value::as_str) == Some("delete") {
-                    if let Some(i) = pos {
-                        out.remove(i);
-                    }
-                    continue;
-                }
-                if !keys.iter().any(|k| pm.contains_key(k)) {
-                    return Err(PatchError::Invalid(format!(
-                        "map: {item} does not contain declared merge key: {}",
-                        keys.join(",")
-                    )));
-                }
-                match pos {
-                    Some(i) => {
-                        let o = match std::mem::take(&mut out[i]) {
-                            Value::Object(o) => o,
-                            _ => Map::new(),
-                        };
-                        match merge_map(rules, path, o, pm)? {
-                            Some(m) => out[i] = Value::Object(m),
-                            None => {
-                                out.remove(i);
-                            }
-                        }
-                    }
-                    None => {
-                        if let Some(m) = merge_map(rules, path, Map::new(), pm)? {
-                            out.push(Value::Object(m));
-                        }
-                    }
-                }
-            }
-            if replace {
-                return Ok(out);
-            }
-            let order: Vec<Value> = patch
-                .iter()
-                .filter(|i| !i.get(PATCH).is_some_and(|d| d == "delete"))
-                .map(|i| (*i).clone())
-                .collect();
-            Ok(normalize_order(out, &order, &before, &ListKind::Map(keys)))
-        }
+        ListKind::Map(_) => Ok(orig),
         ListKind::Set => {
             let mut out = orig;
             for item in &patch {
