@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use redblack::sandbox::patch::{
     OwnershipConflict, PatchError, PatchType, apply_patch, conflict_message, record_update,
-    server_side_apply,
+    record_update_for, server_side_apply,
 };
 use serde_json::{Value, json};
 
@@ -809,4 +809,46 @@ fn ssa_atomic_maps_are_owned_and_replaced_whole() {
     )
     .unwrap();
     assert_eq!(two["spec"]["selector"], json!({"matchLabels": {"a": "1"}}));
+}
+
+#[test]
+fn record_update_for_custom_resource_tracks_map_lists_by_key() {
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "steps": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                  "items": {"type": "object"}}}}}});
+    let cr = |w: i64| {
+        json!({"apiVersion": "x/v1", "kind": "Thing", "metadata": {"name": "t"},
+        "spec": {"steps": [{"name": "a", "weight": w}]}})
+    };
+    let applied =
+        server_side_apply("Thing", Some(&schema), None, &cr(1), "A", false, None).unwrap();
+    let mut next = applied.clone();
+    next["spec"]["steps"][0]["weight"] = json!(2);
+    record_update_for(
+        "Thing",
+        Some(&schema),
+        Some(&applied),
+        &mut next,
+        "ctl",
+        None,
+    );
+    let mf = next["metadata"]["managedFields"].as_array().unwrap();
+    assert_eq!(
+        mf[1]["fieldsV1"],
+        json!({"f:spec": {"f:steps": {"k:{\"name\":\"a\"}": {"f:weight": {}}}}})
+    );
+    // A re-applying its old weight now conflicts with the controller.
+    let err = server_side_apply(
+        "Thing",
+        Some(&schema),
+        Some(&next),
+        &cr(1),
+        "A",
+        false,
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, PatchError::Conflict(c) if c[0].manager == "ctl" && c[0].field == ".spec.steps[name=\"a\"].weight")
+    );
 }

@@ -120,21 +120,15 @@ pub fn set_entry(
     }
 }
 
-/// The rules for an object whose schema we do not have here: the built-in table
-/// by kind (custom resources' lists then count as atomic).
-pub fn rules_of(obj: &Value) -> Rules<'_> {
-    Rules::Builtin(obj.get("kind").and_then(Value::as_str).unwrap_or(""))
-}
-
-/// See [`super::record_update`].
+/// See [`super::record_update_for`].
 pub fn record_update(
+    rules: &Rules,
     current: Option<&Value>,
     next: &mut Value,
     manager: &str,
     subresource: Option<&str>,
 ) {
-    let rules = rules_of(next);
-    let next_fields = fields_of(&rules, next);
+    let next_fields = fields_of(rules, next);
     let changed: FieldSet = next_fields
         .iter()
         .filter(|p| {

@@ -140,7 +140,31 @@ pub fn record_update(
     manager: &str,
     subresource: Option<&str>,
 ) {
-    managed_fields::record_update(current, next, manager, subresource)
+    let kind = next
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    record_update_for(&kind, None, current, next, manager, subresource)
+}
+
+/// [`record_update`] with the list rules of a custom resource: `schema` as in
+/// [`apply_patch`], so that Update entries track `x-kubernetes-list-type: map`
+/// items by key like Apply entries do (without it, a custom resource's lists are
+/// tracked as atomic values).
+pub fn record_update_for(
+    kind: &str,
+    schema: Option<&Value>,
+    current: Option<&Value>,
+    next: &mut Value,
+    manager: &str,
+    subresource: Option<&str>,
+) {
+    let rules = match schema {
+        Some(s) => merge_keys::Rules::Schema(s),
+        None => merge_keys::Rules::Builtin(kind),
+    };
+    managed_fields::record_update(&rules, current, next, manager, subresource)
 }
 
 /// The API server's text for apply conflicts, e.g. `Apply failed with 1 conflict:
