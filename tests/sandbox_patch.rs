@@ -572,7 +572,7 @@ fn ssa_server_fields_and_status() {
     let cfg = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "c", "uid": "evil", "resourceVersion": "1", "managedFields": [{"manager": "x"}]},
         "data": {"a": "2"}, "status": {"phase": "new"}});
-    let out = server_side_apply("ConfigMap", None, Some(&live), &cfg, "m", false, None).unwrap();
+    let out = server_side_apply("ConfigMap", None, Some(&live), &cfg, "m", true, None).unwrap();
     assert_eq!(out["metadata"]["uid"], "u1");
     assert_eq!(out["metadata"]["resourceVersion"], "5");
     assert_eq!(out["status"]["phase"], "old");
@@ -583,7 +583,8 @@ fn ssa_server_fields_and_status() {
         Some(&out),
         &cfg,
         "m",
-        false,
+        // status.phase still belongs to "before-first-apply"; controllers force.
+        true,
         Some("status"),
     )
     .unwrap();
@@ -851,4 +852,26 @@ fn record_update_for_custom_resource_tracks_map_lists_by_key() {
     assert!(
         matches!(err, PatchError::Conflict(c) if c[0].manager == "ctl" && c[0].field == ".spec.steps[name=\"a\"].weight")
     );
+}
+
+#[test]
+fn ssa_on_unmanaged_object_attributes_it_to_before_first_apply() {
+    let live = cm(json!({"a": "1", "b": "2"}));
+    let err = ssa(Some(&live), &cm(json!({"a": "9"})), "kubectl", false).unwrap_err();
+    assert_eq!(
+        err,
+        PatchError::Conflict(vec![OwnershipConflict {
+            manager: "before-first-apply".into(),
+            field: ".data.a".into()
+        }])
+    );
+    let same = ssa(Some(&live), &cm(json!({"a": "1"})), "kubectl", false).unwrap();
+    assert_eq!(
+        managers(&same),
+        vec![
+            ("before-first-apply".into(), "Update".into()),
+            ("kubectl".into(), "Apply".into())
+        ]
+    );
+    assert_eq!(same["data"], json!({"a": "1", "b": "2"}));
 }

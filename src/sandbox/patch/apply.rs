@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use super::fieldset::{
     FieldPath, FieldSet, display, fields_of, is_prefix, item_key, remove_at, value_at,
 };
-use super::managed_fields::{Entry, read_entries, set_entry, write_entries};
+use super::managed_fields::{Entry, now, read_entries, set_entry, write_entries};
 use super::merge_keys::{ListKind, Rules};
 use super::{OwnershipConflict, PatchError};
 
@@ -45,6 +45,27 @@ pub fn server_side_apply(
     let live = current.cloned().unwrap_or_else(|| json!({}));
     let config_set = fields_of(&rules, &config);
     let mut entries: Vec<Entry> = current.map(read_entries).unwrap_or_default();
+    if let Some(cur) = current
+        && entries.is_empty()
+    {
+        // Like the API server: an object nobody manages yet is first attributed
+        // to "before-first-apply", so an apply that changes its values conflicts.
+        let fields = fields_of(&rules, cur);
+        if !fields.is_empty() {
+            entries.push(Entry {
+                manager: "before-first-apply".into(),
+                operation: "Update".into(),
+                api_version: cur
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or(&api_version)
+                    .to_string(),
+                time: Some(now()),
+                subresource: None,
+                fields,
+            });
+        }
+    }
     let prev: FieldSet = entries
         .iter()
         .find(|e| e.same_owner(manager, "Apply", subresource))
