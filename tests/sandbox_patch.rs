@@ -875,3 +875,50 @@ fn ssa_on_unmanaged_object_attributes_it_to_before_first_apply() {
     );
     assert_eq!(same["data"], json!({"a": "1", "b": "2"}));
 }
+
+#[test]
+fn ssa_list_order_follows_the_configuration() {
+    let pod = |names: &[&str]| {
+        let c: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"name": n, "image": n}))
+            .collect();
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": c}})
+    };
+    let names = |o: &Value| -> Vec<String> {
+        o["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let a = server_side_apply("Pod", None, None, &pod(&["a", "b", "c"]), "A", false, None).unwrap();
+    let re = server_side_apply(
+        "Pod",
+        None,
+        Some(&a),
+        &pod(&["c", "a", "b"]),
+        "A",
+        false,
+        None,
+    )
+    .unwrap();
+    assert_eq!(names(&re), ["c", "a", "b"]);
+    // Items only another manager applied keep their place.
+    let x = server_side_apply("Pod", None, Some(&a), &pod(&["x"]), "X", false, None).unwrap();
+    assert_eq!(names(&x), ["a", "b", "c", "x"]);
+    let b = server_side_apply(
+        "Pod",
+        None,
+        Some(&x),
+        &pod(&["c", "b", "a"]),
+        "A",
+        false,
+        None,
+    )
+    .unwrap();
+    // structured-merge-diff walks the live list: "x" comes out once the walk has
+    // passed the shared "c" it followed.
+    assert_eq!(names(&b), ["c", "x", "b", "a"]);
+}

@@ -267,17 +267,67 @@ fn merge_assoc<'p>(
         // Items without their keys cannot be matched: treat the list as atomic.
         return Value::Array(config.to_vec());
     };
-    let mut out = live;
-    for (key, item) in config_keys.iter().zip(config) {
-        match out
+    // The order structured-merge-diff produces: live-only items stay where they
+    // are, items of the configuration come in its order, shared ones merged.
+    let live_keys: Vec<Option<String>> = live.iter().map(|l| item_key(l, keys)).collect();
+    let in_config = |k: &Option<String>| k.as_ref().is_some_and(|k| config_keys.contains(k));
+    let mut shared = config_keys
+        .iter()
+        .filter(|k| live_keys.iter().any(|l| l.as_ref() == Some(*k)))
+        .peekable();
+    let mut live: Vec<Option<Value>> = live.into_iter().map(Some).collect();
+    let take_live = |k: &String, live: &mut Vec<Option<Value>>| -> Value {
+        live_keys
             .iter()
-            .position(|l| item_key(l, keys).as_ref() == Some(key))
-        {
-            Some(i) => {
-                let old = std::mem::take(&mut out[i]);
-                out[i] = merge(rules, path, old, item);
+            .position(|l| l.as_ref() == Some(k))
+            .and_then(|i| live[i].take())
+            .unwrap_or(Value::Null)
+    };
+    let mut done: Vec<&String> = Vec::new();
+    let mut out = Vec::with_capacity(live.len() + config.len());
+    let (mut li, mut ri) = (0, 0);
+    while li < live_keys.len() || ri < config.len() {
+        if li < live_keys.len() && ri < config.len() {
+            if live_keys[li].as_ref() == Some(&config_keys[ri]) {
+                let old = take_live(&config_keys[ri], &mut live);
+                out.push(merge(rules, path, old, &config[ri]));
+                done.push(&config_keys[ri]);
+                if shared.peek() == Some(&&config_keys[ri]) {
+                    shared.next();
+                }
+                li += 1;
+                ri += 1;
+                continue;
             }
-            None => out.push(item.clone()),
+            let waiting_for_other = shared
+                .peek()
+                .is_some_and(|s| live_keys[li].as_ref() != Some(*s));
+            if in_config(&live_keys[li]) && waiting_for_other {
+                li += 1;
+                continue;
+            }
+        }
+        if li < live_keys.len() {
+            if !in_config(&live_keys[li]) {
+                if let Some(v) = live[li].take() {
+                    out.push(v);
+                }
+                li += 1;
+                continue;
+            }
+            if live_keys[li].as_ref().is_some_and(|k| done.contains(&k)) || ri >= config.len() {
+                li += 1;
+                continue;
+            }
+        }
+        if ri < config.len() {
+            let old = take_live(&config_keys[ri], &mut live);
+            out.push(merge(rules, path, old, &config[ri]));
+            done.push(&config_keys[ri]);
+            if shared.peek() == Some(&&config_keys[ri]) {
+                shared.next();
+            }
+            ri += 1;
         }
     }
     Value::Array(out)
