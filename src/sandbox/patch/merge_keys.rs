@@ -104,6 +104,7 @@ fn builtin_list_kind(kind: &str, path: &[&str]) -> ListKind {
     }
     match (kind, path) {
         ("Service", ["spec", "ports"]) => map(&["port"]),
+        ("Pod", ["status", "podIPs"]) => map(&["ip"]),
         // Endpoints subsets are atomic in strategic merge.
         ("Endpoints", ["subsets"]) => ListKind::Atomic,
         _ => ListKind::Atomic,
@@ -115,7 +116,9 @@ fn pod_spec_list_kind(rel: &[&str]) -> Option<ListKind> {
     const CONTAINERS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
     Some(match rel {
         [c] if CONTAINERS.contains(c) => map(&["name"]),
-        ["volumes"] | ["imagePullSecrets"] => map(&["name"]),
+        ["volumes"] | ["imagePullSecrets"] | ["resourceClaims"] | ["schedulingGates"] => {
+            map(&["name"])
+        }
         ["hostAliases"] => map(&["ip"]),
         ["topologySpreadConstraints"] => map(&["topologyKey"]),
         [c, field] if CONTAINERS.contains(c) => match *field {
@@ -224,6 +227,15 @@ mod tests {
                 map(&["topologyKey"]),
             ),
             ("Pod", &["spec", "tolerations"], ListKind::Atomic),
+            ("Pod", &["spec", "containers", "envFrom"], ListKind::Atomic),
+            (
+                "Pod",
+                &["spec", "containers", "resizePolicy"],
+                ListKind::Atomic,
+            ),
+            ("Pod", &["spec", "resourceClaims"], map(&["name"])),
+            ("Pod", &["spec", "schedulingGates"], map(&["name"])),
+            ("Pod", &["status", "podIPs"], map(&["ip"])),
             ("Service", &["spec", "ports"], map(&["port"])),
             ("ConfigMap", &["metadata", "ownerReferences"], map(&["uid"])),
             ("Namespace", &["metadata", "finalizers"], ListKind::Set),
