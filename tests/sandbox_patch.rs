@@ -922,3 +922,14 @@ fn ssa_list_order_follows_the_configuration() {
     // passed the shared "c" it followed.
     assert_eq!(names(&b), ["c", "x", "b", "a"]);
 }
+
+#[test]
+fn set_element_order_after_its_field_in_the_patch() {
+    let cur = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
+    let patch = r#"{"spec":{"containers":[{"name":"a","image":"x"}],"$setElementOrder/containers":[{"name":"b"},{"name":"a"}]}}"#;
+    let out = apply_patch("Pod", None, &cur, PatchType::Strategic, patch.as_bytes()).unwrap();
+    assert_eq!(
+        out,
+        json!({"spec": {"containers": [{"name": "b"}, {"name": "a", "image": "x"}]}})
+    );
+}

@@ -62,8 +62,21 @@ fn merge_map(
         let keep: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
         orig.retain(|k, _| keep.contains(&k.as_str()));
     }
-    // $setElementOrder lists, each with the field's list before the patch.
+    // $setElementOrder lists, each with the field's list before the patch, taken
+    // up front: the directive may come after its field in the patch.
     let mut orders: Vec<(&str, &Vec<Value>, Vec<Value>)> = Vec::new();
+    for (key, value) in patch {
+        if let Some(field) = key.strip_prefix(SET_ORDER) {
+            let order = value.as_array().ok_or_else(|| {
+                PatchError::Invalid(format!("{key} must be a list at {}", dotted(path)))
+            })?;
+            let before = match orig.get(field) {
+                Some(Value::Array(items)) => items.clone(),
+                _ => Vec::new(),
+            };
+            orders.push((field, order, before));
+        }
+    }
     for (key, value) in patch {
         if key == PATCH || key == RETAIN_KEYS {
             continue;
@@ -77,15 +90,7 @@ fn merge_map(
             }
             continue;
         }
-        if let Some(field) = key.strip_prefix(SET_ORDER) {
-            let order = value.as_array().ok_or_else(|| {
-                PatchError::Invalid(format!("{key} must be a list at {}", dotted(path)))
-            })?;
-            let before = match orig.get(field) {
-                Some(Value::Array(items)) => items.clone(),
-                _ => Vec::new(),
-            };
-            orders.push((field, order, before));
+        if key.starts_with(SET_ORDER) {
             continue;
         }
         if value.is_null() {
