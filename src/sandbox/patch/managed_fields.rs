@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::fieldset::{FieldSet, fields_of, from_fields_v1, is_prefix, to_fields_v1, value_at};
+use super::fieldset::{FieldSet, fields_of, from_fields_v1, to_fields_v1, value_at};
 use super::merge_keys::Rules;
 
 /// One managedFields entry, its field set parsed.
@@ -183,9 +183,4 @@ pub fn record_update(
         );
     }
     write_entries(next, &entries);
-}
-
-/// True when some path of `set` is `path` or below it.
-pub fn covers(set: &FieldSet, path: &[String]) -> bool {
-    set.iter().any(|p| is_prefix(path, p))
 }
