@@ -2,9 +2,10 @@
 //!
 //! Requests are scheduled at fixed times (request i at i/rps) rather than
 //! sent in a closed loop, so a slow server does not silently lower the offered
-//! load (coordinated omission); at most `concurrency` are in flight. Sending
-//! stops at `duration`, and every in-flight request is bounded by `timeout`,
-//! so a run always ends by `duration + timeout`.
+//! load (coordinated omission); at most `concurrency` are in flight. Only
+//! requests due before `duration` are sent, at most [`LATE_GRACE`] late, and
+//! every request is bounded by `timeout`, so a run always ends by
+//! `duration + LATE_GRACE + timeout`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,6 +17,11 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 
 use super::latency::LatencyHistogram;
+
+/// How late a due request may still be sent. A busy machine (or a briefly
+/// saturated server) delays sends by milliseconds; without this slack the
+/// last requests of a run would be dropped at random.
+pub const LATE_GRACE: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadConfig {
@@ -125,7 +131,7 @@ impl fmt::Display for LoadStats {
 type Shared = Arc<Mutex<LoadStats>>;
 
 /// Sends the configured traffic, calling `progress` about once a second, and
-/// returns the totals. Ends by itself by `duration + timeout`.
+/// returns the totals. Ends by itself by `duration + LATE_GRACE + timeout`.
 pub async fn run_load(
     cfg: LoadConfig,
     mut progress: impl FnMut(&LoadStats),
@@ -144,8 +150,8 @@ pub async fn run_load(
     }));
     let permits = Arc::new(Semaphore::new(cfg.concurrency));
     let start = Instant::now();
-    let send_until = start + cfg.duration;
-    let give_up_at = send_until + cfg.timeout;
+    let send_cutoff = start + cfg.duration + LATE_GRACE;
+    let give_up_at = send_cutoff + cfg.timeout;
     let mut ticker = interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut tasks = JoinSet::new();
@@ -156,9 +162,10 @@ pub async fn run_load(
     };
 
     let mut next = 0u64;
+    // Every planned request is due before `duration`: next / rps < duration.
     while next < planned {
         let due = start + Duration::from_secs_f64(next as f64 / cfg.rps);
-        if due >= send_until || Instant::now() >= send_until {
+        if Instant::now() >= send_cutoff {
             break;
         }
         tokio::select! {
@@ -175,7 +182,7 @@ pub async fn run_load(
                 lock(&shared).sent += 1;
                 tasks.spawn(one_request(client.clone(), url.clone(), shared.clone(), permit));
             }
-            _ = sleep_until(send_until) => break,
+            _ = sleep_until(send_cutoff) => break,
         }
     }
     tracing::debug!(sent = next, planned, "sending phase over; draining");
