@@ -421,3 +421,100 @@ async fn load_generator_rejects_bad_settings() {
         assert!(run_load(cfg, |_| {}).await.is_err());
     }
 }
+
+/// The real Prometheus server (Debian package, installed by hack/deps.sh)
+/// scrapes the demo app and stores exactly the counts the client saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_prometheus_scrapes_the_demo_app() {
+    let app = App::start(DemoAppConfig {
+        error_rate: 0.2,
+        ..config("v-prom")
+    })
+    .await;
+    let mut seen = BTreeMap::<u16, u64>::new();
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        let code = client
+            .get(format!("{}/", app.base))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        *seen.entry(code).or_default() += 1;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let target = app.base.trim_start_matches("http://");
+    let config = format!(
+        "global: {{scrape_interval: 1s, scrape_timeout: 1s}}\n\
+         scrape_configs:\n  - job_name: demo\n    static_configs: [{{targets: ['{target}']}}]\n"
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+    // Prometheus needs a fixed port: take a free one from the OS.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut prom = tokio::process::Command::new("prometheus")
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("prometheus not found: run hack/deps.sh");
+
+    let query = |q: &'static str| {
+        let client = client.clone();
+        async move {
+            let resp = client
+                .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+                .query(&[("query", q)])
+                .send()
+                .await
+                .ok()?;
+            let body: serde_json::Value = resp.json().await.ok()?;
+            let result = body["data"]["result"].as_array()?.clone();
+            Some(result)
+        }
+    };
+    let value = |sample: &serde_json::Value| -> f64 {
+        sample["value"][1].as_str().unwrap().parse().unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let series = loop {
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never stored the counters"
+        );
+        if let Some(r) = query("http_requests_total{version=\"v-prom\"}").await
+            && r.len() == seen.len()
+        {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    for s in &series {
+        let code: u16 = s["metric"]["code"].as_str().unwrap().parse().unwrap();
+        assert_eq!(value(s), seen[&code] as f64, "code {code}");
+    }
+    let up = query("up{job=\"demo\"}").await.unwrap();
+    assert_eq!(value(&up[0]), 1.0);
+    let buckets = query("http_request_duration_seconds_bucket{version=\"v-prom\"}")
+        .await
+        .unwrap();
+    assert_eq!(buckets.len(), 15, "14 bounds and +Inf");
+    let rss = query("process_resident_memory_bytes").await.unwrap();
+    assert!(value(&rss[0]) > 1e6);
+    prom.kill().await.unwrap();
+    app.stop().await;
+}

@@ -48,14 +48,15 @@ impl DemoMetrics {
         // `Counter` gets `_total` appended: `http_requests_total`.
         registry.register(
             "http_requests",
-            "HTTP requests served by the work endpoint, by status code and version.",
+            // prometheus-client appends the final period to HELP texts.
+            "HTTP requests served by the work endpoint, by status code and version",
             requests.clone(),
         );
         let duration: HistogramFamily =
             Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS));
         registry.register_with_unit(
             "http_request_duration",
-            "Time to serve a work request, including injected latency.",
+            "Time to serve a work request, including injected latency",
             Unit::Seconds,
             duration.clone(),
         );
@@ -108,6 +109,10 @@ mod tests {
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
+        assert!(
+            !text.contains(".."),
+            "doubled period in a HELP text:\n{text}"
+        );
         #[cfg(target_os = "linux")]
         for needle in [
             "process_cpu_seconds_total ",
