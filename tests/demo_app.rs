@@ -417,6 +417,15 @@ async fn load_generator_rejects_bad_settings() {
             concurrency: 0,
             ..LoadConfig::default()
         },
+        LoadConfig {
+            timeout: Duration::MAX,
+            ..LoadConfig::default()
+        },
+        LoadConfig {
+            rps: 0.5,
+            duration: Duration::from_secs(1),
+            ..LoadConfig::default()
+        },
     ] {
         assert!(run_load(cfg, |_| {}).await.is_err());
     }

@@ -110,9 +110,9 @@ fn plan(state: &AppState) -> Plan {
         state.latency.map_or(0.0, |d| d.sample(&mut rng))
     };
     Plan {
-        // Config caps latencies at an hour, so this cannot overflow; `max`
-        // guards against a negative sample from float rounding.
-        delay: Duration::from_secs_f64(delay_ms.max(0.0) / 1000.0),
+        // Config caps latencies at an hour; a sample that is somehow not a
+        // valid duration (negative, NaN) means no added latency, not a panic.
+        delay: Duration::try_from_secs_f64(delay_ms / 1000.0).unwrap_or(Duration::ZERO),
         fail: cfg.error_rate > 0.0 && rng.random_bool(cfg.error_rate),
     }
 }
