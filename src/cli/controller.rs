@@ -26,17 +26,27 @@ pub struct ControllerArgs {
     /// Rollouts reconciled at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: u16,
-    /// Where to serve /metrics.
-    #[arg(long, default_value = "0.0.0.0:9090")]
+    /// Where to serve /metrics (`HOST:PORT` or `:PORT`).
+    #[arg(long, default_value = ":8080", value_parser = parse_addr)]
     pub metrics_addr: SocketAddr,
     /// Where to serve /healthz and /readyz (may equal --metrics-addr).
-    #[arg(long, default_value = "0.0.0.0:8080")]
+    #[arg(long, default_value = ":8081", value_parser = parse_addr)]
     pub health_addr: SocketAddr,
     #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
     /// Path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+}
+
+/// `HOST:PORT`, or `:PORT` for every interface (as Go programs accept).
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    let full = match s.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => s.to_owned(),
+    };
+    full.parse()
+        .map_err(|e| format!("{s:?} is not HOST:PORT or :PORT ({e})"))
 }
 
 /// How `run_controller` runs; `Default` serves no HTTP (tests, demos).
@@ -204,4 +214,22 @@ pub async fn run(args: ControllerArgs) -> CliResult {
     };
     run_controller(client, cfg, shutdown_signal()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_accept_port_only() {
+        assert_eq!(
+            parse_addr(":8080"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 8080)))
+        );
+        assert_eq!(
+            parse_addr("127.0.0.1:9"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 9)))
+        );
+        assert!(parse_addr("nope").is_err());
+    }
 }
