@@ -93,6 +93,16 @@ fn bootstrap(store: &Store, registry: &Registry) -> Result<(), SandboxError> {
     Ok(())
 }
 
+/// kube builds a rustls connector even for plain http; with both rustls
+/// providers compiled in (other dependencies enable aws-lc-rs) rustls cannot
+/// pick one by itself, so choose ring, kube's default. Idempotent.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err only means another thread installed one first: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 impl Sandbox {
     pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         let listener = TcpListener::bind(config.listen)
@@ -144,6 +154,7 @@ impl Sandbox {
 
     /// A kube client for this sandbox, default namespace `default`.
     pub fn client(&self) -> Result<kube::Client, SandboxError> {
+        install_crypto_provider();
         let uri: http::Uri = self
             .url()
             .parse()

@@ -20,7 +20,15 @@ pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the request body is empty"));
     }
-    let yaml = content_type(headers).contains("yaml");
+    let ct = content_type(headers);
+    let base = ct.split(';').next().unwrap_or("").trim();
+    // Protobuf (and CBOR) are never served: 415 makes client-go retry in JSON.
+    if !base.is_empty() && !matches!(base, "application/json" | "application/yaml" | "text/yaml" | "application/x-yaml" | "*/*") {
+        return Err(ApiError::unsupported_media_type(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got \"{ct}\")"
+        )));
+    }
+    let yaml = base.contains("yaml");
     let value: Value = if yaml {
         serde_yaml::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!("error decoding YAML request body: {e}"))
