@@ -50,6 +50,7 @@ pub fn router(state: Shared) -> Router {
         .route("/healthz", get(ok))
         .route("/readyz", get(ok))
         .route("/livez", get(ok))
+        .route("/openapi/v2", get(openapi_v2))
         .route("/openapi/v3", get(openapi_root))
         .route("/openapi/v3/{*path}", get(openapi_gv))
         .route("/sandbox/requests", get(requests_get).delete(requests_reset))
@@ -81,6 +82,19 @@ async fn version() -> Response {
 
 async fn ok() -> &'static str {
     "ok"
+}
+
+/// An empty OpenAPI v2 document (a zero-length protobuf message is a valid, empty
+/// one). kubectl consults v2 only for kinds that no v3 document knows; with an
+/// empty schema it skips client-side validation and reports such kinds as the
+/// real server does ("no matches for kind").
+async fn openapi_v2() -> Response {
+    let mut resp = (StatusCode::OK, Bytes::new()).into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/octet-stream"),
+    );
+    resp
 }
 
 async fn openapi_root(State(st): State<Shared>) -> Response {
