@@ -51,8 +51,15 @@ async fn install_widgets(client: &kube::Client) -> Api<DynamicObject> {
     let crd: CustomResourceDefinition = serde_json::from_value(widget_crd()).unwrap();
     let created = crds.create(&PostParams::default(), &crd).await.unwrap();
     let conditions = created.status.unwrap().conditions.unwrap();
-    assert!(conditions.iter().any(|c| c.type_ == "Established" && c.status == "True"));
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.com", "v1", "Widget"), "widgets");
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+    );
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.com", "v1", "Widget"),
+        "widgets",
+    );
     Api::namespaced_with(client.clone(), "default", &ar)
 }
 
@@ -68,12 +75,21 @@ fn widget(name: &str, spec: Value) -> DynamicObject {
 async fn configmap_crud_and_error_reasons() {
     let sb = start().await;
     let api: Api<ConfigMap> = Api::default_namespaced(sb.client().unwrap());
-    let created = api.create(&PostParams::default(), &cm("a", &[])).await.unwrap();
+    let created = api
+        .create(&PostParams::default(), &cm("a", &[]))
+        .await
+        .unwrap();
     let meta = &created.metadata;
-    assert!(meta.uid.is_some() && meta.resource_version.is_some() && meta.creation_timestamp.is_some());
+    assert!(
+        meta.uid.is_some() && meta.resource_version.is_some() && meta.creation_timestamp.is_some()
+    );
     assert_eq!(meta.namespace.as_deref(), Some("default"));
 
-    let dup = api_err(api.create(&PostParams::default(), &cm("a", &[])).await.unwrap_err());
+    let dup = api_err(
+        api.create(&PostParams::default(), &cm("a", &[]))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((dup.code, dup.reason.as_str()), (409, "AlreadyExists"));
     assert_eq!(dup.message, "configmaps \"a\" already exists");
 
@@ -85,9 +101,19 @@ async fn configmap_crud_and_error_reasons() {
     let mut fresh = api.get("a").await.unwrap();
     let stale = fresh.clone();
     fresh.data = Some(BTreeMap::from([("k".into(), "new".into())]));
-    let updated = api.replace("a", &PostParams::default(), &fresh).await.unwrap();
-    assert_ne!(updated.metadata.resource_version, stale.metadata.resource_version);
-    let conflict = api_err(api.replace("a", &PostParams::default(), &stale).await.unwrap_err());
+    let updated = api
+        .replace("a", &PostParams::default(), &fresh)
+        .await
+        .unwrap();
+    assert_ne!(
+        updated.metadata.resource_version,
+        stale.metadata.resource_version
+    );
+    let conflict = api_err(
+        api.replace("a", &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((conflict.code, conflict.reason.as_str()), (409, "Conflict"));
     assert_eq!(api.get("a").await.unwrap().data.unwrap()["k"], "new");
 
@@ -98,7 +124,12 @@ async fn configmap_crud_and_error_reasons() {
 
     // A namespace that does not exist is NotFound too.
     let elsewhere: Api<ConfigMap> = Api::namespaced(sb.client().unwrap(), "nowhere");
-    let err = api_err(elsewhere.create(&PostParams::default(), &cm("b", &[])).await.unwrap_err());
+    let err = api_err(
+        elsewhere
+            .create(&PostParams::default(), &cm("b", &[]))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(err.code, 404);
     assert_eq!(err.message, "namespaces \"nowhere\" not found");
     sb.shutdown().await;
@@ -118,7 +149,10 @@ async fn services_get_a_cluster_ip() {
     let mut again = api.get("web").await.unwrap();
     again.spec.as_mut().unwrap().cluster_ip = None;
     again.spec.as_mut().unwrap().cluster_ips = None;
-    let kept = api.replace("web", &PostParams::default(), &again).await.unwrap();
+    let kept = api
+        .replace("web", &PostParams::default(), &again)
+        .await
+        .unwrap();
     assert_eq!(kept.spec.unwrap().cluster_ip.as_deref(), Some(ip.as_str()));
     sb.shutdown().await;
 }
@@ -134,40 +168,84 @@ async fn label_and_field_selectors() {
         ("db-1", vec![("app", "db")]),
         ("plain", vec![]),
     ] {
-        api.create(&PostParams::default(), &cm(name, &labels)).await.unwrap();
+        api.create(&PostParams::default(), &cm(name, &labels))
+            .await
+            .unwrap();
     }
     let names = |lp: ListParams| {
         let api = api.clone();
         async move {
-            let mut n: Vec<String> = api.list(&lp).await.unwrap().items.into_iter().map(|c| c.metadata.name.unwrap()).collect();
+            let mut n: Vec<String> = api
+                .list(&lp)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|c| c.metadata.name.unwrap())
+                .collect();
             n.sort();
             n
         }
     };
-    assert_eq!(names(ListParams::default().labels("app=web")).await, ["web-1", "web-2"]);
-    assert_eq!(names(ListParams::default().labels("app==web,tier")).await, ["web-1"]);
-    assert_eq!(names(ListParams::default().labels("app in (web, api)")).await, ["api-1", "web-1", "web-2"]);
-    assert_eq!(names(ListParams::default().labels("app notin (web,api),app")).await, ["db-1"]);
-    assert_eq!(names(ListParams::default().labels("app!=web")).await, ["api-1", "db-1", "plain"]);
-    assert_eq!(names(ListParams::default().labels("!app")).await, ["plain"]);
-    assert_eq!(names(ListParams::default().fields("metadata.name=db-1")).await, ["db-1"]);
     assert_eq!(
-        names(ListParams::default().labels("app=web").fields("metadata.name!=web-1,metadata.namespace=default")).await,
+        names(ListParams::default().labels("app=web")).await,
+        ["web-1", "web-2"]
+    );
+    assert_eq!(
+        names(ListParams::default().labels("app==web,tier")).await,
+        ["web-1"]
+    );
+    assert_eq!(
+        names(ListParams::default().labels("app in (web, api)")).await,
+        ["api-1", "web-1", "web-2"]
+    );
+    assert_eq!(
+        names(ListParams::default().labels("app notin (web,api),app")).await,
+        ["db-1"]
+    );
+    assert_eq!(
+        names(ListParams::default().labels("app!=web")).await,
+        ["api-1", "db-1", "plain"]
+    );
+    assert_eq!(names(ListParams::default().labels("!app")).await, ["plain"]);
+    assert_eq!(
+        names(ListParams::default().fields("metadata.name=db-1")).await,
+        ["db-1"]
+    );
+    assert_eq!(
+        names(
+            ListParams::default()
+                .labels("app=web")
+                .fields("metadata.name!=web-1,metadata.namespace=default")
+        )
+        .await,
         ["web-2"]
     );
-    assert!(names(ListParams::default().fields("metadata.namespace=other")).await.is_empty());
+    assert!(
+        names(ListParams::default().fields("metadata.namespace=other"))
+            .await
+            .is_empty()
+    );
 
     // Dotted paths anywhere in the object, e.g. events' involvedObject.
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(sb.client().unwrap());
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::default_namespaced(sb.client().unwrap());
     for (name, target) in [("e1", "web"), ("e2", "db")] {
         let ev = serde_json::from_value(json!({"metadata": {"name": name}, "involvedObject": {"kind": "Pod", "name": target}, "reason": "Test"})).unwrap();
         events.create(&PostParams::default(), &ev).await.unwrap();
     }
-    let found = events.list(&ListParams::default().fields("involvedObject.name=db")).await.unwrap();
+    let found = events
+        .list(&ListParams::default().fields("involvedObject.name=db"))
+        .await
+        .unwrap();
     assert_eq!(found.items.len(), 1);
     assert_eq!(found.items[0].metadata.name.as_deref(), Some("e2"));
 
-    let bad = api_err(api.list(&ListParams::default().labels("app in web")).await.unwrap_err());
+    let bad = api_err(
+        api.list(&ListParams::default().labels("app in web"))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(bad.code, 400);
     sb.shutdown().await;
 }
@@ -177,9 +255,16 @@ async fn pagination_with_limit_and_continue() {
     let sb = start().await;
     let api: Api<ConfigMap> = Api::default_namespaced(sb.client().unwrap());
     for i in 0..25 {
-        api.create(&PostParams::default(), &cm(&format!("cm-{i:02}"), &[("page", "yes")])).await.unwrap();
+        api.create(
+            &PostParams::default(),
+            &cm(&format!("cm-{i:02}"), &[("page", "yes")]),
+        )
+        .await
+        .unwrap();
     }
-    api.create(&PostParams::default(), &cm("other", &[])).await.unwrap();
+    api.create(&PostParams::default(), &cm("other", &[]))
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = 0;
@@ -208,19 +293,35 @@ async fn pagination_with_limit_and_continue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn continue_on_an_expired_snapshot_is_410() {
-    let sb = start_with(SandboxConfig { watch_history: 5, ..Default::default() }).await;
+    let sb = start_with(SandboxConfig {
+        watch_history: 5,
+        ..Default::default()
+    })
+    .await;
     let api: Api<ConfigMap> = Api::default_namespaced(sb.client().unwrap());
     for i in 0..4 {
-        api.create(&PostParams::default(), &cm(&format!("cm-{i}"), &[])).await.unwrap();
+        api.create(&PostParams::default(), &cm(&format!("cm-{i}"), &[]))
+            .await
+            .unwrap();
     }
     let first = api.list(&ListParams::default().limit(2)).await.unwrap();
     let token = first.metadata.continue_.unwrap();
     for i in 0..10 {
-        api.create(&PostParams::default(), &cm(&format!("later-{i}"), &[])).await.unwrap();
+        api.create(&PostParams::default(), &cm(&format!("later-{i}"), &[]))
+            .await
+            .unwrap();
     }
-    let err = api_err(api.list(&ListParams::default().limit(2).continue_token(&token)).await.unwrap_err());
+    let err = api_err(
+        api.list(&ListParams::default().limit(2).continue_token(&token))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((err.code, err.reason.as_str()), (410, "Expired"));
-    let garbage = api_err(api.list(&ListParams::default().continue_token("%%%")).await.unwrap_err());
+    let garbage = api_err(
+        api.list(&ListParams::default().continue_token("%%%"))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(garbage.code, 400);
     sb.shutdown().await;
 }
@@ -229,28 +330,51 @@ async fn continue_on_an_expired_snapshot_is_410() {
 async fn status_subresource_and_generation() {
     let sb = start().await;
     let api: Api<ReplicaSet> = Api::default_namespaced(sb.client().unwrap());
-    let created = api.create(&PostParams::default(), &rs("web", 2)).await.unwrap();
+    let created = api
+        .create(&PostParams::default(), &rs("web", 2))
+        .await
+        .unwrap();
     assert_eq!(created.metadata.generation, Some(1));
 
     let mut with_status = created.clone();
-    with_status.status = Some(serde_json::from_value(json!({"replicas": 2, "readyReplicas": 1})).unwrap());
-    let after_status = api.replace_status("web", &PostParams::default(), &with_status).await.unwrap();
-    assert_eq!(after_status.metadata.generation, Some(1), "status writes do not bump generation");
-    assert_eq!(after_status.status.as_ref().unwrap().ready_replicas, Some(1));
+    with_status.status =
+        Some(serde_json::from_value(json!({"replicas": 2, "readyReplicas": 1})).unwrap());
+    let after_status = api
+        .replace_status("web", &PostParams::default(), &with_status)
+        .await
+        .unwrap();
+    assert_eq!(
+        after_status.metadata.generation,
+        Some(1),
+        "status writes do not bump generation"
+    );
+    assert_eq!(
+        after_status.status.as_ref().unwrap().ready_replicas,
+        Some(1)
+    );
 
     // A main write changes spec (generation +1) and cannot touch status.
     let mut main = after_status.clone();
     main.spec.replicas = Some(4);
     main.status = Some(serde_json::from_value(json!({"replicas": 99})).unwrap());
-    let after_main = api.replace("web", &PostParams::default(), &main).await.unwrap();
+    let after_main = api
+        .replace("web", &PostParams::default(), &main)
+        .await
+        .unwrap();
     assert_eq!(after_main.metadata.generation, Some(2));
     assert_eq!(after_main.spec.replicas, Some(4));
     assert_eq!(after_main.status.unwrap().replicas, 2);
 
     // A write that changes nothing keeps the resourceVersion.
     let same = api.get("web").await.unwrap();
-    let again = api.replace("web", &PostParams::default(), &same).await.unwrap();
-    assert_eq!(again.metadata.resource_version, same.metadata.resource_version);
+    let again = api
+        .replace("web", &PostParams::default(), &same)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.metadata.resource_version,
+        same.metadata.resource_version
+    );
     sb.shutdown().await;
 }
 
@@ -258,24 +382,46 @@ async fn status_subresource_and_generation() {
 async fn scale_subresource_on_replicaset() {
     let sb = start().await;
     let api: Api<ReplicaSet> = Api::default_namespaced(sb.client().unwrap());
-    api.create(&PostParams::default(), &rs("web", 2)).await.unwrap();
+    api.create(&PostParams::default(), &rs("web", 2))
+        .await
+        .unwrap();
     let scale = api.get_scale("web").await.unwrap();
     assert_eq!(scale.spec.as_ref().unwrap().replicas, Some(2));
-    assert_eq!(scale.status.as_ref().unwrap().selector.as_deref(), Some("app=web"));
+    assert_eq!(
+        scale.status.as_ref().unwrap().selector.as_deref(),
+        Some("app=web")
+    );
     let mut bigger = scale.clone();
     bigger.spec.as_mut().unwrap().replicas = Some(5);
-    let scaled = api.replace_scale("web", &PostParams::default(), &bigger).await.unwrap();
+    let scaled = api
+        .replace_scale("web", &PostParams::default(), &bigger)
+        .await
+        .unwrap();
     assert_eq!(scaled.spec.unwrap().replicas, Some(5));
     let stored = api.get("web").await.unwrap();
     assert_eq!(stored.spec.replicas, Some(5));
     assert_eq!(stored.metadata.generation, Some(2));
     // The stale Scale is now a conflict.
-    let err = api_err(api.replace_scale("web", &PostParams::default(), &scale).await.unwrap_err());
+    let err = api_err(
+        api.replace_scale("web", &PostParams::default(), &scale)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(err.code, 409);
     // Kinds without a scale subresource have no such path.
     let cms: Api<ConfigMap> = Api::default_namespaced(sb.client().unwrap());
-    cms.create(&PostParams::default(), &cm("c", &[])).await.unwrap();
-    let (code, _, body) = raw(&sb.client().unwrap(), "GET", "/api/v1/namespaces/default/configmaps/c/scale", None, None, b"").await;
+    cms.create(&PostParams::default(), &cm("c", &[]))
+        .await
+        .unwrap();
+    let (code, _, body) = raw(
+        &sb.client().unwrap(),
+        "GET",
+        "/api/v1/namespaces/default/configmaps/c/scale",
+        None,
+        None,
+        b"",
+    )
+    .await;
     assert_eq!(code, 404);
     assert_eq!(json_of(&body)["reason"], "NotFound");
     sb.shutdown().await;
@@ -286,37 +432,75 @@ async fn crd_registration_discovery_and_scale() {
     let sb = start().await;
     let client = sb.client().unwrap();
     let widgets = install_widgets(&client).await;
-    let discovery = kube::discovery::Discovery::new(client.clone()).run().await.unwrap();
+    let discovery = kube::discovery::Discovery::new(client.clone())
+        .run()
+        .await
+        .unwrap();
     let (ar, caps) = discovery
         .groups()
         .flat_map(|g| g.recommended_resources())
         .find(|(ar, _)| ar.kind == "Widget")
         .expect("Widget is discoverable");
     assert_eq!(ar.plural, "widgets");
-    assert!(caps.subresources.iter().any(|(s, _)| s.plural == "widgets/status" || s.plural == "status"), "{:?}", caps.subresources);
+    assert!(
+        caps.subresources
+            .iter()
+            .any(|(s, _)| s.plural == "widgets/status" || s.plural == "status"),
+        "{:?}",
+        caps.subresources
+    );
     // The built-in Gateway API kind is there as well.
-    assert!(discovery.groups().flat_map(|g| g.recommended_resources()).any(|(ar, _)| ar.kind == "HTTPRoute"));
+    assert!(
+        discovery
+            .groups()
+            .flat_map(|g| g.recommended_resources())
+            .any(|(ar, _)| ar.kind == "HTTPRoute")
+    );
 
-    widgets.create(&PostParams::default(), &widget("w1", json!({"replicas": 2, "color": "red"}))).await.unwrap();
+    widgets
+        .create(
+            &PostParams::default(),
+            &widget("w1", json!({"replicas": 2, "color": "red"})),
+        )
+        .await
+        .unwrap();
     let scale = widgets.get_scale("w1").await.unwrap();
     assert_eq!(scale.spec.as_ref().unwrap().replicas, Some(2));
     let mut up = scale;
     up.spec.as_mut().unwrap().replicas = Some(7);
-    widgets.replace_scale("w1", &PostParams::default(), &up).await.unwrap();
+    widgets
+        .replace_scale("w1", &PostParams::default(), &up)
+        .await
+        .unwrap();
     assert_eq!(widgets.get("w1").await.unwrap().data["spec"]["replicas"], 7);
 
     // Status subresource on a CR: status-only writes keep generation.
     let mut w = widgets.get("w1").await.unwrap();
     let generation = w.metadata.generation;
     w.data["status"] = json!({"phase": "Ready", "replicas": 7, "selector": "app=w1"});
-    let after = widgets.replace_status("w1", &PostParams::default(), &w).await.unwrap();
+    let after = widgets
+        .replace_status("w1", &PostParams::default(), &w)
+        .await
+        .unwrap();
     assert_eq!(after.metadata.generation, generation);
     assert_eq!(after.data["status"]["phase"], "Ready");
-    assert_eq!(widgets.get_scale("w1").await.unwrap().status.unwrap().selector.as_deref(), Some("app=w1"));
+    assert_eq!(
+        widgets
+            .get_scale("w1")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .selector
+            .as_deref(),
+        Some("app=w1")
+    );
 
     // Deleting the CRD stops serving the kind and drops its objects.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.delete("widgets.example.com", &DeleteParams::default()).await.unwrap();
+    crds.delete("widgets.example.com", &DeleteParams::default())
+        .await
+        .unwrap();
     let err = api_err(widgets.get("w1").await.unwrap_err());
     assert_eq!(err.code, 404);
     assert!(sb.registry().find("example.com", "v1", "widgets").is_none());
@@ -333,7 +517,10 @@ async fn invalid_crd_is_422() {
     let err = api_err(crds.create(&PostParams::default(), &crd).await.unwrap_err());
     assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
     let causes = err.details.unwrap().causes;
-    assert!(causes.iter().any(|c| c.field == "metadata.name"), "{causes:?}");
+    assert!(
+        causes.iter().any(|c| c.field == "metadata.name"),
+        "{causes:?}"
+    );
     assert!(sb.registry().find("example.com", "v1", "widgets").is_none());
     sb.shutdown().await;
 }
@@ -343,25 +530,83 @@ async fn invalid_crd_is_422() {
 async fn crd_schema_validation_and_defaulting() {
     let sb = start().await;
     let widgets = install_widgets(&sb.client().unwrap()).await;
-    let created = widgets.create(&PostParams::default(), &widget("w1", json!({"color": "red"}))).await.unwrap();
+    let created = widgets
+        .create(
+            &PostParams::default(),
+            &widget("w1", json!({"color": "red"})),
+        )
+        .await
+        .unwrap();
     assert_eq!(created.data["spec"]["replicas"], 1, "default applied");
 
-    let err = api_err(widgets.create(&PostParams::default(), &widget("w2", json!({"replicas": -1}))).await.unwrap_err());
+    let err = api_err(
+        widgets
+            .create(
+                &PostParams::default(),
+                &widget("w2", json!({"replicas": -1})),
+            )
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
-    assert!(err.message.starts_with("Widget.example.com \"w2\" is invalid: spec.replicas"), "{}", err.message);
-    assert!(err.details.unwrap().causes.iter().any(|c| c.field == "spec.replicas"));
-    assert_eq!(api_err(widgets.get("w2").await.unwrap_err()).code, 404, "nothing stored");
+    assert!(
+        err.message
+            .starts_with("Widget.example.com \"w2\" is invalid: spec.replicas"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.details
+            .unwrap()
+            .causes
+            .iter()
+            .any(|c| c.field == "spec.replicas")
+    );
+    assert_eq!(
+        api_err(widgets.get("w2").await.unwrap_err()).code,
+        404,
+        "nothing stored"
+    );
 
     // Unknown fields: Strict rejects, the default (Warn) prunes.
     let client = sb.client().unwrap();
     let body = serde_json::to_vec(&widget("w3", json!({"color": "red", "foo": 1}))).unwrap();
-    let (code, _, text) = raw(&client, "POST", "/apis/example.com/v1/namespaces/default/widgets?fieldValidation=Strict", Some("application/json"), None, &body).await;
+    let (code, _, text) = raw(
+        &client,
+        "POST",
+        "/apis/example.com/v1/namespaces/default/widgets?fieldValidation=Strict",
+        Some("application/json"),
+        None,
+        &body,
+    )
+    .await;
     assert_eq!(code, 400, "{text}");
-    assert!(json_of(&text)["message"].as_str().unwrap().contains("unknown field \"spec.foo\""), "{text}");
-    let (code, headers, text) = raw(&client, "POST", "/apis/example.com/v1/namespaces/default/widgets?fieldValidation=Warn", Some("application/json"), None, &body).await;
+    assert!(
+        json_of(&text)["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field \"spec.foo\""),
+        "{text}"
+    );
+    let (code, headers, text) = raw(
+        &client,
+        "POST",
+        "/apis/example.com/v1/namespaces/default/widgets?fieldValidation=Warn",
+        Some("application/json"),
+        None,
+        &body,
+    )
+    .await;
     assert_eq!(code, 201, "{text}");
     assert!(json_of(&text)["spec"].get("foo").is_none());
-    assert!(headers.get("warning").unwrap().to_str().unwrap().contains("spec.foo"));
+    assert!(
+        headers
+            .get("warning")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("spec.foo")
+    );
     sb.shutdown().await;
 }
 
@@ -371,14 +616,28 @@ async fn patches_and_server_side_apply() {
     let sb = start().await;
     let client = sb.client().unwrap();
     let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    cms.create(&PostParams::default(), &cm("a", &[])).await.unwrap();
+    cms.create(&PostParams::default(), &cm("a", &[]))
+        .await
+        .unwrap();
     let merged = cms
-        .patch("a", &PatchParams::default(), &Patch::Merge(json!({"data": {"x": "1"}})))
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"x": "1"}})),
+        )
         .await
         .unwrap();
     assert_eq!(merged.data.unwrap()["x"], "1");
     let jp = br#"[{"op": "add", "path": "/data/y", "value": "2"}]"#;
-    let (code, _, body) = raw(&client, "PATCH", "/api/v1/namespaces/default/configmaps/a", Some("application/json-patch+json"), None, jp).await;
+    let (code, _, body) = raw(
+        &client,
+        "PATCH",
+        "/api/v1/namespaces/default/configmaps/a",
+        Some("application/json-patch+json"),
+        None,
+        jp,
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(json_of(&body)["data"]["y"], "2");
 
@@ -398,25 +657,47 @@ async fn patches_and_server_side_apply() {
 
     // Strategic merge patches are for built-ins only: 415 on a custom resource.
     let widgets = install_widgets(&client).await;
-    widgets.create(&PostParams::default(), &widget("w", json!({"replicas": 1}))).await.unwrap();
+    widgets
+        .create(&PostParams::default(), &widget("w", json!({"replicas": 1})))
+        .await
+        .unwrap();
     let err = api_err(
         widgets
-            .patch("w", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"replicas": 2}})))
+            .patch(
+                "w",
+                &PatchParams::default(),
+                &Patch::Strategic(json!({"spec": {"replicas": 2}})),
+            )
             .await
             .unwrap_err(),
     );
     assert_eq!(err.code, 415);
     // Merge patch of the scale subresource.
     let rss: Api<ReplicaSet> = Api::default_namespaced(client.clone());
-    rss.create(&PostParams::default(), &rs("web", 1)).await.unwrap();
-    rss.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}}))).await.unwrap();
+    rss.create(&PostParams::default(), &rs("web", 1))
+        .await
+        .unwrap();
+    rss.patch_scale(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 3}})),
+    )
+    .await
+    .unwrap();
     assert_eq!(rss.get("web").await.unwrap().spec.replicas, Some(3));
     // Status patch.
     widgets
-        .patch_status("w", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Ready"}})))
+        .patch_status(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Ready"}})),
+        )
         .await
         .unwrap();
-    assert_eq!(widgets.get("w").await.unwrap().data["status"]["phase"], "Ready");
+    assert_eq!(
+        widgets.get("w").await.unwrap().data["status"]["phase"],
+        "Ready"
+    );
     sb.shutdown().await;
 }
 
@@ -432,14 +713,28 @@ async fn deletion_waits_for_finalizers() {
     assert!(still.metadata.deletion_timestamp.is_some());
     let mut release = still;
     release.metadata.finalizers = None;
-    api.replace("held", &PostParams::default(), &release).await.unwrap();
+    api.replace("held", &PostParams::default(), &release)
+        .await
+        .unwrap();
     assert_eq!(api_err(api.get("held").await.unwrap_err()).code, 404);
 
     // propagationPolicy is accepted in DeleteOptions and as a query parameter.
-    api.create(&PostParams::default(), &cm("x", &[])).await.unwrap();
+    api.create(&PostParams::default(), &cm("x", &[]))
+        .await
+        .unwrap();
     api.delete("x", &DeleteParams::foreground()).await.unwrap();
-    api.create(&PostParams::default(), &cm("y", &[])).await.unwrap();
-    let (code, _, _) = raw(&sb.client().unwrap(), "DELETE", "/api/v1/namespaces/default/configmaps/y?propagationPolicy=Orphan", None, None, b"").await;
+    api.create(&PostParams::default(), &cm("y", &[]))
+        .await
+        .unwrap();
+    let (code, _, _) = raw(
+        &sb.client().unwrap(),
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps/y?propagationPolicy=Orphan",
+        None,
+        None,
+        b"",
+    )
+    .await;
     assert_eq!(code, 200);
     assert_eq!(api_err(api.get("y").await.unwrap_err()).code, 404);
     sb.shutdown().await;
@@ -449,11 +744,16 @@ async fn deletion_waits_for_finalizers() {
 async fn watcher_and_reflector_follow_changes() {
     let sb = start().await;
     let api: Api<ConfigMap> = Api::default_namespaced(sb.client().unwrap());
-    api.create(&PostParams::default(), &cm("pre", &[("w", "yes")])).await.unwrap();
+    api.create(&PostParams::default(), &cm("pre", &[("w", "yes")]))
+        .await
+        .unwrap();
     let (reader, writer) = reflector::store();
-    let stream = reflector(writer, watcher(api.clone(), watcher::Config::default().labels("w=yes")))
-        .applied_objects()
-        .boxed();
+    let stream = reflector(
+        writer,
+        watcher(api.clone(), watcher::Config::default().labels("w=yes")),
+    )
+    .applied_objects()
+    .boxed();
     let task = tokio::spawn(async move {
         let mut stream = stream;
         while let Some(ev) = stream.next().await {
@@ -463,38 +763,66 @@ async fn watcher_and_reflector_follow_changes() {
     reader.wait_until_ready().await.unwrap();
     assert_eq!(reader.state().len(), 1);
 
-    api.create(&PostParams::default(), &cm("new", &[("w", "yes")])).await.unwrap();
-    api.create(&PostParams::default(), &cm("ignored", &[("w", "no")])).await.unwrap();
+    api.create(&PostParams::default(), &cm("new", &[("w", "yes")]))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &cm("ignored", &[("w", "no")]))
+        .await
+        .unwrap();
     let mut changed = api.get("new").await.unwrap();
     changed.data = Some(BTreeMap::from([("k".into(), "changed".into())]));
-    api.replace("new", &PostParams::default(), &changed).await.unwrap();
+    api.replace("new", &PostParams::default(), &changed)
+        .await
+        .unwrap();
     api.delete("pre", &DeleteParams::default()).await.unwrap();
     // Relabelling out of the selector reads as a delete to this watcher.
     let mut out = api.get("ignored").await.unwrap();
     out.metadata.labels = Some(BTreeMap::from([("w".into(), "yes".into())]));
-    api.replace("ignored", &PostParams::default(), &out).await.unwrap();
+    api.replace("ignored", &PostParams::default(), &out)
+        .await
+        .unwrap();
 
     let converged = eventually(Duration::from_secs(10), || {
         let reader = reader.clone();
         async move {
-            let mut names: Vec<String> = reader.state().iter().map(|c| c.metadata.name.clone().unwrap()).collect();
-            names.sort();
-            let new_changed = reader
+            let mut names: Vec<String> = reader
                 .state()
                 .iter()
-                .any(|c| c.metadata.name.as_deref() == Some("new") && c.data.as_ref().is_some_and(|d| d["k"] == "changed"));
+                .map(|c| c.metadata.name.clone().unwrap())
+                .collect();
+            names.sort();
+            let new_changed = reader.state().iter().any(|c| {
+                c.metadata.name.as_deref() == Some("new")
+                    && c.data.as_ref().is_some_and(|d| d["k"] == "changed")
+            });
             names == ["ignored", "new"] && new_changed
         }
     })
     .await;
-    assert!(converged, "reflector has {:?}", reader.state().iter().map(|c| c.metadata.name.clone()).collect::<Vec<_>>());
+    assert!(
+        converged,
+        "reflector has {:?}",
+        reader
+            .state()
+            .iter()
+            .map(|c| c.metadata.name.clone())
+            .collect::<Vec<_>>()
+    );
     task.abort();
     sb.shutdown().await;
 }
 
 /// Raw watch lines, read until the server ends the stream (timeoutSeconds).
 async fn raw_watch(client: &kube::Client, query: &str) -> Vec<Value> {
-    let (code, _, body) = raw(client, "GET", &format!("/api/v1/namespaces/default/configmaps?watch=true&{query}"), None, None, b"").await;
+    let (code, _, body) = raw(
+        client,
+        "GET",
+        &format!("/api/v1/namespaces/default/configmaps?watch=true&{query}"),
+        None,
+        None,
+        b"",
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     body.lines().map(json_of).collect()
 }
@@ -504,7 +832,9 @@ async fn raw_watch_events_bookmarks_and_selector_transitions() {
     let sb = start().await;
     let client = sb.client().unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    api.create(&PostParams::default(), &cm("a", &[("sel", "in")])).await.unwrap();
+    api.create(&PostParams::default(), &cm("a", &[("sel", "in")]))
+        .await
+        .unwrap();
     let list = api.list(&ListParams::default()).await.unwrap();
     let rv = list.metadata.resource_version.unwrap();
 
@@ -512,45 +842,95 @@ async fn raw_watch_events_bookmarks_and_selector_transitions() {
         let api = api.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            api.create(&PostParams::default(), &cm("b", &[("sel", "in")])).await.unwrap();
+            api.create(&PostParams::default(), &cm("b", &[("sel", "in")]))
+                .await
+                .unwrap();
             let mut a = api.get("a").await.unwrap();
             a.metadata.labels = Some(BTreeMap::from([("sel".into(), "out".into())]));
             api.replace("a", &PostParams::default(), &a).await.unwrap();
         })
     };
-    let events = raw_watch(&client, &format!("resourceVersion={rv}&labelSelector=sel%3Din&allowWatchBookmarks=true&timeoutSeconds=3")).await;
+    let events = raw_watch(
+        &client,
+        &format!(
+            "resourceVersion={rv}&labelSelector=sel%3Din&allowWatchBookmarks=true&timeoutSeconds=3"
+        ),
+    )
+    .await;
     writer.await.unwrap();
     let kinds: Vec<(String, String)> = events
         .iter()
         .filter(|e| e["type"] != "BOOKMARK")
-        .map(|e| (e["type"].as_str().unwrap().to_string(), e["object"]["metadata"]["name"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["object"]["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
         .collect();
-    assert_eq!(kinds, [("ADDED".to_string(), "b".to_string()), ("DELETED".to_string(), "a".to_string())]);
-    let bookmark = events.iter().find(|e| e["type"] == "BOOKMARK").expect("a bookmark while idle");
+    assert_eq!(
+        kinds,
+        [
+            ("ADDED".to_string(), "b".to_string()),
+            ("DELETED".to_string(), "a".to_string())
+        ]
+    );
+    let bookmark = events
+        .iter()
+        .find(|e| e["type"] == "BOOKMARK")
+        .expect("a bookmark while idle");
     assert_eq!(bookmark["object"]["kind"], "ConfigMap");
-    assert!(bookmark["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse::<u64>().unwrap() > 0);
+    assert!(
+        bookmark["object"]["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
 
     // Without a resourceVersion: synthetic ADDED for what exists now.
     let initial = raw_watch(&client, "timeoutSeconds=1").await;
-    let names: Vec<&str> = initial.iter().map(|e| e["object"]["metadata"]["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = initial
+        .iter()
+        .map(|e| e["object"]["metadata"]["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["a", "b"]);
     assert!(initial.iter().all(|e| e["type"] == "ADDED"));
 
     // Streaming lists: initial events end with an annotated bookmark.
     let streamed = raw_watch(&client, "sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1").await;
-    let end = streamed.iter().position(|e| e["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"] == "true").expect("end-of-initial-events bookmark");
+    let end = streamed
+        .iter()
+        .position(|e| e["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"] == "true")
+        .expect("end-of-initial-events bookmark");
     assert_eq!(end, 2);
     sb.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_watch_from_an_expired_version_gets_410() {
-    let sb = start_with(SandboxConfig { watch_history: 5, ..Default::default() }).await;
+    let sb = start_with(SandboxConfig {
+        watch_history: 5,
+        ..Default::default()
+    })
+    .await;
     let client = sb.client().unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    let rv = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
     for i in 0..8 {
-        api.create(&PostParams::default(), &cm(&format!("c{i}"), &[])).await.unwrap();
+        api.create(&PostParams::default(), &cm(&format!("c{i}"), &[]))
+            .await
+            .unwrap();
     }
     let events = raw_watch(&client, &format!("resourceVersion={rv}&timeoutSeconds=2")).await;
     assert_eq!(events.len(), 1, "{events:?}");
@@ -566,42 +946,68 @@ async fn watcher_relists_after_410_and_converges() {
     // while many changes happened must get 410, relist, and still converge.
     let sb = start_with(SandboxConfig {
         watch_history: 5,
-        faults: FaultConfig { rules: vec![], watch_cut_after: Some(Duration::from_millis(300)) },
+        faults: FaultConfig {
+            rules: vec![],
+            watch_cut_after: Some(Duration::from_millis(300)),
+        },
         ..Default::default()
     })
     .await;
     let api: Api<ConfigMap> = Api::default_namespaced(sb.client().unwrap());
     for i in 0..3 {
-        api.create(&PostParams::default(), &cm(&format!("keep-{i}"), &[])).await.unwrap();
+        api.create(&PostParams::default(), &cm(&format!("keep-{i}"), &[]))
+            .await
+            .unwrap();
     }
     let (reader, writer) = reflector::store();
     let mut stream = reflector(writer, watcher(api.clone(), watcher::Config::default())).boxed();
     // Drive the stream until the initial list is in.
     while reader.state().len() < 3 {
-        tokio::time::timeout(Duration::from_secs(5), stream.next()).await.unwrap().unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
     }
     // Stop consuming: the server cuts the watch meanwhile; then many changes.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let counts = sb.request_counts();
     let lists_before = counts.get("list", "configmaps");
     for i in 0..12 {
-        api.create(&PostParams::default(), &cm(&format!("new-{i}"), &[])).await.unwrap();
+        api.create(&PostParams::default(), &cm(&format!("new-{i}"), &[]))
+            .await
+            .unwrap();
     }
-    api.delete("keep-0", &DeleteParams::default()).await.unwrap();
-    let mut expected: Vec<String> = (1..3).map(|i| format!("keep-{i}")).chain((0..12).map(|i| format!("new-{i}"))).collect();
+    api.delete("keep-0", &DeleteParams::default())
+        .await
+        .unwrap();
+    let mut expected: Vec<String> = (1..3)
+        .map(|i| format!("keep-{i}"))
+        .chain((0..12).map(|i| format!("new-{i}")))
+        .collect();
     expected.sort();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let mut names: Vec<String> = reader.state().iter().map(|c| c.metadata.name.clone().unwrap()).collect();
+        let mut names: Vec<String> = reader
+            .state()
+            .iter()
+            .map(|c| c.metadata.name.clone().unwrap())
+            .collect();
         names.sort();
         if names == expected {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "reflector stuck at {names:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reflector stuck at {names:?}"
+        );
         // Errors (the 410) are part of the story; the watcher recovers by itself.
         let _ = tokio::time::timeout(Duration::from_millis(500), stream.next()).await;
     }
-    assert!(counts.get("list", "configmaps") > lists_before, "a relist happened");
+    assert!(
+        counts.get("list", "configmaps") > lists_before,
+        "a relist happened"
+    );
     sb.shutdown().await;
 }
 
@@ -612,7 +1018,9 @@ async fn fault_injection_and_request_counts() {
     let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
     let counts = sb.request_counts();
     counts.reset();
-    api.create(&PostParams::default(), &cm("a", &[])).await.unwrap();
+    api.create(&PostParams::default(), &cm("a", &[]))
+        .await
+        .unwrap();
     api.list(&ListParams::default()).await.unwrap();
     api.list(&ListParams::default()).await.unwrap();
     api.get("a").await.unwrap();
@@ -646,14 +1054,46 @@ async fn fault_injection_and_request_counts() {
     no_retry.default_retry = false;
     let client = kube::Client::try_from(no_retry).unwrap();
     let cfg = json!({"rules": [{"verb": "get", "resource": "configmaps", "probability": 1.0, "action": {"type": "error", "code": 429}}]});
-    let (code, _, body) = raw(&client, "PUT", "/sandbox/faults", Some("application/json"), None, cfg.to_string().as_bytes()).await;
+    let (code, _, body) = raw(
+        &client,
+        "PUT",
+        "/sandbox/faults",
+        Some("application/json"),
+        None,
+        cfg.to_string().as_bytes(),
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
-    let (code, headers, _) = raw(&client, "GET", "/api/v1/namespaces/default/configmaps/a", None, None, b"").await;
+    let (code, headers, _) = raw(
+        &client,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/a",
+        None,
+        None,
+        b"",
+    )
+    .await;
     assert_eq!(code, 429);
     assert_eq!(headers.get("retry-after").unwrap(), "1");
-    let (code, _, _) = raw(&client, "PUT", "/sandbox/faults", Some("application/json"), None, b"{}").await;
+    let (code, _, _) = raw(
+        &client,
+        "PUT",
+        "/sandbox/faults",
+        Some("application/json"),
+        None,
+        b"{}",
+    )
+    .await;
     assert_eq!(code, 200);
-    let (code, _, body) = raw(&client, "PUT", "/sandbox/faults", Some("application/json"), None, b"{\"rules\": 3}").await;
+    let (code, _, body) = raw(
+        &client,
+        "PUT",
+        "/sandbox/faults",
+        Some("application/json"),
+        None,
+        b"{\"rules\": 3}",
+    )
+    .await;
     assert_eq!(code, 400, "{body}");
     api.get("a").await.unwrap();
     sb.shutdown().await;
@@ -665,59 +1105,189 @@ async fn bad_input_gets_real_status_codes_and_stores_nothing() {
     let client = sb.client().unwrap();
     let cms = "/api/v1/namespaces/default/configmaps";
     let store = sb.store();
-    let count = || store.list(&redblack::sandbox::registry::GroupResource::new("", "configmaps"), None).0.len();
+    let count = || {
+        store
+            .list(
+                &redblack::sandbox::registry::GroupResource::new("", "configmaps"),
+                None,
+            )
+            .0
+            .len()
+    };
     let stored = count();
 
-    let (code, _, body) = raw(&client, "POST", cms, Some("application/json"), None, b"{\"metadata\": {\"name\": ").await;
+    let (code, _, body) = raw(
+        &client,
+        "POST",
+        cms,
+        Some("application/json"),
+        None,
+        b"{\"metadata\": {\"name\": ",
+    )
+    .await;
     assert_eq!(code, 400);
     let status = json_of(&body);
-    assert_eq!((status["kind"].as_str(), status["status"].as_str(), status["reason"].as_str()), (Some("Status"), Some("Failure"), Some("BadRequest")));
-    assert!(status["message"].as_str().unwrap().contains("JSON"), "{body}");
+    assert_eq!(
+        (
+            status["kind"].as_str(),
+            status["status"].as_str(),
+            status["reason"].as_str()
+        ),
+        (Some("Status"), Some("Failure"), Some("BadRequest"))
+    );
+    assert!(
+        status["message"].as_str().unwrap().contains("JSON"),
+        "{body}"
+    );
 
-    let (code, _, body) = raw(&client, "POST", cms, Some("application/yaml"), None, b"metadata: [unclosed").await;
+    let (code, _, body) = raw(
+        &client,
+        "POST",
+        cms,
+        Some("application/yaml"),
+        None,
+        b"metadata: [unclosed",
+    )
+    .await;
     assert_eq!(code, 400, "{body}");
     assert!(json_of(&body)["message"].as_str().unwrap().contains("YAML"));
 
     // YAML bodies are accepted.
-    let (code, _, body) = raw(&client, "POST", cms, Some("application/yaml"), None, b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-yaml}\ndata: {a: b}\n").await;
+    let (code, _, body) = raw(
+        &client,
+        "POST",
+        cms,
+        Some("application/yaml"),
+        None,
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-yaml}\ndata: {a: b}\n",
+    )
+    .await;
     assert_eq!(code, 201, "{body}");
 
-    let (code, _, body) = raw(&client, "POST", cms, Some("application/json"), None, br#"{"metadata": {"name": "x", "namespace": "kube-system"}}"#).await;
+    let (code, _, body) = raw(
+        &client,
+        "POST",
+        cms,
+        Some("application/json"),
+        None,
+        br#"{"metadata": {"name": "x", "namespace": "kube-system"}}"#,
+    )
+    .await;
     assert_eq!(code, 400);
-    assert!(json_of(&body)["message"].as_str().unwrap().contains("does not match the namespace"));
+    assert!(
+        json_of(&body)["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not match the namespace")
+    );
 
-    let (code, _, body) = raw(&client, "POST", cms, Some("application/json"), None, br#"{"metadata": {"name": "Bad_Name"}}"#).await;
+    let (code, _, body) = raw(
+        &client,
+        "POST",
+        cms,
+        Some("application/json"),
+        None,
+        br#"{"metadata": {"name": "Bad_Name"}}"#,
+    )
+    .await;
     assert_eq!(code, 422, "{body}");
     let status = json_of(&body);
     assert_eq!(status["reason"], "Invalid");
-    assert!(status["message"].as_str().unwrap().starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value"), "{body}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value"),
+        "{body}"
+    );
     assert_eq!(status["details"]["causes"][0]["field"], "metadata.name");
 
-    let (code, _, body) = raw(&client, "POST", cms, Some("application/json"), None, br#"{"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "x"}}"#).await;
+    let (code, _, body) = raw(
+        &client,
+        "POST",
+        cms,
+        Some("application/json"),
+        None,
+        br#"{"apiVersion": "apps/v1", "kind": "ConfigMap", "metadata": {"name": "x"}}"#,
+    )
+    .await;
     assert_eq!(code, 400, "{body}");
 
-    let (code, _, body) = raw(&client, "POST", cms, Some("application/vnd.kubernetes.protobuf"), None, b"\x6b\x38\x73\x00").await;
+    let (code, _, body) = raw(
+        &client,
+        "POST",
+        cms,
+        Some("application/vnd.kubernetes.protobuf"),
+        None,
+        b"\x6b\x38\x73\x00",
+    )
+    .await;
     assert_eq!(code, 415, "{body}");
 
-    let (code, _, body) = raw(&client, "PUT", &format!("{cms}/from-yaml"), Some("application/json"), None, br#"{"metadata": {"name": "other"}}"#).await;
+    let (code, _, body) = raw(
+        &client,
+        "PUT",
+        &format!("{cms}/from-yaml"),
+        Some("application/json"),
+        None,
+        br#"{"metadata": {"name": "other"}}"#,
+    )
+    .await;
     assert_eq!(code, 400);
-    assert!(json_of(&body)["message"].as_str().unwrap().contains("does not match the name"));
+    assert!(
+        json_of(&body)["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not match the name")
+    );
 
-    let (code, _, body) = raw(&client, "PUT", &format!("{cms}/from-yaml"), Some("application/json"), None, br#"{"metadata": {"name": "from-yaml", "resourceVersion": "1"}, "data": {"a": "c"}}"#).await;
+    let (code, _, body) = raw(
+        &client,
+        "PUT",
+        &format!("{cms}/from-yaml"),
+        Some("application/json"),
+        None,
+        br#"{"metadata": {"name": "from-yaml", "resourceVersion": "1"}, "data": {"a": "c"}}"#,
+    )
+    .await;
     assert_eq!(code, 409, "{body}");
     assert_eq!(json_of(&body)["reason"], "Conflict");
 
-    let (code, _, body) = raw(&client, "GET", "/apis/nope.example.com/v1/namespaces/default/things", None, None, b"").await;
+    let (code, _, body) = raw(
+        &client,
+        "GET",
+        "/apis/nope.example.com/v1/namespaces/default/things",
+        None,
+        None,
+        b"",
+    )
+    .await;
     assert_eq!(code, 404);
     assert_eq!(json_of(&body)["reason"], "NotFound");
     let (code, _, _) = raw(&client, "GET", "/totally/unknown", None, None, b"").await;
     assert_eq!(code, 404);
 
-    let (code, _, body) = raw(&client, "PATCH", &format!("{cms}/from-yaml"), Some("text/plain"), None, b"{}").await;
+    let (code, _, body) = raw(
+        &client,
+        "PATCH",
+        &format!("{cms}/from-yaml"),
+        Some("text/plain"),
+        None,
+        b"{}",
+    )
+    .await;
     assert_eq!(code, 415, "{body}");
     assert_eq!(json_of(&body)["reason"], "UnsupportedMediaType");
 
-    let (code, _, body) = raw(&client, "POST", &format!("{cms}/from-yaml"), Some("application/json"), None, b"{}").await;
+    let (code, _, body) = raw(
+        &client,
+        "POST",
+        &format!("{cms}/from-yaml"),
+        Some("application/json"),
+        None,
+        b"{}",
+    )
+    .await;
     assert_eq!(code, 405, "{body}");
     assert_eq!(json_of(&body)["reason"], "MethodNotAllowed");
 
@@ -725,7 +1295,14 @@ async fn bad_input_gets_real_status_codes_and_stores_nothing() {
     assert_eq!(code, 406);
 
     assert_eq!(count(), stored + 1, "only the YAML configmap was stored");
-    let cm = sb.store().get(&redblack::sandbox::registry::GroupResource::new("", "configmaps"), "default", "from-yaml").unwrap();
+    let cm = sb
+        .store()
+        .get(
+            &redblack::sandbox::registry::GroupResource::new("", "configmaps"),
+            "default",
+            "from-yaml",
+        )
+        .unwrap();
     assert_eq!(cm["data"]["a"], "b");
     sb.shutdown().await;
 }
@@ -735,31 +1312,72 @@ async fn tables_and_metadata_representations() {
     let sb = start().await;
     let client = sb.client().unwrap();
     let api: Api<ReplicaSet> = Api::default_namespaced(client.clone());
-    api.create(&PostParams::default(), &rs("web", 3)).await.unwrap();
+    api.create(&PostParams::default(), &rs("web", 3))
+        .await
+        .unwrap();
     let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
-    let (code, headers, body) = raw(&client, "GET", "/apis/apps/v1/namespaces/default/replicasets", None, Some(accept), b"").await;
+    let (code, headers, body) = raw(
+        &client,
+        "GET",
+        "/apis/apps/v1/namespaces/default/replicasets",
+        None,
+        Some(accept),
+        b"",
+    )
+    .await;
     assert_eq!(code, 200);
     assert_eq!(headers.get("content-type").unwrap(), "application/json");
     let table = json_of(&body);
     assert_eq!(table["kind"], "Table");
-    let columns: Vec<&str> = table["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(columns, ["Name", "Desired", "Current", "Ready", "Age"]);
     assert_eq!(table["rows"][0]["cells"][0], "web");
     assert_eq!(table["rows"][0]["cells"][1], 3);
     assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
 
-    let (_, _, body) = raw(&client, "GET", "/apis/apps/v1/namespaces/default/replicasets?includeObject=Object", None, Some(accept), b"").await;
+    let (_, _, body) = raw(
+        &client,
+        "GET",
+        "/apis/apps/v1/namespaces/default/replicasets?includeObject=Object",
+        None,
+        Some(accept),
+        b"",
+    )
+    .await;
     assert_eq!(json_of(&body)["rows"][0]["object"]["kind"], "ReplicaSet");
 
     let meta_accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
-    let (_, _, body) = raw(&client, "GET", "/apis/apps/v1/namespaces/default/replicasets", None, Some(meta_accept), b"").await;
+    let (_, _, body) = raw(
+        &client,
+        "GET",
+        "/apis/apps/v1/namespaces/default/replicasets",
+        None,
+        Some(meta_accept),
+        b"",
+    )
+    .await;
     let list = json_of(&body);
     assert_eq!(list["kind"], "PartialObjectMetadataList");
     assert!(list["items"][0].get("spec").is_none());
     assert_eq!(list["items"][0]["metadata"]["name"], "web");
 
     // Discovery answers with the legacy types to an aggregated-discovery Accept.
-    let (code, headers, body) = raw(&client, "GET", "/apis", None, Some("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"), b"").await;
+    let (code, headers, body) = raw(
+        &client,
+        "GET",
+        "/apis",
+        None,
+        Some(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+        ),
+        b"",
+    )
+    .await;
     assert_eq!(code, 200);
     assert_eq!(headers.get("content-type").unwrap(), "application/json");
     assert_eq!(json_of(&body)["kind"], "APIGroupList");

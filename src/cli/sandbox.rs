@@ -30,15 +30,27 @@ pub struct SandboxArgs {
 #[derive(Debug, thiserror::Error)]
 enum FaultsFileError {
     #[error("cannot read fault file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid fault file {path}: {source}")]
-    Parse { path: PathBuf, source: serde_yaml::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
 }
 
 fn load_faults(path: &PathBuf) -> Result<FaultConfig, FaultsFileError> {
-    let raw = std::fs::read(path).map_err(|source| FaultsFileError::Read { path: path.clone(), source })?;
+    let raw = std::fs::read(path).map_err(|source| FaultsFileError::Read {
+        path: path.clone(),
+        source,
+    })?;
     // YAML is a superset of JSON: one parser reads both.
-    serde_yaml::from_slice(&raw).map_err(|source| FaultsFileError::Parse { path: path.clone(), source })
+    serde_yaml::from_slice(&raw).map_err(|source| FaultsFileError::Parse {
+        path: path.clone(),
+        source,
+    })
 }
 
 async fn terminated() {

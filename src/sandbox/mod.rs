@@ -51,7 +51,10 @@ impl Default for SandboxConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot set up the sandbox: {0}")]
     Bootstrap(String),
     #[error("cannot build a client for the sandbox: {0}")]
@@ -105,12 +108,17 @@ pub fn install_crypto_provider() {
 
 impl Sandbox {
     pub async fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| SandboxError::Bind { addr: config.listen, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| SandboxError::Bind { addr: config.listen, source })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| SandboxError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| SandboxError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let store = Arc::new(Store::new(config.watch_history));
         let registry = Arc::new(Registry::new());
         bootstrap(&store, &registry)?;
@@ -140,7 +148,12 @@ impl Sandbox {
             }
         });
         tracing::info!(%addr, "sandbox API listening");
-        Ok(Sandbox { addr, state, shutdown_tx, server })
+        Ok(Sandbox {
+            addr,
+            state,
+            shutdown_tx,
+            server,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -193,7 +206,10 @@ impl Sandbox {
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
         let mut server = self.server;
-        if tokio::time::timeout(Duration::from_secs(5), &mut server).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), &mut server)
+            .await
+            .is_err()
+        {
             tracing::warn!("sandbox server did not stop in time; aborting it");
             server.abort();
         }

@@ -60,8 +60,16 @@ pub async fn raw(
     let resp = client.send(req).await.expect("request is answered");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let bytes = resp.into_body().collect_bytes().await.expect("body is read");
-    (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+    let bytes = resp
+        .into_body()
+        .collect_bytes()
+        .await
+        .expect("body is read");
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
 }
 
 pub fn json_of(body: &str) -> Value {
@@ -122,7 +130,9 @@ impl Kubectl {
     pub fn new(sandbox: &Sandbox) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
-        sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig written");
+        sandbox
+            .write_kubeconfig(&kubeconfig)
+            .expect("kubeconfig written");
         Self { dir, kubeconfig }
     }
 

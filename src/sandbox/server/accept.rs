@@ -76,7 +76,9 @@ pub fn negotiate(headers: &HeaderMap) -> ApiResult<Representation> {
     Err(ApiError::new(
         406,
         "NotAcceptable",
-        format!("only the following media types are accepted: application/json, application/yaml (asked for {accept})"),
+        format!(
+            "only the following media types are accepted: application/json, application/yaml (asked for {accept})"
+        ),
     ))
 }
 

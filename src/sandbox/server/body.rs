@@ -23,21 +23,23 @@ pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     let ct = content_type(headers);
     let base = ct.split(';').next().unwrap_or("").trim();
     // Protobuf (and CBOR) are never served: 415 makes client-go retry in JSON.
-    if !base.is_empty() && !matches!(base, "application/json" | "application/yaml" | "text/yaml" | "application/x-yaml" | "*/*") {
+    if !base.is_empty()
+        && !matches!(
+            base,
+            "application/json" | "application/yaml" | "text/yaml" | "application/x-yaml" | "*/*"
+        )
+    {
         return Err(ApiError::unsupported_media_type(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got \"{ct}\")"
         )));
     }
     let yaml = base.contains("yaml");
     let value: Value = if yaml {
-        serde_yaml::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!("error decoding YAML request body: {e}"))
-        })?
+        serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML request body: {e}")))?
     } else {
         serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "couldn't decode the request body as JSON: {e}"
-            ))
+            ApiError::bad_request(format!("couldn't decode the request body as JSON: {e}"))
         })?
     };
     if !value.is_object() {
@@ -196,7 +198,10 @@ mod tests {
         assert!(!is_dns_subdomain("-web"));
         assert!(!is_dns_subdomain("a..b"));
         assert!(!is_dns_subdomain(""));
-        assert_eq!(validate_name(&json!({"metadata": {"name": "Bad_Name"}}))[0].field, "metadata.name");
+        assert_eq!(
+            validate_name(&json!({"metadata": {"name": "Bad_Name"}}))[0].field,
+            "metadata.name"
+        );
         assert!(validate_name(&json!({"metadata": {"generateName": "web-"}})).is_empty());
     }
 
@@ -205,7 +210,13 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, "application/yaml".parse().unwrap());
         assert_eq!(decode_object(&h, b"a: 1\n").unwrap()["a"], json!(1));
-        assert_eq!(decode_object(&HeaderMap::new(), b"{nope").unwrap_err().code, 400);
-        assert_eq!(decode_object(&HeaderMap::new(), b"[1]").unwrap_err().code, 400);
+        assert_eq!(
+            decode_object(&HeaderMap::new(), b"{nope").unwrap_err().code,
+            400
+        );
+        assert_eq!(
+            decode_object(&HeaderMap::new(), b"[1]").unwrap_err().code,
+            400
+        );
     }
 }

@@ -5,7 +5,9 @@
 use serde_json::{Value, json};
 
 use super::errors::{ApiError, ApiResult};
-use crate::sandbox::registry::{GroupResource, PrinterColumn, Registry, ResourceType, ScaleSubresource};
+use crate::sandbox::registry::{
+    GroupResource, PrinterColumn, Registry, ResourceType, ScaleSubresource,
+};
 use crate::sandbox::schema::{self, FieldError};
 use crate::sandbox::store::{Store, now_rfc3339};
 
@@ -22,7 +24,11 @@ fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
 fn strings(v: &Value, pointer: &str) -> Vec<String> {
     v.pointer(pointer)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -68,7 +74,11 @@ pub fn served_types(crd: &Value) -> Result<Vec<ResourceType>, Vec<FieldError>> {
     if group.is_empty() {
         errs.push(required("spec.group"));
     } else if !group.contains('.') {
-        errs.push(invalid("spec.group", group, "should be a domain with at least one dot"));
+        errs.push(invalid(
+            "spec.group",
+            group,
+            "should be a domain with at least one dot",
+        ));
     }
     if plural.is_empty() {
         errs.push(required("spec.names.plural"));
@@ -80,20 +90,37 @@ pub fn served_types(crd: &Value) -> Result<Vec<ResourceType>, Vec<FieldError>> {
         errs.push(FieldError {
             reason: "FieldValueNotSupported".into(),
             field: "spec.scope".into(),
-            message: format!("Unsupported value: \"{scope}\": supported values: \"Cluster\", \"Namespaced\""),
+            message: format!(
+                "Unsupported value: \"{scope}\": supported values: \"Cluster\", \"Namespaced\""
+            ),
         });
     }
     let name = s(crd, "/metadata/name");
     if !plural.is_empty() && !group.is_empty() && name != format!("{plural}.{group}") {
-        errs.push(invalid("metadata.name", name, "must be spec.names.plural+\".\"+spec.group"));
+        errs.push(invalid(
+            "metadata.name",
+            name,
+            "must be spec.names.plural+\".\"+spec.group",
+        ));
     }
-    let versions = crd.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let versions = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if versions.is_empty() {
         errs.push(required("spec.versions"));
     }
-    let storage = versions.iter().filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).count();
+    let storage = versions
+        .iter()
+        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .count();
     if !versions.is_empty() && storage != 1 {
-        errs.push(invalid("spec.versions", &storage.to_string(), "must have exactly one version marked as storage version"));
+        errs.push(invalid(
+            "spec.versions",
+            &storage.to_string(),
+            "must have exactly one version marked as storage version",
+        ));
     }
     let singular = match s(crd, "/spec/names/singular") {
         "" => kind.to_lowercase(),
@@ -106,11 +133,16 @@ pub fn served_types(crd: &Value) -> Result<Vec<ResourceType>, Vec<FieldError>> {
             errs.push(required(&format!("spec.versions[{i}].name")));
         }
         let Some(schema_v) = v.pointer("/schema/openAPIV3Schema") else {
-            errs.push(required(&format!("spec.versions[{i}].schema.openAPIV3Schema")));
+            errs.push(required(&format!(
+                "spec.versions[{i}].schema.openAPIV3Schema"
+            )));
             continue;
         };
         for e in schema::check_structural(schema_v) {
-            errs.push(FieldError { field: schema_field(i, &e.field), ..e });
+            errs.push(FieldError {
+                field: schema_field(i, &e.field),
+                ..e
+            });
         }
         if v.get("served").and_then(Value::as_bool) != Some(true) {
             continue;
@@ -118,7 +150,10 @@ pub fn served_types(crd: &Value) -> Result<Vec<ResourceType>, Vec<FieldError>> {
         let scale = v.pointer("/subresources/scale").map(|sc| ScaleSubresource {
             spec_replicas_path: s(sc, "/specReplicasPath").to_string(),
             status_replicas_path: s(sc, "/statusReplicasPath").to_string(),
-            label_selector_path: sc.get("labelSelectorPath").and_then(Value::as_str).map(String::from),
+            label_selector_path: sc
+                .get("labelSelectorPath")
+                .and_then(Value::as_str)
+                .map(String::from),
         });
         let printer_columns = v
             .get("additionalPrinterColumns")
@@ -150,13 +185,20 @@ pub fn served_types(crd: &Value) -> Result<Vec<ResourceType>, Vec<FieldError>> {
             printer_columns,
         });
     }
-    if errs.is_empty() { Ok(types) } else { Err(errs) }
+    if errs.is_empty() {
+        Ok(types)
+    } else {
+        Err(errs)
+    }
 }
 
 /// Checks a CRD about to be written and fills its status (names accepted, established).
 pub fn prepare(rt: &ResourceType, crd: &mut Value, old: Option<&Value>) -> ApiResult<()> {
     served_types(crd).map_err(|errs| ApiError::invalid(rt, s(crd, "/metadata/name"), &errs))?;
-    let mut names = crd.pointer("/spec/names").cloned().unwrap_or_else(|| json!({}));
+    let mut names = crd
+        .pointer("/spec/names")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     let kind = s(crd, "/spec/names/kind").to_string();
     if s(&names, "/singular").is_empty() {
         names["singular"] = json!(kind.to_lowercase());
@@ -327,7 +369,13 @@ mod tests {
         let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
         assert!(fields.contains(&"metadata.name"), "{fields:?}");
         assert!(fields.contains(&"spec.scope"), "{fields:?}");
-        assert_eq!(schema_field(2, "properties[spec].type"), "spec.versions[2].schema.openAPIV3Schema.properties[spec].type");
-        assert_eq!(schema_field(1, "spec.versions[0].schema.openAPIV3Schema.type"), "spec.versions[1].schema.openAPIV3Schema.type");
+        assert_eq!(
+            schema_field(2, "properties[spec].type"),
+            "spec.versions[2].schema.openAPIV3Schema.properties[spec].type"
+        );
+        assert_eq!(
+            schema_field(1, "spec.versions[0].schema.openAPIV3Schema.type"),
+            "spec.versions[1].schema.openAPIV3Schema.type"
+        );
     }
 }

@@ -6,7 +6,16 @@ use serde_json::{Value, json};
 
 use crate::sandbox::registry::{Registry, ResourceType};
 
-const VERBS: [&str; 8] = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 pub fn version() -> Value {
     json!({
@@ -55,7 +64,10 @@ fn group_json(group: &str, versions: &[String]) -> Value {
 }
 
 pub fn group_list(registry: &Registry) -> Value {
-    let groups: Vec<Value> = groups(registry).iter().map(|(g, v)| group_json(g, v)).collect();
+    let groups: Vec<Value> = groups(registry)
+        .iter()
+        .map(|(g, v)| group_json(g, v))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -114,9 +126,15 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
     if types.is_empty() {
         return None;
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
     let resources: Vec<Value> = types.iter().flat_map(resource_entries).collect();
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }
 
 #[cfg(test)]
@@ -127,11 +145,22 @@ mod tests {
     fn apps_lists_scale_and_status() {
         let reg = Registry::new();
         let list = resource_list(&reg, "apps", "v1").unwrap();
-        let names: Vec<&str> = list["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
         assert!(names.contains(&"replicasets/scale"), "{names:?}");
         assert!(names.contains(&"replicasets/status"), "{names:?}");
         assert!(resource_list(&reg, "nope.io", "v1").is_none());
         assert!(group(&reg, "apps").is_some());
-        assert!(group_list(&reg)["groups"].as_array().unwrap().iter().any(|g| g["name"] == "apiextensions.k8s.io"));
+        assert!(
+            group_list(&reg)["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["name"] == "apiextensions.k8s.io")
+        );
     }
 }

@@ -17,17 +17,24 @@ pub struct Cause {
     pub field: String,
 }
 
-/// An API failure: everything needed to build a `Status` object.
+/// `Status.details`: what the failure is about.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Details {
+    pub name: Option<String>,
+    pub group: Option<String>,
+    pub kind: Option<String>,
+    pub causes: Vec<Cause>,
+}
+
+/// An API failure: everything needed to build a `Status` object. Details are
+/// boxed so that results carrying this error stay small.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{code} {reason}: {message}")]
 pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub name: Option<String>,
-    pub group: Option<String>,
-    pub kind: Option<String>,
-    pub causes: Vec<Cause>,
+    pub details: Option<Box<Details>>,
     /// Seconds for a `Retry-After` header (429 from fault injection).
     pub retry_after: Option<u64>,
 }
@@ -38,10 +45,7 @@ impl ApiError {
             code,
             reason,
             message: message.into(),
-            name: None,
-            group: None,
-            kind: None,
-            causes: Vec::new(),
+            details: None,
             retry_after: None,
         }
     }
@@ -75,11 +79,35 @@ impl ApiError {
         Self::not_found("the server could not find the requested resource")
     }
 
+    fn details_mut(&mut self) -> &mut Details {
+        self.details.get_or_insert_with(Box::default)
+    }
+
+    /// Names the object (details.kind is the resource, as for NotFound).
     pub fn with_target(mut self, rt: &ResourceType, name: &str) -> Self {
-        self.name = Some(name.to_string());
-        self.group = Some(rt.group.clone());
-        self.kind = Some(rt.plural.clone());
+        let d = self.details_mut();
+        d.name = Some(name.to_string());
+        d.group = Some(rt.group.clone());
+        d.kind = Some(rt.plural.clone());
         self
+    }
+
+    /// details.kind as the Kind (what Invalid errors report).
+    pub fn with_kind(mut self, kind: &str) -> Self {
+        self.details_mut().kind = Some(kind.to_string());
+        self
+    }
+
+    pub fn with_causes(mut self, causes: Vec<Cause>) -> Self {
+        self.details_mut().causes = causes;
+        self
+    }
+
+    pub fn causes(&self) -> &[Cause] {
+        self.details
+            .as_ref()
+            .map(|d| d.causes.as_slice())
+            .unwrap_or(&[])
     }
 
     /// 422 Invalid: `Kind.group "name" is invalid: field: message[, ...]`.
@@ -93,15 +121,7 @@ impl ApiError {
         } else {
             format!("[{}]", parts.join(", "))
         };
-        let mut err = Self::new(
-            422,
-            "Invalid",
-            format!("{} \"{name}\" is invalid: {detail}", qualified_kind(rt)),
-        );
-        err.name = Some(name.to_string());
-        err.group = Some(rt.group.clone());
-        err.kind = Some(rt.kind.clone());
-        err.causes = errors
+        let causes = errors
             .iter()
             .map(|e| Cause {
                 reason: e.reason.clone(),
@@ -109,7 +129,14 @@ impl ApiError {
                 field: e.field.clone(),
             })
             .collect();
-        err
+        Self::new(
+            422,
+            "Invalid",
+            format!("{} \"{name}\" is invalid: {detail}", qualified_kind(rt)),
+        )
+        .with_target(rt, name)
+        .with_kind(&rt.kind)
+        .with_causes(causes)
     }
 
     /// A store failure for an object of `rt` named `name`.
@@ -127,9 +154,10 @@ impl ApiError {
         match &err {
             StoreError::NotFound { resource, name: n } if resource == "namespaces" => {
                 let mut e = base;
-                e.name = Some(n.clone());
-                e.kind = Some("namespaces".into());
-                e.group = Some(String::new());
+                let d = e.details_mut();
+                d.name = Some(n.clone());
+                d.kind = Some("namespaces".into());
+                d.group = Some(String::new());
                 e
             }
             _ => base.with_target(rt, name),
@@ -146,21 +174,22 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
-        if self.name.is_some() || self.kind.is_some() || !self.causes.is_empty() {
+        if self.details.is_some() || self.retry_after.is_some() {
+            let d = self.details.as_deref().cloned().unwrap_or_default();
             let mut details = serde_json::Map::new();
-            if let Some(n) = &self.name {
+            if let Some(n) = &d.name {
                 details.insert("name".into(), json!(n));
             }
-            if let Some(g) = &self.group
+            if let Some(g) = &d.group
                 && !g.is_empty()
             {
                 details.insert("group".into(), json!(g));
             }
-            if let Some(k) = &self.kind {
+            if let Some(k) = &d.kind {
                 details.insert("kind".into(), json!(k));
             }
-            if !self.causes.is_empty() {
-                let causes: Vec<Value> = self
+            if !d.causes.is_empty() {
+                let causes: Vec<Value> = d
                     .causes
                     .iter()
                     .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))

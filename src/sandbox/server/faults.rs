@@ -126,9 +126,7 @@ impl Faults {
             return Some(match &rule.action {
                 FaultAction::Error { code } => Injected::Fail(error_for(*code)),
                 FaultAction::Timeout => Injected::Delay(TIMEOUT_CAP),
-                FaultAction::Latency { millis } => {
-                    Injected::Delay(Duration::from_millis(*millis))
-                }
+                FaultAction::Latency { millis } => Injected::Delay(Duration::from_millis(*millis)),
             });
         }
         None

@@ -64,8 +64,9 @@ fn get_steps<'a>(cur: &'a Value, steps: &[Step]) -> Option<&'a Value> {
             .iter()
             .filter(|v| match v.get(k) {
                 Some(Value::String(s)) => s == want,
-                Some(other) => other.to_string() == *want,
-                None => false,
+                Some(Value::Bool(b)) => want.parse::<bool>().is_ok_and(|w| w == *b),
+                Some(Value::Number(n)) => want.parse::<f64>().ok() == n.as_f64(),
+                _ => false,
             })
             .find_map(|v| get_steps(v, rest)),
     }
@@ -91,7 +92,9 @@ pub fn set(obj: &mut Value, path: &str, value: Value) -> bool {
             map.insert(f.clone(), value);
             return true;
         }
-        cur = map.entry(f.clone()).or_insert_with(|| Value::Object(Map::new()));
+        cur = map
+            .entry(f.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
     false
 }
@@ -112,7 +115,10 @@ mod tests {
             get(&o, ".status.conditions[?(@.type==\"Ready\")].status"),
             Some(&json!("False"))
         );
-        assert_eq!(get(&o, ".status.conditions[0].type"), Some(&json!("Progressing")));
+        assert_eq!(
+            get(&o, ".status.conditions[0].type"),
+            Some(&json!("Progressing"))
+        );
         assert_eq!(get(&o, ".status.missing"), None);
         assert!(set(&mut o, ".status.scale.replicas", json!(2)));
         assert_eq!(o["status"]["scale"]["replicas"], json!(2));

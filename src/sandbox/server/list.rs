@@ -25,7 +25,8 @@ struct ContinueToken {
 }
 
 fn encode_token(t: &ContinueToken) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(t).unwrap_or_default())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(t).unwrap_or_default())
 }
 
 fn decode_token(raw: &str) -> ApiResult<ContinueToken> {
@@ -45,7 +46,11 @@ pub fn selectors(req: &Req) -> ApiResult<Selectors> {
 
 fn key_of(obj: &Value) -> (&str, &str) {
     let meta = obj.get("metadata");
-    let get = |f: &str| meta.and_then(|m| m.get(f)).and_then(Value::as_str).unwrap_or("");
+    let get = |f: &str| {
+        meta.and_then(|m| m.get(f))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
     (get("namespace"), get("name"))
 }
 
@@ -129,7 +134,11 @@ pub fn list(st: &Shared, req: &Req, repr: Representation) -> ApiResult<Response>
 }
 
 /// `{"kind":"XList",...,"items":[...]}` serialized item by item from the shared objects.
-fn full_list(rt: &crate::sandbox::registry::ResourceType, items: &[Arc<Value>], meta: &Value) -> Vec<u8> {
+fn full_list(
+    rt: &crate::sandbox::registry::ResourceType,
+    items: &[Arc<Value>],
+    meta: &Value,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + items.len() * 512);
     let head = json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": meta});
     let head = serde_json::to_vec(&head).unwrap_or_else(|_| b"{}".to_vec());
@@ -153,7 +162,11 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_reject_garbage() {
-        let t = ContinueToken { rv: 42, ns: "default".into(), name: "cm-7".into() };
+        let t = ContinueToken {
+            rv: 42,
+            ns: "default".into(),
+            name: "cm-7".into(),
+        };
         assert_eq!(decode_token(&encode_token(&t)).unwrap(), t);
         assert_eq!(decode_token("%%%").unwrap_err().code, 400);
     }

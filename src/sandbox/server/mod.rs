@@ -53,7 +53,10 @@ pub fn router(state: Shared) -> Router {
         .route("/openapi/v2", get(openapi_v2))
         .route("/openapi/v3", get(openapi_root))
         .route("/openapi/v3/{*path}", get(openapi_gv))
-        .route("/sandbox/requests", get(requests_get).delete(requests_reset))
+        .route(
+            "/sandbox/requests",
+            get(requests_get).delete(requests_reset),
+        )
         .route("/sandbox/faults", get(faults_get).put(faults_put))
         .fallback(api)
         .layer(middleware::from_fn(log_requests))
@@ -133,7 +136,9 @@ async fn faults_put(State(st): State<Shared>, headers: HeaderMap, body: Bytes) -
             st.faults.set(cfg.clone());
             json_response(StatusCode::OK, &cfg)
         }
-        Err(e) => ApiError::bad_request(format!("invalid fault configuration: {e}")).into_response(),
+        Err(e) => {
+            ApiError::bad_request(format!("invalid fault configuration: {e}")).into_response()
+        }
     }
 }
 
@@ -153,7 +158,13 @@ async fn api(
     }
 }
 
-async fn dispatch(st: &Shared, method: Method, uri: &Uri, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+async fn dispatch(
+    st: &Shared,
+    method: Method,
+    uri: &Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     let target = route::parse(uri.path()).ok_or_else(ApiError::no_route)?;
     let discovery_doc = match target {
         Target::Object(path) => {
@@ -163,7 +174,9 @@ async fn dispatch(st: &Shared, method: Method, uri: &Uri, headers: HeaderMap, bo
         Target::CoreVersions => Some(discovery::core_versions(&st.addr.to_string())),
         Target::Groups => Some(discovery::group_list(&st.registry)),
         Target::Group(g) => discovery::group(&st.registry, &g),
-        Target::Resources { group, version } => discovery::resource_list(&st.registry, &group, &version),
+        Target::Resources { group, version } => {
+            discovery::resource_list(&st.registry, &group, &version)
+        }
     };
     if method != Method::GET {
         return Err(ApiError::method_not_allowed(format!(
@@ -203,12 +216,23 @@ async fn object(
         Some(Injected::Delay(d)) => {
             tokio::time::sleep(d).await;
             if Faults::is_timeout(d) {
-                return Err(ApiError::new(504, "Timeout", "injected fault: the request timed out"));
+                return Err(ApiError::new(
+                    504,
+                    "Timeout",
+                    "injected fault: the request timed out",
+                ));
             }
         }
         None => {}
     }
-    let req = Req { method, path, rt, query, headers, body };
+    let req = Req {
+        method,
+        path,
+        rt,
+        query,
+        headers,
+        body,
+    };
     let named = req.path.name.is_some();
     match (req.path.subresource.as_deref(), &req.method) {
         (None, &Method::GET) if !named => {
@@ -225,8 +249,12 @@ async fn object(
         (None, &Method::PATCH) if named => write::patch(st, &req, Part::Main),
         (None, &Method::DELETE) if named => write::delete(st, &req),
         (None, &Method::DELETE) => write::delete_collection(st, &req),
-        (Some("status"), &Method::PUT) if req.rt.status_subresource => write::update(st, &req, Part::Status),
-        (Some("status"), &Method::PATCH) if req.rt.status_subresource => write::patch(st, &req, Part::Status),
+        (Some("status"), &Method::PUT) if req.rt.status_subresource => {
+            write::update(st, &req, Part::Status)
+        }
+        (Some("status"), &Method::PATCH) if req.rt.status_subresource => {
+            write::patch(st, &req, Part::Status)
+        }
         (Some("scale"), &Method::GET) => scale::get(st, &req),
         (Some("scale"), &Method::PUT) => scale::update(st, &req),
         (Some("scale"), &Method::PATCH) => scale::patch(st, &req),
@@ -248,7 +276,10 @@ fn get_one(st: &Shared, req: &Req) -> ApiResult<Response> {
         Representation::Table => {
             let include = accept::IncludeObject::from_query(req.q("includeObject"));
             let meta = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or_default()});
-            json_response(StatusCode::OK, &table::table(&req.rt, &[obj], include, meta))
+            json_response(
+                StatusCode::OK,
+                &table::table(&req.rt, &[obj], include, meta),
+            )
         }
     })
 }

@@ -46,7 +46,11 @@ fn patch_op(t: &ResourceType) -> Value {
 
 /// The document for one group/version (`api/v1`, `apis/apps/v1`).
 pub fn gv_document(registry: &Registry, path: &str) -> Option<Value> {
-    let types: Vec<ResourceType> = registry.all().into_iter().filter(|t| gv_path(t) == path).collect();
+    let types: Vec<ResourceType> = registry
+        .all()
+        .into_iter()
+        .filter(|t| gv_path(t) == path)
+        .collect();
     if types.is_empty() {
         return None;
     }
@@ -103,12 +107,27 @@ mod tests {
     fn patch_ops_carry_gvk_and_field_validation() {
         let reg = Registry::new();
         let root = root(&reg);
-        assert!(root["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap().starts_with("/openapi/v3/apis/apps/v1?hash="));
+        assert!(
+            root["paths"]["apis/apps/v1"]["serverRelativeURL"]
+                .as_str()
+                .unwrap()
+                .starts_with("/openapi/v3/apis/apps/v1?hash=")
+        );
         let doc = gv_document(&reg, "apis/apps/v1").unwrap();
         let op = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/replicasets/{name}"]["patch"];
         assert_eq!(op["x-kubernetes-group-version-kind"]["kind"], "ReplicaSet");
-        assert!(op["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation" && p["in"] == "query"));
-        assert!(op["requestBody"]["content"].get("application/strategic-merge-patch+json").is_none());
+        assert!(
+            op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation" && p["in"] == "query")
+        );
+        assert!(
+            op["requestBody"]["content"]
+                .get("application/strategic-merge-patch+json")
+                .is_none()
+        );
         assert!(gv_document(&reg, "apis/nope/v1").is_none());
     }
 }

@@ -129,7 +129,10 @@ mod tests {
         let Some(Target::Object(p)) = parse("/api/v1/namespaces/x/status") else {
             panic!("not an object path");
         };
-        assert_eq!((p.plural.as_str(), p.subresource.as_deref()), ("namespaces", Some("status")));
+        assert_eq!(
+            (p.plural.as_str(), p.subresource.as_deref()),
+            ("namespaces", Some("status"))
+        );
 
         let Some(Target::Object(p)) = parse("/apis/apps/v1/replicasets") else {
             panic!("not an object path");
@@ -158,7 +161,10 @@ fn decode_component(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
                     Some(b) => {
                         out.push(b);
                         i += 2;
@@ -183,7 +189,13 @@ mod query_tests {
         assert_eq!(q["labelSelector"], "app=web,tier in (a)");
         assert_eq!(q["watch"], "1");
         assert_eq!(q["x"], "");
-        assert_eq!(parse_query(Some("a=%")).get("a").map(String::as_str), Some("%"));
-        assert_eq!(parse_query(Some("a=%4")).get("a").map(String::as_str), Some("%4"));
+        assert_eq!(
+            parse_query(Some("a=%")).get("a").map(String::as_str),
+            Some("%")
+        );
+        assert_eq!(
+            parse_query(Some("a=%4")).get("a").map(String::as_str),
+            Some("%4")
+        );
     }
 }

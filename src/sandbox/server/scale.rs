@@ -37,12 +37,14 @@ fn selector_string(sel: &Value) -> String {
                 .and_then(Value::as_array)
                 .map(|v| v.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
-            parts.push(match e.get("operator").and_then(Value::as_str).unwrap_or("") {
-                "In" => format!("{key} in ({})", values.join(",")),
-                "NotIn" => format!("{key} notin ({})", values.join(",")),
-                "Exists" => key.to_string(),
-                _ => format!("!{key}"),
-            });
+            parts.push(
+                match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+                    "In" => format!("{key} in ({})", values.join(",")),
+                    "NotIn" => format!("{key} notin ({})", values.join(",")),
+                    "Exists" => key.to_string(),
+                    _ => format!("!{key}"),
+                },
+            );
         }
     }
     parts.join(",")
@@ -51,9 +53,15 @@ fn selector_string(sel: &Value) -> String {
 /// The Scale view of an object.
 pub fn scale_of(rt: &ResourceType, obj: &Value) -> ApiResult<Value> {
     let spec = scale_spec(rt)?;
-    let int = |path: &str| jsonpath::get(obj, path).and_then(Value::as_i64).unwrap_or(0);
+    let int = |path: &str| {
+        jsonpath::get(obj, path)
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    };
     let selector = if rt.schema.is_none() {
-        obj.pointer("/spec/selector").map(selector_string).unwrap_or_default()
+        obj.pointer("/spec/selector")
+            .map(selector_string)
+            .unwrap_or_default()
     } else {
         spec.label_selector_path
             .as_deref()
@@ -64,7 +72,13 @@ pub fn scale_of(rt: &ResourceType, obj: &Value) -> ApiResult<Value> {
     };
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let mut scale_meta = json!({});
-    for f in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = meta.get(f) {
             scale_meta[f] = v.clone();
         }
@@ -90,8 +104,14 @@ pub fn get(st: &Shared, req: &Req) -> ApiResult<Response> {
 /// Writes the replica count of `scale` into the object.
 fn write_scale(st: &Shared, req: &Req, cur: &Value, scale: &Value) -> ApiResult<Response> {
     let spec = scale_spec(&req.rt)?;
-    if scale.get("kind").and_then(Value::as_str).is_some_and(|k| k != "Scale") {
-        return Err(ApiError::bad_request("the body must be an autoscaling/v1 Scale"));
+    if scale
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k != "Scale")
+    {
+        return Err(ApiError::bad_request(
+            "the body must be an autoscaling/v1 Scale",
+        ));
     }
     if let Some(n) = scale.pointer("/metadata/name").and_then(Value::as_str)
         && !n.is_empty()
@@ -116,7 +136,10 @@ fn write_scale(st: &Shared, req: &Req, cur: &Value, scale: &Value) -> ApiResult<
     };
     let mut next = cur.clone();
     jsonpath::set(&mut next, &spec.spec_replicas_path, Value::Number(replicas));
-    if let Some(rv) = scale.pointer("/metadata/resourceVersion").filter(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+    if let Some(rv) = scale
+        .pointer("/metadata/resourceVersion")
+        .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+    {
         next["metadata"]["resourceVersion"] = rv.clone();
     }
     let (stored, warnings) = write_object(st, req, cur, next, Part::Main, true)?;
@@ -148,7 +171,15 @@ pub fn patch(st: &Shared, req: &Req) -> ApiResult<Response> {
             let applied: Value = serde_yaml::from_slice(&req.body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
             let manager = req.field_manager();
-            patch::server_side_apply("Scale", None, Some(&scale), &applied, &manager, req.flag("force"), None)
+            patch::server_side_apply(
+                "Scale",
+                None,
+                Some(&scale),
+                &applied,
+                &manager,
+                req.flag("force"),
+                None,
+            )
         }
         // Scale is a built-in type: strategic merge works on it even for CRs.
         other => patch::apply_patch("Scale", None, &scale, other, &req.body),
@@ -164,7 +195,10 @@ mod tests {
 
     #[test]
     fn replicaset_scale_view() {
-        let rt = builtin_types().into_iter().find(|t| t.kind == "ReplicaSet").unwrap();
+        let rt = builtin_types()
+            .into_iter()
+            .find(|t| t.kind == "ReplicaSet")
+            .unwrap();
         let rs = json!({"metadata": {"name": "web", "namespace": "default", "resourceVersion": "7"},
             "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}},
             "status": {"replicas": 2}});
@@ -173,7 +207,10 @@ mod tests {
         assert_eq!(s["status"]["replicas"], 2);
         assert_eq!(s["status"]["selector"], "app=web");
         assert_eq!(s["metadata"]["resourceVersion"], "7");
-        let cm = builtin_types().into_iter().find(|t| t.kind == "ConfigMap").unwrap();
+        let cm = builtin_types()
+            .into_iter()
+            .find(|t| t.kind == "ConfigMap")
+            .unwrap();
         assert_eq!(scale_of(&cm, &rs).unwrap_err().code, 404);
     }
 }

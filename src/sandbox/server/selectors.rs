@@ -185,7 +185,9 @@ impl FieldSelector {
     /// the scan and look the object up directly.
     pub fn only_name(&self) -> Option<&str> {
         match self.0.as_slice() {
-            [(path, true, value)] if path.len() == 2 && path[0] == "metadata" && path[1] == "name" => {
+            [(path, true, value)]
+                if path.len() == 2 && path[0] == "metadata" && path[1] == "name" =>
+            {
                 Some(value)
             }
             _ => None,

@@ -37,15 +37,45 @@ fn columns(rt: &ResourceType) -> Vec<PrinterColumn> {
         }
         return rt.printer_columns.clone();
     }
-    let age = col("Age", "string", "", "CreationTimestamp is a timestamp representing the server time when this object was created.", 0);
+    let age = col(
+        "Age",
+        "string",
+        "",
+        "CreationTimestamp is a timestamp representing the server time when this object was created.",
+        0,
+    );
     let mut cols = match (rt.group.as_str(), rt.kind.as_str()) {
         ("", "Pod") => vec![
-            col("Ready", "string", "", "The aggregate readiness state of this pod for accepting traffic.", 0),
-            col("Status", "string", "", "The aggregate status of the containers in this pod.", 0),
-            col("Restarts", "string", "", "The number of times the containers in this pod have been restarted.", 0),
+            col(
+                "Ready",
+                "string",
+                "",
+                "The aggregate readiness state of this pod for accepting traffic.",
+                0,
+            ),
+            col(
+                "Status",
+                "string",
+                "",
+                "The aggregate status of the containers in this pod.",
+                0,
+            ),
+            col(
+                "Restarts",
+                "string",
+                "",
+                "The number of times the containers in this pod have been restarted.",
+                0,
+            ),
             age.clone(),
             col("IP", "string", "", "IP address allocated to the pod.", 1),
-            col("Node", "string", "", "Name of the node this pod is scheduled onto.", 1),
+            col(
+                "Node",
+                "string",
+                "",
+                "Name of the node this pod is scheduled onto.",
+                1,
+            ),
         ],
         ("apps", "ReplicaSet") => vec![
             col("Desired", "integer", "", "Number of desired pods.", 0),
@@ -54,18 +84,54 @@ fn columns(rt: &ResourceType) -> Vec<PrinterColumn> {
             age.clone(),
         ],
         ("apps", "Deployment") => vec![
-            col("Ready", "string", "", "Number of the pod with ready state.", 0),
-            col("Up-to-date", "integer", "", "Total number of non-terminated pods targeted by this deployment that have the desired template spec.", 0),
-            col("Available", "integer", "", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.", 0),
+            col(
+                "Ready",
+                "string",
+                "",
+                "Number of the pod with ready state.",
+                0,
+            ),
+            col(
+                "Up-to-date",
+                "integer",
+                "",
+                "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+                0,
+            ),
+            col(
+                "Available",
+                "integer",
+                "",
+                "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+                0,
+            ),
             age.clone(),
         ],
         ("", "Service") => vec![
             col("Type", "string", "", "The type of the service.", 0),
-            col("Cluster-IP", "string", "", "The cluster IP of the service.", 0),
-            col("External-IP", "string", "", "The external IPs of the service.", 0),
+            col(
+                "Cluster-IP",
+                "string",
+                "",
+                "The cluster IP of the service.",
+                0,
+            ),
+            col(
+                "External-IP",
+                "string",
+                "",
+                "The external IPs of the service.",
+                0,
+            ),
             col("Port(s)", "string", "", "The ports of the service.", 0),
             age.clone(),
-            col("Selector", "string", "", "The label selector of the service.", 1),
+            col(
+                "Selector",
+                "string",
+                "",
+                "The label selector of the service.",
+                1,
+            ),
         ],
         ("", "Namespace") => vec![
             col("Status", "string", "", "The status of the namespace.", 0),
@@ -98,15 +164,27 @@ pub fn human_age(ts: Option<&str>) -> String {
     if secs < 120 {
         format!("{secs}s")
     } else if m < 10 {
-        if secs % 60 == 0 { format!("{m}m") } else { format!("{m}m{}s", secs % 60) }
+        if secs % 60 == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{}s", secs % 60)
+        }
     } else if h < 3 {
         format!("{m}m")
     } else if h < 8 {
-        if m % 60 == 0 { format!("{h}h") } else { format!("{h}h{}m", m % 60) }
+        if m % 60 == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{}m", m % 60)
+        }
     } else if h < 48 {
         format!("{h}h")
     } else if h < 24 * 8 {
-        if h % 24 == 0 { format!("{d}d") } else { format!("{d}d{}h", h % 24) }
+        if h % 24 == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{}h", h % 24)
+        }
     } else if d < 365 * 2 {
         format!("{d}d")
     } else {
@@ -129,7 +207,11 @@ fn service_ports(obj: &Value) -> String {
             }
         })
         .collect();
-    if parts.is_empty() { "<none>".into() } else { parts.join(",") }
+    if parts.is_empty() {
+        "<none>".into()
+    } else {
+        parts.join(",")
+    }
 }
 
 fn selector_string(obj: &Value, pointer: &str) -> String {
@@ -147,13 +229,22 @@ fn builtin_cells(rt: &ResourceType, obj: &Value) -> Vec<Value> {
     let age = json!(human_age(str_at(obj, "/metadata/creationTimestamp")));
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("", "Pod") => {
-            let total = obj.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
-            let statuses = obj.pointer("/status/containerStatuses").and_then(Value::as_array);
+            let total = obj
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let statuses = obj
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array);
             let ready = statuses.map_or(0, |s| {
-                s.iter().filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true)).count()
+                s.iter()
+                    .filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true))
+                    .count()
             });
             let restarts: i64 = statuses.map_or(0, |s| {
-                s.iter().filter_map(|c| c.get("restartCount").and_then(Value::as_i64)).sum()
+                s.iter()
+                    .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
+                    .sum()
             });
             let status = if obj.pointer("/metadata/deletionTimestamp").is_some() {
                 "Terminating"
@@ -176,7 +267,11 @@ fn builtin_cells(rt: &ResourceType, obj: &Value) -> Vec<Value> {
             age,
         ],
         ("apps", "Deployment") => vec![
-            json!(format!("{}/{}", int_at(obj, "/status/readyReplicas"), int_at(obj, "/spec/replicas"))),
+            json!(format!(
+                "{}/{}",
+                int_at(obj, "/status/readyReplicas"),
+                int_at(obj, "/spec/replicas")
+            )),
             json!(int_at(obj, "/status/updatedReplicas")),
             json!(int_at(obj, "/status/availableReplicas")),
             age,
@@ -191,7 +286,9 @@ fn builtin_cells(rt: &ResourceType, obj: &Value) -> Vec<Value> {
         ],
         ("", "Namespace") => vec![json!(str_at(obj, "/status/phase").unwrap_or("Active")), age],
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
-            vec![json!(str_at(obj, "/metadata/creationTimestamp").unwrap_or(""))]
+            vec![json!(
+                str_at(obj, "/metadata/creationTimestamp").unwrap_or("")
+            )]
         }
         _ => vec![age],
     }
@@ -220,7 +317,12 @@ fn definition(c: &PrinterColumn, is_crd: bool) -> Value {
 }
 
 /// One Table of `objects`, with list metadata `meta`.
-pub fn table(rt: &ResourceType, objects: &[Arc<Value>], include: IncludeObject, meta: Value) -> Value {
+pub fn table(
+    rt: &ResourceType,
+    objects: &[Arc<Value>],
+    include: IncludeObject,
+    meta: Value,
+) -> Value {
     let is_crd = rt.schema.is_some() || !rt.printer_columns.is_empty();
     let cols = columns(rt);
     let mut defs = vec![json!({
@@ -266,13 +368,26 @@ mod tests {
 
     #[test]
     fn replicaset_rows_have_counts() {
-        let rt = builtin_types().into_iter().find(|t| t.kind == "ReplicaSet").unwrap();
-        let obj = Arc::new(json!({"metadata": {"name": "web", "creationTimestamp": "2020-01-01T00:00:00Z"},
-            "spec": {"replicas": 3}, "status": {"replicas": 2, "readyReplicas": 1}}));
+        let rt = builtin_types()
+            .into_iter()
+            .find(|t| t.kind == "ReplicaSet")
+            .unwrap();
+        let obj = Arc::new(
+            json!({"metadata": {"name": "web", "creationTimestamp": "2020-01-01T00:00:00Z"},
+            "spec": {"replicas": 3}, "status": {"replicas": 2, "readyReplicas": 1}}),
+        );
         let t = table(&rt, &[obj], IncludeObject::Metadata, json!({}));
-        let names: Vec<&str> = t["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["Name", "Desired", "Current", "Ready", "Age"]);
-        assert_eq!(t["rows"][0]["cells"][..4], [json!("web"), json!(3), json!(2), json!(1)]);
+        assert_eq!(
+            t["rows"][0]["cells"].as_array().unwrap()[..4],
+            [json!("web"), json!(3), json!(2), json!(1)]
+        );
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
     }
 

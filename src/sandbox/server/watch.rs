@@ -66,7 +66,9 @@ impl Watcher {
         // Serializing a Value into a Vec cannot fail.
         let _ = match self.repr {
             Representation::Full => serde_json::to_writer(&mut out, obj),
-            Representation::Metadata => serde_json::to_writer(&mut out, &table::partial_metadata(obj)),
+            Representation::Metadata => {
+                serde_json::to_writer(&mut out, &table::partial_metadata(obj))
+            }
             Representation::Table => {
                 let t = table::table(&self.rt, &[Arc::new(obj.clone())], self.include, json!({}));
                 serde_json::to_writer(&mut out, &t)
@@ -116,7 +118,11 @@ impl Watcher {
             }
             EventType::Added => None,
             EventType::Modified if matches => {
-                if self.known.insert(k) { Some("ADDED") } else { Some("MODIFIED") }
+                if self.known.insert(k) {
+                    Some("ADDED")
+                } else {
+                    Some("MODIFIED")
+                }
             }
             EventType::Modified => self.known.remove(&k).then_some("DELETED"),
             EventType::Deleted => (self.known.remove(&k) || matches).then_some("DELETED"),
@@ -131,9 +137,16 @@ impl Watcher {
 /// How a watch begins.
 enum Start {
     /// Synthetic ADDED for these, then live events after `rv`.
-    Initial { objects: Vec<Arc<Value>>, rv: u64, end_bookmark: bool },
+    Initial {
+        objects: Vec<Arc<Value>>,
+        rv: u64,
+        end_bookmark: bool,
+    },
     /// Replay of stored events after the requested version, then live.
-    Resume { backlog: Vec<Arc<StoredEvent>>, rv: u64 },
+    Resume {
+        backlog: Vec<Arc<StoredEvent>>,
+        rv: u64,
+    },
     /// The requested version is older than the history.
     Expired(String),
 }
@@ -148,16 +161,26 @@ pub fn watch(st: &Shared, req: &Req, repr: Representation) -> ApiResult<Response
         })?)),
         None => None,
     };
-    let limit = [timeout, st.faults.watch_cut_after()].into_iter().flatten().min();
+    let limit = [timeout, st.faults.watch_cut_after()]
+        .into_iter()
+        .flatten()
+        .min();
     let gr = req.rt.group_resource();
     let rv_param = req.q("resourceVersion").unwrap_or("");
     let (start, rx) = if rv_param.is_empty() || rv_param == "0" || send_initial {
         let (objects, rv, rx) = st.store.snapshot_and_subscribe(&gr, req.namespace());
-        (Start::Initial { objects, rv, end_bookmark: send_initial && bookmarks }, Some(rx))
+        (
+            Start::Initial {
+                objects,
+                rv,
+                end_bookmark: send_initial && bookmarks,
+            },
+            Some(rx),
+        )
     } else {
-        let rv: u64 = rv_param.parse().map_err(|_| {
-            ApiError::bad_request(format!("invalid resource version: {rv_param}"))
-        })?;
+        let rv: u64 = rv_param
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv_param}")))?;
         match st.store.watch_from(rv) {
             Ok((backlog, rx)) => (Start::Resume { backlog, rv }, Some(rx)),
             Err(e) => (Start::Expired(e.to_string()), None),
@@ -189,9 +212,15 @@ pub fn watch(st: &Shared, req: &Req, repr: Representation) -> ApiResult<Response
     tokio::spawn(async move {
         run(watcher, start, rx, bookmarks, limit, shutdown).await;
     });
-    let mut resp = (StatusCode::OK, Body::from_stream(ReceiverStream::new(body_rx))).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut resp = (
+        StatusCode::OK,
+        Body::from_stream(ReceiverStream::new(body_rx)),
+    )
+        .into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(resp)
 }
 
@@ -209,7 +238,11 @@ async fn run(
             let _ = w.send_raw(json!({"type": "ERROR", "object": status})).await;
             return;
         }
-        Start::Initial { objects, rv, end_bookmark } => {
+        Start::Initial {
+            objects,
+            rv,
+            end_bookmark,
+        } => {
             for obj in objects.iter().filter(|o| w.sel.matches(o)) {
                 if !w.sel.is_empty() {
                     w.known.insert(key(obj));

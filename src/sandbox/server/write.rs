@@ -89,7 +89,12 @@ fn admit(
                     .with_target(rt, object_name(obj)));
                 }
                 FieldValidation::Warn => {
-                    warnings.extend(outcome.pruned.iter().map(|p| format!("unknown field \"{p}\"")));
+                    warnings.extend(
+                        outcome
+                            .pruned
+                            .iter()
+                            .map(|p| format!("unknown field \"{p}\"")),
+                    );
                 }
                 FieldValidation::Ignore => {}
             }
@@ -118,7 +123,10 @@ fn defaults(st: &Shared, rt: &ResourceType, obj: &mut Value, creating: bool) {
             }
             if creating
                 && spec.get("type").and_then(Value::as_str) != Some("ExternalName")
-                && spec.get("clusterIP").and_then(Value::as_str).is_none_or(str::is_empty)
+                && spec
+                    .get("clusterIP")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
             {
                 let ip = st.allocate_cluster_ip();
                 spec["clusterIP"] = json!(ip);
@@ -140,18 +148,17 @@ fn defaults(st: &Shared, rt: &ResourceType, obj: &mut Value, creating: bool) {
                 }
             }
         }
-        ("apps", "ReplicaSet" | "Deployment") => {
-            if obj.pointer("/spec/replicas").is_none() && obj.get("spec").is_some_and(Value::is_object) {
-                obj["spec"]["replicas"] = json!(1);
-            }
+        ("apps", "ReplicaSet" | "Deployment")
+            if obj.pointer("/spec/replicas").is_none()
+                && obj.get("spec").is_some_and(Value::is_object) =>
+        {
+            obj["spec"]["replicas"] = json!(1);
         }
         ("", "Namespace") if creating => {
             obj["status"] = json!({"phase": "Active"});
         }
-        ("", "Pod") if creating => {
-            if obj.pointer("/status/phase").is_none() {
-                obj["status"] = json!({"phase": "Pending"});
-            }
+        ("", "Pod") if creating && obj.pointer("/status/phase").is_none() => {
+            obj["status"] = json!({"phase": "Pending"});
         }
         _ => {}
     }
@@ -161,7 +168,9 @@ fn defaults(st: &Shared, rt: &ResourceType, obj: &mut Value, creating: bool) {
 fn keep_allocated(rt: &ResourceType, cur: &Value, obj: &mut Value) {
     if rt.group.is_empty() && rt.kind == "Service" {
         for field in ["clusterIP", "clusterIPs"] {
-            let missing = obj.pointer(&format!("/spec/{field}")).is_none_or(|v| v.is_null() || v == "");
+            let missing = obj
+                .pointer(&format!("/spec/{field}"))
+                .is_none_or(|v| v.is_null() || v == "");
             if missing
                 && let Some(v) = cur.pointer(&format!("/spec/{field}")).cloned()
                 && obj.get("spec").is_some_and(Value::is_object)
@@ -181,22 +190,29 @@ fn store_err<'a>(req: &'a Req, name: &str) -> impl Fn(StoreError) -> ApiError + 
 pub fn patch_err(err: PatchError, rt: &ResourceType, name: &str, body: &[u8]) -> ApiError {
     match err {
         PatchError::Unsupported(m) => ApiError::unsupported_media_type(m),
-        PatchError::Invalid(m) if serde_json::from_slice::<Value>(body).is_err()
-            && serde_yaml::from_slice::<Value>(body).is_err() =>
+        PatchError::Invalid(m)
+            if serde_json::from_slice::<Value>(body).is_err()
+                && serde_yaml::from_slice::<Value>(body).is_err() =>
         {
             ApiError::bad_request(m)
         }
-        PatchError::Invalid(m) => {
-            let mut e = ApiError::new(422, "Invalid", m).with_target(rt, name);
-            e.kind = Some(rt.kind.clone());
-            e
-        }
+        PatchError::Invalid(m) => ApiError::new(422, "Invalid", m)
+            .with_target(rt, name)
+            .with_kind(&rt.kind),
         PatchError::Conflict(conflicts) => {
             let fields: Vec<String> = conflicts
                 .iter()
                 .map(|c| format!("conflict with \"{}\": {}", c.manager, c.field))
                 .collect();
-            let mut e = ApiError::new(
+            let causes = conflicts
+                .iter()
+                .map(|c| Cause {
+                    reason: "FieldManagerConflict".into(),
+                    message: format!("conflict with \"{}\"", c.manager),
+                    field: c.field.clone(),
+                })
+                .collect();
+            ApiError::new(
                 409,
                 "Conflict",
                 format!(
@@ -206,16 +222,8 @@ pub fn patch_err(err: PatchError, rt: &ResourceType, name: &str, body: &[u8]) ->
                     fields.join("\n")
                 ),
             )
-            .with_target(rt, name);
-            e.causes = conflicts
-                .iter()
-                .map(|c| Cause {
-                    reason: "FieldManagerConflict".into(),
-                    message: format!("conflict with \"{}\"", c.manager),
-                    field: c.field.clone(),
-                })
-                .collect();
-            e
+            .with_target(rt, name)
+            .with_causes(causes)
         }
     }
 }
@@ -238,7 +246,12 @@ fn after_write(st: &Shared, rt: &ResourceType, obj: &Value) {
 }
 
 /// Stores a new object that passed `admit`.
-fn create_admitted(st: &Shared, req: &Req, mut obj: Value, warnings: &[String]) -> ApiResult<Response> {
+fn create_admitted(
+    st: &Shared,
+    req: &Req,
+    mut obj: Value,
+    warnings: &[String],
+) -> ApiResult<Response> {
     if req.dry_run() {
         return Ok(respond(StatusCode::CREATED, &obj, warnings));
     }
@@ -247,7 +260,10 @@ fn create_admitted(st: &Shared, req: &Req, mut obj: Value, warnings: &[String]) 
         meta.remove("resourceVersion");
     }
     let name = object_name(&obj).to_string();
-    let created = st.store.create(&req.rt, obj).map_err(store_err(req, &name))?;
+    let created = st
+        .store
+        .create(&req.rt, obj)
+        .map_err(store_err(req, &name))?;
     after_write(st, &req.rt, &created);
     Ok(respond(StatusCode::CREATED, &created, warnings))
 }
@@ -269,7 +285,11 @@ pub fn create(st: &Shared, req: &Req) -> ApiResult<Response> {
 
 pub fn current(st: &Shared, req: &Req) -> ApiResult<Arc<Value>> {
     st.store
-        .get(&req.rt.group_resource(), req.namespace().unwrap_or(""), req.name())
+        .get(
+            &req.rt.group_resource(),
+            req.namespace().unwrap_or(""),
+            req.name(),
+        )
         .ok_or_else(|| {
             ApiError::from_store(
                 StoreError::NotFound {
@@ -283,7 +303,14 @@ pub fn current(st: &Shared, req: &Req) -> ApiResult<Arc<Value>> {
 }
 
 /// Writes `obj` (the full new object) as `part` of the stored `cur`.
-fn write(st: &Shared, req: &Req, cur: &Value, obj: Value, part: Part, record: bool) -> ApiResult<Response> {
+fn write(
+    st: &Shared,
+    req: &Req,
+    cur: &Value,
+    obj: Value,
+    part: Part,
+    record: bool,
+) -> ApiResult<Response> {
     let (stored, warnings) = write_object(st, req, cur, obj, part, record)?;
     Ok(respond(StatusCode::OK, &stored, &warnings))
 }
@@ -335,7 +362,12 @@ pub fn write_object(
     let warnings = admit(st, req, &mut obj, Some(cur), false)?;
     keep_allocated(&req.rt, cur, &mut obj);
     if record {
-        patch::record_update(Some(cur), &mut obj, &req.field_manager(), part.subresource());
+        patch::record_update(
+            Some(cur),
+            &mut obj,
+            &req.field_manager(),
+            part.subresource(),
+        );
     }
     if req.dry_run() {
         return Ok((Arc::new(obj), warnings));
@@ -369,9 +401,11 @@ pub fn patch(st: &Shared, req: &Req, part: Part) -> ApiResult<Response> {
     let mut attempts = 0;
     loop {
         let cur = current(st, req)?;
-        let patched = patch::apply_patch(&req.rt.kind, req.rt.schema.as_ref(), &cur, ptype, &req.body)
-            .map_err(|e| patch_err(e, &req.rt, req.name(), &req.body))?;
-        let unchanged_rv = patched.pointer("/metadata/resourceVersion") == cur.pointer("/metadata/resourceVersion");
+        let patched =
+            patch::apply_patch(&req.rt.kind, req.rt.schema.as_ref(), &cur, ptype, &req.body)
+                .map_err(|e| patch_err(e, &req.rt, req.name(), &req.body))?;
+        let unchanged_rv = patched.pointer("/metadata/resourceVersion")
+            == cur.pointer("/metadata/resourceVersion");
         match write(st, req, &cur, patched, part, true) {
             Err(e) if e.reason == "Conflict" && unchanged_rv && attempts < 5 => attempts += 1,
             other => return other,
@@ -382,21 +416,29 @@ pub fn patch(st: &Shared, req: &Req, part: Part) -> ApiResult<Response> {
 fn apply(st: &Shared, req: &Req, part: Part) -> ApiResult<Response> {
     let manager = match req.q("fieldManager") {
         Some(m) if !m.is_empty() => m.to_string(),
-        _ => return Err(ApiError::bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be specified")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "PATCH, application/apply-patch+yaml requires fieldManager to be specified",
+            ));
+        }
     };
     // YAML is a superset of JSON, so this reads both apply encodings.
     let mut applied: Value = serde_yaml::from_slice(&req.body)
         .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
     if !applied.is_object() {
-        return Err(ApiError::bad_request("the apply configuration must be an object"));
+        return Err(ApiError::bad_request(
+            "the apply configuration must be an object",
+        ));
     }
     check_type(&req.rt, &mut applied)?;
     check_namespace(&req.rt, req.namespace(), &mut applied)?;
     check_name(req.name(), &mut applied)?;
     let force = req.flag("force");
-    let cur = st
-        .store
-        .get(&req.rt.group_resource(), req.namespace().unwrap_or(""), req.name());
+    let cur = st.store.get(
+        &req.rt.group_resource(),
+        req.namespace().unwrap_or(""),
+        req.name(),
+    );
     let merged = patch::server_side_apply(
         &req.rt.kind,
         req.rt.schema.as_ref(),
@@ -419,7 +461,7 @@ fn apply(st: &Shared, req: &Req, part: Part) -> ApiResult<Response> {
             let warnings = admit(st, req, &mut obj, None, true)?;
             create_admitted(st, req, obj, &warnings)
         }
-        None => Err(current(st, req).err().unwrap_or_else(|| ApiError::no_route())),
+        None => Err(current(st, req).err().unwrap_or_else(ApiError::no_route)),
     }
 }
 
@@ -434,10 +476,12 @@ fn delete_options(req: &Req) -> ApiResult<DeleteOptions> {
         .get("propagationPolicy")
         .and_then(Value::as_str)
         .or(req.q("propagationPolicy"))
-        .or_else(|| match body.get("orphanDependents").and_then(Value::as_bool) {
-            Some(true) => Some("Orphan"),
-            _ => None,
-        });
+        .or_else(
+            || match body.get("orphanDependents").and_then(Value::as_bool) {
+                Some(true) => Some("Orphan"),
+                _ => None,
+            },
+        );
     let propagation = match policy {
         None | Some("Background") => Propagation::Background,
         Some("Foreground") => Propagation::Foreground,
@@ -450,7 +494,10 @@ fn delete_options(req: &Req) -> ApiResult<DeleteOptions> {
     };
     Ok(DeleteOptions {
         propagation,
-        precondition_uid: body.pointer("/preconditions/uid").and_then(Value::as_str).map(String::from),
+        precondition_uid: body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(String::from),
         precondition_rv: body
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str)
@@ -503,7 +550,10 @@ pub fn delete_collection(st: &Shared, req: &Req) -> ApiResult<Response> {
     let (items, rv) = st.store.list(&req.rt.group_resource(), req.namespace());
     let mut gone = Vec::new();
     for obj in items.iter().filter(|o| sel.matches(o)) {
-        let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
+        let ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if req.dry_run() {
             gone.push(obj.clone());
             continue;
