@@ -208,13 +208,14 @@ async fn apply_again_and_server_side_apply() {
     assert!(out.contains("configmap/ssa serverside-applied"), "{out}");
     let w = widgets(&client).get("w1").await.unwrap();
     assert_eq!(w.data["spec"]["color"], "green");
-    assert!(
-        w.metadata
-            .managed_fields
-            .unwrap()
-            .iter()
-            .any(|m| m.manager.as_deref() == Some("kubectl"))
-    );
+    let managers: Vec<Option<String>> = w
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .map(|m| m.manager)
+        .collect();
+    assert!(managers.contains(&Some("kubectl".to_string())), "{managers:?}");
     sb.shutdown().await;
 }
 
