@@ -737,6 +737,24 @@ async fn deletion_waits_for_finalizers() {
     .await;
     assert_eq!(code, 200);
     assert_eq!(api_err(api.get("y").await.unwrap_err()).code, 404);
+
+    // Deleting a namespace deletes what is in it.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(sb.client().unwrap());
+    let ns = serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap();
+    let created = namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    assert_eq!(created.status.unwrap().phase.as_deref(), Some("Active"));
+    let team: Api<ConfigMap> = Api::namespaced(sb.client().unwrap(), "team");
+    team.create(&PostParams::default(), &cm("inside", &[]))
+        .await
+        .unwrap();
+    namespaces
+        .delete("team", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(api_err(team.get("inside").await.unwrap_err()).code, 404);
     sb.shutdown().await;
 }
 
@@ -1383,5 +1401,74 @@ async fn tables_and_metadata_representations() {
     assert_eq!(json_of(&body)["kind"], "APIGroupList");
     let (_, _, body) = raw(&client, "GET", "/version", None, None, b"").await;
     assert_eq!(json_of(&body)["major"], "1");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_validates_without_storing() {
+    let sb = start().await;
+    let api: Api<ConfigMap> = Api::default_namespaced(sb.client().unwrap());
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let answered = api.create(&dry, &cm("dry", &[])).await.unwrap();
+    assert_eq!(answered.metadata.name.as_deref(), Some("dry"));
+    assert_eq!(api_err(api.get("dry").await.unwrap_err()).code, 404);
+    let invalid = api_err(api.create(&dry, &cm("Not_Valid", &[])).await.unwrap_err());
+    assert_eq!(invalid.code, 422);
+    sb.shutdown().await;
+}
+
+/// 10,000 objects and 200 concurrent watches: lists and event fan-out stay
+/// correct (not a timing test; the bench lives elsewhere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_objects_and_two_hundred_watches() {
+    let sb = start().await;
+    let store = sb.store();
+    let rt = sb.registry().find("", "v1", "configmaps").unwrap();
+    for i in 0..10_000 {
+        store
+            .create(&rt, json!({"metadata": {"name": format!("cm-{i:05}"), "namespace": "default", "labels": {"bucket": (i % 10).to_string()}}}))
+            .unwrap();
+    }
+    let client = sb.client().unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let list = api
+        .list(&ListParams::default().labels("bucket=3"))
+        .await
+        .unwrap();
+    assert_eq!(list.items.len(), 1_000);
+    let rv = list.metadata.resource_version.unwrap();
+
+    let mut watches = Vec::new();
+    for i in 0..200 {
+        let wp = kube::api::WatchParams::default()
+            .labels(&format!("bucket={}", i % 10))
+            .timeout(20);
+        watches.push(api.watch(&wp, &rv).await.unwrap().boxed());
+    }
+    // One change per bucket: every watcher must see exactly its own.
+    for b in 0..10 {
+        api.create(
+            &PostParams::default(),
+            &cm(&format!("new-{b}"), &[("bucket", &b.to_string())]),
+        )
+        .await
+        .unwrap();
+    }
+    let seen = futures::future::join_all(watches.into_iter().map(|mut w| async move {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(20), w.next()).await {
+                Ok(Some(Ok(kube::api::WatchEvent::Added(c)))) => return c.metadata.name.unwrap(),
+                Ok(Some(Ok(kube::api::WatchEvent::Bookmark(_)))) => continue,
+                other => panic!("unexpected watch result: {other:?}"),
+            }
+        }
+    }))
+    .await;
+    for (i, name) in seen.iter().enumerate() {
+        assert_eq!(name, &format!("new-{}", i % 10));
+    }
     sb.shutdown().await;
 }

@@ -215,7 +215,10 @@ async fn apply_again_and_server_side_apply() {
         .into_iter()
         .map(|m| m.manager)
         .collect();
-    assert!(managers.contains(&Some("kubectl".to_string())), "{managers:?}");
+    assert!(
+        managers.contains(&Some("kubectl".to_string())),
+        "{managers:?}"
+    );
     sb.shutdown().await;
 }
 

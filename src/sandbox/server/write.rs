@@ -232,8 +232,31 @@ fn respond(code: StatusCode, obj: &Value, warnings: &[String]) -> Response {
     with_warnings(json_response(code, obj), warnings)
 }
 
-/// After a CRD write: serve (or stop serving) what it declares.
+/// A deleted namespace takes its contents along (the real namespace controller
+/// does this while the namespace is Terminating; here it is immediate).
+fn empty_namespace(st: &Shared, namespace: &str) {
+    let opts = DeleteOptions::default();
+    for rt in st.registry.all().into_iter().filter(|t| t.namespaced) {
+        let (items, _) = st.store.list(&rt.group_resource(), Some(namespace));
+        for obj in items {
+            // Already gone or held by finalizers: nothing more to do here.
+            let _ = st.store.delete(&rt, namespace, object_name(&obj), &opts);
+        }
+    }
+}
+
+/// After a write: serve (or stop serving) what a CRD declares; empty deleted namespaces.
 fn after_write(st: &Shared, rt: &ResourceType, obj: &Value) {
+    if rt.group.is_empty() && rt.kind == "Namespace" {
+        if st
+            .store
+            .get(&rt.group_resource(), "", object_name(obj))
+            .is_none()
+        {
+            empty_namespace(st, object_name(obj));
+        }
+        return;
+    }
     if !crd::is_crd(rt) {
         return;
     }
