@@ -140,6 +140,31 @@ fn columns(rt: &ResourceType) -> Vec<PrinterColumn> {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             vec![col("Created At", "date", "", "", 0)]
         }
+        ("" | "events.k8s.io", "Event") => vec![
+            col(
+                "Last Seen",
+                "string",
+                "",
+                "Time since the most recent occurrence.",
+                0,
+            ),
+            col(
+                "Type",
+                "string",
+                "",
+                "Type of this event (Normal, Warning).",
+                0,
+            ),
+            col("Reason", "string", "", "Why the event happened.", 0),
+            col("Object", "string", "", "The object this event is about.", 0),
+            col(
+                "Message",
+                "string",
+                "",
+                "A human-readable description of the event.",
+                0,
+            ),
+        ],
         _ => vec![age.clone()],
     };
     cols.shrink_to_fit();
@@ -290,6 +315,35 @@ fn builtin_cells(rt: &ResourceType, obj: &Value) -> Vec<Value> {
                 str_at(obj, "/metadata/creationTimestamp").unwrap_or("")
             )]
         }
+        ("" | "events.k8s.io", "Event") => {
+            // core/v1 and events.k8s.io/v1 name the same fields differently.
+            let last = [
+                "/lastTimestamp",
+                "/eventTime",
+                "/series/lastObservedTime",
+                "/metadata/creationTimestamp",
+            ]
+            .iter()
+            .find_map(|p| str_at(obj, p));
+            let regarding = obj.get("involvedObject").or_else(|| obj.get("regarding"));
+            let object = regarding
+                .map(|r| {
+                    let kind = r.get("kind").and_then(Value::as_str).unwrap_or("");
+                    let name = r.get("name").and_then(Value::as_str).unwrap_or("");
+                    format!("{}/{name}", kind.to_lowercase())
+                })
+                .unwrap_or_default();
+            let message = str_at(obj, "/message")
+                .or_else(|| str_at(obj, "/note"))
+                .unwrap_or("");
+            vec![
+                json!(human_age(last)),
+                json!(str_at(obj, "/type").unwrap_or("Normal")),
+                json!(str_at(obj, "/reason").unwrap_or("")),
+                json!(object),
+                json!(message),
+            ]
+        }
         _ => vec![age],
     }
 }
@@ -389,6 +443,30 @@ mod tests {
             [json!("web"), json!(3), json!(2), json!(1)]
         );
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    }
+
+    #[test]
+    fn event_rows_name_the_object() {
+        let rt = builtin_types()
+            .into_iter()
+            .find(|t| t.kind == "Event" && t.group.is_empty())
+            .unwrap();
+        let ev = Arc::new(
+            json!({"metadata": {"name": "e"}, "type": "Warning", "reason": "Failed",
+            "involvedObject": {"kind": "Pod", "name": "web-1"}, "message": "boom"}),
+        );
+        let t = table(&rt, &[ev], IncludeObject::None, json!({}));
+        let cells = t["rows"][0]["cells"].as_array().unwrap();
+        assert_eq!(
+            cells[2..],
+            [
+                json!("Warning"),
+                json!("Failed"),
+                json!("pod/web-1"),
+                json!("boom")
+            ]
+        );
+        assert!(t["rows"][0].get("object").is_none());
     }
 
     #[test]
