@@ -29,12 +29,12 @@ pub struct SandboxArgs {
 
 #[derive(Debug, thiserror::Error)]
 enum FaultsFileError {
-    #[error("cannot read fault file {path}: {source}")]
+    #[error("cannot read fault file {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid fault file {path}: {source}")]
+    #[error("invalid fault file {path}")]
     Parse {
         path: PathBuf,
         source: serde_yaml::Error,
