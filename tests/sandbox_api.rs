@@ -781,6 +781,30 @@ async fn watcher_and_reflector_follow_changes() {
     reader.wait_until_ready().await.unwrap();
     assert_eq!(reader.state().len(), 1);
 
+    // The same initial state through a streaming list (sendInitialEvents).
+    let (streamed, streamed_writer) = reflector::store();
+    let streaming = reflector(
+        streamed_writer,
+        watcher(
+            api.clone(),
+            watcher::Config::default().labels("w=yes").streaming_lists(),
+        ),
+    )
+    .applied_objects()
+    .boxed();
+    let streaming_task = tokio::spawn(async move {
+        let mut stream = streaming;
+        while let Some(ev) = stream.next().await {
+            ev.expect("streaming watch event");
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), streamed.wait_until_ready())
+        .await
+        .expect("streaming list completes")
+        .unwrap();
+    assert_eq!(streamed.state().len(), 1);
+    streaming_task.abort();
+
     api.create(&PostParams::default(), &cm("new", &[("w", "yes")]))
         .await
         .unwrap();
