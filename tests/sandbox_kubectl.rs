@@ -276,9 +276,9 @@ async fn get_watch_streams_changes() {
     sb.shutdown().await;
 }
 
-/// scale, patch --type=merge/json (need the patch merge), delete with cascades.
+/// scale, patch --type=merge/json (need the patch merge).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scale_patch_and_delete() {
+async fn scale_and_patch() {
     let sb = start().await;
     let k = Kubectl::new(&sb);
     let apps = k.write("apps.yaml", APPS);

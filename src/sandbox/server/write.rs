@@ -82,9 +82,12 @@ fn admit(
                         .iter()
                         .map(|p| format!("unknown field \"{p}\""))
                         .collect();
+                    // The real server's wording, which users search for.
                     return Err(ApiError::bad_request(format!(
-                        "strict decoding error: {}",
-                        list.join(", ")
+                        "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                        list.join(", "),
+                        kind = rt.kind,
+                        version = rt.version,
                     ))
                     .with_target(rt, object_name(obj)));
                 }
