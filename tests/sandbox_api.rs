@@ -934,6 +934,24 @@ async fn raw_watch_events_bookmarks_and_selector_transitions() {
             > 0
     );
 
+    // Resuming from a version before those changes replays them with the same
+    // transitions (out of the history this time).
+    let replay = raw_watch(
+        &client,
+        &format!("resourceVersion={rv}&labelSelector=sel%3Din&timeoutSeconds=1"),
+    )
+    .await;
+    let replayed: Vec<(&str, &str)> = replay
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap(),
+                e["object"]["metadata"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(replayed, [("ADDED", "b"), ("DELETED", "a")]);
+
     // Without a resourceVersion: synthetic ADDED for what exists now.
     let initial = raw_watch(&client, "timeoutSeconds=1").await;
     let names: Vec<&str> = initial

@@ -41,6 +41,10 @@ struct Watcher {
     /// Keys currently matching a selector, so that objects that stop (start)
     /// matching are sent as DELETED (ADDED), as the watch cache does.
     known: HashSet<(String, String)>,
+    /// Keys changed between the requested resourceVersion and now: whether they
+    /// matched at that version is unknown, so their first event is sent in a
+    /// form that is right either way (ADDED/MODIFIED if matching, else DELETED).
+    uncertain: HashSet<(String, String)>,
     tx: mpsc::Sender<Result<Bytes, Infallible>>,
 }
 
@@ -111,6 +115,18 @@ impl Watcher {
         }
         let matches = self.sel.matches(&ev.object);
         let k = key(&ev.object);
+        if self.uncertain.remove(&k) {
+            let t = match ev.event_type {
+                EventType::Deleted => "DELETED",
+                _ if !matches => "DELETED",
+                EventType::Added => "ADDED",
+                EventType::Modified => "MODIFIED",
+            };
+            if matches && ev.event_type != EventType::Deleted {
+                self.known.insert(k);
+            }
+            return self.send(t, &ev.object).await;
+        }
         let out = match ev.event_type {
             EventType::Added if matches => {
                 self.known.insert(k);
@@ -167,7 +183,11 @@ pub fn watch(st: &Shared, req: &Req, repr: Representation) -> ApiResult<Response
         .min();
     let gr = req.rt.group_resource();
     let rv_param = req.q("resourceVersion").unwrap_or("");
-    let (start, rx) = if rv_param.is_empty() || rv_param == "0" || send_initial {
+    // For a selector watch that resumes, the current objects are read BEFORE the
+    // backlog: anything that changes in between is then in the backlog.
+    let resuming = !(rv_param.is_empty() || rv_param == "0" || send_initial);
+    let resume_list = (resuming && !sel.is_empty()).then(|| st.store.list(&gr, req.namespace()).0);
+    let (start, rx) = if !resuming {
         let (objects, rv, rx) = st.store.snapshot_and_subscribe(&gr, req.namespace());
         (
             Start::Initial {
@@ -195,17 +215,25 @@ pub fn watch(st: &Shared, req: &Req, repr: Representation) -> ApiResult<Response
         repr,
         include: IncludeObject::from_query(req.q("includeObject")),
         known: HashSet::new(),
+        uncertain: HashSet::new(),
         tx,
     };
-    if let Start::Resume { .. } = start
+    if let Start::Resume { backlog, .. } = &start
         && !watcher.sel.is_empty()
     {
-        // What matched "then" is unknown; what matches now is the best estimate.
-        let (objects, _) = st.store.list(&watcher.gr, req.namespace());
-        watcher.known = objects
+        // Objects the backlog does not touch are as they were at the requested
+        // version, so what matches now matched then.
+        watcher.uncertain = backlog
+            .iter()
+            .filter(|e| e.gr == watcher.gr && watcher.in_scope(&e.object))
+            .map(|e| key(&e.object))
+            .collect();
+        watcher.known = resume_list
+            .unwrap_or_default()
             .iter()
             .filter(|o| watcher.sel.matches(o))
             .map(|o| key(o))
+            .filter(|k| !watcher.uncertain.contains(k))
             .collect();
     }
     let shutdown = st.shutdown.clone();
