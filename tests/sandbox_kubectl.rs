@@ -488,3 +488,54 @@ async fn schema_violations_through_kubectl() {
     assert!(out.trim().is_empty(), "nothing stored: {out}");
     sb.shutdown().await;
 }
+
+/// Imperative creates send protobuf: namespaces, configmaps and secrets work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imperative_create_commands() {
+    let sb = start().await;
+    let k = Kubectl::new(&sb);
+    k.ok(&["create", "namespace", "demo"]).await;
+    k.ok(&[
+        "create",
+        "configmap",
+        "cfg",
+        "-n",
+        "demo",
+        "--from-literal=a=b",
+    ])
+    .await;
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "s",
+        "--from-literal=pw=hunter2",
+    ])
+    .await;
+    let data = k
+        .ok(&[
+            "get",
+            "configmap",
+            "cfg",
+            "-n",
+            "demo",
+            "-o",
+            "jsonpath={.data.a}",
+        ])
+        .await;
+    assert_eq!(data, "b");
+    let secret = k
+        .ok(&["get", "secret", "s", "-o", "jsonpath={.data.pw}"])
+        .await;
+    assert_eq!(secret, "aHVudGVyMg==");
+    let err = k.fails(&["create", "configmap", "Bad_Name"]).await;
+    assert!(
+        err.contains("ConfigMap \"Bad_Name\" is invalid: metadata.name"),
+        "{err}"
+    );
+    let err = k
+        .fails(&["create", "deployment", "d", "--image=nginx"])
+        .await;
+    assert!(err.contains("send JSON or YAML"), "{err}");
+    sb.shutdown().await;
+}

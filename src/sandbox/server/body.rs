@@ -22,7 +22,10 @@ pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     }
     let ct = content_type(headers);
     let base = ct.split(';').next().unwrap_or("").trim();
-    // Protobuf (and CBOR) are never served: 415 makes client-go retry in JSON.
+    if base == "application/vnd.kubernetes.protobuf" {
+        return super::protobuf::decode(body);
+    }
+    // Other encodings (CBOR, ...) are never read.
     if !base.is_empty()
         && !matches!(
             base,

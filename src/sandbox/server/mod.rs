@@ -12,6 +12,7 @@ pub mod faults;
 pub mod jsonpath;
 pub mod list;
 pub mod openapi;
+pub mod protobuf;
 pub mod respond;
 pub mod route;
 pub mod scale;
