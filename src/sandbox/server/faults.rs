@@ -1,5 +1,16 @@
 //! Fault injection: errors, timeouts, latency and cut watches on chosen requests,
 //! so reliability tests can check that clients retry and resume correctly.
+//!
+//! The file (`--faults`) and `PUT /sandbox/faults` take the same document:
+//!
+//! ```yaml
+//! rules:
+//! - verb: list            # get, list, watch, create, update, patch, delete, deletecollection
+//!   resource: configmaps  # or replicasets/scale; omit for all
+//!   probability: 0.2      # default 1
+//!   action: {type: error, code: 500}   # or {type: timeout}, {type: latency, millis: 300}
+//! watchCutAfter: 30s      # end every watch stream after this long
+//! ```
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

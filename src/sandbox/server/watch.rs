@@ -176,7 +176,9 @@ pub fn watch(st: &Shared, req: &Req, repr: Representation) -> ApiResult<Response
             ApiError::bad_request(format!("invalid timeoutSeconds: {t}"))
         })?)),
         None => None,
-    };
+    }
+    // 0 means "no timeout" (the server's default), not "end at once".
+    .filter(|t| !t.is_zero());
     let limit = [timeout, st.faults.watch_cut_after()]
         .into_iter()
         .flatten()
