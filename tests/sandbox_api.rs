@@ -738,6 +738,28 @@ async fn deletion_waits_for_finalizers() {
     assert_eq!(code, 200);
     assert_eq!(api_err(api.get("y").await.unwrap_err()).code, 404);
 
+    // deletecollection honours selectors.
+    for (name, group) in [("g1", "a"), ("g2", "a"), ("g3", "b")] {
+        api.create(&PostParams::default(), &cm(name, &[("group", group)]))
+            .await
+            .unwrap();
+    }
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("group=a"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = api
+        .list(&ListParams::default().labels("group"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, ["g3"]);
+
     // Deleting a namespace deletes what is in it.
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(sb.client().unwrap());
     let ns = serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap();
