@@ -139,14 +139,15 @@ fn defaults(st: &Shared, rt: &ResourceType, obj: &mut Value, creating: bool) {
                 spec["sessionAffinity"] = json!("None");
             }
             if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-                for p in ports {
-                    if p.get("protocol").is_none() {
-                        p["protocol"] = json!("TCP");
+                // Entries that are not objects are left for validation to reject.
+                for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                    if !p.contains_key("protocol") {
+                        p.insert("protocol".into(), json!("TCP"));
                     }
-                    if p.get("targetPort").is_none()
+                    if !p.contains_key("targetPort")
                         && let Some(port) = p.get("port").cloned()
                     {
-                        p["targetPort"] = port;
+                        p.insert("targetPort".into(), port);
                     }
                 }
             }
