@@ -131,7 +131,13 @@ impl Faults {
     pub fn decide(&self, verb: &str, resource: &str) -> Option<Injected> {
         let config = self.inner.read().unwrap_or_else(|e| e.into_inner());
         for rule in config.rules.iter().filter(|r| r.applies(verb, resource)) {
-            if !rand::random_bool(rule.probability.clamp(0.0, 1.0)) {
+            // YAML can spell NaN; rand panics on it, so it counts as "never".
+            let p = if rule.probability.is_nan() {
+                0.0
+            } else {
+                rule.probability.clamp(0.0, 1.0)
+            };
+            if !rand::random_bool(p) {
                 continue;
             }
             return Some(match &rule.action {
