@@ -150,7 +150,19 @@ async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match dispatch(&st, method, &uri, headers, body).await {
+    use futures::FutureExt;
+    // A bug in a handler (or in patch/schema code it calls) must answer 500 and
+    // keep the server up, not drop the connection.
+    let outcome = std::panic::AssertUnwindSafe(dispatch(&st, method, &uri, headers, body))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(path = %uri.path(), "request handler panicked");
+            Err(ApiError::internal(
+                "internal error: the request handler panicked",
+            ))
+        });
+    match outcome {
         Ok(resp) => resp,
         Err(e) => {
             tracing::debug!(path = %uri.path(), code = e.code, reason = e.reason, message = %e.message, "request failed");
