@@ -1549,3 +1549,44 @@ async fn ten_thousand_objects_and_two_hundred_watches() {
     }
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crd_with_two_served_versions() {
+    let sb = start().await;
+    let client = sb.client().unwrap();
+    let mut crd = widget_crd();
+    let mut v2 = crd["spec"]["versions"][0].clone();
+    v2["name"] = json!("v2");
+    v2["storage"] = json!(false);
+    crd["spec"]["versions"].as_array_mut().unwrap().push(v2);
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(
+        &PostParams::default(),
+        &serde_json::from_value(crd).unwrap(),
+    )
+    .await
+    .unwrap();
+    let api_for = |version: &str| {
+        let ar = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("example.com", version, "Widget"),
+            "widgets",
+        );
+        Api::<DynamicObject>::namespaced_with(client.clone(), "default", &ar)
+    };
+    let (v1, v2) = (api_for("v1"), api_for("v2"));
+    v1.create(&PostParams::default(), &widget("w", json!({"replicas": 1})))
+        .await
+        .unwrap();
+    let seen = v2.get("w").await.unwrap();
+    assert_eq!(seen.types.unwrap().api_version, "example.com/v2");
+    let listed = v2.list(&ListParams::default()).await.unwrap();
+    assert_eq!(
+        listed.items[0].types.as_ref().unwrap().api_version,
+        "example.com/v2"
+    );
+    assert_eq!(
+        v1.get("w").await.unwrap().types.unwrap().api_version,
+        "example.com/v1"
+    );
+    sb.shutdown().await;
+}

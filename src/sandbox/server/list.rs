@@ -150,7 +150,7 @@ fn full_list(
             out.push(b',');
         }
         // Writing a Value into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, obj.as_ref());
+        let _ = serde_json::to_writer(&mut out, super::respond::in_version(rt, obj).as_ref());
     }
     out.extend_from_slice(b"]}");
     out

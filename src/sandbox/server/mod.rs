@@ -284,7 +284,9 @@ fn get_one(st: &Shared, req: &Req) -> ApiResult<Response> {
     let repr = accept::negotiate(&req.headers)?;
     let obj = write::current(st, req)?;
     Ok(match repr {
-        Representation::Full => json_response(StatusCode::OK, obj.as_ref()),
+        Representation::Full => {
+            json_response(StatusCode::OK, respond::in_version(&req.rt, &obj).as_ref())
+        }
         Representation::Metadata => json_response(StatusCode::OK, &table::partial_metadata(&obj)),
         Representation::Table => {
             let include = accept::IncludeObject::from_query(req.q("includeObject"));

@@ -34,3 +34,21 @@ pub fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
     }
     resp
 }
+
+/// An object as the requested version of its kind: custom resources with several
+/// served versions are stored once, and (as with the `None` conversion strategy)
+/// only `apiVersion` differs between versions. No copy in the usual case.
+pub fn in_version<'a>(
+    rt: &crate::sandbox::registry::ResourceType,
+    obj: &'a serde_json::Value,
+) -> std::borrow::Cow<'a, serde_json::Value> {
+    let wanted = rt.api_version();
+    if obj.get("apiVersion").and_then(serde_json::Value::as_str) == Some(wanted.as_str()) {
+        return std::borrow::Cow::Borrowed(obj);
+    }
+    let mut copy = obj.clone();
+    if let Some(map) = copy.as_object_mut() {
+        map.insert("apiVersion".into(), serde_json::Value::String(wanted));
+    }
+    std::borrow::Cow::Owned(copy)
+}

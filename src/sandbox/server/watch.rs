@@ -69,7 +69,9 @@ impl Watcher {
         out.extend_from_slice(b"\",\"object\":");
         // Serializing a Value into a Vec cannot fail.
         let _ = match self.repr {
-            Representation::Full => serde_json::to_writer(&mut out, obj),
+            Representation::Full => {
+                serde_json::to_writer(&mut out, super::respond::in_version(&self.rt, obj).as_ref())
+            }
             Representation::Metadata => {
                 serde_json::to_writer(&mut out, &table::partial_metadata(obj))
             }
