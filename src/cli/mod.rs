@@ -3,6 +3,8 @@
 use clap::{Parser, Subcommand};
 
 pub mod crd;
+pub mod demo_app;
+pub mod demo_load;
 pub mod judge;
 pub mod sandbox;
 
@@ -28,6 +30,10 @@ pub enum Command {
     Crd(crd::CrdArgs),
     /// Judge canary vs baseline samples from a file, offline.
     Judge(judge::JudgeArgs),
+    /// Run the demo HTTP service (behaviour set by DEMO_* environment variables).
+    DemoApp(demo_app::DemoAppArgs),
+    /// Send steady, paced, bounded HTTP traffic to a URL and report progress.
+    DemoLoad(demo_load::DemoLoadArgs),
 }
 
 pub async fn run(cli: Cli) -> CliResult {
@@ -35,5 +41,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Crd(args) => crd::run(args).await,
         Command::Judge(args) => judge::run(args).await,
+        Command::DemoApp(args) => demo_app::run(args).await,
+        Command::DemoLoad(args) => demo_load::run(args).await,
     }
 }
