@@ -3,7 +3,9 @@
 //! production cluster. See DESIGN.md §4.
 
 pub mod controllers;
+pub mod dataplane;
 pub mod patch;
+pub mod prometheus_sd;
 pub mod registry;
 pub mod schema;
 pub mod store;
