@@ -671,3 +671,84 @@ async fn bad_input_shows_in_pod_status() {
     .await;
     assert!(msg.contains("demo-app command"), "{msg}");
 }
+
+/// The sandbox side of `a_sandbox_killed_by_a_signal_leaves_no_process`, run in
+/// a child process (this test binary, re-invoked); does nothing on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "helper: run by a_sandbox_killed_by_a_signal_leaves_no_process"]
+async fn helper_fleet_until_killed() {
+    if std::env::var_os("LIVE_FLEET_HELPER").is_none() {
+        return;
+    }
+    let fleet = Fleet::start();
+    fleet.replicaset("web-v1", "v1", 2, json!([]), false);
+    for p in fleet.wait_ready("web-v1", 2).await {
+        println!("PID {}", annotation(&p, PID_ANNOTATION).unwrap());
+    }
+    println!("READY");
+    // Bounded: the parent kills us long before.
+    tokio::time::sleep(WAIT).await;
+}
+
+/// Kills the child (and waits for it) even when the test fails.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_sandbox_killed_by_a_signal_leaves_no_process() {
+    use std::io::BufRead;
+    let mut child = ChildGuard(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "helper_fleet_until_killed",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("LIVE_FLEET_HELPER", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let mut pids = Vec::new();
+    // Ends at READY, or at EOF if the helper fails (its own wait is bounded).
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        // libtest prints "test NAME ... " without a newline before our output.
+        if let Some((_, pid)) = line.split_once("PID ") {
+            pids.push(pid.trim().parse::<u32>().unwrap());
+        }
+        if line.ends_with("READY") {
+            break;
+        }
+    }
+    assert_eq!(pids.len(), 2, "the helper did not start its fleet");
+    assert!(pids.iter().all(|p| pid_alive(*p)));
+    // SIGINT, as Ctrl-C sends: the default action ends the process without
+    // running any destructor; the children must die with it anyway.
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let _ = child.0.wait();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|p| pid_alive(*p)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "demo-app processes outlived their sandbox: {:?}",
+            pids.iter().filter(|p| pid_alive(**p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
