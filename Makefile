@@ -24,9 +24,10 @@ test: ## Everything CI checks: deps, fmt, clippy, all tests (incl. chart checks)
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory nextest
 
-lint: ## cargo fmt --check and clippy with warnings as errors
+lint: ## cargo fmt --check, clippy with warnings as errors, shellcheck (if installed)
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	@if command -v shellcheck >/dev/null; then shellcheck hack/*.sh .ci/run; fi
 
 fmt: ## Format the code
 	cargo fmt

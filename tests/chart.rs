@@ -399,3 +399,32 @@ fn chart_crds_match_the_generated_ones() {
         assert!(kinds(&objs).contains("CustomResourceDefinition"));
     }
 }
+
+/// NOTES.txt renders (only `helm install` renders it; client dry-run needs no
+/// cluster) and tells the user where the operator runs.
+#[test]
+fn install_notes_render() {
+    let out = run(
+        &tool("helm"),
+        &[
+            "install",
+            "rb",
+            "charts/redblack",
+            "--namespace",
+            "ops",
+            "--dry-run=client",
+            "--set",
+            "watchNamespace=team-a",
+        ],
+    );
+    let notes = out
+        .split("NOTES:")
+        .nth(1)
+        .expect("no NOTES in dry-run output");
+    assert!(
+        notes.contains("\"rb-redblack\" in namespace ops"),
+        "{notes}"
+    );
+    assert!(notes.contains("in namespace team-a only"), "{notes}");
+    assert!(notes.contains("rb-redblack-metrics"), "{notes}");
+}

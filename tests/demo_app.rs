@@ -314,11 +314,9 @@ async fn binary_start_up_behaviour() {
         .unwrap()
         .unwrap()
         .unwrap();
-    let base = line.strip_prefix("listening on ").unwrap().to_owned();
-    assert!(
-        base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"),
-        "{base}"
-    );
+    let addr = redblack::demo::parse_listening_line(&line).unwrap();
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{line}");
+    let base = format!("http://{addr}");
     let body: serde_json::Value = reqwest::get(format!("{base}/"))
         .await
         .unwrap()
@@ -415,6 +413,15 @@ async fn load_generator_rejects_bad_settings() {
         },
         LoadConfig {
             concurrency: 0,
+            ..LoadConfig::default()
+        },
+        LoadConfig {
+            timeout: Duration::MAX,
+            ..LoadConfig::default()
+        },
+        LoadConfig {
+            rps: 0.5,
+            duration: Duration::from_secs(1),
             ..LoadConfig::default()
         },
     ] {

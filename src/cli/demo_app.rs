@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use crate::demo::{DemoAppConfig, serve};
+use crate::demo::{DemoAppConfig, listening_line, serve};
 
 use super::CliResult;
 
@@ -26,7 +26,7 @@ pub async fn run(_args: DemoAppArgs) -> CliResult {
     // Whoever started us (the sandbox's pod simulator, a test, a person) learns
     // the real port from this line when PORT=0.
     let mut out = std::io::stdout().lock();
-    writeln!(out, "listening on http://{addr}")?;
+    writeln!(out, "{}", listening_line(addr))?;
     out.flush()?;
     drop(out);
     serve(cfg, listener).await?;

@@ -23,6 +23,21 @@ use super::metrics::DemoMetrics;
 /// extreme spread of an exponential.
 const LATENCY_SHAPE: f64 = 4.0;
 
+/// The first line `redblack demo-app` prints on stdout, before the address.
+/// Whoever starts it with `PORT=0` (the sandbox's pod runner, a test) reads
+/// the port it picked from this line.
+pub const LISTENING_PREFIX: &str = "listening on http://";
+
+/// The line announcing the listen address.
+pub fn listening_line(addr: std::net::SocketAddr) -> String {
+    format!("{LISTENING_PREFIX}{addr}")
+}
+
+/// Parses [`listening_line`]'s output back into the address.
+pub fn parse_listening_line(line: &str) -> Option<std::net::SocketAddr> {
+    line.trim().strip_prefix(LISTENING_PREFIX)?.parse().ok()
+}
+
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Debug, thiserror::Error)]
@@ -110,9 +125,9 @@ fn plan(state: &AppState) -> Plan {
         state.latency.map_or(0.0, |d| d.sample(&mut rng))
     };
     Plan {
-        // Config caps latencies at an hour, so this cannot overflow; `max`
-        // guards against a negative sample from float rounding.
-        delay: Duration::from_secs_f64(delay_ms.max(0.0) / 1000.0),
+        // Config caps latencies at an hour; a sample that is somehow not a
+        // valid duration (negative, NaN) means no added latency, not a panic.
+        delay: Duration::try_from_secs_f64(delay_ms / 1000.0).unwrap_or(Duration::ZERO),
         fail: cfg.error_rate > 0.0 && rng.random_bool(cfg.error_rate),
     }
 }
@@ -185,4 +200,18 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_line_round_trips() {
+        let addr: std::net::SocketAddr = "127.0.0.1:41237".parse().unwrap();
+        assert_eq!(listening_line(addr), "listening on http://127.0.0.1:41237");
+        assert_eq!(parse_listening_line(&listening_line(addr)), Some(addr));
+        assert_eq!(parse_listening_line("listening on http://nowhere"), None);
+        assert_eq!(parse_listening_line("hello"), None);
+    }
 }

@@ -223,8 +223,14 @@ fn validate(cfg: &LoadConfig) -> Result<reqwest::Url, LoadError> {
     if cfg.concurrency == 0 || cfg.concurrency > 10_000 {
         return Err(LoadError::Settings("concurrency must be in 1..=10000"));
     }
-    if cfg.timeout.is_zero() {
-        return Err(LoadError::Settings("timeout must be positive"));
+    // Capped so that deadline arithmetic on `Instant` cannot overflow.
+    if cfg.timeout.is_zero() || cfg.timeout > Duration::from_secs(3600) {
+        return Err(LoadError::Settings("timeout must be in (0, 1h]"));
+    }
+    if cfg.rps * cfg.duration.as_secs_f64() < 1.0 {
+        return Err(LoadError::Settings(
+            "rps × duration must be at least 1 request",
+        ));
     }
     Ok(url)
 }

@@ -15,7 +15,9 @@ pub mod load;
 pub mod metrics;
 pub mod process;
 
-pub use app::{DemoAppError, serve, serve_until};
+pub use app::{
+    DemoAppError, LISTENING_PREFIX, listening_line, parse_listening_line, serve, serve_until,
+};
 pub use config::{ConfigError, DemoAppConfig};
 pub use latency::LatencyHistogram;
 pub use load::{LoadConfig, LoadError, LoadStats, run_load};
