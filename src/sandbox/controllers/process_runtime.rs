@@ -35,6 +35,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::demo::parse_listening_line;
+
 use super::pod_runtime::{
     ContainerReport, ContainerSpec, ContainerState, PodRuntime, RuntimeReport,
 };
@@ -472,7 +474,7 @@ async fn run_once(launch: &Launch, shared: &Shared) -> Ended {
     let stdout = child
         .stdout
         .take()
-        .map(|out| tokio::spawn(read_stdout(out, listening_tx, launch.pod.clone())));
+        .map(|out| tokio::spawn(read_stdout(out, port, listening_tx, launch.pod.clone())));
     let stderr = child
         .stderr
         .take()
@@ -579,14 +581,24 @@ async fn readiness(
 }
 
 /// Drains stdout (a full pipe would block the app) and spots the line the app
-/// prints once it listens.
-async fn read_stdout(out: impl AsyncRead + Unpin, listening: watch::Sender<bool>, pod: String) {
+/// prints once it listens on the port it was given.
+async fn read_stdout(
+    out: impl AsyncRead + Unpin,
+    port: u16,
+    listening: watch::Sender<bool>,
+    pod: String,
+) {
     let mut lines = BufReader::new(out).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        if line.starts_with("listening on ") {
-            listening.send_replace(true);
+        match parse_listening_line(&line) {
+            Some(addr) if addr.port() == port => {
+                listening.send_replace(true);
+            }
+            Some(addr) => {
+                tracing::warn!(%pod, %addr, port, "demo-app listens on another port than it was given");
+            }
+            None => tracing::debug!(%pod, %line, "demo-app stdout"),
         }
-        tracing::debug!(%pod, %line, "demo-app stdout");
     }
 }
 
