@@ -752,3 +752,22 @@ fn a_sandbox_killed_by_a_signal_leaves_no_process() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_fleet_writes_nothing() {
+    let fleet = Fleet::start();
+    fleet.service("web", json!({"app": "web"}));
+    fleet.replicaset("web-v1", "v1", 2, json!([]), true);
+    fleet.wait_ready("web-v1", 2).await;
+    fleet.service_url("web").await;
+    // Let the last Endpoints and annotation writes land.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = fleet.store.resource_version();
+    // Longer than a probe period and many pod-controller polls.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        fleet.store.resource_version(),
+        before,
+        "probes and polls must not rewrite unchanged objects"
+    );
+}
