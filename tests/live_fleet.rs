@@ -622,8 +622,9 @@ async fn bad_input_shows_in_pod_status() {
         (w["reason"] == reason)
             .then(|| (p.clone(), w["message"].as_str().unwrap_or("").to_string()))
     };
-    let (_, msg) = wait_for("InvalidImageName", || waiting("no-tag", "InvalidImageName")).await;
+    let (p, msg) = wait_for("InvalidImageName", || waiting("no-tag", "InvalidImageName")).await;
     assert!(msg.contains("no tag"), "{msg}");
+    assert_eq!(p["status"]["phase"], "Pending", "never started");
     let (_, msg) = wait_for("CreateContainerConfigError", || {
         waiting("bad-env", "CreateContainerConfigError")
     })
@@ -631,6 +632,12 @@ async fn bad_input_shows_in_pod_status() {
     assert!(
         msg.contains("DEMO_ERROR_RATE") && msg.contains("lots"),
         "{msg}"
+    );
+    let bad_env = fleet.get("v1", "Pod", "bad-env").unwrap();
+    assert_eq!(bad_env["status"]["phase"], "Pending");
+    assert!(
+        annotation(&bad_env, PORT_ANNOTATION).is_none(),
+        "nothing runs"
     );
     let (crashed, msg) = wait_for("CrashLoopBackOff", || {
         let (p, m) = waiting("crash", "CrashLoopBackOff")?;
@@ -645,6 +652,7 @@ async fn bad_input_shows_in_pod_status() {
     let c = &crashed["status"]["containerStatuses"][0];
     assert_eq!(c["lastState"]["terminated"]["exitCode"], 1, "{c}");
     assert!(!ready(&crashed));
+    assert_eq!(crashed["status"]["phase"], "Running", "it did start");
     let sim = wait_for("the simulated pod", || {
         let p = fleet.get("v1", "Pod", "simulated")?;
         ready(&p).then_some(p)

@@ -293,8 +293,17 @@ fn running_status(
         condition(existing, "ContainersReady", ready, why, &now),
         condition(existing, "PodScheduled", true, None, &now),
     ];
+    // As the kubelet reports it: Pending until some container has started once
+    // (a bad image or env never gets that far), Running from then on.
+    let never_started = !report.containers.is_empty()
+        && report.containers.iter().all(|c| {
+            matches!(c.state, ContainerState::Waiting { .. })
+                && c.restart_count == 0
+                && c.last_state.is_none()
+        });
+    let phase = if never_started { "Pending" } else { "Running" };
     let mut status = Map::new();
-    status.insert("phase".into(), json!("Running"));
+    status.insert("phase".into(), json!(phase));
     status.insert("conditions".into(), Value::Array(conditions));
     status.insert("hostIP".into(), json!(HOST_IP));
     status.insert("hostIPs".into(), json!([{"ip": HOST_IP}]));
