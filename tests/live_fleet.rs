@@ -779,3 +779,35 @@ async fn a_steady_fleet_writes_nothing() {
         "probes and polls must not rewrite unchanged objects"
     );
 }
+
+#[test]
+fn a_panicking_test_leaves_no_process() {
+    let pids = std::sync::Mutex::new(Vec::new());
+    let outcome = std::panic::catch_unwind(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let fleet = Fleet::start();
+            fleet.replicaset("web-v1", "v1", 2, json!([]), false);
+            for p in fleet.wait_ready("web-v1", 2).await {
+                let pid: u32 = annotation(&p, PID_ANNOTATION).unwrap().parse().unwrap();
+                pids.lock().unwrap().push(pid);
+            }
+            panic!("a test fails while its fleet runs");
+        });
+    });
+    assert!(outcome.is_err());
+    let pids = pids.into_inner().unwrap();
+    assert_eq!(pids.len(), 2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|p| pid_alive(*p)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "processes outlived a panicking test"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
