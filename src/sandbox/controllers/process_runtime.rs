@@ -71,6 +71,17 @@ impl Default for ProcessConfig {
     }
 }
 
+impl ProcessConfig {
+    /// Runs demo-app pods with the running binary: right for the `redblack` CLI,
+    /// wrong for a test binary (tests use `env!("CARGO_BIN_EXE_redblack")`).
+    pub fn with_current_exe() -> Self {
+        Self {
+            command: std::env::current_exe().ok(),
+            ..Self::default()
+        }
+    }
+}
+
 /// The pod controller polls process pods this often: process exits and probe
 /// results happen outside the store, so no store event would wake it.
 const OBSERVE_EVERY: Duration = Duration::from_millis(200);
