@@ -38,6 +38,7 @@ pub(crate) struct ListenerController {
     proxy: Arc<Proxy>,
     listeners: HashMap<Target, Listener>,
     ports: Ports,
+    write_annotations: bool,
 }
 
 impl ListenerController {
@@ -53,7 +54,13 @@ impl ListenerController {
             proxy,
             listeners: HashMap::new(),
             ports,
+            write_annotations: true,
         }
+    }
+
+    pub(crate) fn annotating(mut self, annotate: bool) -> Self {
+        self.write_annotations = annotate;
+        self
     }
 
     fn target(gr: &GroupResource, obj: &Value) -> Option<Target> {
@@ -161,7 +168,9 @@ impl Reconciler for ListenerController {
             return Ok(None);
         };
         let port = self.open(target)?;
-        self.annotate(&gr, &obj, port)?;
+        if self.write_annotations {
+            self.annotate(&gr, &obj, port)?;
+        }
         Ok(None)
     }
 }

@@ -39,6 +39,11 @@ pub struct DataPlaneConfig {
     pub upstream_timeout: Duration,
     /// Period of the safety sweep over all Services and HTTPRoutes.
     pub resync: Duration,
+    /// Write `sandbox.redblack.io/proxy-port` on each Service and HTTPRoute.
+    /// The write bumps the object's resourceVersion once after creation (a
+    /// client holding the older version gets a 409, as with any controller);
+    /// off, the ports are only available from `DataPlaneHandle`.
+    pub annotate: bool,
 }
 
 impl Default for DataPlaneConfig {
@@ -46,6 +51,7 @@ impl Default for DataPlaneConfig {
         Self {
             upstream_timeout: Duration::from_secs(30),
             resync: Duration::from_secs(10),
+            annotate: true,
         }
     }
 }
@@ -149,7 +155,8 @@ pub fn start(store: Arc<Store>, registry: Arc<Registry>, cfg: DataPlaneConfig) -
     let ports: listeners::Ports = Arc::new(Mutex::new(BTreeMap::new()));
     let proxy = Arc::new(proxy::Proxy::new(store.clone(), cfg.upstream_timeout));
     let controller =
-        listeners::ListenerController::new(store.clone(), registry, proxy, ports.clone());
+        listeners::ListenerController::new(store.clone(), registry, proxy, ports.clone())
+            .annotating(cfg.annotate);
     let task = tokio::spawn(runner::run(controller, store.subscribe(), cfg.resync));
     DataPlaneHandle {
         task: Some(task),
