@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the CRDs from the Rust types into crds/, lists them for
-# kustomize (crds/kustomization.yaml) and copies them into the Helm chart.
+# kustomize (crds/Kustomization) and copies them into the Helm chart.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -9,7 +9,7 @@ cargo run --quiet -- crd --out-dir crds
 shopt -s nullglob
 files=()
 for f in crds/*.yaml; do
-  [[ "$(basename "$f")" == kustomization.yaml ]] || files+=("$(basename "$f")")
+  [[ "$(basename "$f")" == Kustomization ]] || files+=("$(basename "$f")")
 done
 ((${#files[@]})) || { echo "crds: 'redblack crd --out-dir crds' wrote no *.yaml" >&2; exit 1; }
 
@@ -20,7 +20,7 @@ done
   echo "kind: Kustomization"
   echo "resources:"
   printf '  - %s\n' "${files[@]}"
-} >crds/kustomization.yaml
+} >crds/Kustomization
 
 # Helm never deletes CRDs it installed, but a renamed file must not linger in
 # the chart: replace the chart's copies wholesale.
