@@ -61,7 +61,9 @@ pub fn judge(config: &JudgeConfig, samples: &[MetricSamples]) -> Result<JudgeRes
     Ok(score::score(config, results))
 }
 
-/// Classifies one metric (no scoring). `confidence` in (0, 1).
+/// Classifies one metric (no scoring). `cfg` and `confidence` should come
+/// from a config that passed [`validate`]; other values never panic but can
+/// give meaningless statistics.
 pub fn judge_metric(
     cfg: &MetricConfig,
     confidence: f64,
