@@ -21,6 +21,9 @@ p-values of the exact conditional test, scipy.stats.binomtest(x_c, x_c + x_b,
 n_c / (n_c + n_b)), and the Clopper-Pearson interval of that proportion
 (binomtest(...).proportion_ci(method="exact")) mapped to the rate ratio
 pi / (1 - pi) * n_b / n_c.
+
+And tests/data/judge/hypergeometric_vectors.json: P(X >= k) for the tail check's
+exact exceedance test, scipy.stats.hypergeom.sf(k - 1, N, K, n).
 """
 import json
 import math
@@ -32,6 +35,7 @@ from scipy import stats
 DATA = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "judge")
 OUT = os.path.join(DATA, "mann_whitney_vectors.json")
 RATE_OUT = os.path.join(DATA, "rate_vectors.json")
+HYPER_OUT = os.path.join(DATA, "hypergeometric_vectors.json")
 
 
 def moses_ci(x, y, confidence):
@@ -126,6 +130,29 @@ def rate_cases():
     print(f"wrote {len(cases)} cases to {os.path.normpath(RATE_OUT)}")
 
 
+def hypergeometric_cases():
+    rng = np.random.default_rng(780)
+    cases = []
+    for _ in range(200):
+        population = int(rng.integers(2, 500))
+        successes = int(rng.integers(0, population + 1))
+        draws = int(rng.integers(1, population + 1))
+        k = int(rng.integers(0, min(successes, draws) + 2))
+        cases.append({"population": population, "successes": successes, "draws": draws, "k": k,
+                      "sf": float(stats.hypergeom.sf(k - 1, population, successes, draws))})
+    # The #780 shape: all top-K pooled values from the canary.
+    for n in (12, 50, 120):
+        for big_k in (2, 5, 12, 24):
+            if big_k <= n:
+                cases.append({"population": 2 * n, "successes": big_k, "draws": n, "k": big_k,
+                              "sf": float(stats.hypergeom.sf(big_k - 1, 2 * n, big_k, n))})
+    with open(HYPER_OUT, "w") as f:
+        json.dump({"generator": "hack/gen_judge_vectors.py", "cases": cases}, f, indent=1)
+        f.write("\n")
+    print(f"wrote {len(cases)} cases to {os.path.normpath(HYPER_OUT)}")
+
+
 if __name__ == "__main__":
     main()
     rate_cases()
+    hypergeometric_cases()
