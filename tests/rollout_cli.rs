@@ -188,3 +188,69 @@ async fn health_readiness_and_metrics_endpoints() {
         "stopped serving"
     );
 }
+
+/// deploy/examples/ is what a newcomer applies: the Services and Rollout, then
+/// v2, with `kubectl apply` against the sandbox, demo-app pods running as real
+/// processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_examples_deploy_and_update_with_kubectl() {
+    use redblack::sandbox::SandboxConfig;
+    use redblack::sandbox::controllers::process_runtime::ProcessConfig;
+    let env = Env::start_with(SandboxConfig {
+        pod_ready_after: Duration::from_millis(200),
+        process: ProcessConfig {
+            command: Some(REDBLACK.into()),
+            ..ProcessConfig::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    env.sandbox.write_kubeconfig(&kubeconfig).unwrap();
+    let kc = kubeconfig.to_str().unwrap();
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples");
+    let apply = |file: &'static str| {
+        let path = format!("{examples}/{file}");
+        let kc = kc.to_owned();
+        async move {
+            tokio::process::Command::new("kubectl")
+                .args(["apply", "--kubeconfig", &kc, "-f", &path])
+                .env_remove("KUBECONFIG")
+                .output()
+                .await
+        }
+    };
+    match apply("services.yaml").await {
+        Ok(out) => assert!(out.status.success(), "{}", text(&out)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("kubectl is not installed; skipping the examples test");
+            return;
+        }
+        Err(e) => panic!("kubectl: {e}"),
+    }
+    let out = apply("rollout.yaml").await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let running = env.start_controller();
+    let v1 = env.wait_phase("web", Phase::Healthy).await;
+    let h1 = hash_of(&v1);
+    assert_eq!(env.selected("web").await.as_deref(), Some(h1.as_str()));
+    assert_eq!(
+        env.selected("web-preview").await.as_deref(),
+        Some(h1.as_str())
+    );
+
+    let out = apply("rollout-v2.yaml").await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let h2 = eventually("v2 is live", || async {
+        let h2 = hash_of(&env.get("web").await);
+        (h2 != h1 && env.selected("web").await.as_deref() == Some(h2.as_str())).then_some(h2)
+    })
+    .await;
+    let v2 = env.wait_phase("web", Phase::Healthy).await;
+    assert_eq!(hash_of(&v2), h2);
+    // The previous fleet stays warm (scaleDownDelay 5m).
+    let rs1 = env.rs_for("web", &h1).await.unwrap();
+    assert_eq!(rs1.spec.replicas, Some(3));
+    running.stop().await.unwrap();
+}

@@ -38,6 +38,14 @@ impl Env {
     /// A sandbox whose pods become ready after `pod_ready_after` (unless their
     /// template says otherwise), with every CRD installed.
     pub async fn start(pod_ready_after: Duration) -> Env {
+        Env::start_with(SandboxConfig {
+            pod_ready_after,
+            ..SandboxConfig::default()
+        })
+        .await
+    }
+
+    pub async fn start_with(config: SandboxConfig) -> Env {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -45,12 +53,7 @@ impl Env {
             )
             .with_test_writer()
             .try_init();
-        let sandbox = Sandbox::start(SandboxConfig {
-            pod_ready_after,
-            ..SandboxConfig::default()
-        })
-        .await
-        .expect("sandbox starts");
+        let sandbox = Sandbox::start(config).await.expect("sandbox starts");
         let client = sandbox.client().expect("sandbox client");
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         for crd in all_crds() {
