@@ -1,0 +1,251 @@
+//! Judge configuration: the shape the CanaryAnalysis spec (and a Rollout's
+//! canary analysis) embeds. Every default lives here, next to the reason for it.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How a whole canary is judged: thresholds, metric groups and metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JudgeConfig {
+    /// Score bands. Default: marginal 75, pass 95.
+    #[serde(default)]
+    pub score_thresholds: ScoreThresholds,
+    /// Metric groups and their weights. Weights are relative: they are
+    /// normalised over the groups that scored, so they need not sum to 100.
+    /// Empty: every group named by a metric gets the same weight.
+    #[serde(default)]
+    pub groups: Vec<GroupConfig>,
+    /// The metrics to judge (at least one).
+    pub metrics: Vec<MetricConfig>,
+    /// Confidence level of every test and interval, in (0, 1). Default 0.98
+    /// (Kayenta's NetflixACAJudge).
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+}
+
+/// `score >= pass` is Pass, `score >= marginal` is Marginal, below is Fail.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScoreThresholds {
+    #[serde(default = "default_marginal")]
+    pub marginal: f64,
+    #[serde(default = "default_pass")]
+    pub pass: f64,
+}
+
+impl Default for ScoreThresholds {
+    fn default() -> Self {
+        Self {
+            marginal: default_marginal(),
+            pass: default_pass(),
+        }
+    }
+}
+
+/// A named group of metrics with a relative weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupConfig {
+    pub name: String,
+    /// Relative weight, >= 0.
+    pub weight: f64,
+}
+
+/// Which change of a metric is bad, and therefore checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Direction {
+    /// Only an increase fails (latency, errors).
+    Increase,
+    /// Only a decrease fails (throughput, success ratio).
+    Decrease,
+    /// Both fail (Kayenta's default).
+    #[default]
+    Either,
+}
+
+impl Direction {
+    pub fn checks_increase(self) -> bool {
+        matches!(self, Direction::Increase | Direction::Either)
+    }
+    pub fn checks_decrease(self) -> bool {
+        matches!(self, Direction::Decrease | Direction::Either)
+    }
+}
+
+/// What to do with NaN samples (Prometheus gaps, JSON null).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum NanStrategy {
+    /// Drop them (Kayenta's default).
+    #[default]
+    Remove,
+    /// Replace them with 0 (for counters where "no sample" means "nothing happened").
+    Replace,
+}
+
+/// Continuous samples, or counts whose ratio is the metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum MetricKind {
+    /// One number per interval (latency, CPU): Mann-Whitney + Hodges-Lehmann + tail check.
+    #[default]
+    Continuous,
+    /// Numerator and denominator counts per interval (errors / requests):
+    /// exact conditional test on the pooled counts.
+    Rate,
+}
+
+/// IQR outlier removal, per side. Off by default, as in Kayenta: removing
+/// "outliers" would also remove the tail regressions the tail check looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutlierConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Values outside [Q1 - factor*IQR, Q3 + factor*IQR] are dropped. Default 3.
+    #[serde(default = "default_iqr_factor")]
+    pub factor: f64,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            factor: default_iqr_factor(),
+        }
+    }
+}
+
+/// Effect-size bounds, as ratios of means (canary mean / baseline mean; for
+/// rate metrics, canary rate / baseline rate). Unset means "no bound".
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EffectSize {
+    /// A significant increase with ratio below this is tolerated (Pass). >= 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_increase: Option<f64>,
+    /// A significant decrease with ratio above this is tolerated (Pass). In (0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_decrease: Option<f64>,
+    /// A significant increase with ratio at or above this is a critical
+    /// failure: the canary scores 0. >= allowedIncrease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical_increase: Option<f64>,
+    /// A significant decrease with ratio at or below this is a critical
+    /// failure. In [0, allowedDecrease].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critical_decrease: Option<f64>,
+}
+
+/// The tail check (beyond Kayenta): catches spread/tail regressions that
+/// Mann-Whitney misses. See docs/judge.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TailCheckConfig {
+    /// Default on.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Pooled quantiles whose exceedances are compared, each in (0.5, 1).
+    /// Default [0.9, 0.95]. More quantiles cost Bonferroni power.
+    #[serde(default = "default_tail_quantiles")]
+    pub quantiles: Vec<f64>,
+}
+
+impl Default for TailCheckConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            quantiles: default_tail_quantiles(),
+        }
+    }
+}
+
+/// One metric and how it is judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetricConfig {
+    /// Unique name; samples are matched to the config by it.
+    pub name: String,
+    /// Group name. Default "default".
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// Which change is bad. Default either.
+    #[serde(default)]
+    pub direction: Direction,
+    /// Default remove.
+    #[serde(default)]
+    pub nan_strategy: NanStrategy,
+    /// Default off.
+    #[serde(default)]
+    pub outliers: OutlierConfig,
+    /// A failure of this metric (High, Low, NodataFailMetric, Error) scores the canary 0.
+    #[serde(default)]
+    pub critical: bool,
+    /// No data is a failure (NodataFailMetric) instead of Nodata.
+    #[serde(default)]
+    pub must_have_data: bool,
+    #[serde(default)]
+    pub effect_size: EffectSize,
+    /// Default continuous.
+    #[serde(default)]
+    pub kind: MetricKind,
+    /// Continuous metrics only.
+    #[serde(default)]
+    pub tail: TailCheckConfig,
+}
+
+impl MetricConfig {
+    /// A metric with every default, for callers that build configs in code.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            group: default_group(),
+            direction: Direction::default(),
+            nan_strategy: NanStrategy::default(),
+            outliers: OutlierConfig::default(),
+            critical: false,
+            must_have_data: false,
+            effect_size: EffectSize::default(),
+            kind: MetricKind::default(),
+            tail: TailCheckConfig::default(),
+        }
+    }
+}
+
+impl JudgeConfig {
+    /// A config with default thresholds, groups and confidence.
+    pub fn new(metrics: Vec<MetricConfig>) -> Self {
+        Self {
+            score_thresholds: ScoreThresholds::default(),
+            groups: Vec::new(),
+            metrics,
+            confidence: default_confidence(),
+        }
+    }
+}
+
+pub const DEFAULT_CONFIDENCE: f64 = 0.98;
+
+fn default_confidence() -> f64 {
+    DEFAULT_CONFIDENCE
+}
+fn default_marginal() -> f64 {
+    75.0
+}
+fn default_pass() -> f64 {
+    95.0
+}
+fn default_iqr_factor() -> f64 {
+    3.0
+}
+fn default_true() -> bool {
+    true
+}
+fn default_tail_quantiles() -> Vec<f64> {
+    vec![0.9, 0.95]
+}
+fn default_group() -> String {
+    "default".to_string()
+}

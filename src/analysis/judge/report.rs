@@ -1,0 +1,154 @@
+//! Plain-text canary report, Netflix style: the score and band first, then
+//! the hot metrics (failures first) with the numbers behind each decision.
+//! Pure, so `redblack judge` and `redblack report` share it.
+
+use super::result::{Band, Classification, JudgeResult, MetricResult};
+
+fn num(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x.is_finite() => {
+            if x != 0.0 && (x.abs() >= 1e5 || x.abs() < 1e-3) {
+                format!("{x:.3e}")
+            } else {
+                format!("{x:.4}")
+            }
+        }
+        Some(_) => "inf".into(),
+        None => "-".into(),
+    }
+}
+
+/// Sort key: critical failures, then failures, then no-data, then passes;
+/// inside a class, the strongest evidence (smallest p-value) first.
+fn heat(m: &MetricResult) -> (u8, f64) {
+    let class = match m.classification {
+        _ if m.critical_failure => 0,
+        Classification::High | Classification::Low | Classification::Error => 1,
+        Classification::NodataFailMetric => 2,
+        Classification::Nodata => 3,
+        Classification::Pass => 4,
+    };
+    (class, p_value(m).unwrap_or(1.0))
+}
+
+fn p_value(m: &MetricResult) -> Option<f64> {
+    m.location
+        .as_ref()
+        .map(|l| l.p_value)
+        .or(m.rate.as_ref().map(|r| r.p_value))
+}
+
+fn bounds(m: &MetricResult) -> String {
+    let e = m.effect_size_bounds;
+    match (e.allowed_decrease, e.allowed_increase) {
+        (None, None) => "-".into(),
+        (lo, hi) => format!("{}..{}", num(lo), num(hi)),
+    }
+}
+
+fn label(m: &MetricResult) -> String {
+    let l = match m.classification {
+        Classification::Pass => "Pass",
+        Classification::High => "High",
+        Classification::Low => "Low",
+        Classification::Nodata => "Nodata",
+        Classification::NodataFailMetric => "NodataFail",
+        Classification::Error => "Error",
+    };
+    if m.critical_failure { format!("{l} (CRITICAL)") } else { l.to_string() }
+}
+
+/// Renders a report with aligned columns.
+pub fn render_report(result: &JudgeResult) -> String {
+    let band = match result.band {
+        Band::Pass => "PASS",
+        Band::Marginal => "MARGINAL",
+        Band::Fail => "FAIL",
+        Band::Inconclusive => "INCONCLUSIVE",
+    };
+    let mut out = format!(
+        "Canary Score: {:.0}% {band}\n{}\n(confidence {}, marginal {}, pass {})\n\n",
+        result.score, result.reason, result.confidence, result.marginal_threshold, result.pass_threshold
+    );
+
+    let header = [
+        "METRIC", "GROUP", "RESULT", "DECIDED BY", "RATIO", "ALLOWED", "CANARY", "BASELINE",
+        "P-VALUE", "CI/RATIO-CI", "HL", "TAIL-P", "N(C/B)",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    let mut metrics: Vec<&MetricResult> = result.metrics.iter().collect();
+    metrics.sort_by(|a, b| heat(a).partial_cmp(&heat(b)).unwrap_or(std::cmp::Ordering::Equal));
+    for m in &metrics {
+        let ci = if let Some(l) = &m.location {
+            format!("[{}, {}]", num(l.ci_lower), num(l.ci_upper))
+        } else if let Some(r) = &m.rate {
+            format!("[{}, {}]", num(r.ratio_ci_lower), num(r.ratio_ci_upper))
+        } else {
+            "-".into()
+        };
+        let decided = serde_json::to_value(m.decided_by)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        rows.push(vec![
+            m.name.clone(),
+            m.group.clone(),
+            label(m),
+            decided,
+            num(m.ratio),
+            bounds(m),
+            num(m.canary_mean),
+            num(m.baseline_mean),
+            num(p_value(m)),
+            ci,
+            num(m.location.as_ref().map(|l| l.hodges_lehmann)),
+            num(m.tail.as_ref().map(|t| t.p_value)),
+            format!("{}/{}", m.canary_count, m.baseline_count),
+        ]);
+    }
+    out.push_str(&table(&rows));
+
+    out.push_str("\nGroups:\n");
+    let mut grows = vec![["GROUP", "SCORE", "WEIGHT", "PASS", "HIGH", "LOW", "NODATA", "NODATA-FAIL", "ERROR"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()];
+    for g in &result.groups {
+        grows.push(vec![
+            g.name.clone(),
+            g.score.map_or("-".into(), |s| format!("{s:.1}")),
+            format!("{:.1}%", g.effective_weight),
+            g.pass.to_string(),
+            g.high.to_string(),
+            g.low.to_string(),
+            g.nodata.to_string(),
+            g.nodata_fail.to_string(),
+            g.error.to_string(),
+        ]);
+    }
+    out.push_str(&table(&grows));
+
+    out.push_str("\nReasons:\n");
+    for m in &metrics {
+        out.push_str(&format!("  {}: {}\n", m.name, m.reason));
+    }
+    out
+}
+
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r.get(c).map_or(0, |s| s.chars().count())).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(s, w)| format!("{s:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

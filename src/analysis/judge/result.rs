@@ -1,0 +1,183 @@
+//! Judge output, embedded in the CanaryAnalysis status: every number behind
+//! every decision (kayenta #521: users could not see the statistics).
+//! Undefined numbers are `None` (JSON null), never NaN.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::config::{Direction, EffectSize, MetricKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Classification {
+    Pass,
+    High,
+    Low,
+    Nodata,
+    NodataFailMetric,
+    Error,
+}
+
+/// Which rule made the decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecidedBy {
+    /// Empty side after cleaning.
+    Nodata,
+    /// Same multiset of values on both sides, or all values equal.
+    Identical,
+    /// The Hodges-Lehmann interval contains 0 and the tail check found nothing.
+    CiContainsZero,
+    /// The interval excludes 0: location shift.
+    MannWhitney,
+    /// The exceedance test on the tails.
+    TailCheck,
+    /// The exact count test (rate metrics).
+    RateTest,
+    /// Significant, but only in the direction the metric does not check.
+    Direction,
+    /// Significant, but the ratio is inside the allowed bounds.
+    EffectSizeWithinAllowed,
+    /// Significant and beyond a critical bound.
+    CriticalBound,
+    /// The data was unusable (infinite values, negative counts, length mismatch).
+    InvalidData,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Band {
+    Pass,
+    Marginal,
+    Fail,
+    /// Too little data to judge (≥ 50% of metrics without data): score 0,
+    /// but reported as such so the controller can say "no traffic?".
+    Inconclusive,
+}
+
+/// Mann-Whitney and Hodges-Lehmann numbers (continuous metrics).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationStats {
+    pub u: f64,
+    pub z: f64,
+    pub p_value: f64,
+    /// Hodges-Lehmann shift canary - baseline.
+    pub hodges_lehmann: f64,
+    /// Interval of the shift at `confidence`; null = unbounded (too few samples).
+    pub ci_lower: Option<f64>,
+    pub ci_upper: Option<f64>,
+    /// Cliff's delta = P(c > b) - P(c < b), in [-1, 1].
+    pub cliffs_delta: f64,
+    /// Hodges-Lehmann shift / |baseline median|; null when the median is 0.
+    pub relative_shift: Option<f64>,
+    pub comparisons: usize,
+}
+
+/// Exceedance test numbers (continuous metrics).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TailStats {
+    /// "upper" or "lower": the tail with the smallest p-value.
+    pub tail: String,
+    pub quantile: f64,
+    pub threshold: f64,
+    pub canary_exceedances: usize,
+    pub baseline_exceedances: usize,
+    /// Bonferroni-adjusted over `tests` one-sided tests.
+    pub p_value: f64,
+    pub tests: usize,
+}
+
+/// Count test numbers (rate metrics).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateStats {
+    pub canary_numerator: f64,
+    pub canary_denominator: f64,
+    pub baseline_numerator: f64,
+    pub baseline_denominator: f64,
+    pub canary_rate: f64,
+    pub baseline_rate: f64,
+    pub p_value: f64,
+    pub p_higher: f64,
+    pub p_lower: f64,
+    /// Interval of the rate ratio; null upper = unbounded.
+    pub ratio_ci_lower: Option<f64>,
+    pub ratio_ci_upper: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricResult {
+    pub name: String,
+    pub group: String,
+    pub kind: MetricKind,
+    pub direction: Direction,
+    pub classification: Classification,
+    pub decided_by: DecidedBy,
+    pub reason: String,
+    pub critical: bool,
+    /// The metric failed in a way that forces the score to 0.
+    pub critical_failure: bool,
+    /// Samples (continuous) or intervals (rate) left after cleaning.
+    pub canary_count: usize,
+    pub baseline_count: usize,
+    pub canary_nan_removed: usize,
+    pub baseline_nan_removed: usize,
+    pub canary_outliers_removed: usize,
+    pub baseline_outliers_removed: usize,
+    pub canary_mean: Option<f64>,
+    pub baseline_mean: Option<f64>,
+    /// canary mean / baseline mean (rates: canary rate / baseline rate);
+    /// null when the baseline is 0 or the ratio is not meaningful.
+    pub ratio: Option<f64>,
+    pub effect_size_bounds: EffectSize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<LocationStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tail: Option<TailStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateStats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupScore {
+    pub name: String,
+    /// Configured weight (relative).
+    pub weight: f64,
+    /// Weight actually applied after normalising over scored groups.
+    pub effective_weight: f64,
+    /// null when no metric of the group was scored (all Nodata).
+    pub score: Option<f64>,
+    pub pass: usize,
+    pub high: usize,
+    pub low: usize,
+    pub nodata: usize,
+    pub nodata_fail: usize,
+    pub error: usize,
+}
+
+/// Why the score was forced to 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum ForcedZero {
+    CriticalMetricFailed { metrics: Vec<String> },
+    TooMuchNodata { nodata: usize, total: usize },
+    NoScoredMetrics,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JudgeResult {
+    /// In [0, 100].
+    pub score: f64,
+    pub band: Band,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forced_zero: Option<ForcedZero>,
+    pub confidence: f64,
+    pub marginal_threshold: f64,
+    pub pass_threshold: f64,
+    pub metrics: Vec<MetricResult>,
+    pub groups: Vec<GroupScore>,
+}
