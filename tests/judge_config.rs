@@ -1,6 +1,6 @@
 //! Config parsing (defaults, unknown fields), validation paths, schema.
 
-use redblack::analysis::judge::{JudgeConfig, MetricKind, NanStrategy, Direction, validate};
+use redblack::analysis::judge::{Direction, JudgeConfig, MetricKind, NanStrategy, validate};
 
 fn parse(v: serde_json::Value) -> JudgeConfig {
     serde_json::from_value(v).expect("config parses")
@@ -17,7 +17,10 @@ fn issue_paths(cfg: &JudgeConfig) -> Vec<String> {
 fn defaults_follow_kayenta_and_docs() {
     let cfg = parse(serde_json::json!({"metrics": [{"name": "latency"}]}));
     assert_eq!(cfg.confidence, 0.98);
-    assert_eq!((cfg.score_thresholds.marginal, cfg.score_thresholds.pass), (75.0, 95.0));
+    assert_eq!(
+        (cfg.score_thresholds.marginal, cfg.score_thresholds.pass),
+        (75.0, 95.0)
+    );
     let m = &cfg.metrics[0];
     assert_eq!(m.group, "default");
     assert_eq!(m.direction, Direction::Either);
@@ -85,7 +88,10 @@ fn validation_reports_every_issue_with_its_path() {
         "metrics[1].outliers.factor",
         "metrics[2].effectSize.criticalIncrease",
     ] {
-        assert!(paths.iter().any(|p| p == expected), "missing {expected} in {paths:?}");
+        assert!(
+            paths.iter().any(|p| p == expected),
+            "missing {expected} in {paths:?}"
+        );
     }
 }
 
@@ -108,7 +114,13 @@ fn weights_need_not_sum_to_100() {
 fn json_schema_is_generated_for_crd_embedding() {
     let schema = schemars::schema_for!(JudgeConfig);
     let text = serde_json::to_string(&schema).expect("schema json");
-    for field in ["scoreThresholds", "mustHaveData", "effectSize", "allowedIncrease", "nanStrategy"] {
+    for field in [
+        "scoreThresholds",
+        "mustHaveData",
+        "effectSize",
+        "allowedIncrease",
+        "nanStrategy",
+    ] {
         assert!(text.contains(field), "schema lacks {field}");
     }
     let result = schemars::schema_for!(redblack::analysis::judge::JudgeResult);

@@ -16,9 +16,8 @@ fn samples(max_len: usize) -> impl Strategy<Value = Vec<f64>> {
 
 /// A canary that may be shifted against the baseline, so that every label occurs.
 fn pair() -> impl Strategy<Value = (Vec<f64>, Vec<f64>)> {
-    (samples(60), samples(60), -60i32..60).prop_map(|(c, b, shift)| {
-        (c.into_iter().map(|v| v + f64::from(shift)).collect(), b)
-    })
+    (samples(60), samples(60), -60i32..60)
+        .prop_map(|(c, b, shift)| (c.into_iter().map(|v| v + f64::from(shift)).collect(), b))
 }
 
 fn classify(cfg: &MetricConfig, c: &[f64], b: &[f64]) -> redblack::analysis::judge::MetricResult {

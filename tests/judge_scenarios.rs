@@ -15,11 +15,24 @@ fn latency(rng: &mut StdRng, n: usize, scale: f64) -> Vec<f64> {
     (0..n).map(|_| d.sample(rng) * scale).collect()
 }
 
-fn run(cfg: &MetricConfig, canary: &[f64], baseline: &[f64]) -> redblack::analysis::judge::MetricResult {
-    judge_metric(cfg, CONF, &MetricSamples::continuous(&cfg.name, canary, baseline)).expect("judge")
+fn run(
+    cfg: &MetricConfig,
+    canary: &[f64],
+    baseline: &[f64],
+) -> redblack::analysis::judge::MetricResult {
+    judge_metric(
+        cfg,
+        CONF,
+        &MetricSamples::continuous(&cfg.name, canary, baseline),
+    )
+    .expect("judge")
 }
 
-fn rate(cfg: &MetricConfig, c: (&[f64], &[f64]), b: (&[f64], &[f64])) -> redblack::analysis::judge::MetricResult {
+fn rate(
+    cfg: &MetricConfig,
+    c: (&[f64], &[f64]),
+    b: (&[f64], &[f64]),
+) -> redblack::analysis::judge::MetricResult {
     let s = MetricSamples {
         name: cfg.name.clone(),
         canary: Side::counts(c.0, c.1),
@@ -56,9 +69,17 @@ fn small_shift_within_allowed_effect_size_passes() {
     let (c, b) = (latency(&mut rng, 2000, 1.04), latency(&mut rng, 2000, 1.0));
     let plain = run(&MetricConfig::new("latency"), &c, &b);
     // The shift is real and detected...
-    assert_eq!(plain.classification, Classification::High, "{}", plain.reason);
+    assert_eq!(
+        plain.classification,
+        Classification::High,
+        "{}",
+        plain.reason
+    );
     let cfg = MetricConfig {
-        effect_size: EffectSize { allowed_increase: Some(1.10), ..Default::default() },
+        effect_size: EffectSize {
+            allowed_increase: Some(1.10),
+            ..Default::default()
+        },
         ..MetricConfig::new("latency")
     };
     // ...but tolerated by the effect-size bound.
@@ -76,10 +97,17 @@ fn large_shift_is_high_and_beyond_critical_bound_forces_zero() {
     assert_eq!(r.decided_by, DecidedBy::MannWhitney);
     let loc = r.location.as_ref().expect("location stats");
     assert!(loc.ci_lower.is_some_and(|l| l > 0.0) && loc.p_value < 0.02);
-    assert!(r.ratio.is_some_and(|x| x > 1.3 && x < 1.7), "ratio {:?}", r.ratio);
+    assert!(
+        r.ratio.is_some_and(|x| x > 1.3 && x < 1.7),
+        "ratio {:?}",
+        r.ratio
+    );
 
     let cfg = MetricConfig {
-        effect_size: EffectSize { critical_increase: Some(1.3), ..Default::default() },
+        effect_size: EffectSize {
+            critical_increase: Some(1.3),
+            ..Default::default()
+        },
         ..MetricConfig::new("latency")
     };
     let config = redblack::analysis::judge::JudgeConfig::new(vec![cfg, MetricConfig::new("cpu")]);
@@ -103,9 +131,17 @@ fn tail_regression_780_is_high() {
         for v in c.iter_mut().take(15) {
             *v *= 100.0;
         }
-        let cfg = MetricConfig { direction: Direction::Increase, ..MetricConfig::new("latency") };
+        let cfg = MetricConfig {
+            direction: Direction::Increase,
+            ..MetricConfig::new("latency")
+        };
         let r = run(&cfg, &c, &b);
-        assert_eq!(r.classification, Classification::High, "seed {seed}: {}", r.reason);
+        assert_eq!(
+            r.classification,
+            Classification::High,
+            "seed {seed}: {}",
+            r.reason
+        );
     }
 }
 
@@ -122,9 +158,17 @@ fn tail_check_catches_what_mann_whitney_misses() {
         for v in c.iter_mut().take(12) {
             *v *= 100.0;
         }
-        let cfg = MetricConfig { direction: Direction::Increase, ..MetricConfig::new("latency") };
+        let cfg = MetricConfig {
+            direction: Direction::Increase,
+            ..MetricConfig::new("latency")
+        };
         let r = run(&cfg, &c, &b);
-        assert_eq!(r.classification, Classification::High, "seed {seed}: {}", r.reason);
+        assert_eq!(
+            r.classification,
+            Classification::High,
+            "seed {seed}: {}",
+            r.reason
+        );
         if r.decided_by == DecidedBy::TailCheck {
             by_tail += 1;
         }
@@ -134,7 +178,10 @@ fn tail_check_catches_what_mann_whitney_misses() {
             assert_eq!(run(&off, &c, &b).classification, Classification::Pass);
         }
     }
-    assert!(by_tail >= 15, "Mann-Whitney alone caught too many: tail decided {by_tail}/20");
+    assert!(
+        by_tail >= 15,
+        "Mann-Whitney alone caught too many: tail decided {by_tail}/20"
+    );
 }
 
 #[test]
@@ -143,7 +190,10 @@ fn latency_improvement_with_direction_increase_passes() {
     let (c, b) = (latency(&mut rng, 120, 0.6), latency(&mut rng, 120, 1.0));
     let either = run(&MetricConfig::new("latency"), &c, &b);
     assert_eq!(either.classification, Classification::Low);
-    let cfg = MetricConfig { direction: Direction::Increase, ..MetricConfig::new("latency") };
+    let cfg = MetricConfig {
+        direction: Direction::Increase,
+        ..MetricConfig::new("latency")
+    };
     let r = run(&cfg, &c, &b);
     assert_eq!(r.classification, Classification::Pass);
     assert_eq!(r.decided_by, DecidedBy::Direction);
@@ -184,14 +234,21 @@ fn sparse_error_intervals_426_fail() {
 #[test]
 fn rate_metric_without_traffic_is_nodata() {
     let mut cfg = rate_cfg();
-    let r = rate(&cfg, (&[0.0, 0.0], &[0.0, 0.0]), (&[1.0, 0.0], &[500.0, 400.0]));
+    let r = rate(
+        &cfg,
+        (&[0.0, 0.0], &[0.0, 0.0]),
+        (&[1.0, 0.0], &[500.0, 400.0]),
+    );
     assert_eq!(r.classification, Classification::Nodata);
     assert!(r.reason.contains("no traffic"), "{}", r.reason);
     cfg.must_have_data = true;
     let r = rate(&cfg, (&[], &[]), (&[1.0], &[500.0]));
     assert_eq!(r.classification, Classification::NodataFailMetric);
     let r = rate(&cfg, (&[1.0, 2.0], &[500.0]), (&[1.0], &[500.0]));
-    assert_eq!((r.classification, r.decided_by), (Classification::Error, DecidedBy::InvalidData));
+    assert_eq!(
+        (r.classification, r.decided_by),
+        (Classification::Error, DecidedBy::InvalidData)
+    );
     let r = rate(&cfg, (&[-1.0], &[500.0]), (&[1.0], &[500.0]));
     assert_eq!(r.classification, Classification::Error);
 }
@@ -203,14 +260,26 @@ fn kayenta_edge_cases() {
     // Empty side.
     assert_eq!(run(&cfg, &[], &some).classification, Classification::Nodata);
     assert_eq!(run(&cfg, &some, &[]).classification, Classification::Nodata);
-    let must = MetricConfig { must_have_data: true, ..cfg.clone() };
-    assert_eq!(run(&must, &[], &some).classification, Classification::NodataFailMetric);
+    let must = MetricConfig {
+        must_have_data: true,
+        ..cfg.clone()
+    };
+    assert_eq!(
+        run(&must, &[], &some).classification,
+        Classification::NodataFailMetric
+    );
     // Identical sides (in any order).
     let r = run(&cfg, &[4.0, 3.0, 2.0, 1.0], &some);
-    assert_eq!((r.classification, r.decided_by), (Classification::Pass, DecidedBy::Identical));
+    assert_eq!(
+        (r.classification, r.decided_by),
+        (Classification::Pass, DecidedBy::Identical)
+    );
     // Constant sides, equal.
     let r = run(&cfg, &[5.0; 10], &[5.0; 30]);
-    assert_eq!((r.classification, r.decided_by), (Classification::Pass, DecidedBy::Identical));
+    assert_eq!(
+        (r.classification, r.decided_by),
+        (Classification::Pass, DecidedBy::Identical)
+    );
     // Constant sides, different: a real, certain difference.
     let r = run(&cfg, &[6.0; 30], &[5.0; 30]);
     assert_eq!(r.classification, Classification::High);
@@ -219,9 +288,15 @@ fn kayenta_edge_cases() {
     assert_eq!(r.classification, Classification::Nodata);
     assert_eq!(r.canary_nan_removed, 5);
     // NaN replaced by 0 is data.
-    let rep = MetricConfig { nan_strategy: NanStrategy::Replace, ..cfg.clone() };
+    let rep = MetricConfig {
+        nan_strategy: NanStrategy::Replace,
+        ..cfg.clone()
+    };
     let r = run(&rep, &[f64::NAN; 5], &[0.0; 5]);
-    assert_eq!((r.classification, r.canary_count), (Classification::Pass, 5));
+    assert_eq!(
+        (r.classification, r.canary_count),
+        (Classification::Pass, 5)
+    );
     // Infinite values are an Error, not a silent pass.
     let r = run(&cfg, &[f64::INFINITY, 1.0], &some);
     assert_eq!(r.classification, Classification::Error);
@@ -234,7 +309,10 @@ fn kayenta_edge_cases() {
 #[test]
 fn outlier_removal_is_reported() {
     let cfg = MetricConfig {
-        outliers: redblack::analysis::judge::OutlierConfig { enabled: true, factor: 3.0 },
+        outliers: redblack::analysis::judge::OutlierConfig {
+            enabled: true,
+            factor: 3.0,
+        },
         ..MetricConfig::new("m")
     };
     let mut rng = StdRng::seed_from_u64(5);

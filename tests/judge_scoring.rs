@@ -16,17 +16,40 @@ fn sample(name: &str, high: bool) -> MetricSamples {
 }
 
 fn metric(name: &str, group: &str) -> MetricConfig {
-    MetricConfig { group: group.into(), ..MetricConfig::new(name) }
+    MetricConfig {
+        group: group.into(),
+        ..MetricConfig::new(name)
+    }
 }
 
 #[test]
 fn group_scores_and_relative_weights() {
     let mut cfg = JudgeConfig::new(vec![
-        metric("a1", "a"), metric("a2", "a"), metric("b1", "b"), metric("b2", "b"),
+        metric("a1", "a"),
+        metric("a2", "a"),
+        metric("b1", "b"),
+        metric("b2", "b"),
     ]);
-    cfg.groups = vec![GroupConfig { name: "a".into(), weight: 1.0 }, GroupConfig { name: "b".into(), weight: 3.0 }];
-    let r = judge(&cfg, &[sample("a1", false), sample("a2", true), sample("b1", false), sample("b2", false)])
-        .expect("judge");
+    cfg.groups = vec![
+        GroupConfig {
+            name: "a".into(),
+            weight: 1.0,
+        },
+        GroupConfig {
+            name: "b".into(),
+            weight: 3.0,
+        },
+    ];
+    let r = judge(
+        &cfg,
+        &[
+            sample("a1", false),
+            sample("a2", true),
+            sample("b1", false),
+            sample("b2", false),
+        ],
+    )
+    .expect("judge");
     assert_eq!(r.groups[0].score, Some(50.0));
     assert_eq!(r.groups[1].score, Some(100.0));
     // 50·0.25 + 100·0.75
@@ -37,8 +60,18 @@ fn group_scores_and_relative_weights() {
 
 #[test]
 fn group_without_scored_metrics_drops_out() {
-    let mut cfg = JudgeConfig::new(vec![metric("a1", "a"), metric("b1", "b"), metric("c1", "c")]);
-    cfg.groups = ["a", "b", "c"].iter().map(|n| GroupConfig { name: n.to_string(), weight: 1.0 }).collect();
+    let mut cfg = JudgeConfig::new(vec![
+        metric("a1", "a"),
+        metric("b1", "b"),
+        metric("c1", "c"),
+    ]);
+    cfg.groups = ["a", "b", "c"]
+        .iter()
+        .map(|n| GroupConfig {
+            name: n.to_string(),
+            weight: 1.0,
+        })
+        .collect();
     // c1 has no samples: Nodata, group c has no score, a and b share the weight.
     let r = judge(&cfg, &[sample("a1", false), sample("b1", true)]).expect("judge");
     assert_eq!(r.groups[2].score, None);
@@ -49,15 +82,35 @@ fn group_without_scored_metrics_drops_out() {
 
 #[test]
 fn critical_failure_forces_zero() {
-    let crit = MetricConfig { critical: true, ..MetricConfig::new("c") };
+    let crit = MetricConfig {
+        critical: true,
+        ..MetricConfig::new("c")
+    };
     let cfg = JudgeConfig::new(vec![crit, MetricConfig::new("x"), MetricConfig::new("y")]);
-    let r = judge(&cfg, &[sample("c", true), sample("x", false), sample("y", false)]).expect("judge");
+    let r = judge(
+        &cfg,
+        &[sample("c", true), sample("x", false), sample("y", false)],
+    )
+    .expect("judge");
     assert_eq!((r.score, r.band), (0.0, Band::Fail));
-    assert_eq!(r.forced_zero, Some(ForcedZero::CriticalMetricFailed { metrics: vec!["c".into()] }));
+    assert_eq!(
+        r.forced_zero,
+        Some(ForcedZero::CriticalMetricFailed {
+            metrics: vec!["c".into()]
+        })
+    );
     assert!(r.reason.contains("critical"));
     // Without the critical flag, the same data scores 2/3.
-    let cfg = JudgeConfig::new(vec![MetricConfig::new("c"), MetricConfig::new("x"), MetricConfig::new("y")]);
-    let r = judge(&cfg, &[sample("c", true), sample("x", false), sample("y", false)]).expect("judge");
+    let cfg = JudgeConfig::new(vec![
+        MetricConfig::new("c"),
+        MetricConfig::new("x"),
+        MetricConfig::new("y"),
+    ]);
+    let r = judge(
+        &cfg,
+        &[sample("c", true), sample("x", false), sample("y", false)],
+    )
+    .expect("judge");
     assert!((r.score - 200.0 / 3.0).abs() < 1e-9);
 }
 
@@ -66,17 +119,39 @@ fn half_the_metrics_without_data_is_inconclusive() {
     let cfg = JudgeConfig::new(vec![MetricConfig::new("x"), MetricConfig::new("y")]);
     let r = judge(&cfg, &[sample("x", false)]).expect("judge");
     assert_eq!((r.score, r.band), (0.0, Band::Inconclusive));
-    assert_eq!(r.forced_zero, Some(ForcedZero::TooMuchNodata { nodata: 1, total: 2 }));
-    let cfg = JudgeConfig::new(vec![MetricConfig::new("x"), MetricConfig::new("y"), MetricConfig::new("z")]);
+    assert_eq!(
+        r.forced_zero,
+        Some(ForcedZero::TooMuchNodata {
+            nodata: 1,
+            total: 2
+        })
+    );
+    let cfg = JudgeConfig::new(vec![
+        MetricConfig::new("x"),
+        MetricConfig::new("y"),
+        MetricConfig::new("z"),
+    ]);
     let r = judge(&cfg, &[sample("x", false), sample("y", false)]).expect("judge");
     assert_eq!((r.score, r.band), (100.0, Band::Pass));
 }
 
 #[test]
 fn nodata_fail_metric_counts_against_the_group() {
-    let m = MetricConfig { must_have_data: true, ..MetricConfig::new("m") };
-    let cfg = JudgeConfig::new(vec![m, MetricConfig::new("a"), MetricConfig::new("b"), MetricConfig::new("c")]);
-    let r = judge(&cfg, &[sample("a", false), sample("b", false), sample("c", false)]).expect("judge");
+    let m = MetricConfig {
+        must_have_data: true,
+        ..MetricConfig::new("m")
+    };
+    let cfg = JudgeConfig::new(vec![
+        m,
+        MetricConfig::new("a"),
+        MetricConfig::new("b"),
+        MetricConfig::new("c"),
+    ]);
+    let r = judge(
+        &cfg,
+        &[sample("a", false), sample("b", false), sample("c", false)],
+    )
+    .expect("judge");
     assert!((r.score - 75.0).abs() < 1e-9);
     assert_eq!(r.band, Band::Marginal);
 }
@@ -84,24 +159,45 @@ fn nodata_fail_metric_counts_against_the_group() {
 #[test]
 fn caller_errors_are_typed() {
     let cfg = JudgeConfig::new(vec![MetricConfig::new("x")]);
-    assert!(matches!(judge(&cfg, &[sample("nope", false)]), Err(JudgeError::UnknownMetric(_))));
+    assert!(matches!(
+        judge(&cfg, &[sample("nope", false)]),
+        Err(JudgeError::UnknownMetric(_))
+    ));
     assert!(matches!(
         judge(&cfg, &[sample("x", false), sample("x", false)]),
         Err(JudgeError::DuplicateSamples(_))
     ));
-    let rate = MetricConfig { kind: redblack::analysis::judge::MetricKind::Rate, ..MetricConfig::new("x") };
-    assert!(matches!(judge(&JudgeConfig::new(vec![rate]), &[sample("x", false)]), Err(JudgeError::KindMismatch { .. })));
-    assert!(matches!(judge(&JudgeConfig::new(vec![]), &[]), Err(JudgeError::InvalidConfig(_))));
+    let rate = MetricConfig {
+        kind: redblack::analysis::judge::MetricKind::Rate,
+        ..MetricConfig::new("x")
+    };
+    assert!(matches!(
+        judge(&JudgeConfig::new(vec![rate]), &[sample("x", false)]),
+        Err(JudgeError::KindMismatch { .. })
+    ));
+    assert!(matches!(
+        judge(&JudgeConfig::new(vec![]), &[]),
+        Err(JudgeError::InvalidConfig(_))
+    ));
 }
 
 #[test]
 fn result_serializes_camel_case_without_nan() {
-    let cfg = JudgeConfig::new(vec![MetricConfig::new("x"), MetricConfig::new("y"), MetricConfig::new("z")]);
+    let cfg = JudgeConfig::new(vec![
+        MetricConfig::new("x"),
+        MetricConfig::new("y"),
+        MetricConfig::new("z"),
+    ]);
     let r = judge(&cfg, &[sample("x", true), sample("y", false)]).expect("judge");
     let v = serde_json::to_value(&r).expect("serialize");
     assert_eq!(v["metrics"][0]["decidedBy"], "mann-whitney");
-    assert!(v["metrics"][0]["location"]["ciLower"].as_f64().is_some_and(|x| x > 0.0));
+    assert!(
+        v["metrics"][0]["location"]["ciLower"]
+            .as_f64()
+            .is_some_and(|x| x > 0.0)
+    );
     assert_eq!(v["metrics"][2]["classification"], "Nodata");
-    let back: redblack::analysis::judge::JudgeResult = serde_json::from_value(v).expect("roundtrip");
+    let back: redblack::analysis::judge::JudgeResult =
+        serde_json::from_value(v).expect("roundtrip");
     assert_eq!(back, r);
 }

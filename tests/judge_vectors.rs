@@ -26,9 +26,14 @@ struct Vectors {
 }
 
 fn load() -> Vec<Case> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/judge/mann_whitney_vectors.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/judge/mann_whitney_vectors.json"
+    );
     let text = std::fs::read_to_string(path).expect("vectors file");
-    serde_json::from_str::<Vectors>(&text).expect("vectors parse").cases
+    serde_json::from_str::<Vectors>(&text)
+        .expect("vectors parse")
+        .cases
 }
 
 fn close(a: f64, b: f64, rel: f64) -> bool {
@@ -42,7 +47,13 @@ fn p_values_match_scipy() {
     for c in &cases {
         let mw = mann_whitney(&c.canary, &c.baseline);
         assert!(close(mw.u, c.u, 1e-12), "{}: U {} vs {}", c.name, mw.u, c.u);
-        assert!(close(mw.p_value, c.p_value, 1e-9), "{}: p {:e} vs {:e}", c.name, mw.p_value, c.p_value);
+        assert!(
+            close(mw.p_value, c.p_value, 1e-9),
+            "{}: p {:e} vs {:e}",
+            c.name,
+            mw.p_value,
+            c.p_value
+        );
     }
 }
 
@@ -53,8 +64,19 @@ fn hodges_lehmann_and_interval_match_reference() {
     for c in &cases {
         let mw = mann_whitney(&c.canary, &c.baseline);
         let hl = hodges_lehmann(&c.canary, &c.baseline, mw.sigma, c.confidence);
-        assert!(close(hl.estimate, c.hodges_lehmann, 1e-12), "{}: HL {} vs {}", c.name, hl.estimate, c.hodges_lehmann);
-        assert_eq!(hl.lower.is_some(), c.ci_lower.is_some(), "{}: boundedness", c.name);
+        assert!(
+            close(hl.estimate, c.hodges_lehmann, 1e-12),
+            "{}: HL {} vs {}",
+            c.name,
+            hl.estimate,
+            c.hodges_lehmann
+        );
+        assert_eq!(
+            hl.lower.is_some(),
+            c.ci_lower.is_some(),
+            "{}: boundedness",
+            c.name
+        );
         if let (Some(a), Some(b)) = (hl.lower, c.ci_lower) {
             assert!(close(a, b, 1e-12), "{}: lower {a} vs {b}", c.name);
             bounded += 1;

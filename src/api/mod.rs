@@ -1,1 +1,2 @@
 //! See DESIGN.md §2.
+pub mod canary_analysis;

@@ -80,13 +80,20 @@ pub async fn run(args: JudgeArgs) -> CliResult {
     let path = args.input.display().to_string();
     let text = if path == "-" {
         let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-            .map_err(|source| JudgeCliError::Read { path: path.clone(), source })?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|source| {
+            JudgeCliError::Read {
+                path: path.clone(),
+                source,
+            }
+        })?;
         s
     } else {
         tokio::fs::read_to_string(&args.input)
             .await
-            .map_err(|source| JudgeCliError::Read { path: path.clone(), source })?
+            .map_err(|source| JudgeCliError::Read {
+                path: path.clone(),
+                source,
+            })?
     };
     print!("{}", judge_text(&text, &path, args.output)?);
     Ok(())

@@ -5,9 +5,7 @@ use super::hodges_lehmann::hodges_lehmann;
 use super::mann_whitney::mann_whitney;
 use super::outliers::{clean, quantile_sorted};
 use super::rates::rate_test;
-use super::result::{
-    Classification, DecidedBy, LocationStats, MetricResult, RateStats, TailStats,
-};
+use super::result::{Classification, DecidedBy, LocationStats, MetricResult, RateStats, TailStats};
 use super::samples::{Counts, to_nan};
 use super::tail::{Tail, tail_test};
 
@@ -92,18 +90,30 @@ fn finish(
             e.critical_decrease.zip(ratio).is_some_and(|(c, x)| x <= c),
         ),
     };
-    let word = if label == Classification::High { "higher" } else { "lower" };
+    let word = if label == Classification::High {
+        "higher"
+    } else {
+        "lower"
+    };
     let ratio_text = ratio.map_or("n/a".to_string(), |x| format!("{x:.4}"));
     if !checked {
         let reason = format!("canary is {word} ({what}), a direction this metric does not check");
         decide(r, Classification::Pass, DecidedBy::Direction, reason);
     } else if critical {
         r.critical_failure = true;
-        let reason = format!("canary is {word} ({what}); ratio {ratio_text} is beyond the critical bound");
+        let reason =
+            format!("canary is {word} ({what}); ratio {ratio_text} is beyond the critical bound");
         decide(r, label, DecidedBy::CriticalBound, reason);
     } else if allowed {
-        let reason = format!("canary is {word} ({what}) but ratio {ratio_text} is within the allowed effect size");
-        decide(r, Classification::Pass, DecidedBy::EffectSizeWithinAllowed, reason);
+        let reason = format!(
+            "canary is {word} ({what}) but ratio {ratio_text} is within the allowed effect size"
+        );
+        decide(
+            r,
+            Classification::Pass,
+            DecidedBy::EffectSizeWithinAllowed,
+            reason,
+        );
     } else {
         let reason = format!("canary is {word} ({what}), ratio {ratio_text}");
         decide(r, label, by, reason);
@@ -124,7 +134,12 @@ pub fn classify_continuous(
     let mut r = blank(cfg);
     let (raw_c, raw_b) = (to_nan(canary), to_nan(baseline));
     if raw_c.iter().chain(raw_b.iter()).any(|v| v.is_infinite()) {
-        decide(&mut r, Classification::Error, DecidedBy::InvalidData, "samples contain an infinite value".into());
+        decide(
+            &mut r,
+            Classification::Error,
+            DecidedBy::InvalidData,
+            "samples contain an infinite value".into(),
+        );
         return r;
     }
     let (c, rc) = clean(&raw_c, cfg.nan_strategy, cfg.outliers);
@@ -137,7 +152,11 @@ pub fn classify_continuous(
     r.baseline_outliers_removed = rb.outliers;
     if c.is_empty() || b.is_empty() {
         let side = if c.is_empty() { "canary" } else { "baseline" };
-        nodata(cfg, &mut r, &format!("no {side} samples left after cleaning (no traffic?)"));
+        nodata(
+            cfg,
+            &mut r,
+            &format!("no {side} samples left after cleaning (no traffic?)"),
+        );
         return r;
     }
     let (cm, bm) = (mean(&c), mean(&b));
@@ -152,11 +171,21 @@ pub fn classify_continuous(
     sc.sort_by(f64::total_cmp);
     sb.sort_by(f64::total_cmp);
     if sc == sb {
-        decide(&mut r, Classification::Pass, DecidedBy::Identical, "canary and baseline samples are identical".into());
+        decide(
+            &mut r,
+            Classification::Pass,
+            DecidedBy::Identical,
+            "canary and baseline samples are identical".into(),
+        );
         return r;
     }
     if sc.first() == sc.last() && sb.first() == sb.last() && sc.first() == sb.first() {
-        decide(&mut r, Classification::Pass, DecidedBy::Identical, "all samples are equal".into());
+        decide(
+            &mut r,
+            Classification::Pass,
+            DecidedBy::Identical,
+            "all samples are equal".into(),
+        );
         return r;
     }
 
@@ -228,14 +257,21 @@ pub fn classify_continuous(
             &mut r,
             Classification::Pass,
             DecidedBy::CiContainsZero,
-            format!("HL interval contains 0 (p={:.3e}) and no tail regression", mw.p_value),
+            format!(
+                "HL interval contains 0 (p={:.3e}) and no tail regression",
+                mw.p_value
+            ),
         ),
     }
     r
 }
 
 /// Cleans one side's counts; `Err` is a data problem reported as the Error label.
-fn pooled_counts(cfg: &MetricConfig, side: &Counts, which: &str) -> Result<(f64, f64, usize, usize), String> {
+fn pooled_counts(
+    cfg: &MetricConfig,
+    side: &Counts,
+    which: &str,
+) -> Result<(f64, f64, usize, usize), String> {
     if side.numerator.len() != side.denominator.len() {
         return Err(format!(
             "{which}: {} numerators but {} denominators",
@@ -252,9 +288,10 @@ fn pooled_counts(cfg: &MetricConfig, side: &Counts, which: &str) -> Result<(f64,
                     dropped += 1;
                     continue;
                 }
-                super::config::NanStrategy::Replace => {
-                    (if num.is_nan() { 0.0 } else { num }, if den.is_nan() { 0.0 } else { den })
-                }
+                super::config::NanStrategy::Replace => (
+                    if num.is_nan() { 0.0 } else { num },
+                    if den.is_nan() { 0.0 } else { den },
+                ),
             }
         } else {
             (num, den)
@@ -270,9 +307,17 @@ fn pooled_counts(cfg: &MetricConfig, side: &Counts, which: &str) -> Result<(f64,
 }
 
 /// Rate metric: exact conditional test on the pooled counts.
-pub fn classify_rate(cfg: &MetricConfig, confidence: f64, canary: &Counts, baseline: &Counts) -> MetricResult {
+pub fn classify_rate(
+    cfg: &MetricConfig,
+    confidence: f64,
+    canary: &Counts,
+    baseline: &Counts,
+) -> MetricResult {
     let mut r = blank(cfg);
-    let (c, b) = match (pooled_counts(cfg, canary, "canary"), pooled_counts(cfg, baseline, "baseline")) {
+    let (c, b) = match (
+        pooled_counts(cfg, canary, "canary"),
+        pooled_counts(cfg, baseline, "baseline"),
+    ) {
         (Ok(c), Ok(b)) => (c, b),
         (Err(e), _) | (_, Err(e)) => {
             decide(&mut r, Classification::Error, DecidedBy::InvalidData, e);
@@ -286,7 +331,11 @@ pub fn classify_rate(cfg: &MetricConfig, confidence: f64, canary: &Counts, basel
     r.baseline_nan_removed = db;
     if nc <= 0.0 || nb <= 0.0 {
         let side = if nc <= 0.0 { "canary" } else { "baseline" };
-        nodata(cfg, &mut r, &format!("{side} denominator is 0: it received no traffic"));
+        nodata(
+            cfg,
+            &mut r,
+            &format!("{side} denominator is 0: it received no traffic"),
+        );
         return r;
     }
     let (rc, rb) = (xc / nc, xb / nb);
@@ -314,7 +363,10 @@ pub fn classify_rate(cfg: &MetricConfig, confidence: f64, canary: &Counts, basel
         ratio_ci_lower: t.ratio_lower,
         ratio_ci_upper: t.ratio_upper,
     });
-    let what = format!("{xc}/{nc} vs {xb}/{nb}, exact rate test p={:.3e}", t.p_value);
+    let what = format!(
+        "{xc}/{nc} vs {xb}/{nb}, exact rate test p={:.3e}",
+        t.p_value
+    );
     if t.p_value < 1.0 - confidence {
         let label = match cfg.direction {
             Direction::Increase => Classification::High,
@@ -324,8 +376,12 @@ pub fn classify_rate(cfg: &MetricConfig, confidence: f64, canary: &Counts, basel
         };
         finish(cfg, &mut r, label, DecidedBy::RateTest, ratio, &what);
     } else {
-        decide(&mut r, Classification::Pass, DecidedBy::RateTest, format!("not enough evidence of a different rate ({what})"));
+        decide(
+            &mut r,
+            Classification::Pass,
+            DecidedBy::RateTest,
+            format!("not enough evidence of a different rate ({what})"),
+        );
     }
     r
 }
-

@@ -48,10 +48,7 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64], sigma: f64, confidence: f64) -> Hodg
     let estimate = median_in_place(&mut diffs);
     let (lower, upper) = match ci_rank(x.len(), y.len(), sigma, confidence) {
         // k <= nm - k + 1 always holds because z·σ >= 0.
-        Some(k) if k <= nm => (
-            Some(nth(&mut diffs, k - 1)),
-            Some(nth(&mut diffs, nm - k)),
-        ),
+        Some(k) if k <= nm => (Some(nth(&mut diffs, k - 1)), Some(nth(&mut diffs, nm - k))),
         _ => (None, None),
     };
     HodgesLehmann {
@@ -75,9 +72,6 @@ fn median_in_place(v: &mut [f64]) -> f64 {
     }
     // After selection every element left of n/2 is <= hi: the other middle
     // value is the largest of them.
-    let lo = v[..n / 2]
-        .iter()
-        .copied()
-        .fold(f64::NEG_INFINITY, f64::max);
+    let lo = v[..n / 2].iter().copied().fold(f64::NEG_INFINITY, f64::max);
     (lo + hi) / 2.0
 }

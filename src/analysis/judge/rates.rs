@@ -39,8 +39,16 @@ pub fn rate_test(
     let (xc, xb) = (canary_events, baseline_events);
     let pi0 = canary_exposure / (canary_exposure + baseline_exposure);
     // P(X >= xc) = I_pi0(xc, xb + 1); P(X <= xc) = I_(1-pi0)(xb, xc + 1).
-    let p_higher = if xc > 0.0 { beta_reg(xc, xb + 1.0, pi0) } else { 1.0 };
-    let p_lower = if xb > 0.0 { beta_reg(xb, xc + 1.0, 1.0 - pi0) } else { 1.0 };
+    let p_higher = if xc > 0.0 {
+        beta_reg(xc, xb + 1.0, pi0)
+    } else {
+        1.0
+    };
+    let p_lower = if xb > 0.0 {
+        beta_reg(xb, xc + 1.0, 1.0 - pi0)
+    } else {
+        1.0
+    };
     let p_value = match direction {
         Direction::Increase => p_higher,
         Direction::Decrease => p_lower,

@@ -55,7 +55,11 @@ fn label(m: &MetricResult) -> String {
         Classification::NodataFailMetric => "NodataFail",
         Classification::Error => "Error",
     };
-    if m.critical_failure { format!("{l} (CRITICAL)") } else { l.to_string() }
+    if m.critical_failure {
+        format!("{l} (CRITICAL)")
+    } else {
+        l.to_string()
+    }
 }
 
 /// Renders a report with aligned columns.
@@ -68,16 +72,35 @@ pub fn render_report(result: &JudgeResult) -> String {
     };
     let mut out = format!(
         "Canary Score: {:.0}% {band}\n{}\n(confidence {}, marginal {}, pass {})\n\n",
-        result.score, result.reason, result.confidence, result.marginal_threshold, result.pass_threshold
+        result.score,
+        result.reason,
+        result.confidence,
+        result.marginal_threshold,
+        result.pass_threshold
     );
 
     let header = [
-        "METRIC", "GROUP", "RESULT", "DECIDED BY", "RATIO", "ALLOWED", "CANARY", "BASELINE",
-        "P-VALUE", "CI/RATIO-CI", "HL", "TAIL-P", "N(C/B)",
+        "METRIC",
+        "GROUP",
+        "RESULT",
+        "DECIDED BY",
+        "RATIO",
+        "ALLOWED",
+        "CANARY",
+        "BASELINE",
+        "P-VALUE",
+        "CI/RATIO-CI",
+        "HL",
+        "TAIL-P",
+        "N(C/B)",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     let mut metrics: Vec<&MetricResult> = result.metrics.iter().collect();
-    metrics.sort_by(|a, b| heat(a).partial_cmp(&heat(b)).unwrap_or(std::cmp::Ordering::Equal));
+    metrics.sort_by(|a, b| {
+        heat(a)
+            .partial_cmp(&heat(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     for m in &metrics {
         let ci = if let Some(l) = &m.location {
             format!("[{}, {}]", num(l.ci_lower), num(l.ci_upper))
@@ -109,10 +132,22 @@ pub fn render_report(result: &JudgeResult) -> String {
     out.push_str(&table(&rows));
 
     out.push_str("\nGroups:\n");
-    let mut grows = vec![["GROUP", "SCORE", "WEIGHT", "PASS", "HIGH", "LOW", "NODATA", "NODATA-FAIL", "ERROR"]
+    let mut grows = vec![
+        [
+            "GROUP",
+            "SCORE",
+            "WEIGHT",
+            "PASS",
+            "HIGH",
+            "LOW",
+            "NODATA",
+            "NODATA-FAIL",
+            "ERROR",
+        ]
         .iter()
         .map(|s| s.to_string())
-        .collect::<Vec<_>>()];
+        .collect::<Vec<_>>(),
+    ];
     for g in &result.groups {
         grows.push(vec![
             g.name.clone(),
@@ -138,7 +173,12 @@ pub fn render_report(result: &JudgeResult) -> String {
 fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r.get(c).map_or(0, |s| s.chars().count())).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for r in rows {

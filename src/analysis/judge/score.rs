@@ -18,7 +18,11 @@ pub fn score(config: &JudgeConfig, metrics: Vec<MetricResult>) -> JudgeResult {
         }
         names.into_iter().map(|n| (n, 1.0)).collect()
     } else {
-        config.groups.iter().map(|g| (g.name.clone(), g.weight)).collect()
+        config
+            .groups
+            .iter()
+            .map(|g| (g.name.clone(), g.weight))
+            .collect()
     };
 
     let mut groups: Vec<GroupScore> = declared
@@ -54,7 +58,11 @@ pub fn score(config: &JudgeConfig, metrics: Vec<MetricResult>) -> JudgeResult {
         })
         .collect();
 
-    let total_weight: f64 = groups.iter().filter(|g| g.score.is_some()).map(|g| g.weight).sum();
+    let total_weight: f64 = groups
+        .iter()
+        .filter(|g| g.score.is_some())
+        .map(|g| g.weight)
+        .sum();
     let mut summary = 0.0;
     if total_weight > 0.0 {
         for g in groups.iter_mut() {
@@ -67,30 +75,70 @@ pub fn score(config: &JudgeConfig, metrics: Vec<MetricResult>) -> JudgeResult {
     let summary = summary.clamp(0.0, 100.0);
 
     let t = config.score_thresholds;
-    let critical: Vec<String> = metrics.iter().filter(|m| m.critical_failure).map(|m| m.name.clone()).collect();
+    let critical: Vec<String> = metrics
+        .iter()
+        .filter(|m| m.critical_failure)
+        .map(|m| m.name.clone())
+        .collect();
     let nodata = metrics
         .iter()
-        .filter(|m| matches!(m.classification, Classification::Nodata | Classification::NodataFailMetric))
+        .filter(|m| {
+            matches!(
+                m.classification,
+                Classification::Nodata | Classification::NodataFailMetric
+            )
+        })
         .count();
     let (score, band, forced_zero, reason) = if !critical.is_empty() {
         let reason = format!("critical metric(s) failed: {}", critical.join(", "));
-        (0.0, Band::Fail, Some(ForcedZero::CriticalMetricFailed { metrics: critical }), reason)
+        (
+            0.0,
+            Band::Fail,
+            Some(ForcedZero::CriticalMetricFailed { metrics: critical }),
+            reason,
+        )
     } else if !metrics.is_empty() && 2 * nodata >= metrics.len() {
         let reason = format!(
             "{nodata} of {} metrics have no data (does the canary receive traffic?): inconclusive",
             metrics.len()
         );
-        (0.0, Band::Inconclusive, Some(ForcedZero::TooMuchNodata { nodata, total: metrics.len() }), reason)
+        (
+            0.0,
+            Band::Inconclusive,
+            Some(ForcedZero::TooMuchNodata {
+                nodata,
+                total: metrics.len(),
+            }),
+            reason,
+        )
     } else if total_weight <= 0.0 {
         let reason = "no metric with a weighted group was scored: inconclusive".to_string();
-        (0.0, Band::Inconclusive, Some(ForcedZero::NoScoredMetrics), reason)
+        (
+            0.0,
+            Band::Inconclusive,
+            Some(ForcedZero::NoScoredMetrics),
+            reason,
+        )
     } else if summary >= t.pass {
-        (summary, Band::Pass, None, format!("score {summary:.1} >= pass threshold {}", t.pass))
+        (
+            summary,
+            Band::Pass,
+            None,
+            format!("score {summary:.1} >= pass threshold {}", t.pass),
+        )
     } else if summary >= t.marginal {
-        let reason = format!("score {summary:.1} >= marginal threshold {} but < pass threshold {}", t.marginal, t.pass);
+        let reason = format!(
+            "score {summary:.1} >= marginal threshold {} but < pass threshold {}",
+            t.marginal, t.pass
+        );
         (summary, Band::Marginal, None, reason)
     } else {
-        (summary, Band::Fail, None, format!("score {summary:.1} < marginal threshold {}", t.marginal))
+        (
+            summary,
+            Band::Fail,
+            None,
+            format!("score {summary:.1} < marginal threshold {}", t.marginal),
+        )
     };
 
     JudgeResult {

@@ -38,7 +38,12 @@ pub struct TailTest {
 
 /// Runs the exceedance test on the tails `direction` marks as bad.
 /// Returns `None` when no tail is checked or the samples are empty.
-pub fn tail_test(x: &[f64], y: &[f64], direction: Direction, quantiles: &[f64]) -> Option<TailTest> {
+pub fn tail_test(
+    x: &[f64],
+    y: &[f64],
+    direction: Direction,
+    quantiles: &[f64],
+) -> Option<TailTest> {
     if x.is_empty() || y.is_empty() || quantiles.is_empty() {
         return None;
     }

@@ -42,7 +42,10 @@ pub fn validate(config: &JudgeConfig) -> Result<(), ConfigErrors> {
         }
         // NaN fails this comparison too, which is what we want.
         if !(g.weight >= 0.0 && g.weight.is_finite()) {
-            push(format!("groups[{i}].weight"), "must be a finite number >= 0");
+            push(
+                format!("groups[{i}].weight"),
+                "must be a finite number >= 0",
+            );
         }
     }
     if !config.groups.is_empty() && !config.groups.iter().any(|g| g.weight > 0.0) {
@@ -85,7 +88,10 @@ fn validate_metric(i: usize, m: &MetricConfig, push: &mut impl FnMut(String, &st
     if let Some(v) = e.allowed_increase
         && !(v >= 1.0 && v.is_finite())
     {
-        push(p("effectSize.allowedIncrease"), "must be a finite ratio >= 1");
+        push(
+            p("effectSize.allowedIncrease"),
+            "must be a finite ratio >= 1",
+        );
     }
     if let Some(v) = e.allowed_decrease
         && !(v > 0.0 && v <= 1.0)
@@ -94,7 +100,10 @@ fn validate_metric(i: usize, m: &MetricConfig, push: &mut impl FnMut(String, &st
     }
     if let Some(v) = e.critical_increase {
         if !(v >= 1.0 && v.is_finite()) {
-            push(p("effectSize.criticalIncrease"), "must be a finite ratio >= 1");
+            push(
+                p("effectSize.criticalIncrease"),
+                "must be a finite ratio >= 1",
+            );
         } else if e.allowed_increase.is_some_and(|a| v < a) {
             push(
                 p("effectSize.criticalIncrease"),
@@ -104,7 +113,10 @@ fn validate_metric(i: usize, m: &MetricConfig, push: &mut impl FnMut(String, &st
     }
     if let Some(v) = e.critical_decrease {
         if !(0.0..=1.0).contains(&v) {
-            push(p("effectSize.criticalDecrease"), "must be a ratio in [0, 1]");
+            push(
+                p("effectSize.criticalDecrease"),
+                "must be a ratio in [0, 1]",
+            );
         } else if e.allowed_decrease.is_some_and(|a| v > a) {
             push(
                 p("effectSize.criticalDecrease"),
@@ -118,6 +130,9 @@ fn validate_metric(i: usize, m: &MetricConfig, push: &mut impl FnMut(String, &st
         }
     }
     if m.tail.enabled && m.tail.quantiles.is_empty() {
-        push(p("tail.quantiles"), "must not be empty when the tail check is enabled");
+        push(
+            p("tail.quantiles"),
+            "must not be empty when the tail check is enabled",
+        );
     }
 }

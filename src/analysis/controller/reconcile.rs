@@ -1,0 +1,458 @@
+//! The imperative shell: runs the queries the pure plan asks for, judges,
+//! writes the status (server-side apply, one field manager, only when it
+//! changed) and publishes the events that go with it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::Instrument;
+
+use super::Context;
+use super::spec::{MetricQueries, ResolvedSpec};
+use super::status::{IntervalOutcome, Plan, Progress, Step, plan};
+use crate::analysis::judge::{self, Counts, JudgeError, MetricSamples, Side};
+use crate::analysis::query::{QueryTemplate, Scope, TemplateError};
+use crate::analysis::source::{MetricSource, Samples, SourceError};
+use crate::analysis::traffic_check::{Traffic, TrafficCheck, TrafficCheckError};
+use crate::api::canary_analysis::{
+    CanaryAnalysis, CanaryAnalysisStatus, FIELD_MANAGER, GROUP, VERSION,
+};
+use crate::web::metrics::{ControllerLabels, ErrorLabels};
+
+/// Why a reconcile failed (it is retried after `error_requeue`).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("CanaryAnalysis {0} has no namespace")]
+    NoNamespace(String),
+    #[error("cannot write the status of {name}: {source}")]
+    WriteStatus {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl ReconcileError {
+    fn kind(&self) -> &'static str {
+        match self {
+            ReconcileError::NoNamespace(_) => "no_namespace",
+            ReconcileError::WriteStatus { .. } => "write_status",
+        }
+    }
+}
+
+/// Why one interval could not be judged.
+#[derive(Debug)]
+enum IntervalError {
+    Source {
+        field: String,
+        scope: &'static str,
+        error: SourceError,
+    },
+    Template {
+        field: String,
+        error: TemplateError,
+    },
+    Judge(JudgeError),
+}
+
+/// Slack added to boundary wake-ups, so the boundary has surely passed.
+const WAKE_SLACK: Duration = Duration::from_millis(200);
+
+/// Reconciles one CanaryAnalysis.
+pub async fn reconcile(
+    ca: Arc<CanaryAnalysis>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let span = tracing::info_span!(
+        "reconcile",
+        controller = super::CONTROLLER_NAME,
+        namespace = ca.namespace().as_deref().unwrap_or(""),
+        name = %ca.name_any(),
+        generation = ca.metadata.generation,
+    );
+    let started = Instant::now();
+    let labels = ControllerLabels {
+        controller: super::CONTROLLER_NAME.to_owned(),
+    };
+    let result = reconcile_inner(&ca, &ctx).instrument(span).await;
+    if let Some(m) = &ctx.metrics {
+        m.reconciles.get_or_create(&labels).inc();
+        m.reconcile_duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            m.reconcile_errors
+                .get_or_create(&ErrorLabels {
+                    controller: super::CONTROLLER_NAME.to_owned(),
+                    error: e.kind().to_owned(),
+                })
+                .inc();
+        }
+    }
+    result
+}
+
+/// Requeue after an error; the status is untouched so the next attempt redoes the same work.
+pub fn error_policy(ca: Arc<CanaryAnalysis>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    tracing::warn!(name = %ca.name_any(), %error, "reconcile failed; retrying");
+    Action::requeue(ctx.config.error_requeue)
+}
+
+async fn reconcile_inner(ca: &CanaryAnalysis, ctx: &Context) -> Result<Action, ReconcileError> {
+    let name = ca.name_any();
+    let namespace = ca
+        .namespace()
+        .ok_or_else(|| ReconcileError::NoNamespace(name.clone()))?;
+    let now = (ctx.clock)();
+    let planned = plan(
+        ca,
+        now,
+        ctx.config.default_prometheus_url.as_deref(),
+        ctx.config.limits,
+    );
+    let (progress, wake) = match planned {
+        Plan::Settle { progress, wake } => (progress, wake),
+        Plan::Judge {
+            spec,
+            mut progress,
+            intervals,
+        } => {
+            tracing::info!(?intervals, "judging");
+            let wake = judge_intervals(ctx, &spec, &mut progress, &intervals).await;
+            (progress, wake)
+        }
+    };
+
+    if ca.status.as_ref() != Some(&progress.status) {
+        write_status(ctx, &namespace, &name, &progress.status).await?;
+        tracing::info!(
+            phase = ?progress.status.phase,
+            intervals = ?progress.status.interval_progress,
+            score = ?progress.status.score,
+            message = progress.status.message.as_deref().unwrap_or(""),
+            "status written"
+        );
+        publish(ctx, ca, &progress).await;
+    } else {
+        tracing::debug!("nothing changed; no write");
+    }
+
+    Ok(match wake {
+        Some(at) => {
+            let wait = (at - (ctx.clock)()).to_std().unwrap_or(Duration::ZERO) + WAKE_SLACK;
+            tracing::debug!(wake = %at, ?wait, "requeue at the next boundary");
+            Action::requeue(wait)
+        }
+        None => Action::await_change(),
+    })
+}
+
+async fn write_status(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    status: &CanaryAnalysisStatus,
+) -> Result<(), ReconcileError> {
+    let api: Api<CanaryAnalysis> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = json!({
+        "apiVersion": format!("{GROUP}/{VERSION}"),
+        "kind": "CanaryAnalysis",
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| ReconcileError::WriteStatus {
+        name: name.to_owned(),
+        source,
+    })?;
+    if let Some(m) = &ctx.metrics {
+        m.api_writes
+            .get_or_create(&ControllerLabels {
+                controller: super::CONTROLLER_NAME.to_owned(),
+            })
+            .inc();
+    }
+    Ok(())
+}
+
+async fn publish(ctx: &Context, ca: &CanaryAnalysis, progress: &Progress) {
+    let reference = ca.object_ref(&());
+    for notice in &progress.notices {
+        let event = Event {
+            type_: if notice.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: notice.reason.to_owned(),
+            note: Some(truncate_note(&notice.note)),
+            action: "Analyze".to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(%error, reason = notice.reason, "cannot publish event");
+        }
+    }
+}
+
+/// Events notes are limited to 1 kB.
+fn truncate_note(note: &str) -> String {
+    if note.len() <= 1000 {
+        return note.to_owned();
+    }
+    let mut end = 997;
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &note[..end])
+}
+
+/// Judges `intervals` in order; returns when to come back.
+async fn judge_intervals(
+    ctx: &Context,
+    spec: &ResolvedSpec,
+    progress: &mut Progress,
+    intervals: &[u32],
+) -> Option<DateTime<Utc>> {
+    let source = match (ctx.sources)(&spec.prometheus_url) {
+        Ok(source) => source,
+        Err(error) => {
+            progress.fail_with_error("InvalidSpec", format!("spec.prometheus.url: {error}"));
+            return None;
+        }
+    };
+    for &k in intervals {
+        match judge_interval(ctx, spec, source.as_ref(), k).await {
+            Ok(outcome) => {
+                if let Step::Finished(phase) = progress.record(&spec.schedule, k, outcome) {
+                    tracing::info!(interval = k, %phase, "analysis finished");
+                    return None;
+                }
+            }
+            Err(IntervalError::Source { error, .. }) if error.is_transient() => {
+                let cause = match &error {
+                    SourceError::Unreachable { cause, .. } => cause.clone(),
+                    other => other.to_string(),
+                };
+                tracing::warn!(interval = k, %error, "metric source unavailable");
+                return progress.source_unreachable(&spec.prometheus_url, &cause);
+            }
+            Err(IntervalError::Source {
+                field,
+                scope,
+                error,
+            }) => {
+                progress.query_error(&field, scope, &error.to_string());
+                return None;
+            }
+            Err(IntervalError::Template { field, error }) => {
+                progress.fail_with_error("InvalidSpec", format!("{field}: {error}"));
+                return None;
+            }
+            Err(IntervalError::Judge(error)) => {
+                progress.fail_with_error("JudgeFailed", error.to_string());
+                return None;
+            }
+        }
+    }
+    spec.schedule
+        .next_wake(progress.status.completed_intervals, progress.now)
+}
+
+/// Traffic check, then every metric for both scopes over the cumulative window, then the judge.
+async fn judge_interval(
+    ctx: &Context,
+    spec: &ResolvedSpec,
+    source: &dyn MetricSource,
+    k: u32,
+) -> Result<IntervalOutcome, IntervalError> {
+    let (interval_start, interval_end) = spec.schedule.interval_bounds(k);
+    if let Some(template) = &spec.traffic {
+        let check = TrafficCheck::new(template.clone());
+        match check
+            .check(source, &spec.experiment, interval_start, interval_end)
+            .await
+        {
+            Ok(Traffic::NoTraffic) => {
+                tracing::info!(interval = k, "canary received no traffic");
+                return Ok(IntervalOutcome::NoTraffic);
+            }
+            Ok(Traffic::Received { total }) => {
+                tracing::debug!(interval = k, total, "canary traffic")
+            }
+            Err(TrafficCheckError::Source(error)) => {
+                return Err(IntervalError::Source {
+                    field: "spec.traffic".into(),
+                    scope: "experiment",
+                    error,
+                });
+            }
+            Err(TrafficCheckError::Template(error)) => {
+                return Err(IntervalError::Template {
+                    field: "spec.traffic".into(),
+                    error,
+                });
+            }
+            // Cannot happen: intervals are at least 1s long.
+            Err(TrafficCheckError::EmptyInterval { .. }) => {}
+        }
+    }
+    let (from, to) = spec.schedule.judged_window(k);
+    let window = Window {
+        source,
+        from,
+        to,
+        step: spec.step,
+    };
+    let concurrency = ctx.config.query_concurrency.max(1);
+    let count = spec.judge.metrics.len().min(spec.queries.len());
+    let samples: Vec<MetricSamples> = futures::stream::iter(0..count)
+        .map(|i| query_metric(&window, spec, i))
+        .buffered(concurrency)
+        .try_collect()
+        .await?;
+    let result = judge::judge(&spec.judge, &samples).map_err(IntervalError::Judge)?;
+    tracing::info!(interval = k, score = result.score, band = ?result.band, "interval judged");
+    Ok(IntervalOutcome::Judged(result))
+}
+
+struct Window<'a> {
+    source: &'a dyn MetricSource,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step: Duration,
+}
+
+impl Window<'_> {
+    async fn query(
+        &self,
+        template: &QueryTemplate,
+        scope: &Scope,
+        field: &str,
+        scope_name: &'static str,
+    ) -> Result<Samples, IntervalError> {
+        let query = template
+            .render(scope, self.step)
+            .map_err(|error| IntervalError::Template {
+                field: field.to_owned(),
+                error,
+            })?;
+        self.source
+            .query_range(&query, self.from, self.to, self.step)
+            .await
+            .map_err(|error| IntervalError::Source {
+                field: field.to_owned(),
+                scope: scope_name,
+                error,
+            })
+    }
+}
+
+async fn query_metric(
+    window: &Window<'_>,
+    spec: &ResolvedSpec,
+    i: usize,
+) -> Result<MetricSamples, IntervalError> {
+    let (metric, queries) = (&spec.judge.metrics[i], &spec.queries[i]);
+    let field = |f: &str| format!("spec.metrics[{i}].{f}");
+    let (canary, baseline) = match queries {
+        MetricQueries::Continuous(q) => {
+            let f = field("query");
+            let (c, b) = futures::try_join!(
+                window.query(q, &spec.experiment, &f, "experiment"),
+                window.query(q, &spec.control, &f, "control"),
+            )?;
+            (values(&c), values(&b))
+        }
+        MetricQueries::Rate {
+            numerator,
+            denominator,
+        } => {
+            let (fnum, fden) = (field("numerator"), field("denominator"));
+            let (cn, cd, bn, bd) = futures::try_join!(
+                window.query(numerator, &spec.experiment, &fnum, "experiment"),
+                window.query(denominator, &spec.experiment, &fden, "experiment"),
+                window.query(numerator, &spec.control, &fnum, "control"),
+                window.query(denominator, &spec.control, &fden, "control"),
+            )?;
+            (Side::Counts(align(&cn, &cd)), Side::Counts(align(&bn, &bd)))
+        }
+    };
+    Ok(MetricSamples {
+        name: metric.name.clone(),
+        canary,
+        baseline,
+    })
+}
+
+fn values(samples: &Samples) -> Side {
+    Side::Values(samples.points.iter().map(|p| Some(p.value)).collect())
+}
+
+/// Pairs numerator and denominator points by timestamp; a point missing on
+/// one side is a gap (null), which the metric's NaN strategy handles.
+pub fn align(numerator: &Samples, denominator: &Samples) -> Counts {
+    let mut times: Vec<DateTime<Utc>> = numerator
+        .points
+        .iter()
+        .chain(&denominator.points)
+        .map(|p| p.timestamp)
+        .collect();
+    times.sort();
+    times.dedup();
+    let at =
+        |s: &Samples, t: DateTime<Utc>| s.points.iter().find(|p| p.timestamp == t).map(|p| p.value);
+    Counts {
+        numerator: times.iter().map(|t| at(numerator, *t)).collect(),
+        denominator: times.iter().map(|t| at(denominator, *t)).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::source::Sample;
+
+    fn s(points: &[(i64, f64)]) -> Samples {
+        Samples::new(
+            points
+                .iter()
+                .map(|(t, v)| Sample {
+                    timestamp: DateTime::from_timestamp(*t, 0).unwrap(),
+                    value: *v,
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn align_pairs_by_timestamp() {
+        let c = align(
+            &s(&[(10, 1.0), (20, 2.0)]),
+            &s(&[(0, 5.0), (10, 10.0), (20, 20.0)]),
+        );
+        assert_eq!(c.numerator, vec![None, Some(1.0), Some(2.0)]);
+        assert_eq!(c.denominator, vec![Some(5.0), Some(10.0), Some(20.0)]);
+        let empty = align(&s(&[]), &s(&[]));
+        assert!(empty.numerator.is_empty() && empty.denominator.is_empty());
+    }
+
+    #[test]
+    fn long_notes_are_cut_at_a_char_boundary() {
+        let note = "é".repeat(800);
+        let cut = truncate_note(&note);
+        assert!(cut.len() <= 1000 && cut.ends_with("..."));
+    }
+}

@@ -1,0 +1,418 @@
+//! The `CanaryAnalysis` custom resource (`redblack.io/v1alpha1`): one judgement
+//! of an experiment (canary) against a control (baseline) over a time window
+//! made of intervals. The status *is* the canary report (DESIGN.md §1).
+//!
+//! Semantics (schedule, early end, verdict, status bounds): docs/canary-analysis.md.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, CustomResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::judge::{
+    Band, GroupConfig, GroupScore, MetricConfig, MetricResult, ScoreThresholds,
+};
+
+/// API group of every redblack resource.
+pub const GROUP: &str = "redblack.io";
+/// API version of this resource.
+pub const VERSION: &str = "v1alpha1";
+/// Field manager of every status write of the CanaryAnalysis controller.
+pub const FIELD_MANAGER: &str = "redblack-canaryanalysis";
+
+/// Pattern of every duration field: Go-style whole seconds, e.g. `90s`, `1m30s`, `2h`, `1d`.
+pub const DURATION_PATTERN: &str = r"^([0-9]+(s|m|h|d))+$";
+
+/// One automated canary analysis: metrics of an experiment scope compared with a
+/// control scope, interval by interval. Created by the Rollout controller for
+/// each canary, or by hand (e.g. retrospectively, with `startTime` and `endTime`
+/// in the past).
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "redblack.io",
+    version = "v1alpha1",
+    kind = "CanaryAnalysis",
+    plural = "canaryanalyses",
+    namespaced,
+    status = "CanaryAnalysisStatus",
+    shortname = "rbca",
+    category = "redblack",
+    doc = "An automated canary analysis: experiment vs control, judged interval by interval.",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Score", type_ = "number", json_path = ".status.score"),
+    printcolumn(
+        name = "Intervals",
+        type_ = "string",
+        json_path = ".status.intervalProgress",
+        description = "judged/total intervals"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.message",
+        priority = "1"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.endTime) != has(self.lifetime)", "message": "set exactly one of endTime and lifetime"},
+    {"rule": "!has(self.scoreThresholds) || !has(self.scoreThresholds.marginal) || !has(self.scoreThresholds.pass) || self.scoreThresholds.marginal <= self.scoreThresholds.pass",
+     "message": "scoreThresholds.marginal must not exceed scoreThresholds.pass"}
+]))]
+pub struct CanaryAnalysisSpec {
+    /// Prometheus to query. Default: the operator's `--prometheus-url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusRef>,
+    /// The control (baseline) scope. Its role defaults to `baseline`.
+    pub control: AnalysisScope,
+    /// The experiment (canary) scope. Its role defaults to `canary`.
+    pub experiment: AnalysisScope,
+    /// Start of the analysis window (RFC 3339). Default: the object's creation time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// End of the analysis window. Exactly one of `endTime` and `lifetime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Time>,
+    /// Length of the analysis window from `startTime`, e.g. `30m`. Exactly one of `endTime` and `lifetime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(s|m|h|d))+$"))]
+    pub lifetime: Option<String>,
+    /// Length of one interval, e.g. `5m`: a judgement is made at every interval boundary.
+    #[schemars(regex(pattern = r"^([0-9]+(s|m|h|d))+$"))]
+    pub interval: String,
+    /// Time after `startTime` that is not judged (caches warming up, connections moving). Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(s|m|h|d))+$"))]
+    pub warmup: Option<String>,
+    /// Query resolution: one sample per metric and scope every `step`. Default 30s.
+    /// The judge wants at least 50 samples per metric: a window of 25 minutes at 30s.
+    /// In metric queries `${interval}` is the step (each point summarises one step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(s|m|h|d))+$"))]
+    pub step: Option<String>,
+    /// Traffic query template, evaluated for the experiment at the end of each
+    /// interval with `${interval}` = the interval's length. Zero, NaN or no
+    /// value: the interval is Inconclusive ("canary received no traffic").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<String>,
+    /// Score bands. Default: marginal 75, pass 95.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_thresholds: Option<ScoreThresholds>,
+    /// Metric groups and their relative weights. Empty: equal weights.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupConfig>,
+    /// Confidence of every statistical test, in (0, 1). Default 0.98.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// The metrics (at least one).
+    #[schemars(length(min = 1))]
+    pub metrics: Vec<AnalysisMetric>,
+}
+
+/// Where to query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusRef {
+    /// Base URL, e.g. `http://prometheus.monitoring:9090`.
+    pub url: String,
+}
+
+/// One side of the comparison: the values its query templates see.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisScope {
+    /// `${namespace}`. Default: the CanaryAnalysis's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `${replicaSet}`; `${podRegex}` is derived from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_set: Option<String>,
+    /// `${revision}` (pod-template hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// `${role}`. Default `baseline` (control) / `canary` (experiment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Extra template variables; may not reuse a built-in name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+}
+
+/// A judge metric plus the PromQL it is measured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisMetric {
+    /// How the metric is judged (name, group, direction, effect sizes, kind…).
+    #[serde(flatten)]
+    pub judge: MetricConfig,
+    /// Continuous metrics: a template returning one series per scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Rate metrics: the numerator count per step (e.g. errors), one series per scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numerator: Option<String>,
+    /// Rate metrics: the denominator count per step (e.g. requests), one series per scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denominator: Option<String>,
+}
+
+/// Where an analysis is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum Phase {
+    /// The window has not started yet.
+    Pending,
+    /// Intervals are being judged.
+    Running,
+    /// Final score at or above the pass threshold.
+    Passed,
+    /// Final score between the marginal and pass thresholds.
+    Marginal,
+    /// An interval scored at or below the marginal threshold (early end), or the final score did.
+    Failed,
+    /// Not enough evidence (no canary traffic, too many metrics without data).
+    Inconclusive,
+    /// The analysis could not be run: invalid spec, invalid query, unreachable Prometheus.
+    Error,
+}
+
+impl Phase {
+    /// Whether the analysis is over (nothing more will be judged for this generation).
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Phase::Pending | Phase::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Running => "Running",
+            Phase::Passed => "Passed",
+            Phase::Marginal => "Marginal",
+            Phase::Failed => "Failed",
+            Phase::Inconclusive => "Inconclusive",
+            Phase::Error => "Error",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The report.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryAnalysisStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Human-readable state: the verdict and why, or what is wrong (naming the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Score of the latest judged interval (cumulative window), 0..100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// Band of the latest judged interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<Band>,
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When the controller started judging this generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When the verdict (or the error) was reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// The resolved window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<AnalysisWindow>,
+    /// Intervals judged so far (the controller continues after this one on restart).
+    #[serde(default)]
+    pub completed_intervals: u32,
+    /// Intervals in the window.
+    #[serde(default)]
+    pub total_intervals: u32,
+    /// `completed/total`, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_progress: Option<String>,
+    /// The latest judged intervals, oldest first (at most 20; `aggregate` counts all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intervals: Vec<IntervalResult>,
+    /// Counts over every judged interval, including those dropped from `intervals`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<IntervalAggregate>,
+    /// Why the latest judgement has its score (thresholds, forced zero…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judgement: Option<Judgement>,
+    /// Per metric: classification and every number behind it, from the latest judgement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricResult>,
+    /// Per group scores of the latest judgement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupScore>,
+    /// Consecutive failed attempts to reach the metric source (reset by a success).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_failures: Option<SourceFailures>,
+    /// `Ready`, `Completed`, `Stalled` (kstatus-friendly; see docs/canary-analysis.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// The window as resolved from the spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisWindow {
+    /// `startTime` (or the creation time).
+    pub start: Time,
+    /// `start + warmup`: where judged data begins.
+    pub judged_from: Time,
+    /// `endTime` (or `start + lifetime`).
+    pub end: Time,
+    /// Interval length in seconds.
+    pub interval_seconds: i64,
+    /// Step in seconds.
+    pub step_seconds: i64,
+}
+
+/// One judged interval. Each judgement covers `[window.judgedFrom, end]`
+/// (cumulative, as Kayenta); `start` is where this interval began.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntervalResult {
+    /// 1-based.
+    pub index: u32,
+    pub start: Time,
+    pub end: Time,
+    /// null when the interval was inconclusive before judging (no traffic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    pub band: Band,
+    /// Why the interval is Inconclusive (e.g. "canary received no traffic").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconclusive_reason: Option<String>,
+}
+
+/// Counts over every judged interval.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntervalAggregate {
+    pub judged: u32,
+    pub pass: u32,
+    pub marginal: u32,
+    pub fail: u32,
+    pub inconclusive: u32,
+    /// Lowest score of a scored interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_score: Option<f64>,
+    /// Sum of the scores of scored intervals (with `scored`, the mean).
+    #[serde(default)]
+    pub score_sum: f64,
+    #[serde(default)]
+    pub scored: u32,
+}
+
+/// The summary of the latest judgement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Judgement {
+    /// The interval it belongs to.
+    pub interval: u32,
+    pub reason: String,
+    pub confidence: f64,
+    pub marginal_threshold: f64,
+    pub pass_threshold: f64,
+}
+
+/// Consecutive transient failures of the metric source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceFailures {
+    pub attempts: u32,
+    pub last_error: String,
+    /// Not before this time is the source asked again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<Time>,
+}
+
+/// The CustomResourceDefinition, for `redblack crd` and tests.
+pub fn crd() -> CustomResourceDefinition {
+    CanaryAnalysis::crd()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crd_has_names_columns_and_status() {
+        let crd = crd();
+        assert_eq!(crd.spec.group, GROUP);
+        assert_eq!(crd.spec.names.kind, "CanaryAnalysis");
+        assert_eq!(crd.spec.names.plural, "canaryanalyses");
+        assert_eq!(crd.spec.names.short_names, Some(vec!["rbca".to_string()]));
+        assert_eq!(
+            crd.spec.names.categories,
+            Some(vec!["redblack".to_string()])
+        );
+        let version = &crd.spec.versions[0];
+        assert_eq!(version.name, VERSION);
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some()
+        );
+        let columns: Vec<&str> = version
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(columns, ["Phase", "Score", "Intervals", "Age", "Message"]);
+        let schema = serde_json::to_value(&version.schema).unwrap();
+        let spec = &schema["openAPIV3Schema"]["properties"]["spec"];
+        assert!(spec["x-kubernetes-validations"].is_array(), "{spec}");
+        assert_eq!(spec["properties"]["metrics"]["minItems"], 1);
+        // The flattened judge config: the metric has its query and the judge's fields.
+        let metric = &spec["properties"]["metrics"]["items"]["properties"];
+        for field in [
+            "name",
+            "query",
+            "numerator",
+            "denominator",
+            "direction",
+            "effectSize",
+            "kind",
+        ] {
+            assert!(
+                metric.get(field).is_some(),
+                "metric field {field} missing: {metric}"
+            );
+        }
+    }
+
+    #[test]
+    fn metric_flattens_the_judge_config() {
+        let m: AnalysisMetric = serde_json::from_value(serde_json::json!({
+            "name": "latency", "direction": "increase", "query": "x",
+            "effectSize": {"allowedIncrease": 1.1}
+        }))
+        .unwrap();
+        assert_eq!(m.judge.name, "latency");
+        assert_eq!(m.judge.effect_size.allowed_increase, Some(1.1));
+        assert_eq!(m.query.as_deref(), Some("x"));
+        let back = serde_json::to_value(&m).unwrap();
+        assert_eq!(back["query"], "x");
+        assert_eq!(back["direction"], "increase");
+    }
+}
