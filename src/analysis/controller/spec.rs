@@ -536,7 +536,7 @@ mod tests {
                 "built-in",
             ),
             (
-                json!({"metrics": [{"name": "m", "query": "x{a=\"${replicaSet}\"}"}], "experiment": {}}),
+                json!({"metrics": [{"name": "m", "query": "x{a=\"${replicaSet}\"}"}], "experiment": {"replicaSet": null}}),
                 "spec.metrics[0].query",
                 "empty",
             ),
