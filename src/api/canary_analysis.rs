@@ -326,6 +326,8 @@ pub struct IntervalAggregate {
 pub struct Judgement {
     /// The interval it belongs to.
     pub interval: u32,
+    pub score: f64,
+    pub band: Band,
     pub reason: String,
     pub confidence: f64,
     pub marginal_threshold: f64,

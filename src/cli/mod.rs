@@ -2,8 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod analysis;
 pub mod crd;
 pub mod judge;
+pub mod report;
 pub mod sandbox;
 
 /// What every verb returns; the binary prints the error chain and exits 1.
@@ -28,6 +30,10 @@ pub enum Command {
     Crd(crd::CrdArgs),
     /// Judge canary vs baseline samples from a file, offline.
     Judge(judge::JudgeArgs),
+    /// Print a CanaryAnalysis as a canary report (score, intervals, every metric's numbers).
+    Report(report::ReportArgs),
+    /// Run the CanaryAnalysis controller.
+    Analysis(analysis::AnalysisArgs),
 }
 
 pub async fn run(cli: Cli) -> CliResult {
@@ -35,5 +41,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Crd(args) => crd::run(args).await,
         Command::Judge(args) => judge::run(args).await,
+        Command::Report(args) => report::run(args).await,
+        Command::Analysis(args) => analysis::run(args).await,
     }
 }

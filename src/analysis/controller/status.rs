@@ -392,6 +392,8 @@ impl Progress {
         if let IntervalOutcome::Judged(r) = &outcome {
             self.status.judgement = Some(Judgement {
                 interval: k,
+                score: r.score,
+                band: r.band,
                 reason: r.reason.clone(),
                 confidence: r.confidence,
                 marginal_threshold: r.marginal_threshold,
