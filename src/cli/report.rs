@@ -68,7 +68,9 @@ pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, ReportError> {
                 .await
                 .map_err(|e| err(e.to_string()))?
         }
-        None => kube::Config::infer().await.map_err(|e| ReportError::Config(e.to_string()))?,
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| ReportError::Config(e.to_string()))?,
     };
     Client::try_from(config).map_err(|e| ReportError::Config(e.to_string()))
 }
@@ -92,13 +94,18 @@ pub async fn report(
         ReportFormat::Json => serde_json::to_string_pretty(&ca)
             .map(|s| s + "\n")
             .map_err(|e| ReportError::Encode(e.to_string())),
-        ReportFormat::Yaml => serde_yaml::to_string(&ca).map_err(|e| ReportError::Encode(e.to_string())),
+        ReportFormat::Yaml => {
+            serde_yaml::to_string(&ca).map_err(|e| ReportError::Encode(e.to_string()))
+        }
     }
 }
 
 pub async fn run(args: ReportArgs) -> CliResult {
     let client = client(args.kubeconfig.as_deref()).await?;
-    print!("{}", report(client, args.namespace.as_deref(), &args.name, args.output).await?);
+    print!(
+        "{}",
+        report(client, args.namespace.as_deref(), &args.name, args.output).await?
+    );
     Ok(())
 }
 
@@ -126,7 +133,10 @@ fn scope_text(scope: &AnalysisScope, default_ns: &str, default_role: &str) -> St
     if let Some(rev) = &scope.revision {
         parts.push(format!("revision {rev}"));
     }
-    parts.push(format!("role {}", scope.role.as_deref().unwrap_or(default_role)));
+    parts.push(format!(
+        "role {}",
+        scope.role.as_deref().unwrap_or(default_role)
+    ));
     for (k, v) in &scope.variables {
         parts.push(format!("{k}={v}"));
     }
@@ -138,7 +148,8 @@ fn interval_row(i: &IntervalResult) -> Vec<String> {
         i.index.to_string(),
         time(&i.start),
         time(&i.end),
-        i.score.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}")),
+        i.score
+            .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}")),
         band_name(i.band).to_owned(),
         i.inconclusive_reason.clone().unwrap_or_default(),
     ]
@@ -147,11 +158,20 @@ fn interval_row(i: &IntervalResult) -> Vec<String> {
 fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r.get(c).map_or(0, |s| s.chars().count())).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for r in rows {
-        let line: Vec<String> = r.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(s, w)| format!("{s:<w$}"))
+            .collect();
         out.push_str("  ");
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
@@ -181,8 +201,16 @@ pub fn render_analysis(ca: &CanaryAnalysis) -> String {
             w.step_seconds
         );
     }
-    let _ = writeln!(out, "Control:     {}", scope_text(&ca.spec.control, &ns, "baseline"));
-    let _ = writeln!(out, "Experiment:  {}", scope_text(&ca.spec.experiment, &ns, "canary"));
+    let _ = writeln!(
+        out,
+        "Control:     {}",
+        scope_text(&ca.spec.control, &ns, "baseline")
+    );
+    let _ = writeln!(
+        out,
+        "Experiment:  {}",
+        scope_text(&ca.spec.experiment, &ns, "canary")
+    );
     if let Some(p) = ca.spec.prometheus.as_ref() {
         let _ = writeln!(out, "Prometheus:  {}", p.url);
     }
@@ -204,14 +232,22 @@ pub fn render_analysis(ca: &CanaryAnalysis) -> String {
             a.pass, a.marginal, a.fail, a.inconclusive
         );
         if let Some(min) = a.min_score {
-            let mean = if a.scored > 0 { a.score_sum / f64::from(a.scored) } else { 0.0 };
+            let mean = if a.scored > 0 {
+                a.score_sum / f64::from(a.scored)
+            } else {
+                0.0
+            };
             let _ = write!(out, "; min score {min:.1}, mean {mean:.1}");
         }
         out.push(')');
     }
     out.push('\n');
     if !status.intervals.is_empty() {
-        let mut rows = vec![["#", "START", "END", "SCORE", "BAND", "NOTE"].map(String::from).to_vec()];
+        let mut rows = vec![
+            ["#", "START", "END", "SCORE", "BAND", "NOTE"]
+                .map(String::from)
+                .to_vec(),
+        ];
         rows.extend(status.intervals.iter().map(interval_row));
         out.push_str(&table(&rows));
         if (status.intervals.len() as u32) < status.completed_intervals {
@@ -230,7 +266,10 @@ pub fn render_analysis(ca: &CanaryAnalysis) -> String {
                 out,
                 "Latest judgement: interval {} (window {} .. its end)\n",
                 j.interval,
-                status.window.as_ref().map_or_else(|| "-".to_owned(), |w| time(&w.judged_from))
+                status
+                    .window
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |w| time(&w.judged_from))
             );
             let result = JudgeResult {
                 score: j.score,
@@ -272,15 +311,25 @@ mod tests {
         let slow: Vec<f64> = base.iter().map(|v| v * 3.0).collect();
         let result = judge(
             &config,
-            &[MetricSamples::continuous("latency", &slow, &base), MetricSamples::continuous("cpu", &base, &base)],
+            &[
+                MetricSamples::continuous("latency", &slow, &base),
+                MetricSamples::continuous("cpu", &base, &base),
+            ],
         )
         .unwrap();
         let now = chrono::DateTime::from_timestamp(1_700_010_000, 0).unwrap();
-        let Plan::Judge { spec, mut progress, intervals } = plan(&ca, now, None, Limits::default()) else {
+        let Plan::Judge {
+            spec,
+            mut progress,
+            intervals,
+        } = plan(&ca, now, None, Limits::default())
+        else {
             panic!("expected a judgement");
         };
         for k in intervals {
-            if let Step::Finished(_) = progress.record(&spec.schedule, k, IntervalOutcome::Judged(result.clone())) {
+            if let Step::Finished(_) =
+                progress.record(&spec.schedule, k, IntervalOutcome::Judged(result.clone()))
+            {
                 break;
             }
         }
