@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod api;
 pub mod cli;
+pub mod demo;
 pub mod rollout;
 pub mod sandbox;
 pub mod telemetry;

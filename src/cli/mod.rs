@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 
 pub mod analysis;
 pub mod crd;
+pub mod demo_app;
+pub mod demo_load;
 pub mod judge;
 pub mod report;
 pub mod sandbox;
@@ -34,6 +36,10 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Run the CanaryAnalysis controller.
     Analysis(analysis::AnalysisArgs),
+    /// Run the demo HTTP service (behaviour set by DEMO_* environment variables).
+    DemoApp(demo_app::DemoAppArgs),
+    /// Send steady, paced, bounded HTTP traffic to a URL and report progress.
+    DemoLoad(demo_load::DemoLoadArgs),
 }
 
 pub async fn run(cli: Cli) -> CliResult {
@@ -43,5 +49,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Judge(args) => judge::run(args).await,
         Command::Report(args) => report::run(args).await,
         Command::Analysis(args) => analysis::run(args).await,
+        Command::DemoApp(args) => demo_app::run(args).await,
+        Command::DemoLoad(args) => demo_load::run(args).await,
     }
 }

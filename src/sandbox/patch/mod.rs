@@ -4,6 +4,12 @@
 //!
 //! Everything here is pure: JSON in, JSON out.
 
+mod apply;
+pub mod fieldset;
+pub mod managed_fields;
+pub mod merge_keys;
+mod strategic;
+
 use serde_json::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,15 +63,54 @@ pub enum PatchError {
 /// `openAPIV3Schema` for custom resources (None for built-ins), where strategic
 /// merge is Unsupported as on a real API server.
 pub fn apply_patch(
-    _kind: &str,
-    _schema: Option<&Value>,
-    _current: &Value,
-    _patch_type: PatchType,
-    _body: &[u8],
+    kind: &str,
+    schema: Option<&Value>,
+    current: &Value,
+    patch_type: PatchType,
+    body: &[u8],
 ) -> Result<Value, PatchError> {
-    Err(PatchError::Unsupported(
-        "patches are not implemented yet".into(),
-    ))
+    match patch_type {
+        PatchType::Json => {
+            let ops: json_patch::Patch = serde_json::from_slice(body)
+                .map_err(|e| PatchError::Invalid(format!("error decoding json patch: {e}")))?;
+            let mut doc = current.clone();
+            json_patch::patch(&mut doc, &ops.0)
+                .map_err(|e| PatchError::Invalid(format!("json patch failed: {e}")))?;
+            Ok(doc)
+        }
+        PatchType::Merge => {
+            let patch = parse_object(body, "merge patch")?;
+            let mut doc = current.clone();
+            json_patch::merge(&mut doc, &patch);
+            Ok(doc)
+        }
+        PatchType::Strategic => {
+            if schema.is_some() {
+                return Err(PatchError::Unsupported(
+                    "strategic merge patch is not supported for custom resources; use a JSON \
+                     merge patch (application/merge-patch+json), a JSON patch \
+                     (application/json-patch+json) or server-side apply"
+                        .into(),
+                ));
+            }
+            let patch = parse_object(body, "strategic merge patch")?;
+            strategic::strategic_merge(kind, current, &patch)
+        }
+        PatchType::Apply => Err(PatchError::Invalid(
+            "apply patches go through server_side_apply".into(),
+        )),
+    }
+}
+
+fn parse_object(body: &[u8], what: &str) -> Result<Value, PatchError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| PatchError::Invalid(format!("error decoding {what}: {e}")))?;
+    if !v.is_object() {
+        return Err(PatchError::Invalid(format!(
+            "{what} must be a JSON object, got: {v}"
+        )));
+    }
+    Ok(v)
 }
 
 /// Server-side apply of `applied` (the user's partial object) by `manager` onto
@@ -75,26 +120,85 @@ pub fn apply_patch(
 /// resources its `x-kubernetes-list-type`/`x-kubernetes-list-map-keys` decide how
 /// lists merge; built-ins use their strategic merge keys.
 pub fn server_side_apply(
-    _kind: &str,
-    _schema: Option<&Value>,
-    _current: Option<&Value>,
-    _applied: &Value,
-    _manager: &str,
-    _force: bool,
-    _subresource: Option<&str>,
+    kind: &str,
+    schema: Option<&Value>,
+    current: Option<&Value>,
+    applied: &Value,
+    manager: &str,
+    force: bool,
+    subresource: Option<&str>,
 ) -> Result<Value, PatchError> {
-    Err(PatchError::Unsupported(
-        "server-side apply is not implemented yet".into(),
-    ))
+    apply::server_side_apply(kind, schema, current, applied, manager, force, subresource)
 }
 
 /// Records an `Update` (create/put/non-apply patch) by `manager` in
 /// `next.metadata.managedFields`: the fields that changed from `current` become
 /// owned by `manager` and are taken from any other owner.
 pub fn record_update(
-    _current: Option<&Value>,
-    _next: &mut Value,
-    _manager: &str,
-    _subresource: Option<&str>,
+    current: Option<&Value>,
+    next: &mut Value,
+    manager: &str,
+    subresource: Option<&str>,
 ) {
+    let kind = next
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    record_update_for(&kind, None, current, next, manager, subresource)
+}
+
+/// [`record_update`] with the list rules of a custom resource: `schema` as in
+/// [`apply_patch`], so that Update entries track `x-kubernetes-list-type: map`
+/// items by key like Apply entries do (without it, a custom resource's lists are
+/// tracked as atomic values).
+pub fn record_update_for(
+    kind: &str,
+    schema: Option<&Value>,
+    current: Option<&Value>,
+    next: &mut Value,
+    manager: &str,
+    subresource: Option<&str>,
+) {
+    let rules = match schema {
+        Some(s) => merge_keys::Rules::Schema(s),
+        None => merge_keys::Rules::Builtin(kind),
+    };
+    managed_fields::record_update(&rules, current, next, manager, subresource)
+}
+
+/// The API server's text for apply conflicts, e.g. `Apply failed with 1 conflict:
+/// conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas`; with
+/// several, one `conflicts with "<manager>" using <apiVersion>:` line per manager
+/// (sorted) followed by `- <field>` lines. `api_version` is the object's
+/// (conflicts do not carry one).
+pub fn conflict_message(conflicts: &[OwnershipConflict], api_version: &str) -> String {
+    if let [c] = conflicts {
+        return format!(
+            "Apply failed with 1 conflict: {}: {}",
+            conflict_cause_message(c, api_version),
+            c.field
+        );
+    }
+    let mut managers: Vec<&str> = conflicts.iter().map(|c| c.manager.as_str()).collect();
+    managers.sort_unstable();
+    managers.dedup();
+    let mut lines = Vec::new();
+    for m in managers {
+        lines.push(format!("conflicts with \"{m}\" using {api_version}:"));
+        for c in conflicts.iter().filter(|c| c.manager == m) {
+            lines.push(format!("- {}", c.field));
+        }
+    }
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
+}
+
+/// The message of one conflict's `StatusCause` (type `FieldManagerConflict`,
+/// field = [`OwnershipConflict::field`]): `conflict with "<manager>" using <apiVersion>`.
+pub fn conflict_cause_message(conflict: &OwnershipConflict, api_version: &str) -> String {
+    format!("conflict with \"{}\" using {api_version}", conflict.manager)
 }

@@ -1,0 +1,52 @@
+# Entry points for people and CI. `make test` is what .ci/run runs.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# helm v4 and kubectl 1.34 unpacked by hack/deps.sh; tests find them on PATH.
+TOOLS_BIN := $(CURDIR)/.cache/tools/bin
+export PATH := $(TOOLS_BIN):$(PATH)
+
+# Benchmarks are examples named bench_*; add one and `make bench` runs it.
+BENCHES ?= $(sort $(basename $(notdir $(wildcard examples/bench_*.rs))) \
+                  $(notdir $(patsubst %/,%,$(wildcard examples/bench_*/))))
+
+.PHONY: help deps test lint fmt nextest chart demo crds bench
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+deps: ## Install missing tools (prometheus, chromium, helm, kubectl, scipy, nextest)
+	@hack/deps.sh >/dev/null
+
+test: ## Everything CI checks: deps, fmt, clippy, all tests (incl. chart checks)
+	@hack/deps.sh >/dev/null
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory nextest
+
+lint: ## cargo fmt --check, clippy with warnings as errors, shellcheck (if installed)
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	@if command -v shellcheck >/dev/null; then shellcheck hack/*.sh .ci/run; fi
+
+fmt: ## Format the code
+	cargo fmt
+
+nextest: ## All tests with nextest (tests/chart.rs runs helm lint/template and kubectl kustomize)
+	cargo nextest run --no-fail-fast
+
+chart: deps ## Only the Helm chart and kustomize checks
+	cargo nextest run --no-fail-fast --test chart
+
+demo: deps ## Build and run the demo against the sandbox (a SIMULATOR)
+	hack/demo.sh
+
+crds: ## Regenerate crds/*.yaml from the Rust types and copy them into the chart
+	hack/crds.sh
+
+bench: ## Run every examples/bench_* in release mode (see docs/benchmarks.md)
+	@if [[ -z "$(strip $(BENCHES))" ]]; then echo "no examples/bench_* yet"; fi
+	@for b in $(BENCHES); do \
+	  echo "== $$b"; \
+	  cargo run --release --quiet --example "$$b" || exit 1; \
+	done

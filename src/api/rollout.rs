@@ -1,0 +1,418 @@
+//! The `Rollout` custom resource (`redblack.io/v1alpha1`): the spec is shaped
+//! like a Deployment's so that migrating is a `kind:` change, plus
+//! `strategy.redBlack`. See docs/rollout.md for the field reference.
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::conditions::Condition;
+
+/// A Go-style duration as `humantime` reads it: one or more `<int><unit>`.
+pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h|d))+$";
+
+/// A Deployment-shaped workload rolled out red/black: each pod template becomes
+/// its own ReplicaSet, and the active Service is switched in one write.
+// kube's attribute syntax repeats `type_ = ...` per column; clippy mistakes
+// that for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "redblack.io",
+    version = "v1alpha1",
+    kind = "Rollout",
+    namespaced,
+    status = "RolloutStatus",
+    shortname = "rbro",
+    category = "redblack",
+    category = "all",
+    doc = "A Deployment-shaped workload rolled out red/black, gated by canary analysis.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Stable",
+        type_ = "string",
+        json_path = ".status.stableRevision"
+    ),
+    printcolumn(
+        name = "Current",
+        type_ = "string",
+        json_path = ".status.currentRevision"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Pods per fleet (each revision's ReplicaSet is brought up at this size).
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0))]
+    pub replicas: i32,
+    /// Selects the pods of every revision; must match `template.metadata.labels`.
+    /// The active Service selects `selector.matchLabels` plus the revision hash.
+    pub selector: LabelSelector,
+    /// The pod template; each distinct template is one revision.
+    pub template: PodTemplateSpec,
+    /// How many scaled-down ReplicaSets are kept for `undo` (like a Deployment).
+    #[serde(default = "default_revision_history_limit")]
+    #[schemars(range(min = 0))]
+    pub revision_history_limit: i32,
+    /// Seconds a pod must be ready before it counts as available.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub min_ready_seconds: i32,
+    /// Seconds a new revision may take to become fully available before the
+    /// rollout is marked Degraded and the new fleet abandoned.
+    #[serde(default = "default_progress_deadline_seconds")]
+    #[schemars(range(min = 1))]
+    pub progress_deadline_seconds: i32,
+    /// Freezes progression: no new fleet is brought up and traffic is not switched.
+    #[serde(default)]
+    pub paused: bool,
+    pub strategy: RolloutStrategy,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+fn default_revision_history_limit() -> i32 {
+    10
+}
+fn default_progress_deadline_seconds() -> i32 {
+    600
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStrategy {
+    pub red_black: RedBlackStrategy,
+}
+
+/// Red/black: bring the new fleet up beside the old one, switch, keep the old warm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.previewService) || self.previewService != self.activeService",
+    "message": "previewService must differ from activeService",
+    "fieldPath": ".previewService"
+}]))]
+pub struct RedBlackStrategy {
+    /// The Service whose selector is switched to the promoted revision.
+    #[schemars(length(min = 1, max = 63))]
+    pub active_service: String,
+    /// A Service that points at the newest revision before the switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub preview_service: Option<String>,
+    /// Switch as soon as the new fleet is available (Automatic), or wait for
+    /// `redblack promote` (Manual).
+    #[serde(default)]
+    pub promotion: PromotionPolicy,
+    /// How long the previous fleet stays at full size after the switch, so that
+    /// a rollback is one selector write.
+    #[serde(default = "default_scale_down_delay")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub scale_down_delay: String,
+    /// How many previous revisions may stay warm at once (the newest win).
+    #[serde(default = "default_warm_revisions")]
+    #[schemars(range(min = 0, max = 10))]
+    pub warm_revisions: i32,
+    /// How long an aborted or failed fleet stays up (for debugging) before it is
+    /// scaled to zero.
+    #[serde(default = "default_abort_scale_down_delay")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub abort_scale_down_delay: String,
+    /// RESERVED for the canary issue: the planner ignores it for now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStrategy>,
+    /// RESERVED for the canary issue: keep judging after the switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion_analysis: Option<AnalysisSource>,
+    /// RESERVED for the canary issue: Gateway API weights instead of replica counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<TrafficRouting>,
+    /// RESERVED for the canary issue: when promotion may happen. Empty = always.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub promotion_windows: Vec<PromotionWindow>,
+}
+
+fn default_scale_down_delay() -> String {
+    "30m".to_owned()
+}
+fn default_warm_revisions() -> i32 {
+    1
+}
+fn default_abort_scale_down_delay() -> String {
+    "10m".to_owned()
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PromotionPolicy {
+    #[default]
+    Automatic,
+    Manual,
+}
+
+/// RESERVED (canary issue): a canary of the new template beside a fresh baseline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStrategy {
+    #[schemars(range(min = 1))]
+    pub replicas: i32,
+    /// A fresh fleet of the stable template, as large as the canary, so that the
+    /// comparison is not biased by the age of the old pods.
+    #[serde(default = "default_true")]
+    pub baseline: bool,
+    /// Share of traffic sent to the canary (needs `trafficRouting`); without it
+    /// the share follows replica counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub traffic_percent: Option<i32>,
+    pub analysis: AnalysisSource,
+    /// What a Marginal score does.
+    #[serde(default)]
+    pub marginal: MarginalAction,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum MarginalAction {
+    #[default]
+    Pause,
+    Fail,
+    Extend,
+}
+
+/// RESERVED (canary issue): an analysis by template name, or inline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.templateName) != has(self.inline)",
+    "message": "set exactly one of templateName and inline"
+}]))]
+pub struct AnalysisSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_name: Option<String>,
+    /// A CanaryAnalysis spec body; validated by the analysis controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_unknown_object")]
+    pub inline: Option<serde_json::Value>,
+}
+
+fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
+/// RESERVED (canary issue).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficRouting {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_route: Option<HttpRouteRef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HttpRouteRef {
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+/// RESERVED (canary issue): promotion allowed on `days` between `start` and `end`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionWindow {
+    /// Empty = every day.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub days: Vec<Weekday>,
+    /// `HH:MM`, 24-hour clock.
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    pub start: String,
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    pub end: String,
+    /// IANA name, e.g. `Europe/Berlin`.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+}
+
+fn default_time_zone() -> String {
+    "UTC".to_owned()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+/// Coarse lifecycle state, for humans and `kubectl get`; conditions carry detail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Phase {
+    /// A new revision is being brought up (or first deploy).
+    Progressing,
+    /// `spec.paused`, or waiting for a manual promote.
+    Paused,
+    /// Traffic is on the current revision and its fleet is available.
+    Healthy,
+    /// The progress deadline was missed, or the active Service is missing.
+    Degraded,
+    /// A user aborted the current revision; traffic stays on stable.
+    Aborted,
+    /// The spec cannot be acted on; see the InvalidSpec condition.
+    InvalidSpec,
+}
+
+/// Why the current revision was abandoned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum AbortReason {
+    /// `redblack abort` (annotation `redblack.io/abort`).
+    User,
+    /// Not available within `progressDeadlineSeconds`.
+    ProgressDeadlineExceeded,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AbortStatus {
+    /// The pod-template hash that was abandoned.
+    pub revision: String,
+    pub reason: AbortReason,
+    #[schemars(schema_with = "crate::api::conditions::date_time")]
+    pub at: DateTime<Utc>,
+}
+
+/// The manual-operation annotation values already acted on (each is consumed once).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationsStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Outcome {
+    /// Traffic was switched to this revision.
+    Promoted,
+    /// Traffic was switched back to this previously promoted revision.
+    RolledBack,
+    /// Aborted by a user.
+    Aborted,
+    /// Missed its progress deadline.
+    Failed,
+    /// Replaced by a newer template before it was promoted.
+    Superseded,
+}
+
+/// One line of the bounded revision history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionRecord {
+    pub revision: i64,
+    pub hash: String,
+    pub images: Vec<String>,
+    pub outcome: Outcome,
+    /// RESERVED (canary issue): the analysis score, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[schemars(schema_with = "crate::api::conditions::date_time")]
+    pub time: DateTime<Utc>,
+}
+
+/// RESERVED (canary issue): the state of the current canary.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The CanaryAnalysis created for this canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Pod-template hash of the revision the active Service selects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+    /// Pod-template hash of `spec.template`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<String>,
+    /// The active Service's selector, as a label-selector string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_selector: Option<String>,
+    /// Pods of the active fleet (what the scale subresource reports).
+    #[serde(default)]
+    pub replicas: i32,
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Pods of the current revision.
+    #[serde(default)]
+    pub updated_replicas: i32,
+    #[serde(default)]
+    pub available_replicas: i32,
+    /// Label selector of the active fleet, for the scale subresource (HPA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// When the current revision started progressing (cleared while paused or
+    /// waiting for promotion); the progress deadline is measured from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::conditions::date_time")]
+    pub progress_started_at: Option<DateTime<Utc>>,
+    /// Set when the current revision was abandoned; cleared by retry or a new template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<AbortStatus>,
+    /// The revision a manual promote approved (switch happens once it is available).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_revision: Option<String>,
+    #[serde(default, skip_serializing_if = "is_default_ops")]
+    pub operations: OperationsStatus,
+    /// RESERVED (canary issue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStatus>,
+    /// RESERVED (canary issue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Newest last; bounded to `HISTORY_LIMIT` entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<RevisionRecord>,
+}
+
+fn is_default_ops(ops: &OperationsStatus) -> bool {
+    *ops == OperationsStatus::default()
+}
+
+/// Entries kept in `status.history`.
+pub const HISTORY_LIMIT: usize = 10;

@@ -1,0 +1,239 @@
+//! PURE planner: (Rollout, observed children, now) -> actions + new status.
+//!
+//! No I/O and no memory between calls: progress lives in the Rollout's status
+//! and in annotations on the ReplicaSets it owns, so a restarted operator
+//! continues where it stopped. The flow and its states are described in
+//! docs/rollout.md; `state::State` is the explicit state machine.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use kube::Resource;
+
+use crate::api::{AbortReason, Rollout, RolloutStatus, validate};
+
+mod fleets;
+mod history;
+mod operations;
+pub mod state;
+mod status;
+mod world;
+
+pub use fleets::{replica_set_name, service_selector};
+pub use state::{State, SwitchKind};
+
+/// The children the controller observed (only those it owns / names).
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// ReplicaSets owned by this Rollout (labelled with the pod-template hash).
+    pub replica_sets: Vec<ReplicaSet>,
+    /// `spec.strategy.redBlack.activeService`, None when it does not exist.
+    pub active_service: Option<Service>,
+    /// `spec.strategy.redBlack.previewService`, None when unset or missing.
+    pub preview_service: Option<Service>,
+}
+
+/// A declarative, idempotent change. Executed in order; the shell stops at the
+/// first failure and re-plans (every action is safe to repeat).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Create (or apply) the ReplicaSet of a revision. Owner reference and
+    /// namespace come from the Rollout (see `Action::replica_set`).
+    EnsureReplicaSet {
+        name: String,
+        hash: String,
+        revision: i64,
+        replicas: i32,
+        min_ready_seconds: i32,
+        selector: LabelSelector,
+        /// The pod template with the pod-template-hash label added.
+        template: Box<PodTemplateSpec>,
+        labels: BTreeMap<String, String>,
+        annotations: BTreeMap<String, String>,
+    },
+    ScaleReplicaSet {
+        name: String,
+        replicas: i32,
+    },
+    /// Set and remove annotations (a merge patch: removed keys become null).
+    AnnotateReplicaSet {
+        name: String,
+        set: BTreeMap<String, String>,
+        remove: Vec<String>,
+    },
+    DeleteReplicaSet {
+        name: String,
+    },
+    /// Replace the Service's selector with `selector` in ONE write.
+    SwitchService {
+        service: String,
+        hash: String,
+        selector: BTreeMap<String, String>,
+    },
+}
+
+impl Action {
+    /// The full ReplicaSet an `EnsureReplicaSet` describes, owned by `rollout`
+    /// (controller owner reference, so garbage collection follows the Rollout).
+    pub fn replica_set(&self, rollout: &Rollout) -> Option<ReplicaSet> {
+        let Action::EnsureReplicaSet {
+            name,
+            replicas,
+            min_ready_seconds,
+            selector,
+            template,
+            labels,
+            annotations,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let owner: Option<OwnerReference> = rollout.controller_owner_ref(&());
+        Some(ReplicaSet {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: rollout.metadata.namespace.clone(),
+                labels: Some(labels.clone()),
+                annotations: Some(annotations.clone()),
+                owner_references: owner.map(|o| vec![o]),
+                ..ObjectMeta::default()
+            },
+            spec: ReplicaSetSpec {
+                replicas: Some(*replicas),
+                min_ready_seconds: Some(*min_ready_seconds),
+                selector: selector.clone(),
+                template: Some((**template).clone()),
+            },
+            status: None,
+        })
+    }
+
+    /// True for actions that change what a Service selects.
+    pub fn touches_traffic(&self) -> bool {
+        matches!(self, Action::SwitchService { .. })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// A Kubernetes Event the shell should record on the Rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedEvent {
+    pub type_: EventType,
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    /// The complete status to write (after the actions succeeded).
+    pub status: RolloutStatus,
+    pub events: Vec<PlannedEvent>,
+    /// Re-plan after this long even if nothing is observed to change (a timer:
+    /// scale-down delay or progress deadline). Honour it even for a no-op plan.
+    pub requeue_after: Option<Duration>,
+    /// The state the planner decided on (for logs, metrics and tests).
+    pub state: State,
+}
+
+impl Plan {
+    /// Nothing to do: no actions and the status equals what is stored, so the
+    /// shell writes nothing (a status write must not retrigger work forever).
+    pub fn is_noop(&self, stored: Option<&RolloutStatus>) -> bool {
+        self.actions.is_empty() && stored.is_some_and(|s| *s == self.status)
+    }
+}
+
+/// Collects actions, events and timers while planning.
+#[derive(Debug, Default)]
+pub(crate) struct Builder {
+    actions: Vec<Action>,
+    events: Vec<PlannedEvent>,
+    wakeups: Vec<DateTime<Utc>>,
+}
+
+impl Builder {
+    fn normal(&mut self, reason: &str, message: impl Into<String>) {
+        self.event(EventType::Normal, reason, message.into());
+    }
+    fn warning(&mut self, reason: &str, message: impl Into<String>) {
+        self.event(EventType::Warning, reason, message.into());
+    }
+    fn event(&mut self, type_: EventType, reason: &str, message: String) {
+        self.events.push(PlannedEvent {
+            type_,
+            reason: reason.to_owned(),
+            message,
+        });
+    }
+    fn scale(&mut self, name: &str, from: i32, to: i32) {
+        self.actions.push(Action::ScaleReplicaSet {
+            name: name.to_owned(),
+            replicas: to,
+        });
+        self.normal(
+            "ScaledReplicaSet",
+            format!("scaled ReplicaSet {name} from {from} to {to}"),
+        );
+    }
+}
+
+/// Decides what to do. Pure: the same inputs give the same plan.
+pub fn plan(rollout: &Rollout, observed: &Observed, now: DateTime<Utc>) -> Plan {
+    // Stored timestamps have second precision (as metav1.Time); truncating here
+    // keeps status byte-identical across re-plans within the same second.
+    let now = now.trunc_subsecs(0);
+    let old = rollout.status.clone().unwrap_or_default();
+    let world = world::World::new(rollout, observed);
+    let mut out = Builder::default();
+
+    let errors = validate(rollout);
+    if !errors.is_empty() {
+        let status = status::invalid(rollout, &old, &world, &errors, now, &mut out);
+        return finish(out, status, State::InvalidSpec, now);
+    }
+
+    let mut ops = operations::consume(rollout, &old, &world, now, &mut out);
+    let state = state::derive(rollout, &old, &world, &mut ops, now);
+    if let State::Aborted(abort) = &state
+        && abort.reason == AbortReason::ProgressDeadlineExceeded
+        && old.abort.as_ref() != Some(abort)
+    {
+        out.warning(
+            "ProgressDeadlineExceeded",
+            format!(
+                "revision {} was not available within {}s; traffic stays where it was",
+                world.target_hash, rollout.spec.progress_deadline_seconds
+            ),
+        );
+    }
+    fleets::plan(rollout, &world, &state, now, &mut out);
+    let status = status::build(rollout, &old, &world, &state, &ops, now, &mut out);
+    finish(out, status, state, now)
+}
+
+fn finish(out: Builder, status: RolloutStatus, state: State, now: DateTime<Utc>) -> Plan {
+    let requeue_after = out
+        .wakeups
+        .iter()
+        .filter(|t| **t > now)
+        .min()
+        .and_then(|t| (*t - now).to_std().ok());
+    Plan {
+        actions: out.actions,
+        status,
+        events: out.events,
+        requeue_after,
+        state,
+    }
+}

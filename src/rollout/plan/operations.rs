@@ -1,0 +1,97 @@
+//! Manual operations: annotations the CLI (or a human) sets on the Rollout,
+//! value `<hash>[@<nonce>]`. Each distinct value is acted on once; the values
+//! already consumed are recorded in `status.operations`, so a restarted
+//! operator does not act twice and a stale annotation left in Git is inert.
+
+use chrono::{DateTime, Utc};
+
+use super::{Builder, world::World};
+use crate::api::{
+    ABORT_ANNOTATION, AbortReason, AbortStatus, OperationsStatus, PROMOTE_ANNOTATION,
+    RETRY_ANNOTATION, Rollout, RolloutStatus,
+};
+
+/// Manual-operation state for this plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ops {
+    pub abort: Option<AbortStatus>,
+    pub approved: Option<String>,
+    pub consumed: OperationsStatus,
+    /// A retry was accepted in this plan: the progress clock restarts.
+    pub retried: bool,
+}
+
+fn hash_part(value: &str) -> &str {
+    value.split('@').next().unwrap_or(value).trim()
+}
+
+fn fresh<'a>(rollout: &'a Rollout, key: &str, consumed: &Option<String>) -> Option<&'a str> {
+    let value = rollout.metadata.annotations.as_ref()?.get(key)?;
+    (consumed.as_deref() != Some(value.as_str())).then_some(value.as_str())
+}
+
+pub fn consume(
+    rollout: &Rollout,
+    old: &RolloutStatus,
+    world: &World,
+    now: DateTime<Utc>,
+    out: &mut Builder,
+) -> Ops {
+    let target = world.target_hash.as_str();
+    let target_is_active = world.active_hash.as_deref() == Some(target);
+    // Abort and approval belong to one revision: a new template clears them.
+    let mut ops = Ops {
+        abort: old.abort.clone().filter(|a| a.revision == target),
+        approved: old.approved_revision.clone().filter(|h| h == target),
+        consumed: old.operations.clone(),
+        retried: false,
+    };
+
+    // Abort before retry: when both are new, the retry is the later intent.
+    if let Some(value) = fresh(rollout, ABORT_ANNOTATION, &old.operations.abort) {
+        ops.consumed.abort = Some(value.to_owned());
+        let hash = hash_part(value);
+        if hash == target && !target_is_active && ops.abort.is_none() {
+            ops.abort = Some(AbortStatus {
+                revision: target.to_owned(),
+                reason: AbortReason::User,
+                at: now,
+            });
+            ops.approved = None;
+            out.warning(
+                "Aborted",
+                format!("revision {hash} aborted; traffic stays on the stable revision"),
+            );
+        } else {
+            out.normal("AbortIgnored", format!("abort of {hash} ignored: only the current, not yet promoted revision ({target}) can be aborted"));
+        }
+    }
+    if let Some(value) = fresh(rollout, RETRY_ANNOTATION, &old.operations.retry) {
+        ops.consumed.retry = Some(value.to_owned());
+        let hash = hash_part(value);
+        if ops.abort.as_ref().is_some_and(|a| a.revision == hash) {
+            ops.abort = None;
+            ops.retried = true;
+            out.normal("Retried", format!("retrying revision {hash}"));
+        } else {
+            out.normal(
+                "RetryIgnored",
+                format!("retry of {hash} ignored: it is not an aborted current revision"),
+            );
+        }
+    }
+    if let Some(value) = fresh(rollout, PROMOTE_ANNOTATION, &old.operations.promote) {
+        ops.consumed.promote = Some(value.to_owned());
+        let hash = hash_part(value);
+        if hash == target && !target_is_active && ops.abort.is_none() {
+            ops.approved = Some(target.to_owned());
+            out.normal(
+                "PromoteAccepted",
+                format!("revision {hash} approved; traffic switches once its fleet is available"),
+            );
+        } else {
+            out.normal("PromoteIgnored", format!("promote of {hash} ignored: the current revision is {target} and it must be neither live nor aborted"));
+        }
+    }
+    ops
+}

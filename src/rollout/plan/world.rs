@@ -1,0 +1,152 @@
+//! What the planner sees, indexed: the owned ReplicaSets by pod-template hash
+//! and the revisions the Services select.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
+
+use super::Observed;
+use crate::api::{
+    POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, Rollout, SCALE_DOWN_AT_ANNOTATION,
+    pod_template_hash,
+};
+
+/// One owned ReplicaSet, reduced to what decisions need.
+#[derive(Clone, Debug)]
+pub struct Fleet {
+    pub name: String,
+    pub hash: String,
+    pub revision: i64,
+    /// `spec.replicas` (desired size).
+    pub size: i32,
+    /// Pods that exist (`status.replicas`).
+    pub pods: i32,
+    pub ready: i32,
+    pub available: i32,
+    /// False while the ReplicaSet controller has not seen the latest spec.
+    pub synced: bool,
+    pub scale_down_at: Option<DateTime<Utc>>,
+    pub images: Vec<String>,
+}
+
+impl Fleet {
+    fn from_replica_set(rs: &ReplicaSet) -> Option<Fleet> {
+        let meta = &rs.metadata;
+        let hash = meta.labels.as_ref()?.get(POD_TEMPLATE_HASH_LABEL)?.clone();
+        let annotations = meta.annotations.clone().unwrap_or_default();
+        let status = rs.status.as_ref();
+        let synced = match (status.and_then(|s| s.observed_generation), meta.generation) {
+            (Some(seen), Some(current)) => seen >= current,
+            // Without generations (some test worlds), trust the counters.
+            _ => true,
+        };
+        Some(Fleet {
+            name: meta.name.clone()?,
+            hash,
+            revision: annotations
+                .get(REVISION_ANNOTATION)
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0),
+            size: rs.spec.replicas.unwrap_or(1),
+            pods: status.map(|s| s.replicas).unwrap_or(0),
+            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+            available: status.and_then(|s| s.available_replicas).unwrap_or(0),
+            synced,
+            scale_down_at: annotations
+                .get(SCALE_DOWN_AT_ANNOTATION)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc)),
+            images: rs.spec.template.as_ref().map(images_of).unwrap_or_default(),
+        })
+    }
+
+    /// All `want` pods ready and available (which honours minReadySeconds, as
+    /// the ReplicaSet controller computes availability with it).
+    pub fn is_available(&self, want: i32) -> bool {
+        self.synced && self.size >= want && self.ready >= want && self.available >= want
+    }
+}
+
+pub fn images_of(template: &k8s_openapi::api::core::v1::PodTemplateSpec) -> Vec<String> {
+    template
+        .spec
+        .as_ref()
+        .map(|s| {
+            s.containers
+                .iter()
+                .filter_map(|c| c.image.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The observed world from the planner's point of view.
+#[derive(Debug)]
+pub struct World {
+    pub target_hash: String,
+    pub fleets: BTreeMap<String, Fleet>,
+    /// The hash the active Service selects; None when the Service is missing
+    /// or selects no revision yet.
+    pub active_hash: Option<String>,
+    pub service_missing: bool,
+    pub preview_hash: Option<String>,
+    pub preview_exists: bool,
+}
+
+fn selected_hash(service: &Service) -> Option<String> {
+    service
+        .spec
+        .as_ref()?
+        .selector
+        .as_ref()?
+        .get(POD_TEMPLATE_HASH_LABEL)
+        .cloned()
+}
+
+impl World {
+    pub fn new(rollout: &Rollout, observed: &Observed) -> World {
+        let fleets = observed
+            .replica_sets
+            .iter()
+            .filter_map(Fleet::from_replica_set)
+            .map(|f| (f.hash.clone(), f))
+            .collect();
+        World {
+            target_hash: pod_template_hash(&rollout.spec.template),
+            fleets,
+            active_hash: observed.active_service.as_ref().and_then(selected_hash),
+            service_missing: observed.active_service.is_none(),
+            preview_hash: observed.preview_service.as_ref().and_then(selected_hash),
+            preview_exists: observed.preview_service.is_some(),
+        }
+    }
+
+    pub fn target(&self) -> Option<&Fleet> {
+        self.fleets.get(&self.target_hash)
+    }
+
+    /// The fleet the active Service selects, if we own it.
+    pub fn active(&self) -> Option<&Fleet> {
+        self.active_hash.as_ref().and_then(|h| self.fleets.get(h))
+    }
+}
+
+impl World {
+    /// The revision number the current template has once this plan is applied:
+    /// its fleet's number if that is already the newest, else max + 1.
+    pub fn target_revision(&self) -> i64 {
+        let others = self
+            .fleets
+            .values()
+            .filter(|f| f.hash != self.target_hash)
+            .map(|f| f.revision)
+            .max()
+            .unwrap_or(0);
+        match self.target() {
+            Some(t) if t.revision > others => t.revision,
+            _ => others.max(self.target().map_or(0, |t| t.revision)) + 1,
+        }
+    }
+}

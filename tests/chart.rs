@@ -1,0 +1,430 @@
+//! The Helm chart and the kustomize base, checked with the real tools:
+//! `helm lint`, `helm template` (default and overridden values) and
+//! `kubectl kustomize deploy`. helm v4 and kubectl 1.34 come from
+//! `hack/deps.sh` (`.cache/tools/bin`); `make test` runs it first.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The cached tool if present, else one on PATH; a clear failure otherwise.
+fn tool(name: &str) -> PathBuf {
+    let cached = root().join(".cache/tools/bin").join(name);
+    if cached.is_file() {
+        return cached;
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file());
+    on_path.unwrap_or_else(|| panic!("{name} not found: run hack/deps.sh (make test does)"))
+}
+
+fn run(program: &Path, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{}{}",
+        program.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn docs(yaml: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(yaml)
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn helm_template(extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["template", "rb", "charts/redblack", "--namespace", "ops"];
+    args.extend_from_slice(extra);
+    docs(&run(&tool("helm"), &args))
+}
+
+fn kinds(objs: &[Value]) -> BTreeSet<String> {
+    objs.iter()
+        .map(|o| o["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn find<'a>(objs: &'a [Value], kind: &str) -> &'a Value {
+    objs.iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_sequence()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn container(objs: &[Value]) -> &Value {
+    &find(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+}
+
+/// (apiGroup, resource, verb) triples granted by a ClusterRole or Role.
+fn grants(role: &Value) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for rule in role["rules"].as_sequence().unwrap() {
+        for g in strs(&rule["apiGroups"]) {
+            for r in strs(&rule["resources"]) {
+                for v in strs(&rule["verbs"]) {
+                    out.insert((g.clone(), r.clone(), v));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn triples(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for g in groups {
+        for r in resources {
+            for v in verbs {
+                out.push((g.to_string(), r.to_string(), v.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Exactly what the operator needs (README "Install" lists the same).
+fn expected_cluster_grants() -> BTreeSet<(String, String, String)> {
+    let crud = [
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ];
+    let sub = ["get", "update", "patch"];
+    let switch = ["get", "list", "watch", "patch", "update"];
+    [
+        triples(&["redblack.io"], &["rollouts", "canaryanalyses"], &crud),
+        triples(
+            &["redblack.io"],
+            &["rollouts/status", "canaryanalyses/status", "rollouts/scale"],
+            &sub,
+        ),
+        triples(
+            &["redblack.io"],
+            &["rollouts/finalizers", "canaryanalyses/finalizers"],
+            &["update"],
+        ),
+        triples(&["apps"], &["replicasets"], &crud),
+        triples(&["apps"], &["replicasets/scale"], &sub),
+        triples(&[""], &["services"], &switch),
+        triples(&[""], &["pods"], &["list", "watch"]),
+        triples(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
+        triples(&["gateway.networking.k8s.io"], &["httproutes"], &switch),
+    ]
+    .concat()
+    .into_iter()
+    .collect()
+}
+
+#[test]
+fn helm_lint_is_clean_with_default_and_overridden_values() {
+    let helm = tool("helm");
+    run(&helm, &["lint", "--strict", "charts/redblack"]);
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(&values, OVERRIDE).unwrap();
+    run(
+        &helm,
+        &[
+            "lint",
+            "--strict",
+            "charts/redblack",
+            "-f",
+            values.to_str().unwrap(),
+        ],
+    );
+}
+
+#[test]
+fn default_render_runs_the_controller_with_probes_and_least_privilege() {
+    let objs = helm_template(&[]);
+    assert_eq!(
+        kinds(&objs),
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount"
+        ]
+        .map(String::from)
+        .into(),
+    );
+    let deploy = find(&objs, "Deployment");
+    assert_eq!(deploy["spec"]["replicas"], 1);
+    assert_eq!(deploy["metadata"]["namespace"], "ops");
+    let c = container(&objs);
+    assert_eq!(
+        strs(&c["args"]),
+        [
+            "controller",
+            "--metrics-addr",
+            ":8080",
+            "--health-addr",
+            ":8081",
+            "--log-format",
+            "json"
+        ]
+    );
+    assert_eq!(c["image"], "redblack/redblack:0.1.0");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["port"], "health");
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+
+    let sa = find(&objs, "ServiceAccount")["metadata"]["name"].clone();
+    assert_eq!(deploy["spec"]["template"]["spec"]["serviceAccountName"], sa);
+    let binding = find(&objs, "ClusterRoleBinding");
+    assert_eq!(binding["subjects"][0]["name"], sa);
+    assert_eq!(binding["subjects"][0]["namespace"], "ops");
+    assert_eq!(
+        binding["roleRef"]["name"],
+        find(&objs, "ClusterRole")["metadata"]["name"]
+    );
+    assert_eq!(
+        grants(find(&objs, "ClusterRole")),
+        expected_cluster_grants()
+    );
+    let leases: BTreeSet<_> = triples(
+        &["coordination.k8s.io"],
+        &["leases"],
+        &["get", "list", "watch", "create", "update", "patch"],
+    )
+    .into_iter()
+    .collect();
+    assert_eq!(grants(find(&objs, "Role")), leases);
+    assert_eq!(find(&objs, "Role")["metadata"]["namespace"], "ops");
+
+    let svc = find(&objs, "Service");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "metrics");
+    assert_eq!(
+        svc["spec"]["selector"],
+        deploy["spec"]["selector"]["matchLabels"]
+    );
+}
+
+const OVERRIDE: &str = r#"
+image:
+  repository: registry.example/redblack
+  tag: "1.2.3"
+replicaCount: 2
+watchNamespace: team-a
+prometheus:
+  url: http://prometheus.monitoring:9090
+logging:
+  format: text
+  level: debug
+metrics:
+  port: 9090
+  service:
+    enabled: false
+health:
+  port: 9091
+serviceAccount:
+  create: false
+  name: ops-operator
+"#;
+
+#[test]
+fn overridden_values_change_the_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.yaml");
+    std::fs::write(&values, OVERRIDE).unwrap();
+    let objs = helm_template(&["-f", values.to_str().unwrap()]);
+    assert_eq!(
+        kinds(&objs),
+        ["ClusterRole", "Deployment", "Role", "RoleBinding"]
+            .map(String::from)
+            .into(),
+        "no ServiceAccount, no ClusterRoleBinding, no metrics Service"
+    );
+    let deploy = find(&objs, "Deployment");
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["serviceAccountName"],
+        "ops-operator"
+    );
+    let c = container(&objs);
+    assert_eq!(c["image"], "registry.example/redblack:1.2.3");
+    assert_eq!(
+        strs(&c["args"]),
+        [
+            "controller",
+            "--metrics-addr",
+            ":9090",
+            "--health-addr",
+            ":9091",
+            "--log-format",
+            "text",
+            "--namespace",
+            "team-a"
+        ]
+    );
+    let env = c["env"].as_sequence().unwrap();
+    let var = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].clone())
+    };
+    assert_eq!(var("RUST_LOG"), Some("debug".into()));
+    assert_eq!(
+        var("REDBLACK_PROMETHEUS_URL"),
+        Some("http://prometheus.monitoring:9090".into())
+    );
+    // Watching one namespace: the ClusterRole is granted there only.
+    let bindings: Vec<&Value> = objs.iter().filter(|o| o["kind"] == "RoleBinding").collect();
+    let watched = bindings
+        .iter()
+        .find(|b| b["roleRef"]["kind"] == "ClusterRole")
+        .unwrap();
+    assert_eq!(watched["metadata"]["namespace"], "team-a");
+    assert_eq!(watched["subjects"][0]["name"], "ops-operator");
+    assert_eq!(watched["subjects"][0]["namespace"], "ops");
+
+    let objs = helm_template(&["--set", "rbac.create=false"]);
+    assert!(
+        kinds(&objs).iter().all(|k| !k.contains("Role")),
+        "{:?}",
+        kinds(&objs)
+    );
+}
+
+#[test]
+fn kustomize_base_renders_the_same_operator_as_the_chart() {
+    let objs = docs(&run(&tool("kubectl"), &["kustomize", "deploy"]));
+    let k = kinds(&objs);
+    for kind in [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+        "Service",
+    ] {
+        assert!(k.contains(kind), "missing {kind} in {k:?}");
+    }
+    for o in &objs {
+        let kind = o["kind"].as_str().unwrap();
+        if !matches!(
+            kind,
+            "Namespace" | "ClusterRole" | "ClusterRoleBinding" | "CustomResourceDefinition"
+        ) {
+            assert_eq!(o["metadata"]["namespace"], "redblack-system", "{kind}");
+        }
+    }
+    let chart = helm_template(&[]);
+    assert_eq!(
+        grants(find(&objs, "ClusterRole")),
+        grants(find(&chart, "ClusterRole")),
+        "deploy/rbac.yaml and the chart's rbac.yaml disagree"
+    );
+    assert_eq!(grants(find(&objs, "Role")), grants(find(&chart, "Role")));
+    let (c, chart_c) = (container(&objs), container(&chart));
+    assert_eq!(c["args"], chart_c["args"]);
+    assert_eq!(c["image"], "redblack/redblack:0.1.0");
+    assert_eq!(c["livenessProbe"], chart_c["livenessProbe"]);
+    assert_eq!(c["readinessProbe"], chart_c["readinessProbe"]);
+    let crds = objs
+        .iter()
+        .filter(|o| o["kind"] == "CustomResourceDefinition")
+        .count();
+    assert_eq!(
+        crds,
+        generated_crds("crds").len(),
+        "kustomize lists every crds/*.yaml"
+    );
+}
+
+fn generated_crds(dir: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::fs::read_dir(root().join(dir))
+        .map(|rd| rd.filter_map(Result::ok).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
+        .map(|n| {
+            let text = std::fs::read_to_string(root().join(dir).join(&n)).unwrap();
+            (n, text)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `make crds` keeps the chart's copies identical to crds/; every file there is
+/// a redblack.io CRD that helm would install.
+#[test]
+fn chart_crds_match_the_generated_ones() {
+    let generated = generated_crds("crds");
+    assert_eq!(
+        generated_crds("charts/redblack/crds"),
+        generated,
+        "run `make crds`"
+    );
+    for (name, text) in &generated {
+        for doc in docs(text) {
+            assert_eq!(doc["kind"], "CustomResourceDefinition", "{name}");
+            assert_eq!(doc["spec"]["group"], "redblack.io", "{name}");
+        }
+    }
+    if !generated.is_empty() {
+        let objs = helm_template(&["--include-crds"]);
+        assert!(kinds(&objs).contains("CustomResourceDefinition"));
+    }
+}
+
+/// NOTES.txt renders (only `helm install` renders it; client dry-run needs no
+/// cluster) and tells the user where the operator runs.
+#[test]
+fn install_notes_render() {
+    let out = run(
+        &tool("helm"),
+        &[
+            "install",
+            "rb",
+            "charts/redblack",
+            "--namespace",
+            "ops",
+            "--dry-run=client",
+            "--set",
+            "watchNamespace=team-a",
+        ],
+    );
+    let notes = out
+        .split("NOTES:")
+        .nth(1)
+        .expect("no NOTES in dry-run output");
+    assert!(
+        notes.contains("\"rb-redblack\" in namespace ops"),
+        "{notes}"
+    );
+    assert!(notes.contains("in namespace team-a only"), "{notes}");
+    assert!(notes.contains("rb-redblack-metrics"), "{notes}");
+}

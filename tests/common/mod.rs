@@ -1,0 +1,279 @@
+//! A tiny simulated world for planner tests: apply actions the way the shell
+//! would, make pods ready, advance the clock.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use redblack::api::{POD_TEMPLATE_HASH_LABEL, Rollout, pod_template_hash};
+use redblack::rollout::{Action, Observed, Plan, plan};
+
+pub fn rollout(image: &str, replicas: i32) -> Rollout {
+    let mut r: Rollout = serde_json::from_value(serde_json::json!({
+        "apiVersion": "redblack.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "default", "uid": "u-1", "generation": 1},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": image}]}
+            },
+            "strategy": {"redBlack": {"activeService": "web"}}
+        }
+    }))
+    .unwrap();
+    r.status = None;
+    r
+}
+
+pub fn service(name: &str) -> Service {
+    Service {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            selector: Some(BTreeMap::from([("app".to_owned(), "web".to_owned())])),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
+}
+
+#[derive(Clone, Debug)]
+pub struct Sim {
+    pub rollout: Rollout,
+    pub observed: Observed,
+    pub now: DateTime<Utc>,
+}
+
+impl Sim {
+    pub fn new(image: &str, replicas: i32) -> Sim {
+        Sim {
+            rollout: rollout(image, replicas),
+            observed: Observed {
+                replica_sets: Vec::new(),
+                active_service: Some(service("web")),
+                preview_service: None,
+            },
+            now: t0(),
+        }
+    }
+
+    /// A world where `image` is deployed, live and stable.
+    pub fn steady(image: &str, replicas: i32) -> Sim {
+        let mut sim = Sim::new(image, replicas);
+        sim.settle();
+        sim
+    }
+
+    pub fn plan(&self) -> Plan {
+        plan(&self.rollout, &self.observed, self.now)
+    }
+
+    pub fn hash(&self) -> String {
+        pod_template_hash(&self.rollout.spec.template)
+    }
+
+    pub fn set_image(&mut self, image: &str) {
+        let spec = self.rollout.spec.template.spec.as_mut().unwrap();
+        spec.containers[0].image = Some(image.to_owned());
+        self.bump_generation();
+    }
+
+    pub fn bump_generation(&mut self) {
+        let g = self.rollout.metadata.generation.unwrap_or(0);
+        self.rollout.metadata.generation = Some(g + 1);
+    }
+
+    pub fn annotate(&mut self, key: &str, value: &str) {
+        self.rollout
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(key.to_owned(), value.to_owned());
+    }
+
+    pub fn advance(&mut self, secs: i64) {
+        self.now += Duration::seconds(secs);
+    }
+
+    pub fn active_hash(&self) -> Option<String> {
+        selected(self.observed.active_service.as_ref())
+    }
+
+    pub fn preview_hash(&self) -> Option<String> {
+        selected(self.observed.preview_service.as_ref())
+    }
+
+    pub fn rs(&self, hash: &str) -> Option<&ReplicaSet> {
+        self.observed
+            .replica_sets
+            .iter()
+            .find(|rs| rs_hash(rs) == hash)
+    }
+
+    pub fn size(&self, hash: &str) -> Option<i32> {
+        self.rs(hash).and_then(|rs| rs.spec.replicas)
+    }
+
+    /// Applies the plan's actions and stores its status, as the shell does.
+    pub fn apply(&mut self, plan: &Plan) {
+        for action in &plan.actions {
+            self.apply_action(action);
+        }
+        // Through JSON, as the API server stores it: what a restarted operator
+        // reads back must be what was planned.
+        let stored = serde_json::to_value(&plan.status).unwrap();
+        let back: redblack::api::RolloutStatus = serde_json::from_value(stored).unwrap();
+        assert_eq!(
+            back, plan.status,
+            "status does not survive a JSON round trip"
+        );
+        self.rollout.status = Some(back);
+    }
+
+    pub fn apply_action(&mut self, action: &Action) {
+        let rss = &mut self.observed.replica_sets;
+        match action {
+            Action::EnsureReplicaSet { name, .. } => {
+                let rs = action.replica_set(&self.rollout).unwrap();
+                match rss
+                    .iter_mut()
+                    .find(|r| r.metadata.name.as_ref() == Some(name))
+                {
+                    Some(existing) => {
+                        existing.spec = rs.spec;
+                        existing.metadata.labels = rs.metadata.labels;
+                        existing.metadata.annotations = rs.metadata.annotations;
+                    }
+                    None => rss.push(rs),
+                }
+            }
+            Action::ScaleReplicaSet { name, replicas } => {
+                if let Some(rs) = rss
+                    .iter_mut()
+                    .find(|r| r.metadata.name.as_ref() == Some(name))
+                {
+                    rs.spec.replicas = Some(*replicas);
+                    // Scale-down is immediate in this world; scale-up needs make_ready.
+                    let status = rs.status.get_or_insert_with(ReplicaSetStatus::default);
+                    status.replicas = status.replicas.min(*replicas);
+                    status.ready_replicas = status.ready_replicas.map(|r| r.min(*replicas));
+                    status.available_replicas = status.available_replicas.map(|r| r.min(*replicas));
+                }
+            }
+            Action::AnnotateReplicaSet { name, set, remove } => {
+                if let Some(rs) = rss
+                    .iter_mut()
+                    .find(|r| r.metadata.name.as_ref() == Some(name))
+                {
+                    let ann = rs.metadata.annotations.get_or_insert_with(BTreeMap::new);
+                    for key in remove {
+                        ann.remove(key);
+                    }
+                    ann.extend(set.clone());
+                }
+            }
+            Action::DeleteReplicaSet { name } => {
+                rss.retain(|r| r.metadata.name.as_ref() != Some(name));
+            }
+            Action::SwitchService {
+                service, selector, ..
+            } => {
+                for svc in [
+                    self.observed.active_service.as_mut(),
+                    self.observed.preview_service.as_mut(),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    if svc.metadata.name.as_ref() == Some(service) {
+                        svc.spec.get_or_insert_with(Default::default).selector =
+                            Some(selector.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every pod of every ReplicaSet becomes ready and available.
+    pub fn make_ready(&mut self) {
+        for rs in &mut self.observed.replica_sets {
+            let want = rs.spec.replicas.unwrap_or(0);
+            rs.status = Some(ReplicaSetStatus {
+                replicas: want,
+                ready_replicas: Some(want),
+                available_replicas: Some(want),
+                ..ReplicaSetStatus::default()
+            });
+        }
+    }
+
+    /// Plans and applies once.
+    pub fn step(&mut self) -> Plan {
+        let plan = self.plan();
+        self.apply(&plan);
+        plan
+    }
+
+    /// Plan, apply, make ready, follow timers until nothing changes.
+    /// Returns the number of rounds; panics if it does not converge.
+    pub fn settle(&mut self) -> usize {
+        for round in 0..40 {
+            // Pods become ready between reconciles (the ReplicaSet controller
+            // would emit a watch event for it).
+            self.make_ready();
+            let plan = self.plan();
+            if plan.is_noop(self.rollout.status.as_ref()) {
+                match plan.requeue_after {
+                    Some(wait) => self.now += Duration::from_std(wait).unwrap(),
+                    None => return round,
+                }
+                continue;
+            }
+            self.apply(&plan);
+        }
+        panic!("did not converge: {:#?}", self.rollout.status);
+    }
+}
+
+pub fn rs_hash(rs: &ReplicaSet) -> String {
+    rs.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(POD_TEMPLATE_HASH_LABEL))
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn selected(svc: Option<&Service>) -> Option<String> {
+    svc?.spec
+        .as_ref()?
+        .selector
+        .as_ref()?
+        .get(POD_TEMPLATE_HASH_LABEL)
+        .cloned()
+}
+
+pub fn switches_to(plan: &Plan, service: &str) -> Option<String> {
+    plan.actions.iter().find_map(|a| match a {
+        Action::SwitchService {
+            service: s, hash, ..
+        } if s == service => Some(hash.clone()),
+        _ => None,
+    })
+}
+
+pub fn condition<'a>(plan: &'a Plan, type_: &str) -> Option<&'a redblack::api::Condition> {
+    plan.status.conditions.iter().find(|c| c.type_ == type_)
+}
