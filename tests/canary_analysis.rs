@@ -40,6 +40,7 @@ struct Env {
 }
 
 async fn env() -> Env {
+    redblack::telemetry::init(redblack::telemetry::LogFormat::Pretty);
     let sandbox = Sandbox::start(SandboxConfig::default())
         .await
         .expect("sandbox");
@@ -432,30 +433,57 @@ async fn bad_input_is_an_error_naming_the_field() {
         json_patch::merge(&mut spec, &extra);
         spec
     };
-    let cases: Vec<(&str, &str, Value, &str)> = vec![
+    // What the CRD schema can express is refused at admission, naming the field.
+    let refused: Vec<(&str, Value, &str)> = vec![
         (
             "thresholds",
-            "x-1",
             w(json!({"scoreThresholds": {"marginal": 90, "pass": 80}})),
-            "spec.scoreThresholds.marginal",
+            "scoreThresholds.marginal must not exceed scoreThresholds.pass",
         ),
-        (
-            "nometrics",
-            "x-1",
-            w(json!({"metrics": []})),
-            "spec.metrics: at least one metric",
-        ),
+        ("nometrics", w(json!({"metrics": []})), "spec.metrics"),
         (
             "duration",
-            "x-1",
             w(json!({"interval": "5 minutes"})),
             "spec.interval",
         ),
+        (
+            "both",
+            w(json!({"lifetime": "1h"})),
+            "set exactly one of endTime and lifetime",
+        ),
+    ];
+    for (name, spec, needle) in &refused {
+        let err = api
+            .create(
+                &PostParams::default(),
+                &analysis(name, "x-1", "base-1", spec.clone()),
+            )
+            .await
+            .expect_err(name);
+        assert!(
+            err.to_string().contains(needle),
+            "{name}: want {needle:?} in {err}"
+        );
+    }
+    // The rest is the controller's: phase Error with a message naming the field.
+    let cases: Vec<(&str, &str, Value, &str)> = vec![
         (
             "unknownvar",
             "x-1",
             w(json!({"metrics": [{"name": "m", "query": "avg(x{a=\"${nope}\"})"}]})),
             "spec.metrics[0].query: unknown variable ${nope}",
+        ),
+        (
+            "norate",
+            "x-1",
+            w(json!({"metrics": [{"name": "m", "kind": "rate", "numerator": ERRORS}]})),
+            "spec.metrics[0].denominator: is required for a rate metric",
+        ),
+        (
+            "warmup",
+            "x-1",
+            w(json!({"warmup": "2h"})),
+            "spec.endTime: the window ends at",
         ),
         (
             "badquery",
@@ -497,13 +525,13 @@ async fn bad_input_is_an_error_naming_the_field() {
     );
 
     // Fixing the spec (new generation) starts over.
-    let mut fixed = api.get("thresholds").await.unwrap();
-    fixed.spec.score_thresholds = None;
+    let mut fixed = api.get("unknownvar").await.unwrap();
+    fixed.spec.metrics = analysis("x", "x", "x", json!({})).spec.metrics;
     fixed.spec.experiment.replica_set = Some("base-1".into());
-    api.replace("thresholds", &PostParams::default(), &fixed)
+    api.replace("unknownvar", &PostParams::default(), &fixed)
         .await
         .unwrap();
-    let ca = wait_for(&api, "thresholds", "a verdict for generation 2", |ca| {
+    let ca = wait_for(&api, "unknownvar", "a verdict for generation 2", |ca| {
         ca.status
             .as_ref()
             .is_some_and(|s| s.phase == Some(Phase::Passed))

@@ -267,20 +267,30 @@ pub struct CanaryAnalysisStatus {
     pub conditions: Vec<Condition>,
 }
 
+// Nested status objects have only optional fields: server-side apply removes
+// the fields a manager stops applying but may leave their parent behind as
+// `{}`, which must still decode (and compare equal to "absent", see
+// `analysis::controller::status::canonical`).
+
 /// The window as resolved from the spec.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisWindow {
     /// `startTime` (or the creation time).
-    pub start: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<Time>,
     /// `start + warmup`: where judged data begins.
-    pub judged_from: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judged_from: Option<Time>,
     /// `endTime` (or `start + lifetime`).
-    pub end: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<Time>,
     /// Interval length in seconds.
-    pub interval_seconds: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<i64>,
     /// Step in seconds.
-    pub step_seconds: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_seconds: Option<i64>,
 }
 
 /// One judged interval. Each judgement covers `[window.judgedFrom, end]`
@@ -301,45 +311,67 @@ pub struct IntervalResult {
     pub inconclusive_reason: Option<String>,
 }
 
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_zero_f64(v: &f64) -> bool {
+    *v == 0.0
+}
+
 /// Counts over every judged interval.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IntervalAggregate {
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub judged: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub pass: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub marginal: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub fail: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub inconclusive: u32,
     /// Lowest score of a scored interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_score: Option<f64>,
     /// Sum of the scores of scored intervals (with `scored`, the mean).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub score_sum: f64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub scored: u32,
 }
 
 /// The summary of the latest judgement.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Judgement {
     /// The interval it belongs to.
-    pub interval: u32,
-    pub score: f64,
-    pub band: Band,
-    pub reason: String,
-    pub confidence: f64,
-    pub marginal_threshold: f64,
-    pub pass_threshold: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<Band>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marginal_threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_threshold: Option<f64>,
 }
 
 /// Consecutive transient failures of the metric source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceFailures {
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts: u32,
-    pub last_error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
     /// Not before this time is the source asked again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<Time>,

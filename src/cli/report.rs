@@ -122,6 +122,14 @@ fn time(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> String {
     t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+fn opt_time(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> String {
+    t.map_or_else(|| "-".to_owned(), time)
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
 fn scope_text(scope: &AnalysisScope, default_ns: &str, default_role: &str) -> String {
     let mut parts = vec![format!(
         "namespace {}",
@@ -194,11 +202,11 @@ pub fn render_analysis(ca: &CanaryAnalysis) -> String {
         let _ = writeln!(
             out,
             "Window:      {} .. {} (judged from {}, interval {}s, step {}s)",
-            time(&w.start),
-            time(&w.end),
-            time(&w.judged_from),
-            w.interval_seconds,
-            w.step_seconds
+            opt_time(w.start.as_ref()),
+            opt_time(w.end.as_ref()),
+            opt_time(w.judged_from.as_ref()),
+            opt(w.interval_seconds),
+            opt(w.step_seconds)
         );
     }
     let _ = writeln!(
@@ -260,25 +268,22 @@ pub fn render_analysis(ca: &CanaryAnalysis) -> String {
         }
     }
     out.push('\n');
-    match &status.judgement {
+    match status.judgement.as_ref().filter(|j| j.score.is_some()) {
         Some(j) => {
             let _ = writeln!(
                 out,
                 "Latest judgement: interval {} (window {} .. its end)\n",
-                j.interval,
-                status
-                    .window
-                    .as_ref()
-                    .map_or_else(|| "-".to_owned(), |w| time(&w.judged_from))
+                opt(j.interval),
+                opt_time(status.window.as_ref().and_then(|w| w.judged_from.as_ref()))
             );
             let result = JudgeResult {
-                score: j.score,
-                band: j.band,
-                reason: j.reason.clone(),
+                score: j.score.unwrap_or(0.0),
+                band: j.band.unwrap_or(Band::Inconclusive),
+                reason: j.reason.clone().unwrap_or_default(),
                 forced_zero: None,
-                confidence: j.confidence,
-                marginal_threshold: j.marginal_threshold,
-                pass_threshold: j.pass_threshold,
+                confidence: j.confidence.unwrap_or(0.0),
+                marginal_threshold: j.marginal_threshold.unwrap_or(0.0),
+                pass_threshold: j.pass_threshold.unwrap_or(0.0),
                 metrics: status.metrics.clone(),
                 groups: status.groups.clone(),
             };

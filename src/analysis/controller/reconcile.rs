@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::Context;
 use super::spec::{MetricQueries, ResolvedSpec};
-use super::status::{IntervalOutcome, Plan, Progress, Step, plan};
+use super::status::{IntervalOutcome, Plan, Progress, Step, canonical, plan};
 use crate::analysis::judge::{self, Counts, JudgeError, MetricSamples, Side};
 use crate::analysis::query::{QueryTemplate, Scope, TemplateError};
 use crate::analysis::source::{MetricSource, Samples, SourceError};
@@ -131,7 +131,7 @@ async fn reconcile_inner(ca: &CanaryAnalysis, ctx: &Context) -> Result<Action, R
         }
     };
 
-    if ca.status.as_ref() != Some(&progress.status) {
+    if canonical(ca.status.as_ref()) != canonical(Some(&progress.status)) {
         write_status(ctx, &namespace, &name, &progress.status).await?;
         tracing::info!(
             phase = ?progress.status.phase,

@@ -221,6 +221,31 @@ pub fn plan(
     }
 }
 
+/// The status as it compares after a round trip through the API: empty
+/// objects (what server-side apply may leave of a removed nested object) are
+/// dropped, so they equal an absent field.
+pub fn canonical(status: Option<&CanaryAnalysisStatus>) -> serde_json::Value {
+    fn prune(v: &mut serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.retain(|_, child| !prune(child));
+                map.is_empty()
+            }
+            serde_json::Value::Array(items) => {
+                for item in items.iter_mut() {
+                    prune(item);
+                }
+                false
+            }
+            serde_json::Value::Null => true,
+            _ => false,
+        }
+    }
+    let mut value = serde_json::to_value(status).unwrap_or(serde_json::Value::Null);
+    prune(&mut value);
+    value
+}
+
 /// Whether the run goes on after an interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -282,11 +307,11 @@ impl Progress {
     fn set_window(&mut self, spec: &ResolvedSpec) {
         let s = &spec.schedule;
         self.status.window = Some(AnalysisWindow {
-            start: to_time(s.start),
-            judged_from: to_time(s.judged_from),
-            end: to_time(s.end),
-            interval_seconds: s.interval.num_seconds(),
-            step_seconds: i64::try_from(spec.step.as_secs()).unwrap_or(i64::MAX),
+            start: Some(to_time(s.start)),
+            judged_from: Some(to_time(s.judged_from)),
+            end: Some(to_time(s.end)),
+            interval_seconds: Some(s.interval.num_seconds()),
+            step_seconds: Some(i64::try_from(spec.step.as_secs()).unwrap_or(i64::MAX)),
         });
         self.status.total_intervals = s.total;
         self.set_progress_text();
@@ -352,7 +377,7 @@ impl Progress {
         self.status.message = Some(message);
         self.status.source_failures = Some(SourceFailures {
             attempts,
-            last_error: cause.to_owned(),
+            last_error: Some(cause.to_owned()),
             retry_at: Some(to_time(retry_at)),
         });
         self.finalize();
@@ -391,13 +416,13 @@ impl Progress {
         let score_text = score.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}"));
         if let IntervalOutcome::Judged(r) = &outcome {
             self.status.judgement = Some(Judgement {
-                interval: k,
-                score: r.score,
-                band: r.band,
-                reason: r.reason.clone(),
-                confidence: r.confidence,
-                marginal_threshold: r.marginal_threshold,
-                pass_threshold: r.pass_threshold,
+                interval: Some(k),
+                score: Some(r.score),
+                band: Some(r.band),
+                reason: Some(r.reason.clone()),
+                confidence: Some(r.confidence),
+                marginal_threshold: Some(r.marginal_threshold),
+                pass_threshold: Some(r.pass_threshold),
             });
             self.status.metrics = r.metrics.clone();
             self.status.groups = r.groups.clone();
