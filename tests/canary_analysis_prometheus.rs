@@ -187,7 +187,7 @@ async fn verdicts_from_real_prometheus_and_the_report() {
             tail_factor: 1.0,
             seed: 3,
         },
-        // 10% of the samples 100x slower: the median barely moves (kayenta #780).
+        // 1 in 12 samples 100x slower: the median barely moves (kayenta #780).
         Fleet {
             rs: "api-tail-7d9f8c6b5",
             error_share: 0.01,
