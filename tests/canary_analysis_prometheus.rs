@@ -192,7 +192,7 @@ async fn verdicts_from_real_prometheus_and_the_report() {
             rs: "api-tail-7d9f8c6b5",
             error_share: 0.01,
             req_per_sec: REQ_PER_SEC,
-            tail_every: Some(30),
+            tail_every: Some(36),
             tail_factor: 100.0,
             seed: 4,
         },
