@@ -187,14 +187,15 @@ async fn verdicts_from_real_prometheus_and_the_report() {
             tail_factor: 1.0,
             seed: 3,
         },
-        // 1 in 12 samples 100x slower: the median barely moves (kayenta #780).
+        // The baseline's own latency draws (same seed), but 1 in 12 samples 100x
+        // slower: the median barely moves, so Mann-Whitney alone passes it (kayenta #780).
         Fleet {
             rs: "api-tail-7d9f8c6b5",
             error_share: 0.01,
             req_per_sec: REQ_PER_SEC,
             tail_every: Some(36),
             tail_factor: 100.0,
-            seed: 4,
+            seed: 1,
         },
         Fleet {
             rs: "api-idle-7d9f8c6b5",
