@@ -30,6 +30,8 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(s|m|h|d))+$";
 /// control scope, interval by interval. Created by the Rollout controller for
 /// each canary, or by hand (e.g. retrospectively, with `startTime` and `endTime`
 /// in the past).
+// The lint mistakes repeated `printcolumn(type_ = ...)` for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "redblack.io",

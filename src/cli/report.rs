@@ -270,11 +270,17 @@ pub fn render_analysis(ca: &CanaryAnalysis) -> String {
     out.push('\n');
     match status.judgement.as_ref().filter(|j| j.score.is_some()) {
         Some(j) => {
+            let end = status
+                .intervals
+                .iter()
+                .find(|i| Some(i.index) == j.interval)
+                .map(|i| time(&i.end));
             let _ = writeln!(
                 out,
-                "Latest judgement: interval {} (window {} .. its end)\n",
+                "Latest judgement: interval {}, over {} .. {}\n",
                 opt(j.interval),
-                opt_time(status.window.as_ref().and_then(|w| w.judged_from.as_ref()))
+                opt_time(status.window.as_ref().and_then(|w| w.judged_from.as_ref())),
+                end.unwrap_or_else(|| "-".to_owned())
             );
             let result = JudgeResult {
                 score: j.score.unwrap_or(0.0),
