@@ -172,8 +172,7 @@ fn side(
     source: StaticSource,
     rs: &str,
     role: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
     latency: f64,
     error_share: f64,
     salt: u64,
@@ -275,10 +274,10 @@ async fn retrospective_verdicts() {
     let env = env().await;
     let (from, to) = past_window();
     let mut source = StaticSource::new();
-    source = side(source, "base-1", "baseline", from, to, 0.100, 0.01, 1);
-    source = side(source, "good-1", "canary", from, to, 0.100, 0.01, 2);
-    source = side(source, "errs-1", "canary", from, to, 0.100, 0.10, 3);
-    source = side(source, "slow-1", "canary", from, to, 0.300, 0.01, 4);
+    source = side(source, "base-1", "baseline", (from, to), 0.100, 0.01, 1);
+    source = side(source, "good-1", "canary", (from, to), 0.100, 0.01, 2);
+    source = side(source, "errs-1", "canary", (from, to), 0.100, 0.10, 3);
+    source = side(source, "slow-1", "canary", (from, to), 0.300, 0.01, 4);
     // Idle: traffic query answers 0; and a canary whose every query is empty.
     source = source
         .with_series(
@@ -411,14 +410,14 @@ async fn bad_input_is_an_error_naming_the_field() {
     let env = env().await;
     let (from, to) = past_window();
     let source = StaticSource::new();
-    let source = side(source, "base-1", "baseline", from, to, 0.1, 0.01, 1);
-    let source = side(source, "badq-1", "canary", from, to, 0.1, 0.01, 2).with_error(
+    let source = side(source, "base-1", "baseline", (from, to), 0.1, 0.01, 1);
+    let source = side(source, "badq-1", "canary", (from, to), 0.1, 0.01, 2).with_error(
         render(LATENCY, "badq-1", "canary", Duration::from_secs(30)),
         SourceError::InvalidQuery {
             message: "1:10: parse error: unexpected end of input".into(),
         },
     );
-    let source = side(source, "down-1", "canary", from, to, 0.1, 0.01, 3).with_error(
+    let source = side(source, "down-1", "canary", (from, to), 0.1, 0.01, 3).with_error(
         render(LATENCY, "down-1", "canary", Duration::from_secs(30)),
         SourceError::Unreachable {
             url: "http://127.0.0.1:9".into(),
