@@ -1,10 +1,108 @@
-//! `redblack sandbox` (placeholder until its issue lands).
+//! `redblack sandbox`: run the embedded Kubernetes-compatible control plane (a
+//! SIMULATOR for demos and tests) until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use super::CliResult;
+use crate::sandbox::{FaultConfig, Sandbox, SandboxConfig, store::DEFAULT_HISTORY};
 
 #[derive(Debug, clap::Args)]
-pub struct SandboxArgs {}
+pub struct SandboxArgs {
+    /// Where to write a kubeconfig for the sandbox (kubectl --kubeconfig PATH).
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// How long a simulated pod takes to become Ready.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub pod_ready_after: Duration,
+    /// Events kept for watches that resume from an old resourceVersion.
+    #[arg(long, default_value_t = DEFAULT_HISTORY)]
+    pub watch_history: usize,
+    /// A JSON or YAML fault-injection file (rules, watchCutAfter).
+    #[arg(long)]
+    pub faults: Option<PathBuf>,
+}
 
-pub async fn run(_args: SandboxArgs) -> CliResult {
-    Err("'redblack sandbox' is not implemented yet".into())
+#[derive(Debug, thiserror::Error)]
+enum FaultsFileError {
+    #[error("cannot read fault file {path}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid fault file {path}")]
+    Parse {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
+}
+
+fn load_faults(path: &PathBuf) -> Result<FaultConfig, FaultsFileError> {
+    let raw = std::fs::read(path).map_err(|source| FaultsFileError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    // YAML is a superset of JSON: one parser reads both.
+    serde_yaml::from_slice(&raw).map_err(|source| FaultsFileError::Parse {
+        path: path.clone(),
+        source,
+    })
+}
+
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub async fn run(args: SandboxArgs) -> CliResult {
+    // Another verb may have set up logging already; that one wins.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let faults = match &args.faults {
+        Some(path) => load_faults(path)?,
+        None => FaultConfig::default(),
+    };
+    let sandbox = Sandbox::start(SandboxConfig {
+        listen: args.listen,
+        watch_history: args.watch_history,
+        pod_ready_after: args.pod_ready_after,
+        faults,
+    })
+    .await?;
+    sandbox.write_kubeconfig(&args.kubeconfig)?;
+    println!(
+        "redblack sandbox (a simulator, not a cluster) ready at {} (kubeconfig: {})",
+        sandbox.url(),
+        args.kubeconfig.display()
+    );
+    terminated().await;
+    tracing::info!("shutting down");
+    sandbox.shutdown().await;
+    Ok(())
 }
