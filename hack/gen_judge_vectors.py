@@ -15,6 +15,15 @@ written out here independently of the Rust code:
 
 Usage: pip install scipy numpy && python3 hack/gen_judge_vectors.py
 Writes tests/data/judge/mann_whitney_vectors.json (deterministic: fixed seed).
+
+It also writes tests/data/judge/rate_vectors.json for the rate test: one-sided
+p-values of the exact conditional test, scipy.stats.binomtest(x_c, x_c + x_b,
+n_c / (n_c + n_b)), and the Clopper-Pearson interval of that proportion
+(binomtest(...).proportion_ci(method="exact")) mapped to the rate ratio
+pi / (1 - pi) * n_b / n_c.
+
+And tests/data/judge/hypergeometric_vectors.json: P(X >= k) for the tail check's
+exact exceedance test, scipy.stats.hypergeom.sf(k - 1, N, K, n).
 """
 import json
 import math
@@ -23,7 +32,10 @@ import os
 import numpy as np
 from scipy import stats
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "judge", "mann_whitney_vectors.json")
+DATA = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "judge")
+OUT = os.path.join(DATA, "mann_whitney_vectors.json")
+RATE_OUT = os.path.join(DATA, "rate_vectors.json")
+HYPER_OUT = os.path.join(DATA, "hypergeometric_vectors.json")
 
 
 def moses_ci(x, y, confidence):
@@ -89,5 +101,58 @@ def main():
     print(f"wrote {len(cases)} cases to {os.path.normpath(OUT)}")
 
 
+def rate_cases():
+    rng = np.random.default_rng(426)
+    fixed = [(3, 100, 0, 10000), (1, 10000, 1, 10000), (2, 1000, 0, 50), (10, 10000, 0, 10000),
+             (0, 5000, 7, 5000), (50, 20000, 30, 20000), (1, 1, 0, 1), (0, 10, 1, 1000)]
+    for _ in range(60):
+        fixed.append((int(rng.integers(0, 40)), int(rng.integers(1, 20000)),
+                      int(rng.integers(0, 40)), int(rng.integers(1, 20000))))
+    cases = []
+    for confidence in (0.98, 0.95):
+        for xc, nc, xb, nb in fixed:
+            if xc + xb == 0:
+                continue  # no events: the judge passes without a test
+            pi0 = nc / (nc + nb)
+            test = stats.binomtest(xc, xc + xb, pi0, alternative="greater")
+            less = stats.binomtest(xc, xc + xb, pi0, alternative="less")
+            ci = stats.binomtest(xc, xc + xb, pi0).proportion_ci(confidence_level=confidence, method="exact")
+            to_ratio = lambda p: p / (1 - p) * nb / nc
+            cases.append({
+                "canary": [xc, nc], "baseline": [xb, nb], "confidence": confidence,
+                "pHigher": float(test.pvalue), "pLower": float(less.pvalue),
+                "ratioLower": float(to_ratio(ci.low)),
+                "ratioUpper": None if ci.high >= 1.0 else float(to_ratio(ci.high)),
+            })
+    with open(RATE_OUT, "w") as f:
+        json.dump({"generator": "hack/gen_judge_vectors.py", "cases": cases}, f, indent=1)
+        f.write("\n")
+    print(f"wrote {len(cases)} cases to {os.path.normpath(RATE_OUT)}")
+
+
+def hypergeometric_cases():
+    rng = np.random.default_rng(780)
+    cases = []
+    for _ in range(200):
+        population = int(rng.integers(2, 500))
+        successes = int(rng.integers(0, population + 1))
+        draws = int(rng.integers(1, population + 1))
+        k = int(rng.integers(0, min(successes, draws) + 2))
+        cases.append({"population": population, "successes": successes, "draws": draws, "k": k,
+                      "sf": float(stats.hypergeom.sf(k - 1, population, successes, draws))})
+    # The #780 shape: all top-K pooled values from the canary.
+    for n in (12, 50, 120):
+        for big_k in (2, 5, 12, 24):
+            if big_k <= n:
+                cases.append({"population": 2 * n, "successes": big_k, "draws": n, "k": big_k,
+                              "sf": float(stats.hypergeom.sf(big_k - 1, 2 * n, big_k, n))})
+    with open(HYPER_OUT, "w") as f:
+        json.dump({"generator": "hack/gen_judge_vectors.py", "cases": cases}, f, indent=1)
+        f.write("\n")
+    print(f"wrote {len(cases)} cases to {os.path.normpath(HYPER_OUT)}")
+
+
 if __name__ == "__main__":
     main()
+    rate_cases()
+    hypergeometric_cases()

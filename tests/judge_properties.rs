@@ -133,3 +133,32 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Arbitrary floats (NaN, ±inf, subnormals, huge) never panic and never
+    /// yield NaN statistics in the result: they become labels.
+    #[test]
+    fn arbitrary_input_never_panics(
+        c in prop::collection::vec(any::<f64>(), 0..30),
+        b in prop::collection::vec(any::<f64>(), 0..30),
+        nums in prop::collection::vec(any::<f64>(), 0..6),
+        dens in prop::collection::vec(any::<f64>(), 0..6),
+        replace in any::<bool>(),
+    ) {
+        let strategy = if replace { redblack::analysis::judge::NanStrategy::Replace } else { redblack::analysis::judge::NanStrategy::Remove };
+        let cont = MetricConfig { nan_strategy: strategy, ..MetricConfig::new("c") };
+        let rate = MetricConfig { kind: MetricKind::Rate, nan_strategy: strategy, ..MetricConfig::new("r") };
+        let cfg = JudgeConfig::new(vec![cont, rate]);
+        let samples = [
+            MetricSamples::continuous("c", &c, &b),
+            MetricSamples { name: "r".into(), canary: Side::counts(&nums, &dens), baseline: Side::counts(&dens, &nums) },
+        ];
+        let r = judge(&cfg, &samples).expect("judge");
+        prop_assert!((0.0..=100.0).contains(&r.score));
+        if let Some(l) = &r.metrics[0].location {
+            prop_assert!(!l.p_value.is_nan());
+        }
+    }
+}

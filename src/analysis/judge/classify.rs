@@ -349,7 +349,17 @@ pub fn classify_rate(
         None
     };
     r.ratio = ratio.filter(|x| x.is_finite());
-    let t = rate_test(xc, nc, xb, nb, cfg.direction, confidence);
+    let Some(t) = rate_test(xc, nc, xb, nb, cfg.direction, confidence) else {
+        let reason =
+            format!("counts {xc}/{nc} vs {xb}/{nb} are beyond what the exact test can evaluate");
+        decide(
+            &mut r,
+            Classification::Error,
+            DecidedBy::InvalidData,
+            reason,
+        );
+        return r;
+    };
     r.rate = Some(RateStats {
         canary_numerator: xc,
         canary_denominator: nc,

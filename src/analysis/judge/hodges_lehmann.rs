@@ -45,10 +45,32 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64], sigma: f64, confidence: f64) -> Hodg
             comparisons: 0,
         };
     }
-    let estimate = median_in_place(&mut diffs);
+    // One selection at the middle partitions the differences; the interval
+    // ranks then lie strictly left (lower) or at/right (upper) of it, so the
+    // other selections only scan half each.
+    let mid = nm / 2;
+    let hi = nth(&mut diffs, mid);
+    let estimate = if nm % 2 == 1 {
+        hi
+    } else {
+        // Every element left of `mid` is <= hi: the other middle value is their maximum.
+        let lo = diffs[..mid]
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        (lo + hi) / 2.0
+    };
     let (lower, upper) = match ci_rank(x.len(), y.len(), sigma, confidence) {
-        // k <= nm - k + 1 always holds because z·σ >= 0.
-        Some(k) if k <= nm => (Some(nth(&mut diffs, k - 1)), Some(nth(&mut diffs, nm - k))),
+        // k <= ceil(nm/2 - 1/2) because z·σ >= 0, so k - 1 < mid <= nm - k.
+        Some(k) if k - 1 < mid && nm - k >= mid => {
+            let lower = nth(&mut diffs[..mid], k - 1);
+            let upper = if nm - k == mid {
+                hi
+            } else {
+                nth(&mut diffs[mid + 1..], nm - k - mid - 1)
+            };
+            (Some(lower), Some(upper))
+        }
         _ => (None, None),
     };
     HodgesLehmann {
@@ -61,17 +83,4 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64], sigma: f64, confidence: f64) -> Hodg
 
 fn nth(v: &mut [f64], i: usize) -> f64 {
     *v.select_nth_unstable_by(i, f64::total_cmp).1
-}
-
-/// Median (mean of the two middle values for even length), as numpy's.
-fn median_in_place(v: &mut [f64]) -> f64 {
-    let n = v.len();
-    let hi = nth(v, n / 2);
-    if n % 2 == 1 {
-        return hi;
-    }
-    // After selection every element left of n/2 is <= hi: the other middle
-    // value is the largest of them.
-    let lo = v[..n / 2].iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (lo + hi) / 2.0
 }

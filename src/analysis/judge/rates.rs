@@ -6,7 +6,7 @@
 //! Counts may be non-integer (Prometheus `increase()`); the regularized
 //! incomplete beta gives the continuous extension of the binomial tail.
 
-use statrs::function::beta::{beta_reg, inv_beta_reg};
+use statrs::function::beta::checked_beta_reg;
 
 use super::config::Direction;
 
@@ -27,7 +27,31 @@ pub struct RateTest {
     pub ratio_upper: Option<f64>,
 }
 
-/// Both exposures must be > 0.
+/// I_x(a, b), or `None` where statrs cannot evaluate it (extreme counts).
+fn beta_tail(a: f64, b: f64, x: f64) -> Option<f64> {
+    checked_beta_reg(a, b, x).ok().filter(|p| p.is_finite())
+}
+
+/// The x with I_x(a, b) = p, by bisection. statrs' `inv_beta_reg` (AS 64
+/// Newton iteration) never returns for some extreme arguments; bisection
+/// always ends, and 80 halvings of [0, 1] are well below f64 resolution for
+/// the proportions a rate test sees.
+fn beta_quantile(a: f64, b: f64, p: f64) -> Option<f64> {
+    let (mut lo, mut hi) = (0.0_f64, 1.0_f64);
+    for _ in 0..80 {
+        let mid = 0.5 * (lo + hi);
+        if beta_tail(a, b, mid)? < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(0.5 * (lo + hi))
+}
+
+/// Both exposures must be > 0. `None` when the counts are beyond what the
+/// incomplete beta function can evaluate (e.g. 1e300 events): the caller
+/// reports that as an Error rather than a made-up p-value.
 pub fn rate_test(
     canary_events: f64,
     canary_exposure: f64,
@@ -35,17 +59,17 @@ pub fn rate_test(
     baseline_exposure: f64,
     direction: Direction,
     confidence: f64,
-) -> RateTest {
+) -> Option<RateTest> {
     let (xc, xb) = (canary_events, baseline_events);
     let pi0 = canary_exposure / (canary_exposure + baseline_exposure);
     // P(X >= xc) = I_pi0(xc, xb + 1); P(X <= xc) = I_(1-pi0)(xb, xc + 1).
-    let p_higher = if xc > 0.0 {
-        beta_reg(xc, xb + 1.0, pi0)
+    let p_higher: f64 = if xc > 0.0 {
+        beta_tail(xc, xb + 1.0, pi0)?
     } else {
         1.0
     };
     let p_lower = if xb > 0.0 {
-        beta_reg(xb, xc + 1.0, 1.0 - pi0)
+        beta_tail(xb, xc + 1.0, 1.0 - pi0)?
     } else {
         1.0
     };
@@ -61,16 +85,16 @@ pub fn rate_test(
     let exposure_ratio = baseline_exposure / canary_exposure;
     let to_ratio = |pi: f64| pi / (1.0 - pi) * exposure_ratio;
     let ratio_lower = if xc > 0.0 {
-        Some(to_ratio(inv_beta_reg(xc, xb + 1.0, alpha / 2.0)))
+        Some(to_ratio(beta_quantile(xc, xb + 1.0, alpha / 2.0)?))
     } else {
         Some(0.0)
     };
     let ratio_upper = if xb > 0.0 {
-        Some(to_ratio(inv_beta_reg(xc + 1.0, xb, 1.0 - alpha / 2.0)))
+        Some(to_ratio(beta_quantile(xc + 1.0, xb, 1.0 - alpha / 2.0)?))
     } else {
         None
     };
-    RateTest {
+    Some(RateTest {
         canary_events: xc,
         canary_exposure,
         baseline_events: xb,
@@ -80,5 +104,5 @@ pub fn rate_test(
         p_value,
         ratio_lower,
         ratio_upper,
-    }
+    })
 }

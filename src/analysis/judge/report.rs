@@ -18,6 +18,15 @@ fn num(v: Option<f64>) -> String {
     }
 }
 
+/// The result stores an infinite ratio (baseline 0, canary > 0) as null;
+/// the report says what it is.
+fn ratio(m: &MetricResult) -> String {
+    match (m.ratio, m.baseline_mean, m.canary_mean) {
+        (None, Some(b), Some(c)) if b == 0.0 && c > 0.0 => "inf".into(),
+        (r, _, _) => num(r),
+    }
+}
+
 /// Sort key: critical failures, then failures, then no-data, then passes;
 /// inside a class, the strongest evidence (smallest p-value) first.
 fn heat(m: &MetricResult) -> (u8, f64) {
@@ -118,7 +127,7 @@ pub fn render_report(result: &JudgeResult) -> String {
             m.group.clone(),
             label(m),
             decided,
-            num(m.ratio),
+            ratio(m),
             bounds(m),
             num(m.canary_mean),
             num(m.baseline_mean),

@@ -49,7 +49,11 @@ pub fn tail_test(
     }
     let mut pooled: Vec<f64> = x.iter().chain(y.iter()).copied().collect();
     pooled.sort_by(f64::total_cmp);
-    let last = (pooled.len() - 1) as f64;
+    let last_index = pooled.len() - 1;
+    let last = last_index as f64;
+    // Validated quantiles are in (0.5, 1); clamping keeps an unvalidated
+    // config (judge_metric callers) from indexing out of bounds.
+    let index = |pos: f64| (pos.max(0.0) as usize).min(last_index);
 
     let mut tails = Vec::with_capacity(2);
     if direction.checks_increase() {
@@ -65,8 +69,8 @@ pub fn tail_test(
             // An order statistic, not an interpolation: the test then depends
             // on ranks only, so it is invariant under shifting and scaling.
             let (threshold, beyond): (f64, fn(f64, f64) -> bool) = match tail {
-                Tail::Upper => (pooled[(q * last).floor() as usize], |v, t| v > t),
-                Tail::Lower => (pooled[((1.0 - q) * last).ceil() as usize], |v, t| v < t),
+                Tail::Upper => (pooled[index((q * last).floor())], |v, t| v > t),
+                Tail::Lower => (pooled[index(((1.0 - q) * last).ceil())], |v, t| v < t),
             };
             let k = x.iter().filter(|v| beyond(**v, threshold)).count();
             let kb = y.iter().filter(|v| beyond(**v, threshold)).count();
