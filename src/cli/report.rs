@@ -57,6 +57,8 @@ pub enum ReportError {
 
 /// A client from `kubeconfig` (or the usual inference), and its default namespace.
 pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, ReportError> {
+    // kube's TLS stack needs one crypto provider chosen (see the sandbox's note).
+    crate::sandbox::install_crypto_provider();
     let config = match kubeconfig {
         Some(path) => {
             let err = |message: String| ReportError::Kubeconfig {
