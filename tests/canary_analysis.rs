@@ -40,7 +40,9 @@ struct Env {
 }
 
 async fn env() -> Env {
-    redblack::telemetry::init(redblack::telemetry::LogFormat::Pretty);
+    if std::env::var_os("RUST_LOG").is_some() {
+        redblack::telemetry::init(redblack::telemetry::LogFormat::Pretty);
+    }
     let sandbox = Sandbox::start(SandboxConfig::default())
         .await
         .expect("sandbox");
