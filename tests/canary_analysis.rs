@@ -398,6 +398,22 @@ async fn retrospective_verdicts() {
             .any(|q| q.contains("good-1-[a-z0-9]{5}"))
     );
 
+    // What users must see is published as Kubernetes Events.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), NS);
+    let events = events.list(&Default::default()).await.unwrap().items;
+    let find = |name: &str, reason: &str| {
+        events.iter().find(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+        })
+    };
+    let passed = find("good", "Passed").expect("a Passed event for good");
+    assert_eq!(passed.type_.as_deref(), Some("Normal"));
+    let failed = find("errs", "Failed").expect("a Failed event for errs");
+    assert_eq!(failed.type_.as_deref(), Some("Warning"));
+    assert!(failed.note.as_deref().unwrap_or("").contains("ended early"));
+    assert!(find("idle", "IntervalJudged").is_some());
+
     // A finished analysis is left alone: no further writes.
     let rv = good.resource_version();
     tokio::time::sleep(Duration::from_secs(2)).await;
