@@ -379,6 +379,39 @@ pub struct SourceFailures {
     pub retry_at: Option<Time>,
 }
 
+impl CanaryAnalysis {
+    /// Whether the status describes the current spec (`observedGeneration`).
+    pub fn is_observed(&self) -> bool {
+        self.status.as_ref().is_some_and(|s| {
+            s.observed_generation.is_some() && s.observed_generation == self.metadata.generation
+        })
+    }
+
+    /// The verdict once the analysis of the current spec is over: Passed,
+    /// Marginal, Failed, Inconclusive or Error; `None` while Pending/Running
+    /// or before the controller has seen this generation.
+    pub fn verdict(&self) -> Option<Phase> {
+        let phase = self.status.as_ref()?.phase?;
+        (self.is_observed() && phase.is_terminal()).then_some(phase)
+    }
+
+    /// Score of the latest judged interval.
+    pub fn score(&self) -> Option<f64> {
+        self.status.as_ref()?.score
+    }
+}
+
+impl AnalysisScope {
+    /// The pods of one ReplicaSet (`${podRegex}` is derived from its name).
+    pub fn replica_set(replica_set: impl Into<String>, revision: impl Into<String>) -> Self {
+        AnalysisScope {
+            replica_set: Some(replica_set.into()),
+            revision: Some(revision.into()),
+            ..AnalysisScope::default()
+        }
+    }
+}
+
 /// The CustomResourceDefinition, for `redblack crd` and tests.
 pub fn crd() -> CustomResourceDefinition {
     CanaryAnalysis::crd()
@@ -435,6 +468,28 @@ mod tests {
                 "metric field {field} missing: {metric}"
             );
         }
+    }
+
+    #[test]
+    fn verdict_needs_the_current_generation_and_a_terminal_phase() {
+        let mut ca: CanaryAnalysis = serde_json::from_value(serde_json::json!({
+            "apiVersion": "redblack.io/v1alpha1", "kind": "CanaryAnalysis",
+            "metadata": {"name": "x", "namespace": "ns", "generation": 2},
+            "spec": {"control": {}, "experiment": {}, "lifetime": "1m", "interval": "1m", "metrics": []}
+        }))
+        .unwrap();
+        assert_eq!(ca.verdict(), None);
+        let status = |phase, generation| CanaryAnalysisStatus {
+            phase: Some(phase),
+            observed_generation: Some(generation),
+            ..CanaryAnalysisStatus::default()
+        };
+        ca.status = Some(status(Phase::Passed, 1));
+        assert_eq!(ca.verdict(), None, "stale generation");
+        ca.status = Some(status(Phase::Running, 2));
+        assert_eq!(ca.verdict(), None);
+        ca.status = Some(status(Phase::Failed, 2));
+        assert_eq!(ca.verdict(), Some(Phase::Failed));
     }
 
     #[test]

@@ -516,9 +516,12 @@ impl Progress {
         let reason = phase.as_str();
         let done = phase.is_terminal();
         let verdict = done && phase != Phase::Error;
+        // kstatus reads Reconciling (in progress) and Stalled (failed);
+        // Ready/Completed are for `kubectl wait` and humans.
         let wanted = [
             ("Ready", verdict, reason),
             ("Completed", done, reason),
+            ("Reconciling", !done, reason),
             ("Stalled", phase == Phase::Error, reason),
         ];
         let previous = std::mem::take(&mut self.status.conditions);
