@@ -390,12 +390,20 @@ async fn retrospective_verdicts() {
         s.metrics
     );
 
-    // The queries asked were the rendered templates over cumulative windows.
+    // One range query per template and scope for all six intervals: each
+    // interval's cumulative window is a prefix of the last one.
+    let asked = static_source.asked();
+    let good_queries: Vec<&String> = asked
+        .iter()
+        .filter(|q| q.contains("good-1-[a-z0-9]{5}"))
+        .collect();
+    assert_eq!(good_queries.len(), 3, "{good_queries:#?}");
+    // No traffic, no metric queries.
     assert!(
-        static_source
-            .asked()
+        asked
             .iter()
-            .any(|q| q.contains("good-1-[a-z0-9]{5}"))
+            .filter(|q| q.contains("idle-1"))
+            .all(|q| q.starts_with("sum(increase(requests_total"))
     );
 
     // What users must see is published as Kubernetes Events.

@@ -220,6 +220,13 @@ fn truncate_note(note: &str) -> String {
 }
 
 /// Judges `intervals` in order; returns when to come back.
+///
+/// Every metric is fetched once, over the cumulative window of the last due
+/// interval; each interval's judgement takes the prefix of those points up to
+/// its own boundary. A range query evaluates at `start + i·step`, so the
+/// prefix is exactly what a query ending at that boundary returns — and a
+/// retrospective analysis of N intervals costs one query per metric and scope
+/// instead of N.
 async fn judge_intervals(
     ctx: &Context,
     spec: &ResolvedSpec,
@@ -233,96 +240,133 @@ async fn judge_intervals(
             return None;
         }
     };
+    let last = *intervals.last()?;
+    let (from, to) = spec.schedule.judged_window(last);
+    let window = Window {
+        source: source.as_ref(),
+        from,
+        to,
+        step: spec.step,
+    };
+    // Fetched lazily: an analysis whose canary gets no traffic queries nothing else.
+    let mut fetched: Option<Vec<Fetched>> = None;
     for &k in intervals {
-        match judge_interval(ctx, spec, source.as_ref(), k).await {
+        let outcome = match traffic(spec, source.as_ref(), k).await {
+            Ok(Traffic::NoTraffic) => Ok(IntervalOutcome::NoTraffic),
+            Ok(Traffic::Received { .. }) => {
+                if fetched.is_none() {
+                    match fetch_all(ctx, spec, &window).await {
+                        Ok(points) => fetched = Some(points),
+                        Err(error) => return fail(spec, progress, k, error),
+                    }
+                }
+                judge_interval(spec, fetched.as_deref().unwrap_or_default(), k)
+            }
+            Err(error) => Err(error),
+        };
+        match outcome {
             Ok(outcome) => {
                 if let Step::Finished(phase) = progress.record(&spec.schedule, k, outcome) {
                     tracing::info!(interval = k, %phase, "analysis finished");
                     return None;
                 }
             }
-            Err(IntervalError::Source { error, .. }) if error.is_transient() => {
-                let cause = match &error {
-                    SourceError::Unreachable { cause, .. } => cause.clone(),
-                    other => other.to_string(),
-                };
-                tracing::warn!(interval = k, %error, "metric source unavailable");
-                return progress.source_unreachable(&spec.prometheus_url, &cause);
-            }
-            Err(IntervalError::Source {
-                field,
-                scope,
-                error,
-            }) => {
-                progress.query_error(&field, scope, &error.to_string());
-                return None;
-            }
-            Err(IntervalError::Template { field, error }) => {
-                progress.fail_with_error("InvalidSpec", format!("{field}: {error}"));
-                return None;
-            }
-            Err(IntervalError::Judge(error)) => {
-                progress.fail_with_error("JudgeFailed", error.to_string());
-                return None;
-            }
+            Err(error) => return fail(spec, progress, k, error),
         }
     }
     spec.schedule
         .next_wake(progress.status.completed_intervals, progress.now)
 }
 
-/// Traffic check, then every metric for both scopes over the cumulative window, then the judge.
-async fn judge_interval(
+async fn fetch_all(
     ctx: &Context,
+    spec: &ResolvedSpec,
+    window: &Window<'_>,
+) -> Result<Vec<Fetched>, IntervalError> {
+    let count = spec.judge.metrics.len().min(spec.queries.len());
+    futures::stream::iter(0..count)
+        .map(|i| fetch_metric(window, spec, i))
+        .buffered(ctx.config.query_concurrency.max(1))
+        .try_collect()
+        .await
+}
+
+/// Folds a failure into the status; returns when to come back (retries only).
+fn fail(
+    spec: &ResolvedSpec,
+    progress: &mut Progress,
+    k: u32,
+    error: IntervalError,
+) -> Option<DateTime<Utc>> {
+    match error {
+        IntervalError::Source { error, .. } if error.is_transient() => {
+            let cause = match &error {
+                SourceError::Unreachable { cause, .. } => cause.clone(),
+                other => other.to_string(),
+            };
+            tracing::warn!(interval = k, %error, "metric source unavailable");
+            progress.source_unreachable(&spec.prometheus_url, &cause)
+        }
+        IntervalError::Source {
+            field,
+            scope,
+            error,
+        } => {
+            progress.query_error(&field, scope, &error.to_string());
+            None
+        }
+        IntervalError::Template { field, error } => {
+            progress.fail_with_error("InvalidSpec", format!("{field}: {error}"));
+            None
+        }
+        IntervalError::Judge(error) => {
+            progress.fail_with_error("JudgeFailed", error.to_string());
+            None
+        }
+    }
+}
+
+/// The traffic check of interval `k`; `Received` when no traffic query is configured.
+async fn traffic(
     spec: &ResolvedSpec,
     source: &dyn MetricSource,
     k: u32,
-) -> Result<IntervalOutcome, IntervalError> {
-    let (interval_start, interval_end) = spec.schedule.interval_bounds(k);
-    if let Some(template) = &spec.traffic {
-        let check = TrafficCheck::new(template.clone());
-        match check
-            .check(source, &spec.experiment, interval_start, interval_end)
-            .await
-        {
-            Ok(Traffic::NoTraffic) => {
-                tracing::info!(interval = k, "canary received no traffic");
-                return Ok(IntervalOutcome::NoTraffic);
-            }
-            Ok(Traffic::Received { total }) => {
-                tracing::debug!(interval = k, total, "canary traffic")
-            }
-            Err(TrafficCheckError::Source(error)) => {
-                return Err(IntervalError::Source {
-                    field: "spec.traffic".into(),
-                    scope: "experiment",
-                    error,
-                });
-            }
-            Err(TrafficCheckError::Template(error)) => {
-                return Err(IntervalError::Template {
-                    field: "spec.traffic".into(),
-                    error,
-                });
-            }
-            // Cannot happen: intervals are at least 1s long.
-            Err(TrafficCheckError::EmptyInterval { .. }) => {}
-        }
-    }
-    let (from, to) = spec.schedule.judged_window(k);
-    let window = Window {
-        source,
-        from,
-        to,
-        step: spec.step,
+) -> Result<Traffic, IntervalError> {
+    let Some(template) = &spec.traffic else {
+        return Ok(Traffic::Received { total: f64::NAN });
     };
-    let concurrency = ctx.config.query_concurrency.max(1);
-    let count = spec.judge.metrics.len().min(spec.queries.len());
-    let samples: Vec<MetricSamples> = futures::stream::iter(0..count)
-        .map(|i| query_metric(&window, spec, i))
-        .buffered(concurrency)
-        .try_collect()
-        .await?;
+    let (interval_start, interval_end) = spec.schedule.interval_bounds(k);
+    let check = TrafficCheck::new(template.clone());
+    match check
+        .check(source, &spec.experiment, interval_start, interval_end)
+        .await
+    {
+        Ok(traffic) => {
+            tracing::debug!(interval = k, ?traffic, "traffic check");
+            Ok(traffic)
+        }
+        Err(TrafficCheckError::Source(error)) => Err(IntervalError::Source {
+            field: "spec.traffic".into(),
+            scope: "experiment",
+            error,
+        }),
+        Err(TrafficCheckError::Template(error)) => Err(IntervalError::Template {
+            field: "spec.traffic".into(),
+            error,
+        }),
+        // Cannot happen (intervals are at least 1s long); judge the interval.
+        Err(TrafficCheckError::EmptyInterval { .. }) => Ok(Traffic::Received { total: f64::NAN }),
+    }
+}
+
+/// The judge over the fetched points up to the end of interval `k`.
+fn judge_interval(
+    spec: &ResolvedSpec,
+    fetched: &[Fetched],
+    k: u32,
+) -> Result<IntervalOutcome, IntervalError> {
+    let (_, until) = spec.schedule.judged_window(k);
+    let samples: Vec<MetricSamples> = fetched.iter().map(|f| f.until(until)).collect();
     let result = judge::judge(&spec.judge, &samples).map_err(IntervalError::Judge)?;
     tracing::info!(interval = k, score = result.score, band = ?result.band, "interval judged");
     Ok(IntervalOutcome::Judged(result))
@@ -360,21 +404,69 @@ impl Window<'_> {
     }
 }
 
-async fn query_metric(
+/// The raw points of one metric, both scopes.
+enum Points {
+    Continuous {
+        canary: Samples,
+        baseline: Samples,
+    },
+    Rate {
+        canary: (Samples, Samples),
+        baseline: (Samples, Samples),
+    },
+}
+
+struct Fetched {
+    name: String,
+    points: Points,
+}
+
+fn until(samples: &Samples, end: DateTime<Utc>) -> Samples {
+    Samples::new(
+        samples
+            .points
+            .iter()
+            .take_while(|p| p.timestamp <= end)
+            .copied()
+            .collect(),
+    )
+}
+
+impl Fetched {
+    /// The judge's input for a window ending at `end`.
+    fn until(&self, end: DateTime<Utc>) -> MetricSamples {
+        let (canary, baseline) = match &self.points {
+            Points::Continuous { canary, baseline } => {
+                (values(&until(canary, end)), values(&until(baseline, end)))
+            }
+            Points::Rate { canary, baseline } => (
+                Side::Counts(align(&until(&canary.0, end), &until(&canary.1, end))),
+                Side::Counts(align(&until(&baseline.0, end), &until(&baseline.1, end))),
+            ),
+        };
+        MetricSamples {
+            name: self.name.clone(),
+            canary,
+            baseline,
+        }
+    }
+}
+
+async fn fetch_metric(
     window: &Window<'_>,
     spec: &ResolvedSpec,
     i: usize,
-) -> Result<MetricSamples, IntervalError> {
+) -> Result<Fetched, IntervalError> {
     let (metric, queries) = (&spec.judge.metrics[i], &spec.queries[i]);
     let field = |f: &str| format!("spec.metrics[{i}].{f}");
-    let (canary, baseline) = match queries {
+    let points = match queries {
         MetricQueries::Continuous(q) => {
             let f = field("query");
-            let (c, b) = futures::try_join!(
+            let (canary, baseline) = futures::try_join!(
                 window.query(q, &spec.experiment, &f, "experiment"),
                 window.query(q, &spec.control, &f, "control"),
             )?;
-            (values(&c), values(&b))
+            Points::Continuous { canary, baseline }
         }
         MetricQueries::Rate {
             numerator,
@@ -387,13 +479,15 @@ async fn query_metric(
                 window.query(numerator, &spec.control, &fnum, "control"),
                 window.query(denominator, &spec.control, &fden, "control"),
             )?;
-            (Side::Counts(align(&cn, &cd)), Side::Counts(align(&bn, &bd)))
+            Points::Rate {
+                canary: (cn, cd),
+                baseline: (bn, bd),
+            }
         }
     };
-    Ok(MetricSamples {
+    Ok(Fetched {
         name: metric.name.clone(),
-        canary,
-        baseline,
+        points,
     })
 }
 
