@@ -553,6 +553,7 @@ mod tests {
     use super::*;
     use crate::analysis::controller::testutil::{analysis, at};
     use crate::analysis::judge::{JudgeConfig, MetricConfig, MetricSamples, judge};
+    use proptest::prelude::{prop_assert, prop_assert_eq};
     use serde_json::json;
 
     fn result(score_pass: usize, fail: usize, marginal: f64) -> JudgeResult {
@@ -920,5 +921,56 @@ mod tests {
         assert_eq!(ready(&status).status, "True");
         assert_eq!(ready(&status).reason, "Passed");
         assert_eq!(ready(&status).last_transition_time, to_time(at(10_000)));
+    }
+
+    /// Timestamps that record when a reconcile happened differ between runs.
+    fn strip_times(mut s: CanaryAnalysisStatus) -> CanaryAnalysisStatus {
+        s.started_at = None;
+        s.completed_at = None;
+        for c in &mut s.conditions {
+            c.last_transition_time = to_time(at(0));
+        }
+        s
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// However the reconciles fall in time (operator restarts, late or
+        /// early wake-ups), the run ends in the status a single retrospective
+        /// pass produces; and the status stays within its bounds throughout.
+        #[test]
+        fn split_runs_match_a_retrospective_run(
+            lifetime in 1u32..=40,
+            interval in 1u32..=5,
+            kinds in proptest::collection::vec(0u8..4, 40),
+            mut wakes in proptest::collection::vec(0i64..3_000, 0..10),
+        ) {
+            let results = [result(4, 0, 75.0), result(4, 1, 75.0), result(1, 1, 75.0)];
+            let outcome = |k: u32| match kinds[(k as usize - 1) % kinds.len()] {
+                3 => IntervalOutcome::NoTraffic,
+                kind => IntervalOutcome::Judged(results[kind as usize].clone()),
+            };
+            let ca = analysis(json!({"lifetime": format!("{lifetime}m"), "interval": format!("{interval}m")}));
+            let (once, _) = drive(&ca, 100_000, outcome);
+            prop_assert!(once.phase.is_some_and(Phase::is_terminal));
+
+            wakes.sort();
+            wakes.push(100_000);
+            let mut split = ca.clone();
+            for t in wakes {
+                let (status, _) = drive(&split, t, outcome);
+                let total = status.total_intervals;
+                prop_assert!(status.completed_intervals <= total);
+                prop_assert!(status.intervals.len() <= 20);
+                prop_assert_eq!(status.aggregate.as_ref().map_or(0, |a| a.judged), status.completed_intervals);
+                let indexes: Vec<u32> = status.intervals.iter().map(|i| i.index).collect();
+                let first = status.completed_intervals.saturating_sub(indexes.len() as u32) + 1;
+                prop_assert_eq!(indexes, (first..=status.completed_intervals).collect::<Vec<_>>());
+                split.status = Some(status);
+            }
+            let split = split.status.unwrap();
+            prop_assert_eq!(strip_times(split), strip_times(once));
+        }
     }
 }
