@@ -131,6 +131,8 @@ async fn reconcile_inner(ca: &CanaryAnalysis, ctx: &Context) -> Result<Action, R
         }
     };
 
+    let mut progress = progress;
+    ensure_decodable(&mut progress);
     if canonical(ca.status.as_ref()) != canonical(Some(&progress.status)) {
         write_status(ctx, &namespace, &name, &progress.status).await?;
         tracing::info!(
@@ -153,6 +155,32 @@ async fn reconcile_inner(ca: &CanaryAnalysis, ctx: &Context) -> Result<Action, R
         }
         None => Action::await_change(),
     })
+}
+
+/// A status that would not decode after the round trip through the API (a
+/// non-finite number where a number is required) would make the object
+/// unreadable for every watcher: refuse it, keep the verdict-free parts and
+/// say why. The judge promises finite numbers; this is the guard if it fails.
+fn ensure_decodable(progress: &mut Progress) {
+    let encoded = serde_json::to_value(&progress.status).map_err(|e| e.to_string());
+    let decoded = encoded
+        .and_then(|v| serde_json::from_value::<CanaryAnalysisStatus>(v).map_err(|e| e.to_string()));
+    if let Err(error) = decoded {
+        tracing::error!(%error, "the status does not survive JSON encoding");
+        progress.status.metrics.clear();
+        progress.status.groups.clear();
+        progress.status.judgement = None;
+        progress.status.score = None;
+        progress
+            .status
+            .intervals
+            .retain(|i| i.score.is_none_or(f64::is_finite));
+        progress.status.aggregate = None;
+        progress.fail_with_error(
+            "JudgeFailed",
+            format!("internal error: the judgement could not be encoded ({error})"),
+        );
+    }
 }
 
 async fn write_status(
@@ -548,5 +576,43 @@ mod tests {
         let note = "é".repeat(800);
         let cut = truncate_note(&note);
         assert!(cut.len() <= 1000 && cut.ends_with("..."));
+    }
+
+    #[test]
+    fn a_status_with_a_non_finite_number_becomes_an_error() {
+        use crate::analysis::judge::{JudgeConfig, MetricConfig, MetricSamples, judge};
+        let r = judge(
+            &JudgeConfig::new(vec![MetricConfig::new("m")]),
+            &[MetricSamples::continuous(
+                "m",
+                &[1.0, 2.0, 3.0],
+                &[1.0, 2.0, 4.0],
+            )],
+        )
+        .unwrap();
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let mut ok = Progress::new(CanaryAnalysisStatus::default(), now, Default::default());
+        ok.status.metrics = r.metrics.clone();
+        let before = ok.status.clone();
+        ensure_decodable(&mut ok);
+        assert_eq!(ok.status, before, "a finite status is left alone");
+
+        let mut bad = ok.clone();
+        bad.status.metrics[0].canary_count = 3;
+        bad.status.groups = r.groups.clone();
+        bad.status.groups[0].weight = f64::NAN;
+        ensure_decodable(&mut bad);
+        assert_eq!(
+            bad.status.phase,
+            Some(crate::api::canary_analysis::Phase::Error)
+        );
+        assert!(bad.status.groups.is_empty() && bad.status.metrics.is_empty());
+        assert!(
+            bad.status
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("could not be encoded")
+        );
     }
 }
