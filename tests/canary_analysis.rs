@@ -22,6 +22,7 @@ use redblack::analysis::source::{MetricSource, Sample, SourceError};
 use redblack::analysis::static_source::StaticSource;
 use redblack::api::canary_analysis::{AnalysisScope, CanaryAnalysis, Phase, crd};
 use redblack::sandbox::{Sandbox, SandboxConfig};
+use redblack::web::metrics::OperatorMetrics;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -91,8 +92,18 @@ fn config() -> AnalysisControllerConfig {
 }
 
 fn start_controller(client: &Client, sources: SourceFactory) -> Running {
+    start_controller_with(client, sources, OperatorMetrics::new())
+}
+
+fn start_controller_with(
+    client: &Client,
+    sources: SourceFactory,
+    metrics: OperatorMetrics,
+) -> Running {
     let (tx, rx) = oneshot::channel::<()>();
-    let controller = AnalysisController::new(client.clone(), config()).with_sources(sources);
+    let controller = AnalysisController::new(client.clone(), config())
+        .with_sources(sources)
+        .with_metrics(metrics);
     let task = tokio::spawn(async move {
         controller
             .run(async move {
@@ -634,7 +645,8 @@ async fn live_run_wakes_at_boundaries_and_survives_a_restart() {
     // Stop the operator mid-run; start a new one, which continues from status.
     controller.stop().await;
     let asked_before = static_source.asked().len();
-    let controller = start_controller(&env.client, factory);
+    let metrics = OperatorMetrics::new();
+    let controller = start_controller_with(&env.client, factory, metrics.clone());
     let done = wait_terminal(&api, "live").await;
     let finished_at = Utc::now();
     assert_eq!(phase(&done), Phase::Passed, "{}", message(&done));
@@ -659,6 +671,16 @@ async fn live_run_wakes_at_boundaries_and_survives_a_restart() {
     let rv = done.resource_version();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(api.get("live").await.unwrap().resource_version(), rv);
+    // The restarted operator wrote exactly twice: interval 2, then the verdict.
+    let text = metrics.encode().unwrap();
+    assert!(
+        text.contains("redblack_api_writes_total{controller=\"canaryanalysis\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("redblack_reconciles_total{controller=\"canaryanalysis\"}"),
+        "{text}"
+    );
 
     api.delete("live", &DeleteParams::default()).await.unwrap();
     controller.stop().await;

@@ -267,6 +267,14 @@ async fn verdicts_from_real_prometheus_and_the_report() {
             "http://127.0.0.1:1",
             json!({}),
         ),
+        // A canary with no series at all and no traffic query: empty vectors,
+        // every metric Nodata, Inconclusive (never a crash, never a pass).
+        (
+            "ghost",
+            "api-ghost-7d9f8c6b5",
+            url.as_str(),
+            json!({"traffic": null}),
+        ),
     ];
     let t0 = Instant::now();
     for (name, canary, url, extra) in &cases {
@@ -320,6 +328,13 @@ async fn verdicts_from_real_prometheus_and_the_report() {
     assert_eq!(l.classification, Classification::High, "{l:?}");
     assert_eq!(l.decided_by, DecidedBy::TailCheck, "{}", l.reason);
 
+    eprintln!("{}", redblack::cli::report::render_analysis(&tail));
+    let location = l.location.as_ref().expect("location stats");
+    assert!(
+        location.p_value > 0.02,
+        "Mann-Whitney alone would have missed it: {location:?}"
+    );
+
     let idle = wait_terminal(&api, "idle").await;
     let (phase, message) = summary(&idle);
     assert_eq!(phase, Phase::Inconclusive, "{message}");
@@ -340,7 +355,18 @@ async fn verdicts_from_real_prometheus_and_the_report() {
         message.starts_with("prometheus at http://127.0.0.1:1 unreachable: "),
         "{message}"
     );
-    eprintln!("six retrospective analyses judged in {:?}", t0.elapsed());
+    let ghost = wait_terminal(&api, "ghost").await;
+    let (phase, message) = summary(&ghost);
+    assert_eq!(phase, Phase::Inconclusive, "{message}");
+    let s = ghost.status.clone().unwrap();
+    assert!(
+        s.metrics
+            .iter()
+            .all(|m| m.classification == Classification::Nodata),
+        "{:?}",
+        s.metrics
+    );
+    eprintln!("seven retrospective analyses judged in {:?}", t0.elapsed());
 
     // `redblack report` (the real binary, through a kubeconfig).
     let dir = tempfile::tempdir().unwrap();
