@@ -253,7 +253,7 @@ pub enum Step {
     Finished(Phase),
 }
 
-/// Kayenta's early-end rule (orca's canary stage): an interval whose score is
+/// Kayenta's early-end rule (orca's MonitorKayentaCanaryTask): an interval whose score is
 /// at or below the marginal threshold ends the run as Failed. Inconclusive
 /// judgements (no data, no traffic) are not evidence either way and never end
 /// a run early.
