@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::Context;
 use super::spec::{MetricQueries, ResolvedSpec};
-use super::status::{IntervalOutcome, Plan, Progress, Step, canonical, plan};
+use super::status::{IntervalOutcome, Plan, Progress, Step, canonical, collapse_notices, plan};
 use crate::analysis::judge::{self, Counts, JudgeError, MetricSamples, Side};
 use crate::analysis::query::{QueryTemplate, Scope, TemplateError};
 use crate::analysis::source::{MetricSource, Samples, SourceError};
@@ -217,7 +217,7 @@ async fn write_status(
 
 async fn publish(ctx: &Context, ca: &CanaryAnalysis, progress: &Progress) {
     let reference = ca.object_ref(&());
-    for notice in &progress.notices {
+    for notice in &collapse_notices(progress.notices.clone()) {
         let event = Event {
             type_: if notice.warning {
                 EventType::Warning

@@ -66,6 +66,45 @@ pub struct Notice {
     pub note: String,
 }
 
+/// At most this many `IntervalJudged` events per reconcile: a retrospective
+/// analysis judges all its intervals at once, and its events should not
+/// flood the namespace.
+pub const MAX_INTERVAL_EVENTS: usize = 3;
+
+/// Keeps the first `MAX_INTERVAL_EVENTS - 1` and the last `IntervalJudged`
+/// notices, replacing the rest by one summary; other notices are kept.
+pub fn collapse_notices(notices: Vec<Notice>) -> Vec<Notice> {
+    let judged = notices
+        .iter()
+        .filter(|n| n.reason == "IntervalJudged")
+        .count();
+    if judged <= MAX_INTERVAL_EVENTS {
+        return notices;
+    }
+    let mut seen = 0;
+    let mut out = Vec::with_capacity(notices.len());
+    for notice in notices {
+        if notice.reason != "IntervalJudged" {
+            out.push(notice);
+            continue;
+        }
+        seen += 1;
+        if seen < MAX_INTERVAL_EVENTS || seen == judged {
+            out.push(notice);
+        } else if seen == MAX_INTERVAL_EVENTS {
+            out.push(Notice {
+                warning: false,
+                reason: "IntervalJudged",
+                note: format!(
+                    "{} more intervals judged (see status.intervals)",
+                    judged - MAX_INTERVAL_EVENTS
+                ),
+            });
+        }
+    }
+    out
+}
+
 /// The result of one interval's I/O.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IntervalOutcome {
@@ -921,6 +960,33 @@ mod tests {
         assert_eq!(ready(&status).status, "True");
         assert_eq!(ready(&status).reason, "Passed");
         assert_eq!(ready(&status).last_transition_time, to_time(at(10_000)));
+    }
+
+    #[test]
+    fn interval_events_are_collapsed() {
+        let ca = analysis(json!({"lifetime": "1h", "interval": "1m"}));
+        let (_, notices) = drive(&ca, 100_000, |_| {
+            IntervalOutcome::Judged(result(3, 0, 75.0))
+        });
+        assert_eq!(
+            notices
+                .iter()
+                .filter(|n| n.reason == "IntervalJudged")
+                .count(),
+            60
+        );
+        let collapsed = collapse_notices(notices);
+        let judged: Vec<&str> = collapsed
+            .iter()
+            .filter(|n| n.reason == "IntervalJudged")
+            .map(|n| n.note.as_str())
+            .collect();
+        assert_eq!(judged.len(), 4, "{judged:?}");
+        assert!(judged[0].starts_with("interval 1/60"));
+        assert!(judged[2].contains("57 more intervals"));
+        assert!(judged[3].starts_with("interval 60/60"));
+        assert_eq!(collapsed.first().map(|n| n.reason), Some("Started"));
+        assert_eq!(collapsed.last().map(|n| n.reason), Some("Passed"));
     }
 
     /// Timestamps that record when a reconcile happened differ between runs.
