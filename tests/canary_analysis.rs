@@ -686,3 +686,26 @@ async fn live_run_wakes_at_boundaries_and_survives_a_restart() {
     controller.stop().await;
     env.sandbox.shutdown().await;
 }
+
+/// Without the CRD the controller stops at once with a message saying so,
+/// instead of a watcher retrying forever.
+#[tokio::test]
+async fn missing_crd_is_reported() {
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let client = sandbox.client().expect("client");
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        redblack::analysis::controller::run_analysis_controller(
+            client,
+            AnalysisControllerConfig::default(),
+            std::future::pending(),
+        ),
+    )
+    .await
+    .expect("returns promptly");
+    let err = result.expect_err("no CRD");
+    assert!(err.to_string().contains("is the CRD installed?"), "{err}");
+    sandbox.shutdown().await;
+}
