@@ -412,6 +412,52 @@ impl AnalysisScope {
     }
 }
 
+/// Why a Rollout's inline analysis body is not a CanaryAnalysis spec.
+#[derive(Debug, thiserror::Error)]
+pub enum InlineSpecError {
+    #[error("the inline analysis must be an object")]
+    NotAnObject,
+    #[error("invalid inline analysis: {0}")]
+    Invalid(#[from] serde_json::Error),
+}
+
+/// The spec of the CanaryAnalysis for one canary, from a Rollout's inline
+/// analysis body (a CanaryAnalysis spec, usually without scopes or times).
+/// The given scopes' `replicaSet` and `revision` override the body's; the
+/// body's other scope fields (namespace, role, variables) are kept.
+pub fn spec_for_canary(
+    inline: &serde_json::Value,
+    control: &AnalysisScope,
+    experiment: &AnalysisScope,
+) -> Result<CanaryAnalysisSpec, InlineSpecError> {
+    let mut body = inline
+        .as_object()
+        .cloned()
+        .ok_or(InlineSpecError::NotAnObject)?;
+    for (key, scope) in [("control", control), ("experiment", experiment)] {
+        let mut merged = match body.remove(key) {
+            Some(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        if let serde_json::Value::Object(given) = serde_json::to_value(scope)? {
+            for (k, v) in given {
+                if k == "variables" {
+                    let vars = merged
+                        .entry("variables")
+                        .or_insert_with(|| serde_json::Value::Object(Default::default()));
+                    if let (Some(into), Some(from)) = (vars.as_object_mut(), v.as_object()) {
+                        into.extend(from.clone());
+                    }
+                } else {
+                    merged.insert(k, v);
+                }
+            }
+        }
+        body.insert(key.to_owned(), serde_json::Value::Object(merged));
+    }
+    Ok(serde_json::from_value(serde_json::Value::Object(body))?)
+}
+
 /// The CustomResourceDefinition, for `redblack crd` and tests.
 pub fn crd() -> CustomResourceDefinition {
     CanaryAnalysis::crd()
@@ -490,6 +536,43 @@ mod tests {
         assert_eq!(ca.verdict(), None);
         ca.status = Some(status(Phase::Failed, 2));
         assert_eq!(ca.verdict(), Some(Phase::Failed));
+    }
+
+    #[test]
+    fn spec_for_a_canary_from_an_inline_body() {
+        let inline = serde_json::json!({
+            "lifetime": "30m", "interval": "5m",
+            "control": {"variables": {"code": "5.."}},
+            "metrics": [{"name": "latency", "query": "q"}]
+        });
+        let spec = spec_for_canary(
+            &inline,
+            &AnalysisScope::replica_set("web-base", "aaa"),
+            &AnalysisScope::replica_set("web-canary", "bbb"),
+        )
+        .unwrap();
+        assert_eq!(spec.control.replica_set.as_deref(), Some("web-base"));
+        assert_eq!(
+            spec.control.variables.get("code").map(String::as_str),
+            Some("5..")
+        );
+        assert_eq!(spec.experiment.revision.as_deref(), Some("bbb"));
+        assert_eq!(spec.interval, "5m");
+        let err = spec_for_canary(
+            &serde_json::json!({"lifetime": "1m"}),
+            &AnalysisScope::default(),
+            &AnalysisScope::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("missing field"), "{err}");
+        assert!(matches!(
+            spec_for_canary(
+                &serde_json::json!([]),
+                &AnalysisScope::default(),
+                &AnalysisScope::default()
+            ),
+            Err(InlineSpecError::NotAnObject)
+        ));
     }
 
     #[test]
