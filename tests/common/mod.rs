@@ -9,6 +9,7 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use redblack::api::{POD_TEMPLATE_HASH_LABEL, Rollout, pod_template_hash};
+use redblack::rollout::plan::{AnalysisObservation, AnalysisPhase, RouteObservation};
 use redblack::rollout::{Action, Observed, Plan, plan};
 
 pub fn rollout(image: &str, replicas: i32) -> Rollout {
@@ -54,6 +55,8 @@ pub struct Sim {
     pub rollout: Rollout,
     pub observed: Observed,
     pub now: DateTime<Utc>,
+    /// Every CanaryAnalysis spec the planner created, in order.
+    pub analysis_specs: Vec<(String, serde_json::Value)>,
 }
 
 impl Sim {
@@ -63,10 +66,42 @@ impl Sim {
             observed: Observed {
                 replica_sets: Vec::new(),
                 active_service: Some(service("web")),
-                preview_service: None,
+                ..Observed::default()
             },
             now: t0(),
+            analysis_specs: Vec::new(),
         }
+    }
+
+    /// Sets the verdict of an analysis the planner created (as the analysis
+    /// controller would). Returns false when no such analysis exists.
+    pub fn judge(
+        &mut self,
+        name: &str,
+        phase: AnalysisPhase,
+        score: Option<f64>,
+        message: &str,
+    ) -> bool {
+        match self.observed.analyses.iter_mut().find(|a| a.name == name) {
+            Some(a) => {
+                a.phase = phase;
+                a.score = score;
+                a.message = (!message.is_empty()).then(|| message.to_owned());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds an HTTPRoute whose only backend is the active Service (weight 1).
+    pub fn with_route(&mut self) {
+        self.observed.route = Some(RouteObservation {
+            backends: vec![redblack::rollout::plan::RouteBackend {
+                service: "web".to_owned(),
+                port: Some(80),
+                weight: 1,
+            }],
+        });
     }
 
     /// A world where `image` is deployed, live and stable.
@@ -186,6 +221,44 @@ impl Sim {
             }
             Action::DeleteReplicaSet { name } => {
                 rss.retain(|r| r.metadata.name.as_ref() != Some(name));
+            }
+            Action::EnsureRoleService {
+                name,
+                selector,
+                ports,
+                ..
+            } => {
+                let svc = Service {
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: Some(ServiceSpec {
+                        selector: Some(selector.clone()),
+                        ports: Some(ports.clone()),
+                        ..ServiceSpec::default()
+                    }),
+                    status: None,
+                };
+                let services = &mut self.observed.role_services;
+                services.retain(|s| s.metadata.name.as_ref() != Some(name));
+                services.push(svc);
+            }
+            Action::SetRouteWeights { backends, .. } => {
+                if let Some(route) = self.observed.route.as_mut() {
+                    route.backends = backends.clone();
+                }
+            }
+            Action::EnsureCanaryAnalysis { name, spec, .. } => {
+                if !self.observed.analyses.iter().any(|a| a.name == *name) {
+                    self.observed.analyses.push(AnalysisObservation {
+                        name: name.clone(),
+                        phase: AnalysisPhase::Running,
+                        score: None,
+                        message: None,
+                    });
+                    self.analysis_specs.push((name.clone(), spec.clone()));
+                }
             }
             Action::SwitchService {
                 service, selector, ..
