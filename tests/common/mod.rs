@@ -350,3 +350,126 @@ pub fn switches_to(plan: &Plan, service: &str) -> Option<String> {
 pub fn condition<'a>(plan: &'a Plan, type_: &str) -> Option<&'a redblack::api::Condition> {
     plan.status.conditions.iter().find(|c| c.type_ == type_)
 }
+
+/// The canary config used by canary tests: `replicas` canary pods, an inline
+/// analysis, marginal policy `marginal`.
+pub fn canary_config(
+    replicas: i32,
+    baseline: bool,
+    marginal: &str,
+) -> redblack::api::CanaryStrategy {
+    serde_json::from_value(serde_json::json!({
+        "replicas": replicas,
+        "baseline": baseline,
+        "marginal": marginal,
+        "analysis": {"inline": {
+            "interval": "1m",
+            "lifetime": "10m",
+            "experiment": {"variables": {"app": "web"}},
+            "metrics": [{"name": "errors", "query": "sum(rate(errors{pod=~\"${podRegex}\"}[${interval}]))"}]
+        }}
+    }))
+    .unwrap()
+}
+
+impl Sim {
+    /// v1 live (4 pods); canary configured; with `route`, through an HTTPRoute.
+    pub fn with_canary(route: bool, baseline: bool, marginal: &str) -> Sim {
+        let mut sim = Sim::steady("web:1", 4);
+        let rb = &mut sim.rollout.spec.strategy.red_black;
+        rb.canary = Some(canary_config(1, baseline, marginal));
+        if route {
+            rb.traffic_routing = Some(
+                serde_json::from_value(serde_json::json!({"httpRoute": {"name": "web-route"}}))
+                    .unwrap(),
+            );
+            sim.with_route();
+        }
+        if let Some(spec) = sim
+            .observed
+            .active_service
+            .as_mut()
+            .and_then(|s| s.spec.as_mut())
+        {
+            spec.ports = Some(vec![k8s_openapi::api::core::v1::ServicePort {
+                port: 80,
+                ..Default::default()
+            }]);
+        }
+        sim
+    }
+
+    pub fn role_set(&self, name: &str) -> Option<&ReplicaSet> {
+        self.observed
+            .replica_sets
+            .iter()
+            .find(|rs| rs.metadata.name.as_deref() == Some(name))
+    }
+
+    /// Role-labelled (canary/baseline) ReplicaSets that exist.
+    pub fn role_sets(&self) -> Vec<String> {
+        self.observed
+            .replica_sets
+            .iter()
+            .filter(|rs| {
+                rs.metadata
+                    .labels
+                    .as_ref()
+                    .is_some_and(|l| l.contains_key(redblack::api::ROLE_LABEL))
+            })
+            .filter_map(|rs| rs.metadata.name.clone())
+            .collect()
+    }
+
+    /// The canary's share as the world would route it: route weights, or
+    /// ready canary pods over ready pods behind a widened selector.
+    pub fn active_selector(&self) -> Option<BTreeMap<String, String>> {
+        self.observed
+            .active_service
+            .as_ref()?
+            .spec
+            .as_ref()?
+            .selector
+            .clone()
+    }
+
+    pub fn route_weight(&self, service: &str) -> i32 {
+        self.observed.route.as_ref().map_or(0, |r| {
+            r.backends
+                .iter()
+                .filter(|b| b.service == service)
+                .map(|b| b.weight)
+                .sum()
+        })
+    }
+}
+
+impl Sim {
+    /// Like `settle`, with every running analysis given `verdict` as soon as
+    /// it exists (a scripted analysis controller).
+    pub fn settle_judging(&mut self, verdict: AnalysisPhase, score: f64) -> usize {
+        for round in 0..60 {
+            self.make_ready();
+            self.judge_running(verdict, score);
+            let plan = self.plan();
+            if plan.is_noop(self.rollout.status.as_ref()) {
+                match plan.requeue_after {
+                    Some(wait) => self.now += Duration::from_std(wait).unwrap(),
+                    None => return round,
+                }
+                continue;
+            }
+            self.apply(&plan);
+        }
+        panic!("did not converge: {:#?}", self.rollout.status);
+    }
+
+    pub fn judge_running(&mut self, verdict: AnalysisPhase, score: f64) {
+        for a in &mut self.observed.analyses {
+            if matches!(a.phase, AnalysisPhase::Running | AnalysisPhase::Pending) {
+                a.phase = verdict;
+                a.score = Some(score);
+            }
+        }
+    }
+}
