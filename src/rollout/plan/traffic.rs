@@ -75,11 +75,30 @@ pub fn can_flow(rollout: &Rollout, world: &World, c: &CanaryStatus) -> bool {
 }
 
 pub fn want(rollout: &Rollout, world: &World, state: &State, records: &Records) -> Want {
+    let flowing = |c: &CanaryStatus| c.analysis_start.is_some() && can_flow(rollout, world, c);
     match state {
-        State::Paused | State::ServiceMissing | State::InvalidSpec => Want::Leave,
+        State::InvalidSpec => Want::Leave,
+        // Paused (or the Service gone): a judged canary keeps its share while
+        // its fleets stay ready; otherwise it loses it.
+        State::Paused | State::ServiceMissing => match &records.canary {
+            Some(c)
+                if c.revision.as_deref() == Some(world.target_hash.as_str())
+                    && matches!(
+                        c.phase,
+                        Some(CanaryPhase::Analysing | CanaryPhase::Marginal)
+                    ) =>
+            {
+                if flowing(c) {
+                    Want::On
+                } else {
+                    Want::Off
+                }
+            }
+            _ => Want::Off,
+        },
         State::Canary(CanaryStep::Analysing | CanaryStep::Held(CanaryPhase::Marginal)) => {
             match &records.canary {
-                Some(c) if c.analysis_start.is_some() && can_flow(rollout, world, c) => Want::On,
+                Some(c) if flowing(c) => Want::On,
                 _ => Want::Off,
             }
         }
