@@ -295,8 +295,10 @@ fn scale_down_others(
         // Never in the plan that switches away from it: only once the switch
         // is observed (even with warmRevisions 0), so endpoints move first.
         .filter(|f| Some(&f.hash) != world.active_hash.as_ref())
-        // The current revision is protected unless it was abandoned.
-        .filter(|f| f.hash != world.target_hash || aborted)
+        // The current revision is protected unless it was abandoned, or is
+        // back under a canary (its full fleet, e.g. from an earlier promote,
+        // waits for the verdict at zero).
+        .filter(|f| f.hash != world.target_hash || aborted || matches!(state, State::Canary(_)))
         .filter(|f| f.size > 0)
         // The previous fleet stays warm until the post-promotion verdict.
         .filter(|f| Some(&f.hash) != protected.as_ref())
