@@ -595,9 +595,11 @@ proptest! {
         for _ in 0..6 {
             settle_canary(&mut sim, AnalysisPhase::Passed)?;
             let status = sim.rollout.status.clone().unwrap_or_default();
-            if status.abort.is_some() {
-                run_canary(&mut sim, &CanaryOp::Retry, &mut nonce)?;
-            } else if matches!(status.canary.as_ref().and_then(|c| c.phase), Some(CanaryPhase::Inconclusive | CanaryPhase::Error)) && sim.active_hash() != Some(sim.hash()) {
+            let held = matches!(
+                status.canary.as_ref().and_then(|c| c.phase),
+                Some(CanaryPhase::Inconclusive | CanaryPhase::Error)
+            ) && sim.active_hash() != Some(sim.hash());
+            if status.abort.is_some() || held {
                 run_canary(&mut sim, &CanaryOp::Retry, &mut nonce)?;
             } else if status.phase == Some(Phase::Paused) {
                 run_canary(&mut sim, &CanaryOp::Promote, &mut nonce)?;
