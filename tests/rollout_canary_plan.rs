@@ -171,6 +171,87 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "HTTPRoute start: role Services with the fleets (selecting role + role hash), no weights yet",
+        given: || {
+            let mut sim = Sim::with_canary(true, true, "Pause");
+            sim.set_image("web:2");
+            sim
+        },
+        then: |_, plan| {
+            let services: Vec<_> = plan
+                .actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::EnsureRoleService {
+                        name,
+                        role,
+                        selector,
+                        ports,
+                    } => Some((name.clone(), role.clone(), selector.clone(), ports.len())),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(services.len(), 2, "{:?}", plan.actions);
+            assert_eq!(
+                (services[0].0.as_str(), services[0].1.as_str()),
+                ("web-canary", "canary")
+            );
+            assert_eq!(
+                (services[1].0.as_str(), services[1].1.as_str()),
+                ("web-baseline", "baseline")
+            );
+            for (_, role, selector, ports) in &services {
+                assert_eq!(selector.get(ROLE_LABEL), Some(role));
+                assert_eq!(selector.get("app").map(String::as_str), Some("web"));
+                assert_eq!(*ports, 1);
+            }
+            assert!(traffic_writes(plan).is_empty());
+        },
+    },
+    Case {
+        name: "canary removed from the spec while judged (replica counts): selector narrowed, fleets removed",
+        given: || {
+            let mut sim = judging(false, "Pause");
+            sim.rollout.spec.strategy.red_black.canary = None;
+            sim
+        },
+        then: |_, plan| {
+            assert_eq!(traffic_writes(plan).len(), 1);
+            assert_eq!(switches_to(plan, "web"), Some(v1()));
+            assert!(plan.actions[0].touches_traffic());
+            assert_eq!(deleted(plan).len(), 2);
+            assert_eq!(
+                ensured(plan),
+                vec![format!("web-{}", v2())],
+                "plain red/black from here"
+            );
+        },
+    },
+    Case {
+        name: "a route outside any canary is left alone (no weights to our role Services)",
+        given: || {
+            let mut sim = Sim::with_canary(true, true, "Pause");
+            sim.observed
+                .route
+                .as_mut()
+                .unwrap()
+                .backends
+                .push(RouteBackend {
+                    service: "legacy".to_owned(),
+                    port: Some(8080),
+                    weight: 3,
+                });
+            sim
+        },
+        then: |sim, plan| {
+            assert!(
+                plan.is_noop(sim.rollout.status.as_ref()),
+                "{:?}",
+                plan.actions
+            );
+        },
+    },
+    Case {
         name: "canary not fully ready: no traffic, no analysis (share to an unready fleet is 0)",
         given: || {
             let mut sim = created(true, true, "Pause");

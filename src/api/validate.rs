@@ -135,7 +135,8 @@ pub fn validate(rollout: &Rollout) -> Vec<SpecError> {
             ));
         }
         for (name, value) in [("start", &window.start), ("end", &window.end)] {
-            if chrono::NaiveTime::parse_from_str(value, "%H:%M").is_err() {
+            // chrono alone accepts "9:00"; the schema pattern and docs say HH:MM.
+            if value.len() != 5 || chrono::NaiveTime::parse_from_str(value, "%H:%M").is_err() {
                 errors.push(SpecError::new(
                     &format!("{field}.{name}"),
                     format!("{value:?} is not a time of day"),
@@ -288,5 +289,57 @@ mod tests {
                 "spec.strategy.redBlack.scaleDownDelay",
             ]
         );
+    }
+
+    #[test]
+    fn canary_errors_name_the_field_and_the_fix() {
+        let mut r = rollout();
+        r.spec.strategy.red_black.canary = Some(
+            serde_json::from_value(serde_json::json!({
+                "replicas": 0, "trafficPercent": 60,
+                "analysis": {"templateName": "shared"}
+            }))
+            .unwrap(),
+        );
+        r.spec.strategy.red_black.traffic_routing = Some(
+            serde_json::from_value(serde_json::json!({"httpRoute": {"name": "web"}})).unwrap(),
+        );
+        r.spec.strategy.red_black.post_promotion_analysis = Some(
+            serde_json::from_value(serde_json::json!({"inline": {"interval": "1m"}})).unwrap(),
+        );
+        r.spec.strategy.red_black.promotion_windows = vec![
+            serde_json::from_value(serde_json::json!({"start": "9:00", "end": "17:00"})).unwrap(),
+        ];
+        let errors = validate(&r);
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.strategy.redBlack.promotionWindows[0].start",
+                "spec.strategy.redBlack.canary.replicas",
+                "spec.strategy.redBlack.canary.trafficPercent",
+                "spec.strategy.redBlack.canary.analysis.templateName",
+                "spec.strategy.redBlack.postPromotionAnalysis.inline.lifetime",
+            ]
+        );
+        assert!(errors[3].to_string().contains("not supported yet"));
+    }
+
+    #[test]
+    fn a_canary_with_an_inline_analysis_is_valid() {
+        let mut r = rollout();
+        r.spec.strategy.red_black.canary = Some(
+            serde_json::from_value(serde_json::json!({
+                "replicas": 1, "trafficPercent": 50,
+                "analysis": {"inline": {"interval": "1m", "lifetime": "10m", "metrics": []}}
+            }))
+            .unwrap(),
+        );
+        r.spec.strategy.red_black.traffic_routing = Some(
+            serde_json::from_value(serde_json::json!({"httpRoute": {"name": "web"}})).unwrap(),
+        );
+        assert_eq!(validate(&r), vec![]);
+        let canary = r.spec.strategy.red_black.canary.as_ref().unwrap();
+        assert!(canary.baseline, "baseline defaults to on");
     }
 }

@@ -114,9 +114,6 @@ pub fn by_replicas(rollout: &Rollout) -> bool {
 /// Emits the traffic writes for `want`. Runs before the fleets' actions, so
 /// traffic leaves the canary before its fleets are deleted.
 pub fn plan(rollout: &Rollout, world: &World, state: &State, records: &Records, out: &mut Builder) {
-    if canary::config(rollout).is_none() {
-        return;
-    }
     let want = want(rollout, world, state, records);
     match route_name(rollout) {
         Some(route) => plan_route(rollout, world, state, records, route, want, out),
@@ -225,7 +222,21 @@ fn plan_route(
         return;
     };
     let desired = desired_backends(rollout, world, want);
-    if split(&observed.backends) == split(&desired) {
+    let roles = [
+        canary::role_service_name(rollout, CANARY),
+        canary::role_service_name(rollout, BASELINE),
+    ];
+    let to_roles = observed
+        .backends
+        .iter()
+        .any(|b| b.weight > 0 && roles.contains(&b.service));
+    // Off only takes weight away from our role Services: outside a canary the
+    // user's own backends are left alone.
+    let needed = match want {
+        Want::On => split(&observed.backends) != split(&desired),
+        _ => to_roles,
+    };
+    if !needed {
         return;
     }
     let share = if want == Want::On {

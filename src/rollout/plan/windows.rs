@@ -88,6 +88,9 @@ impl<'a> Parsed<'a> {
 
 /// `HH:MM` on a 24-hour clock.
 pub fn parse_time(value: &str) -> Option<NaiveTime> {
+    if value.len() != 5 {
+        return None;
+    }
     NaiveTime::parse_from_str(value, "%H:%M").ok()
 }
 

@@ -122,12 +122,13 @@ pub struct World {
 /// a user's own `matchLabels` selector before any canary is not "wide".
 fn is_wide(rollout: &Rollout, observed: &Observed, old: &RolloutStatus) -> bool {
     let rb = &rollout.spec.strategy.red_black;
-    let by_replicas = rb.canary.is_some()
-        && rb
-            .traffic_routing
-            .as_ref()
-            .and_then(|t| t.http_route.as_ref())
-            .is_none();
+    // Not conditional on `canary` still being configured: a canary removed
+    // from the spec mid-judgement must still have its traffic taken back.
+    let by_replicas = rb
+        .traffic_routing
+        .as_ref()
+        .and_then(|t| t.http_route.as_ref())
+        .is_none();
     // Phases in which the selector may be wide (Progressing: the plan that
     // widened may have lost its status write).
     let recorded = old.canary.as_ref().is_some_and(|c| {
