@@ -286,13 +286,13 @@ enum CanaryOp {
 
 fn canary_op() -> impl Strategy<Value = CanaryOp> {
     prop_oneof![
-        2 => (0u8..3).prop_map(CanaryOp::SetImage),
+        1 => (0u8..3).prop_map(CanaryOp::SetImage),
         6 => Just(CanaryOp::MakeReady),
         2 => (0usize..6, 0i32..3).prop_map(|(i, n)| CanaryOp::PartlyReady(i, n)),
         3 => prop_oneof![0i64..30, 0i64..700, 0i64..4000].prop_map(CanaryOp::Advance),
-        10 => Just(CanaryOp::Step),
+        12 => Just(CanaryOp::Step),
         1 => Just(CanaryOp::StepLosingStatus),
-        4 => (0u8..5, 0u8..100).prop_map(|(p, s)| CanaryOp::Verdict(p, s)),
+        7 => (0u8..5, 0u8..100).prop_map(|(p, s)| CanaryOp::Verdict(p, s)),
         1 => Just(CanaryOp::Promote),
         1 => Just(CanaryOp::Abort),
         1 => Just(CanaryOp::Retry),
@@ -583,10 +583,17 @@ proptest! {
         baseline in any::<bool>(),
         marginal in 0u8..3,
         post in any::<bool>(),
+        windowed in any::<bool>(),
         replicas in 1i32..4,
-        ops in proptest::collection::vec(canary_op(), 1..40),
+        ops in proptest::collection::vec(canary_op(), 1..60),
     ) {
         let mut sim = canary_world(route, baseline, marginal, post, replicas);
+        if windowed {
+            sim.rollout.spec.strategy.red_black.promotion_windows = vec![serde_json::from_value(
+                serde_json::json!({"days": ["Mon", "Fri"], "start": "22:00", "end": "01:00", "timeZone": "Europe/Berlin"}),
+            )
+            .unwrap()];
+        }
         let mut nonce = 0;
         for op in &ops {
             run_canary(&mut sim, op, &mut nonce)?;
@@ -640,5 +647,65 @@ proptest! {
         prop_assert!(sim.role_sets().is_empty());
         prop_assert!(!canary_traffic_on(&sim));
         prop_assert!(sim.rs(&sim.hash()).is_none(), "full fleet of a failed canary");
+    }
+}
+
+/// v1 live; v2 promoted through a passing canary with a post-promotion
+/// analysis configured; the analysis may or may not exist yet.
+fn post_promoted_world(route: bool, replicas: i32) -> Sim {
+    let mut sim = canary_world(route, true, 0, true, replicas);
+    sim.set_image("web:2");
+    for _ in 0..20 {
+        sim.make_ready();
+        for a in &mut sim.observed.analyses {
+            if a.phase == AnalysisPhase::Running && !a.name.contains("-post-") {
+                a.phase = AnalysisPhase::Passed;
+                a.score = Some(99.0);
+            }
+        }
+        sim.step();
+        if sim.active_hash() == Some(sim.hash()) {
+            break;
+        }
+    }
+    assert_eq!(sim.active_hash(), Some(sim.hash()), "not promoted");
+    sim
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn post_promotion_invariants_hold_and_the_world_converges(
+        route in any::<bool>(),
+        replicas in 1i32..4,
+        ops in proptest::collection::vec(prop_oneof![
+            6 => Just(CanaryOp::Step),
+            2 => Just(CanaryOp::StepLosingStatus),
+            4 => (0u8..5, 0u8..100).prop_map(|(p, s)| CanaryOp::Verdict(p, s)),
+            3 => prop_oneof![0i64..120, 0i64..4000].prop_map(CanaryOp::Advance),
+            3 => Just(CanaryOp::MakeReady),
+            2 => (0usize..6, 0i32..3).prop_map(|(i, n)| CanaryOp::PartlyReady(i, n)),
+            1 => Just(CanaryOp::Retry),
+        ], 1..30),
+    ) {
+        let mut sim = post_promoted_world(route, replicas);
+        let mut nonce = 0;
+        for op in &ops {
+            run_canary(&mut sim, op, &mut nonce)?;
+        }
+        for _ in 0..6 {
+            settle_canary(&mut sim, AnalysisPhase::Passed)?;
+            let status = sim.rollout.status.clone().unwrap_or_default();
+            if status.abort.is_some() {
+                run_canary(&mut sim, &CanaryOp::Retry, &mut nonce)?;
+            } else {
+                break;
+            }
+        }
+        let plan = sim.plan();
+        prop_assert!(plan.is_noop(sim.rollout.status.as_ref()), "not converged: {:#?}", plan);
+        prop_assert_eq!(sim.active_hash(), Some(sim.hash()));
+        prop_assert_eq!(plan.status.phase, Some(Phase::Healthy));
     }
 }
