@@ -558,6 +558,27 @@ fn settle_canary(sim: &mut Sim, verdict: AnalysisPhase) -> Result<(), TestCaseEr
     )))
 }
 
+/// What a user does to get a new revision out with passing analyses: settle,
+/// retry what was aborted or held without evidence, promote what is paused.
+fn converge_passing(sim: &mut Sim, nonce: &mut u32) -> Result<(), TestCaseError> {
+    for _ in 0..8 {
+        settle_canary(sim, AnalysisPhase::Passed)?;
+        let status = sim.rollout.status.clone().unwrap_or_default();
+        let held = matches!(
+            status.canary.as_ref().and_then(|c| c.phase),
+            Some(CanaryPhase::Inconclusive | CanaryPhase::Error)
+        ) && sim.active_hash() != Some(sim.hash());
+        if status.abort.is_some() || held {
+            run_canary(sim, &CanaryOp::Retry, nonce)?;
+        } else if status.phase == Some(Phase::Paused) {
+            run_canary(sim, &CanaryOp::Promote, nonce)?;
+        } else {
+            break;
+        }
+    }
+    Ok(())
+}
+
 fn canary_world(route: bool, baseline: bool, marginal: u8, post: bool, replicas: i32) -> Sim {
     let marginal = ["Pause", "Fail", "Extend"][usize::from(marginal) % 3];
     let mut sim = Sim::with_canary(route, baseline, marginal);
@@ -599,21 +620,7 @@ proptest! {
             run_canary(&mut sim, op, &mut nonce)?;
         }
         run_canary(&mut sim, &CanaryOp::Pause(false), &mut nonce)?;
-        for _ in 0..6 {
-            settle_canary(&mut sim, AnalysisPhase::Passed)?;
-            let status = sim.rollout.status.clone().unwrap_or_default();
-            let held = matches!(
-                status.canary.as_ref().and_then(|c| c.phase),
-                Some(CanaryPhase::Inconclusive | CanaryPhase::Error)
-            ) && sim.active_hash() != Some(sim.hash());
-            if status.abort.is_some() || held {
-                run_canary(&mut sim, &CanaryOp::Retry, &mut nonce)?;
-            } else if status.phase == Some(Phase::Paused) {
-                run_canary(&mut sim, &CanaryOp::Promote, &mut nonce)?;
-            } else {
-                break;
-            }
-        }
+        converge_passing(&mut sim, &mut nonce)?;
         let plan = sim.plan();
         check_canary(&sim, &plan)?;
         prop_assert!(plan.is_noop(sim.rollout.status.as_ref()), "not converged: {:#?}", plan);
@@ -694,15 +701,7 @@ proptest! {
         for op in &ops {
             run_canary(&mut sim, op, &mut nonce)?;
         }
-        for _ in 0..6 {
-            settle_canary(&mut sim, AnalysisPhase::Passed)?;
-            let status = sim.rollout.status.clone().unwrap_or_default();
-            if status.abort.is_some() {
-                run_canary(&mut sim, &CanaryOp::Retry, &mut nonce)?;
-            } else {
-                break;
-            }
-        }
+        converge_passing(&mut sim, &mut nonce)?;
         let plan = sim.plan();
         prop_assert!(plan.is_noop(sim.rollout.status.as_ref()), "not converged: {:#?}", plan);
         prop_assert_eq!(sim.active_hash(), Some(sim.hash()));
