@@ -17,6 +17,9 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::ServicePort;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
 use super::canary::{self, BASELINE, CANARY};
 use super::records::Records;
 use super::state::{CanaryStep, State};
@@ -259,12 +262,20 @@ fn plan_route(
 }
 
 fn ensure_role_services(rollout: &Rollout, world: &World, c: &CanaryStatus, out: &mut Builder) {
-    let ports = world
+    // Role Services are ClusterIP: a NodePort active Service's nodePorts must
+    // not be copied (they are unique cluster-wide).
+    let ports: Vec<ServicePort> = world
         .active_service
         .as_ref()
         .and_then(|s| s.spec.as_ref())
         .and_then(|s| s.ports.clone())
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| ServicePort {
+            node_port: None,
+            ..p
+        })
+        .collect();
     for (_, role, base) in canary::wanted(rollout, world, c) {
         let Some(base) = base else { continue };
         let (_, hash) = canary::role_template(&base, role);
@@ -283,7 +294,8 @@ fn ensure_role_services(rollout: &Rollout, world: &World, c: &CanaryStatus, out:
             .find(|s| s.metadata.name.as_deref() == Some(name.as_str()))
             .and_then(|s| s.spec.as_ref());
         let same = current.is_some_and(|s| {
-            s.selector.as_ref() == Some(&selector) && s.ports.clone().unwrap_or_default() == ports
+            s.selector.as_ref() == Some(&selector)
+                && port_keys(&s.ports.clone().unwrap_or_default()) == port_keys(&ports)
         });
         if !same {
             out.actions.push(Action::EnsureRoleService {
@@ -294,6 +306,24 @@ fn ensure_role_services(rollout: &Rollout, world: &World, c: &CanaryStatus, out:
             });
         }
     }
+}
+
+/// What identifies a Service port, with the API server's defaults applied
+/// (protocol TCP, targetPort = port), so a stored Service compares equal to
+/// the one we asked for.
+fn port_keys(ports: &[ServicePort]) -> Vec<(Option<String>, i32, String, String)> {
+    ports
+        .iter()
+        .map(|p| {
+            let target = match &p.target_port {
+                Some(IntOrString::Int(i)) => i.to_string(),
+                Some(IntOrString::String(s)) => s.clone(),
+                None => p.port.to_string(),
+            };
+            let protocol = p.protocol.clone().unwrap_or_else(|| "TCP".to_owned());
+            (p.name.clone(), p.port, target, protocol)
+        })
+        .collect()
 }
 
 /// The canary's share once this plan is applied, for `status.canary.trafficPercent`.
