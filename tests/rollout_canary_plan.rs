@@ -252,6 +252,37 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "first deploy with a canary configured: no canary (nothing to compare with)",
+        given: || {
+            let mut sim = Sim::new("web:1", 3);
+            sim.rollout.spec.strategy.red_black.canary =
+                Some(common::canary_config(1, true, "Pause"));
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(ensured(plan), vec![format!("web-{}", sim.hash())]);
+            assert_eq!(plan.status.canary, None);
+        },
+    },
+    Case {
+        name: "Passed under promotion: Manual: the full fleet still waits for a promote",
+        given: || {
+            let mut sim = judged(true, "Pause", AnalysisPhase::Passed, 99.0, "");
+            sim.rollout.spec.strategy.red_black.promotion = redblack::api::PromotionPolicy::Manual;
+            sim.step();
+            sim.make_ready();
+            sim
+        },
+        then: |_, plan| {
+            assert_eq!(switches_to(plan, "web"), None);
+            assert_eq!(
+                condition(plan, "Ready").unwrap().reason,
+                "AwaitingPromotion"
+            );
+            assert_eq!(canary_phase(plan), Some(CanaryPhase::Passed));
+        },
+    },
+    Case {
         name: "canary not fully ready: no traffic, no analysis (share to an unready fleet is 0)",
         given: || {
             let mut sim = created(true, true, "Pause");
