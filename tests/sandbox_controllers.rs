@@ -20,6 +20,7 @@ impl Sandbox {
         Self::start_with(ControllersConfig {
             pod_ready_after: Duration::from_millis(ready_after_ms),
             resync: Duration::from_secs(10),
+            ..ControllersConfig::default()
         })
     }
 
@@ -653,6 +654,7 @@ async fn nothing_is_written_when_nothing_changes() {
         pod_ready_after: Duration::from_millis(20),
         // A fast safety sweep, to show that it writes nothing either.
         resync: Duration::from_millis(100),
+        ..ControllersConfig::default()
     });
     sb.create(
         "Service",
@@ -835,6 +837,7 @@ async fn restarted_controllers_resume_without_rewriting_anything() {
     let cfg = ControllersConfig {
         pod_ready_after: Duration::from_millis(20),
         resync: Duration::from_secs(10),
+        ..ControllersConfig::default()
     };
     let first = Sandbox {
         _controllers: controllers::start(store.clone(), registry.clone(), cfg.clone()),

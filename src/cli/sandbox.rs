@@ -25,6 +25,9 @@ pub struct SandboxArgs {
     /// A JSON or YAML fault-injection file (rules, watchCutAfter).
     #[arg(long)]
     pub faults: Option<PathBuf>,
+    /// Keep a Prometheus file-SD target list of the running demo-app pods here.
+    #[arg(long)]
+    pub prometheus_sd_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +96,9 @@ pub async fn run(args: SandboxArgs) -> CliResult {
         watch_history: args.watch_history,
         pod_ready_after: args.pod_ready_after,
         faults,
+        // Pods of the demo-app image run this very binary as `redblack demo-app`.
+        process: crate::sandbox::controllers::process_runtime::ProcessConfig::with_current_exe(),
+        prometheus_sd_file: args.prometheus_sd_file.clone(),
     })
     .await?;
     sandbox.write_kubeconfig(&args.kubeconfig)?;

@@ -3,8 +3,10 @@
 //! production cluster. See DESIGN.md §4.
 
 pub mod controllers;
+pub mod dataplane;
 pub mod kubeconfig;
 pub mod patch;
+pub mod prometheus_sd;
 pub mod registry;
 pub mod schema;
 pub mod server;
@@ -36,6 +38,11 @@ pub struct SandboxConfig {
     /// How long a simulated pod takes to become Ready (used by the controllers).
     pub pod_ready_after: Duration,
     pub faults: FaultConfig,
+    /// How pods of the demo-app image run as real processes (no command: they
+    /// stay waiting with a clear reason).
+    pub process: controllers::process_runtime::ProcessConfig,
+    /// Where to keep a Prometheus file-SD list of the running process pods.
+    pub prometheus_sd_file: Option<std::path::PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -45,6 +52,8 @@ impl Default for SandboxConfig {
             watch_history: store::DEFAULT_HISTORY,
             pod_ready_after: Duration::from_secs(2),
             faults: FaultConfig::default(),
+            process: Default::default(),
+            prometheus_sd_file: None,
         }
     }
 }
@@ -70,6 +79,8 @@ pub struct Sandbox {
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     server: JoinHandle<()>,
     controllers: controllers::ControllersHandle,
+    dataplane: dataplane::DataPlaneHandle,
+    prometheus_sd: Option<prometheus_sd::PrometheusSdHandle>,
 }
 
 /// Namespaces every cluster has, and the Gateway API HTTPRoute CRD.
@@ -139,9 +150,19 @@ impl Sandbox {
             registry.clone(),
             controllers::ControllersConfig {
                 pod_ready_after: config.pod_ready_after,
+                process: config.process.clone(),
                 ..Default::default()
             },
         );
+        let dataplane = dataplane::start(
+            store.clone(),
+            registry.clone(),
+            dataplane::DataPlaneConfig::default(),
+        );
+        let prometheus_sd = config
+            .prometheus_sd_file
+            .clone()
+            .map(|path| prometheus_sd::start(store.clone(), path, Duration::from_secs(10)));
 
         let app = server::router(state.clone());
         let mut stop = shutdown_rx;
@@ -160,6 +181,8 @@ impl Sandbox {
             shutdown_tx,
             server,
             controllers,
+            dataplane,
+            prometheus_sd,
         })
     }
 
@@ -210,7 +233,17 @@ impl Sandbox {
     }
 
     /// Ends watches, stops accepting requests and waits (briefly) for the server.
+    /// The data plane: local URLs that forward to the ready pods behind a
+    /// Service or split across an HTTPRoute's backends.
+    pub fn dataplane(&self) -> &dataplane::DataPlaneHandle {
+        &self.dataplane
+    }
+
     pub async fn shutdown(self) {
+        self.dataplane.shutdown().await;
+        if let Some(sd) = self.prometheus_sd {
+            sd.shutdown().await;
+        }
         self.controllers.shutdown().await;
         let _ = self.shutdown_tx.send(true);
         let mut server = self.server;

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::labels::{labels_of, map_matches};
+use super::process_runtime::PORT_ANNOTATION;
 use super::runner::Reconciler;
 use super::{Builtins, ControllerError, ObjKey, is_deleting, obj_key, pod_phase, pod_ready};
 use crate::sandbox::store::{
@@ -46,13 +47,36 @@ fn named_port(pod: &Value, name: &str) -> Option<i64> {
         .as_i64()
 }
 
+/// A process pod (`process_runtime`) serves every port on the one it was given,
+/// recorded in an annotation: `Some(None)` while it has none (not running), so
+/// nothing ever points at a template port on loopback.
+fn process_port(pod: &Value) -> Option<Option<i64>> {
+    let ip = pod.get("status")?.get("podIP")?.as_str()?;
+    if ip != "127.0.0.1" {
+        return None;
+    }
+    Some(
+        pod.get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .and_then(|a| a.get(PORT_ANNOTATION))
+            .and_then(Value::as_str)
+            .and_then(|p| p.parse::<u16>().ok())
+            .map(i64::from),
+    )
+}
+
 /// The endpoint ports for one pod; ports whose named target the pod lacks are
 /// left out for that pod (as the real controller does).
 fn ports_for(service_ports: &[Value], pod: &Value) -> Vec<Value> {
+    let process = process_port(pod);
+    if process == Some(None) {
+        return Vec::new();
+    }
     service_ports
         .iter()
         .filter_map(|sp| {
             let port = match sp.get("targetPort") {
+                _ if process.is_some() => process.flatten(),
                 Some(Value::Number(n)) => n.as_i64(),
                 Some(Value::String(s)) => match s.parse::<i64>() {
                     Ok(n) => Some(n),

@@ -14,15 +14,18 @@
 //!   honours metadata finalizers), which is what keeps a deleted namespace visible
 //!   in phase `Terminating` while its contents are deleted.
 
-mod endpoints;
+pub(crate) mod endpoints;
 mod gc;
 pub mod labels;
 mod namespace;
 mod objects;
 pub mod pod_runtime;
 pub mod pods;
+pub mod process_probe;
+pub mod process_runtime;
+pub mod process_spec;
 mod replicaset;
-mod runner;
+pub(crate) mod runner;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +48,9 @@ pub struct ControllersConfig {
     /// Period of the safety sweep that re-examines everything, in case an event
     /// was missed; correctness never waits for it.
     pub resync: Duration,
+    /// How demo-app pods run as real processes (`process_runtime`); set
+    /// `process.command` to the `redblack` binary to enable them.
+    pub process: process_runtime::ProcessConfig,
 }
 
 impl Default for ControllersConfig {
@@ -52,6 +58,7 @@ impl Default for ControllersConfig {
         Self {
             pod_ready_after: Duration::from_secs(2),
             resync: Duration::from_secs(10),
+            process: process_runtime::ProcessConfig::default(),
         }
     }
 }
@@ -118,7 +125,12 @@ pub fn start(
         resync,
     )));
     tasks.push(tokio::spawn(runner::run(
-        pods::PodController::new(store.clone(), types.clone(), cfg.pod_ready_after),
+        pods::PodController::new(
+            store.clone(),
+            types.clone(),
+            cfg.pod_ready_after,
+            cfg.process.clone(),
+        ),
         store.subscribe(),
         resync,
     )));

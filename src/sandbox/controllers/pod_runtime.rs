@@ -1,10 +1,9 @@
 //! Where a pod's containers "run". The pod controller asks a `PodRuntime` what the
 //! containers are doing and turns the answer into `status`.
 //!
-//! Only `Simulated` exists today. This trait is the seam for the later issue that
-//! runs a real local process for pods whose image names the demo app: that runtime
-//! will spawn the process on creation, probe it for readiness, and kill it in
-//! `stop`; `pods::choose_runtime` is where it gets picked per pod.
+//! `Simulated` plays every pod by default; `process_runtime::ProcessRuntime`
+//! runs a real local process for pods whose image names the demo app.
+//! `pods::choose_runtime` picks one per pod.
 
 use std::time::Duration;
 
@@ -62,6 +61,16 @@ pub trait PodRuntime: Send {
     /// Stops the containers (the pod is going away). May be called more than
     /// once; later calls must do nothing.
     fn stop(&mut self) {}
+    /// The pod's IP if the runtime decides it (a process on loopback); `None`
+    /// lets the pod controller hand out a fake one.
+    fn pod_ip(&self) -> Option<std::net::Ipv4Addr> {
+        None
+    }
+    /// Annotations this runtime owns on the pod, with their current values
+    /// (`None`: absent). The pod controller writes them when they differ.
+    fn annotations(&self) -> Vec<(&'static str, Option<String>)> {
+        Vec::new()
+    }
 }
 
 /// How a simulated pod behaves, from its annotations (see `pods`).

@@ -21,7 +21,9 @@
 //!
 //! Pods with a `deletionTimestamp` (kept by finalizers) have their containers
 //! stopped and turn not Ready. Which runtime plays a pod is chosen by
-//! `choose_runtime`: the seam for running real processes later.
+//! `choose_runtime`: pods whose image is `redblack/demo-app:<tag>` run as real
+//! processes (`process_runtime`; the annotations above do not apply to them),
+//! with `podIP` 127.0.0.1 and the runtime's annotations (port, pid) kept on the pod.
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -36,6 +38,7 @@ use tokio::time::Instant;
 use super::pod_runtime::{
     Behaviour, ContainerReport, ContainerSpec, ContainerState, PodRuntime, RuntimeReport, Simulated,
 };
+use super::process_runtime::{self, ProcessConfig};
 use super::runner::Reconciler;
 use super::{Builtins, ControllerError, ObjKey, is_deleting, obj_key, parse_time};
 use crate::sandbox::store::{Store, StoredEvent, UpdateTarget, meta_str};
@@ -129,14 +132,19 @@ fn container_specs(pod: &Value) -> Vec<ContainerSpec> {
         .unwrap_or_default()
 }
 
-/// Picks the runtime for a pod. Everything is simulated for now; the later issue
-/// that runs the demo app as a real process decides here (by image) instead.
+/// Picks the runtime for a pod: a real process for a demo-app image, otherwise
+/// the simulation.
 pub fn choose_runtime(
     pod: &Value,
     behaviour: Behaviour,
     started: DateTime<Utc>,
+    process: &ProcessConfig,
 ) -> Box<dyn PodRuntime> {
-    Box::new(Simulated::new(behaviour, container_specs(pod), started))
+    let containers = container_specs(pod);
+    match process_runtime::for_pod(pod, containers.clone(), process) {
+        Some(runtime) => Box::new(runtime),
+        None => Box::new(Simulated::new(behaviour, containers, started)),
+    }
 }
 
 /// Hands out unique fake pod IPs from 10.244.0.0/16, reusing released ones last.
@@ -183,6 +191,7 @@ pub(crate) struct PodController {
     store: Arc<Store>,
     types: Builtins,
     ready_after: Duration,
+    process: ProcessConfig,
     pods: HashMap<ObjKey, PodState>,
     ips: IpPool,
 }
@@ -284,8 +293,17 @@ fn running_status(
         condition(existing, "ContainersReady", ready, why, &now),
         condition(existing, "PodScheduled", true, None, &now),
     ];
+    // As the kubelet reports it: Pending until some container has started once
+    // (a bad image or env never gets that far), Running from then on.
+    let never_started = !report.containers.is_empty()
+        && report.containers.iter().all(|c| {
+            matches!(c.state, ContainerState::Waiting { .. })
+                && c.restart_count == 0
+                && c.last_state.is_none()
+        });
+    let phase = if never_started { "Pending" } else { "Running" };
     let mut status = Map::new();
-    status.insert("phase".into(), json!("Running"));
+    status.insert("phase".into(), json!(phase));
     status.insert("conditions".into(), Value::Array(conditions));
     status.insert("hostIP".into(), json!(HOST_IP));
     status.insert("hostIPs".into(), json!([{"ip": HOST_IP}]));
@@ -306,11 +324,17 @@ fn running_status(
 }
 
 impl PodController {
-    pub(crate) fn new(store: Arc<Store>, types: Builtins, ready_after: Duration) -> Self {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        types: Builtins,
+        ready_after: Duration,
+        process: ProcessConfig,
+    ) -> Self {
         Self {
             store,
             types,
             ready_after,
+            process,
             pods: HashMap::new(),
             ips: IpPool::default(),
         }
@@ -334,6 +358,44 @@ impl PodController {
         self.store
             .update(&self.types.pods, next, UpdateTarget::Status)?;
         Ok(())
+    }
+
+    /// Brings the runtime-owned annotations (a process's port and pid) up to
+    /// date; returns the pod as stored afterwards.
+    fn annotate(
+        &self,
+        pod: &Arc<Value>,
+        wanted: &[(&'static str, Option<String>)],
+    ) -> Result<Arc<Value>, ControllerError> {
+        let current = pod
+            .get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .and_then(Value::as_object);
+        let differs = wanted
+            .iter()
+            .any(|(k, v)| current.and_then(|a| a.get(*k)).and_then(Value::as_str) != v.as_deref());
+        if !differs {
+            return Ok(pod.clone());
+        }
+        let mut next = (**pod).clone();
+        let Some(meta) = next.get_mut("metadata").and_then(Value::as_object_mut) else {
+            return Ok(pod.clone());
+        };
+        let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+        if !annotations.is_object() {
+            *annotations = json!({});
+        }
+        if let Some(map) = annotations.as_object_mut() {
+            for (k, v) in wanted {
+                match v {
+                    Some(v) => map.insert((*k).to_string(), json!(v)),
+                    None => map.remove(*k),
+                };
+            }
+        }
+        Ok(self
+            .store
+            .update(&self.types.pods, next, UpdateTarget::Main)?)
     }
 
     /// The scheduler's part: bind to the node, then report Pending.
@@ -395,28 +457,34 @@ impl PodController {
     /// Starts the runtime for a bound pod (or resumes one that was already running).
     fn start(&mut self, key: &ObjKey, pod: &Value, uid: &str) -> Result<(), ControllerError> {
         let status = pod.get("status");
-        let previous_ip = status
-            .and_then(|s| s.get("podIP"))
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse::<Ipv4Addr>().ok());
-        let ip = match previous_ip {
-            Some(ip) if self.ips.claim(ip) => ip,
-            _ => self
-                .ips
-                .allocate()
-                .ok_or_else(|| ControllerError::Exhausted("pod IPs in 10.244.0.0/16".into()))?,
-        };
         let resumed = status
             .and_then(|s| s.get("startTime"))
             .and_then(Value::as_str)
             .and_then(parse_time);
         let (behaviour, warnings) = behaviour_from_annotations(pod, self.ready_after);
-        if resumed.is_none() {
+        let runtime = choose_runtime(
+            pod,
+            behaviour,
+            resumed.unwrap_or_else(Utc::now),
+            &self.process,
+        );
+        let previous_ip = status
+            .and_then(|s| s.get("podIP"))
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Ipv4Addr>().ok());
+        let ip = match (runtime.pod_ip(), previous_ip) {
+            (Some(ip), _) => ip,
+            (None, Some(ip)) if self.ips.claim(ip) => ip,
+            (None, _) => self
+                .ips
+                .allocate()
+                .ok_or_else(|| ControllerError::Exhausted("pod IPs in 10.244.0.0/16".into()))?,
+        };
+        if resumed.is_none() && runtime.pod_ip().is_none() {
             for w in &warnings {
                 self.warn(pod, w);
             }
         }
-        let runtime = choose_runtime(pod, behaviour, resumed.unwrap_or_else(Utc::now));
         self.pods.insert(
             key.clone(),
             PodState {
@@ -514,6 +582,8 @@ impl Reconciler for PodController {
         let report = state.runtime.observe(Instant::now());
         let status = running_status(&pod, state.ip, state.runtime.started_at(), &report);
         let next = report.next_change;
+        let wanted = state.runtime.annotations();
+        let pod = self.annotate(&pod, &wanted)?;
         self.write_status(&pod, status)?;
         Ok(next)
     }
