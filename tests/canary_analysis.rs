@@ -291,6 +291,17 @@ async fn retrospective_verdicts() {
     source = side(source, "good-1", "canary", (from, to), 0.100, 0.01, 2);
     source = side(source, "errs-1", "canary", (from, to), 0.100, 0.10, 3);
     source = side(source, "slow-1", "canary", (from, to), 0.300, 0.01, 4);
+    // The previous fleet's data, two hours earlier (post-promotion analysis).
+    let shift = TimeDelta::hours(2);
+    source = side(
+        source,
+        "prev-1",
+        "baseline",
+        (from - shift, to - shift),
+        0.100,
+        0.01,
+        1,
+    );
     // Idle: traffic query answers 0; and a canary whose every query is empty.
     source = source
         .with_series(
@@ -328,6 +339,21 @@ async fn retrospective_verdicts() {
             .await
             .unwrap();
     }
+    // Control = the previous fleet over the window two hours earlier.
+    let mut shifted = w.clone();
+    json_patch::merge(&mut shifted, &json!({"control": {"timeShift": "2h"}}));
+    api.create(
+        &PostParams::default(),
+        &analysis("shifted", "good-1", "prev-1", shifted),
+    )
+    .await
+    .unwrap();
+    api.create(
+        &PostParams::default(),
+        &analysis("unshifted", "good-1", "prev-1", w.clone()),
+    )
+    .await
+    .unwrap();
 
     let good = wait_terminal(&api, "good").await;
     assert_eq!(phase(&good), Phase::Passed, "{}", message(&good));
@@ -390,6 +416,24 @@ async fn retrospective_verdicts() {
     );
 
     // Empty vectors: NoData per the judge (never a crash, never a pass).
+    // timeShift: the control's queries cover [start - 2h, end - 2h].
+    let shifted = wait_terminal(&api, "shifted").await;
+    assert_eq!(phase(&shifted), Phase::Passed, "{}", message(&shifted));
+    let m = &shifted.status.as_ref().unwrap().metrics[0];
+    assert_eq!(
+        (m.canary_count, m.baseline_count),
+        (121, 121),
+        "{:#?}",
+        shifted.status
+    );
+    let unshifted = wait_terminal(&api, "unshifted").await;
+    assert_eq!(
+        phase(&unshifted),
+        Phase::Inconclusive,
+        "{}",
+        message(&unshifted)
+    );
+
     let gone = wait_terminal(&api, "gone").await;
     assert_eq!(phase(&gone), Phase::Inconclusive, "{}", message(&gone));
     let s = gone.status.clone().unwrap();
@@ -408,7 +452,8 @@ async fn retrospective_verdicts() {
         .iter()
         .filter(|q| q.contains("good-1-[a-z0-9]{5}"))
         .collect();
-    assert_eq!(good_queries.len(), 3, "{good_queries:#?}");
+    // three analyses (good, shifted, unshifted) judge good-1, 3 templates each
+    assert_eq!(good_queries.len(), 3 * 3, "{good_queries:#?}");
     // No traffic, no metric queries.
     assert!(
         asked

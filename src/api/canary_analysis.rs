@@ -146,6 +146,12 @@ pub struct AnalysisScope {
     /// Extra template variables; may not reuse a built-in name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
+    /// Query this scope over the window shifted this far into the past:
+    /// `[start - timeShift, end - timeShift]` (e.g. the previous fleet before
+    /// a switch, for post-promotion analysis). Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(s|m|h|d))+$"))]
+    pub time_shift: Option<String>,
 }
 
 /// A judge metric plus the PromQL it is measured with.

@@ -147,6 +147,9 @@ fn scope_text(scope: &AnalysisScope, default_ns: &str, default_role: &str) -> St
         "role {}",
         scope.role.as_deref().unwrap_or(default_role)
     ));
+    if let Some(shift) = &scope.time_shift {
+        parts.push(format!("timeShift {shift}"));
+    }
     for (k, v) in &scope.variables {
         parts.push(format!("{k}={v}"));
     }

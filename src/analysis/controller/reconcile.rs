@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -364,6 +364,10 @@ async fn traffic(
         return Ok(Traffic::Received { total: f64::NAN });
     };
     let (interval_start, interval_end) = spec.schedule.interval_bounds(k);
+    let (interval_start, interval_end) = (
+        interval_start - spec.experiment_shift,
+        interval_end - spec.experiment_shift,
+    );
     let check = TrafficCheck::new(template.clone());
     match check
         .check(source, &spec.experiment, interval_start, interval_end)
@@ -411,18 +415,24 @@ impl Window<'_> {
     async fn query(
         &self,
         template: &QueryTemplate,
-        scope: &Scope,
+        side: &Sided<'_>,
         field: &str,
-        scope_name: &'static str,
     ) -> Result<Samples, IntervalError> {
-        let query = template
-            .render(scope, self.step)
-            .map_err(|error| IntervalError::Template {
-                field: field.to_owned(),
-                error,
-            })?;
+        let query =
+            template
+                .render(side.scope, self.step)
+                .map_err(|error| IntervalError::Template {
+                    field: field.to_owned(),
+                    error,
+                })?;
+        let scope_name = side.name;
         self.source
-            .query_range(&query, self.from, self.to, self.step)
+            .query_range(
+                &query,
+                self.from - side.shift,
+                self.to - side.shift,
+                self.step,
+            )
             .await
             .map_err(|error| IntervalError::Source {
                 field: field.to_owned(),
@@ -430,6 +440,13 @@ impl Window<'_> {
                 error,
             })
     }
+}
+
+/// One scope and how far back its window is shifted.
+struct Sided<'a> {
+    scope: &'a Scope,
+    shift: TimeDelta,
+    name: &'static str,
 }
 
 /// The raw points of one metric, both scopes.
@@ -447,6 +464,8 @@ enum Points {
 struct Fetched {
     name: String,
     points: Points,
+    canary_shift: TimeDelta,
+    baseline_shift: TimeDelta,
 }
 
 fn until(samples: &Samples, end: DateTime<Utc>) -> Samples {
@@ -462,14 +481,16 @@ fn until(samples: &Samples, end: DateTime<Utc>) -> Samples {
 
 impl Fetched {
     /// The judge's input for a window ending at `end`.
+    /// (Each side's points are cut at `end` moved back by its shift.)
     fn until(&self, end: DateTime<Utc>) -> MetricSamples {
+        let (c, b) = (end - self.canary_shift, end - self.baseline_shift);
         let (canary, baseline) = match &self.points {
             Points::Continuous { canary, baseline } => {
-                (values(&until(canary, end)), values(&until(baseline, end)))
+                (values(&until(canary, c)), values(&until(baseline, b)))
             }
             Points::Rate { canary, baseline } => (
-                Side::Counts(align(&until(&canary.0, end), &until(&canary.1, end))),
-                Side::Counts(align(&until(&baseline.0, end), &until(&baseline.1, end))),
+                Side::Counts(align(&until(&canary.0, c), &until(&canary.1, c))),
+                Side::Counts(align(&until(&baseline.0, b), &until(&baseline.1, b))),
             ),
         };
         MetricSamples {
@@ -487,12 +508,22 @@ async fn fetch_metric(
 ) -> Result<Fetched, IntervalError> {
     let (metric, queries) = (&spec.judge.metrics[i], &spec.queries[i]);
     let field = |f: &str| format!("spec.metrics[{i}].{f}");
+    let experiment = Sided {
+        scope: &spec.experiment,
+        shift: spec.experiment_shift,
+        name: "experiment",
+    };
+    let control = Sided {
+        scope: &spec.control,
+        shift: spec.control_shift,
+        name: "control",
+    };
     let points = match queries {
         MetricQueries::Continuous(q) => {
             let f = field("query");
             let (canary, baseline) = futures::try_join!(
-                window.query(q, &spec.experiment, &f, "experiment"),
-                window.query(q, &spec.control, &f, "control"),
+                window.query(q, &experiment, &f),
+                window.query(q, &control, &f),
             )?;
             Points::Continuous { canary, baseline }
         }
@@ -502,10 +533,10 @@ async fn fetch_metric(
         } => {
             let (fnum, fden) = (field("numerator"), field("denominator"));
             let (cn, cd, bn, bd) = futures::try_join!(
-                window.query(numerator, &spec.experiment, &fnum, "experiment"),
-                window.query(denominator, &spec.experiment, &fden, "experiment"),
-                window.query(numerator, &spec.control, &fnum, "control"),
-                window.query(denominator, &spec.control, &fden, "control"),
+                window.query(numerator, &experiment, &fnum),
+                window.query(denominator, &experiment, &fden),
+                window.query(numerator, &control, &fnum),
+                window.query(denominator, &control, &fden),
             )?;
             Points::Rate {
                 canary: (cn, cd),
@@ -516,6 +547,8 @@ async fn fetch_metric(
     Ok(Fetched {
         name: metric.name.clone(),
         points,
+        canary_shift: spec.experiment_shift,
+        baseline_shift: spec.control_shift,
     })
 }
 

@@ -56,6 +56,9 @@ pub struct ResolvedSpec {
     pub step: Duration,
     pub control: Scope,
     pub experiment: Scope,
+    /// `timeShift` of each scope: its queries cover the window moved back by it.
+    pub control_shift: TimeDelta,
+    pub experiment_shift: TimeDelta,
     pub traffic: Option<QueryTemplate>,
     pub judge: JudgeConfig,
     /// Parallel to `judge.metrics`.
@@ -207,6 +210,11 @@ pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<Resolve
     let warmup = duration("spec.warmup", spec.warmup.as_ref());
     let lifetime = duration("spec.lifetime", spec.lifetime.as_ref());
     let step = duration("spec.step", spec.step.as_ref());
+    let control_shift = duration("spec.control.timeShift", spec.control.time_shift.as_ref());
+    let experiment_shift = duration(
+        "spec.experiment.timeShift",
+        spec.experiment.time_shift.as_ref(),
+    );
     let step_given = spec.step.is_some();
     let step = step.unwrap_or(DEFAULT_STEP);
     if step.is_zero() && step_given {
@@ -387,6 +395,8 @@ pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<Resolve
             step,
             control,
             experiment,
+            control_shift: delta(control_shift.unwrap_or_default()),
+            experiment_shift: delta(experiment_shift.unwrap_or_default()),
             traffic,
             judge,
             queries,
@@ -552,6 +562,20 @@ mod tests {
                 "{patch}: want {path} ~ {needle:?}, got {text}"
             );
         }
+    }
+
+    #[test]
+    fn time_shifts() {
+        let ca = analysis(json!({"control": {"timeShift": "1h30m"}}));
+        let r = resolve(&ca, None).unwrap();
+        assert_eq!(r.control_shift, TimeDelta::minutes(90));
+        assert_eq!(r.experiment_shift, TimeDelta::zero());
+        let err =
+            resolve(&analysis(json!({"experiment": {"timeShift": "-1h"}})), None).unwrap_err();
+        assert!(
+            err.to_string().contains("spec.experiment.timeShift"),
+            "{err}"
+        );
     }
 
     #[test]
