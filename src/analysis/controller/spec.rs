@@ -564,6 +564,35 @@ mod tests {
         }
     }
 
+    /// The spec shape the Rollout planner creates (docs/rollout.md, "Analysis"
+    /// and "Post-promotion analysis") resolves.
+    #[test]
+    fn the_rollout_planners_spec_resolves() {
+        let spec = json!({
+            "interval": "5m", "lifetime": "20m",
+            "metrics": [{"name": "latency", "query":
+                "avg(lat{pod_template_hash=\"${podTemplateHash}\", pod=~\"${podRegex}\"})"}],
+            "experiment": {"namespace": "shop", "replicaSet": "web-abc-canary", "revision": "abc",
+                           "role": "canary", "variables": {"podTemplateHash": "7d9f"}},
+            "control": {"namespace": "shop", "replicaSet": "web-def", "revision": "def",
+                        "role": "previous", "timeShift": "20m", "variables": {"podTemplateHash": "5f4d"}},
+            "startTime": "2026-11-23T10:00:00Z",
+            "prometheus": null
+        });
+        let mut ca = analysis(json!({}));
+        ca.spec = serde_json::from_value(spec).unwrap();
+        let r = resolve(&ca, Some("http://prometheus:9090")).unwrap();
+        assert_eq!(r.schedule.total, 4);
+        assert_eq!(r.control_shift, TimeDelta::minutes(20));
+        assert_eq!(
+            r.experiment
+                .extra
+                .get("podTemplateHash")
+                .map(String::as_str),
+            Some("7d9f")
+        );
+    }
+
     #[test]
     fn time_shifts() {
         let ca = analysis(json!({"control": {"timeShift": "1h30m"}}));
