@@ -17,7 +17,7 @@ pub struct AnalysisArgs {
     #[arg(long)]
     pub namespace: Option<String>,
     /// Path to a kubeconfig; default: $KUBECONFIG, ~/.kube/config, or in-cluster.
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// Timeout of one Prometheus request, in seconds.
     #[arg(long, default_value_t = 30)]

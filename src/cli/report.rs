@@ -32,7 +32,7 @@ pub struct ReportArgs {
     #[arg(long, short)]
     pub namespace: Option<String>,
     /// Path to a kubeconfig; default: $KUBECONFIG, ~/.kube/config, or in-cluster.
-    #[arg(long, env = "KUBECONFIG")]
+    #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     #[arg(long, short, value_enum, default_value_t = ReportFormat::Text)]
     pub output: ReportFormat,
