@@ -264,6 +264,10 @@ pub struct CanaryAnalysisStatus {
     /// Per metric: classification and every number behind it, from the latest judgement.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<MetricResult>,
+    /// Metrics left out of `metrics` to keep the object small (passing ones
+    /// first; see docs/canary-analysis.md). Absent when none were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_omitted: Option<u32>,
     /// Per group scores of the latest judgement.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupScore>,

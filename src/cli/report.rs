@@ -299,6 +299,12 @@ pub fn render_analysis(ca: &CanaryAnalysis) -> String {
                 groups: status.groups.clone(),
             };
             out.push_str(&render_report(&result));
+            if let Some(n) = status.metrics_omitted {
+                let _ = writeln!(
+                    out,
+                    "\n({n} more metrics, passing or without data, are left out of the status to keep it small)"
+                );
+            }
         }
         None => out.push_str("No interval has been judged yet.\n"),
     }

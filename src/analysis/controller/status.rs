@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use super::interval::Schedule;
 use super::spec::{ResolvedSpec, resolve};
 use super::time::{from_time, to_time, truncate};
-use crate::analysis::judge::{Band, JudgeResult};
+use crate::analysis::judge::{Band, Classification, JudgeResult, MetricResult};
 use crate::analysis::traffic_check::NO_TRAFFIC_MESSAGE;
 use crate::api::canary_analysis::{
     AnalysisWindow, CanaryAnalysis, CanaryAnalysisStatus, IntervalAggregate, IntervalResult,
@@ -103,6 +103,46 @@ pub fn collapse_notices(notices: Vec<Notice>) -> Vec<Notice> {
         }
     }
     out
+}
+
+/// Budget of `status.metrics` in JSON bytes. An object must stay well under
+/// etcd's 1.5 MiB request limit, and Netflix compared > 1500 metrics per
+/// canary (~600 bytes each here).
+pub const MAX_METRICS_BYTES: usize = 400 * 1024;
+
+/// Keeps the metrics that matter within `budget` bytes: failures (High, Low,
+/// Error, NodataFailMetric) first, then Nodata, then Pass; config order is
+/// kept among those kept. Returns the metrics kept and how many were left out.
+pub fn bound_metrics(metrics: Vec<MetricResult>, budget: usize) -> (Vec<MetricResult>, u32) {
+    let sizes: Vec<usize> = metrics
+        .iter()
+        .map(|m| serde_json::to_vec(m).map_or(budget, |v| v.len() + 1))
+        .collect();
+    if sizes.iter().sum::<usize>() <= budget {
+        return (metrics, 0);
+    }
+    let rank = |m: &MetricResult| match m.classification {
+        Classification::Pass => 2,
+        Classification::Nodata => 1,
+        _ => 0,
+    };
+    let mut order: Vec<usize> = (0..metrics.len()).collect();
+    order.sort_by_key(|i| rank(&metrics[*i]));
+    let mut keep = vec![false; metrics.len()];
+    let mut used = 0;
+    for i in order {
+        if used + sizes[i] <= budget {
+            used += sizes[i];
+            keep[i] = true;
+        }
+    }
+    let omitted = keep.iter().filter(|k| !**k).count();
+    let kept = metrics
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(m, k)| k.then_some(m))
+        .collect();
+    (kept, u32::try_from(omitted).unwrap_or(u32::MAX))
 }
 
 /// The result of one interval's I/O.
@@ -463,7 +503,9 @@ impl Progress {
                 marginal_threshold: Some(r.marginal_threshold),
                 pass_threshold: Some(r.pass_threshold),
             });
-            self.status.metrics = r.metrics.clone();
+            let (metrics, omitted) = bound_metrics(r.metrics.clone(), MAX_METRICS_BYTES);
+            self.status.metrics = metrics;
+            self.status.metrics_omitted = (omitted > 0).then_some(omitted);
             self.status.groups = r.groups.clone();
         }
         self.notice(
@@ -987,6 +1029,38 @@ mod tests {
         assert!(judged[3].starts_with("interval 60/60"));
         assert_eq!(collapsed.first().map(|n| n.reason), Some("Started"));
         assert_eq!(collapsed.last().map(|n| n.reason), Some("Passed"));
+    }
+
+    #[test]
+    fn metrics_are_bounded_keeping_failures() {
+        // 2000 metrics, every 10th one failing.
+        let base: Vec<f64> = (0..60).map(|v| 100.0 + f64::from(v % 7)).collect();
+        let slow: Vec<f64> = base.iter().map(|v| v * 10.0).collect();
+        let mut metrics = Vec::new();
+        let mut samples = Vec::new();
+        for i in 0..2000 {
+            let name = format!("m{i}");
+            metrics.push(MetricConfig::new(&name));
+            let canary = if i % 10 == 0 { &slow } else { &base };
+            samples.push(MetricSamples::continuous(&name, canary, &base));
+        }
+        let r = judge(&JudgeConfig::new(metrics), &samples).unwrap();
+        let (kept, omitted) = bound_metrics(r.metrics.clone(), MAX_METRICS_BYTES);
+        let bytes = serde_json::to_vec(&kept).unwrap().len();
+        assert!(bytes <= MAX_METRICS_BYTES + 2, "{bytes}");
+        assert!(omitted > 0);
+        assert_eq!(kept.len() + omitted as usize, 2000);
+        let failing = kept
+            .iter()
+            .filter(|m| m.classification == Classification::High)
+            .count();
+        assert_eq!(failing, 200, "every failure is kept");
+        // Config order among the kept ones.
+        let names: Vec<usize> = kept.iter().map(|m| m.name[1..].parse().unwrap()).collect();
+        assert!(names.windows(2).all(|w| w[0] < w[1]));
+        // Small sets are untouched.
+        let (small, none) = bound_metrics(r.metrics[..10].to_vec(), MAX_METRICS_BYTES);
+        assert_eq!((small.len(), none), (10, 0));
     }
 
     /// Timestamps that record when a reconcile happened differ between runs.
