@@ -157,6 +157,10 @@ pub struct AnalysisScope {
 /// A judge metric plus the PromQL it is measured with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "(has(self.kind) && self.kind == 'rate') ? (has(self.numerator) && has(self.denominator) && !has(self.query)) : (has(self.query) && !has(self.numerator) && !has(self.denominator))",
+     "message": "a continuous metric has a query; a rate metric (kind: rate) has numerator and denominator"}
+]))]
 pub struct AnalysisMetric {
     /// How the metric is judged (name, group, direction, effect sizes, kind…).
     #[serde(flatten)]
