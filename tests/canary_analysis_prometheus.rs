@@ -405,6 +405,33 @@ async fn verdicts_from_real_prometheus_and_the_report() {
         "{text}"
     );
 
+    // The printer columns, through the real kubectl and the short name.
+    let output = tokio::process::Command::new("kubectl")
+        .args(["get", "rbca", "-n", NS, "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()
+        .await
+        .expect("kubectl (installed on every machine here)");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{table}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!("{table}");
+    let header = table.lines().next().unwrap_or_default();
+    for column in ["NAME", "PHASE", "SCORE", "INTERVALS", "AGE"] {
+        assert!(header.contains(column), "{table}");
+    }
+    let good_row = table
+        .lines()
+        .find(|l| l.starts_with("good "))
+        .expect("good row");
+    assert!(
+        good_row.contains("Passed") && good_row.contains("3/3") && good_row.contains("100"),
+        "{table}"
+    );
+
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), controller).await;
     sandbox.shutdown().await;
