@@ -30,5 +30,5 @@ pub const RETRY_ANNOTATION: &str = "redblack.io/retry";
 /// Every CRD the operator serves, in a stable order. Other resources
 /// (CanaryAnalysis) add themselves here.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![Rollout::crd()]
+    vec![Rollout::crd(), canary_analysis::crd()]
 }
