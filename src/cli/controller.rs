@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use super::CliResult;
 use super::rollouts::{Conn, connect};
+use crate::analysis::controller::{AnalysisController, AnalysisControllerConfig};
 use crate::rollout::controller::{RolloutController, Settings};
 use crate::telemetry::{self, LogFormat};
 use crate::web::health::{self, Readiness};
@@ -37,6 +38,9 @@ pub struct ControllerArgs {
     /// Path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// Prometheus for CanaryAnalyses that do not name one in `spec.prometheus`.
+    #[arg(long, env = "REDBLACK_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
 }
 
 /// `HOST:PORT`, or `:PORT` for every interface (as Go programs accept).
@@ -66,6 +70,10 @@ pub struct ControllerConfig {
     pub readiness: Arc<Readiness>,
     /// Safety-net re-plan interval of an idle Rollout.
     pub resync: Duration,
+    /// Prometheus for CanaryAnalyses without `spec.prometheus`.
+    pub prometheus_url: Option<String>,
+    /// Run the CanaryAnalysis controller too (tests that script verdicts turn it off).
+    pub canary_analysis: bool,
 }
 
 impl Default for ControllerConfig {
@@ -78,6 +86,8 @@ impl Default for ControllerConfig {
             metrics: OperatorMetrics::new(),
             readiness: Arc::new(Readiness::default()),
             resync: Settings::default().resync,
+            prometheus_url: None,
+            canary_analysis: true,
         }
     }
 }
@@ -149,8 +159,29 @@ pub async fn run_controller(
             ..Settings::default()
         },
     );
-    // Other controllers (CanaryAnalysis) join here: build, add their caches to
-    // the readiness wait, and run them concurrently with the same shutdown.
+    // The CanaryAnalysis controller runs beside it with the same shutdown; its
+    // failure (e.g. its CRD not installed) is logged and does not stop Rollouts.
+    let analyses = AnalysisController::new(
+        client.clone(),
+        AnalysisControllerConfig {
+            default_prometheus_url: cfg.prometheus_url.clone(),
+            namespace: cfg.namespace.clone(),
+            ..AnalysisControllerConfig::default()
+        },
+    )
+    .with_metrics(cfg.metrics.clone());
+    let analyses = {
+        let stop = shutdown.clone();
+        let enabled = cfg.canary_analysis;
+        async move {
+            if !enabled {
+                return;
+            }
+            if let Err(e) = analyses.run(stop).await {
+                tracing::error!(error = %e, "the CanaryAnalysis controller stopped");
+            }
+        }
+    };
     let caches = rollouts.caches();
     let readiness = cfg.readiness.clone();
     let ready = async move {
@@ -160,7 +191,10 @@ pub async fn run_controller(
         }
     };
     let ready = tokio::spawn(ready);
-    rollouts.run(cfg.metrics.clone(), shutdown.clone()).await;
+    tokio::join!(
+        rollouts.run(cfg.metrics.clone(), shutdown.clone()),
+        analyses
+    );
     ready.abort();
     cfg.readiness.set_ready(false);
 
@@ -210,6 +244,7 @@ pub async fn run(args: ControllerArgs) -> CliResult {
         concurrency: args.concurrency,
         metrics_addr: Some(args.metrics_addr),
         health_addr: Some(args.health_addr),
+        prometheus_url: args.prometheus_url,
         ..ControllerConfig::default()
     };
     run_controller(client, cfg, shutdown_signal()).await?;

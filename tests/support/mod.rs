@@ -301,7 +301,12 @@ pub struct Running {
 impl Running {
     pub fn start(client: Client) -> Running {
         let (tx, rx) = oneshot::channel::<()>();
-        let cfg = ControllerConfig::default();
+        // These tests play the CanaryAnalysis controller themselves: they write
+        // the verdicts a canary's analysis reaches.
+        let cfg = ControllerConfig {
+            canary_analysis: false,
+            ..ControllerConfig::default()
+        };
         let readiness = cfg.readiness.clone();
         let metrics = cfg.metrics.clone();
         let task = tokio::spawn(run_controller(client, cfg, async move {
