@@ -217,11 +217,9 @@ impl Controller {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = c.child.try_wait()? {
-                return Err(format!(
-                    "the controller exited ({status}); see {}",
-                    log.display()
-                )
-                .into());
+                return Err(
+                    format!("the controller exited ({status}); see {}", log.display()).into(),
+                );
             }
             if let Ok((200, _)) = http_get(addr, "/readyz").await {
                 return Ok(c);
@@ -339,7 +337,10 @@ impl View {
     fn progress(&self, before: &HashMap<String, String>) -> Progress {
         let mut p = Progress::default();
         for r in self.list("redblack.io", "rollouts") {
-            let name = r["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+            let name = r["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             let st = &r["status"];
             let healthy = st["phase"] == "Healthy"
                 && st["observedGeneration"] == r["metadata"]["generation"]
@@ -501,7 +502,8 @@ async fn main() -> BoxResult<()> {
     let bin = controller_bin(&args)?;
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
-    let log = std::env::temp_dir().join(format!("bench_scale-controller-{}.log", std::process::id()));
+    let log =
+        std::env::temp_dir().join(format!("bench_scale-controller-{}.log", std::process::id()));
 
     // Every object changes a few times per phase; keep enough history that no
     // watch falls off the end of it (a 410 would force a relist).
@@ -519,7 +521,11 @@ async fn main() -> BoxResult<()> {
     }
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
     let served = Instant::now();
-    while rollouts.list(&ListParams::default().limit(1)).await.is_err() {
+    while rollouts
+        .list(&ListParams::default().limit(1))
+        .await
+        .is_err()
+    {
         if served.elapsed() > Duration::from_secs(30) {
             return Err("the Rollout CRD was not served in 30 s".into());
         }
@@ -586,7 +592,10 @@ async fn main() -> BoxResult<()> {
     )
     .await?;
     settle(&counts, Duration::from_secs(3), Duration::from_secs(30)).await;
-    let create_ours = [("create", "services", n as u64), ("create", "rollouts", n as u64)];
+    let create_ours = [
+        ("create", "services", n as u64),
+        ("create", "rollouts", n as u64),
+    ];
     let converge = controller_requests(&counts, &create_ours);
     let services_ok = view.services_on(&converged.stable);
     let mem1 = controller.mem()?;
@@ -653,10 +662,7 @@ async fn main() -> BoxResult<()> {
     let b2 = per(mem2.rss_kb);
     println!();
     println!("== controller memory (VmRSS of the controller process alone)");
-    println!(
-        "  ready, 0 Rollouts:        {:>8.1} MB",
-        mb(mem0.rss_kb)
-    );
+    println!("  ready, 0 Rollouts:        {:>8.1} MB", mb(mem0.rss_kb));
     println!(
         "  {n} converged:           {:>8.1} MB (VmHWM {:.1} MB) -> {:.0} bytes/Rollout, {:.0} bytes/cached object \
          ({n} Rollouts + {rs1} ReplicaSets + {svc_total} Services)",
@@ -734,7 +740,9 @@ async fn main() -> BoxResult<()> {
     );
 
     println!();
-    println!("| N | bytes/Rollout | bytes/cached object | req/Rollout converge | req/Rollout/min steady | req per red/black rollout |");
+    println!(
+        "| N | bytes/Rollout | bytes/cached object | req/Rollout converge | req/Rollout/min steady | req per red/black rollout |"
+    );
     println!("|---|---|---|---|---|---|");
     println!(
         "| {n} | {:.0} | {:.0} | {:.2} | {:.4} | {:.2} |",
