@@ -2,10 +2,12 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod controller;
 pub mod crd;
 pub mod demo_app;
 pub mod demo_load;
 pub mod judge;
+pub mod rollouts;
 pub mod sandbox;
 
 /// What every verb returns; the binary prints the error chain and exits 1.
@@ -24,6 +26,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the operator: the Rollout controller, /healthz, /readyz and /metrics.
+    Controller(controller::ControllerArgs),
     /// Run the embedded Kubernetes-compatible control plane (a SIMULATOR for demos and tests).
     Sandbox(sandbox::SandboxArgs),
     /// Print every CustomResourceDefinition as multi-document YAML.
@@ -34,14 +38,18 @@ pub enum Command {
     DemoApp(demo_app::DemoAppArgs),
     /// Send steady, paced, bounded HTTP traffic to a URL and report progress.
     DemoLoad(demo_load::DemoLoadArgs),
+    #[command(flatten)]
+    Rollout(rollouts::RolloutCommand),
 }
 
 pub async fn run(cli: Cli) -> CliResult {
     match cli.command {
+        Command::Controller(args) => controller::run(args).await,
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Crd(args) => crd::run(args).await,
         Command::Judge(args) => judge::run(args).await,
         Command::DemoApp(args) => demo_app::run(args).await,
         Command::DemoLoad(args) => demo_load::run(args).await,
+        Command::Rollout(command) => rollouts::run(command).await,
     }
 }

@@ -1,0 +1,36 @@
+//! `kubectl redblack VERB`: the Rollout verbs as a kubectl plugin (kubectl runs
+//! any `kubectl-redblack` on the PATH for `kubectl redblack`).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use redblack::cli::rollouts::{self, RolloutCommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl-redblack",
+    bin_name = "kubectl redblack",
+    version,
+    about = "Operate redblack Rollouts: list, status, promote, abort, retry, pause, resume, undo"
+)]
+struct Plugin {
+    #[command(subcommand)]
+    command: RolloutCommand,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let plugin = Plugin::parse();
+    match rollouts::run(plugin.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            let mut source = err.source();
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

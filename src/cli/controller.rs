@@ -1,0 +1,235 @@
+//! `redblack controller`: runs the operator's controllers with `/healthz`,
+//! `/readyz` (ready once every cache has synced) and `/metrics`, until SIGINT
+//! or SIGTERM (in-flight reconciles finish first).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::net::TcpListener;
+
+use super::CliResult;
+use super::rollouts::{Conn, connect};
+use crate::rollout::controller::{RolloutController, Settings};
+use crate::telemetry::{self, LogFormat};
+use crate::web::health::{self, Readiness};
+use crate::web::metrics::OperatorMetrics;
+
+#[derive(Debug, clap::Args)]
+pub struct ControllerArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Rollouts reconciled at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: u16,
+    /// Where to serve /metrics (`HOST:PORT` or `:PORT`).
+    #[arg(long, default_value = ":8080", value_parser = parse_addr)]
+    pub metrics_addr: SocketAddr,
+    /// Where to serve /healthz and /readyz (may equal --metrics-addr).
+    #[arg(long, default_value = ":8081", value_parser = parse_addr)]
+    pub health_addr: SocketAddr,
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+    /// Path to a kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// `HOST:PORT`, or `:PORT` for every interface (as Go programs accept).
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    let full = match s.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => s.to_owned(),
+    };
+    full.parse()
+        .map_err(|e| format!("{s:?} is not HOST:PORT or :PORT ({e})"))
+}
+
+/// How `run_controller` runs; `Default` serves no HTTP (tests, demos).
+#[derive(Clone)]
+pub struct ControllerConfig {
+    /// Watch only this namespace (None = all).
+    pub namespace: Option<String>,
+    pub concurrency: u16,
+    /// Serve /metrics here (None = not served).
+    pub metrics_addr: Option<SocketAddr>,
+    /// Serve /healthz and /readyz here (None = not served). The same address as
+    /// `metrics_addr` serves all three from one listener.
+    pub health_addr: Option<SocketAddr>,
+    /// Shared with the caller, e.g. to read counters in tests.
+    pub metrics: OperatorMetrics,
+    /// Set once every controller's caches have synced.
+    pub readiness: Arc<Readiness>,
+    /// Safety-net re-plan interval of an idle Rollout.
+    pub resync: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            namespace: None,
+            concurrency: 8,
+            metrics_addr: None,
+            health_addr: None,
+            metrics: OperatorMetrics::new(),
+            readiness: Arc::new(Readiness::default()),
+            resync: Settings::default().resync,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the HTTP server on {addr} failed")]
+    Serve {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs every controller of the operator until `shutdown` resolves. Tests and
+/// the demo call this in-process with a sandbox client.
+pub async fn run_controller(
+    client: kube::Client,
+    cfg: ControllerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ControllerError> {
+    let shutdown = shutdown.boxed().shared();
+    cfg.readiness.set_ready(false);
+
+    // Bind first, so a taken port fails at start, not later.
+    let mut servers = Vec::new();
+    let mut routes: Vec<(SocketAddr, axum::Router)> = Vec::new();
+    let mut add = |addr: SocketAddr, router: axum::Router| match routes
+        .iter_mut()
+        .find(|(a, _)| *a == addr)
+    {
+        Some((_, r)) => *r = std::mem::take(r).merge(router),
+        None => routes.push((addr, router)),
+    };
+    if let Some(addr) = cfg.health_addr {
+        add(addr, health::router(cfg.readiness.clone()));
+    }
+    if let Some(addr) = cfg.metrics_addr {
+        add(addr, cfg.metrics.router());
+    }
+    for (addr, router) in routes {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ControllerError::Bind { addr, source })?;
+        let bound = listener.local_addr().unwrap_or(addr);
+        tracing::info!(addr = %bound, "serving operator endpoints");
+        let stop = shutdown.clone();
+        servers.push(tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+                .map_err(|source| ControllerError::Serve { addr, source })
+        }));
+    }
+
+    let rollouts = RolloutController::new(
+        client.clone(),
+        Settings {
+            namespace: cfg.namespace.clone(),
+            concurrency: cfg.concurrency.max(1),
+            resync: cfg.resync,
+            instance: std::env::var("POD_NAME").ok(),
+            ..Settings::default()
+        },
+    );
+    // Other controllers (CanaryAnalysis) join here: build, add their caches to
+    // the readiness wait, and run them concurrently with the same shutdown.
+    let caches = rollouts.caches();
+    let readiness = cfg.readiness.clone();
+    let ready = async move {
+        if caches.wait_until_ready().await {
+            readiness.set_ready(true);
+            tracing::info!("caches synced; ready");
+        }
+    };
+    let ready = tokio::spawn(ready);
+    rollouts.run(cfg.metrics.clone(), shutdown.clone()).await;
+    ready.abort();
+    cfg.readiness.set_ready(false);
+
+    for server in servers {
+        match server.await {
+            Ok(result) => result?,
+            Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
+        }
+    }
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl+C stops");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown requested; finishing in-flight reconciles");
+}
+
+pub async fn run(args: ControllerArgs) -> CliResult {
+    telemetry::init(args.log_format);
+    let (client, _) = connect(&Conn {
+        namespace: None,
+        kubeconfig: args.kubeconfig.clone(),
+    })
+    .await?;
+    let cfg = ControllerConfig {
+        namespace: args.namespace,
+        concurrency: args.concurrency,
+        metrics_addr: Some(args.metrics_addr),
+        health_addr: Some(args.health_addr),
+        ..ControllerConfig::default()
+    };
+    run_controller(client, cfg, shutdown_signal()).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_accept_port_only() {
+        assert_eq!(
+            parse_addr(":8080"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 8080)))
+        );
+        assert_eq!(
+            parse_addr("127.0.0.1:9"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 9)))
+        );
+        assert!(parse_addr("nope").is_err());
+    }
+}

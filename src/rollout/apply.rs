@@ -1,0 +1,306 @@
+//! The imperative shell's write half: executes a [`Plan`]'s actions against the
+//! Kubernetes API, then writes the planned status. Every write is idempotent, so
+//! a crash between two writes is repaired by the next plan.
+//!
+//! Write styles, all under ONE field manager, [`FIELD_MANAGER`]:
+//!
+//! | Action | Request | Why |
+//! |---|---|---|
+//! | `EnsureReplicaSet` | server-side apply of the whole ReplicaSet, `force` | we own every field of our children; the owner reference makes GC follow the Rollout |
+//! | `ScaleReplicaSet` | JSON merge patch of `spec.replicas` | an apply of a partial object by the same manager would *drop* the fields it omits (template, selector) |
+//! | `AnnotateReplicaSet` | JSON merge patch of `metadata.annotations` (removed keys → `null`) | as the planner specifies; touches no other annotation |
+//! | `DeleteReplicaSet` | DELETE, background propagation; 404 is success | |
+//! | `SwitchService` | server-side apply of ONLY `spec.selector`, `force` | see below |
+//! | status | server-side apply on the `status` subresource, `force` | omitted (cleared) fields are removed by the apply itself |
+//!
+//! ## Why `SwitchService` is a forced apply of just the selector
+//!
+//! The Service is the user's object: we change exactly one field of it and
+//! nothing else. `spec.selector` is an *atomic* map (`x-kubernetes-map-type:
+//! atomic` upstream), so an apply of it replaces the whole selector in one
+//! write — exactly "the Service now selects revision X", with no read-modify-
+//! write race. A JSON merge patch would *merge* keys instead, leaving a stale
+//! key behind unless we first read the Service and null it out (two steps, racy).
+//! `force` is required because the user's manager (kubectl, Argo CD, Flux)
+//! owns `spec.selector` from creating the Service; taking ownership of that one
+//! field is the documented contract (docs/operations.md). A later
+//! `kubectl apply --server-side` of the Service by the user then reports a
+//! conflict naming manager `redblack` instead of silently fighting us, and our
+//! applied set never contains any other field of the Service, so we never
+//! remove or reset anything the user wrote.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use crate::api::{Rollout, RolloutStatus};
+use crate::rollout::{Action, Plan};
+
+/// The one field manager every write of the operator uses.
+pub const FIELD_MANAGER: &str = "redblack";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("the Rollout has no {0}")]
+    MissingMetadata(&'static str),
+    #[error("{what}: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot build {what}")]
+    Build { what: String },
+}
+
+impl ApplyError {
+    /// A short, bounded label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApplyError::MissingMetadata(_) => "missing_metadata",
+            ApplyError::Api { source, .. } => match source {
+                kube::Error::Api(status) if status.code == 409 => "conflict",
+                kube::Error::Api(status) if status.code == 404 => "not_found",
+                kube::Error::Api(status) if status.code == 422 => "invalid",
+                kube::Error::Api(_) => "api",
+                _ => "transport",
+            },
+            ApplyError::Build { .. } => "build",
+        }
+    }
+}
+
+/// What a successful write changed, so the shell can wait until its caches
+/// have seen it before the next plan (no stale re-plans, no duplicate writes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Written {
+    ReplicaSet {
+        name: String,
+        resource_version: Option<String>,
+    },
+    ReplicaSetDeleted {
+        name: String,
+    },
+    Service {
+        name: String,
+        resource_version: Option<String>,
+    },
+    Status {
+        resource_version: Option<String>,
+    },
+}
+
+/// Executes one action. Every action is safe to repeat.
+pub async fn execute(
+    client: &Client,
+    rollout: &Rollout,
+    action: &Action,
+) -> Result<Written, ApplyError> {
+    let ns = rollout
+        .namespace()
+        .ok_or(ApplyError::MissingMetadata("namespace"))?;
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
+    let api_err = |what: String| move |source| ApplyError::Api { what, source };
+    match action {
+        Action::EnsureReplicaSet { name, .. } => {
+            let rs = action
+                .replica_set(rollout)
+                .ok_or_else(|| ApplyError::Build {
+                    what: format!("ReplicaSet {name}"),
+                })?;
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            let applied = replica_sets
+                .patch(name, &params, &Patch::Apply(&rs))
+                .await
+                .map_err(api_err(format!("applying ReplicaSet {name}")))?;
+            Ok(Written::ReplicaSet {
+                name: name.clone(),
+                resource_version: applied.resource_version(),
+            })
+        }
+        Action::ScaleReplicaSet { name, replicas } => {
+            let patch = json!({"spec": {"replicas": replicas}});
+            let patched = replica_sets
+                .patch(name, &merge_params(), &Patch::Merge(&patch))
+                .await
+                .map_err(api_err(format!("scaling ReplicaSet {name} to {replicas}")))?;
+            Ok(Written::ReplicaSet {
+                name: name.clone(),
+                resource_version: patched.resource_version(),
+            })
+        }
+        Action::AnnotateReplicaSet { name, set, remove } => {
+            let patch = annotation_patch(set, remove);
+            let patched = replica_sets
+                .patch(name, &merge_params(), &Patch::Merge(&patch))
+                .await
+                .map_err(api_err(format!("annotating ReplicaSet {name}")))?;
+            Ok(Written::ReplicaSet {
+                name: name.clone(),
+                resource_version: patched.resource_version(),
+            })
+        }
+        Action::DeleteReplicaSet { name } => {
+            match replica_sets.delete(name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(source) => {
+                    return Err(ApplyError::Api {
+                        what: format!("deleting ReplicaSet {name}"),
+                        source,
+                    });
+                }
+            }
+            Ok(Written::ReplicaSetDeleted { name: name.clone() })
+        }
+        Action::SwitchService {
+            service, selector, ..
+        } => {
+            let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            let patched = services
+                .patch(
+                    service,
+                    &params,
+                    &Patch::Apply(selector_apply(service, selector)),
+                )
+                .await
+                .map_err(api_err(format!("switching Service {service}")))?;
+            Ok(Written::Service {
+                name: service.clone(),
+                resource_version: patched.resource_version(),
+            })
+        }
+    }
+}
+
+/// Writes `status` with a server-side apply on the status subresource.
+pub async fn write_status(
+    client: &Client,
+    rollout: &Rollout,
+    status: &RolloutStatus,
+) -> Result<Written, ApplyError> {
+    let ns = rollout
+        .namespace()
+        .ok_or(ApplyError::MissingMetadata("namespace"))?;
+    let name = rollout
+        .meta()
+        .name
+        .clone()
+        .ok_or(ApplyError::MissingMetadata("name"))?;
+    let api: Api<Rollout> = Api::namespaced(client.clone(), &ns);
+    let body = status_apply(&name, status);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let patched = api
+        .patch_status(&name, &params, &Patch::Apply(&body))
+        .await
+        .map_err(|source| ApplyError::Api {
+            what: format!("writing the status of Rollout {name}"),
+            source,
+        })?;
+    Ok(Written::Status {
+        resource_version: patched.resource_version(),
+    })
+}
+
+/// Executes the plan's actions in order, stopping at the first failure (the
+/// next plan repairs it), then writes the status if it differs from the stored
+/// one. A plan that `is_noop` writes nothing at all.
+pub async fn apply_plan(
+    client: &Client,
+    rollout: &Rollout,
+    plan: &Plan,
+) -> Result<Vec<Written>, ApplyError> {
+    let stored = rollout.status.as_ref();
+    if plan.is_noop(stored) {
+        return Ok(Vec::new());
+    }
+    let mut written = Vec::with_capacity(plan.actions.len() + 1);
+    for action in &plan.actions {
+        written.push(execute(client, rollout, action).await?);
+    }
+    if stored != Some(&plan.status) {
+        written.push(write_status(client, rollout, &plan.status).await?);
+    }
+    Ok(written)
+}
+
+fn merge_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    }
+}
+
+/// `{"metadata":{"annotations":{set…, removed: null}}}`
+pub fn annotation_patch(set: &BTreeMap<String, String>, remove: &[String]) -> Value {
+    let mut annotations = serde_json::Map::new();
+    for key in remove {
+        annotations.insert(key.clone(), Value::Null);
+    }
+    for (key, value) in set {
+        annotations.insert(key.clone(), Value::String(value.clone()));
+    }
+    json!({"metadata": {"annotations": annotations}})
+}
+
+/// The apply configuration of a selector switch: nothing but `spec.selector`.
+pub fn selector_apply(service: &str, selector: &BTreeMap<String, String>) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": service},
+        "spec": {"selector": selector},
+    })
+}
+
+/// The apply configuration of a status write: nothing but `status`.
+pub fn status_apply(name: &str, status: &RolloutStatus) -> Value {
+    json!({
+        "apiVersion": Rollout::api_version(&()),
+        "kind": Rollout::kind(&()),
+        "metadata": {"name": name},
+        "status": status,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotation_patch_nulls_removed_keys() {
+        let set = BTreeMap::from([("a".to_owned(), "1".to_owned())]);
+        let patch = annotation_patch(&set, &["b".to_owned()]);
+        assert_eq!(
+            patch,
+            json!({"metadata": {"annotations": {"a": "1", "b": null}}})
+        );
+    }
+
+    #[test]
+    fn selector_apply_names_only_the_selector() {
+        let sel = BTreeMap::from([("app".to_owned(), "web".to_owned())]);
+        let body = selector_apply("web", &sel);
+        assert_eq!(body["spec"], json!({"selector": {"app": "web"}}));
+        assert_eq!(body["metadata"], json!({"name": "web"}));
+        assert_eq!(body.as_object().map(|o| o.len()), Some(4));
+    }
+
+    #[test]
+    fn status_apply_has_type_and_status_only() {
+        let status = RolloutStatus {
+            replicas: 3,
+            ..RolloutStatus::default()
+        };
+        let body = status_apply("web", &status);
+        assert_eq!(body["apiVersion"], "redblack.io/v1alpha1");
+        assert_eq!(body["kind"], "Rollout");
+        assert_eq!(body["status"]["replicas"], 3);
+        assert!(body.get("spec").is_none());
+    }
+}

@@ -1,0 +1,358 @@
+//! The Rollout controller: kube-runtime's `Controller` over Rollouts, reading
+//! children from reflector caches and writing through [`super::apply`].
+//!
+//! - Watches Rollouts, the ReplicaSets carrying the pod-template-hash label
+//!   (and only those), and Services; a Service event wakes only the Rollouts
+//!   naming it. managedFields (and a Service's last-applied copy) are stripped
+//!   before objects are cached.
+//! - A reconcile is `observe → plan → apply`: no API reads, no memory of
+//!   progress (it lives in the Rollout's status and on its children). A plan
+//!   that is a no-op makes no request at all.
+//! - After writing, a reconcile waits (briefly, in memory) until the caches
+//!   reflect its writes, so the next plan never acts on a stale world.
+//! - Requeue: the plan's timer (deadline, scale-down), else a slow resync as a
+//!   safety net against missed watch events. Failures back off exponentially
+//!   per Rollout.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
+use kube::runtime::controller::{self, Action as Requeue, Controller};
+use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::api::{POD_TEMPLATE_HASH_LABEL, Rollout};
+use crate::rollout::apply::{self, ApplyError};
+use crate::rollout::observe::{self, Before, Caches};
+use crate::rollout::{EventType, PlannedEvent, plan};
+use crate::web::metrics::{ControllerLabels, ErrorLabels, OperatorMetrics};
+
+/// The `controller` label of this controller's metrics.
+pub const CONTROLLER_NAME: &str = "rollout";
+/// `reportingController` of the Events it records.
+pub const REPORTING_CONTROLLER: &str = "redblack.io/rollout-controller";
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Watch one namespace; None = all namespaces.
+    pub namespace: Option<String>,
+    /// Rollouts reconciled at once.
+    pub concurrency: u16,
+    /// Re-plan an idle Rollout this often (a safety net; a no-op plan makes no
+    /// API request).
+    pub resync: Duration,
+    /// How long a reconcile waits for its caches to reflect its own writes.
+    pub cache_wait: Duration,
+    /// `reportingInstance` of Events (e.g. the pod name).
+    pub instance: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            namespace: None,
+            concurrency: 8,
+            resync: Duration::from_secs(30 * 60),
+            cache_wait: Duration::from_secs(5),
+            instance: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+impl ReconcileError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReconcileError::Apply(e) => e.kind(),
+        }
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub caches: Caches,
+    pub metrics: OperatorMetrics,
+    pub settings: Settings,
+    reporter: Reporter,
+    /// Consecutive failures per Rollout uid: paces retries only (progress
+    /// never lives here).
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+/// A built, not yet running, controller and its caches.
+pub struct RolloutController {
+    controller: Controller<Rollout>,
+    caches: Caches,
+    client: Client,
+    settings: Settings,
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+impl RolloutController {
+    pub fn new(client: Client, settings: Settings) -> RolloutController {
+        let ns = settings.namespace.as_deref();
+
+        let (rollouts, rollout_writer) = reflector::store::<Rollout>();
+        let rollout_events = watcher(api::<Rollout>(&client, ns), watcher::Config::default())
+            .default_backoff()
+            .modify(observe::strip_managed_fields)
+            .reflect(rollout_writer)
+            .applied_objects();
+
+        // Only labelled children: never the cluster's other ReplicaSets.
+        let (replica_sets, rs_writer) = reflector::store::<ReplicaSet>();
+        let rs_events = watcher(
+            api::<ReplicaSet>(&client, ns),
+            watcher::Config::default().labels(POD_TEMPLATE_HASH_LABEL),
+        )
+        .default_backoff()
+        .modify(observe::strip_managed_fields)
+        .reflect(rs_writer)
+        .touched_objects();
+
+        let (services, svc_writer) = reflector::store::<Service>();
+        let svc_events = watcher(api::<Service>(&client, ns), watcher::Config::default())
+            .default_backoff()
+            .modify(observe::strip_service)
+            .reflect(svc_writer)
+            .touched_objects();
+
+        let naming = rollouts.clone();
+        let controller = Controller::for_stream(rollout_events, rollouts.clone())
+            .owns_stream(rs_events)
+            .watches_stream(svc_events, move |svc: Service| {
+                observe::rollouts_naming(&naming, &svc)
+            })
+            .with_config(controller::Config::default().concurrency(settings.concurrency));
+        RolloutController {
+            controller,
+            caches: Caches {
+                rollouts,
+                replica_sets,
+                services,
+            },
+            client,
+            settings,
+        }
+    }
+
+    pub fn caches(&self) -> Caches {
+        self.caches.clone()
+    }
+
+    /// Runs until `shutdown` resolves (in-flight reconciles finish first).
+    pub async fn run(
+        self,
+        metrics: OperatorMetrics,
+        shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    ) {
+        let ctx = Arc::new(Context {
+            client: self.client,
+            caches: self.caches,
+            metrics,
+            reporter: Reporter {
+                controller: REPORTING_CONTROLLER.to_owned(),
+                instance: self.settings.instance.clone(),
+            },
+            settings: self.settings,
+            failures: Mutex::new(HashMap::new()),
+        });
+        self.controller
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile, error_policy, ctx)
+            .for_each(|result| {
+                match result {
+                    Ok((obj, _)) => debug!(rollout = %obj, "reconciled"),
+                    Err(controller::Error::ObjectNotFound(obj)) => {
+                        debug!(object = %obj, "reconcile of a deleted object skipped")
+                    }
+                    Err(e) => debug!(error = %e, "reconcile failed"),
+                }
+                futures::future::ready(())
+            })
+            .await;
+    }
+}
+
+fn labels() -> ControllerLabels {
+    ControllerLabels {
+        controller: CONTROLLER_NAME.to_owned(),
+    }
+}
+
+async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
+    let span = info_span!(
+        "reconcile",
+        rollout = %rollout.name_any(),
+        namespace = %rollout.namespace().unwrap_or_default(),
+        generation = rollout.metadata.generation.unwrap_or(0),
+    );
+    async move {
+        let started = Instant::now();
+        ctx.metrics.reconciles.get_or_create(&labels()).inc();
+        let result = reconcile_inner(&rollout, &ctx).await;
+        ctx.metrics
+            .reconcile_duration
+            .get_or_create(&labels())
+            .observe(started.elapsed().as_secs_f64());
+        if result.is_ok()
+            && let Some(uid) = rollout.uid()
+        {
+            lock(&ctx.failures).remove(&uid);
+        }
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Requeue, ReconcileError> {
+    if rollout.metadata.deletion_timestamp.is_some() {
+        // Garbage collection removes the children through their owner references.
+        return Ok(Requeue::await_change());
+    }
+    let observed = observe::observe(rollout, &ctx.caches);
+    let plan = plan(rollout, &observed, Utc::now());
+    let requeue = Requeue::requeue(plan.requeue_after.unwrap_or(ctx.settings.resync));
+    if plan.is_noop(rollout.status.as_ref()) {
+        debug!(state = ?plan.state, "nothing to do");
+        return Ok(requeue);
+    }
+    info!(state = ?plan.state, actions = plan.actions.len(), "applying plan");
+    let before = Before::capture(&observed);
+    let written = apply::apply_plan(&ctx.client, rollout, &plan).await?;
+    ctx.metrics
+        .api_writes
+        .get_or_create(&labels())
+        .inc_by(written.len() as u64);
+    publish_events(ctx, rollout, &plan.events).await;
+    if !observe::wait_for_caches(
+        &ctx.caches,
+        rollout,
+        &written,
+        &before,
+        ctx.settings.cache_wait,
+    )
+    .await
+    {
+        debug!("caches did not reflect the writes in time; the next plan re-checks");
+    }
+    Ok(requeue)
+}
+
+/// Records every planned Event on the Rollout. Best effort: a failed Event is
+/// logged, never a reason to redo the writes.
+async fn publish_events(ctx: &Context, rollout: &Rollout, events: &[PlannedEvent]) {
+    let reference = rollout.object_ref(&());
+    for event in events {
+        // A fresh recorder per Event: kube's recorder folds events with the same
+        // reason into one series keeping the FIRST note, which would hide e.g.
+        // the second "ScaledReplicaSet". The planner only emits transitions, so
+        // there is nothing to fold.
+        let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
+        let kube_event = Event {
+            type_: match event.type_ {
+                EventType::Normal => KubeEventType::Normal,
+                EventType::Warning => KubeEventType::Warning,
+            },
+            reason: event.reason.clone(),
+            note: Some(truncate(&event.message, 1024)),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&kube_event, &reference).await {
+            warn!(reason = %event.reason, error = %e, "could not record event");
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Exponential backoff per Rollout: 1s, 2s, 4s … capped at 5 minutes.
+pub fn backoff(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(9);
+    Duration::from_secs(1u64 << exp).min(Duration::from_secs(300))
+}
+
+fn error_policy(rollout: Arc<Rollout>, error: &ReconcileError, ctx: Arc<Context>) -> Requeue {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            controller: CONTROLLER_NAME.to_owned(),
+            error: error.kind().to_owned(),
+        })
+        .inc();
+    let key = rollout.uid().unwrap_or_else(|| rollout.name_any());
+    let failures = {
+        let mut map = lock(&ctx.failures);
+        let n = map.entry(key).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay = backoff(failures);
+    warn!(
+        rollout = %rollout.name_any(),
+        namespace = %rollout.namespace().unwrap_or_default(),
+        error = %error,
+        failures,
+        retry_in = ?delay,
+        "reconcile failed"
+    );
+    Requeue::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(5), Duration::from_secs(16));
+        assert_eq!(backoff(50), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}

@@ -1,0 +1,337 @@
+//! The imperative shell's read half: builds the planner's [`Observed`] from the
+//! controller's reflector caches (never from the API), and maps watch events of
+//! related objects to the Rollouts they concern.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::api::Rollout;
+use crate::rollout::Observed;
+use crate::rollout::apply::Written;
+
+/// The annotation `kubectl apply` (client-side) keeps on Services: a full copy
+/// of the manifest, never read by the operator, so it is dropped from the cache.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The controller's caches. Cloning is cheap (shared stores).
+#[derive(Clone)]
+pub struct Caches {
+    pub rollouts: Store<Rollout>,
+    pub replica_sets: Store<ReplicaSet>,
+    pub services: Store<Service>,
+}
+
+impl Caches {
+    /// Resolves once every cache has done its first list.
+    pub async fn wait_until_ready(&self) -> bool {
+        self.rollouts.wait_until_ready().await.is_ok()
+            && self.replica_sets.wait_until_ready().await.is_ok()
+            && self.services.wait_until_ready().await.is_ok()
+    }
+}
+
+/// True when `rs` is controlled by `rollout` (controller owner reference by uid).
+pub fn is_owned_by(rs: &ReplicaSet, rollout: &Rollout) -> bool {
+    let Some(uid) = rollout.metadata.uid.as_deref() else {
+        return false;
+    };
+    rs.owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
+/// The planner's view of `rollout`'s world, from the caches.
+pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
+    let ns = rollout.namespace();
+    let mut replica_sets: Vec<ReplicaSet> = caches
+        .replica_sets
+        .state_filter(|rs| rs.namespace() == ns && is_owned_by(rs, rollout))
+        .iter()
+        .map(|rs| (**rs).clone())
+        .collect();
+    // Deterministic order (the store's is a hash map's).
+    replica_sets.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    let service = |name: &str| {
+        let key = match &ns {
+            Some(ns) => ObjectRef::new(name).within(ns),
+            None => ObjectRef::new(name),
+        };
+        caches.services.get(&key).map(|s| (*s).clone())
+    };
+    let rb = &rollout.spec.strategy.red_black;
+    Observed {
+        replica_sets,
+        active_service: service(&rb.active_service),
+        preview_service: rb.preview_service.as_deref().and_then(service),
+    }
+}
+
+/// The Rollouts (in the Service's namespace) that name `svc` as their active
+/// or preview Service: the only ones a Service event concerns.
+pub fn rollouts_naming(rollouts: &Store<Rollout>, svc: &Service) -> Vec<ObjectRef<Rollout>> {
+    let ns = svc.namespace();
+    let name = svc.name_any();
+    rollouts
+        .state_filter(|r| {
+            let rb = &r.spec.strategy.red_black;
+            r.namespace() == ns
+                && (rb.active_service == name || rb.preview_service.as_deref() == Some(&name))
+        })
+        .iter()
+        .map(|r| ObjectRef::from_obj(&**r))
+        .collect()
+}
+
+/// Drops what the operator never reads before an object enters a cache.
+pub fn strip_managed_fields<K: kube::Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
+/// As [`strip_managed_fields`], plus the Service's last-applied copy.
+pub fn strip_service(svc: &mut Service) {
+    strip_managed_fields(svc);
+    if let Some(annotations) = svc.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+    }
+}
+
+/// True once the caches reflect every write (the written resourceVersion, or a
+/// later one; a deleted ReplicaSet is gone). `before` holds the
+/// resourceVersions the caches had before the writes.
+pub fn caches_reflect(
+    caches: &Caches,
+    rollout: &Rollout,
+    written: &[Written],
+    before: &Before,
+) -> bool {
+    let ns = rollout.namespace().unwrap_or_default();
+    let seen = |cached: Option<String>, wanted: &Option<String>, prior: &Option<String>| match (
+        cached, wanted,
+    ) {
+        (None, _) => false,
+        (Some(c), Some(w)) => c == *w || Some(&c) != prior.as_ref(),
+        (Some(_), None) => true,
+    };
+    written.iter().all(|w| match w {
+        Written::ReplicaSet {
+            name,
+            resource_version,
+        } => {
+            let cached = caches
+                .replica_sets
+                .get(&ObjectRef::new(name).within(&ns))
+                .and_then(|rs| rs.resource_version());
+            seen(cached, resource_version, &before.replica_set(name))
+        }
+        Written::ReplicaSetDeleted { name } => caches
+            .replica_sets
+            .get(&ObjectRef::new(name).within(&ns))
+            .is_none(),
+        Written::Service {
+            name,
+            resource_version,
+        } => {
+            let cached = caches
+                .services
+                .get(&ObjectRef::new(name).within(&ns))
+                .and_then(|s| s.resource_version());
+            seen(cached, resource_version, &before.service(name))
+        }
+        Written::Status { resource_version } => {
+            let cached = caches
+                .rollouts
+                .get(&ObjectRef::from_obj(rollout))
+                .and_then(|r| r.resource_version());
+            seen(cached, resource_version, &rollout.resource_version())
+        }
+    })
+}
+
+/// resourceVersions in the caches before a plan's writes.
+#[derive(Clone, Debug, Default)]
+pub struct Before {
+    replica_sets: Vec<(String, Option<String>)>,
+    services: Vec<(String, Option<String>)>,
+}
+
+impl Before {
+    pub fn capture(observed: &Observed) -> Before {
+        let rv = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            (
+                m.name.clone().unwrap_or_default(),
+                m.resource_version.clone(),
+            )
+        };
+        Before {
+            replica_sets: observed
+                .replica_sets
+                .iter()
+                .map(|rs| rv(&rs.metadata))
+                .collect(),
+            services: observed
+                .active_service
+                .iter()
+                .chain(observed.preview_service.iter())
+                .map(|s| rv(&s.metadata))
+                .collect(),
+        }
+    }
+    fn replica_set(&self, name: &str) -> Option<String> {
+        lookup(&self.replica_sets, name)
+    }
+    fn service(&self, name: &str) -> Option<String> {
+        lookup(&self.services, name)
+    }
+}
+
+fn lookup(list: &[(String, Option<String>)], name: &str) -> Option<String> {
+    list.iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, rv)| rv.clone())
+}
+
+/// Waits (polling the in-memory caches, no API requests) until they reflect
+/// `written`, at most `timeout`. Returns whether they caught up.
+pub async fn wait_for_caches(
+    caches: &Caches,
+    rollout: &Rollout,
+    written: &[Written],
+    before: &Before,
+    timeout: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if caches_reflect(caches, rollout, written, before) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+
+    fn rollout(name: &str, active: &str, preview: Option<&str>) -> Rollout {
+        let mut r: Rollout = serde_json::from_value(serde_json::json!({
+            "apiVersion": "redblack.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}")},
+            "spec": {
+                "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}}},
+                "strategy": {"redBlack": {"activeService": active}}
+            }
+        }))
+        .unwrap();
+        r.spec.strategy.red_black.preview_service = preview.map(str::to_owned);
+        r
+    }
+
+    fn rs(name: &str, owner_uid: &str, controller: bool) -> ReplicaSet {
+        ReplicaSet {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: "redblack.io/v1alpha1".into(),
+                    kind: "Rollout".into(),
+                    name: "x".into(),
+                    uid: owner_uid.into(),
+                    controller: Some(controller),
+                    block_owner_deletion: None,
+                }]),
+                ..ObjectMeta::default()
+            },
+            ..ReplicaSet::default()
+        }
+    }
+
+    fn svc(name: &str) -> Service {
+        Service {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                annotations: Some([(LAST_APPLIED_ANNOTATION.to_owned(), "{}".to_owned())].into()),
+                managed_fields: Some(vec![Default::default()]),
+                ..ObjectMeta::default()
+            },
+            ..Service::default()
+        }
+    }
+
+    fn store<K>(objs: Vec<K>) -> Store<K>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + 'static,
+    {
+        let (reader, mut writer) = reflector::store();
+        writer.apply_watcher_event(&Event::Init);
+        for o in objs {
+            writer.apply_watcher_event(&Event::InitApply(o));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        reader
+    }
+
+    #[test]
+    fn observes_only_owned_replica_sets_and_named_services() {
+        let web = rollout("web", "web", Some("web-preview"));
+        let caches = Caches {
+            rollouts: store(vec![web.clone()]),
+            replica_sets: store(vec![
+                rs("web-b", "uid-web", true),
+                rs("web-a", "uid-web", true),
+                rs("other", "uid-other", true),
+                rs("not-controller", "uid-web", false),
+            ]),
+            services: store(vec![svc("web"), svc("unrelated")]),
+        };
+        let observed = observe(&web, &caches);
+        let names: Vec<_> = observed.replica_sets.iter().map(|r| r.name_any()).collect();
+        assert_eq!(names, ["web-a", "web-b"]);
+        assert_eq!(
+            observed.active_service.map(|s| s.name_any()).as_deref(),
+            Some("web")
+        );
+        assert!(observed.preview_service.is_none());
+    }
+
+    #[test]
+    fn service_events_map_to_the_rollouts_naming_them() {
+        let rollouts = store(vec![
+            rollout("a", "shared", None),
+            rollout("b", "b", Some("shared")),
+            rollout("c", "c", None),
+        ]);
+        let mut names: Vec<_> = rollouts_naming(&rollouts, &svc("shared"))
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a", "b"]);
+        assert!(rollouts_naming(&rollouts, &svc("nobody")).is_empty());
+    }
+
+    #[test]
+    fn stripping_drops_managed_fields_and_last_applied() {
+        let mut s = svc("web");
+        strip_service(&mut s);
+        assert!(s.metadata.managed_fields.is_none());
+        assert!(
+            !s.metadata
+                .annotations
+                .unwrap_or_default()
+                .contains_key(LAST_APPLIED_ANNOTATION)
+        );
+    }
+}
