@@ -210,5 +210,5 @@ pub(crate) fn rollout_err(
 /// kube builds a rustls connector; with both rustls providers compiled in, one
 /// must be chosen before the first client is built.
 fn install_crypto_provider() {
-    // TODO(merge server): crate::sandbox::install_crypto_provider();
+    crate::sandbox::install_crypto_provider();
 }
