@@ -37,10 +37,13 @@ LOGS=()
 
 # start_bg NAME LOG CMD...: runs CMD in the background with its output in LOG,
 # and records "NAME PID" in $PIDFILE (read by tests/demo_script.rs).
+# In a session of its own (setsid execs, no fork: $! is CMD's pid), so a
+# Ctrl-C in the terminal reaches only this script, which then stops
+# everything in order (operator before sandbox) instead of all at once.
 start_bg() {
   local name="$1" log="$2"
   shift 2
-  "$@" >"$log" 2>&1 </dev/null &
+  setsid "$@" >"$log" 2>&1 </dev/null &
   local pid=$!
   PIDS+=("$pid")
   NAMES+=("$name")

@@ -56,7 +56,7 @@ setup_workdir() {
   export KUBECONFIG="$KUBECONFIG_FILE"
   export PATH="$TOOLS_BIN:$PATH"
   local tool
-  for tool in kubectl curl python3 prometheus; do
+  for tool in kubectl curl python3 prometheus setsid; do
     command -v "$tool" >/dev/null || die "$tool not found: run hack/deps.sh (make deps) first"
   done
 }
