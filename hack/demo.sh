@@ -75,6 +75,9 @@ step_build() {
   BIN="$ROOT/target/debug/redblack"
 }
 
+# `redblack ARGS`, so that `show` prints the command as a person types it.
+redblack() { "$BIN" "$@"; }
+
 step_sandbox() {
   say "Starting the sandbox (a SIMULATOR of a Kubernetes API server, not a real cluster)"
   start_bg sandbox "$WORKDIR/sandbox.log" \
@@ -220,7 +223,7 @@ step_app_v1() {
   V1_HASH="$(current_hash)"
   ok "Rollout $APP is Healthy on v1 (revision hash $V1_HASH)"
   show kubectl get rollouts,rs,pods
-  show "$BIN" status "$APP"
+  show redblack status "$APP"
 }
 
 step_load() {
@@ -301,7 +304,7 @@ service_on_v2_and_healthy() { service_on "$V2_HASH" && rollout_healthy; }
 switch_and_time() {
   local target="$1" label="$2" start end
   start=$(date +%s%N)
-  show "$BIN" undo "$APP"
+  show redblack undo "$APP"
   wait_until 30 "the Service $APP switching to $label" service_on "$target"
   end=$(date +%s%N)
   ok "Service $APP selects $label again, $(((end - start) / 1000000)) ms after the undo command (no pod started: the fleet was warm)"
@@ -338,7 +341,7 @@ act_red_black_v2() {
     ok "v1 fleet $APP-$hash: $ready/$desired pods ready, receiving no traffic, kept until $sd (scaleDownDelay 30m)"
   done < <(fleets "$APP")
   show kubectl get rs -L rollouts.redblack.io/pod-template-hash
-  show "$BIN" status "$APP"
+  show redblack status "$APP"
 }
 
 act_undo_redo() {
@@ -397,6 +400,7 @@ usage_banner() {
      export PATH="$TOOLS_BIN:\$PATH"        # kubectl 1.34 (hack/deps.sh), if present
      kubectl get rollouts,rs,pods,svc
      $BIN status $APP --watch
+     $BIN undo $APP                  # instant: back to the warm v1
      curl -s $SERVICE_URL               # the Service (a local proxy port)
 
    Prometheus:  $PROM_URL/graph?g0.expr=sum%20by%20(version)%20(rate(http_requests_total%5B30s%5D))&g0.tab=0
