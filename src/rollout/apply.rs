@@ -11,7 +11,7 @@
 //! | `AnnotateReplicaSet` | JSON merge patch of `metadata.annotations` (removed keys → `null`) | as the planner specifies; touches no other annotation |
 //! | `DeleteReplicaSet` | DELETE, background propagation; 404 is success | |
 //! | `SwitchService` | server-side apply of ONLY `spec.selector`, `force` | see below |
-//! | status | server-side apply on the `status` subresource, `force` | omitted (cleared) fields are removed by the apply itself |
+//! | status | JSON merge patch of the `status` subresource: the diff from the stored status | see [`write_status`] |
 //!
 //! ## Why `SwitchService` is a forced apply of just the selector
 //!
@@ -178,7 +178,19 @@ pub async fn execute(
     }
 }
 
-/// Writes `status` with a server-side apply on the status subresource.
+/// Writes `status` on the status subresource: a JSON merge patch of exactly
+/// what differs from `rollout.status` (the status this plan was made from;
+/// cleared fields become `null`), under [`FIELD_MANAGER`].
+///
+/// Why not a server-side apply: removal by omission is what makes an apply of
+/// a status correct (a cleared `abort` must disappear), and the sandbox's apply
+/// today removes the leaves of an omitted object but leaves the emptied parent
+/// (`abort: {}`), which the schema then rejects (422), wedging the Rollout. The
+/// diff patch has the same meaning on every API server, sends only what
+/// changed (a status with a full history is mostly unchanged), and is safe
+/// because the operator is the only writer of the status and a reconcile waits
+/// until its cache reflects its previous writes. [`status_apply`] is kept for
+/// when the apply semantics can be relied on.
 pub async fn write_status(
     client: &Client,
     rollout: &Rollout,
@@ -193,10 +205,24 @@ pub async fn write_status(
         .clone()
         .ok_or(ApplyError::MissingMetadata("name"))?;
     let api: Api<Rollout> = Api::namespaced(client.clone(), &ns);
-    let body = status_apply(&name, status);
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let to_json = |s: &RolloutStatus| {
+        serde_json::to_value(s).map_err(|_| ApplyError::Build {
+            what: format!("the status of Rollout {name}"),
+        })
+    };
+    let new = to_json(status)?;
+    let old = match &rollout.status {
+        Some(old) => to_json(old)?,
+        None => Value::Null,
+    };
+    let Some(diff) = merge_diff(&old, &new) else {
+        return Ok(Written::Status {
+            resource_version: rollout.resource_version(),
+        });
+    };
+    let body = json!({"status": diff});
     let patched = api
-        .patch_status(&name, &params, &Patch::Apply(&body))
+        .patch_status(&name, &merge_params(), &Patch::Merge(&body))
         .await
         .map_err(|source| ApplyError::Api {
             what: format!("writing the status of Rollout {name}"),
@@ -205,6 +231,38 @@ pub async fn write_status(
     Ok(Written::Status {
         resource_version: patched.resource_version(),
     })
+}
+
+/// The JSON merge patch (RFC 7386) turning `old` into `new`; None when equal.
+/// Objects are diffed key by key (removed keys → `null`); anything else,
+/// arrays included, is replaced whole.
+pub fn merge_diff(old: &Value, new: &Value) -> Option<Value> {
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            let mut out = serde_json::Map::new();
+            for (key, nv) in n {
+                match o.get(key) {
+                    Some(ov) if ov == nv => {}
+                    Some(ov @ Value::Object(_)) if nv.is_object() => {
+                        if let Some(d) = merge_diff(ov, nv) {
+                            out.insert(key.clone(), d);
+                        }
+                    }
+                    _ => {
+                        out.insert(key.clone(), nv.clone());
+                    }
+                }
+            }
+            for key in o.keys() {
+                if !n.contains_key(key) {
+                    out.insert(key.clone(), Value::Null);
+                }
+            }
+            (!out.is_empty()).then_some(Value::Object(out))
+        }
+        _ if old == new => None,
+        _ => Some(new.clone()),
+    }
 }
 
 /// Executes the plan's actions in order, stopping at the first failure (the
@@ -289,6 +347,28 @@ mod tests {
         assert_eq!(body["spec"], json!({"selector": {"app": "web"}}));
         assert_eq!(body["metadata"], json!({"name": "web"}));
         assert_eq!(body.as_object().map(|o| o.len()), Some(4));
+    }
+
+    #[test]
+    fn merge_diff_sends_changes_and_nulls_cleared_fields() {
+        let old = json!({"phase": "Aborted", "abort": {"revision": "a", "reason": "User"},
+                         "conditions": [{"type": "Ready"}], "replicas": 2});
+        let new = json!({"phase": "Progressing", "conditions": [{"type": "Ready"}, {"type": "X"}],
+                         "replicas": 2});
+        assert_eq!(
+            merge_diff(&old, &new),
+            Some(json!({"phase": "Progressing", "abort": null,
+                        "conditions": [{"type": "Ready"}, {"type": "X"}]}))
+        );
+        assert_eq!(merge_diff(&new, &new), None);
+        assert_eq!(merge_diff(&Value::Null, &new), Some(new.clone()));
+        // Nested objects are diffed, not replaced.
+        let a = json!({"operations": {"abort": "x"}});
+        let b = json!({"operations": {"abort": "x", "retry": "y"}});
+        assert_eq!(
+            merge_diff(&a, &b),
+            Some(json!({"operations": {"retry": "y"}}))
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::runtime::controller::{self, Action as Requeue, Controller};
@@ -31,7 +31,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::api::{POD_TEMPLATE_HASH_LABEL, Rollout};
 use crate::rollout::apply::{self, ApplyError};
-use crate::rollout::observe::{self, Before, Caches};
+use crate::rollout::observe::{self, Before, Caches, Synced};
 use crate::rollout::{EventType, PlannedEvent, plan};
 use crate::web::metrics::{ControllerLabels, ErrorLabels, OperatorMetrics};
 
@@ -115,12 +115,14 @@ where
 impl RolloutController {
     pub fn new(client: Client, settings: Settings) -> RolloutController {
         let ns = settings.namespace.as_deref();
+        let synced = Synced::new(3);
 
         let (rollouts, rollout_writer) = reflector::store::<Rollout>();
         let rollout_events = watcher(api::<Rollout>(&client, ns), watcher::Config::default())
             .default_backoff()
             .modify(observe::strip_managed_fields)
             .reflect(rollout_writer)
+            .inspect_ok(mark_synced(&synced, 0))
             .applied_objects();
 
         // Only labelled children: never the cluster's other ReplicaSets.
@@ -132,6 +134,7 @@ impl RolloutController {
         .default_backoff()
         .modify(observe::strip_managed_fields)
         .reflect(rs_writer)
+        .inspect_ok(mark_synced(&synced, 1))
         .touched_objects();
 
         let (services, svc_writer) = reflector::store::<Service>();
@@ -139,6 +142,7 @@ impl RolloutController {
             .default_backoff()
             .modify(observe::strip_service)
             .reflect(svc_writer)
+            .inspect_ok(mark_synced(&synced, 2))
             .touched_objects();
 
         let naming = rollouts.clone();
@@ -154,6 +158,7 @@ impl RolloutController {
                 rollouts,
                 replica_sets,
                 services,
+                synced,
             },
             client,
             settings,
@@ -195,6 +200,16 @@ impl RolloutController {
                 futures::future::ready(())
             })
             .await;
+    }
+}
+
+/// Marks cache `bit` synced when its watcher completes a list.
+fn mark_synced<K>(synced: &Synced, bit: u8) -> impl FnMut(&watcher::Event<K>) + use<K> {
+    let synced = synced.clone();
+    move |event| {
+        if matches!(event, watcher::Event::InitDone) {
+            synced.mark(bit);
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! controller's reflector caches (never from the API), and maps watch events of
 //! related objects to the Rollouts they concern.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -23,14 +24,49 @@ pub struct Caches {
     pub rollouts: Store<Rollout>,
     pub replica_sets: Store<ReplicaSet>,
     pub services: Store<Service>,
+    pub synced: Synced,
+}
+
+/// Which caches have completed their first list. Not `Store::wait_until_ready`:
+/// kube's readiness latch keeps ONE waker, and the `Controller` already waits on
+/// the Rollout store, so a second waiter would steal (or lose) the wake-up.
+#[derive(Clone, Debug)]
+pub struct Synced {
+    tx: Arc<tokio::sync::watch::Sender<u8>>,
+    expected: u8,
+}
+
+impl Synced {
+    /// Tracks `caches` caches (bits 0..caches).
+    pub fn new(caches: u8) -> Synced {
+        Synced {
+            tx: Arc::new(tokio::sync::watch::channel(0).0),
+            expected: if caches >= 8 {
+                u8::MAX
+            } else {
+                (1u8 << caches) - 1
+            },
+        }
+    }
+    /// Cache number `bit` completed a list.
+    pub fn mark(&self, bit: u8) {
+        self.tx.send_modify(|m| *m |= 1 << bit);
+    }
+    pub fn is_synced(&self) -> bool {
+        *self.tx.borrow() & self.expected == self.expected
+    }
+    /// Resolves once every cache has listed (false if the tracker is gone).
+    pub async fn wait(&self) -> bool {
+        let expected = self.expected;
+        let mut rx = self.tx.subscribe();
+        rx.wait_for(|m| *m & expected == expected).await.is_ok()
+    }
 }
 
 impl Caches {
     /// Resolves once every cache has done its first list.
     pub async fn wait_until_ready(&self) -> bool {
-        self.rollouts.wait_until_ready().await.is_ok()
-            && self.replica_sets.wait_until_ready().await.is_ok()
-            && self.services.wait_until_ready().await.is_ok()
+        self.synced.wait().await
     }
 }
 
@@ -295,6 +331,7 @@ mod tests {
                 rs("not-controller", "uid-web", false),
             ]),
             services: store(vec![svc("web"), svc("unrelated")]),
+            synced: Synced::new(3),
         };
         let observed = observe(&web, &caches);
         let names: Vec<_> = observed.replica_sets.iter().map(|r| r.name_any()).collect();
@@ -320,6 +357,21 @@ mod tests {
         names.sort();
         assert_eq!(names, ["a", "b"]);
         assert!(rollouts_naming(&rollouts, &svc("nobody")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn synced_waits_for_every_cache() {
+        let synced = Synced::new(3);
+        synced.mark(0);
+        synced.mark(2);
+        assert!(!synced.is_synced());
+        let waiter = tokio::spawn({
+            let s = synced.clone();
+            async move { s.wait().await }
+        });
+        synced.mark(1);
+        assert!(waiter.await.unwrap());
+        assert!(synced.is_synced());
     }
 
     #[test]

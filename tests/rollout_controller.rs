@@ -1,0 +1,671 @@
+//! The Rollout controller against the in-process sandbox: real HTTP, real kube
+//! client, the operator started in-process with `run_controller`.
+
+mod support;
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::api::{Patch, PatchParams};
+use redblack::api::conditions::{self, find};
+use redblack::api::{
+    ConditionStatus, Outcome, POD_TEMPLATE_HASH_LABEL, Phase, SCALE_DOWN_AT_ANNOTATION,
+};
+use serde_json::json;
+use support::*;
+
+const FAST: Duration = Duration::from_millis(200);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_deploy_creates_owned_fleet_and_switches_the_service() {
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let created = env.create_rollout(rollout_json("web", "demo:1", 2)).await;
+    let running = env.start_controller();
+
+    let rollout = env.wait_phase("web", Phase::Healthy).await;
+    assert!(
+        running.readiness.is_ready(),
+        "ready after the caches synced"
+    );
+    let hash = hash_of(&rollout);
+    let status = rollout.status.clone().unwrap();
+    assert_eq!(status.observed_generation, created.metadata.generation);
+    assert_eq!(status.stable_revision.as_deref(), Some(hash.as_str()));
+    assert_eq!(status.current_revision.as_deref(), Some(hash.as_str()));
+    assert_eq!(status.ready_replicas, 2);
+    let ready = find(&status.conditions, conditions::READY).unwrap();
+    assert_eq!(ready.status, ConditionStatus::True);
+
+    let owned = env.owned(&rollout).await;
+    assert_eq!(owned.len(), 1, "one ReplicaSet");
+    let rs = &owned[0];
+    assert_eq!(rs.name_any(), format!("web-{hash}"));
+    let owner = &rs.owner_references()[0];
+    assert_eq!(owner.kind, "Rollout");
+    assert_eq!(Some(&owner.uid), rollout.uid().as_ref());
+    assert_eq!(owner.controller, Some(true));
+    assert_eq!(rs.status.as_ref().unwrap().ready_replicas, Some(2));
+
+    let selector = env.selector("web").await;
+    assert_eq!(selector.get("app").map(String::as_str), Some("web"));
+    assert_eq!(
+        selector.get(POD_TEMPLATE_HASH_LABEL),
+        Some(&hash),
+        "the Service selects the new fleet"
+    );
+    let reasons = env.event_reasons(&rollout).await;
+    for expected in ["ReplicaSetCreated", "SwitchedTraffic", "Healthy"] {
+        assert!(
+            reasons.iter().any(|r| r == expected),
+            "event {expected} in {reasons:?}"
+        );
+    }
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_brings_up_new_fleet_switches_keeps_old_warm_then_retires_it() {
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let manifest = set(
+        rollout_json("web", "demo:1", 2),
+        "/spec/strategy/redBlack/scaleDownDelay",
+        json!("3s"),
+    );
+    env.create_rollout(manifest).await;
+    let running = env.start_controller();
+    let v1 = env.wait_phase("web", Phase::Healthy).await;
+    let h1 = hash_of(&v1);
+
+    let updated = env.set_image("web", "demo:2").await;
+    let h2 = hash_of(&updated);
+    assert_ne!(h1, h2);
+    env.wait_selected("web", &h2).await;
+    let v2 = env.wait_phase("web", Phase::Healthy).await;
+    let status = v2.status.clone().unwrap();
+    assert_eq!(status.stable_revision.as_deref(), Some(h2.as_str()));
+    let promoted = status
+        .history
+        .iter()
+        .find(|h| h.hash == h2 && h.outcome == Outcome::Promoted)
+        .expect("history records the promotion");
+
+    // The old fleet was given its warm window at the moment of the switch.
+    let old = env.rs_for("web", &h1).await.expect("old fleet kept");
+    let at = old
+        .annotations()
+        .get(SCALE_DOWN_AT_ANNOTATION)
+        .expect("scale-down-at set on the fleet leaving traffic")
+        .clone();
+    let at = chrono::DateTime::parse_from_rfc3339(&at).unwrap();
+    assert_eq!(
+        (at.with_timezone(&chrono::Utc) - promoted.time).num_seconds(),
+        3,
+        "warm until switch + scaleDownDelay"
+    );
+
+    // … and retired after it.
+    let old = eventually("the old fleet is scaled to zero", || async {
+        let rs = env.rs_for("web", &h1).await?;
+        (rs.spec.replicas == Some(0) && rs.status.as_ref()?.replicas == 0).then_some(rs)
+    })
+    .await;
+    assert!(env.pod_uids(&h1).await.is_empty());
+    assert_eq!(old.spec.replicas, Some(0));
+    let new = env.wait_rs_size("web", &h2, 2).await;
+    assert_eq!(new.status.unwrap().ready_replicas, Some(2));
+    assert_eq!(env.selected("web").await.as_deref(), Some(h2.as_str()));
+    running.stop().await.unwrap();
+}
+
+/// Annotations on the pod template that the sandbox's pod simulator reads.
+fn with_pod_annotation(v: serde_json::Value, key: &str, value: &str) -> serde_json::Value {
+    let pointer = format!(
+        "/spec/template/metadata/annotations/{}",
+        key.replace('~', "~0").replace('/', "~1")
+    );
+    set(v, &pointer, json!(value))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_inside_the_warm_window_switches_at_once_to_the_same_pods() {
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    // Any NEW pod of revision 1 would take 4s to become ready: the undo must
+    // not need one.
+    let v1 = with_pod_annotation(
+        rollout_json("web", "demo:1", 2),
+        "sandbox.redblack.io/ready-after",
+        "4s",
+    );
+    env.create_rollout(v1).await;
+    let running = env.start_controller();
+    let r1 = env.wait_phase("web", Phase::Healthy).await;
+    let h1 = hash_of(&r1);
+    let pods_before = env.pod_uids(&h1).await;
+    assert_eq!(pods_before.len(), 2);
+
+    let r2 = env
+        .patch(
+            "web",
+            json!({"spec": {"template": {
+                "metadata": {"annotations": {"sandbox.redblack.io/ready-after": null}},
+                "spec": {"containers": [{"name": "app", "image": "demo:2"}]}
+            }}}),
+        )
+        .await;
+    let h2 = hash_of(&r2);
+    env.wait_selected("web", &h2).await;
+    env.wait_phase("web", Phase::Healthy).await;
+
+    let out = redblack::cli::rollouts::undo(&env.client, NS, "web", None)
+        .await
+        .expect("undo");
+    assert!(out.contains("revision 1"), "{out}");
+    env.wait_selected("web", &h1).await;
+    // Switched to the very pods that served before: nothing was started or
+    // waited for.
+    assert_eq!(env.pod_uids(&h1).await, pods_before);
+    let rs1 = env.rs_for("web", &h1).await.unwrap();
+    assert_eq!(rs1.status.as_ref().unwrap().ready_replicas, Some(2));
+    let back = env.wait_phase("web", Phase::Healthy).await;
+    let status = back.status.unwrap();
+    assert_eq!(status.stable_revision.as_deref(), Some(h1.as_str()));
+    assert!(
+        status
+            .history
+            .iter()
+            .any(|h| h.hash == h1 && h.outcome == Outcome::RolledBack),
+        "{:?}",
+        status.history
+    );
+    // Revision 1's fleet became the newest revision (as a Deployment renumbers).
+    assert_eq!(
+        rs1.annotations()
+            .get(redblack::api::REVISION_ANNOTATION)
+            .map(String::as_str),
+        Some("3")
+    );
+    // The v2 fleet is now the warm one.
+    let rs2 = env.rs_for("web", &h2).await.unwrap();
+    assert!(rs2.annotations().contains_key(SCALE_DOWN_AT_ANNOTATION));
+    assert_eq!(rs2.spec.replicas, Some(2));
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undo_after_the_warm_window_scales_up_waits_then_switches() {
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let manifest = set(
+        rollout_json("web", "demo:1", 2),
+        "/spec/strategy/redBlack/scaleDownDelay",
+        json!("1s"),
+    );
+    env.create_rollout(manifest).await;
+    let running = env.start_controller();
+    let h1 = hash_of(&env.wait_phase("web", Phase::Healthy).await);
+    let old_pods = env.pod_uids(&h1).await;
+    let h2 = hash_of(&env.set_image("web", "demo:2").await);
+    env.wait_selected("web", &h2).await;
+    eventually("revision 1 is scaled to zero", || async {
+        let rs = env.rs_for("web", &h1).await?;
+        (rs.spec.replicas == Some(0) && env.pod_uids(&h1).await.is_empty()).then_some(())
+    })
+    .await;
+
+    redblack::cli::rollouts::undo(&env.client, NS, "web", Some(1))
+        .await
+        .expect("undo --to-revision 1");
+    env.wait_selected("web", &h1).await;
+    let rs1 = env.wait_rs_size("web", &h1, 2).await;
+    assert_eq!(rs1.status.unwrap().ready_replicas, Some(2));
+    let new_pods = env.pod_uids(&h1).await;
+    assert_eq!(new_pods.len(), 2);
+    assert!(
+        new_pods.iter().all(|p| !old_pods.contains(p)),
+        "the cold fleet was brought up with new pods"
+    );
+    let r = env.wait_phase("web", Phase::Healthy).await;
+    assert!(
+        r.status
+            .unwrap()
+            .history
+            .iter()
+            .any(|h| h.hash == h1 && h.outcome == Outcome::RolledBack)
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_progress_deadline_degrades_and_leaves_traffic_alone() {
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let manifest = set(
+        rollout_json("web", "demo:1", 2),
+        "/spec/progressDeadlineSeconds",
+        json!(2),
+    );
+    env.create_rollout(manifest).await;
+    let running = env.start_controller();
+    let h1 = hash_of(&env.wait_phase("web", Phase::Healthy).await);
+
+    let broken = env
+        .patch(
+            "web",
+            json!({"spec": {"template": {
+                "metadata": {"annotations": {"sandbox.redblack.io/never-ready": "true"}},
+                "spec": {"containers": [{"name": "app", "image": "demo:broken"}]}
+            }}}),
+        )
+        .await;
+    let h2 = hash_of(&broken);
+    let degraded = env.wait_phase("web", Phase::Degraded).await;
+    assert_eq!(env.selected("web").await.as_deref(), Some(h1.as_str()));
+    let status = degraded.status.clone().unwrap();
+    assert_eq!(status.stable_revision.as_deref(), Some(h1.as_str()));
+    let progressing = find(&status.conditions, conditions::PROGRESSING).unwrap();
+    assert_eq!(progressing.status, ConditionStatus::False);
+    assert_eq!(progressing.reason, "ProgressDeadlineExceeded");
+    assert!(progressing.message.contains(&h2), "{}", progressing.message);
+    assert!(
+        status
+            .history
+            .iter()
+            .any(|h| h.hash == h2 && h.outcome == Outcome::Failed)
+    );
+    let reasons = env.event_reasons(&degraded).await;
+    assert!(
+        reasons.iter().any(|r| r == "ProgressDeadlineExceeded"),
+        "{reasons:?}"
+    );
+    // The failed fleet is kept for debugging, the live one untouched.
+    let rs2 = env.rs_for("web", &h2).await.unwrap();
+    assert!(rs2.annotations().contains_key(SCALE_DOWN_AT_ANNOTATION));
+    let rs1 = env.rs_for("web", &h1).await.unwrap();
+    assert_eq!(rs1.spec.replicas, Some(2));
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_promotion_abort_retry_and_promote_through_the_cli() {
+    use redblack::cli::rollouts::{abort, promote, retry};
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let manifest = set(
+        rollout_json("web", "demo:1", 2),
+        "/spec/strategy/redBlack/promotion",
+        json!("Manual"),
+    );
+    env.create_rollout(manifest).await;
+    let running = env.start_controller();
+    // A first deploy needs no promote.
+    let h1 = hash_of(&env.wait_phase("web", Phase::Healthy).await);
+
+    let h2 = hash_of(&env.set_image("web", "demo:2").await);
+    let waiting = env.wait_phase("web", Phase::Paused).await;
+    let progressing = find(
+        &waiting.status.as_ref().unwrap().conditions,
+        conditions::PROGRESSING,
+    )
+    .unwrap()
+    .clone();
+    assert_eq!(progressing.reason, "AwaitingPromotion");
+    env.wait_rs_size("web", &h2, 2).await;
+    assert_eq!(env.selected("web").await.as_deref(), Some(h1.as_str()));
+
+    abort(&env.client, NS, "web").await.expect("abort");
+    let aborted = env.wait_phase("web", Phase::Aborted).await;
+    let status = aborted.status.unwrap();
+    assert_eq!(
+        status.abort.as_ref().map(|a| a.revision.as_str()),
+        Some(h2.as_str())
+    );
+    assert_eq!(env.selected("web").await.as_deref(), Some(h1.as_str()));
+    let rs2 = env.rs_for("web", &h2).await.unwrap();
+    assert!(rs2.annotations().contains_key(SCALE_DOWN_AT_ANNOTATION));
+    // Promoting an aborted revision is refused by the CLI.
+    assert!(promote(&env.client, NS, "web").await.is_err());
+
+    retry(&env.client, NS, "web").await.expect("retry");
+    let again = eventually("the abort is cleared", || async {
+        let r = env.get("web").await;
+        let s = r.status.clone()?;
+        (s.abort.is_none() && s.phase == Some(Phase::Paused)).then_some(r)
+    })
+    .await;
+    assert_eq!(env.selected("web").await.as_deref(), Some(h1.as_str()));
+
+    promote(&env.client, NS, "web").await.expect("promote");
+    env.wait_selected("web", &h2).await;
+    let done = env.wait_phase("web", Phase::Healthy).await;
+    let reasons = env.event_reasons(&done).await;
+    for r in ["Aborted", "Retried", "PromoteAccepted", "SwitchedTraffic"] {
+        assert!(reasons.iter().any(|x| x == r), "{r} in {reasons:?}");
+    }
+    assert!(again.status.unwrap().operations.retry.is_some());
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_freezes_a_new_revision_and_resume_rolls_it_out() {
+    use redblack::cli::rollouts::{pause, resume};
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    env.create_rollout(rollout_json("web", "demo:1", 2)).await;
+    let running = env.start_controller();
+    let h1 = hash_of(&env.wait_phase("web", Phase::Healthy).await);
+
+    pause(&env.client, NS, "web").await.expect("pause");
+    env.wait_phase("web", Phase::Paused).await;
+    let h2 = hash_of(&env.set_image("web", "demo:2").await);
+    let paused = env.wait_phase("web", Phase::Paused).await;
+    assert_eq!(
+        paused.status.as_ref().unwrap().current_revision.as_deref(),
+        Some(h2.as_str())
+    );
+    assert!(
+        env.rs_for("web", &h2).await.is_none(),
+        "no fleet while paused"
+    );
+    assert_eq!(env.selected("web").await.as_deref(), Some(h1.as_str()));
+    let paused_cond = find(&paused.status.unwrap().conditions, conditions::PAUSED)
+        .unwrap()
+        .clone();
+    assert_eq!(paused_cond.status, ConditionStatus::True);
+
+    resume(&env.client, NS, "web").await.expect("resume");
+    env.wait_selected("web", &h2).await;
+    env.wait_phase("web", Phase::Healthy).await;
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scale_subresource_drives_the_live_fleet() {
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    env.create_rollout(rollout_json("web", "demo:1", 2)).await;
+    let running = env.start_controller();
+    let h1 = hash_of(&env.wait_phase("web", Phase::Healthy).await);
+
+    // What `kubectl scale rbro/web --replicas 4` and an HPA do.
+    env.rollouts()
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 4}})),
+        )
+        .await
+        .expect("scale");
+    let rs = env.wait_rs_size("web", &h1, 4).await;
+    assert_eq!(rs.status.unwrap().ready_replicas, Some(4));
+    let r = eventually("status reports 4 ready", || async {
+        let r = env.get("web").await;
+        (r.status.as_ref()?.ready_replicas == 4).then_some(r)
+    })
+    .await;
+    let scale = env.rollouts().get_scale("web").await.expect("get scale");
+    assert_eq!(scale.spec.and_then(|s| s.replicas), Some(4));
+    assert_eq!(scale.status.map(|s| s.replicas), Some(4));
+    assert_eq!(
+        env.owned(&r).await.len(),
+        1,
+        "scaling is not a new revision"
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_specs_name_the_field_create_nothing_and_never_loop() {
+    let env = Env::start(FAST).await;
+    let cases = [
+        (
+            "mismatch",
+            set(
+                rollout_json("mismatch", "demo:1", 1),
+                "/spec/template/metadata/labels",
+                json!({"app": "something-else"}),
+            ),
+            "spec.template.metadata.labels",
+        ),
+        (
+            "deadline",
+            set(
+                set(
+                    rollout_json("deadline", "demo:1", 1),
+                    "/spec/minReadySeconds",
+                    json!(30),
+                ),
+                "/spec/progressDeadlineSeconds",
+                json!(10),
+            ),
+            "spec.progressDeadlineSeconds",
+        ),
+        (
+            "hashlabel",
+            set(
+                set(
+                    rollout_json("hashlabel", "demo:1", 1),
+                    "/spec/selector/matchLabels",
+                    json!({"app": "hashlabel", (POD_TEMPLATE_HASH_LABEL): "x"}),
+                ),
+                "/spec/template/metadata/labels",
+                json!({"app": "hashlabel", (POD_TEMPLATE_HASH_LABEL): "x"}),
+            ),
+            "spec.selector.matchLabels",
+        ),
+        (
+            "timezone",
+            set(
+                rollout_json("timezone", "demo:1", 1),
+                "/spec/strategy/redBlack/promotionWindows",
+                json!([{"start": "09:00", "end": "17:00", "timeZone": "Mars/Olympus_Mons"}]),
+            ),
+            "spec.strategy.redBlack.promotionWindows[0].timeZone",
+        ),
+    ];
+    for (name, manifest, _) in &cases {
+        env.create_service(name, name).await;
+        env.create_rollout(manifest.clone()).await;
+    }
+    let running = env.start_controller();
+    for (name, _, field) in &cases {
+        let r = env.wait_phase(name, Phase::InvalidSpec).await;
+        let status = r.status.clone().unwrap();
+        let invalid = find(&status.conditions, conditions::INVALID_SPEC).unwrap();
+        assert_eq!(invalid.status, ConditionStatus::True);
+        assert!(
+            invalid.message.contains(field),
+            "{name}: {field} in {:?}",
+            invalid.message
+        );
+        let ready = find(&status.conditions, conditions::READY).unwrap();
+        assert_eq!(ready.status, ConditionStatus::False);
+        assert!(env.owned(&r).await.is_empty(), "{name}: no ReplicaSet");
+        let selector = env.selector(name).await;
+        assert_eq!(
+            selector,
+            [("app".to_owned(), name.to_string())].into(),
+            "{name}: Service untouched"
+        );
+        let reasons = env.event_reasons(&r).await;
+        assert_eq!(
+            reasons.iter().filter(|x| *x == "InvalidSpec").count(),
+            1,
+            "{name}: one InvalidSpec event, {reasons:?}"
+        );
+    }
+    // No loop: quiet means quiet.
+    let before = env.writes();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(env.writes(), before, "an invalid Rollout causes no writes");
+
+    // Fixing the spec lets it proceed.
+    env.patch("deadline", json!({"spec": {"minReadySeconds": 0}}))
+        .await;
+    env.wait_phase("deadline", Phase::Healthy).await;
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_service_is_a_condition_not_a_crash() {
+    let env = Env::start(FAST).await;
+    env.create_rollout(rollout_json("lonely", "demo:1", 1))
+        .await;
+    let running = env.start_controller();
+    let r = env.wait_phase("lonely", Phase::Degraded).await;
+    let status = r.status.clone().unwrap();
+    let ready = find(&status.conditions, conditions::READY).unwrap();
+    assert_eq!(ready.status, ConditionStatus::False);
+    assert_eq!(ready.reason, "ActiveServiceNotFound");
+    let stalled = find(&status.conditions, conditions::STALLED).unwrap();
+    assert_eq!(stalled.status, ConditionStatus::True);
+    // The fleet is prepared meanwhile.
+    let hash = hash_of(&r);
+    env.wait_rs_size("lonely", &hash, 1).await;
+
+    env.create_service("lonely", "lonely").await;
+    env.wait_selected("lonely", &hash).await;
+    env.wait_phase("lonely", Phase::Healthy).await;
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_rollout_causes_no_writes() {
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    env.create_rollout(rollout_json("web", "demo:1", 3)).await;
+    let running = env.start_controller();
+    env.wait_phase("web", Phase::Healthy).await;
+    let reconciles = || {
+        running
+            .metrics
+            .encode()
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("redblack_reconciles_total"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Let trailing watch events settle, then snapshot.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let counts = env.sandbox.request_counts();
+    let writes = |c: &redblack::sandbox::RequestCounts| {
+        let by = c.by_verb();
+        ["create", "update", "patch", "delete", "deletecollection"]
+            .iter()
+            .map(|v| by.get(*v).copied().unwrap_or(0))
+            .sum::<u64>()
+    };
+    let before = writes(&counts);
+    let reconciles_before = reconciles();
+
+    // Provoke reconciles without changing anything the operator decides on:
+    // a label on the Service, an unrelated annotation on the Rollout.
+    env.services()
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"team": "a"}}})),
+        )
+        .await
+        .unwrap();
+    env.patch(
+        "web",
+        json!({"metadata": {"annotations": {"example.com/note": "hi"}}}),
+    )
+    .await;
+    eventually("the operator reconciled the touched objects", || async {
+        (reconciles() >= reconciles_before + 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        writes(&counts),
+        before + 2,
+        "only the test's own two writes: {:?}",
+        counts.snapshot()
+    );
+    running.stop().await.unwrap();
+}
+
+/// The operator is killed (its task aborted wherever it is, mid-request
+/// included) right after the k-th write of an update, for every k, and a fresh
+/// one started: the rollout still ends exactly where it should.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_and_restarted_at_every_step_of_an_update_still_converges() {
+    let env = Env::start(Duration::from_millis(100)).await;
+    // Writes of one uninterrupted update, measured first.
+    let mut steps = None;
+    let mut k = 0;
+    loop {
+        k += 1;
+        let name = match steps {
+            None => "baseline".to_owned(),
+            Some(_) => format!("k{k}"),
+        };
+        env.create_service(&name, &name).await;
+        let manifest = set(
+            rollout_json(&name, "demo:1", 2),
+            "/spec/strategy/redBlack/scaleDownDelay",
+            json!("2s"),
+        );
+        env.create_rollout(manifest).await;
+        let first = env.start_controller();
+        let h1 = hash_of(&env.wait_phase(&name, Phase::Healthy).await);
+        first.stop().await.unwrap();
+
+        let h2 = hash_of(&env.set_image(&name, "demo:2").await);
+        let base = env.object_writes();
+        let running = env.start_controller();
+        let survivor = if steps.is_some() {
+            // Kill right after the k-th write (or at the end if there are fewer).
+            eventually(&format!("write {k} of the update"), || async {
+                let done = env.selected(&name).await.as_deref() == Some(h2.as_str())
+                    && env.rs_for(&name, &h1).await?.spec.replicas == Some(0);
+                (env.object_writes() >= base + k || done).then_some(())
+            })
+            .await;
+            running.kill().await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            env.start_controller()
+        } else {
+            running
+        };
+
+        env.wait_selected(&name, &h2).await;
+        let old = eventually("the old fleet is retired", || async {
+            let rs = env.rs_for(&name, &h1).await?;
+            (rs.spec.replicas == Some(0) && env.pod_uids(&h1).await.is_empty()).then_some(rs)
+        })
+        .await;
+        let r = env.wait_phase(&name, Phase::Healthy).await;
+        assert!(old.annotations().contains_key(SCALE_DOWN_AT_ANNOTATION));
+        env.wait_rs_size(&name, &h2, 2).await;
+        assert_eq!(
+            env.owned(&r).await.len(),
+            2,
+            "k={k}: one fleet per revision"
+        );
+        let status = r.status.clone().unwrap();
+        assert_eq!(status.stable_revision.as_deref(), Some(h2.as_str()));
+        let promoted: Vec<_> = status.history.iter().filter(|h| h.hash == h2).collect();
+        assert_eq!(promoted.len(), 1, "k={k}: {:?}", status.history);
+        assert_eq!(promoted[0].outcome, Outcome::Promoted);
+        survivor.stop().await.unwrap();
+
+        match steps {
+            None => {
+                let n = env.object_writes() - base;
+                assert!(n >= 4, "an update takes several writes, saw {n}");
+                eprintln!("an uninterrupted update made {n} writes; killing after each");
+                steps = Some(n);
+                k = 0;
+            }
+            Some(n) if k >= n => break,
+            Some(_) => {}
+        }
+    }
+}
