@@ -50,7 +50,7 @@ setup_workdir() {
   mkdir -p "$WORKDIR"
   # Only our own files: a previous run's logs, data and pid list.
   rm -rf "$WORKDIR/prometheus-data"
-  rm -f "$WORKDIR"/*.log "$WORKDIR"/*.yaml "$WORKDIR/pods.json" "$PIDFILE"
+  rm -f "$WORKDIR"/*.log "$WORKDIR/pods.json" "$PIDFILE"
   : >"$PIDFILE"
   rm -f "$KUBECONFIG_FILE"
   export KUBECONFIG="$KUBECONFIG_FILE"
@@ -147,51 +147,17 @@ step_operator() {
   ok "operator running; its log: $WORKDIR/operator.log, its metrics: http://127.0.0.1:$OPERATOR_PORT/metrics"
 }
 
-# The demo's manifests: a Service and a Rollout of the demo app at VERSION.
-# Both versions warm up for 3 s (DEMO_READY_AFTER) so the switch is visible.
-manifest() {
-  local version="$1"
-  cat <<EOF
-apiVersion: v1
-kind: Service
-metadata:
-  name: $APP
-spec:
-  selector: {app: $APP}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: redblack.io/v1alpha1
-kind: Rollout
-metadata:
-  name: $APP
-spec:
-  replicas: 3
-  selector:
-    matchLabels: {app: $APP}
-  template:
-    metadata:
-      labels: {app: $APP}
-    spec:
-      containers:
-      - name: web
-        image: redblack/demo-app:$version
-        ports: [{containerPort: 8080}]
-        env: [{name: DEMO_READY_AFTER, value: "3s"}]
-        readinessProbe:
-          httpGet: {path: /readyz, port: 8080}
-          periodSeconds: 1
-  strategy:
-    redBlack:
-      activeService: $APP
-      promotion: Automatic
-      scaleDownDelay: 30m
-EOF
-}
+# The manifests are the shared examples (deploy/examples/): the Services web
+# and web-preview, the Rollout web at v1, and the same Rollout at v2.
+EXAMPLES="$ROOT/deploy/examples"
 
-apply_version() {
-  local version="$1" file="$WORKDIR/$APP-$1.yaml"
-  manifest "$version" >"$file"
-  show kubectl apply -f "$file"
+apply_examples() {
+  local files=() f
+  for f in "$@"; do
+    [[ -f "$EXAMPLES/$f" ]] || die "deploy/examples/$f is missing"
+    files+=(-f "deploy/examples/$f")
+  done
+  show kubectl apply "${files[@]}"
 }
 
 # True when the Rollout is Healthy on its current template, as observed.
@@ -213,8 +179,8 @@ current_hash() {
 }
 
 step_app_v1() {
-  say "Deploying v1: a Service and a Rollout of redblack/demo-app:v1 (3 replicas)"
-  apply_version v1
+  say "Deploying v1: the Services web and web-preview, and a Rollout of redblack/demo-app:v1 (3 replicas)"
+  apply_examples services.yaml rollout.yaml
   wait_until 30 "the Service $APP getting a proxy port from the sandbox" \
     test -n "$(proxy_port "$APP" 2>/dev/null)"
   SERVICE_URL="http://127.0.0.1:$(proxy_port "$APP")/"
@@ -266,17 +232,20 @@ only_traffic_to() {
 # One compact line: phase, what the Service selects, the fleets, the traffic.
 T0=0
 progress_line() {
-  local phase stable current _o _g svc fleet_text="" hash rev image desired ready _sd tag selects="-"
-  read -r phase stable current _o _g < <(rollout_state "$APP") || phase="?"
+  local phase _stable _current _o _g svc preview fleet_text="" hash rev image desired ready _sd tag
+  local selects="-" previews="-"
+  read -r phase _stable _current _o _g < <(rollout_state "$APP") || phase="?"
   svc="$(service_hash "$APP" 2>/dev/null)" || svc="?"
+  preview="$(service_hash "$APP-preview" 2>/dev/null)" || preview="?"
   while read -r hash rev image desired ready _sd; do
     [[ -n "$hash" ]] || continue
     tag="$(tag_of "$image")"
     [[ "$hash" == "$svc" ]] && selects="$tag (rev $rev)"
+    [[ "$hash" == "$preview" ]] && previews="$tag"
     fleet_text+="${fleet_text:+, }$tag $ready/$desired ready"
   done < <(fleets "$APP" 2>/dev/null)
-  printf '   [%3ds] %-11s Service → %-11s fleets: %-30s traffic/s: %s\n' \
-    $((SECONDS - T0)) "$phase" "$selects" "$fleet_text" "$(traffic_summary)"
+  printf '   [%3ds] %-11s web → %-10s preview → %-3s fleets: %-28s traffic/s: %s\n' \
+    $((SECONDS - T0)) "$phase" "$selects" "$previews" "$fleet_text" "$(traffic_summary)"
 }
 
 # watch_until SECONDS WHAT CMD...: a progress line every second until CMD
@@ -295,6 +264,10 @@ watch_until() {
     local now=$(($(date +%s%N) / 1000000))
     ((next > now)) && sleep "$(printf '0.%03d' $((next - now)))"
   done
+}
+
+scale_down_delay() {
+  kubectl get rollouts.redblack.io "$APP" -o go-template='{{or .spec.strategy.redBlack.scaleDownDelay "30m (default)"}}'
 }
 
 service_on() { [[ "$(service_hash "$APP")" == "$1" ]]; }
@@ -320,13 +293,13 @@ load_totals() {
 
 act_red_black_v2() {
   say "Red/black: deploying v2 beside v1, then switching the Service in one write"
-  apply_version v2
+  apply_examples rollout-v2.yaml
   wait_until 30 "the operator noticing the v2 template" current_changed
   V2_HASH="$(current_hash)"
   [[ "$V2_HASH" != "$V1_HASH" ]] || die "the Rollout's current revision did not change after applying v2"
-  info "v2 is revision hash $V2_HASH; its pods take ~3 s to become ready. Every second: the Rollout's"
-  info "phase, the revision the Service selects, ready pods per fleet, and requests/s answered"
-  info "per version as Prometheus scraped them (1 s scrapes: it lags the switch by a second or two)."
+  info "v2 is revision hash $V2_HASH. Every second: the Rollout's phase, the revisions the Services"
+  info "web and web-preview select, ready pods per fleet, and requests/s answered per version as"
+  info "Prometheus scraped them (1 s scrapes: it lags the switch by a second or two)."
   watch_until 120 "the Service $APP selecting v2 with the Rollout Healthy" service_on_v2_and_healthy
   ok "Service $APP now selects v2 ($V2_HASH); Rollout Healthy"
   info "Prometheus follows within a scrape or two:"
@@ -338,7 +311,7 @@ act_red_black_v2() {
   while read -r hash rev image desired ready sd; do
     [[ "$hash" == "$V1_HASH" ]] || continue
     ((ready == desired && desired > 0)) || die "the v1 fleet is not warm after the switch ($ready/$desired ready)"
-    ok "v1 fleet $APP-$hash: $ready/$desired pods ready, receiving no traffic, kept until $sd (scaleDownDelay 30m)"
+    ok "v1 fleet $APP-$hash: $ready/$desired pods ready, receiving no traffic, kept until $sd (scaleDownDelay $(scale_down_delay))"
   done < <(fleets "$APP")
   show kubectl get rs -L rollouts.redblack.io/pod-template-hash
   show redblack status "$APP"
@@ -348,9 +321,11 @@ act_undo_redo() {
   say "Undo: back to the warm v1 in one switch (\`redblack undo $APP\`)"
   switch_and_time "$V1_HASH" v1
   watch_until 30 "Prometheus seeing only v1 answering again" only_traffic_to v1
+  ok "traffic back on v1: $(traffic_summary)"
   say "Redo: forward to the still-warm v2 (\`redblack undo $APP\` again: the previous revision)"
   switch_and_time "$V2_HASH" v2
   watch_until 30 "Prometheus seeing only v2 answering again" only_traffic_to v2
+  ok "traffic back on v2: $(traffic_summary)"
   wait_until 30 "Rollout $APP Healthy on v2 after the redo" rollout_healthy
   ok "Rollout $APP Healthy on v2; load so far: $(load_totals)"
 }
