@@ -71,7 +71,7 @@ step_build() {
   # whole dependency tree takes several times longer, and the demo (20 req/s,
   # six small pods) needs no optimisation. Later runs rebuild incrementally.
   say "Building redblack (debug build: much faster to compile than release; the demo needs no speed)"
-  cargo build --bin redblack --quiet
+  cargo build --bin redblack
   BIN="$ROOT/target/debug/redblack"
 }
 
@@ -372,16 +372,17 @@ usage_banner() {
    $KEEPS_RUNNING From another terminal:
 
      export KUBECONFIG=$KUBECONFIG_FILE
-     export PATH="$TOOLS_BIN:\$PATH"        # kubectl 1.34 (hack/deps.sh), if present
      kubectl get rollouts,rs,pods,svc
      $BIN status $APP --watch
-     $BIN undo $APP                  # instant: back to the warm v1
-     curl -s $SERVICE_URL               # the Service (a local proxy port)
+     $BIN undo $APP
+     curl -si $SERVICE_URL
 
-   Prometheus:  $PROM_URL/graph?g0.expr=sum%20by%20(version)%20(rate(http_requests_total%5B30s%5D))&g0.tab=0
-   Service:     $SERVICE_URL
    Kubeconfig:  $KUBECONFIG_FILE
+   Service:     $SERVICE_URL   (the sandbox's local proxy for Service $APP)
+   Prometheus:  $PROM_URL
+                requests/s by version: $PROM_URL/graph?g0.expr=sum%20by%20(version)%20(rate(http_requests_total%5B30s%5D))&g0.tab=0
    Logs:        $WORKDIR/{sandbox,operator,prometheus,load}.log
+   kubectl:     $(command -v kubectl)
 
    The sandbox is a SIMULATOR for trying redblack, never a production cluster.
 EOT
