@@ -392,8 +392,10 @@ EOT
 
 cleanup() {
   local status=$?
+  # Run to the end whatever fails here (e.g. writing to a terminal that closed).
+  set +e
   trap - EXIT
-  trap '' INT TERM # a second Ctrl-C must not cut the cleanup short (it is bounded)
+  trap '' INT TERM HUP # a second Ctrl-C must not cut the cleanup short (it is bounded)
   if ((${#PIDS[@]})); then
     printf '\n== Stopping everything this demo started\n'
     record_pod_pids
@@ -411,6 +413,7 @@ main() {
   trap cleanup EXIT
   trap 'exit "$INT_STATUS"' INT
   trap 'exit 143' TERM
+  trap 'exit 129' HUP # the terminal closed: the background processes have none to lose
   setup_workdir
   step_build
   step_sandbox
