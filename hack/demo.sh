@@ -31,6 +31,7 @@ WORKDIR="${DEMO_WORKDIR:-$ROOT/.cache/demo}"
 RPS="${DEMO_RPS:-20}"
 TOOLS_BIN="$ROOT/.cache/tools/bin"
 PIDFILE="$WORKDIR/pids"
+PROMETHEUS="${REDBLACK_PROMETHEUS:-prometheus}" # as src/testing/prometheus.rs
 APP=web
 
 # shellcheck source=hack/demo-lib.sh
@@ -38,6 +39,7 @@ source "$ROOT/hack/demo-lib.sh"
 
 BIN=""
 INT_STATUS=130
+KUBECONFIG_OWNED=0
 LOAD_INDEX=-1
 PROM_URL=""
 SERVICE_URL=""
@@ -48,15 +50,25 @@ V2_HASH=""
 
 setup_workdir() {
   mkdir -p "$WORKDIR"
+  # A demo still running from this work directory owns it (and the kubeconfig).
+  local name pid
+  if [[ -f "$PIDFILE" ]]; then
+    while read -r name pid; do
+      if [[ "$name" != demo-app ]] && alive "$pid" && grep -qaE 'redblack|prometheus' "/proc/$pid/cmdline" 2>/dev/null; then
+        die "another demo is still running from $WORKDIR ($name, pid $pid): stop it (Ctrl-C) first, or set DEMO_WORKDIR and KUBECONFIG_FILE"
+      fi
+    done <"$PIDFILE"
+  fi
   # Only our own files: a previous run's logs, data and pid list.
   rm -rf "$WORKDIR/prometheus-data"
   rm -f "$WORKDIR"/*.log "$WORKDIR/pods.json" "$PIDFILE"
   : >"$PIDFILE"
   rm -f "$KUBECONFIG_FILE"
+  KUBECONFIG_OWNED=1
   export KUBECONFIG="$KUBECONFIG_FILE"
   export PATH="$TOOLS_BIN:$PATH"
   local tool
-  for tool in kubectl curl python3 prometheus setsid; do
+  for tool in kubectl curl python3 "$PROMETHEUS" setsid; do
     command -v "$tool" >/dev/null || die "$tool not found: run hack/deps.sh (make deps) first"
   done
 }
@@ -112,7 +124,7 @@ EOF
   for attempt in 1 2 3; do
     port="$(free_port)"
     start_bg prometheus "$WORKDIR/prometheus.log" \
-      prometheus --config.file="$config" --storage.tsdb.path="$WORKDIR/prometheus-data" \
+      "$PROMETHEUS" --config.file="$config" --storage.tsdb.path="$WORKDIR/prometheus-data" \
       --storage.tsdb.retention.time=1d --web.listen-address="127.0.0.1:$port" \
       --log.level=warn
     PROM_URL="http://127.0.0.1:$port"
@@ -405,7 +417,7 @@ cleanup() {
       status=1
     fi
   fi
-  rm -f "$KUBECONFIG_FILE"
+  ((KUBECONFIG_OWNED)) && rm -f "$KUBECONFIG_FILE"
   exit "$status"
 }
 
