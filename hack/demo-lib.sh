@@ -51,6 +51,12 @@ start_bg() {
   echo "$name $pid" >>"$PIDFILE"
 }
 
+# Drops the newest background process (it exited; e.g. a port was taken).
+forget_last_bg() {
+  local n=$((${#PIDS[@]} - 1))
+  PIDS=("${PIDS[@]:0:n}") NAMES=("${NAMES[@]:0:n}") LOGS=("${LOGS[@]:0:n}")
+}
+
 # True if PID exists and is not a zombie (an exited child nobody reaped yet).
 alive() {
   local state

@@ -135,7 +135,7 @@ EOF
     http_ok "$PROM_URL/-/ready" && break
     # Another process may have taken the port between our probe and its bind.
     if ! alive "${PIDS[-1]}" && grep -q "address already in use" "$WORKDIR/prometheus.log" && ((attempt < 3)); then
-      unset 'PIDS[-1]' 'NAMES[-1]' 'LOGS[-1]'
+      forget_last_bg
       continue
     fi
     log_tail "$WORKDIR/prometheus.log"
