@@ -164,7 +164,7 @@ pub fn render_status(
     );
     let _ = writeln!(
         out,
-        "  replicas {} desired · live fleet {} ready / {} available · current revision {} pods{}",
+        "  replicas {} desired · live fleet {} ready / {} available · {} pods of the current revision{}",
         rollout.spec.replicas,
         status.ready_replicas,
         status.available_replicas,
