@@ -138,8 +138,22 @@ wait_until() {
   done
 }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# free_ports N [EXCEPT...]: N distinct free loopback ports (all bound at once,
+# so the kernel cannot hand out one twice), none of them in EXCEPT.
+free_ports() {
+  python3 - "$@" <<'PY'
+import socket, sys
+n, exclude = int(sys.argv[1]), set(sys.argv[2:])
+held, ports = [], []
+while len(ports) < n:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    held.append(s)
+    port = str(s.getsockname()[1])
+    if port not in exclude:
+        ports.append(port)
+print(" ".join(ports))
+PY
 }
 
 http_ok() { curl -fs --max-time 2 -o /dev/null "$1"; }

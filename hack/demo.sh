@@ -42,6 +42,9 @@ INT_STATUS=130
 KUBECONFIG_OWNED=0
 LOAD_INDEX=-1
 PROM_URL=""
+PROM_PID=""
+PROM_CONFIG=""
+OPERATOR_PORT=""
 SERVICE_URL=""
 V1_HASH=""
 V2_HASH=""
@@ -63,6 +66,7 @@ setup_workdir() {
   rm -rf "$WORKDIR/prometheus-data"
   rm -f "$WORKDIR"/*.log "$WORKDIR/pods.json" "$PIDFILE"
   : >"$PIDFILE"
+  PROM_CONFIG="$WORKDIR/prometheus.yml"
   rm -f "$KUBECONFIG_FILE"
   KUBECONFIG_OWNED=1
   export KUBECONFIG="$KUBECONFIG_FILE"
@@ -101,13 +105,10 @@ step_sandbox() {
   info "pods of image redblack/demo-app:<tag> run as real local processes of \`redblack demo-app\`"
 }
 
-step_prometheus() {
-  say "Starting Prometheus (the real server), scraping every demo pod each second"
-  local port config="$WORKDIR/prometheus.yml" attempt
-  OPERATOR_PORT="$(free_port)"
-  # The same job as redblack::sandbox::prometheus_sd::scrape_config, plus the
-  # operator's own /metrics.
-  cat >"$config" <<EOF
+# The same job as redblack::sandbox::prometheus_sd::scrape_config, plus the
+# operator's own /metrics.
+write_prometheus_config() {
+  cat >"$PROM_CONFIG" <<EOF
 global:
   scrape_interval: 1s
   scrape_timeout: 1s
@@ -121,12 +122,20 @@ scrape_configs:
   static_configs:
   - targets: ["127.0.0.1:$OPERATOR_PORT"]
 EOF
+}
+
+step_prometheus() {
+  say "Starting Prometheus (the real server), scraping every demo pod each second"
+  local port attempt
+  read -r OPERATOR_PORT port < <(free_ports 2)
+  write_prometheus_config
   for attempt in 1 2 3; do
-    port="$(free_port)"
+    ((attempt == 1)) || port="$(free_ports 1 "$OPERATOR_PORT")"
     start_bg prometheus "$WORKDIR/prometheus.log" \
-      "$PROMETHEUS" --config.file="$config" --storage.tsdb.path="$WORKDIR/prometheus-data" \
+      "$PROMETHEUS" --config.file="$PROM_CONFIG" --storage.tsdb.path="$WORKDIR/prometheus-data" \
       --storage.tsdb.retention.time=1d --web.listen-address="127.0.0.1:$port" \
       --log.level=warn
+    PROM_PID="${PIDS[-1]}"
     PROM_URL="http://127.0.0.1:$port"
     local deadline=$((SECONDS + 60))
     while ! http_ok "$PROM_URL/-/ready" && alive "${PIDS[-1]}" && ((SECONDS < deadline)); do
@@ -150,13 +159,30 @@ step_operator() {
   "$BIN" crd | kubectl apply -f - | sed 's/^/     /' || die "installing the CRDs failed"
   wait_until 30 "the Rollout CRD becoming Established" \
     kubectl wait --for condition=Established --timeout 5s crd/rollouts.redblack.io
-  start_bg operator "$WORKDIR/operator.log" \
-    "$BIN" controller --kubeconfig "$KUBECONFIG_FILE" \
-    --metrics-addr "127.0.0.1:$OPERATOR_PORT" --health-addr "127.0.0.1:$OPERATOR_PORT"
-  # /healthz: serving. That it reconciles is what the next step waits for.
-  wait_until 60 "the operator serving /healthz on 127.0.0.1:$OPERATOR_PORT (log: $WORKDIR/operator.log)" \
-    http_ok "http://127.0.0.1:$OPERATOR_PORT/healthz"
-  ok "operator running; its log: $WORKDIR/operator.log, its metrics: http://127.0.0.1:$OPERATOR_PORT/metrics"
+  local attempt deadline
+  for attempt in 1 2 3; do
+    start_bg operator "$WORKDIR/operator.log" \
+      "$BIN" controller --kubeconfig "$KUBECONFIG_FILE" \
+      --metrics-addr "127.0.0.1:$OPERATOR_PORT" --health-addr "127.0.0.1:$OPERATOR_PORT"
+    deadline=$((SECONDS + 5))
+    while alive "${PIDS[-1]}" && ! http_ok "http://127.0.0.1:$OPERATOR_PORT/healthz" && ((SECONDS < deadline)); do
+      sleep 0.2
+    done
+    alive "${PIDS[-1]}" && break
+    # Its port was taken after we picked it: another port, and tell Prometheus.
+    if grep -q "Address already in use" "$WORKDIR/operator.log" && ((attempt < 3)); then
+      forget_last_bg
+      OPERATOR_PORT="$(free_ports 1 "${PROM_URL##*:}")"
+      write_prometheus_config
+      kill -HUP "$PROM_PID" # Prometheus reloads its configuration
+      continue
+    fi
+    break # wait_until below reports the exit, with the log
+  done
+  # /readyz: every cache has done its first list.
+  wait_until 60 "the operator becoming ready (/readyz on 127.0.0.1:$OPERATOR_PORT; log: $WORKDIR/operator.log)" \
+    http_ok "http://127.0.0.1:$OPERATOR_PORT/readyz"
+  ok "operator ready; its log: $WORKDIR/operator.log, its metrics: http://127.0.0.1:$OPERATOR_PORT/metrics"
 }
 
 # The manifests are the shared examples (deploy/examples/): the Services web

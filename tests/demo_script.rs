@@ -64,11 +64,13 @@ fn kill_everything(child: &mut Child, pidfile: &Path) {
     // The script leads its own process group (`process_group(0)`).
     let _ = Command::new("kill")
         .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
         .status();
     for (_, pid) in recorded_pids(pidfile) {
         if ours_alive(pid) {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
                 .status();
         }
     }
