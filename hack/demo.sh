@@ -257,7 +257,11 @@ version_rate() {
   prom_query "sum(irate(http_requests_total{job=\"demo-pods\",version=\"$1\"}[5s]))" version 2>/dev/null | awk '{ printf "%.0f\n", $2 }'
 }
 
-v1_traffic_seen() { (($(version_rate v1 || echo 0) > 0)); }
+v1_traffic_seen() {
+  local rate
+  rate="$(version_rate v1)"
+  ((${rate:-0} > 0))
+}
 
 # Only VERSION answers (of v1 and v2), as Prometheus saw it.
 only_traffic_to() {
