@@ -669,3 +669,114 @@ async fn killed_and_restarted_at_every_step_of_an_update_still_converges() {
         }
     }
 }
+
+/// The canary actions against the sandbox: role Services, HTTPRoute weights
+/// and the CanaryAnalysis (the test plays the analysis controller and passes it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_through_an_http_route_is_judged_then_promoted() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+    use redblack::api::ROLLOUT_LABEL;
+    use redblack::api::canary_analysis::CanaryAnalysis;
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    let routes: kube::Api<DynamicObject> =
+        kube::Api::namespaced_with(env.client.clone(), NS, &ApiResource::from_gvk(&gvk));
+    let route: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "web-route"},
+        "spec": {"parentRefs": [{"name": "gw"}],
+                 "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}
+    }))
+    .unwrap();
+    routes.create(&PostParams::default(), &route).await.unwrap();
+    let manifest = set(
+        set(
+            rollout_json("web", "demo:1", 2),
+            "/spec/strategy/redBlack/canary",
+            json!({
+                "replicas": 1,
+                "analysis": {"inline": {
+                    "interval": "1m",
+                    "lifetime": "10m",
+                    "experiment": {"variables": {"app": "web"}},
+                    "metrics": [{"name": "errors",
+                                 "query": "sum(rate(errors{pod=~\"${podRegex}\"}[${interval}]))"}]
+                }}
+            }),
+        ),
+        "/spec/strategy/redBlack/trafficRouting",
+        json!({"httpRoute": {"name": "web-route"}}),
+    );
+    env.create_rollout(manifest).await;
+    let running = env.start_controller();
+    let r1 = env.wait_phase("web", Phase::Healthy).await;
+    let h1 = hash_of(&r1);
+
+    let h2 = hash_of(&env.set_image("web", "demo:2").await);
+    let analyses: kube::Api<CanaryAnalysis> = kube::Api::namespaced(env.client.clone(), NS);
+    let analysis = eventually("a CanaryAnalysis is created", || async {
+        analyses
+            .list(&kube::api::ListParams::default().labels(ROLLOUT_LABEL))
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(
+        analysis.owner_references()[0].uid,
+        r1.uid().unwrap(),
+        "owned by the Rollout"
+    );
+    for role in ["web-canary", "web-baseline"] {
+        let svc = eventually(&format!("role Service {role}"), || async {
+            env.services().get_opt(role).await.ok().flatten()
+        })
+        .await;
+        assert_eq!(svc.owner_references()[0].kind, "Rollout");
+    }
+    let weights = eventually("the route sends a share to the canary", || async {
+        let r = routes.get("web-route").await.ok()?;
+        let refs = r
+            .data
+            .pointer("/spec/rules/0/backendRefs")?
+            .as_array()?
+            .clone();
+        refs.iter()
+            .any(|b| b["name"] == "web-canary" && b["weight"].as_i64().unwrap_or(0) > 0)
+            .then_some(refs)
+    })
+    .await;
+    let total: i64 = weights.iter().filter_map(|b| b["weight"].as_i64()).sum();
+    assert_eq!(total, 100, "{weights:?}");
+    assert_eq!(env.selected("web").await.as_deref(), Some(h1.as_str()));
+
+    // The verdict.
+    analyses
+        .patch_status(
+            &analysis.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Passed", "score": 100.0}})),
+        )
+        .await
+        .expect("verdict written");
+    env.wait_selected("web", &h2).await;
+    env.wait_phase("web", Phase::Healthy).await;
+    let refs = eventually("the route is back on the active Service", || async {
+        let r = routes.get("web-route").await.ok()?;
+        let refs = r
+            .data
+            .pointer("/spec/rules/0/backendRefs")?
+            .as_array()?
+            .clone();
+        refs.iter()
+            .all(|b| b["name"] == "web" || b["weight"].as_i64() == Some(0))
+            .then_some(refs)
+    })
+    .await;
+    assert!(refs.iter().any(|b| b["name"] == "web"), "{refs:?}");
+    running.stop().await.unwrap();
+}

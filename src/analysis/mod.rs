@@ -1,5 +1,6 @@
 //! CanaryAnalysis: the statistical judge (pure) and the metric sources around it.
 
+pub mod controller;
 pub mod judge;
 pub mod prometheus;
 pub mod query;

@@ -4,6 +4,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+pub mod canary_analysis;
 pub mod conditions;
 pub mod hash;
 pub mod rollout;
@@ -29,5 +30,5 @@ pub const RETRY_ANNOTATION: &str = "redblack.io/retry";
 /// Every CRD the operator serves, in a stable order. Other resources
 /// (CanaryAnalysis) add themselves here.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![Rollout::crd()]
+    vec![Rollout::crd(), canary_analysis::crd()]
 }

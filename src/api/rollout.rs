@@ -134,16 +134,19 @@ pub struct RedBlackStrategy {
     #[serde(default = "default_abort_scale_down_delay")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub abort_scale_down_delay: String,
-    /// RESERVED for the canary issue: the planner ignores it for now.
+    /// Judge a small canary of the new template against a fresh baseline of the
+    /// stable one before the new fleet is brought up (docs/rollout.md, "Canary").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryStrategy>,
-    /// RESERVED for the canary issue: keep judging after the switch.
+    /// Keep judging after the switch (new fleet against the old fleet's metrics
+    /// from before the switch); a Failed verdict switches back to the warm fleet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_promotion_analysis: Option<AnalysisSource>,
-    /// RESERVED for the canary issue: Gateway API weights instead of replica counts.
+    /// Gateway API weights for the canary's share instead of replica counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_routing: Option<TrafficRouting>,
-    /// RESERVED for the canary issue: when promotion may happen. Empty = always.
+    /// When promotion (the switch to a new revision) may happen. Empty = always.
+    /// Rollbacks and the first deploy are never held by a window.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub promotion_windows: Vec<PromotionWindow>,
 }
@@ -165,7 +168,7 @@ pub enum PromotionPolicy {
     Manual,
 }
 
-/// RESERVED (canary issue): a canary of the new template beside a fresh baseline.
+/// A canary of the new template beside a fresh baseline of the stable one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStrategy {
@@ -175,8 +178,10 @@ pub struct CanaryStrategy {
     /// comparison is not biased by the age of the old pods.
     #[serde(default = "default_true")]
     pub baseline: bool,
-    /// Share of traffic sent to the canary (needs `trafficRouting`); without it
-    /// the share follows replica counts.
+    /// Share of traffic (percent) sent to the canary, and the same again to the
+    /// baseline; the stable fleet gets the rest. Needs `trafficRouting`
+    /// (default 10); without it the share follows ready replica counts and this
+    /// field is ignored (`status.canary.trafficPercent` shows the actual share).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub traffic_percent: Option<i32>,
@@ -190,15 +195,31 @@ fn default_true() -> bool {
     true
 }
 
+/// Share of traffic for the canary (and baseline) when `trafficPercent` is unset.
+pub const DEFAULT_TRAFFIC_PERCENT: i32 = 10;
+
+/// Label on canary and baseline ReplicaSets and their pods (`canary`,
+/// `baseline`); the full fleets never carry it, so it stays out of their
+/// pod-template hash. The planner's Services for the roles select on it.
+pub const ROLE_LABEL: &str = "rollouts.redblack.io/role";
+/// Label on every CanaryAnalysis the planner creates: the Rollout's name
+/// (the controller lists owned analyses by it).
+pub const ROLLOUT_LABEL: &str = "rollouts.redblack.io/rollout";
+
+/// What a Marginal score does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum MarginalAction {
+    /// Hold (phase Paused) for a human: `promote` accepts, `abort` reverts,
+    /// `retry` judges again.
     #[default]
     Pause,
+    /// As a Failed score: revert at once.
     Fail,
+    /// Judge once more (a second analysis attempt); a second Marginal pauses.
     Extend,
 }
 
-/// RESERVED (canary issue): an analysis by template name, or inline.
+/// An analysis by template name (not supported yet), or inline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
@@ -206,9 +227,11 @@ pub enum MarginalAction {
     "message": "set exactly one of templateName and inline"
 }]))]
 pub struct AnalysisSource {
+    /// NOT SUPPORTED YET (rejected by validation): a shared analysis template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_name: Option<String>,
-    /// A CanaryAnalysis spec body; validated by the analysis controller.
+    /// A CanaryAnalysis spec body without the scopes and `startTime`, which the
+    /// planner fills in; validated by the analysis controller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserve_unknown_object")]
     pub inline: Option<serde_json::Value>,
@@ -221,21 +244,27 @@ fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::Schem
     })
 }
 
-/// RESERVED (canary issue).
+/// How the canary's share of traffic is set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrafficRouting {
+    /// An HTTPRoute (same namespace, created by the user with its parentRefs)
+    /// whose `backendRefs` the operator owns: the active Service, plus
+    /// `<rollout>-canary` and `<rollout>-baseline` during a canary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_route: Option<HttpRouteRef>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HttpRouteRef {
+    /// Name of the HTTPRoute (gateway.networking.k8s.io/v1).
     #[schemars(length(min = 1))]
     pub name: String,
 }
 
-/// RESERVED (canary issue): promotion allowed on `days` between `start` and `end`.
+/// Promotion allowed on `days` from `start` to `end` (local time of
+/// `timeZone`). `end <= start` crosses midnight (the window belongs to the day
+/// it starts on); `start == end` is the whole day.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PromotionWindow {
@@ -291,6 +320,10 @@ pub enum AbortReason {
     User,
     /// Not available within `progressDeadlineSeconds`.
     ProgressDeadlineExceeded,
+    /// The canary analysis failed (or was Marginal with `marginal: Fail`).
+    AnalysisFailed,
+    /// The post-promotion analysis failed: traffic went back to the old fleet.
+    PostPromotionAnalysisFailed,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -323,7 +356,7 @@ pub enum Outcome {
     RolledBack,
     /// Aborted by a user.
     Aborted,
-    /// Missed its progress deadline.
+    /// Missed its progress deadline, or failed an analysis (see `score`).
     Failed,
     /// Replaced by a newer template before it was promoted.
     Superseded,
@@ -337,22 +370,101 @@ pub struct RevisionRecord {
     pub hash: String,
     pub images: Vec<String>,
     pub outcome: Outcome,
-    /// RESERVED (canary issue): the analysis score, when there was one.
+    /// The analysis score, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
     #[schemars(schema_with = "crate::api::conditions::date_time")]
     pub time: DateTime<Utc>,
 }
 
-/// RESERVED (canary issue): the state of the current canary.
+/// Where the canary of `revision` is. Decisions are recorded here so that a
+/// restarted operator (or a deleted CanaryAnalysis) never reverses them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum CanaryPhase {
+    /// Canary and baseline fleets are being brought up.
+    Progressing,
+    /// Both are ready; traffic is (being) shared and the analysis runs.
+    Analysing,
+    /// Passed: the full fleet of the revision is brought up and switched to.
+    Passed,
+    /// A human promoted before (or despite) the verdict.
+    Promoted,
+    /// Marginal, held for a human (`marginal: Pause`, or a second Marginal).
+    Marginal,
+    /// Failed: traffic went back to stable, canary and baseline removed.
+    Failed,
+    /// No evidence (e.g. no traffic): held, never promoted automatically.
+    Inconclusive,
+    /// The analysis could not run: held, never promoted automatically.
+    Error,
+}
+
+/// The state of the current canary.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-    /// The CanaryAnalysis created for this canary.
+    pub phase: Option<CanaryPhase>,
+    /// The CanaryAnalysis of the current attempt (`<rollout>-<revision>-<attempt>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis_name: Option<String>,
+    /// Pod-template hash of the revision under test.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// Pod-template hash of the stable revision the baseline copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+    /// 1 for the first analysis; +1 per retry or extension.
+    #[serde(default)]
+    pub attempt: i32,
+    /// Set once `marginal: Extend` has been used for this revision.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub extended: bool,
+    /// When traffic started for this attempt: the analysis' `startTime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::conditions::date_time")]
+    pub analysis_start: Option<DateTime<Utc>>,
+    /// The canary's actual share of traffic in percent (0 unless both fleets
+    /// are ready and traffic is meant to flow).
+    #[serde(default)]
+    pub traffic_percent: i32,
+    /// The verdict's score, once there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// The analysis' message for a held or failed verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Where a post-promotion analysis phase stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PostPromotionPhase {
+    Running,
+    /// Passed (or Marginal): nothing to do.
+    Passed,
+    /// Failed: traffic was switched back to `previousRevision`.
+    Failed,
+    /// Inconclusive or Error: reported, traffic stays.
+    Inconclusive,
+}
+
+/// The analysis that judges a revision after it went live.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostPromotionStatus {
+    pub revision: String,
+    /// The fleet that was live before (kept warm until the verdict).
+    pub previous_revision: String,
+    pub analysis_name: String,
+    /// The switch: start of the judged window; the control is time-shifted
+    /// to the same length before it.
+    #[schemars(schema_with = "crate::api::conditions::date_time")]
+    pub switched_at: DateTime<Utc>,
+    pub phase: PostPromotionPhase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -397,10 +509,13 @@ pub struct RolloutStatus {
     pub approved_revision: Option<String>,
     #[serde(default, skip_serializing_if = "is_default_ops")]
     pub operations: OperationsStatus,
-    /// RESERVED (canary issue).
+    /// The canary of the current revision (kept after the verdict).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryStatus>,
-    /// RESERVED (canary issue).
+    /// The post-promotion analysis of the live revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_promotion: Option<PostPromotionStatus>,
+    /// The score of the latest analysis verdict (canary or post-promotion).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_score: Option<f64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::rollout::Rollout;
+use super::rollout::{AnalysisSource, Rollout};
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}; {fix}")]
@@ -126,15 +126,112 @@ pub fn validate(rollout: &Rollout) -> Vec<SpecError> {
         ));
     }
     for (i, window) in rb.promotion_windows.iter().enumerate() {
+        let field = format!("spec.strategy.redBlack.promotionWindows[{i}]");
         if window.time_zone.parse::<chrono_tz::Tz>().is_err() {
             errors.push(SpecError::new(
-                &format!("spec.strategy.redBlack.promotionWindows[{i}].timeZone"),
+                &format!("{field}.timeZone"),
                 format!("{:?} is not an IANA time zone", window.time_zone),
                 "use a name like UTC or Europe/Berlin",
             ));
         }
+        for (name, value) in [("start", &window.start), ("end", &window.end)] {
+            // chrono alone accepts "9:00"; the schema pattern and docs say HH:MM.
+            if value.len() != 5 || chrono::NaiveTime::parse_from_str(value, "%H:%M").is_err() {
+                errors.push(SpecError::new(
+                    &format!("{field}.{name}"),
+                    format!("{value:?} is not a time of day"),
+                    "write it as HH:MM on a 24-hour clock, e.g. 09:00",
+                ));
+            }
+        }
     }
+    validate_canary(rollout, &mut errors);
     errors
+}
+
+/// The canary, its analyses and the traffic routing.
+fn validate_canary(rollout: &Rollout, errors: &mut Vec<SpecError>) {
+    let rb = &rollout.spec.strategy.red_black;
+    let routed = rb
+        .traffic_routing
+        .as_ref()
+        .is_some_and(|t| t.http_route.is_some());
+    if let Some(canary) = &rb.canary {
+        if canary.replicas < 1 {
+            errors.push(SpecError::new(
+                "spec.strategy.redBlack.canary.replicas",
+                "must be at least 1",
+                "a canary needs pods; 1 to 3 is typical",
+            ));
+        }
+        let max = if canary.baseline { 50 } else { 99 };
+        if let Some(p) = canary.traffic_percent
+            && routed
+            && !(1..=max).contains(&p)
+        {
+            errors.push(SpecError::new(
+                "spec.strategy.redBlack.canary.trafficPercent",
+                format!(
+                    "{p} is outside 1..={max} (the baseline gets the same share as the canary)"
+                ),
+                "give the canary a small share, e.g. 5 or 10",
+            ));
+        }
+        analysis_source(
+            &canary.analysis,
+            "spec.strategy.redBlack.canary.analysis",
+            errors,
+        );
+    }
+    if let Some(post) = &rb.post_promotion_analysis {
+        let field = "spec.strategy.redBlack.postPromotionAnalysis";
+        analysis_source(post, field, errors);
+        let lifetime = post
+            .inline
+            .as_ref()
+            .and_then(|v| v.get("lifetime"))
+            .and_then(serde_json::Value::as_str);
+        if post.inline.is_some() && lifetime.is_none_or(|l| parse_duration(l).is_err()) {
+            errors.push(SpecError::new(
+                &format!("{field}.inline.lifetime"),
+                "is missing or not a duration; the control is judged over the same length before the switch",
+                "set lifetime, e.g. 30m (and keep scaleDownDelay longer)",
+            ));
+        }
+    }
+    if let Some(traffic) = &rb.traffic_routing
+        && let Some(route) = &traffic.http_route
+        && route.name.is_empty()
+    {
+        errors.push(SpecError::new(
+            "spec.strategy.redBlack.trafficRouting.httpRoute.name",
+            "is empty",
+            "name the HTTPRoute whose backends the operator may set",
+        ));
+    }
+}
+
+fn analysis_source(source: &AnalysisSource, field: &str, errors: &mut Vec<SpecError>) {
+    if source.template_name.is_some() {
+        errors.push(SpecError::new(
+            &format!("{field}.templateName"),
+            "analysis templates are not supported yet",
+            "copy the analysis into inline",
+        ));
+    } else if source.inline.is_none() {
+        errors.push(SpecError::new(
+            &format!("{field}.inline"),
+            "is missing",
+            "set inline to a CanaryAnalysis spec (metrics, interval, lifetime); the planner fills in the scopes",
+        ));
+    }
+    if source.inline.as_ref().is_some_and(|v| !v.is_object()) {
+        errors.push(SpecError::new(
+            &format!("{field}.inline"),
+            "is not an object",
+            "write the CanaryAnalysis spec as a mapping",
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -192,5 +289,57 @@ mod tests {
                 "spec.strategy.redBlack.scaleDownDelay",
             ]
         );
+    }
+
+    #[test]
+    fn canary_errors_name_the_field_and_the_fix() {
+        let mut r = rollout();
+        r.spec.strategy.red_black.canary = Some(
+            serde_json::from_value(serde_json::json!({
+                "replicas": 0, "trafficPercent": 60,
+                "analysis": {"templateName": "shared"}
+            }))
+            .unwrap(),
+        );
+        r.spec.strategy.red_black.traffic_routing = Some(
+            serde_json::from_value(serde_json::json!({"httpRoute": {"name": "web"}})).unwrap(),
+        );
+        r.spec.strategy.red_black.post_promotion_analysis = Some(
+            serde_json::from_value(serde_json::json!({"inline": {"interval": "1m"}})).unwrap(),
+        );
+        r.spec.strategy.red_black.promotion_windows = vec![
+            serde_json::from_value(serde_json::json!({"start": "9:00", "end": "17:00"})).unwrap(),
+        ];
+        let errors = validate(&r);
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.strategy.redBlack.promotionWindows[0].start",
+                "spec.strategy.redBlack.canary.replicas",
+                "spec.strategy.redBlack.canary.trafficPercent",
+                "spec.strategy.redBlack.canary.analysis.templateName",
+                "spec.strategy.redBlack.postPromotionAnalysis.inline.lifetime",
+            ]
+        );
+        assert!(errors[3].to_string().contains("not supported yet"));
+    }
+
+    #[test]
+    fn a_canary_with_an_inline_analysis_is_valid() {
+        let mut r = rollout();
+        r.spec.strategy.red_black.canary = Some(
+            serde_json::from_value(serde_json::json!({
+                "replicas": 1, "trafficPercent": 50,
+                "analysis": {"inline": {"interval": "1m", "lifetime": "10m", "metrics": []}}
+            }))
+            .unwrap(),
+        );
+        r.spec.strategy.red_black.traffic_routing = Some(
+            serde_json::from_value(serde_json::json!({"httpRoute": {"name": "web"}})).unwrap(),
+        );
+        assert_eq!(validate(&r), vec![]);
+        let canary = r.spec.strategy.red_black.canary.as_ref().unwrap();
+        assert!(canary.baseline, "baseline defaults to on");
     }
 }

@@ -2,11 +2,13 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod analysis;
 pub mod controller;
 pub mod crd;
 pub mod demo_app;
 pub mod demo_load;
 pub mod judge;
+pub mod report;
 pub mod rollouts;
 pub mod sandbox;
 
@@ -34,6 +36,10 @@ pub enum Command {
     Crd(crd::CrdArgs),
     /// Judge canary vs baseline samples from a file, offline.
     Judge(judge::JudgeArgs),
+    /// Print a CanaryAnalysis as a canary report (score, intervals, every metric's numbers).
+    Report(report::ReportArgs),
+    /// Run the CanaryAnalysis controller.
+    Analysis(analysis::AnalysisArgs),
     /// Run the demo HTTP service (behaviour set by DEMO_* environment variables).
     DemoApp(demo_app::DemoAppArgs),
     /// Send steady, paced, bounded HTTP traffic to a URL and report progress.
@@ -48,6 +54,8 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Crd(args) => crd::run(args).await,
         Command::Judge(args) => judge::run(args).await,
+        Command::Report(args) => report::run(args).await,
+        Command::Analysis(args) => analysis::run(args).await,
         Command::DemoApp(args) => demo_app::run(args).await,
         Command::DemoLoad(args) => demo_load::run(args).await,
         Command::Rollout(command) => rollouts::run(command).await,

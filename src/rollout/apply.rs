@@ -11,6 +11,9 @@
 //! | `AnnotateReplicaSet` | JSON merge patch of `metadata.annotations` (removed keys → `null`) | as the planner specifies; touches no other annotation |
 //! | `DeleteReplicaSet` | DELETE, background propagation; 404 is success | |
 //! | `SwitchService` | server-side apply of ONLY `spec.selector`, `force` | see below |
+//! | `EnsureRoleService` | server-side apply of the `<rollout>-canary/-baseline` Service, `force`, owned by the Rollout | ours entirely |
+//! | `SetRouteWeights` | GET the HTTPRoute, then a merge patch of `spec.rules` with every rule's `backendRefs` replaced, guarded by its resourceVersion | the user's object: one write, 409 if it changed meanwhile |
+//! | `EnsureCanaryAnalysis` | POST; 409 AlreadyExists is success | a judgement is a record: never updated |
 //! | status | JSON merge patch of the `status` subresource: the diff from the stored status | see [`write_status`] |
 //!
 //! ## Why `SwitchService` is a forced apply of just the selector
@@ -32,12 +35,16 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Service, ServicePort};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::api::{Rollout, RolloutStatus};
+use crate::api::canary_analysis::CanaryAnalysis;
+use crate::api::{ROLE_LABEL, ROLLOUT_LABEL, Rollout, RolloutStatus};
+use crate::rollout::plan::{RouteBackend, RouteObservation};
 use crate::rollout::{Action, Plan};
 
 /// The one field manager every write of the operator uses.
@@ -92,6 +99,11 @@ pub enum Written {
     Status {
         resource_version: Option<String>,
     },
+    CanaryAnalysis {
+        name: String,
+    },
+    /// A write to an object the shell does not cache (the HTTPRoute).
+    Untracked,
 }
 
 /// Executes one action. Every action is safe to repeat.
@@ -175,7 +187,181 @@ pub async fn execute(
                 resource_version: patched.resource_version(),
             })
         }
+        Action::EnsureRoleService {
+            name,
+            role,
+            selector,
+            ports,
+        } => {
+            let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+            let body = role_service(rollout, name, role, selector, ports);
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            let applied = services
+                .patch(name, &params, &Patch::Apply(&body))
+                .await
+                .map_err(api_err(format!("applying role Service {name}")))?;
+            Ok(Written::Service {
+                name: name.clone(),
+                resource_version: applied.resource_version(),
+            })
+        }
+        Action::SetRouteWeights { route, backends } => {
+            let api = http_routes(client, &ns);
+            let current = api
+                .get(route)
+                .await
+                .map_err(api_err(format!("reading HTTPRoute {route}")))?;
+            // The user's object: only backendRefs change, every rule gets the
+            // same list, guarded by the resourceVersion read (409 → re-plan).
+            let patch = route_weights_patch(&current, backends);
+            api.patch(route, &merge_params(), &Patch::Merge(&patch))
+                .await
+                .map_err(api_err(format!("setting the weights of HTTPRoute {route}")))?;
+            Ok(Written::Untracked)
+        }
+        Action::EnsureCanaryAnalysis { name, labels, spec } => {
+            let api: Api<CanaryAnalysis> = Api::namespaced(client.clone(), &ns);
+            let body = canary_analysis(rollout, name, labels, spec);
+            let analysis: CanaryAnalysis =
+                serde_json::from_value(body).map_err(|_| ApplyError::Build {
+                    what: format!("CanaryAnalysis {name}"),
+                })?;
+            match api.create(&PostParams::default(), &analysis).await {
+                Ok(_) => {}
+                // Create-if-absent: a judgement is never rewritten.
+                Err(kube::Error::Api(status)) if status.code == 409 => {}
+                Err(source) => {
+                    return Err(ApplyError::Api {
+                        what: format!("creating CanaryAnalysis {name}"),
+                        source,
+                    });
+                }
+            }
+            Ok(Written::CanaryAnalysis { name: name.clone() })
+        }
     }
+}
+
+/// The Gateway API HTTPRoute (`gateway.networking.k8s.io/v1`).
+pub fn http_routes(client: &Client, ns: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    Api::namespaced_with(client.clone(), ns, &ApiResource::from_gvk(&gvk))
+}
+
+/// Reads `trafficRouting.httpRoute` (not cached: the Gateway API may not be
+/// installed). None when it does not exist.
+pub async fn read_route(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<Option<DynamicObject>, ApplyError> {
+    http_routes(client, ns)
+        .get_opt(name)
+        .await
+        .map_err(|source| ApplyError::Api {
+            what: format!("reading HTTPRoute {name}"),
+            source,
+        })
+}
+
+/// The first rule's backendRefs, as the planner sees them (weight default 1).
+pub fn route_observation(route: &DynamicObject) -> RouteObservation {
+    let refs = route
+        .data
+        .pointer("/spec/rules/0/backendRefs")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    RouteObservation {
+        backends: refs
+            .iter()
+            .filter_map(|r| {
+                Some(RouteBackend {
+                    service: r.get("name")?.as_str()?.to_owned(),
+                    port: r
+                        .get("port")
+                        .and_then(Value::as_i64)
+                        .and_then(|p| i32::try_from(p).ok()),
+                    weight: r
+                        .get("weight")
+                        .and_then(Value::as_i64)
+                        .and_then(|w| i32::try_from(w).ok())
+                        .unwrap_or(1),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// A merge patch replacing every rule's backendRefs with `backends`, guarded
+/// by the route's resourceVersion.
+pub fn route_weights_patch(route: &DynamicObject, backends: &[RouteBackend]) -> Value {
+    let refs: Vec<Value> = backends
+        .iter()
+        .map(|b| {
+            let mut r = json!({"name": b.service, "weight": b.weight});
+            if let Some(port) = b.port {
+                r["port"] = json!(port);
+            }
+            r
+        })
+        .collect();
+    let rules: Vec<Value> = route
+        .data
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_else(|| vec![json!({})])
+        .into_iter()
+        .map(|mut rule| {
+            rule["backendRefs"] = Value::Array(refs.clone());
+            rule
+        })
+        .collect();
+    json!({
+        "metadata": {"resourceVersion": route.resource_version()},
+        "spec": {"rules": rules},
+    })
+}
+
+/// The apply configuration of a role Service, owned by the Rollout.
+pub fn role_service(
+    rollout: &Rollout,
+    name: &str,
+    role: &str,
+    selector: &BTreeMap<String, String>,
+    ports: &[ServicePort],
+) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "labels": {ROLLOUT_LABEL: rollout.name_any(), ROLE_LABEL: role},
+            "ownerReferences": rollout.controller_owner_ref(&()).into_iter().collect::<Vec<_>>(),
+        },
+        "spec": {"type": "ClusterIP", "selector": selector, "ports": ports},
+    })
+}
+
+/// A CanaryAnalysis owned by the Rollout.
+pub fn canary_analysis(
+    rollout: &Rollout,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    spec: &Value,
+) -> Value {
+    json!({
+        "apiVersion": CanaryAnalysis::api_version(&()),
+        "kind": CanaryAnalysis::kind(&()),
+        "metadata": {
+            "name": name,
+            "namespace": rollout.namespace(),
+            "labels": labels,
+            "ownerReferences": rollout.controller_owner_ref(&()).into_iter().collect::<Vec<_>>(),
+        },
+        "spec": spec,
+    })
 }
 
 /// Writes `status` on the status subresource: a JSON merge patch of exactly

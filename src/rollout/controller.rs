@@ -29,7 +29,8 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::api::{POD_TEMPLATE_HASH_LABEL, Rollout};
+use crate::api::canary_analysis::CanaryAnalysis;
+use crate::api::{POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL, Rollout};
 use crate::rollout::apply::{self, ApplyError};
 use crate::rollout::observe::{self, Before, Caches, Synced};
 use crate::rollout::{EventType, PlannedEvent, plan};
@@ -115,7 +116,7 @@ where
 impl RolloutController {
     pub fn new(client: Client, settings: Settings) -> RolloutController {
         let ns = settings.namespace.as_deref();
-        let synced = Synced::new(3);
+        let synced = Synced::new(4);
 
         let (rollouts, rollout_writer) = reflector::store::<Rollout>();
         let rollout_events = watcher(api::<Rollout>(&client, ns), watcher::Config::default())
@@ -145,9 +146,22 @@ impl RolloutController {
             .inspect_ok(mark_synced(&synced, 2))
             .touched_objects();
 
+        // CanaryAnalyses the planner created (labelled, owned by a Rollout).
+        let (analyses, analysis_writer) = reflector::store::<CanaryAnalysis>();
+        let analysis_events = watcher(
+            api::<CanaryAnalysis>(&client, ns),
+            watcher::Config::default().labels(ROLLOUT_LABEL),
+        )
+        .default_backoff()
+        .modify(observe::strip_managed_fields)
+        .reflect(analysis_writer)
+        .inspect_ok(mark_synced(&synced, 3))
+        .touched_objects();
+
         let naming = rollouts.clone();
         let controller = Controller::for_stream(rollout_events, rollouts.clone())
             .owns_stream(rs_events)
+            .owns_stream(analysis_events)
             .watches_stream(svc_events, move |svc: Service| {
                 observe::rollouts_naming(&naming, &svc)
             })
@@ -158,6 +172,7 @@ impl RolloutController {
                 rollouts,
                 replica_sets,
                 services,
+                analyses,
                 synced,
             },
             client,
@@ -250,7 +265,16 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Requeue, Re
         // Garbage collection removes the children through their owner references.
         return Ok(Requeue::await_change());
     }
-    let observed = observe::observe(rollout, &ctx.caches);
+    let route = match route_name(rollout) {
+        Some(name) => {
+            let ns = rollout.namespace().unwrap_or_default();
+            apply::read_route(&ctx.client, &ns, name)
+                .await?
+                .map(|r| apply::route_observation(&r))
+        }
+        None => None,
+    };
+    let observed = observe::observe_with_route(rollout, &ctx.caches, route);
     let plan = plan(rollout, &observed, Utc::now());
     let requeue = Requeue::requeue(plan.requeue_after.unwrap_or(ctx.settings.resync));
     if plan.is_noop(rollout.status.as_ref()) {
@@ -277,6 +301,19 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Requeue, Re
         debug!("caches did not reflect the writes in time; the next plan re-checks");
     }
     Ok(requeue)
+}
+
+/// `trafficRouting.httpRoute.name`, if set.
+fn route_name(rollout: &Rollout) -> Option<&str> {
+    rollout
+        .spec
+        .strategy
+        .red_black
+        .traffic_routing
+        .as_ref()?
+        .http_route
+        .as_ref()
+        .map(|r| r.name.as_str())
 }
 
 /// Records every planned Event on the Rollout. Best effort: a failed Event is

@@ -10,9 +10,13 @@ use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::api::Rollout;
+use crate::api::canary_analysis::{CanaryAnalysis, Phase as AnalysisApiPhase};
+use crate::api::{ROLLOUT_LABEL, Rollout};
 use crate::rollout::Observed;
 use crate::rollout::apply::Written;
+use crate::rollout::plan::{
+    AnalysisObservation, AnalysisPhase, RouteObservation, role_service_name,
+};
 
 /// The annotation `kubectl apply` (client-side) keeps on Services: a full copy
 /// of the manifest, never read by the operator, so it is dropped from the cache.
@@ -24,6 +28,8 @@ pub struct Caches {
     pub rollouts: Store<Rollout>,
     pub replica_sets: Store<ReplicaSet>,
     pub services: Store<Service>,
+    /// CanaryAnalyses labelled with `rollouts.redblack.io/rollout`.
+    pub analyses: Store<CanaryAnalysis>,
     pub synced: Synced,
 }
 
@@ -80,8 +86,37 @@ pub fn is_owned_by(rs: &ReplicaSet, rollout: &Rollout) -> bool {
         .any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
-/// The planner's view of `rollout`'s world, from the caches.
+/// What the planner needs of a CanaryAnalysis.
+pub fn analysis_observation(analysis: &CanaryAnalysis) -> AnalysisObservation {
+    let status = analysis.status.as_ref();
+    let phase = match status.and_then(|s| s.phase) {
+        None | Some(AnalysisApiPhase::Pending) => AnalysisPhase::Pending,
+        Some(AnalysisApiPhase::Running) => AnalysisPhase::Running,
+        Some(AnalysisApiPhase::Passed) => AnalysisPhase::Passed,
+        Some(AnalysisApiPhase::Marginal) => AnalysisPhase::Marginal,
+        Some(AnalysisApiPhase::Failed) => AnalysisPhase::Failed,
+        Some(AnalysisApiPhase::Inconclusive) => AnalysisPhase::Inconclusive,
+        Some(AnalysisApiPhase::Error) => AnalysisPhase::Error,
+    };
+    AnalysisObservation {
+        name: analysis.name_any(),
+        phase,
+        score: status.and_then(|s| s.score),
+        message: status.and_then(|s| s.message.clone()),
+    }
+}
+
+/// The planner's view of `rollout`'s world, from the caches. `route` is the
+/// `trafficRouting.httpRoute` observation, read by the caller (it is not cached).
 pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
+    observe_with_route(rollout, caches, None)
+}
+
+pub fn observe_with_route(
+    rollout: &Rollout,
+    caches: &Caches,
+    route: Option<RouteObservation>,
+) -> Observed {
     let ns = rollout.namespace();
     let mut replica_sets: Vec<ReplicaSet> = caches
         .replica_sets
@@ -99,10 +134,25 @@ pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
         caches.services.get(&key).map(|s| (*s).clone())
     };
     let rb = &rollout.spec.strategy.red_black;
+    let name = rollout.name_any();
+    let mut analyses: Vec<AnalysisObservation> = caches
+        .analyses
+        .state_filter(|a| a.namespace() == ns && a.labels().get(ROLLOUT_LABEL) == Some(&name))
+        .iter()
+        .map(|a| analysis_observation(a))
+        .collect();
+    analyses.sort_by(|a, b| a.name.cmp(&b.name));
+    let role_services = ["canary", "baseline"]
+        .iter()
+        .filter_map(|role| service(&role_service_name(rollout, role)))
+        .collect();
     Observed {
         replica_sets,
         active_service: service(&rb.active_service),
         preview_service: rb.preview_service.as_deref().and_then(service),
+        analyses,
+        route,
+        role_services,
     }
 }
 
@@ -177,6 +227,11 @@ pub fn caches_reflect(
                 .and_then(|s| s.resource_version());
             seen(cached, resource_version, &before.service(name))
         }
+        Written::CanaryAnalysis { name } => caches
+            .analyses
+            .get(&ObjectRef::new(name).within(&ns))
+            .is_some(),
+        Written::Untracked => true,
         Written::Status { resource_version } => {
             let cached = caches
                 .rollouts
@@ -331,7 +386,8 @@ mod tests {
                 rs("not-controller", "uid-web", false),
             ]),
             services: store(vec![svc("web"), svc("unrelated")]),
-            synced: Synced::new(3),
+            analyses: store(vec![]),
+            synced: Synced::new(4),
         };
         let observed = observe(&web, &caches);
         let names: Vec<_> = observed.replica_sets.iter().map(|r| r.name_any()).collect();

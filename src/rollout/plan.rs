@@ -10,21 +10,28 @@ use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
-use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::Resource;
 
 use crate::api::{AbortReason, Rollout, RolloutStatus, validate};
 
+mod analysis_spec;
+mod canary;
 mod fleets;
 mod history;
 mod operations;
+mod post_promotion;
+mod records;
 pub mod state;
 mod status;
+mod traffic;
+pub mod windows;
 mod world;
 
+pub use canary::{analysis_name, baseline_name, canary_name, role_service_name};
 pub use fleets::{replica_set_name, service_selector};
-pub use state::{State, SwitchKind};
+pub use state::{CanaryStep, State, SwitchKind};
 
 /// The children the controller observed (only those it owns / names).
 #[derive(Clone, Debug, Default)]
@@ -35,6 +42,49 @@ pub struct Observed {
     pub active_service: Option<Service>,
     /// `spec.strategy.redBlack.previewService`, None when unset or missing.
     pub preview_service: Option<Service>,
+    /// CanaryAnalyses labelled `rollouts.redblack.io/rollout: <name>` (the
+    /// planner picks the one it needs by name).
+    pub analyses: Vec<AnalysisObservation>,
+    /// `trafficRouting.httpRoute`, None when unset or missing.
+    pub route: Option<RouteObservation>,
+    /// The Services named `<rollout>-canary` / `<rollout>-baseline` that exist.
+    pub role_services: Vec<Service>,
+}
+
+/// What the planner needs of a CanaryAnalysis.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnalysisObservation {
+    pub name: String,
+    pub phase: AnalysisPhase,
+    pub score: Option<f64>,
+    pub message: Option<String>,
+}
+
+/// `status.phase` of a CanaryAnalysis (no status yet = Pending).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnalysisPhase {
+    Pending,
+    Running,
+    Passed,
+    Marginal,
+    Failed,
+    Inconclusive,
+    Error,
+}
+
+/// The backends of the HTTPRoute (the first rule's `backendRefs`; the shell
+/// writes the same list into every rule).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RouteObservation {
+    pub backends: Vec<RouteBackend>,
+}
+
+/// One `backendRef`: a Service, its port, and its weight (Gateway API default 1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteBackend {
+    pub service: String,
+    pub port: Option<i32>,
+    pub weight: i32,
 }
 
 /// A declarative, idempotent change. Executed in order; the shell stops at the
@@ -68,11 +118,37 @@ pub enum Action {
     DeleteReplicaSet {
         name: String,
     },
-    /// Replace the Service's selector with `selector` in ONE write.
+    /// Replace the Service's selector with `selector` in ONE write. `hash` is
+    /// the revision it selects; without `trafficRouting`, a canary's share is
+    /// given by a selector of `matchLabels` only (stable + canary + baseline
+    /// pods), and then `hash` names the stable revision.
     SwitchService {
         service: String,
         hash: String,
         selector: BTreeMap<String, String>,
+    },
+    /// Create or update (apply) a Service of one role (`<rollout>-canary`,
+    /// `<rollout>-baseline`), owned by the Rollout, for HTTPRoute backends.
+    /// `ports` are copied from the active Service.
+    EnsureRoleService {
+        name: String,
+        role: String,
+        selector: BTreeMap<String, String>,
+        ports: Vec<ServicePort>,
+    },
+    /// Replace `backendRefs` of every rule of the HTTPRoute `route` with
+    /// `backends` (weights sum to 100) in ONE write.
+    SetRouteWeights {
+        route: String,
+        backends: Vec<RouteBackend>,
+    },
+    /// Create a CanaryAnalysis (owned by the Rollout, labelled with `labels`)
+    /// if none of that name exists. Never updated, never deleted by the
+    /// planner: a judgement is a record (`redblack report <name>`).
+    EnsureCanaryAnalysis {
+        name: String,
+        labels: BTreeMap<String, String>,
+        spec: serde_json::Value,
     },
 }
 
@@ -113,9 +189,14 @@ impl Action {
         })
     }
 
-    /// True for actions that change what a Service selects.
+    /// True for actions that change where traffic goes (a Service's selector
+    /// or the route's weights). Role Services do not count: they only carry
+    /// traffic through the route's weights.
     pub fn touches_traffic(&self) -> bool {
-        matches!(self, Action::SwitchService { .. })
+        matches!(
+            self,
+            Action::SwitchService { .. } | Action::SetRouteWeights { .. }
+        )
     }
 }
 
@@ -194,7 +275,7 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: DateTime<Utc>) -> Plan 
     // keeps status byte-identical across re-plans within the same second.
     let now = now.trunc_subsecs(0);
     let old = rollout.status.clone().unwrap_or_default();
-    let world = world::World::new(rollout, observed);
+    let world = world::World::new(rollout, observed, &old);
     let mut out = Builder::default();
 
     let errors = validate(rollout);
@@ -204,7 +285,8 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: DateTime<Utc>) -> Plan 
     }
 
     let mut ops = operations::consume(rollout, &old, &world, now, &mut out);
-    let state = state::derive(rollout, &old, &world, &mut ops, now);
+    let mut records = records::Records::from_status(&old);
+    let state = state::derive(rollout, &old, &world, &mut ops, &mut records, now, &mut out);
     if let State::Aborted(abort) = &state
         && abort.reason == AbortReason::ProgressDeadlineExceeded
         && old.abort.as_ref() != Some(abort)
@@ -217,8 +299,8 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: DateTime<Utc>) -> Plan 
             ),
         );
     }
-    fleets::plan(rollout, &world, &state, now, &mut out);
-    let status = status::build(rollout, &old, &world, &state, &ops, now, &mut out);
+    fleets::plan(rollout, &world, &state, &records, now, &mut out);
+    let status = status::build(rollout, &old, &world, &state, &ops, &records, now, &mut out);
     finish(out, status, state, now)
 }
 

@@ -9,6 +9,7 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use redblack::api::{POD_TEMPLATE_HASH_LABEL, Rollout, pod_template_hash};
+use redblack::rollout::plan::{AnalysisObservation, AnalysisPhase, RouteObservation};
 use redblack::rollout::{Action, Observed, Plan, plan};
 
 pub fn rollout(image: &str, replicas: i32) -> Rollout {
@@ -54,6 +55,8 @@ pub struct Sim {
     pub rollout: Rollout,
     pub observed: Observed,
     pub now: DateTime<Utc>,
+    /// Every CanaryAnalysis spec the planner created, in order.
+    pub analysis_specs: Vec<(String, serde_json::Value)>,
 }
 
 impl Sim {
@@ -63,10 +66,42 @@ impl Sim {
             observed: Observed {
                 replica_sets: Vec::new(),
                 active_service: Some(service("web")),
-                preview_service: None,
+                ..Observed::default()
             },
             now: t0(),
+            analysis_specs: Vec::new(),
         }
+    }
+
+    /// Sets the verdict of an analysis the planner created (as the analysis
+    /// controller would). Returns false when no such analysis exists.
+    pub fn judge(
+        &mut self,
+        name: &str,
+        phase: AnalysisPhase,
+        score: Option<f64>,
+        message: &str,
+    ) -> bool {
+        match self.observed.analyses.iter_mut().find(|a| a.name == name) {
+            Some(a) => {
+                a.phase = phase;
+                a.score = score;
+                a.message = (!message.is_empty()).then(|| message.to_owned());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds an HTTPRoute whose only backend is the active Service (weight 1).
+    pub fn with_route(&mut self) {
+        self.observed.route = Some(RouteObservation {
+            backends: vec![redblack::rollout::plan::RouteBackend {
+                service: "web".to_owned(),
+                port: Some(80),
+                weight: 1,
+            }],
+        });
     }
 
     /// A world where `image` is deployed, live and stable.
@@ -187,6 +222,44 @@ impl Sim {
             Action::DeleteReplicaSet { name } => {
                 rss.retain(|r| r.metadata.name.as_ref() != Some(name));
             }
+            Action::EnsureRoleService {
+                name,
+                selector,
+                ports,
+                ..
+            } => {
+                let svc = Service {
+                    metadata: ObjectMeta {
+                        name: Some(name.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: Some(ServiceSpec {
+                        selector: Some(selector.clone()),
+                        ports: Some(ports.clone()),
+                        ..ServiceSpec::default()
+                    }),
+                    status: None,
+                };
+                let services = &mut self.observed.role_services;
+                services.retain(|s| s.metadata.name.as_ref() != Some(name));
+                services.push(svc);
+            }
+            Action::SetRouteWeights { backends, .. } => {
+                if let Some(route) = self.observed.route.as_mut() {
+                    route.backends = backends.clone();
+                }
+            }
+            Action::EnsureCanaryAnalysis { name, spec, .. } => {
+                if !self.observed.analyses.iter().any(|a| a.name == *name) {
+                    self.observed.analyses.push(AnalysisObservation {
+                        name: name.clone(),
+                        phase: AnalysisPhase::Running,
+                        score: None,
+                        message: None,
+                    });
+                    self.analysis_specs.push((name.clone(), spec.clone()));
+                }
+            }
             Action::SwitchService {
                 service, selector, ..
             } => {
@@ -276,4 +349,127 @@ pub fn switches_to(plan: &Plan, service: &str) -> Option<String> {
 
 pub fn condition<'a>(plan: &'a Plan, type_: &str) -> Option<&'a redblack::api::Condition> {
     plan.status.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// The canary config used by canary tests: `replicas` canary pods, an inline
+/// analysis, marginal policy `marginal`.
+pub fn canary_config(
+    replicas: i32,
+    baseline: bool,
+    marginal: &str,
+) -> redblack::api::CanaryStrategy {
+    serde_json::from_value(serde_json::json!({
+        "replicas": replicas,
+        "baseline": baseline,
+        "marginal": marginal,
+        "analysis": {"inline": {
+            "interval": "1m",
+            "lifetime": "10m",
+            "experiment": {"variables": {"app": "web"}},
+            "metrics": [{"name": "errors", "query": "sum(rate(errors{pod=~\"${podRegex}\"}[${interval}]))"}]
+        }}
+    }))
+    .unwrap()
+}
+
+impl Sim {
+    /// v1 live (4 pods); canary configured; with `route`, through an HTTPRoute.
+    pub fn with_canary(route: bool, baseline: bool, marginal: &str) -> Sim {
+        let mut sim = Sim::steady("web:1", 4);
+        let rb = &mut sim.rollout.spec.strategy.red_black;
+        rb.canary = Some(canary_config(1, baseline, marginal));
+        if route {
+            rb.traffic_routing = Some(
+                serde_json::from_value(serde_json::json!({"httpRoute": {"name": "web-route"}}))
+                    .unwrap(),
+            );
+            sim.with_route();
+        }
+        if let Some(spec) = sim
+            .observed
+            .active_service
+            .as_mut()
+            .and_then(|s| s.spec.as_mut())
+        {
+            spec.ports = Some(vec![k8s_openapi::api::core::v1::ServicePort {
+                port: 80,
+                ..Default::default()
+            }]);
+        }
+        sim
+    }
+
+    pub fn role_set(&self, name: &str) -> Option<&ReplicaSet> {
+        self.observed
+            .replica_sets
+            .iter()
+            .find(|rs| rs.metadata.name.as_deref() == Some(name))
+    }
+
+    /// Role-labelled (canary/baseline) ReplicaSets that exist.
+    pub fn role_sets(&self) -> Vec<String> {
+        self.observed
+            .replica_sets
+            .iter()
+            .filter(|rs| {
+                rs.metadata
+                    .labels
+                    .as_ref()
+                    .is_some_and(|l| l.contains_key(redblack::api::ROLE_LABEL))
+            })
+            .filter_map(|rs| rs.metadata.name.clone())
+            .collect()
+    }
+
+    /// The canary's share as the world would route it: route weights, or
+    /// ready canary pods over ready pods behind a widened selector.
+    pub fn active_selector(&self) -> Option<BTreeMap<String, String>> {
+        self.observed
+            .active_service
+            .as_ref()?
+            .spec
+            .as_ref()?
+            .selector
+            .clone()
+    }
+
+    pub fn route_weight(&self, service: &str) -> i32 {
+        self.observed.route.as_ref().map_or(0, |r| {
+            r.backends
+                .iter()
+                .filter(|b| b.service == service)
+                .map(|b| b.weight)
+                .sum()
+        })
+    }
+}
+
+impl Sim {
+    /// Like `settle`, with every running analysis given `verdict` as soon as
+    /// it exists (a scripted analysis controller).
+    pub fn settle_judging(&mut self, verdict: AnalysisPhase, score: f64) -> usize {
+        for round in 0..60 {
+            self.make_ready();
+            self.judge_running(verdict, score);
+            let plan = self.plan();
+            if plan.is_noop(self.rollout.status.as_ref()) {
+                match plan.requeue_after {
+                    Some(wait) => self.now += Duration::from_std(wait).unwrap(),
+                    None => return round,
+                }
+                continue;
+            }
+            self.apply(&plan);
+        }
+        panic!("did not converge: {:#?}", self.rollout.status);
+    }
+
+    pub fn judge_running(&mut self, verdict: AnalysisPhase, score: f64) {
+        for a in &mut self.observed.analyses {
+            if matches!(a.phase, AnalysisPhase::Running | AnalysisPhase::Pending) {
+                a.phase = verdict;
+                a.score = Some(score);
+            }
+        }
+    }
 }

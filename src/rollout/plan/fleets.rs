@@ -7,9 +7,10 @@ use chrono::{DateTime, Duration, Utc};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
+use super::records::Records;
 use super::state::State;
 use super::world::World;
-use super::{Action, Builder};
+use super::{Action, Builder, canary, post_promotion, traffic};
 use crate::api::validate::parse_duration;
 use crate::api::{POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, Rollout, SCALE_DOWN_AT_ANNOTATION};
 
@@ -46,6 +47,7 @@ fn stamp(t: DateTime<Utc>) -> String {
 pub fn new_active_hash(world: &World, state: &State) -> Option<String> {
     match state {
         State::Switch { .. } => Some(world.target_hash.clone()),
+        State::Revert { to } => Some(to.clone()),
         _ => world.active_hash.clone(),
     }
 }
@@ -54,14 +56,16 @@ pub fn plan(
     rollout: &Rollout,
     world: &World,
     state: &State,
+    records: &Records,
     now: DateTime<Utc>,
     out: &mut Builder,
 ) {
     let spec = &rollout.spec;
     let rb = &spec.strategy.red_black;
+    // Traffic first: it leaves the canary before its fleets are deleted.
+    traffic::plan(rollout, world, state, records, out);
     let target_up = match state {
-        State::Aborted(_) => false,
-        State::Paused => false,
+        State::Aborted(_) | State::Paused | State::Canary(_) | State::Revert { .. } => false,
         State::ServiceMissing => !spec.paused,
         _ => true,
     };
@@ -113,12 +117,54 @@ pub fn plan(
         );
     }
 
+    if let State::Revert { to } = state {
+        revert(rollout, world, to, now, out);
+    }
+
     plan_preview(rollout, world, state, target_up, out);
+    canary::plan(rollout, world, state, records, out);
+    post_promotion::plan(rollout, world, state, records, out);
 
     if !matches!(state, State::ServiceMissing) {
-        scale_down_others(rollout, world, state, &stamped, now, out);
+        let protected = post_promotion::protected(records, world);
+        scale_down_others(rollout, world, state, &stamped, protected, now, out);
         prune(rollout, world, state, out);
     }
+}
+
+/// Back to the warm previous fleet `to` in ONE write; the abandoned revision
+/// gets its abort deadline first (as an aborted fleet).
+fn revert(rollout: &Rollout, world: &World, to: &str, now: DateTime<Utc>, out: &mut Builder) {
+    let rb = &rollout.spec.strategy.red_black;
+    if let Some(fleet) = world.target() {
+        let at = now + delay(&rb.abort_scale_down_delay, 10 * 60);
+        out.actions.push(Action::AnnotateReplicaSet {
+            name: fleet.name.clone(),
+            set: BTreeMap::from([(SCALE_DOWN_AT_ANNOTATION.to_owned(), stamp(at))]),
+            remove: Vec::new(),
+        });
+    }
+    if let Some(fleet) = world.fleets.get(to)
+        && fleet.scale_down_at.is_some()
+    {
+        out.actions.push(Action::AnnotateReplicaSet {
+            name: fleet.name.clone(),
+            set: BTreeMap::new(),
+            remove: vec![SCALE_DOWN_AT_ANNOTATION.to_owned()],
+        });
+    }
+    out.actions.push(Action::SwitchService {
+        service: rb.active_service.clone(),
+        hash: to.to_owned(),
+        selector: service_selector(rollout, to),
+    });
+    out.normal(
+        "SwitchedTraffic",
+        format!(
+            "Service {} selects the previous revision {to} again [PostPromotionAnalysisFailed]",
+            rb.active_service
+        ),
+    );
 }
 
 fn ensure_target(rollout: &Rollout, world: &World, out: &mut Builder) {
@@ -223,6 +269,7 @@ fn scale_down_others(
     world: &World,
     state: &State,
     stamped: &BTreeMap<String, DateTime<Utc>>,
+    protected: Option<String>,
     now: DateTime<Utc>,
     out: &mut Builder,
 ) {
@@ -230,6 +277,10 @@ fn scale_down_others(
     let new_active = new_active_hash(world, state);
     let abort_delay = delay(&rb.abort_scale_down_delay, 10 * 60);
     let aborted = matches!(state, State::Aborted(_));
+    // A canary sharing traffic by replica counts widens the active selector to
+    // `matchLabels`, which would select every fleet with pods: earlier warm
+    // fleets go first (rollback then means the full red/black of that revision).
+    let clear_for_canary = matches!(state, State::Canary(_)) && traffic::by_replicas(rollout);
     // When no revision of ours is pinned (first deploy, or someone rewrote the
     // Service), it may select every fleet by the base labels: scaling any of
     // them down could cut traffic, so nothing is scaled down until the switch.
@@ -244,9 +295,13 @@ fn scale_down_others(
         // Never in the plan that switches away from it: only once the switch
         // is observed (even with warmRevisions 0), so endpoints move first.
         .filter(|f| Some(&f.hash) != world.active_hash.as_ref())
-        // The current revision is protected unless it was abandoned.
-        .filter(|f| f.hash != world.target_hash || aborted)
+        // The current revision is protected unless it was abandoned, or is
+        // back under a canary (its full fleet, e.g. from an earlier promote,
+        // waits for the verdict at zero).
+        .filter(|f| f.hash != world.target_hash || aborted || matches!(state, State::Canary(_)))
         .filter(|f| f.size > 0)
+        // The previous fleet stays warm until the post-promotion verdict.
+        .filter(|f| Some(&f.hash) != protected.as_ref())
         .collect();
     candidates.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.hash.cmp(&b.hash)));
 
@@ -268,6 +323,7 @@ fn scale_down_others(
             (None, false) => None,
         };
         let keep = match deadline {
+            _ if clear_for_canary => false,
             Some(at) if at > now => {
                 if failed {
                     true

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::operations::Ops;
+use super::records::Records;
 use super::world::{World, images_of};
 use crate::api::{AbortReason, HISTORY_LIMIT, Outcome, RevisionRecord, Rollout, RolloutStatus};
 
@@ -13,6 +14,7 @@ pub fn record(
     old: &RolloutStatus,
     world: &World,
     ops: &Ops,
+    records: &Records,
     status: &mut RolloutStatus,
     revision: i64,
     now: DateTime<Utc>,
@@ -64,7 +66,7 @@ pub fn record(
                 } else {
                     Outcome::Promoted
                 },
-                score: None,
+                score: canary_score(records, target),
                 time: now,
             },
         );
@@ -72,6 +74,9 @@ pub fn record(
     if let Some(abort) = &ops.abort
         && old.abort.as_ref() != Some(abort)
     {
+        let post = records.post_promotion.as_ref().filter(|p| {
+            abort.reason == AbortReason::PostPromotionAnalysisFailed && p.revision == *target
+        });
         push(
             status,
             RevisionRecord {
@@ -80,11 +85,43 @@ pub fn record(
                 images,
                 outcome: match abort.reason {
                     AbortReason::User => Outcome::Aborted,
-                    AbortReason::ProgressDeadlineExceeded => Outcome::Failed,
+                    AbortReason::ProgressDeadlineExceeded
+                    | AbortReason::AnalysisFailed
+                    | AbortReason::PostPromotionAnalysisFailed => Outcome::Failed,
                 },
-                score: None,
+                score: match abort.reason {
+                    AbortReason::AnalysisFailed => canary_score(records, target),
+                    AbortReason::PostPromotionAnalysisFailed => post.and_then(|p| p.score),
+                    _ => None,
+                },
                 time: now,
             },
         );
+        // Traffic went back to the previous revision: say so in its line.
+        if let Some(p) = post
+            && status.stable_revision.as_ref() == Some(&p.previous_revision)
+        {
+            let fleet = world.fleets.get(&p.previous_revision);
+            push(
+                status,
+                RevisionRecord {
+                    revision: fleet.map_or(0, |f| f.revision),
+                    hash: p.previous_revision.clone(),
+                    images: fleet.map(|f| f.images.clone()).unwrap_or_default(),
+                    outcome: Outcome::RolledBack,
+                    score: None,
+                    time: now,
+                },
+            );
+        }
     }
+}
+
+/// The canary's score, when the canary of `hash` reached a verdict.
+fn canary_score(records: &Records, hash: &str) -> Option<f64> {
+    records
+        .canary
+        .as_ref()
+        .filter(|c| c.revision.as_deref() == Some(hash))
+        .and_then(|c| c.score)
 }

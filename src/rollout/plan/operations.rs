@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Builder, world::World};
 use crate::api::{
-    ABORT_ANNOTATION, AbortReason, AbortStatus, OperationsStatus, PROMOTE_ANNOTATION,
+    ABORT_ANNOTATION, AbortReason, AbortStatus, CanaryPhase, OperationsStatus, PROMOTE_ANNOTATION,
     RETRY_ANNOTATION, Rollout, RolloutStatus,
 };
 
@@ -37,6 +37,15 @@ pub fn consume(
     now: DateTime<Utc>,
     out: &mut Builder,
 ) -> Ops {
+    // A canary held on a verdict (Marginal, Inconclusive, Error) can be
+    // retried too: a new analysis attempt.
+    let held_canary = old.canary.as_ref().is_some_and(|c| {
+        c.revision.as_deref() == Some(world.target_hash.as_str())
+            && matches!(
+                c.phase,
+                Some(CanaryPhase::Marginal | CanaryPhase::Inconclusive | CanaryPhase::Error)
+            )
+    });
     let target = world.target_hash.as_str();
     let target_is_active = world.active_hash.as_deref() == Some(target);
     // Abort and approval belong to one revision: a new template clears them.
@@ -73,6 +82,12 @@ pub fn consume(
             ops.abort = None;
             ops.retried = true;
             out.normal("Retried", format!("retrying revision {hash}"));
+        } else if held_canary && hash == target && ops.abort.is_none() {
+            ops.retried = true;
+            out.normal(
+                "Retried",
+                format!("judging the canary of {hash} again (new analysis attempt)"),
+            );
         } else {
             out.normal(
                 "RetryIgnored",

@@ -1,12 +1,17 @@
 //! The explicit state of a Rollout, derived from its spec, status and observed
-//! children. The canary issue adds states here (canary + baseline fleets,
-//! analysis running, verdicts) without touching how actions are executed.
+//! children. The canary gate (`canary::gate`), the post-promotion judgement
+//! (`post_promotion::judge`) and promotion windows plug in here.
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::operations::Ops;
+use super::records::Records;
+use super::windows::{self, WindowCheck};
 use super::world::World;
-use crate::api::{AbortReason, AbortStatus, Outcome, PromotionPolicy, Rollout, RolloutStatus};
+use super::{Builder, canary, post_promotion};
+use crate::api::{
+    AbortReason, AbortStatus, CanaryPhase, Outcome, PromotionPolicy, Rollout, RolloutStatus,
+};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum State {
@@ -30,6 +35,26 @@ pub enum State {
     AwaitingPromotion,
     /// Available and allowed: switch the active Service in this plan.
     Switch { kind: SwitchKind },
+    /// A canary of the current revision is judged before its fleet is brought up.
+    Canary(CanaryStep),
+    /// Available and allowed, but outside every promotion window.
+    AwaitingWindow { opens_at: Option<DateTime<Utc>> },
+    /// The post-promotion analysis failed: switch back to `to` (the warm
+    /// previous fleet) in this plan.
+    Revert { to: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum CanaryStep {
+    /// Canary and baseline fleets are being brought up; deadline at `deadline`.
+    Progressing {
+        started_at: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    },
+    /// Both are ready: traffic is shared and the analysis runs.
+    Analysing,
+    /// A verdict that waits for a human (Marginal, Inconclusive, Error).
+    Held(CanaryPhase),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,21 +76,38 @@ impl SwitchKind {
 }
 
 /// Decides the state. May turn a missed deadline into an abort (recorded in `ops`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn derive(
     rollout: &Rollout,
     old: &RolloutStatus,
     world: &World,
     ops: &mut Ops,
+    records: &mut Records,
     now: DateTime<Utc>,
+    out: &mut Builder,
 ) -> State {
     let spec = &rollout.spec;
     let target = world.target_hash.as_str();
     if world.service_missing {
         return State::ServiceMissing;
     }
-    if world.active_hash.as_deref() == Some(target) && world.target().is_some() {
+    let live = world.active_hash.as_deref() == Some(target) && world.target().is_some();
+    if live {
         ops.abort = None;
         ops.approved = None;
+    }
+    // Judged also when the revision is no longer live: if the revert's status
+    // write was lost, the Failed verdict is found again and re-applied.
+    if let Some(to) = post_promotion::judge(rollout, old, world, ops, records, now, out) {
+        return match to {
+            Some(to) if live => State::Revert { to },
+            _ => match &ops.abort {
+                Some(abort) => State::Aborted(abort.clone()),
+                None => State::Steady,
+            },
+        };
+    }
+    if live {
         return State::Steady;
     }
     if let Some(abort) = &ops.abort {
@@ -73,6 +115,19 @@ pub(crate) fn derive(
     }
     if spec.paused {
         return State::Paused;
+    }
+    let kind = if world.active().is_none() {
+        SwitchKind::FirstDeploy
+    } else if was_promoted(old, target) {
+        SwitchKind::Rollback
+    } else {
+        SwitchKind::Promotion
+    };
+    if kind == SwitchKind::Promotion
+        && spec.strategy.red_black.canary.is_some()
+        && let Some(held) = canary::gate(rollout, old, world, ops, records, now, out)
+    {
+        return held;
     }
     let available = world
         .target()
@@ -97,27 +152,40 @@ pub(crate) fn derive(
             deadline,
         };
     }
-    let kind = if world.active().is_none() {
-        SwitchKind::FirstDeploy
-    } else if was_promoted(old, target) {
-        SwitchKind::Rollback
-    } else {
-        SwitchKind::Promotion
-    };
     let allowed = kind != SwitchKind::Promotion
         || spec.strategy.red_black.promotion == PromotionPolicy::Automatic
         || ops.approved.as_deref() == Some(target);
-    if allowed {
-        State::Switch { kind }
-    } else {
-        State::AwaitingPromotion
+    if !allowed {
+        return State::AwaitingPromotion;
     }
+    if kind == SwitchKind::Promotion
+        && let WindowCheck::ClosedUntil(opens_at) =
+            windows::check(&spec.strategy.red_black.promotion_windows, now)
+    {
+        return State::AwaitingWindow { opens_at };
+    }
+    if kind == SwitchKind::Promotion
+        && let Some(post) = post_promotion::start(rollout, world, now)
+    {
+        records.post_promotion = Some(post);
+    }
+    State::Switch { kind }
 }
 
 /// A revision that already served as stable is trusted: going back to it needs
-/// no manual promote (it is a rollback, and rollbacks must be fast).
-fn was_promoted(old: &RolloutStatus, hash: &str) -> bool {
+/// no manual promote and no canary (it is a rollback, and rollbacks must be
+/// fast) — unless its latest record is a failure (e.g. a failed
+/// post-promotion analysis), which must be judged again.
+pub(crate) fn was_promoted(old: &RolloutStatus, hash: &str) -> bool {
     old.history
         .iter()
-        .any(|r| r.hash == hash && matches!(r.outcome, Outcome::Promoted | Outcome::RolledBack))
+        .rev()
+        .find(|r| {
+            r.hash == hash
+                && matches!(
+                    r.outcome,
+                    Outcome::Promoted | Outcome::RolledBack | Outcome::Failed
+                )
+        })
+        .is_some_and(|r| matches!(r.outcome, Outcome::Promoted | Outcome::RolledBack))
 }

@@ -8,10 +8,15 @@ use super::Builder;
 use super::fleets::{new_active_hash, service_selector};
 use super::history;
 use super::operations::Ops;
-use super::state::State;
+use super::records::Records;
+use super::state::{CanaryStep, State};
+use super::traffic;
+
+mod canary;
 use super::world::World;
 use crate::api::conditions::{self, Desired};
 use crate::api::{AbortReason, ConditionStatus, Phase, Rollout, RolloutStatus, SpecError};
+use canary::canary_phase;
 
 use ConditionStatus::{False, True, Unknown};
 
@@ -92,12 +97,14 @@ pub fn invalid(
     status
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     rollout: &Rollout,
     old: &RolloutStatus,
     world: &World,
     state: &State,
     ops: &Ops,
+    records: &Records,
     now: DateTime<Utc>,
     out: &mut Builder,
 ) -> RolloutStatus {
@@ -115,19 +122,33 @@ pub fn build(
         stable_revision: active.clone(),
         current_revision: Some(target.clone()),
         progress_started_at: match state {
-            State::Progressing { started_at, .. } => Some(*started_at),
+            State::Progressing { started_at, .. }
+            | State::Canary(CanaryStep::Progressing { started_at, .. }) => Some(*started_at),
             _ => None,
         },
         abort: ops.abort.clone(),
         approved_revision: ops.approved.clone(),
         operations: ops.consumed.clone(),
-        canary: old.canary.clone(),
-        last_score: old.last_score,
+        canary: records.canary.clone().map(|mut c| {
+            c.traffic_percent = traffic::share_after(rollout, world, state, records);
+            c
+        }),
+        post_promotion: records.post_promotion.clone(),
+        last_score: records.last_score,
         history: old.history.clone(),
         ..RolloutStatus::default()
     };
     fill_counters(rollout, world, active.as_deref(), &mut status);
-    history::record(old, world, ops, &mut status, revision, now, rollout);
+    history::record(
+        old,
+        world,
+        ops,
+        records,
+        &mut status,
+        revision,
+        now,
+        rollout,
+    );
 
     let fleet_available = |hash: Option<&str>| {
         hash.and_then(|h| world.fleets.get(h))
@@ -201,6 +222,53 @@ pub fn build(
             ));
             Phase::Degraded
         }
+        State::Canary(step) => canary_phase(step, records, &what, &mut desired, out),
+        State::AwaitingWindow { opens_at } => {
+            if let Some(at) = opens_at {
+                out.wakeups.push(*at);
+            }
+            let when = opens_at.map_or("no window opens in the next week".to_owned(), |t| {
+                format!("the next promotion window opens at {}", t.to_rfc3339())
+            });
+            let msg = format!("{what} is available and waits for a promotion window: {when}");
+            desired.push(Desired::new(
+                conditions::PROGRESSING,
+                True,
+                "OutsidePromotionWindow",
+                msg.clone(),
+            ));
+            desired.push(Desired::new(
+                conditions::READY,
+                False,
+                "OutsidePromotionWindow",
+                msg,
+            ));
+            Phase::Paused
+        }
+        State::Revert { to } => {
+            let msg = format!(
+                "{what} failed its post-promotion analysis; traffic is switched back to {to}"
+            );
+            desired.push(Desired::new(
+                conditions::PROGRESSING,
+                False,
+                "PostPromotionAnalysisFailed",
+                msg.clone(),
+            ));
+            desired.push(Desired::new(
+                conditions::READY,
+                False,
+                "PostPromotionAnalysisFailed",
+                msg.clone(),
+            ));
+            desired.push(Desired::new(
+                conditions::STALLED,
+                True,
+                "PostPromotionAnalysisFailed",
+                msg,
+            ));
+            Phase::Degraded
+        }
         State::Steady | State::Switch { .. } => {
             let live = matches!(state, State::Switch { .. }) || fleet_available(Some(&target));
             desired.push(Desired::new(
@@ -254,6 +322,34 @@ pub fn build(
                     ),
                     Phase::Degraded,
                 ),
+                AbortReason::AnalysisFailed => {
+                    let c = records.canary.as_ref();
+                    let name = c.and_then(|c| c.analysis_name.clone()).unwrap_or_default();
+                    let score = c
+                        .and_then(|c| c.score)
+                        .map_or("none".to_owned(), |s| format!("{s:.1}"));
+                    (
+                        "CanaryFailed",
+                        format!(
+                            "the canary of {what} failed its analysis (score {score}); traffic is on the stable revision; see `redblack report {name}`; retry or apply a new template"
+                        ),
+                        Phase::Degraded,
+                    )
+                }
+                AbortReason::PostPromotionAnalysisFailed => {
+                    let p = records.post_promotion.as_ref();
+                    let name = p.map(|p| p.analysis_name.clone()).unwrap_or_default();
+                    let score = p
+                        .and_then(|p| p.score)
+                        .map_or("none".to_owned(), |s| format!("{s:.1}"));
+                    (
+                        "PostPromotionAnalysisFailed",
+                        format!(
+                            "{what} failed its post-promotion analysis (score {score}) and was rolled back; see `redblack report {name}`"
+                        ),
+                        Phase::Degraded,
+                    )
+                }
             };
             desired.push(Desired::new(
                 conditions::PROGRESSING,

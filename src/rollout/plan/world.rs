@@ -7,10 +7,12 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 
-use super::Observed;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+
+use super::{AnalysisObservation, Observed, RouteObservation};
 use crate::api::{
-    POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, Rollout, SCALE_DOWN_AT_ANNOTATION,
-    pod_template_hash,
+    CanaryPhase, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, ROLE_LABEL, Rollout, RolloutStatus,
+    SCALE_DOWN_AT_ANNOTATION, pod_template_hash,
 };
 
 /// One owned ReplicaSet, reduced to what decisions need.
@@ -29,6 +31,10 @@ pub struct Fleet {
     pub synced: bool,
     pub scale_down_at: Option<DateTime<Utc>>,
     pub images: Vec<String>,
+    /// `canary` / `baseline` for the canary's fleets; None for revision fleets.
+    pub role: Option<String>,
+    /// The pod template (the baseline copies the stable fleet's).
+    pub template: Option<PodTemplateSpec>,
 }
 
 impl Fleet {
@@ -59,6 +65,12 @@ impl Fleet {
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                 .map(|t| t.with_timezone(&Utc)),
             images: rs.spec.template.as_ref().map(images_of).unwrap_or_default(),
+            role: meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(ROLE_LABEL))
+                .cloned(),
+            template: rs.spec.template.clone(),
         })
     }
 
@@ -93,6 +105,45 @@ pub struct World {
     pub service_missing: bool,
     pub preview_hash: Option<String>,
     pub preview_exists: bool,
+    /// Canary and baseline ReplicaSets (role-labelled), by name.
+    pub role_sets: BTreeMap<String, Fleet>,
+    /// The active Service selects `matchLabels` only: a canary's share by
+    /// replica counts is on, and `active_hash` is the stable revision recorded
+    /// in `status.canary` (the selector itself names no revision).
+    pub wide: bool,
+    pub analyses: Vec<AnalysisObservation>,
+    pub route: Option<RouteObservation>,
+    pub role_services: Vec<Service>,
+    pub active_service: Option<Service>,
+}
+
+/// Only the planner widens the selector to exactly `matchLabels` (replica-count
+/// canary), and only after recording the stable revision in `status.canary`;
+/// a user's own `matchLabels` selector before any canary is not "wide".
+fn is_wide(rollout: &Rollout, observed: &Observed, old: &RolloutStatus) -> bool {
+    let rb = &rollout.spec.strategy.red_black;
+    // Not conditional on `canary` still being configured: a canary removed
+    // from the spec mid-judgement must still have its traffic taken back.
+    let by_replicas = rb
+        .traffic_routing
+        .as_ref()
+        .and_then(|t| t.http_route.as_ref())
+        .is_none();
+    // Phases in which the selector may be wide (Progressing: the plan that
+    // widened may have lost its status write).
+    let recorded = old.canary.as_ref().is_some_and(|c| {
+        c.stable_revision.is_some()
+            && matches!(
+                c.phase,
+                Some(CanaryPhase::Progressing | CanaryPhase::Analysing | CanaryPhase::Marginal)
+            )
+    });
+    let selector = observed
+        .active_service
+        .as_ref()
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.selector.clone());
+    by_replicas && recorded && selector.is_some() && selector == rollout.spec.selector.match_labels
 }
 
 fn selected_hash(service: &Service) -> Option<String> {
@@ -106,21 +157,39 @@ fn selected_hash(service: &Service) -> Option<String> {
 }
 
 impl World {
-    pub fn new(rollout: &Rollout, observed: &Observed) -> World {
-        let fleets = observed
+    pub fn new(rollout: &Rollout, observed: &Observed, old: &RolloutStatus) -> World {
+        let (role_sets, fleets): (Vec<Fleet>, Vec<Fleet>) = observed
             .replica_sets
             .iter()
             .filter_map(Fleet::from_replica_set)
-            .map(|f| (f.hash.clone(), f))
-            .collect();
+            .partition(|f| f.role.is_some());
+        let mut active_hash = observed.active_service.as_ref().and_then(selected_hash);
+        let wide = active_hash.is_none() && is_wide(rollout, observed, old);
+        if wide {
+            active_hash = old.canary.as_ref().and_then(|c| c.stable_revision.clone());
+        }
         World {
             target_hash: pod_template_hash(&rollout.spec.template),
-            fleets,
-            active_hash: observed.active_service.as_ref().and_then(selected_hash),
+            fleets: fleets.into_iter().map(|f| (f.hash.clone(), f)).collect(),
+            active_hash,
             service_missing: observed.active_service.is_none(),
             preview_hash: observed.preview_service.as_ref().and_then(selected_hash),
             preview_exists: observed.preview_service.is_some(),
+            role_sets: role_sets.into_iter().map(|f| (f.name.clone(), f)).collect(),
+            wide,
+            analyses: observed.analyses.clone(),
+            route: observed.route.clone(),
+            role_services: observed.role_services.clone(),
+            active_service: observed.active_service.clone(),
         }
+    }
+
+    pub fn analysis(&self, name: &str) -> Option<&AnalysisObservation> {
+        self.analyses.iter().find(|a| a.name == name)
+    }
+
+    pub fn role_set(&self, name: &str) -> Option<&Fleet> {
+        self.role_sets.get(name)
     }
 
     pub fn target(&self) -> Option<&Fleet> {

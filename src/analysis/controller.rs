@@ -1,0 +1,221 @@
+//! The CanaryAnalysis controller (DESIGN.md §2: functional core, imperative shell).
+//!
+//! * [`interval`], [`spec`], [`status`]: PURE — the schedule, spec checks,
+//!   and every decision (what is due, early end, verdict, status assembly).
+//! * [`reconcile`]: the I/O — queries through a [`MetricSource`], the
+//!   judge, one server-side-apply status write with [`FIELD_MANAGER`], events.
+//!
+//! No memory between reconciles: progress (intervals judged, retries) lives
+//! in the status, so a restarted operator continues where it stopped. The
+//! controller wakes at the next interval boundary (`Action::requeue`), never
+//! on a polling tick. Semantics: docs/canary-analysis.md.
+
+pub mod interval;
+pub mod reconcile;
+pub mod spec;
+pub mod status;
+#[cfg(test)]
+mod testutil;
+pub mod time;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+
+use crate::analysis::prometheus::PrometheusSource;
+use crate::analysis::source::{MetricSource, SourceError};
+use crate::api::canary_analysis::{CanaryAnalysis, FIELD_MANAGER};
+use crate::web::metrics::OperatorMetrics;
+pub use status::Limits;
+
+/// Name of this controller in events, logs and metrics.
+pub const CONTROLLER_NAME: &str = "canaryanalysis";
+
+/// Builds the metric source for a Prometheus URL. Tests inject a
+/// `StaticSource` through it.
+pub type SourceFactory =
+    Arc<dyn Fn(&str) -> Result<Arc<dyn MetricSource>, SourceError> + Send + Sync>;
+
+/// The clock; tests may fix it.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Settings of the CanaryAnalysis controller.
+#[derive(Debug, Clone)]
+pub struct AnalysisControllerConfig {
+    /// Prometheus for analyses without `spec.prometheus` (`--prometheus-url`).
+    pub default_prometheus_url: Option<String>,
+    /// Watch one namespace only; all namespaces if `None`.
+    pub namespace: Option<String>,
+    /// Timeout of one Prometheus request.
+    pub query_timeout: Duration,
+    /// Retries of a transient failure inside one request (PrometheusSource).
+    pub query_retries: u32,
+    /// Queries of one interval in flight at once.
+    pub query_concurrency: usize,
+    /// Status bounds and the reconcile-level retry policy for an unreachable source.
+    pub limits: Limits,
+    /// Requeue after a failed reconcile (API errors).
+    pub error_requeue: Duration,
+    /// Analyses reconciled at once.
+    pub concurrency: u16,
+}
+
+impl Default for AnalysisControllerConfig {
+    fn default() -> Self {
+        AnalysisControllerConfig {
+            default_prometheus_url: None,
+            namespace: None,
+            query_timeout: Duration::from_secs(30),
+            query_retries: 2,
+            query_concurrency: 8,
+            limits: Limits::default(),
+            error_requeue: Duration::from_secs(10),
+            concurrency: 16,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(
+        "the CanaryAnalysis API is not available (is the CRD installed? `redblack crd | kubectl apply -f -`): {0}"
+    )]
+    CrdMissing(#[source] kube::Error),
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub config: AnalysisControllerConfig,
+    pub sources: SourceFactory,
+    pub recorder: Recorder,
+    pub metrics: Option<OperatorMetrics>,
+    pub clock: Clock,
+}
+
+/// A `SourceFactory` of `PrometheusSource`s, one per URL, reused across reconciles.
+pub fn prometheus_sources(timeout: Duration, retries: u32) -> SourceFactory {
+    let cache: Mutex<HashMap<String, Arc<dyn MetricSource>>> = Mutex::new(HashMap::new());
+    Arc::new(move |url: &str| {
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(source) = cache.get(url) {
+            return Ok(source.clone());
+        }
+        let source: Arc<dyn MetricSource> = Arc::new(PrometheusSource::new(url, timeout, retries)?);
+        cache.insert(url.to_owned(), source.clone());
+        Ok(source)
+    })
+}
+
+/// The controller, with its injectable parts.
+pub struct AnalysisController {
+    client: Client,
+    config: AnalysisControllerConfig,
+    sources: Option<SourceFactory>,
+    metrics: Option<OperatorMetrics>,
+    clock: Clock,
+}
+
+impl AnalysisController {
+    pub fn new(client: Client, config: AnalysisControllerConfig) -> Self {
+        AnalysisController {
+            client,
+            config,
+            sources: None,
+            metrics: None,
+            clock: Arc::new(Utc::now),
+        }
+    }
+
+    /// Replace the Prometheus sources (tests: a `StaticSource`).
+    pub fn with_sources(mut self, sources: SourceFactory) -> Self {
+        self.sources = Some(sources);
+        self
+    }
+
+    pub fn with_metrics(mut self, metrics: OperatorMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The shared context (also used to call [`reconcile::reconcile`] directly).
+    pub fn context(&self) -> Arc<Context> {
+        let sources = self.sources.clone().unwrap_or_else(|| {
+            prometheus_sources(self.config.query_timeout, self.config.query_retries)
+        });
+        let reporter = Reporter {
+            controller: format!("redblack-{CONTROLLER_NAME}"),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Arc::new(Context {
+            client: self.client.clone(),
+            config: self.config.clone(),
+            sources,
+            recorder: Recorder::new(self.client.clone(), reporter),
+            metrics: self.metrics.clone(),
+            clock: self.clock.clone(),
+        })
+    }
+
+    /// Runs until `shutdown` resolves (then finishes the reconciles in flight).
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    ) -> Result<(), ControllerError> {
+        let api: Api<CanaryAnalysis> = match &self.config.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        };
+        // Fail fast with a useful message instead of a watcher retrying forever.
+        api.list(&kube::api::ListParams::default().limit(1))
+            .await
+            .map_err(ControllerError::CrdMissing)?;
+        let context = self.context();
+        // managedFields stay in the cache: stripping them needs
+        // `Controller::for_stream`, which kube keeps behind an unstable feature.
+        let controller = Controller::new(api, watcher::Config::default());
+        tracing::info!(
+            namespace = self.config.namespace.as_deref().unwrap_or("<all>"),
+            field_manager = FIELD_MANAGER,
+            "CanaryAnalysis controller started"
+        );
+        controller
+            .with_config(
+                kube::runtime::controller::Config::default().concurrency(self.config.concurrency),
+            )
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile::reconcile, reconcile::error_policy, context)
+            .for_each(|result| async move {
+                match result {
+                    Ok((object, _)) => tracing::trace!(%object, "reconciled"),
+                    Err(error) => tracing::debug!(%error, "reconcile failed"),
+                }
+            })
+            .await;
+        tracing::info!("CanaryAnalysis controller stopped");
+        Ok(())
+    }
+}
+
+/// Runs the CanaryAnalysis controller with Prometheus sources until `shutdown`.
+pub async fn run_analysis_controller(
+    client: Client,
+    cfg: AnalysisControllerConfig,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), ControllerError> {
+    AnalysisController::new(client, cfg).run(shutdown).await
+}

@@ -1,0 +1,623 @@
+//! PURE: checks a CanaryAnalysis spec and resolves it into what the
+//! controller runs: the schedule, the two scopes, parsed templates, and the
+//! judge config. Every problem is reported with the path of its field.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+
+use super::interval::Schedule;
+use super::time::from_time;
+use crate::analysis::judge::config::DEFAULT_CONFIDENCE;
+use crate::analysis::judge::{self, JudgeConfig, MetricKind};
+use crate::analysis::query::{QueryTemplate, Scope};
+use crate::api::canary_analysis::{AnalysisScope, CanaryAnalysis};
+
+/// Default query resolution.
+pub const DEFAULT_STEP: Duration = Duration::from_secs(30);
+/// Prometheus refuses range queries with more points per series than this.
+pub const MAX_POINTS: i64 = 11_000;
+
+/// One problem with the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecIssue {
+    /// e.g. `spec.metrics[1].query`
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for SpecIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found (validation does not stop at the first).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid spec: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct SpecErrors(pub Vec<SpecIssue>);
+
+/// How a metric is queried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricQueries {
+    Continuous(QueryTemplate),
+    Rate {
+        numerator: QueryTemplate,
+        denominator: QueryTemplate,
+    },
+}
+
+/// A spec that passed every check.
+#[derive(Debug, Clone)]
+pub struct ResolvedSpec {
+    pub prometheus_url: String,
+    pub schedule: Schedule,
+    pub step: Duration,
+    pub control: Scope,
+    pub experiment: Scope,
+    /// `timeShift` of each scope: its queries cover the window moved back by it.
+    pub control_shift: TimeDelta,
+    pub experiment_shift: TimeDelta,
+    pub traffic: Option<QueryTemplate>,
+    pub judge: JudgeConfig,
+    /// Parallel to `judge.metrics`.
+    pub queries: Vec<MetricQueries>,
+}
+
+/// Parses a Go-style duration of whole units: `90s`, `1m30s`, `2h`, `1d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration like 30s, 5m, 1h30m or 1d");
+    if text.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    let mut number: Option<u64> = None;
+    for c in text.chars() {
+        if let Some(d) = c.to_digit(10) {
+            let n = number.unwrap_or(0);
+            number = Some(
+                n.checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(d)))
+                    .ok_or_else(bad)?,
+            );
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let n = number.take().ok_or_else(bad)?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    if number.is_some() {
+        return Err(bad());
+    }
+    // Bound to what chrono can add to a timestamp without overflow (~100 years).
+    if total > 100 * 365 * 86_400 {
+        return Err(format!("{text:?} is longer than 100 years"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+fn delta(d: Duration) -> TimeDelta {
+    TimeDelta::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 1000))
+}
+
+/// Builds the template scope of one side.
+pub fn scope(side: &AnalysisScope, default_namespace: &str, default_role: &str) -> Scope {
+    let namespace = side
+        .namespace
+        .clone()
+        .unwrap_or_else(|| default_namespace.to_owned());
+    let role = side.role.clone().unwrap_or_else(|| default_role.to_owned());
+    let mut scope = match &side.replica_set {
+        Some(rs) => Scope::for_replica_set(
+            namespace,
+            rs,
+            side.revision.clone().unwrap_or_default(),
+            role,
+        ),
+        None => Scope {
+            namespace,
+            revision: side.revision.clone().unwrap_or_default(),
+            role,
+            ..Scope::default()
+        },
+    };
+    scope.extra = side.variables.clone();
+    scope
+}
+
+/// Parses `text` and renders it for every scope, which finds unknown
+/// variables, empty values and extras that reuse a built-in name.
+fn check_template(
+    issues: &mut Vec<SpecIssue>,
+    path: &str,
+    text: &str,
+    scopes: &[(&str, &Scope)],
+    window: Duration,
+) -> Option<QueryTemplate> {
+    let checked = QueryTemplate::parse(text)
+        .map_err(|e| e.to_string())
+        .and_then(|t| {
+            for (name, scope) in scopes {
+                t.render(scope, window)
+                    .map_err(|e| format!("{e} (rendering for the {name} scope)"))?;
+            }
+            Ok(t)
+        });
+    match checked {
+        Ok(t) => Some(t),
+        Err(message) => {
+            issues.push(SpecIssue {
+                path: path.to_owned(),
+                message,
+            });
+            None
+        }
+    }
+}
+
+/// Checks and resolves `ca`'s spec. `default_url` is the operator's `--prometheus-url`.
+pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<ResolvedSpec, SpecErrors> {
+    let spec = &ca.spec;
+    let mut issues: Vec<SpecIssue> = Vec::new();
+    macro_rules! push {
+        ($path:expr, $message:expr $(,)?) => {
+            issues.push(SpecIssue {
+                path: String::from($path),
+                message: $message,
+            })
+        };
+    }
+
+    let prometheus_url = match (&spec.prometheus, default_url) {
+        (Some(p), _) if p.url.trim().is_empty() => {
+            push!("spec.prometheus.url", "must not be empty".into());
+            String::new()
+        }
+        (Some(p), _) => p.url.clone(),
+        (None, Some(url)) => url.to_owned(),
+        (None, None) => {
+            push!(
+                "spec.prometheus.url",
+                "is not set and the operator has no default (--prometheus-url)".into(),
+            );
+            String::new()
+        }
+    };
+
+    let mut duration = |path: &str, text: Option<&String>| -> Option<Duration> {
+        match parse_duration(text?) {
+            Ok(d) => Some(d),
+            Err(message) => {
+                issues.push(SpecIssue {
+                    path: path.to_owned(),
+                    message,
+                });
+                None
+            }
+        }
+    };
+    let interval = duration("spec.interval", Some(&spec.interval));
+    let warmup = duration("spec.warmup", spec.warmup.as_ref());
+    let lifetime = duration("spec.lifetime", spec.lifetime.as_ref());
+    let step = duration("spec.step", spec.step.as_ref());
+    let control_shift = duration("spec.control.timeShift", spec.control.time_shift.as_ref());
+    let experiment_shift = duration(
+        "spec.experiment.timeShift",
+        spec.experiment.time_shift.as_ref(),
+    );
+    let step_given = spec.step.is_some();
+    let step = step.unwrap_or(DEFAULT_STEP);
+    if step.is_zero() && step_given {
+        push!("spec.step", "must be at least 1s".into());
+    }
+
+    let start = match spec
+        .start_time
+        .as_ref()
+        .or(ca.metadata.creation_timestamp.as_ref())
+    {
+        Some(t) => from_time(t),
+        None => {
+            push!(
+                "spec.startTime",
+                "is not set and the object has no creationTimestamp".into()
+            );
+            None
+        }
+    };
+    let end = match (&spec.end_time, spec.lifetime.is_some()) {
+        (Some(_), true) => {
+            push!(
+                "spec.endTime",
+                "set exactly one of endTime and lifetime, not both".into()
+            );
+            None
+        }
+        (Some(t), false) => from_time(t),
+        (None, true) => match (start, lifetime) {
+            (Some(s), Some(l)) => Some(s + delta(l)),
+            _ => None,
+        },
+        (None, false) => {
+            push!(
+                "spec.lifetime",
+                "set exactly one of endTime and lifetime".into()
+            );
+            None
+        }
+    };
+    let schedule = match (start, end, interval) {
+        (Some(start), Some(end), Some(interval)) => {
+            match Schedule::new(
+                start,
+                delta(warmup.unwrap_or_default()),
+                end,
+                delta(interval),
+            ) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    let path = match e {
+                        super::interval::ScheduleError::IntervalTooShort => "spec.interval",
+                        super::interval::ScheduleError::TooManyIntervals { .. } => "spec.interval",
+                        super::interval::ScheduleError::EmptyWindow { .. } => {
+                            if spec.end_time.is_some() {
+                                "spec.endTime"
+                            } else {
+                                "spec.lifetime"
+                            }
+                        }
+                    };
+                    push!(path, e.to_string());
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    if let Some(s) = &schedule
+        && !step.is_zero()
+    {
+        let points = (s.end - s.judged_from).num_seconds()
+            / i64::try_from(step.as_secs()).unwrap_or(1).max(1);
+        if points > MAX_POINTS {
+            push!(
+                "spec.step",
+                format!(
+                    "the window needs {points} points per query at this step, more than Prometheus's {MAX_POINTS}: use a longer step"
+                ),
+            );
+        }
+    }
+
+    let namespace = ca
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
+    let control = scope(&spec.control, &namespace, "baseline");
+    let experiment = scope(&spec.experiment, &namespace, "canary");
+
+    // Templates: parse, then render against both scopes, which finds unknown
+    // variables, empty values and extras that reuse a built-in name.
+    let render_step = if step.is_zero() { DEFAULT_STEP } else { step };
+    let both = [("control", &control), ("experiment", &experiment)];
+    let traffic = spec.traffic.as_deref().and_then(|text| {
+        check_template(
+            &mut issues,
+            "spec.traffic",
+            text,
+            &[("experiment", &experiment)],
+            interval.filter(|d| !d.is_zero()).unwrap_or(render_step),
+        )
+    });
+    let mut queries = Vec::with_capacity(spec.metrics.len());
+    for (i, m) in spec.metrics.iter().enumerate() {
+        let p = |field: &str| format!("spec.metrics[{i}].{field}");
+        match m.judge.kind {
+            MetricKind::Continuous => {
+                if m.numerator.is_some() || m.denominator.is_some() {
+                    push!(
+                        &p("numerator"),
+                        "numerator/denominator are for kind: rate; a continuous metric has a query"
+                            .into()
+                    );
+                }
+                match &m.query {
+                    Some(q) => {
+                        if let Some(t) =
+                            check_template(&mut issues, &p("query"), q, &both, render_step)
+                        {
+                            queries.push(MetricQueries::Continuous(t));
+                        }
+                    }
+                    None => push!(&p("query"), "is required for a continuous metric".into()),
+                }
+            }
+            MetricKind::Rate => {
+                if m.query.is_some() {
+                    push!(
+                        &p("query"),
+                        "a rate metric has numerator and denominator queries, not query".into()
+                    );
+                }
+                let n = match &m.numerator {
+                    Some(q) => check_template(&mut issues, &p("numerator"), q, &both, render_step),
+                    None => {
+                        push!(&p("numerator"), "is required for a rate metric".into());
+                        None
+                    }
+                };
+                let d = match &m.denominator {
+                    Some(q) => {
+                        check_template(&mut issues, &p("denominator"), q, &both, render_step)
+                    }
+                    None => {
+                        push!(&p("denominator"), "is required for a rate metric".into());
+                        None
+                    }
+                };
+                if let (Some(numerator), Some(denominator)) = (n, d) {
+                    queries.push(MetricQueries::Rate {
+                        numerator,
+                        denominator,
+                    });
+                }
+            }
+        }
+    }
+
+    let judge = JudgeConfig {
+        score_thresholds: spec.score_thresholds.unwrap_or_default(),
+        groups: spec.groups.clone(),
+        metrics: spec.metrics.iter().map(|m| m.judge.clone()).collect(),
+        confidence: spec.confidence.unwrap_or(DEFAULT_CONFIDENCE),
+    };
+    if let Err(errors) = judge::validate(&judge) {
+        for issue in errors.issues {
+            push!(&format!("spec.{}", issue.path), issue.message);
+        }
+    }
+
+    match schedule {
+        Some(schedule) if issues.is_empty() => Ok(ResolvedSpec {
+            prometheus_url,
+            schedule,
+            step,
+            control,
+            experiment,
+            control_shift: delta(control_shift.unwrap_or_default()),
+            experiment_shift: delta(experiment_shift.unwrap_or_default()),
+            traffic,
+            judge,
+            queries,
+        }),
+        _ => Err(SpecErrors(issues)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::controller::testutil::{analysis, at};
+    use serde_json::json;
+
+    #[test]
+    fn durations() {
+        let ok = [
+            ("30s", 30),
+            ("5m", 300),
+            ("1h30m", 5400),
+            ("1d", 86_400),
+            ("0s", 0),
+            ("1m1s", 61),
+        ];
+        for (text, secs) in ok {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            "5",
+            "m",
+            "5x",
+            "1.5m",
+            "-1s",
+            "5 m",
+            "500ms",
+            "99999999999999999999s",
+            "9999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn resolves_a_valid_spec() {
+        let ca = analysis(json!({}));
+        let r = resolve(&ca, None).unwrap();
+        assert_eq!(r.prometheus_url, "http://127.0.0.1:9");
+        assert_eq!(r.schedule.total, 10);
+        assert_eq!(r.schedule.start, at(0));
+        assert_eq!(r.step, Duration::from_secs(30));
+        assert_eq!(r.control.role, "baseline");
+        assert_eq!(r.experiment.role, "canary");
+        assert_eq!(r.experiment.namespace, "shop");
+        assert_eq!(r.experiment.replica_set, "web-2");
+        assert_eq!(r.judge.confidence, 0.98);
+        assert_eq!(r.queries.len(), 2);
+    }
+
+    /// Each bad input names its field.
+    #[test]
+    fn bad_specs_name_their_field() {
+        let rows: Vec<(serde_json::Value, &str, &str)> = vec![
+            (
+                json!({"interval": "5 minutes"}),
+                "spec.interval",
+                "not a duration",
+            ),
+            (json!({"interval": "0s"}), "spec.interval", "at least 1s"),
+            (json!({"warmup": "1h"}), "spec.lifetime", "nothing to judge"),
+            (json!({"lifetime": null}), "spec.lifetime", "exactly one"),
+            (
+                json!({"endTime": "2023-11-14T22:23:20Z"}),
+                "spec.endTime",
+                "not both",
+            ),
+            (json!({"step": "0s"}), "spec.step", "at least 1s"),
+            (
+                json!({"step": "1s", "lifetime": "4h", "interval": "1h"}),
+                "spec.step",
+                "11000",
+            ),
+            (
+                json!({"scoreThresholds": {"marginal": 90, "pass": 80}}),
+                "spec.scoreThresholds.marginal",
+                "must not exceed",
+            ),
+            (json!({"metrics": []}), "spec.metrics", "at least one"),
+            (
+                json!({"prometheus": {"url": ""}}),
+                "spec.prometheus.url",
+                "empty",
+            ),
+            (json!({"confidence": 1.5}), "spec.confidence", "(0, 1)"),
+            (
+                json!({"interval": "1s", "lifetime": "2h"}),
+                "spec.interval",
+                "maximum",
+            ),
+            (
+                json!({"traffic": "sum(x{a=\"${nope}\"})"}),
+                "spec.traffic",
+                "unknown variable ${nope}",
+            ),
+            (
+                json!({"metrics": [{"name": "m", "query": "rate(x{a=\"${nope}\"}[${interval}])"}]}),
+                "spec.metrics[0].query",
+                "unknown variable ${nope}",
+            ),
+            (
+                json!({"metrics": [{"name": "m", "query": "x{a=\"${x}\"}"}], "control": {"replicaSet": "a", "variables": {"x": "1"}}}),
+                "spec.metrics[0].query",
+                "experiment scope",
+            ),
+            (
+                json!({"metrics": [{"name": "m", "query": "sum(x{"}]}),
+                "spec.metrics[0].query",
+                "never closed",
+            ),
+            (
+                json!({"metrics": [{"name": "m"}]}),
+                "spec.metrics[0].query",
+                "required",
+            ),
+            (
+                json!({"metrics": [{"name": "m", "kind": "rate", "numerator": "a"}]}),
+                "spec.metrics[0].denominator",
+                "required",
+            ),
+            (
+                json!({"metrics": [{"name": "m", "kind": "rate", "query": "a", "numerator": "a", "denominator": "b"}]}),
+                "spec.metrics[0].query",
+                "not query",
+            ),
+            (
+                json!({"metrics": [{"name": "m", "query": "a", "effectSize": {"allowedIncrease": 0.5}}]}),
+                "spec.metrics[0].effectSize.allowedIncrease",
+                ">= 1",
+            ),
+            (
+                json!({"experiment": {"variables": {"namespace": "x"}, "replicaSet": "b"}, "metrics": [{"name": "m", "query": "x{a=\"${namespace}\"}"}]}),
+                "spec.metrics[0].query",
+                "built-in",
+            ),
+            (
+                json!({"metrics": [{"name": "m", "query": "x{a=\"${replicaSet}\"}"}], "experiment": {"replicaSet": null}}),
+                "spec.metrics[0].query",
+                "empty",
+            ),
+        ];
+        for (patch, path, needle) in rows {
+            let ca = analysis(patch.clone());
+            let err = resolve(&ca, None).expect_err(&patch.to_string());
+            let text = err.to_string();
+            assert!(
+                err.0
+                    .iter()
+                    .any(|i| i.path == path && i.message.contains(needle)),
+                "{patch}: want {path} ~ {needle:?}, got {text}"
+            );
+        }
+    }
+
+    /// The spec shape the Rollout planner creates (docs/rollout.md, "Analysis"
+    /// and "Post-promotion analysis") resolves.
+    #[test]
+    fn the_rollout_planners_spec_resolves() {
+        let spec = json!({
+            "interval": "5m", "lifetime": "20m",
+            "metrics": [{"name": "latency", "query":
+                "avg(lat{pod_template_hash=\"${podTemplateHash}\", pod=~\"${podRegex}\"})"}],
+            "experiment": {"namespace": "shop", "replicaSet": "web-abc-canary", "revision": "abc",
+                           "role": "canary", "variables": {"podTemplateHash": "7d9f"}},
+            "control": {"namespace": "shop", "replicaSet": "web-def", "revision": "def",
+                        "role": "previous", "timeShift": "20m", "variables": {"podTemplateHash": "5f4d"}},
+            "startTime": "2026-11-23T10:00:00Z",
+            "prometheus": null
+        });
+        let mut ca = analysis(json!({}));
+        ca.spec = serde_json::from_value(spec).unwrap();
+        let r = resolve(&ca, Some("http://prometheus:9090")).unwrap();
+        assert_eq!(r.schedule.total, 4);
+        assert_eq!(r.control_shift, TimeDelta::minutes(20));
+        assert_eq!(
+            r.experiment
+                .extra
+                .get("podTemplateHash")
+                .map(String::as_str),
+            Some("7d9f")
+        );
+    }
+
+    #[test]
+    fn time_shifts() {
+        let ca = analysis(json!({"control": {"timeShift": "1h30m"}}));
+        let r = resolve(&ca, None).unwrap();
+        assert_eq!(r.control_shift, TimeDelta::minutes(90));
+        assert_eq!(r.experiment_shift, TimeDelta::zero());
+        let err =
+            resolve(&analysis(json!({"experiment": {"timeShift": "-1h"}})), None).unwrap_err();
+        assert!(
+            err.to_string().contains("spec.experiment.timeShift"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn default_prometheus_url_is_used_and_required() {
+        let ca = analysis(json!({"prometheus": null}));
+        assert_eq!(
+            resolve(&ca, Some("http://p:9090")).unwrap().prometheus_url,
+            "http://p:9090"
+        );
+        let err = resolve(&ca, None).unwrap_err();
+        assert!(
+            err.to_string().contains("spec.prometheus.url: is not set"),
+            "{err}"
+        );
+    }
+}

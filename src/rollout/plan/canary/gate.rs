@@ -1,0 +1,252 @@
+//! Canary decisions: which step the canary of the current revision is in,
+//! from its recorded status, its fleets and its analysis' verdict.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::super::operations::Ops;
+use super::super::records::Records;
+use super::super::state::{CanaryStep, State};
+use super::super::world::World;
+use super::super::{AnalysisPhase, Builder, traffic};
+use super::{analysis_name, config, fleets_ready};
+use crate::api::{
+    AbortReason, AbortStatus, CanaryPhase, CanaryStatus, CanaryStrategy, MarginalAction, Rollout,
+    RolloutStatus,
+};
+
+fn fresh(rollout: &Rollout, world: &World) -> CanaryStatus {
+    let revision = world.target_hash.clone();
+    CanaryStatus {
+        phase: Some(CanaryPhase::Progressing),
+        analysis_name: Some(analysis_name(rollout, &revision, 1)),
+        revision: Some(revision),
+        stable_revision: world.active_hash.clone(),
+        attempt: 1,
+        ..CanaryStatus::default()
+    }
+}
+
+/// Decides the canary's step for the current revision. None: the gate is open
+/// (passed or promoted by a human), continue with the full fleet. Some(state):
+/// hold there (a canary step, or Aborted after a failed verdict or a missed
+/// deadline).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gate(
+    rollout: &Rollout,
+    old: &RolloutStatus,
+    world: &World,
+    ops: &mut Ops,
+    records: &mut Records,
+    now: DateTime<Utc>,
+    out: &mut Builder,
+) -> Option<State> {
+    let cfg = config(rollout)?;
+    let target = world.target_hash.clone();
+    let mut c = match &old.canary {
+        Some(c)
+            if c.revision.as_deref() == Some(target.as_str())
+                && c.stable_revision == world.active_hash =>
+        {
+            c.clone()
+        }
+        _ => fresh(rollout, world),
+    };
+    if ops.retried {
+        c.attempt += 1;
+        c.phase = Some(CanaryPhase::Progressing);
+        c.analysis_name = Some(analysis_name(rollout, &target, c.attempt));
+        c.analysis_start = None;
+        c.score = None;
+        c.message = None;
+    }
+    let held = matches!(
+        c.phase,
+        Some(CanaryPhase::Inconclusive | CanaryPhase::Error)
+    );
+    if ops.approved.as_deref() == Some(target.as_str()) {
+        if held {
+            // Without evidence a promote would be a blind switch: retry or abort.
+            ops.approved = None;
+            out.normal(
+                "PromoteIgnored",
+                format!(
+                    "promote of {target} ignored: its analysis was {:?} ({}); retry or abort",
+                    c.phase.unwrap_or(CanaryPhase::Error),
+                    c.message.clone().unwrap_or_default()
+                ),
+            );
+        } else {
+            if !matches!(c.phase, Some(CanaryPhase::Passed | CanaryPhase::Promoted)) {
+                c.phase = Some(CanaryPhase::Promoted);
+                out.normal(
+                    "CanaryPromoted",
+                    format!("canary of {target} promoted by hand; the full fleet comes up"),
+                );
+            }
+            records.canary = Some(c);
+            return None;
+        }
+    }
+    let step = decide(rollout, cfg, old, world, ops, &mut c, now, out);
+    records.last_score = c.score.or(records.last_score);
+    records.canary = Some(c);
+    step
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    rollout: &Rollout,
+    cfg: &CanaryStrategy,
+    old: &RolloutStatus,
+    world: &World,
+    ops: &mut Ops,
+    c: &mut CanaryStatus,
+    now: DateTime<Utc>,
+    out: &mut Builder,
+) -> Option<State> {
+    let target = world.target_hash.clone();
+    match c.phase {
+        Some(CanaryPhase::Passed | CanaryPhase::Promoted) => return None,
+        Some(CanaryPhase::Failed) => return Some(fail(world, ops, c, now, out)),
+        Some(phase @ (CanaryPhase::Marginal | CanaryPhase::Inconclusive | CanaryPhase::Error)) => {
+            return Some(State::Canary(CanaryStep::Held(phase)));
+        }
+        Some(CanaryPhase::Analysing) => {}
+        Some(CanaryPhase::Progressing) | None => {
+            if !fleets_ready(rollout, world, c) {
+                let started_at = match (old.current_revision.as_deref(), old.progress_started_at) {
+                    (Some(current), Some(started)) if current == target && !ops.retried => started,
+                    _ => now,
+                };
+                let deadline = started_at
+                    + Duration::seconds(i64::from(rollout.spec.progress_deadline_seconds));
+                if now >= deadline {
+                    let abort = AbortStatus {
+                        revision: target,
+                        reason: AbortReason::ProgressDeadlineExceeded,
+                        at: now,
+                    };
+                    ops.abort = Some(abort.clone());
+                    return Some(State::Aborted(abort));
+                }
+                c.phase = Some(CanaryPhase::Progressing);
+                return Some(State::Canary(CanaryStep::Progressing {
+                    started_at,
+                    deadline,
+                }));
+            }
+            c.phase = Some(CanaryPhase::Analysing);
+        }
+    }
+    // Analysing: the window starts when traffic does.
+    if c.analysis_start.is_none() {
+        if traffic::can_flow(rollout, world, c) {
+            c.analysis_start = Some(now);
+            out.normal(
+                "CanaryTrafficStarted",
+                format!(
+                    "canary of {target} and its baseline receive traffic; analysis {} starts",
+                    c.analysis_name.clone().unwrap_or_default()
+                ),
+            );
+        }
+        return Some(State::Canary(CanaryStep::Analysing));
+    }
+    let name = c.analysis_name.clone().unwrap_or_default();
+    let Some(analysis) = world.analysis(&name) else {
+        return Some(State::Canary(CanaryStep::Analysing));
+    };
+    c.score = analysis.score.or(c.score);
+    c.message = analysis.message.clone();
+    let report = format!("`redblack report {name}`");
+    let score = c.score.map_or("none".to_owned(), |s| format!("{s:.1}"));
+    match analysis.phase {
+        AnalysisPhase::Pending | AnalysisPhase::Running => {
+            c.message = None;
+            Some(State::Canary(CanaryStep::Analysing))
+        }
+        AnalysisPhase::Passed => {
+            c.phase = Some(CanaryPhase::Passed);
+            out.normal(
+                "CanaryPassed",
+                format!("canary of {target} passed with score {score}; bringing up the full fleet ({report})"),
+            );
+            None
+        }
+        AnalysisPhase::Marginal => {
+            match cfg.marginal {
+                MarginalAction::Fail => Some(fail(world, ops, c, now, out)),
+                MarginalAction::Extend if !c.extended => {
+                    c.extended = true;
+                    c.attempt += 1;
+                    c.analysis_name = Some(analysis_name(rollout, &target, c.attempt));
+                    c.analysis_start = traffic::can_flow(rollout, world, c).then_some(now);
+                    c.message = None;
+                    out.normal(
+                    "CanaryExtended",
+                    format!("canary of {target} was marginal (score {score}); judging once more as {}", c.analysis_name.clone().unwrap_or_default()),
+                );
+                    Some(State::Canary(CanaryStep::Analysing))
+                }
+                MarginalAction::Pause | MarginalAction::Extend => {
+                    c.phase = Some(CanaryPhase::Marginal);
+                    out.warning(
+                    "CanaryMarginal",
+                    format!("canary of {target} is marginal (score {score}); promote to accept, abort, or retry ({report})"),
+                );
+                    Some(State::Canary(CanaryStep::Held(CanaryPhase::Marginal)))
+                }
+            }
+        }
+        AnalysisPhase::Failed => Some(fail(world, ops, c, now, out)),
+        AnalysisPhase::Inconclusive | AnalysisPhase::Error => {
+            let phase = if analysis.phase == AnalysisPhase::Error {
+                CanaryPhase::Error
+            } else {
+                CanaryPhase::Inconclusive
+            };
+            c.phase = Some(phase);
+            out.warning(
+                &format!("Canary{phase:?}"),
+                format!(
+                    "analysis {name} of {target} is {phase:?}: {}; the canary is held (retry or abort)",
+                    c.message.clone().unwrap_or_default()
+                ),
+            );
+            Some(State::Canary(CanaryStep::Held(phase)))
+        }
+    }
+}
+
+/// A failed verdict: the revision is abandoned (traffic back to stable,
+/// canary and baseline removed by the Aborted state's actions).
+fn fail(
+    world: &World,
+    ops: &mut Ops,
+    c: &mut CanaryStatus,
+    now: DateTime<Utc>,
+    out: &mut Builder,
+) -> State {
+    let target = world.target_hash.clone();
+    let first = c.phase != Some(CanaryPhase::Failed);
+    c.phase = Some(CanaryPhase::Failed);
+    let abort = match &ops.abort {
+        Some(a) if a.revision == target => a.clone(),
+        _ => AbortStatus {
+            revision: target.clone(),
+            reason: AbortReason::AnalysisFailed,
+            at: now,
+        },
+    };
+    ops.abort = Some(abort.clone());
+    ops.approved = None;
+    if first {
+        let name = c.analysis_name.clone().unwrap_or_default();
+        let score = c.score.map_or("none".to_owned(), |s| format!("{s:.1}"));
+        out.warning(
+            "CanaryFailed",
+            format!("canary of {target} failed with score {score}; traffic is back on the stable revision; see `redblack report {name}`"),
+        );
+    }
+    State::Aborted(abort)
+}
