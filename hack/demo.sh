@@ -157,8 +157,8 @@ step_operator() {
   say "Starting the redblack operator (\`redblack controller\`)"
   printf '   %s$ redblack crd | kubectl apply -f -%s\n' "$DIM" "$RESET"
   "$BIN" crd | kubectl apply -f - | sed 's/^/     /' || die "installing the CRDs failed"
-  wait_until 30 "the Rollout CRD becoming Established" \
-    kubectl wait --for condition=Established --timeout 5s crd/rollouts.redblack.io
+  wait_until 30 "the CRDs becoming Established" \
+    kubectl wait --for condition=Established --timeout 5s crd --all
   local attempt deadline
   for attempt in 1 2 3; do
     start_bg operator "$WORKDIR/operator.log" \
