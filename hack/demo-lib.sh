@@ -1,0 +1,204 @@
+# shellcheck shell=bash
+# Helpers for hack/demo.sh: output, bounded waits, background processes and
+# their cleanup, and small readers of the sandbox and Prometheus.
+#
+# Sourced, never run. Expects WORKDIR, PIDFILE, KUBECONFIG (exported) and BIN.
+
+# ---------------------------------------------------------------- output
+
+if [[ -t 1 ]]; then
+  BOLD=$'\033[1m' DIM=$'\033[2m' GREEN=$'\033[32m' RED=$'\033[31m' RESET=$'\033[0m'
+else
+  BOLD='' DIM='' GREEN='' RED='' RESET=''
+fi
+
+STEP=0
+say() { STEP=$((STEP + 1)); printf '\n%s== %d. %s%s\n' "$BOLD" "$STEP" "$*" "$RESET"; }
+info() { printf '   %s\n' "$*"; }
+ok() { printf '   %s✓ %s%s\n' "$GREEN" "$*" "$RESET"; }
+# Shows a command, then runs it with its output indented.
+show() {
+  printf '   %s$ %s%s\n' "$DIM" "$*" "$RESET"
+  if ! "$@" 2>&1 | sed 's/^/     /'; then
+    die "command failed: $*"
+  fi
+}
+die() {
+  printf '\n%sdemo: ERROR: %s%s\n' "$RED" "$*" "$RESET" >&2
+  exit 1
+}
+
+# ---------------------------------------------------------------- processes
+
+# Every background process, as parallel arrays (oldest first).
+PIDS=()
+NAMES=()
+LOGS=()
+
+# start_bg NAME LOG CMD...: runs CMD in the background with its output in LOG,
+# and records "NAME PID" in $PIDFILE (read by tests/demo_script.rs).
+# In a session of its own (setsid execs, no fork: $! is CMD's pid), so a
+# Ctrl-C in the terminal reaches only this script, which then stops
+# everything in order (operator before sandbox) instead of all at once.
+start_bg() {
+  local name="$1" log="$2"
+  shift 2
+  setsid "$@" >"$log" 2>&1 </dev/null &
+  local pid=$!
+  PIDS+=("$pid")
+  NAMES+=("$name")
+  LOGS+=("$log")
+  echo "$name $pid" >>"$PIDFILE"
+}
+
+# Drops the newest background process (it exited; e.g. a port was taken).
+forget_last_bg() {
+  local n=$((${#PIDS[@]} - 1))
+  PIDS=("${PIDS[@]:0:n}") NAMES=("${NAMES[@]:0:n}") LOGS=("${LOGS[@]:0:n}")
+}
+
+# True if PID exists and is not a zombie (an exited child nobody reaped yet).
+alive() {
+  local state
+  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [[ -n "$state" && "$state" != Z ]]
+}
+
+log_tail() {
+  echo "--- last lines of $1:" >&2
+  tail -n 15 "$1" >&2 2>/dev/null || true
+}
+
+# Names of background processes that may end by themselves from now on.
+NOT_NEEDED=" "
+
+# Dies (with its log) if a background process we still need has exited.
+check_alive() {
+  local i
+  for i in "${!PIDS[@]}"; do
+    [[ "$NOT_NEEDED" == *" ${NAMES[i]} "* ]] && continue
+    if ! alive "${PIDS[i]}"; then
+      log_tail "${LOGS[i]}"
+      die "${NAMES[i]} (pid ${PIDS[i]}) exited unexpectedly; its log is ${LOGS[i]}"
+    fi
+  done
+}
+
+# Pids of the demo-app processes behind the pods (the sandbox started them and
+# stops them with itself; recorded so that the cleanup can prove it).
+record_pod_pids() {
+  local pids pid
+  pids="$(timeout 5 kubectl get pods -A -o go-template='{{range .items}}{{with .metadata.annotations}}{{index . "sandbox.redblack.io/pid"}}{{end}}{{"\n"}}{{end}}' 2>/dev/null)" || return 0
+  for pid in $pids; do
+    [[ "$pid" =~ ^[0-9]+$ ]] && echo "demo-app $pid" >>"$PIDFILE"
+  done
+  return 0
+}
+
+# Stops everything this script started, newest first: SIGTERM, up to 10 s of
+# grace, then SIGKILL. Then checks that no recorded process survived.
+stop_all() {
+  local i pid deadline
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${PIDS[i]}" 2>/dev/null || true
+  done
+  deadline=$((SECONDS + 10))
+  for pid in "${PIDS[@]}"; do
+    while alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+    if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  done
+  wait 2>/dev/null || true
+  # The sandbox kills its pod processes; give them a moment, then verify.
+  local survivors=()
+  deadline=$((SECONDS + 5))
+  while read -r _ pid; do
+    while alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+    alive "$pid" && survivors+=("$pid")
+  done <"$PIDFILE"
+  if ((${#survivors[@]})); then
+    echo "demo: processes still running after cleanup: ${survivors[*]}" >&2
+    return 1
+  fi
+  return 0
+}
+
+# ---------------------------------------------------------------- waiting
+
+# wait_until SECONDS WHAT CMD...: polls CMD every 0.5 s until it succeeds;
+# dies with "WHAT did not happen within SECONDS s" otherwise. Also dies as soon
+# as a background process exits.
+wait_until() {
+  local limit="$1" what="$2"
+  shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    check_alive
+    ((SECONDS < deadline)) || die "$what did not happen within ${limit}s"
+    sleep 0.5
+  done
+}
+
+# free_ports N [EXCEPT...]: N distinct free loopback ports (all bound at once,
+# so the kernel cannot hand out one twice), none of them in EXCEPT.
+free_ports() {
+  python3 - "$@" <<'PY'
+import socket, sys
+n, exclude = int(sys.argv[1]), set(sys.argv[2:])
+held, ports = [], []
+while len(ports) < n:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    held.append(s)
+    port = str(s.getsockname()[1])
+    if port not in exclude:
+        ports.append(port)
+print(" ".join(ports))
+PY
+}
+
+http_ok() { curl -fs --max-time 2 -o /dev/null "$1"; }
+
+# ---------------------------------------------------------------- reading state
+
+# The Rollout as "PHASE STABLE CURRENT GENERATION OBSERVED" ("-" when unset).
+rollout_state() {
+  local out
+  out="$(kubectl get rollouts.redblack.io "$1" -o go-template='{{with .status}}{{or .phase "-"}} {{or .stableRevision "-"}} {{or .currentRevision "-"}} {{or .observedGeneration "0"}}{{else}}- - - 0{{end}} {{.metadata.generation}}')" || return 1
+  echo "$out"
+}
+
+# The pod-template hash the Service selects ("-" if none).
+service_hash() {
+  local out
+  out="$(kubectl get service "$1" -o go-template='{{with .spec.selector}}{{or (index . "rollouts.redblack.io/pod-template-hash") "-"}}{{else}}-{{end}}')" || return 1
+  echo "$out"
+}
+
+# The Service's local proxy port (annotation written by the sandbox data plane).
+proxy_port() {
+  kubectl get service "$1" -o go-template='{{with .metadata.annotations}}{{index . "sandbox.redblack.io/proxy-port"}}{{end}}'
+}
+
+# One line per ReplicaSet of the app: "HASH REVISION IMAGE DESIRED READY SCALE_DOWN_AT".
+fleets() {
+  kubectl get replicasets -l "app=$1" -o go-template='{{range .items}}{{index .metadata.labels "rollouts.redblack.io/pod-template-hash"}} {{with .metadata.annotations}}{{or (index . "rollouts.redblack.io/revision") "-"}} {{else}}- {{end}}{{(index .spec.template.spec.containers 0).image}} {{or .spec.replicas 0}} {{with .status}}{{or .readyReplicas 0}}{{else}}0{{end}} {{with .metadata.annotations}}{{or (index . "rollouts.redblack.io/scale-down-at") "-"}}{{else}}-{{end}}{{"\n"}}{{end}}'
+}
+
+# The version tag of an image: redblack/demo-app:v2 -> v2.
+tag_of() { echo "${1##*:}"; }
+
+# Runs an instant PromQL query; prints "LABELVALUE VALUE" per series, the
+# label being $2 (e.g. version).
+prom_query() {
+  local query="$1" label="$2" json
+  json="$(curl -fsS --max-time 3 "$PROM_URL/api/v1/query" --data-urlencode "query=$query")" || return 1
+  python3 -c '
+import json, sys
+label = sys.argv[1]
+doc = json.loads(sys.stdin.read())
+if doc.get("status") != "success":
+    sys.exit("prometheus: " + str(doc.get("error")))
+for s in sorted(doc["data"]["result"], key=lambda s: s["metric"].get(label, "")):
+    print(s["metric"].get(label, "-"), s["value"][1])
+' "$label" <<<"$json"
+}

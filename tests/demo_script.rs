@@ -1,0 +1,193 @@
+//! `hack/demo.sh` (what `make demo` runs), end to end and non-interactively:
+//! the real script, the real sandbox, operator, demo-app processes, load
+//! generator and Prometheus. Checks the story's milestones in its output and
+//! that every process the script started (the pids it records, including the
+//! demo-app processes behind the pods) is gone once it exits.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// The script bounds each of its waits; this bounds the whole run (a busy
+/// 2-core machine compiling in parallel included).
+const RUN_LIMIT: Duration = Duration::from_secs(420);
+
+fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// Alive = exists and is not a zombie (exited, not yet reaped by its parent).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // "pid (comm) S ...": the state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
+}
+
+/// Still one of ours: alive and running redblack or prometheus (not a
+/// newcomer that reused the pid).
+fn ours_alive(pid: i32) -> bool {
+    alive(pid)
+        && std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("redblack") || c.contains("prometheus")
+            })
+            .unwrap_or(false)
+}
+
+fn recorded_pids(pidfile: &Path) -> Vec<(String, i32)> {
+    std::fs::read_to_string(pidfile)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (name, pid) = l.split_once(' ')?;
+            Some((name.to_owned(), pid.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Kills the script's process group and every recorded process (a failed or
+/// hung run must not leave anything behind either).
+fn kill_everything(child: &mut Child, pidfile: &Path) {
+    // The script leads its own process group (`process_group(0)`).
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    for (_, pid) in recorded_pids(pidfile) {
+        if ours_alive(pid) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let _ = child.wait();
+}
+
+#[test]
+fn make_demo_tells_the_red_black_story_and_leaves_nothing_running() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let workdir = tmp.path().join("demo");
+    let kubeconfig = tmp.path().join("sandbox.kubeconfig");
+    let pidfile = workdir.join("pids");
+
+    let mut child = Command::new("bash")
+        .arg(root.join("hack/demo.sh"))
+        .env("DEMO_NONINTERACTIVE", "1")
+        .env("REDBLACK_BIN", env!("CARGO_BIN_EXE_redblack"))
+        .env("DEMO_WORKDIR", &workdir)
+        .env("KUBECONFIG_FILE", &kubeconfig)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("start hack/demo.sh");
+    let stdout = drain(child.stdout.take().expect("stdout"));
+    let stderr = drain(child.stderr.take().expect("stderr"));
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for hack/demo.sh") {
+            break Some(status);
+        }
+        if started.elapsed() > RUN_LIMIT {
+            kill_everything(&mut child, &pidfile);
+            break None;
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    let transcript = format!("--- stdout:\n{stdout}\n--- stderr:\n{stderr}");
+    let Some(status) = status else {
+        panic!("hack/demo.sh still running after {RUN_LIMIT:?}; killed.\n{transcript}");
+    };
+    if !status.success() {
+        // Whatever it left, it must not outlive the test.
+        kill_everything(&mut child, &pidfile);
+        panic!("hack/demo.sh failed ({status}).\n{transcript}");
+    }
+
+    // The story, in order.
+    let milestones = [
+        "Rollout web is Healthy on v1",
+        "Prometheus sees the requests: v1=",
+        "Service web now selects v2",
+        "traffic moved to v2:",
+        "v1 fleet web-",
+        "Service web selects v1 again",
+        "Service web selects v2 again",
+        "Rollout web Healthy on v2",
+        "Prometheus returned data for v2",
+        "export KUBECONFIG=",
+        "Prometheus:  http://127.0.0.1:",
+    ];
+    let mut from = 0;
+    for m in milestones {
+        match stdout[from..].find(m) {
+            Some(at) => from += at + m.len(),
+            None => panic!("missing (or out of order): {m:?}\n{transcript}"),
+        }
+    }
+    // The old fleet was warm: all its pods ready after the switch.
+    assert!(
+        stdout.contains("3/3 pods ready, receiving no traffic"),
+        "v1 fleet not shown warm\n{transcript}"
+    );
+    // Prometheus answered with a positive count of v2 requests.
+    let v2_requests: f64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("version=v2 code=200 requests="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no v2 row in the Prometheus result\n{transcript}"));
+    assert!(v2_requests > 0.0, "{transcript}");
+    // Red/black with warm fleets: no request fails across the switches.
+    assert!(
+        stdout.contains("not one request failed"),
+        "requests failed during the switches\n{transcript}"
+    );
+
+    // Nothing it started survives: the sandbox, Prometheus, the operator, the
+    // load and the demo-app processes of the pods.
+    let pids = recorded_pids(&pidfile);
+    for name in ["sandbox", "prometheus", "operator", "load"] {
+        assert!(
+            pids.iter().any(|(n, _)| n == name),
+            "{name} not in {}: {pids:?}\n{transcript}",
+            pidfile.display()
+        );
+    }
+    let pod_processes = pids.iter().filter(|(n, _)| n == "demo-app").count();
+    assert!(
+        pod_processes >= 6,
+        "expected the 6 pod processes of v1 and v2 in the pid file, got {pids:?}"
+    );
+    let survivors: Vec<_> = pids.iter().filter(|(_, pid)| ours_alive(*pid)).collect();
+    if !survivors.is_empty() {
+        kill_everything(&mut child, &pidfile);
+    }
+    assert!(
+        survivors.is_empty(),
+        "still running after the script exited: {survivors:?}"
+    );
+    assert!(
+        !kubeconfig.exists(),
+        "the script leaves no kubeconfig to a dead sandbox behind"
+    );
+}
