@@ -11,6 +11,7 @@ pub mod judge;
 pub mod report;
 pub mod rollouts;
 pub mod sandbox;
+pub mod signals;
 
 /// What every verb returns; the binary prints the error chain and exits 1.
 pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;

@@ -56,28 +56,6 @@ fn load_faults(path: &PathBuf) -> Result<FaultConfig, FaultsFileError> {
     })
 }
 
-async fn terminated() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 pub async fn run(args: SandboxArgs) -> CliResult {
     // Another verb may have set up logging already; that one wins.
     let _ = tracing_subscriber::fmt()
@@ -107,7 +85,7 @@ pub async fn run(args: SandboxArgs) -> CliResult {
         sandbox.url(),
         args.kubeconfig.display()
     );
-    terminated().await;
+    super::signals::terminated().await;
     tracing::info!("shutting down");
     sandbox.shutdown().await;
     Ok(())

@@ -180,6 +180,11 @@ pub fn render_report(result: &JudgeResult) -> String {
 }
 
 fn table(rows: &[Vec<String>]) -> String {
+    aligned_table(rows, "")
+}
+
+/// Left-aligned columns, two spaces apart, each line starting with `indent`.
+pub fn aligned_table(rows: &[Vec<String>], indent: &str) -> String {
     let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
@@ -196,6 +201,7 @@ fn table(rows: &[Vec<String>]) -> String {
             .zip(&widths)
             .map(|(s, w)| format!("{s:<w$}"))
             .collect();
+        out.push_str(indent);
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
