@@ -46,15 +46,14 @@ fn render(crd: &CustomResourceDefinition) -> Result<(String, String), CrdError> 
         name: name.clone(),
         source,
     })?;
-    Ok((format!("{name}.yaml"), yaml))
+    // Each file starts a YAML document, so `cat crds/*.yaml` is exactly the
+    // stream `redblack crd` prints.
+    Ok((format!("{name}.yaml"), format!("---\n{yaml}")))
 }
 
 /// The multi-document stream `redblack crd` prints.
 pub fn multi_document(files: &[(String, String)]) -> String {
-    files
-        .iter()
-        .map(|(_, yaml)| format!("---\n{yaml}"))
-        .collect()
+    files.iter().map(|(_, yaml)| yaml.as_str()).collect()
 }
 
 pub async fn run(args: CrdArgs) -> CliResult {
