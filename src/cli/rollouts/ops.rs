@@ -68,62 +68,75 @@ async fn annotate(
     Ok(())
 }
 
-/// `redblack promote NAME`: approves `status.currentRevision`.
-pub async fn promote(client: &Client, ns: &str, name: &str) -> Result<String, VerbError> {
+/// What a verb on the current, not yet live revision says in each case.
+struct OnCurrent {
+    annotation: &'static str,
+    when_live: &'static str,
+    when_aborted: &'static str,
+    done: &'static str,
+}
+
+/// Sets `what.annotation` to `<current hash>@<nonce>`, refusing when the
+/// current revision is already live or aborted (messages name `{hash}` and
+/// `{name}`).
+async fn annotate_current(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    what: OnCurrent,
+) -> Result<String, VerbError> {
     let api: Api<Rollout> = Api::namespaced(client.clone(), ns);
     let rollout = get(&api, ns, name).await?;
     let status = current_status(&rollout)?;
     let hash = status.current_revision.unwrap_or_default();
+    let say = |text: &str| text.replace("{hash}", &hash).replace("{name}", name);
     if status.stable_revision.as_deref() == Some(hash.as_str()) {
-        return Err(VerbError::Refused(format!(
-            "revision {hash} of {name} is already live; nothing to promote"
-        )));
+        return Err(VerbError::Refused(say(what.when_live)));
     }
     if status.abort.as_ref().is_some_and(|a| a.revision == hash) {
-        return Err(VerbError::Refused(format!(
-            "revision {hash} of {name} was aborted; run `redblack retry {name}` first"
-        )));
+        return Err(VerbError::Refused(say(what.when_aborted)));
     }
     annotate(
         &api,
         ns,
         name,
-        PROMOTE_ANNOTATION,
+        what.annotation,
         &operation_value(&hash, &nonce()),
     )
     .await?;
-    Ok(format!(
-        "rollout {ns}/{name}: revision {hash} approved; traffic switches as soon as its fleet is available\n"
-    ))
+    Ok(format!("rollout {ns}/{name}: {}\n", say(what.done)))
+}
+
+/// `redblack promote NAME`: approves `status.currentRevision`.
+pub async fn promote(client: &Client, ns: &str, name: &str) -> Result<String, VerbError> {
+    annotate_current(
+        client,
+        ns,
+        name,
+        OnCurrent {
+            annotation: PROMOTE_ANNOTATION,
+            when_live: "revision {hash} of {name} is already live; nothing to promote",
+            when_aborted: "revision {hash} of {name} was aborted; run `redblack retry {name}` first",
+            done: "revision {hash} approved; traffic switches as soon as its fleet is available",
+        },
+    )
+    .await
 }
 
 /// `redblack abort NAME`: abandons the current, not yet live revision.
 pub async fn abort(client: &Client, ns: &str, name: &str) -> Result<String, VerbError> {
-    let api: Api<Rollout> = Api::namespaced(client.clone(), ns);
-    let rollout = get(&api, ns, name).await?;
-    let status = current_status(&rollout)?;
-    let hash = status.current_revision.unwrap_or_default();
-    if status.stable_revision.as_deref() == Some(hash.as_str()) {
-        return Err(VerbError::Refused(format!(
-            "revision {hash} of {name} is already live; use `redblack undo {name}` to go back"
-        )));
-    }
-    if status.abort.as_ref().is_some_and(|a| a.revision == hash) {
-        return Err(VerbError::Refused(format!(
-            "revision {hash} of {name} is already aborted"
-        )));
-    }
-    annotate(
-        &api,
+    annotate_current(
+        client,
         ns,
         name,
-        ABORT_ANNOTATION,
-        &operation_value(&hash, &nonce()),
+        OnCurrent {
+            annotation: ABORT_ANNOTATION,
+            when_live: "revision {hash} of {name} is already live; use `redblack undo {name}` to go back",
+            when_aborted: "revision {hash} of {name} is already aborted",
+            done: "revision {hash} aborted; traffic stays on the stable revision",
+        },
     )
-    .await?;
-    Ok(format!(
-        "rollout {ns}/{name}: revision {hash} aborted; traffic stays on the stable revision\n"
-    ))
+    .await
 }
 
 /// `redblack retry NAME`: clears an abort or a missed deadline.
