@@ -531,3 +531,16 @@ fn is_default_ops(ops: &OperationsStatus) -> bool {
 
 /// Entries kept in `status.history`.
 pub const HISTORY_LIMIT: usize = 10;
+
+impl RolloutSpec {
+    /// `strategy.redBlack.trafficRouting.httpRoute.name`, if set.
+    pub fn http_route_name(&self) -> Option<&str> {
+        self.strategy
+            .red_black
+            .traffic_routing
+            .as_ref()?
+            .http_route
+            .as_ref()
+            .map(|r| r.name.as_str())
+    }
+}

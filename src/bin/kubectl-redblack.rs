@@ -21,16 +21,5 @@ struct Plugin {
 #[tokio::main]
 async fn main() -> ExitCode {
     let plugin = Plugin::parse();
-    match rollouts::run(plugin.command).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            let mut source = err.source();
-            while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
-                source = cause.source();
-            }
-            ExitCode::FAILURE
-        }
-    }
+    redblack::cli::exit_code(rollouts::run(plugin.command).await)
 }

@@ -62,3 +62,19 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Rollout(command) => rollouts::run(command).await,
     }
 }
+
+/// Prints the error chain of a failed verb on stderr; exit code 1 on failure.
+pub fn exit_code(result: CliResult) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            let mut source = err.source();
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -265,7 +265,7 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Requeue, Re
         // Garbage collection removes the children through their owner references.
         return Ok(Requeue::await_change());
     }
-    let route = match route_name(rollout) {
+    let route = match rollout.spec.http_route_name() {
         Some(name) => {
             let ns = rollout.namespace().unwrap_or_default();
             apply::read_route(&ctx.client, &ns, name)
@@ -301,19 +301,6 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Requeue, Re
         debug!("caches did not reflect the writes in time; the next plan re-checks");
     }
     Ok(requeue)
-}
-
-/// `trafficRouting.httpRoute.name`, if set.
-fn route_name(rollout: &Rollout) -> Option<&str> {
-    rollout
-        .spec
-        .strategy
-        .red_black
-        .traffic_routing
-        .as_ref()?
-        .http_route
-        .as_ref()
-        .map(|r| r.name.as_str())
 }
 
 /// Records every planned Event on the Rollout. Best effort: a failed Event is

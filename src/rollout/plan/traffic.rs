@@ -41,18 +41,6 @@ pub enum Want {
     On,
 }
 
-fn route_name(rollout: &Rollout) -> Option<&str> {
-    rollout
-        .spec
-        .strategy
-        .red_black
-        .traffic_routing
-        .as_ref()?
-        .http_route
-        .as_ref()
-        .map(|r| r.name.as_str())
-}
-
 /// The configured share of the canary (and of the baseline) with a route.
 pub fn configured_percent(rollout: &Rollout) -> i32 {
     canary::config(rollout)
@@ -66,7 +54,7 @@ pub fn can_flow(rollout: &Rollout, world: &World, c: &CanaryStatus) -> bool {
     if !canary::fleets_ready(rollout, world, c) {
         return false;
     }
-    if route_name(rollout).is_some() {
+    if rollout.spec.http_route_name().is_some() {
         return world.route.is_some();
     }
     let stable = c.stable_revision.as_deref();
@@ -111,14 +99,14 @@ pub fn want(rollout: &Rollout, world: &World, state: &State, records: &Records) 
 
 /// True when the replica-count scheme is used (no route configured).
 pub fn by_replicas(rollout: &Rollout) -> bool {
-    route_name(rollout).is_none()
+    rollout.spec.http_route_name().is_none()
 }
 
 /// Emits the traffic writes for `want`. Runs before the fleets' actions, so
 /// traffic leaves the canary before its fleets are deleted.
 pub fn plan(rollout: &Rollout, world: &World, state: &State, records: &Records, out: &mut Builder) {
     let want = want(rollout, world, state, records);
-    match route_name(rollout) {
+    match rollout.spec.http_route_name() {
         Some(route) => plan_route(rollout, world, state, records, route, want, out),
         None => plan_selector(rollout, world, state, want, out),
     }
