@@ -300,13 +300,21 @@ pub struct Running {
 
 impl Running {
     pub fn start(client: Client) -> Running {
-        let (tx, rx) = oneshot::channel::<()>();
         // These tests play the CanaryAnalysis controller themselves: they write
         // the verdicts a canary's analysis reaches.
-        let cfg = ControllerConfig {
-            canary_analysis: false,
-            ..ControllerConfig::default()
-        };
+        Running::start_with(
+            client,
+            ControllerConfig {
+                canary_analysis: false,
+                ..ControllerConfig::default()
+            },
+        )
+    }
+
+    /// The operator with this configuration (e.g. both controllers and a
+    /// Prometheus URL, for the end-to-end tests).
+    pub fn start_with(client: Client, cfg: ControllerConfig) -> Running {
+        let (tx, rx) = oneshot::channel::<()>();
         let readiness = cfg.readiness.clone();
         let metrics = cfg.metrics.clone();
         let task = tokio::spawn(run_controller(client, cfg, async move {
@@ -336,12 +344,21 @@ impl Running {
 }
 
 /// Polls `f` every 50 ms until it yields `Some`, for at most [`TIMEOUT`].
-pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    eventually_within(TIMEOUT, what, f).await
+}
+
+/// As [`eventually`], for at most `timeout` (e.g. a whole canary analysis).
+pub async fn eventually_within<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Some(v) = f().await {
             return v;

@@ -556,8 +556,11 @@ fn values(samples: &Samples) -> Side {
     Side::Values(samples.points.iter().map(|p| Some(p.value)).collect())
 }
 
-/// Pairs numerator and denominator points by timestamp; a point missing on
-/// one side is a gap (null), which the metric's NaN strategy handles.
+/// Pairs numerator and denominator points by timestamp. A numerator missing
+/// where the denominator has a point counts 0: Prometheus has no series for
+/// an error counter until the first error, so "no errors yet" looks like no
+/// data (a baseline without errors would otherwise lose every point). A
+/// denominator missing is a gap (null), which the metric's NaN strategy handles.
 pub fn align(numerator: &Samples, denominator: &Samples) -> Counts {
     let mut times: Vec<DateTime<Utc>> = numerator
         .points
@@ -569,9 +572,15 @@ pub fn align(numerator: &Samples, denominator: &Samples) -> Counts {
     times.dedup();
     let at =
         |s: &Samples, t: DateTime<Utc>| s.points.iter().find(|p| p.timestamp == t).map(|p| p.value);
+    let denominator: Vec<Option<f64>> = times.iter().map(|t| at(denominator, *t)).collect();
+    let numerator = times
+        .iter()
+        .zip(&denominator)
+        .map(|(t, d)| at(numerator, *t).or(d.map(|_| 0.0)))
+        .collect();
     Counts {
-        numerator: times.iter().map(|t| at(numerator, *t)).collect(),
-        denominator: times.iter().map(|t| at(denominator, *t)).collect(),
+        numerator,
+        denominator,
     }
 }
 
@@ -595,11 +604,15 @@ mod tests {
     #[test]
     fn align_pairs_by_timestamp() {
         let c = align(
-            &s(&[(10, 1.0), (20, 2.0)]),
+            &s(&[(10, 1.0), (20, 2.0), (30, 3.0)]),
             &s(&[(0, 5.0), (10, 10.0), (20, 20.0)]),
         );
-        assert_eq!(c.numerator, vec![None, Some(1.0), Some(2.0)]);
-        assert_eq!(c.denominator, vec![Some(5.0), Some(10.0), Some(20.0)]);
+        // No error series yet at 0 (counts 0); no denominator at 30 (a gap).
+        assert_eq!(
+            c.numerator,
+            vec![Some(0.0), Some(1.0), Some(2.0), Some(3.0)]
+        );
+        assert_eq!(c.denominator, vec![Some(5.0), Some(10.0), Some(20.0), None]);
         let empty = align(&s(&[]), &s(&[]));
         assert!(empty.numerator.is_empty() && empty.denominator.is_empty());
     }

@@ -1,0 +1,585 @@
+//! Canary-gated red/black end to end on a live fleet: the sandbox runs every
+//! pod as a real `redblack demo-app` process, the data plane carries real load
+//! to them, a real Prometheus scrapes them (file SD, every 250 ms), and the
+//! operator — Rollout and CanaryAnalysis controllers, in-process — judges the
+//! canary from Prometheus and promotes or reverts. Nothing is scripted: the
+//! versions differ only in the demo app's environment (error rate, slow tail).
+//!
+//! Intervals are seconds long so that the suite stays fast; every wait is
+//! bounded and nothing asserts on time. Everything talks to 127.0.0.1 only.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use redblack::analysis::judge::{Classification, DecidedBy};
+use redblack::api::canary_analysis::{CanaryAnalysis, Phase as AnalysisPhase};
+use redblack::api::{
+    AbortReason, CanaryPhase, Outcome, Phase, PostPromotionPhase, ROLLOUT_LABEL, Rollout,
+};
+use redblack::cli::controller::ControllerConfig;
+use redblack::cli::report::render_analysis;
+use redblack::demo::load::{LoadConfig, run_load};
+use redblack::sandbox::SandboxConfig;
+use redblack::sandbox::controllers::process_runtime::ProcessConfig;
+use redblack::sandbox::prometheus_sd;
+use redblack::testing::prometheus::{PrometheusOptions, PrometheusProcess};
+use serde_json::{Value, json};
+use support::{Env, NS, Running, eventually, eventually_within, hash_of};
+use tokio::task::JoinHandle;
+
+const APP: &str = "web";
+/// Bound on waiting for one whole analysis (the longest runs ~3 minutes of
+/// real time); generous because the machine is shared with compiles.
+const ANALYSIS_WAIT: Duration = Duration::from_secs(420);
+/// Offered load on the Service; the canary gets its replica share (1 of 5 pods).
+const RPS: f64 = 50.0;
+
+/// The sandbox, Prometheus and (once started) the operator and the load.
+struct Live {
+    env: Env,
+    prometheus: PrometheusProcess,
+    operator: Option<Running>,
+    load: Option<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Live {
+    async fn start() -> Live {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sd_file = dir.path().join("pods.json");
+        let env = Env::start_with(SandboxConfig {
+            pod_ready_after: Duration::from_millis(200),
+            process: ProcessConfig {
+                command: Some(env!("CARGO_BIN_EXE_redblack").into()),
+                restart_backoff: Duration::from_millis(200),
+                max_restart_backoff: Duration::from_secs(2),
+            },
+            prometheus_sd_file: Some(sd_file.clone()),
+            ..SandboxConfig::default()
+        })
+        .await;
+        let prometheus = PrometheusProcess::start_with(PrometheusOptions {
+            scrape_configs: Some(prometheus_sd::scrape_config("pods", &sd_file)),
+            // 4 scrapes per 1 s step: every step's rate() has data.
+            scrape_interval: Duration::from_millis(250),
+            ..PrometheusOptions::default()
+        })
+        .expect("prometheus starts");
+        env.create_service(APP, APP).await;
+        Live {
+            env,
+            prometheus,
+            operator: None,
+            load: None,
+            _dir: dir,
+        }
+    }
+
+    /// The operator as `redblack controller --prometheus-url` runs it.
+    fn start_operator(&mut self) {
+        self.operator = Some(Running::start_with(
+            self.env.client.clone(),
+            ControllerConfig {
+                prometheus_url: Some(self.prometheus.url().to_owned()),
+                ..ControllerConfig::default()
+            },
+        ));
+    }
+
+    async fn kill_operator(&mut self) {
+        if let Some(running) = self.operator.take() {
+            running.kill().await;
+        }
+    }
+
+    /// Steady load through the Service's data-plane port until the test ends.
+    async fn start_load(&mut self) {
+        let url = eventually("the Service gets a data-plane port", || async {
+            self.env.sandbox.dataplane().service_url(NS, APP)
+        })
+        .await;
+        let cfg = LoadConfig {
+            target: url,
+            rps: RPS,
+            duration: Duration::from_secs(900),
+            concurrency: 64,
+            timeout: Duration::from_secs(5),
+        };
+        self.load = Some(tokio::spawn(async move {
+            let _ = run_load(cfg, |_| {}).await;
+        }));
+    }
+
+    async fn rollout(&self) -> Rollout {
+        self.env.get(APP).await
+    }
+
+    /// Applies a new template (and strategy) to the Rollout: a new revision.
+    async fn apply(&self, manifest: Value) -> String {
+        let patch = json!({"spec": {"template": manifest["spec"]["template"],
+                                    "strategy": manifest["spec"]["strategy"]}});
+        let r = self
+            .env
+            .rollouts()
+            .patch(APP, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("rollout patched");
+        hash_of(&r)
+    }
+
+    /// Waits (up to a whole analysis) until the Rollout satisfies `done`.
+    async fn wait_rollout(&self, what: &str, done: impl Fn(&Rollout) -> bool) -> Rollout {
+        eventually_within(ANALYSIS_WAIT, what, || async {
+            let r = self.env.rollouts().get(APP).await.ok()?;
+            let current = r.status.as_ref()?.observed_generation == r.metadata.generation;
+            (current && done(&r)).then_some(r)
+        })
+        .await
+    }
+
+    async fn analysis(&self, name: &str) -> CanaryAnalysis {
+        let api: Api<CanaryAnalysis> = Api::namespaced(self.env.client.clone(), NS);
+        api.get(name).await.expect("the analysis is kept")
+    }
+
+    async fn analyses(&self) -> Vec<CanaryAnalysis> {
+        let api: Api<CanaryAnalysis> = Api::namespaced(self.env.client.clone(), NS);
+        api.list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}={APP}")))
+            .await
+            .expect("list analyses")
+            .items
+    }
+
+    /// UIDs of the running pods of ReplicaSet `rs`.
+    async fn pod_uids_of(&self, rs: &str) -> Vec<String> {
+        let pods: Api<Pod> = self.env.pods();
+        let mut uids: Vec<String> = pods
+            .list(&ListParams::default())
+            .await
+            .expect("list pods")
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| p.owner_references().iter().any(|o| o.name == rs))
+            .filter_map(|p| p.uid())
+            .collect();
+        uids.sort();
+        uids
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(load) = self.load.take() {
+            load.abort();
+        }
+        if let Some(running) = self.operator.take() {
+            running.stop().await.expect("operator stops cleanly");
+        }
+        self.env.sandbox.shutdown().await;
+    }
+}
+
+/// The Rollout `web` of `redblack/demo-app:<version>`, 3 pods, with the
+/// demo app's behaviour from `env` and `strategy` merged into `redBlack`.
+fn web(version: &str, env: &[(&str, &str)], strategy: Value) -> Value {
+    let mut vars = vec![
+        json!({"name": "DEMO_VERSION", "value": version}),
+        // Some latency, so that the histogram quantiles are not all in the
+        // first bucket.
+        json!({"name": "DEMO_LATENCY_MS", "value": "5"}),
+    ];
+    vars.extend(env.iter().map(|(k, v)| json!({"name": k, "value": v})));
+    let mut red_black = json!({"activeService": APP, "scaleDownDelay": "10m"});
+    if let (Some(base), Some(extra)) = (red_black.as_object_mut(), strategy.as_object()) {
+        base.extend(extra.clone());
+    }
+    json!({
+        "apiVersion": "redblack.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": APP, "namespace": NS},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": APP}},
+            "progressDeadlineSeconds": 180,
+            "template": {
+                "metadata": {"labels": {"app": APP}},
+                "spec": {"containers": [{
+                    "name": "app",
+                    "image": format!("redblack/demo-app:{version}"),
+                    "ports": [{"containerPort": 8080}],
+                    "env": vars,
+                    "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080},
+                                       "periodSeconds": 1}
+                }]}
+            },
+            "strategy": {"redBlack": red_black}
+        }
+    })
+}
+
+/// An analysis body as a platform team would write it for the demo app: the
+/// error rate (critical) and the p99 latency of the scope's pods, one point
+/// per second, judged every `interval` over `lifetime`.
+fn analysis(interval: &str, lifetime: &str) -> Value {
+    let pods = r#"namespace="${namespace}", pod=~"${podRegex}""#;
+    json!({
+        "interval": interval,
+        "lifetime": lifetime,
+        "step": "1s",
+        "traffic": format!("sum(increase(http_requests_total{{{pods}}}[${{interval}}]))"),
+        "metrics": [
+            {"name": "error-rate", "kind": "rate", "direction": "increase", "critical": true,
+             "numerator": format!(r#"sum(increase(http_requests_total{{{pods}, code=~"5.."}}[${{interval}}]))"#),
+             "denominator": format!("sum(increase(http_requests_total{{{pods}}}[${{interval}}]))")},
+            {"name": "latency-p99", "direction": "increase",
+             // Noise between two healthy fleets moves the mean p99 a few
+             // percent; a real regression moves it far more.
+             "effectSize": {"allowedIncrease": 1.5},
+             "query": format!("histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{{pods}}}[${{interval}}])))")}
+        ]
+    })
+}
+
+fn canary(interval: &str, lifetime: &str) -> Value {
+    json!({"canary": {"replicas": 1, "analysis": {"inline": analysis(interval, lifetime)}}})
+}
+
+fn status(r: &Rollout) -> redblack::api::RolloutStatus {
+    r.status.clone().unwrap_or_default()
+}
+
+fn canary_phase(r: &Rollout) -> Option<CanaryPhase> {
+    status(r).canary.and_then(|c| c.phase)
+}
+
+fn progressing_reason(r: &Rollout) -> Option<String> {
+    status(r)
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing")
+        .map(|c| c.reason.clone())
+}
+
+fn progressing_message(r: &Rollout) -> String {
+    status(r)
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing")
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
+fn metric<'a>(ca: &'a CanaryAnalysis, name: &str) -> &'a redblack::analysis::judge::MetricResult {
+    ca.status
+        .as_ref()
+        .and_then(|s| s.metrics.iter().find(|m| m.name == name))
+        .unwrap_or_else(|| panic!("metric {name} in the report:\n{}", render_analysis(ca)))
+}
+
+/// Brings v1 up (first deploy: never a canary) with the operator running.
+async fn live_on_v1(strategy: Value) -> (Live, String) {
+    let mut live = Live::start().await;
+    live.env.create_rollout(web("v1", &[], strategy)).await;
+    live.start_operator();
+    let r = live
+        .wait_rollout("v1 Healthy", |r| status(r).phase == Some(Phase::Healthy))
+        .await;
+    let h1 = hash_of(&r);
+    assert_eq!(live.env.selected(APP).await.as_deref(), Some(h1.as_str()));
+    (live, h1)
+}
+
+/// Waits until the canary of `hash` is being judged; returns the analysis name.
+async fn wait_analysing(live: &Live, hash: &str) -> String {
+    let r = live
+        .wait_rollout("the canary being analysed", |r| {
+            status(r).canary.is_some_and(|c| {
+                c.revision.as_deref() == Some(hash)
+                    && c.phase == Some(CanaryPhase::Analysing)
+                    && c.analysis_name.is_some()
+            })
+        })
+        .await;
+    status(&r)
+        .canary
+        .and_then(|c| c.analysis_name)
+        .expect("analysis name")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_healthy_canary_is_promoted_and_an_erroring_one_is_reverted() {
+    let (mut live, h1) = live_on_v1(canary("8s", "24s")).await;
+    live.start_load().await;
+
+    // (a) v2, as healthy as v1: judged, promoted, switched in one write.
+    let h2 = live.apply(web("v2", &[], canary("8s", "24s"))).await;
+    let name = wait_analysing(&live, &h2).await;
+    let during = live.rollout().await;
+    let share = status(&during).canary.map_or(0, |c| c.traffic_percent);
+    assert_eq!(share, 20, "1 canary pod of 5 ready pods behind the Service");
+    let selector = live.env.selector(APP).await;
+    assert_eq!(
+        selector,
+        BTreeMap::from([("app".to_owned(), APP.to_owned())]),
+        "replica-ratio canary: the Service selects every fleet of the app"
+    );
+    let v1_pods = live.pod_uids_of(&format!("{APP}-{h1}")).await;
+
+    let r = live
+        .wait_rollout("v2 promoted and Healthy", |r| {
+            status(r).phase == Some(Phase::Healthy)
+                && status(r).stable_revision.as_deref() == Some(h2.as_str())
+        })
+        .await;
+    let passed = live.analysis(&name).await;
+    eprintln!("{}", render_analysis(&passed));
+    let ps = passed.status.clone().unwrap_or_default();
+    assert_eq!(ps.phase, Some(AnalysisPhase::Passed), "{:?}", ps.message);
+    assert_eq!(
+        metric(&passed, "error-rate").classification,
+        Classification::Pass
+    );
+    assert_eq!(live.env.selected(APP).await.as_deref(), Some(h2.as_str()));
+    let last = status(&r).history.last().cloned().expect("history");
+    assert_eq!(
+        (last.hash.as_str(), last.outcome),
+        (h2.as_str(), Outcome::Promoted)
+    );
+    assert!(last.score.is_some_and(|s| s >= 95.0), "{last:?}");
+    for gone in [format!("{APP}-{h2}-canary"), format!("{APP}-{h1}-baseline")] {
+        eventually(&format!("{gone} deleted"), || async {
+            live.env
+                .replica_sets()
+                .get_opt(&gone)
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    }
+    assert_eq!(
+        live.pod_uids_of(&format!("{APP}-{h1}")).await,
+        v1_pods,
+        "v1 stays warm (same pods) for a one-write rollback"
+    );
+
+    // (b) v3 answers 10% of requests with 500: reverted on the error rate.
+    let h3 = live
+        .apply(web(
+            "v3",
+            &[("DEMO_ERROR_RATE", "0.1")],
+            canary("8s", "24s"),
+        ))
+        .await;
+    let name = wait_analysing(&live, &h3).await;
+    let r = live
+        .wait_rollout("v3 reverted", |r| {
+            canary_phase(r) == Some(CanaryPhase::Failed)
+        })
+        .await;
+    let st = status(&r);
+    assert_eq!(st.phase, Some(Phase::Degraded));
+    assert_eq!(progressing_reason(&r).as_deref(), Some("CanaryFailed"));
+    assert_eq!(
+        st.abort.as_ref().map(|a| a.reason),
+        Some(AbortReason::AnalysisFailed)
+    );
+    let message = progressing_message(&r);
+    assert!(
+        message.contains(&format!("`redblack report {name}`")),
+        "{message}"
+    );
+    assert_eq!(
+        live.env.selected(APP).await.as_deref(),
+        Some(h2.as_str()),
+        "traffic back on v2 alone"
+    );
+    assert!(
+        live.env.rs_for(APP, &h3).await.is_none(),
+        "the full v3 fleet is never created"
+    );
+    let failed = live.analysis(&name).await;
+    let report = render_analysis(&failed);
+    eprintln!("{report}");
+    assert_eq!(
+        failed.status.as_ref().and_then(|s| s.phase),
+        Some(AnalysisPhase::Failed)
+    );
+    let errors = metric(&failed, "error-rate");
+    assert_eq!(errors.classification, Classification::High, "{report}");
+    assert_eq!(errors.decided_by, DecidedBy::RateTest, "{report}");
+    assert!(report.contains("error-rate"), "{report}");
+    let reasons = live.env.event_reasons(&r).await;
+    assert!(reasons.iter().any(|e| e == "CanaryFailed"), "{reasons:?}");
+    live.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_tail_alone_is_caught_by_the_tail_check_and_reverted() {
+    let (mut live, h1) = live_on_v1(json!({})).await;
+    live.start_load().await;
+    // About 1 request in 60 takes 800 ms; the rest are as fast as v1's. With
+    // ~10 canary requests per 1 s point, roughly one point in six carries a
+    // slow request: the median does not move, the upper tail does.
+    let h4 = live
+        .apply(web(
+            "v4",
+            &[
+                ("DEMO_TAIL_FRACTION", "0.017"),
+                ("DEMO_TAIL_LATENCY_MS", "800"),
+            ],
+            canary("15s", "180s"),
+        ))
+        .await;
+    let name = wait_analysing(&live, &h4).await;
+    let r = live
+        .wait_rollout("v4 reverted", |r| {
+            canary_phase(r) == Some(CanaryPhase::Failed)
+        })
+        .await;
+    assert_eq!(status(&r).phase, Some(Phase::Degraded));
+    assert_eq!(live.env.selected(APP).await.as_deref(), Some(h1.as_str()));
+    let failed = live.analysis(&name).await;
+    let report = render_analysis(&failed);
+    eprintln!("{report}");
+    let latency = metric(&failed, "latency-p99");
+    assert_eq!(latency.classification, Classification::High, "{report}");
+    assert_eq!(latency.decided_by, DecidedBy::TailCheck, "{report}");
+    assert_eq!(
+        metric(&failed, "error-rate").classification,
+        Classification::Pass,
+        "{report}"
+    );
+    live.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_canary_without_traffic_is_held_as_inconclusive_never_promoted() {
+    // No load at all: the Service is idle, so is the canary.
+    let (live, h1) = live_on_v1(json!({})).await;
+    let h2 = live.apply(web("v2", &[], canary("5s", "20s"))).await;
+    let name = wait_analysing(&live, &h2).await;
+    let r = live
+        .wait_rollout("the canary held as Inconclusive", |r| {
+            canary_phase(r) == Some(CanaryPhase::Inconclusive)
+        })
+        .await;
+    assert_eq!(status(&r).phase, Some(Phase::Paused));
+    assert_eq!(
+        progressing_reason(&r).as_deref(),
+        Some("CanaryInconclusive")
+    );
+    let message = status(&r)
+        .canary
+        .and_then(|c| c.message)
+        .unwrap_or_default();
+    assert!(message.contains("canary received no traffic"), "{message}");
+    let analysis = live.analysis(&name).await;
+    assert_eq!(
+        analysis.status.as_ref().and_then(|s| s.phase),
+        Some(AnalysisPhase::Inconclusive)
+    );
+    // Held, not promoted: the Service goes back to v1 alone and stays there.
+    live.env.wait_selected(APP, &h1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = live.rollout().await;
+    assert_eq!(status(&later).phase, Some(Phase::Paused));
+    assert_eq!(live.env.selected(APP).await.as_deref(), Some(h1.as_str()));
+    assert!(
+        live.env.rs_for(APP, &h2).await.is_none(),
+        "no full v2 fleet"
+    );
+    live.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_post_promotion_analysis_switches_back_to_the_warm_fleet() {
+    let post = json!({"postPromotionAnalysis": {"inline": analysis("6s", "18s")}});
+    let (mut live, h1) = live_on_v1(post.clone()).await;
+    live.start_load().await;
+    // The control is v1 as it ran BEFORE the switch (time-shifted by the
+    // lifetime): give it that much history under load.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let v1_pods = live.pod_uids_of(&format!("{APP}-{h1}")).await;
+    let h2 = live
+        .apply(web("v2", &[("DEMO_ERROR_RATE", "0.1")], post))
+        .await;
+    live.env.wait_selected(APP, &h2).await;
+    let r = live
+        .wait_rollout("the switch back to v1", |r| {
+            status(r)
+                .post_promotion
+                .is_some_and(|p| p.phase == PostPromotionPhase::Failed)
+        })
+        .await;
+    let st = status(&r);
+    assert_eq!(live.env.selected(APP).await.as_deref(), Some(h1.as_str()));
+    assert_eq!(
+        live.pod_uids_of(&format!("{APP}-{h1}")).await,
+        v1_pods,
+        "switched back to the same warm pods: no pod started"
+    );
+    assert_eq!(st.phase, Some(Phase::Degraded));
+    assert_eq!(
+        st.abort.as_ref().map(|a| a.reason),
+        Some(AbortReason::PostPromotionAnalysisFailed)
+    );
+    assert_eq!(
+        progressing_reason(&r).as_deref(),
+        Some("PostPromotionAnalysisFailed")
+    );
+    let post = st.post_promotion.expect("post-promotion record");
+    let analysis = live.analysis(&post.analysis_name).await;
+    eprintln!("{}", render_analysis(&analysis));
+    assert_eq!(
+        metric(&analysis, "error-rate").classification,
+        Classification::High
+    );
+    live.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_killed_mid_analysis_continues_where_it_stopped() {
+    let (mut live, _h1) = live_on_v1(json!({})).await;
+    live.start_load().await;
+    let h2 = live.apply(web("v2", &[], canary("6s", "30s"))).await;
+    let name = wait_analysing(&live, &h2).await;
+    let judged_before = eventually_within(ANALYSIS_WAIT, "a first interval judged", || async {
+        let s = live.analysis(&name).await.status?;
+        (s.completed_intervals >= 1).then_some(s.completed_intervals)
+    })
+    .await;
+    let before = live.analysis(&name).await;
+    live.kill_operator().await;
+    // Down across at least one interval boundary.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    live.start_operator();
+
+    let r = live
+        .wait_rollout("v2 promoted after the restart", |r| {
+            status(r).phase == Some(Phase::Healthy)
+                && status(r).stable_revision.as_deref() == Some(h2.as_str())
+        })
+        .await;
+    let after = live.analysis(&name).await;
+    eprintln!("{}", render_analysis(&after));
+    let s = after.status.clone().unwrap_or_default();
+    assert_eq!(s.phase, Some(AnalysisPhase::Passed), "{:?}", s.message);
+    assert_eq!(s.completed_intervals, s.total_intervals);
+    assert!(s.completed_intervals > judged_before);
+    assert_eq!(
+        after.uid(),
+        before.uid(),
+        "the same analysis continued (not recreated)"
+    );
+    let st = status(&r);
+    assert_eq!(st.canary.map(|c| c.attempt), Some(1));
+    let mine: Vec<String> = live.analyses().await.iter().map(|a| a.name_any()).collect();
+    assert_eq!(mine, vec![name], "one analysis for the one canary");
+    live.shutdown().await;
+}
