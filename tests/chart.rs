@@ -119,6 +119,11 @@ fn expected_cluster_grants() -> BTreeSet<(String, String, String)> {
         triples(&["redblack.io"], &["rollouts", "canaryanalyses"], &crud),
         triples(
             &["redblack.io"],
+            &["canaryanalysistemplates"],
+            &["get", "list", "watch"],
+        ),
+        triples(
+            &["redblack.io"],
             &["rollouts/status", "canaryanalyses/status", "rollouts/scale"],
             &sub,
         ),

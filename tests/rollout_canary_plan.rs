@@ -5,11 +5,14 @@
 mod common;
 
 use chrono::{DateTime, TimeZone, Utc};
-use common::{Sim, condition, switches_to};
+use std::collections::BTreeMap;
+
+use common::{Sim, analysis_body, condition, switches_to};
+use redblack::api::analysis_template::ANALYSIS_TEMPLATE_LABEL;
 use redblack::api::{
     ABORT_ANNOTATION, CanaryPhase, ConditionStatus, Outcome, POD_TEMPLATE_HASH_LABEL,
     PROMOTE_ANNOTATION, Phase, PostPromotionPhase, PromotionWindow, RETRY_ANNOTATION, ROLE_LABEL,
-    SCALE_DOWN_AT_ANNOTATION,
+    ROLLOUT_LABEL, SCALE_DOWN_AT_ANNOTATION,
 };
 use redblack::rollout::plan::windows::{self, WindowCheck};
 use redblack::rollout::plan::{AnalysisPhase, RouteBackend};
@@ -843,24 +846,294 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        name: "templateName: InvalidSpec saying templates are not supported yet",
+        name: "templateName: the analysis is the template's spec plus the scopes (as inline), labelled with the template",
+        given: || templated(Some(analysis_body())),
+        then: |sim, plan| {
+            let created = analyses(plan);
+            assert_eq!(created.len(), 1, "{:?}", plan.actions);
+            let (name, spec) = &created[0];
+            assert_eq!(*name, analysis(1));
+            // Exactly what the same body inline gives.
+            let inline = {
+                let mut sim = created_with(|_| {});
+                sim.make_ready();
+                sim.plan()
+            };
+            assert_eq!(*spec, analyses(&inline)[0].1);
+            // The template's spec, plus the scopes and the start.
+            let body = analysis_body();
+            for (key, value) in body.as_object().unwrap() {
+                if key != "experiment" {
+                    assert_eq!(spec[key], *value, "{key}");
+                }
+            }
+            let mut keys: Vec<_> = spec.as_object().unwrap().keys().cloned().collect();
+            keys.sort();
+            assert_eq!(
+                keys,
+                [
+                    "control",
+                    "experiment",
+                    "interval",
+                    "lifetime",
+                    "metrics",
+                    "startTime"
+                ]
+            );
+            assert_eq!(spec["experiment"]["variables"]["app"], "web");
+            assert_eq!(spec["experiment"]["replicaSet"], canary_rs());
+            assert_eq!(spec["control"]["replicaSet"], baseline_rs());
+            assert_eq!(spec["startTime"], "2026-01-01T12:00:00Z");
+            let labels = &analysis_labels(plan)[0];
+            assert_eq!(
+                labels.get(ANALYSIS_TEMPLATE_LABEL).map(String::as_str),
+                Some("shared")
+            );
+            assert!(!analysis_labels(&inline)[0].contains_key(ANALYSIS_TEMPLATE_LABEL));
+            assert_eq!(
+                traffic_writes(plan).len(),
+                1,
+                "traffic on with the analysis"
+            );
+            assert!(plan.events.iter().any(|e| e.reason == "AnalysisCreated"
+                && e.message.contains("from CanaryAnalysisTemplate shared")));
+            let _ = sim;
+        },
+    },
+    Case {
+        name: "inline: unchanged, the inline body plus the scopes, no template label",
         given: || {
-            let mut sim = Sim::with_canary(false, true, "Pause");
-            let canary = sim.rollout.spec.strategy.red_black.canary.as_mut().unwrap();
-            canary.analysis.inline = None;
-            canary.analysis.template_name = Some("shared".to_owned());
-            sim.set_image("web:2");
+            let mut sim = created_with(|_| {});
+            sim.make_ready();
+            sim
+        },
+        then: |sim, plan| {
+            let created = analyses(plan);
+            assert_eq!(created.len(), 1);
+            let spec = &created[0].1;
+            // The pods' hash label of a role fleet.
+            let hash = |name: &str| common::rs_hash(sim.role_set(name).unwrap());
+            let mut want = analysis_body();
+            want["experiment"] = serde_json::json!({
+                "namespace": "default", "replicaSet": canary_rs(), "revision": v2(),
+                "role": "canary",
+                "variables": {"app": "web", "podTemplateHash": hash(&canary_rs())}
+            });
+            want["control"] = serde_json::json!({
+                "namespace": "default", "replicaSet": baseline_rs(), "revision": v1(),
+                "role": "baseline",
+                "variables": {"podTemplateHash": hash(&baseline_rs())}
+            });
+            want["startTime"] = serde_json::json!("2026-01-01T12:00:00Z");
+            assert_eq!(*spec, want);
+            assert_eq!(
+                analysis_labels(plan)[0].keys().cloned().collect::<Vec<_>>(),
+                [POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL]
+            );
+        },
+    },
+    Case {
+        name: "templateName missing: canary held (AnalysisTemplateNotFound naming it), no traffic, no analysis",
+        given: || templated(None),
+        then: |sim, plan| {
+            assert!(analyses(plan).is_empty(), "{:?}", plan.actions);
+            assert!(traffic_writes(plan).is_empty(), "{:?}", plan.actions);
+            assert!(ensured(plan).is_empty(), "no full fleet");
+            assert!(deleted(plan).is_empty(), "canary fleets kept");
+            assert_eq!(sim.active_hash(), Some(v1()));
+            assert_eq!(phase(plan), Phase::Progressing);
+            let progressing = condition(plan, "Progressing").unwrap();
+            assert_eq!(progressing.reason, "AnalysisTemplateNotFound");
+            assert_eq!(progressing.status, ConditionStatus::True);
+            assert!(
+                progressing.message.contains(
+                    r#"CanaryAnalysisTemplate "shared" not found in namespace "default""#
+                ),
+                "{}",
+                progressing.message
+            );
+            assert_eq!(
+                condition(plan, "Ready").unwrap().reason,
+                "AnalysisTemplateNotFound"
+            );
+            let c = plan.status.canary.as_ref().unwrap();
+            assert_eq!((c.traffic_percent, c.analysis_start), (0, None));
+            assert_eq!(c.phase, Some(CanaryPhase::Analysing));
+            assert!(
+                plan.events.iter().any(
+                    |e| e.type_ == EventType::Warning && e.reason == "AnalysisTemplateNotFound"
+                )
+            );
+        },
+    },
+    Case {
+        name: "templateName missing, re-planned: a no-op (no write, no second Event)",
+        given: || {
+            let mut sim = templated(None);
+            sim.step();
+            sim.advance(60);
+            sim
+        },
+        then: |sim, plan| {
+            assert!(
+                plan.is_noop(sim.rollout.status.as_ref()),
+                "{:?}",
+                plan.actions
+            );
+            assert!(plan.events.is_empty(), "{:?}", plan.events);
+        },
+    },
+    Case {
+        name: "templateName missing, then created: traffic and the analysis from it in one plan",
+        given: || {
+            let mut sim = templated(None);
+            sim.step();
+            sim.advance(60);
+            sim.put_template("shared", analysis_body());
+            sim
+        },
+        then: |sim, plan| {
+            let created = analyses(plan);
+            assert_eq!(created.len(), 1, "{:?}", plan.actions);
+            assert_eq!(created[0].1["metrics"], analysis_body()["metrics"]);
+            assert_eq!(traffic_writes(plan).len(), 1);
+            assert_eq!(
+                condition(plan, "Progressing").unwrap().reason,
+                "CanaryAnalysing"
+            );
+            let c = plan.status.canary.as_ref().unwrap();
+            assert_eq!(c.analysis_start, Some(sim.now));
+        },
+    },
+    Case {
+        name: "template with an unusable body: held (InvalidAnalysis naming the template), Degraded + Stalled, no traffic",
+        given: || templated(Some(serde_json::json!({"lifetime": "10m", "metrics": []}))),
+        then: |_, plan| {
+            assert!(analyses(plan).is_empty());
+            assert!(traffic_writes(plan).is_empty());
+            assert_eq!(phase(plan), Phase::Degraded);
+            let progressing = condition(plan, "Progressing").unwrap();
+            assert_eq!(progressing.reason, "InvalidAnalysis");
+            assert_eq!(progressing.status, ConditionStatus::False);
+            assert!(
+                progressing.message.contains(
+                    r#"CanaryAnalysisTemplate "shared" is not a usable CanaryAnalysis spec: missing field `interval`"#
+                ),
+                "{}",
+                progressing.message
+            );
+            assert_eq!(
+                condition(plan, "Stalled").unwrap().status,
+                ConditionStatus::True
+            );
+        },
+    },
+    Case {
+        name: "inline with the same unusable body: the same reason, naming the inline field",
+        given: || {
+            let mut sim = created_with(|c| {
+                c.analysis.inline = Some(serde_json::json!({"lifetime": "10m", "metrics": []}));
+            });
+            sim.make_ready();
             sim
         },
         then: |_, plan| {
-            assert!(plan.actions.is_empty());
-            let c = condition(plan, "InvalidSpec").unwrap();
+            assert!(analyses(plan).is_empty());
+            assert!(traffic_writes(plan).is_empty());
+            assert_eq!(phase(plan), Phase::Degraded);
+            let progressing = condition(plan, "Progressing").unwrap();
+            assert_eq!(progressing.reason, "InvalidAnalysis");
             assert!(
-                c.message.contains("canary.analysis.templateName")
-                    && c.message.contains("not supported yet"),
+                progressing.message.contains(
+                    "spec.strategy.redBlack.canary.analysis.inline is not a usable CanaryAnalysis spec: missing field `interval`"
+                ),
                 "{}",
-                c.message
+                progressing.message
             );
+        },
+    },
+    Case {
+        name: "template changed after its analysis was created: the analysis is left alone",
+        given: || {
+            let mut sim = templated(Some(analysis_body()));
+            sim.step();
+            sim.advance(60);
+            let mut changed = analysis_body();
+            changed["interval"] = serde_json::json!("5m");
+            sim.put_template("shared", changed);
+            sim
+        },
+        then: |sim, plan| {
+            assert!(
+                plan.is_noop(sim.rollout.status.as_ref()),
+                "{:?}",
+                plan.actions
+            );
+            assert_eq!(sim.analysis_specs.len(), 1);
+            assert_eq!(sim.analysis_specs[0].1["interval"], "1m");
+        },
+    },
+    Case {
+        name: "template deleted after its analysis was created: its verdict still counts",
+        given: || {
+            let mut sim = templated(Some(analysis_body()));
+            sim.step();
+            sim.advance(60);
+            sim.delete_template("shared");
+            assert!(sim.judge(&analysis(1), AnalysisPhase::Passed, Some(99.0), ""));
+            sim
+        },
+        then: |_, plan| {
+            assert_eq!(canary_phase(plan), Some(CanaryPhase::Passed));
+            assert!(analyses(plan).is_empty());
+        },
+    },
+    Case {
+        name: "post-promotion from a template: control time-shifted by the template's lifetime, labelled",
+        given: || {
+            let mut sim = post_templated(true);
+            let switch = sim.step();
+            assert_eq!(switches_to(&switch, "web"), Some(v2()));
+            sim
+        },
+        then: |sim, plan| {
+            let created = analyses(plan);
+            assert_eq!(created.len(), 1, "{:?}", plan.actions);
+            let spec = &created[0].1;
+            assert_eq!(spec["experiment"]["replicaSet"], format!("web-{}", v2()));
+            assert_eq!(spec["control"]["replicaSet"], format!("web-{}", v1()));
+            assert_eq!(spec["control"]["timeShift"], "20m");
+            assert_eq!(spec["interval"], "2m");
+            assert_eq!(
+                spec["startTime"],
+                sim.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            assert_eq!(
+                analysis_labels(plan)[0]
+                    .get(ANALYSIS_TEMPLATE_LABEL)
+                    .map(String::as_str),
+                Some("post")
+            );
+        },
+    },
+    Case {
+        name: "post-promotion template missing: the available new fleet is not switched to, says why",
+        given: || post_templated(false),
+        then: |sim, plan| {
+            assert_eq!(switches_to(plan, "web"), None, "{:?}", plan.actions);
+            assert!(traffic_writes(plan).is_empty());
+            assert_eq!(sim.active_hash(), Some(v1()));
+            assert_eq!(phase(plan), Phase::Progressing);
+            let progressing = condition(plan, "Progressing").unwrap();
+            assert_eq!(progressing.reason, "AnalysisTemplateNotFound");
+            assert!(
+                progressing
+                    .message
+                    .contains(r#"CanaryAnalysisTemplate "post" not found in namespace "default""#),
+                "{}",
+                progressing.message
+            );
+            assert!(plan.status.post_promotion.is_none());
         },
     },
     Case {
@@ -1004,6 +1277,66 @@ const CASES: &[Case] = &[
         },
     },
 ];
+
+/// v2 applied with the canary's analysis configured by `configure` (inline
+/// `analysis_body()` unless changed); canary + baseline created (not ready).
+fn created_with(configure: fn(&mut redblack::api::CanaryStrategy)) -> Sim {
+    let mut sim = Sim::with_canary(false, true, "Pause");
+    if let Some(c) = sim.rollout.spec.strategy.red_black.canary.as_mut() {
+        configure(c);
+    }
+    sim.set_image("web:2");
+    sim.step();
+    sim
+}
+
+/// As `created` (replica counts), the analysis named by template "shared"
+/// (with `spec` when it exists); canary + baseline ready.
+fn templated(spec: Option<serde_json::Value>) -> Sim {
+    let mut sim = created_with(|c| {
+        c.analysis.inline = None;
+        c.analysis.template_name = Some("shared".to_owned());
+    });
+    if let Some(spec) = spec {
+        sim.put_template("shared", spec);
+    }
+    sim.make_ready();
+    sim
+}
+
+/// The labels of every CanaryAnalysis the plan creates.
+fn analysis_labels(plan: &Plan) -> Vec<BTreeMap<String, String>> {
+    plan.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::EnsureCanaryAnalysis { labels, .. } => Some(labels.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A canary of v2 passed and its full fleet is available; the post-promotion
+/// analysis names template "post" (which exists when `exists`). The next plan
+/// switches, or holds for the template.
+fn post_templated(exists: bool) -> Sim {
+    let mut sim = Sim::with_canary(true, true, "Pause");
+    sim.rollout.spec.strategy.red_black.post_promotion_analysis =
+        Some(serde_json::from_value(serde_json::json!({"templateName": "post"})).unwrap());
+    if exists {
+        sim.put_template(
+            "post",
+            serde_json::json!({"interval": "2m", "lifetime": "20m", "metrics": [{"name": "errors", "query": "q"}]}),
+        );
+    }
+    sim.set_image("web:2");
+    sim.step();
+    sim.make_ready();
+    sim.step();
+    sim.judge(&analysis(1), AnalysisPhase::Passed, Some(99.0), "");
+    sim.step();
+    sim.make_ready();
+    sim
+}
 
 fn window(days: &[&str], start: &str, end: &str, tz: &str) -> PromotionWindow {
     serde_json::from_value(
@@ -1203,4 +1536,55 @@ fn a_failing_canary_converges_to_stable_degraded_without_canary_fleets() {
             Some(&v1())
         );
     }
+}
+
+/// A Rollout whose templates do not exist yet waits at each analysis and
+/// proceeds as each appears; the analyses record their template.
+#[test]
+fn a_rollout_held_for_its_templates_proceeds_as_they_appear() {
+    let mut sim = Sim::with_canary(false, true, "Pause");
+    sim.rollout.spec.strategy.red_black.post_promotion_analysis =
+        Some(serde_json::from_value(serde_json::json!({"templateName": "post"})).unwrap());
+    sim.use_template("shared");
+    sim.set_image("web:2");
+    let progressing = |sim: &Sim| {
+        let status = sim.rollout.status.as_ref().unwrap();
+        redblack::api::conditions::find(&status.conditions, "Progressing")
+            .map(|c| (c.reason.clone(), c.message.clone()))
+            .unwrap()
+    };
+
+    sim.settle_judging(AnalysisPhase::Passed, 99.0);
+    let (why, message) = progressing(&sim);
+    assert_eq!(why, "AnalysisTemplateNotFound");
+    assert!(message.contains(r#""shared" not found"#), "{message}");
+    assert!(sim.analysis_specs.is_empty());
+    assert_eq!(sim.active_hash(), Some(v1()));
+
+    sim.put_template("shared", analysis_body());
+    sim.settle_judging(AnalysisPhase::Passed, 99.0);
+    let (why, message) = progressing(&sim);
+    assert_eq!(why, "AnalysisTemplateNotFound", "{message}");
+    assert!(message.contains(r#""post" not found"#), "{message}");
+    assert_eq!(sim.analysis_specs.len(), 1, "the canary's analysis");
+    assert_eq!(
+        sim.active_hash(),
+        Some(v1()),
+        "not switched without its post-promotion analysis"
+    );
+
+    sim.put_template(
+        "post",
+        serde_json::json!({"interval": "1m", "lifetime": "20m", "metrics": [{"name": "e", "query": "q"}]}),
+    );
+    sim.settle_judging(AnalysisPhase::Passed, 99.0);
+    assert_eq!(sim.active_hash(), Some(v2()));
+    let status = sim.rollout.status.as_ref().unwrap();
+    assert_eq!(status.phase, Some(Phase::Healthy));
+    assert_eq!(
+        status.post_promotion.as_ref().map(|p| p.phase),
+        Some(PostPromotionPhase::Passed)
+    );
+    assert_eq!(sim.analysis_specs.len(), 2, "and the post-promotion one");
+    assert_eq!(sim.analysis_specs[1].1["control"]["timeShift"], "20m");
 }

@@ -780,3 +780,240 @@ async fn canary_through_an_http_route_is_judged_then_promoted() {
     assert!(refs.iter().any(|b| b["name"] == "web"), "{refs:?}");
     running.stop().await.unwrap();
 }
+
+/// Analyses by template name against the sandbox: a canary whose
+/// CanaryAnalysisTemplate does not exist yet is held (no traffic, no
+/// analysis) with the reason; creating the template makes the analysis appear
+/// with the template's metrics, labelled with it; a template whose body is not
+/// a CanaryAnalysis spec is reported as the same body inline is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_waits_for_its_analysis_template_then_is_judged_by_it() {
+    use kube::api::{ListParams, PostParams};
+    use redblack::api::ROLLOUT_LABEL;
+    use redblack::api::analysis_template::{ANALYSIS_TEMPLATE_LABEL, CanaryAnalysisTemplate};
+    use redblack::api::canary_analysis::CanaryAnalysis;
+
+    let env = Env::start(FAST).await;
+    let templates: kube::Api<CanaryAnalysisTemplate> =
+        kube::Api::namespaced(env.client.clone(), NS);
+    let analyses: kube::Api<CanaryAnalysis> = kube::Api::namespaced(env.client.clone(), NS);
+    let template = |name: &str, body: serde_json::Value| -> CanaryAnalysisTemplate {
+        serde_json::from_value(json!({
+            "apiVersion": "redblack.io/v1alpha1", "kind": "CanaryAnalysisTemplate",
+            "metadata": {"name": name}, "spec": body
+        }))
+        .expect("template JSON")
+    };
+    let good = json!({
+        "interval": "1m",
+        "lifetime": "10m",
+        "metrics": [{"name": "errors",
+                     "query": "sum(rate(errors{pod=~\"${podRegex}\"}[${interval}]))"}]
+    });
+    // Not a CanaryAnalysis spec: no interval.
+    let broken = json!({"lifetime": "10m", "metrics": [{"name": "errors", "query": "q"}]});
+    let with_analysis = |name: &str, analysis: serde_json::Value| {
+        set(
+            rollout_json(name, "demo:1", 2),
+            "/spec/strategy/redBlack/canary",
+            json!({"replicas": 1, "analysis": analysis}),
+        )
+    };
+    let cases = [
+        ("web", json!({"templateName": "latency"})),
+        ("tpl", json!({"templateName": "broken"})),
+        ("inl", json!({"inline": broken.clone()})),
+    ];
+    for (name, analysis) in &cases {
+        env.create_service(name, name).await;
+        env.create_rollout(with_analysis(name, analysis.clone()))
+            .await;
+    }
+    templates
+        .create(&PostParams::default(), &template("broken", broken.clone()))
+        .await
+        .expect("template created");
+    let running = env.start_controller();
+    let mut stable = Vec::new();
+    for (name, _) in &cases {
+        // The first deploy has no canary (nothing to compare with).
+        stable.push(hash_of(&env.wait_phase(name, Phase::Healthy).await));
+        env.set_image(name, "demo:2").await;
+    }
+    let progressing = |name: &'static str, reason: &'static str| {
+        let env = &env;
+        async move {
+            eventually(&format!("{name} reports {reason}"), || async {
+                let r = env.rollouts().get(name).await.ok()?;
+                let s = r.status.as_ref()?;
+                let c = find(&s.conditions, conditions::PROGRESSING)?;
+                (c.reason == reason && s.observed_generation == r.metadata.generation)
+                    .then(|| (r.clone(), c.clone()))
+            })
+            .await
+        }
+    };
+
+    // Missing: held with the reason, its canary fleets up, no traffic, no analysis.
+    let (held, condition) = progressing("web", "AnalysisTemplateNotFound").await;
+    assert!(
+        condition
+            .message
+            .contains(r#"CanaryAnalysisTemplate "latency" not found in namespace "default""#),
+        "{}",
+        condition.message
+    );
+    assert_eq!(
+        held.status.as_ref().unwrap().phase,
+        Some(Phase::Progressing)
+    );
+    let canary = held.status.as_ref().unwrap().canary.clone().unwrap();
+    assert_eq!((canary.traffic_percent, canary.analysis_start), (0, None));
+    let h2 = hash_of(&held);
+    assert!(
+        env.replica_sets()
+            .get_opt(&format!("web-{h2}-canary"))
+            .await
+            .unwrap()
+            .is_some(),
+        "the canary fleet is up"
+    );
+    assert_eq!(
+        env.selector("web").await,
+        [
+            ("app".to_owned(), "web".to_owned()),
+            (POD_TEMPLATE_HASH_LABEL.to_owned(), stable[0].clone())
+        ]
+        .into(),
+        "traffic stays on the stable revision only"
+    );
+    let owned = |name: &'static str| {
+        let analyses = analyses.clone();
+        async move {
+            analyses
+                .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}={name}")))
+                .await
+                .expect("list analyses")
+                .items
+        }
+    };
+    assert!(
+        owned("web").await.is_empty(),
+        "no analysis without its body"
+    );
+    assert!(
+        env.event_reasons(&held)
+            .await
+            .iter()
+            .any(|r| r == "AnalysisTemplateNotFound")
+    );
+
+    // An unusable body: the same reason and the same problem, inline or not.
+    let (_, from_template) = progressing("tpl", "InvalidAnalysis").await;
+    let (_, from_inline) = progressing("inl", "InvalidAnalysis").await;
+    let problem = |message: &str| {
+        let (what, rest) = message
+            .split_once(" is not a usable CanaryAnalysis spec: ")
+            .unwrap_or_else(|| panic!("{message}"));
+        let what = what.rsplit(": ").next().unwrap_or_default().to_owned();
+        (what, rest.split(';').next().unwrap_or_default().to_owned())
+    };
+    let (what, template_problem) = problem(&from_template.message);
+    assert_eq!(what, r#"CanaryAnalysisTemplate "broken""#);
+    let (what, inline_problem) = problem(&from_inline.message);
+    assert_eq!(what, "spec.strategy.redBlack.canary.analysis.inline");
+    assert_eq!(template_problem, inline_problem);
+    assert!(template_problem.contains("missing field `interval`"));
+    for name in ["tpl", "inl"] {
+        let r = env.wait_phase(name, Phase::Degraded).await;
+        let s = r.status.unwrap();
+        assert_eq!(
+            find(&s.conditions, conditions::STALLED).map(|c| c.status),
+            Some(ConditionStatus::True)
+        );
+        assert!(owned(name).await.is_empty(), "{name}: no analysis");
+    }
+    // Held means quiet.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = env.writes();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.writes(), before, "held Rollouts cause no writes");
+
+    // The template appears: traffic and the analysis, from the template.
+    templates
+        .create(&PostParams::default(), &template("latency", good.clone()))
+        .await
+        .expect("template created");
+    let analysis = eventually("the analysis of web is created", || async {
+        owned("web").await.into_iter().next()
+    })
+    .await;
+    assert_eq!(
+        analysis
+            .labels()
+            .get(ANALYSIS_TEMPLATE_LABEL)
+            .map(String::as_str),
+        Some("latency")
+    );
+    let metrics: Vec<_> = analysis
+        .spec
+        .metrics
+        .iter()
+        .map(|m| (m.judge.name.clone(), m.query.clone()))
+        .collect();
+    assert_eq!(
+        metrics,
+        [(
+            "errors".to_owned(),
+            good["metrics"][0]["query"].as_str().map(str::to_owned)
+        )]
+    );
+    assert_eq!(analysis.spec.interval, "1m");
+    assert_eq!(
+        analysis.spec.experiment.replica_set.as_deref(),
+        Some(format!("web-{h2}-canary").as_str())
+    );
+    progressing("web", "CanaryAnalysing").await;
+
+    // Editing the template never touches the analysis created from it.
+    let mut edited = good.clone();
+    edited["interval"] = json!("5m");
+    let mut current = templates.get("latency").await.unwrap();
+    current.spec = template("latency", edited).spec;
+    templates
+        .replace("latency", &PostParams::default(), &current)
+        .await
+        .expect("template edited");
+
+    // Fixing the broken template lets that canary proceed too.
+    let mut fixed = templates.get("broken").await.unwrap();
+    fixed.spec = template("broken", good.clone()).spec;
+    templates
+        .replace("broken", &PostParams::default(), &fixed)
+        .await
+        .expect("template fixed");
+    let fixed_analysis = eventually("the analysis of tpl is created", || async {
+        owned("tpl").await.into_iter().next()
+    })
+    .await;
+    assert_eq!(fixed_analysis.spec.interval, "1m");
+    let unchanged = analyses.get(&analysis.name_any()).await.unwrap();
+    assert_eq!(
+        unchanged.spec, analysis.spec,
+        "an analysis is never updated"
+    );
+    assert_eq!(unchanged.metadata.generation, analysis.metadata.generation);
+
+    // The verdict (the test plays the analysis controller).
+    analyses
+        .patch_status(
+            &analysis.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Passed", "score": 100.0}})),
+        )
+        .await
+        .expect("verdict written");
+    env.wait_selected("web", &h2).await;
+    env.wait_phase("web", Phase::Healthy).await;
+    running.stop().await.unwrap();
+}

@@ -4,6 +4,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+pub mod analysis_template;
 pub mod canary_analysis;
 pub mod conditions;
 pub mod hash;
@@ -28,7 +29,11 @@ pub const ABORT_ANNOTATION: &str = "redblack.io/abort";
 pub const RETRY_ANNOTATION: &str = "redblack.io/retry";
 
 /// Every CRD the operator serves, in a stable order. Other resources
-/// (CanaryAnalysis) add themselves here.
+/// (CanaryAnalysis, CanaryAnalysisTemplate) add themselves here.
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![Rollout::crd(), canary_analysis::crd()]
+    vec![
+        Rollout::crd(),
+        canary_analysis::crd(),
+        analysis_template::crd(),
+    ]
 }

@@ -13,6 +13,8 @@ use super::conditions::Condition;
 
 /// A Go-style duration as `humantime` reads it: one or more `<int><unit>`.
 pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h|d))+$";
+/// An object name (DNS-1123 subdomain) that is also a label value (≤ 63).
+pub const TEMPLATE_NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$";
 
 /// A Deployment-shaped workload rolled out red/black: each pod template becomes
 /// its own ReplicaSet, and the active Service is switched in one write.
@@ -219,7 +221,7 @@ pub enum MarginalAction {
     Extend,
 }
 
-/// An analysis by template name (not supported yet), or inline.
+/// An analysis by template name, or inline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
@@ -227,8 +229,11 @@ pub enum MarginalAction {
     "message": "set exactly one of templateName and inline"
 }]))]
 pub struct AnalysisSource {
-    /// NOT SUPPORTED YET (rejected by validation): a shared analysis template.
+    /// A CanaryAnalysisTemplate in the Rollout's namespace whose spec is the
+    /// body (read when the analysis is created; a missing one holds the
+    /// canary). At most 63 characters: it is recorded in a label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = TEMPLATE_NAME_PATTERN))]
     pub template_name: Option<String>,
     /// A CanaryAnalysis spec body without the scopes and `startTime`, which the
     /// planner fills in; validated by the analysis controller.

@@ -212,18 +212,23 @@ fn validate_canary(rollout: &Rollout, errors: &mut Vec<SpecError>) {
 }
 
 fn analysis_source(source: &AnalysisSource, field: &str, errors: &mut Vec<SpecError>) {
-    if source.template_name.is_some() {
-        errors.push(SpecError::new(
-            &format!("{field}.templateName"),
-            "analysis templates are not supported yet",
-            "copy the analysis into inline",
-        ));
-    } else if source.inline.is_none() {
-        errors.push(SpecError::new(
+    match (&source.template_name, &source.inline) {
+        (Some(_), Some(_)) => errors.push(SpecError::new(
+            field,
+            "sets both templateName and inline",
+            "keep one: templateName (a CanaryAnalysisTemplate in this namespace) or inline",
+        )),
+        (None, None) => errors.push(SpecError::new(
             &format!("{field}.inline"),
             "is missing",
-            "set inline to a CanaryAnalysis spec (metrics, interval, lifetime); the planner fills in the scopes",
-        ));
+            "set inline to a CanaryAnalysis spec (metrics, interval, lifetime; the planner fills in the scopes), or templateName to a CanaryAnalysisTemplate in this namespace",
+        )),
+        (Some(name), None) if !is_template_name(name) => errors.push(SpecError::new(
+            &format!("{field}.templateName"),
+            format!("{name:?} is not a CanaryAnalysisTemplate name of at most 63 characters"),
+            "use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit",
+        )),
+        _ => {}
     }
     if source.inline.as_ref().is_some_and(|v| !v.is_object()) {
         errors.push(SpecError::new(
@@ -232,6 +237,15 @@ fn analysis_source(source: &AnalysisSource, field: &str, errors: &mut Vec<SpecEr
             "write the CanaryAnalysis spec as a mapping",
         ));
     }
+}
+
+/// [`super::rollout::TEMPLATE_NAME_PATTERN`], at most 63 characters.
+fn is_template_name(name: &str) -> bool {
+    let edge = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    (1..=63).contains(&name.len())
+        && name.starts_with(edge)
+        && name.ends_with(edge)
+        && name.chars().all(|c| edge(c) || c == '-' || c == '.')
 }
 
 #[cfg(test)]
@@ -297,7 +311,7 @@ mod tests {
         r.spec.strategy.red_black.canary = Some(
             serde_json::from_value(serde_json::json!({
                 "replicas": 0, "trafficPercent": 60,
-                "analysis": {"templateName": "shared"}
+                "analysis": {"templateName": "Shared_Analysis"}
             }))
             .unwrap(),
         );
@@ -322,7 +336,11 @@ mod tests {
                 "spec.strategy.redBlack.postPromotionAnalysis.inline.lifetime",
             ]
         );
-        assert!(errors[3].to_string().contains("not supported yet"));
+        assert!(
+            errors[3].to_string().contains("\"Shared_Analysis\" is not"),
+            "{}",
+            errors[3]
+        );
     }
 
     #[test]
@@ -341,5 +359,50 @@ mod tests {
         assert_eq!(validate(&r), vec![]);
         let canary = r.spec.strategy.red_black.canary.as_ref().unwrap();
         assert!(canary.baseline, "baseline defaults to on");
+    }
+
+    #[test]
+    fn analyses_by_template_name() {
+        let mut r = rollout();
+        r.spec.strategy.red_black.canary = Some(
+            serde_json::from_value(serde_json::json!({
+                "replicas": 1, "analysis": {"templateName": "latency.v2"}
+            }))
+            .unwrap(),
+        );
+        // No lifetime check for a template: it is checked when it is used.
+        r.spec.strategy.red_black.post_promotion_analysis =
+            Some(serde_json::from_value(serde_json::json!({"templateName": "post"})).unwrap());
+        assert_eq!(validate(&r), vec![]);
+
+        let source =
+            |v: serde_json::Value| -> AnalysisSource { serde_json::from_value(v).unwrap() };
+        let errors = |s: AnalysisSource| {
+            let mut out = Vec::new();
+            analysis_source(&s, "f", &mut out);
+            out.into_iter().map(|e| e.to_string()).collect::<Vec<_>>()
+        };
+        let both = errors(source(
+            serde_json::json!({"templateName": "a", "inline": {}}),
+        ));
+        assert_eq!(both.len(), 1);
+        assert!(both[0].starts_with("f: sets both"), "{both:?}");
+        let neither = errors(source(serde_json::json!({})));
+        assert!(
+            neither[0].starts_with("f.inline: is missing"),
+            "{neither:?}"
+        );
+        for bad in ["", "-a", "a-", "UPPER", "a_b", "x".repeat(64).as_str()] {
+            let e = errors(source(serde_json::json!({ "templateName": bad })));
+            assert_eq!(e.len(), 1, "{bad:?}");
+            assert!(e[0].starts_with("f.templateName"), "{e:?}");
+        }
+        let re = regex::Regex::new(crate::api::rollout::TEMPLATE_NAME_PATTERN).unwrap();
+        for ok in ["a", "latency", "web-latency.v2", "x".repeat(63).as_str()] {
+            assert!(is_template_name(ok) && re.is_match(ok), "{ok}");
+        }
+        for bad in ["-a", "a-", "A", "a_b", "a b"] {
+            assert!(!is_template_name(bad) && !re.is_match(bad), "{bad}");
+        }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! - Watches Rollouts, the ReplicaSets carrying the pod-template-hash label
 //!   (and only those), and Services; a Service event wakes only the Rollouts
-//!   naming it. managedFields (and a Service's last-applied copy) are stripped
+//!   naming it; CanaryAnalysisTemplates likewise wake the Rollouts naming
+//!   them. managedFields (and a Service's last-applied copy) are stripped
 //!   before objects are cached.
 //! - A reconcile is `observe → plan → apply`: no API reads, no memory of
 //!   progress (it lives in the Rollout's status and on its children). A plan
@@ -29,6 +30,7 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::api::analysis_template::CanaryAnalysisTemplate;
 use crate::api::canary_analysis::CanaryAnalysis;
 use crate::api::{POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL, Rollout};
 use crate::rollout::apply::{self, ApplyError};
@@ -116,7 +118,7 @@ where
 impl RolloutController {
     pub fn new(client: Client, settings: Settings) -> RolloutController {
         let ns = settings.namespace.as_deref();
-        let synced = Synced::new(4);
+        let synced = Synced::new(5);
 
         let (rollouts, rollout_writer) = reflector::store::<Rollout>();
         let rollout_events = watcher(api::<Rollout>(&client, ns), watcher::Config::default())
@@ -158,12 +160,29 @@ impl RolloutController {
         .inspect_ok(mark_synced(&synced, 3))
         .touched_objects();
 
+        // CanaryAnalysisTemplates: read when an analysis is created from one; an
+        // event wakes the Rollouts naming it (e.g. one held for its template).
+        let (templates, template_writer) = reflector::store::<CanaryAnalysisTemplate>();
+        let template_events = watcher(
+            api::<CanaryAnalysisTemplate>(&client, ns),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .modify(observe::strip_managed_fields)
+        .reflect(template_writer)
+        .inspect_ok(mark_synced(&synced, 4))
+        .touched_objects();
+
         let naming = rollouts.clone();
+        let using = rollouts.clone();
         let controller = Controller::for_stream(rollout_events, rollouts.clone())
             .owns_stream(rs_events)
             .owns_stream(analysis_events)
             .watches_stream(svc_events, move |svc: Service| {
                 observe::rollouts_naming(&naming, &svc)
+            })
+            .watches_stream(template_events, move |template: CanaryAnalysisTemplate| {
+                observe::rollouts_using_template(&using, &template)
             })
             .with_config(controller::Config::default().concurrency(settings.concurrency));
         RolloutController {
@@ -173,6 +192,7 @@ impl RolloutController {
                 replica_sets,
                 services,
                 analyses,
+                templates,
                 synced,
             },
             client,

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use crate::api::analysis_template::CanaryAnalysisTemplate;
 use crate::api::canary_analysis::{CanaryAnalysis, Phase as AnalysisApiPhase};
 use crate::api::{ROLLOUT_LABEL, Rollout};
 use crate::rollout::Observed;
@@ -30,6 +31,8 @@ pub struct Caches {
     pub services: Store<Service>,
     /// CanaryAnalyses labelled with `rollouts.redblack.io/rollout`.
     pub analyses: Store<CanaryAnalysis>,
+    /// CanaryAnalysisTemplates (read when an analysis is created from one).
+    pub templates: Store<CanaryAnalysisTemplate>,
     pub synced: Synced,
 }
 
@@ -146,6 +149,14 @@ pub fn observe_with_route(
         .iter()
         .filter_map(|role| service(&role_service_name(rollout, role)))
         .collect();
+    let analysis_templates = template_names(rollout)
+        .into_iter()
+        .filter_map(|name| {
+            let key = ObjectRef::new(name).within(ns.as_deref().unwrap_or_default());
+            let template = caches.templates.get(&key)?;
+            Some((name.to_owned(), template.body()))
+        })
+        .collect();
     Observed {
         replica_sets,
         active_service: service(&rb.active_service),
@@ -153,7 +164,39 @@ pub fn observe_with_route(
         analyses,
         route,
         role_services,
+        analysis_templates,
     }
+}
+
+/// The CanaryAnalysisTemplates the Rollout's analyses name (`templateName`).
+pub fn template_names(rollout: &Rollout) -> Vec<&str> {
+    let rb = &rollout.spec.strategy.red_black;
+    let mut names: Vec<&str> = rb
+        .canary
+        .as_ref()
+        .map(|c| &c.analysis)
+        .into_iter()
+        .chain(rb.post_promotion_analysis.as_ref())
+        .filter_map(|source| source.template_name.as_deref())
+        .collect();
+    names.dedup();
+    names
+}
+
+/// The Rollouts (in the template's namespace) whose analyses name `template`:
+/// the only ones a template event concerns. A Rollout whose analysis already
+/// exists is re-planned too, which changes nothing (analyses are never updated).
+pub fn rollouts_using_template(
+    rollouts: &Store<Rollout>,
+    template: &CanaryAnalysisTemplate,
+) -> Vec<ObjectRef<Rollout>> {
+    let ns = template.namespace();
+    let name = template.name_any();
+    rollouts
+        .state_filter(|r| r.namespace() == ns && template_names(r).contains(&name.as_str()))
+        .iter()
+        .map(|r| ObjectRef::from_obj(&**r))
+        .collect()
 }
 
 /// The Rollouts (in the Service's namespace) that name `svc` as their active
@@ -387,7 +430,8 @@ mod tests {
             ]),
             services: store(vec![svc("web"), svc("unrelated")]),
             analyses: store(vec![]),
-            synced: Synced::new(4),
+            templates: store(vec![]),
+            synced: Synced::new(5),
         };
         let observed = observe(&web, &caches);
         let names: Vec<_> = observed.replica_sets.iter().map(|r| r.name_any()).collect();
@@ -413,6 +457,81 @@ mod tests {
         names.sort();
         assert_eq!(names, ["a", "b"]);
         assert!(rollouts_naming(&rollouts, &svc("nobody")).is_empty());
+    }
+
+    fn template(name: &str, namespace: &str) -> CanaryAnalysisTemplate {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "redblack.io/v1alpha1", "kind": "CanaryAnalysisTemplate",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"interval": "1m", "lifetime": format!("{name}-lifetime")}
+        }))
+        .unwrap()
+    }
+
+    fn using(mut r: Rollout, canary: Option<&str>, post: Option<&str>) -> Rollout {
+        let source = |name: &str| {
+            serde_json::from_value::<crate::api::AnalysisSource>(
+                serde_json::json!({"templateName": name}),
+            )
+            .unwrap()
+        };
+        let rb = &mut r.spec.strategy.red_black;
+        rb.canary = canary.map(|name| crate::api::CanaryStrategy {
+            replicas: 1,
+            baseline: true,
+            traffic_percent: None,
+            analysis: source(name),
+            marginal: Default::default(),
+        });
+        rb.post_promotion_analysis = post.map(source);
+        r
+    }
+
+    #[test]
+    fn observes_only_the_named_templates_of_the_namespace() {
+        let web = using(rollout("web", "web", None), Some("latency"), Some("post"));
+        let mut elsewhere = template("post", "other");
+        elsewhere.spec.body.clear();
+        let caches = Caches {
+            rollouts: store(vec![web.clone()]),
+            replica_sets: store(vec![]),
+            services: store(vec![]),
+            analyses: store(vec![]),
+            templates: store(vec![
+                template("latency", "default"),
+                template("unrelated", "default"),
+                elsewhere,
+            ]),
+            synced: Synced::new(5),
+        };
+        let observed = observe(&web, &caches);
+        let names: Vec<_> = observed.analysis_templates.keys().collect();
+        assert_eq!(names, ["latency"], "post exists only in another namespace");
+        assert_eq!(
+            observed.analysis_templates["latency"]["lifetime"],
+            "latency-lifetime"
+        );
+    }
+
+    #[test]
+    fn template_events_map_to_the_rollouts_naming_them() {
+        let rollouts = store(vec![
+            using(rollout("a", "a", None), Some("shared"), None),
+            using(rollout("b", "b", None), None, Some("shared")),
+            using(rollout("c", "c", None), Some("other"), Some("other")),
+            rollout("d", "d", None),
+        ]);
+        let mut names: Vec<_> = rollouts_using_template(&rollouts, &template("shared", "default"))
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a", "b"]);
+        assert!(rollouts_using_template(&rollouts, &template("shared", "elsewhere")).is_empty());
+        assert_eq!(
+            template_names(&using(rollout("e", "e", None), Some("x"), Some("x"))),
+            ["x"]
+        );
     }
 
     #[tokio::test]

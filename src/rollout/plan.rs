@@ -29,6 +29,7 @@ mod traffic;
 pub mod windows;
 mod world;
 
+pub use analysis_spec::AnalysisProblem;
 pub use canary::{analysis_name, baseline_name, canary_name, role_service_name};
 pub use fleets::{replica_set_name, service_selector};
 pub use state::{CanaryStep, State, SwitchKind};
@@ -49,6 +50,10 @@ pub struct Observed {
     pub route: Option<RouteObservation>,
     /// The Services named `<rollout>-canary` / `<rollout>-baseline` that exist.
     pub role_services: Vec<Service>,
+    /// The CanaryAnalysisTemplates (in the Rollout's namespace) that its
+    /// analyses name in `templateName` and that exist: name -> spec (the body,
+    /// as `inline` would hold it).
+    pub analysis_templates: BTreeMap<String, serde_json::Value>,
 }
 
 /// What the planner needs of a CanaryAnalysis.

@@ -351,6 +351,16 @@ pub fn condition<'a>(plan: &'a Plan, type_: &str) -> Option<&'a redblack::api::C
     plan.status.conditions.iter().find(|c| c.type_ == type_)
 }
 
+/// The analysis body of canary tests (as `inline`, or a template's spec).
+pub fn analysis_body() -> serde_json::Value {
+    serde_json::json!({
+        "interval": "1m",
+        "lifetime": "10m",
+        "experiment": {"variables": {"app": "web"}},
+        "metrics": [{"name": "errors", "query": "sum(rate(errors{pod=~\"${podRegex}\"}[${interval}]))"}]
+    })
+}
+
 /// The canary config used by canary tests: `replicas` canary pods, an inline
 /// analysis, marginal policy `marginal`.
 pub fn canary_config(
@@ -362,14 +372,33 @@ pub fn canary_config(
         "replicas": replicas,
         "baseline": baseline,
         "marginal": marginal,
-        "analysis": {"inline": {
-            "interval": "1m",
-            "lifetime": "10m",
-            "experiment": {"variables": {"app": "web"}},
-            "metrics": [{"name": "errors", "query": "sum(rate(errors{pod=~\"${podRegex}\"}[${interval}]))"}]
-        }}
+        "analysis": {"inline": analysis_body()}
     }))
     .unwrap()
+}
+
+impl Sim {
+    /// The canary's analysis names the CanaryAnalysisTemplate `name` instead
+    /// of an inline body (the template itself is not created: see
+    /// [`Sim::put_template`]).
+    pub fn use_template(&mut self, name: &str) {
+        if let Some(canary) = self.rollout.spec.strategy.red_black.canary.as_mut() {
+            canary.analysis.inline = None;
+            canary.analysis.template_name = Some(name.to_owned());
+        }
+    }
+
+    /// Creates (or replaces) the CanaryAnalysisTemplate `name` in the
+    /// Rollout's namespace, as the controller's cache would show it.
+    pub fn put_template(&mut self, name: &str, spec: serde_json::Value) {
+        self.observed
+            .analysis_templates
+            .insert(name.to_owned(), spec);
+    }
+
+    pub fn delete_template(&mut self, name: &str) {
+        self.observed.analysis_templates.remove(name);
+    }
 }
 
 impl Sim {

@@ -1,12 +1,153 @@
-//! The CanaryAnalysis spec the planner creates: the user's inline body with the
+//! The CanaryAnalysis spec the planner creates: the user's body (`inline`, or
+//! the spec of the CanaryAnalysisTemplate `templateName` names) with the
 //! scopes and the window filled in. Built as JSON so that the planner does not
-//! depend on the analysis controller's types (the analysis controller
-//! validates the result and reports problems in the analysis' status).
+//! depend on the analysis controller's types; before creating it, the planner
+//! only checks that the body is a CanaryAnalysis spec at all ([`resolve`]),
+//! the API server checks the schema and the analysis controller the rest
+//! (reported in the analysis' status).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
+
+use crate::api::canary_analysis::CanaryAnalysisSpec;
+use crate::api::validate::parse_duration;
+use crate::api::{AnalysisSource, Rollout};
+
+/// Field of the canary's analysis source, for messages.
+pub const CANARY_FIELD: &str = "spec.strategy.redBlack.canary.analysis";
+/// Field of the post-promotion analysis source, for messages.
+pub const POST_PROMOTION_FIELD: &str = "spec.strategy.redBlack.postPromotionAnalysis";
+
+/// Why no CanaryAnalysis can be created from an analysis source: the canary
+/// (or the switch, for a post-promotion analysis) waits, and the status says
+/// why. Re-planned when the Rollout or the template changes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AnalysisProblem {
+    /// `templateName` names no CanaryAnalysisTemplate in the Rollout's namespace.
+    #[error("CanaryAnalysisTemplate {name:?} not found in namespace {namespace:?}")]
+    TemplateNotFound { name: String, namespace: String },
+    /// The body (`what`: the inline field or the template) is not a
+    /// CanaryAnalysis spec.
+    #[error("{what} is not a usable CanaryAnalysis spec: {problem}")]
+    Invalid { what: String, problem: String },
+}
+
+impl AnalysisProblem {
+    /// The condition reason (and Event reason) it is reported with.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AnalysisProblem::TemplateNotFound { .. } => "AnalysisTemplateNotFound",
+            AnalysisProblem::Invalid { .. } => "InvalidAnalysis",
+        }
+    }
+
+    /// What a human does about it.
+    pub fn fix(&self) -> &'static str {
+        match self {
+            AnalysisProblem::TemplateNotFound { .. } => {
+                "create it (or fix templateName); the rollout continues as soon as it exists"
+            }
+            AnalysisProblem::Invalid { .. } => {
+                "fix the analysis body; the rollout continues as soon as it is usable"
+            }
+        }
+    }
+}
+
+/// An analysis body and where it came from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Resolved<'a> {
+    /// The CanaryAnalysisTemplate, when the body is its spec.
+    pub template: Option<&'a str>,
+    pub body: &'a Value,
+}
+
+impl Resolved<'_> {
+    /// `lifetime` of the body (the post-promotion control's time shift).
+    pub fn lifetime(&self) -> Option<&str> {
+        self.body.get("lifetime").and_then(Value::as_str)
+    }
+}
+
+/// The body `source` names: `inline`, or the spec of the template
+/// `templateName` from `templates` (the ones observed in the Rollout's
+/// namespace). Checked to be a CanaryAnalysis spec once the planner's scopes
+/// and start are filled in; with `needs_lifetime` (post-promotion: the control
+/// is shifted by it) `lifetime` must be a duration. An inline body and a
+/// template's are checked alike, so a mistake surfaces the same way in both.
+pub fn resolve<'a>(
+    rollout: &Rollout,
+    templates: &'a BTreeMap<String, Value>,
+    source: &'a AnalysisSource,
+    field: &str,
+    needs_lifetime: bool,
+) -> Result<Resolved<'a>, AnalysisProblem> {
+    let (resolved, what) = match (&source.template_name, &source.inline) {
+        (Some(name), _) => {
+            let body = templates
+                .get(name)
+                .ok_or_else(|| AnalysisProblem::TemplateNotFound {
+                    name: name.clone(),
+                    namespace: rollout.metadata.namespace.clone().unwrap_or_default(),
+                })?;
+            let resolved = Resolved {
+                template: Some(name.as_str()),
+                body,
+            };
+            (resolved, format!("CanaryAnalysisTemplate {name:?}"))
+        }
+        (None, Some(body)) => (
+            Resolved {
+                template: None,
+                body,
+            },
+            format!("{field}.inline"),
+        ),
+        // validate() rejects this before planning gets here.
+        (None, None) => {
+            return Err(AnalysisProblem::Invalid {
+                what: field.to_owned(),
+                problem: "neither templateName nor inline is set".to_owned(),
+            });
+        }
+    };
+    let invalid = |problem: String| AnalysisProblem::Invalid {
+        what: what.clone(),
+        problem,
+    };
+    if !resolved.body.is_object() {
+        return Err(invalid("it is not an object".to_owned()));
+    }
+    let placeholder = || ScopeSpec {
+        namespace: String::new(),
+        replica_set: String::new(),
+        revision: String::new(),
+        role: String::new(),
+        variables: BTreeMap::new(),
+    };
+    let filled = build(
+        Some(resolved.body),
+        placeholder(),
+        placeholder(),
+        DateTime::UNIX_EPOCH,
+        None,
+    );
+    if let Err(err) = serde_json::from_value::<CanaryAnalysisSpec>(filled) {
+        return Err(invalid(err.to_string()));
+    }
+    if needs_lifetime
+        && resolved
+            .lifetime()
+            .is_none_or(|l| parse_duration(l).is_err())
+    {
+        return Err(invalid(
+            "lifetime is missing or not a duration; a post-promotion analysis judges the control over the same length before the switch".to_owned(),
+        ));
+    }
+    Ok(resolved)
+}
 
 /// One side of the comparison, as the CanaryAnalysis spec's `experiment` /
 /// `control` objects spell it.

@@ -8,9 +8,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
-use super::analysis_spec::{self, ScopeSpec};
+use super::analysis_spec::{self, AnalysisProblem, POST_PROMOTION_FIELD, Resolved, ScopeSpec};
 use super::canary::analysis_labels;
 use super::operations::Ops;
 use super::records::Records;
@@ -18,7 +17,8 @@ use super::state::State;
 use super::world::World;
 use super::{Action, AnalysisPhase, Builder, fleets};
 use crate::api::{
-    AbortReason, AbortStatus, PostPromotionPhase, PostPromotionStatus, Rollout, RolloutStatus,
+    AbortReason, AbortStatus, AnalysisSource, PostPromotionPhase, PostPromotionStatus, Rollout,
+    RolloutStatus,
 };
 
 /// `<rollout>-<hash>-post-<unix seconds of the switch>`: unique per promotion,
@@ -66,7 +66,18 @@ pub(crate) fn judge(
     if post.revision != world.target_hash || post.phase != PostPromotionPhase::Running {
         return None;
     }
-    let analysis = world.analysis(&post.analysis_name)?;
+    let Some(analysis) = world.analysis(&post.analysis_name) else {
+        // Not created yet: say why when it cannot be.
+        post.message = rollout
+            .spec
+            .strategy
+            .red_black
+            .post_promotion_analysis
+            .as_ref()
+            .and_then(|source| resolve(rollout, world, source).err())
+            .map(|problem| format!("{problem}; {}", problem.fix()));
+        return None;
+    };
     post.score = analysis.score.or(post.score);
     post.message = analysis.message.clone();
     let name = post.analysis_name.clone();
@@ -163,30 +174,50 @@ pub fn plan(rollout: &Rollout, world: &World, state: &State, records: &Records, 
         role: role.to_owned(),
         variables: BTreeMap::new(),
     };
-    let shift = source
-        .inline
-        .as_ref()
-        .and_then(|v| v.get("lifetime"))
-        .and_then(Value::as_str);
+    // Checked before the switch; a template deleted since then is reported
+    // by `judge` (the previous fleet stays warm meanwhile).
+    let Ok(source) = resolve(rollout, world, source) else {
+        return;
+    };
     let spec = analysis_spec::build(
-        source.inline.as_ref(),
+        Some(source.body),
         scope(&post.revision, "stable"),
         scope(&post.previous_revision, "previous"),
         post.switched_at,
-        shift,
+        source.lifetime(),
     );
     out.actions.push(Action::EnsureCanaryAnalysis {
         name: post.analysis_name.clone(),
-        labels: analysis_labels(rollout, &post.revision),
+        labels: analysis_labels(rollout, &post.revision, source.template),
         spec,
     });
+    let from = source
+        .template
+        .map(|t| format!(" from CanaryAnalysisTemplate {t}"))
+        .unwrap_or_default();
     out.normal(
         "AnalysisCreated",
         format!(
-            "created post-promotion CanaryAnalysis {} for {} (control: {} before the switch)",
+            "created post-promotion CanaryAnalysis {}{from} for {} (control: {} before the switch)",
             post.analysis_name, post.revision, post.previous_revision
         ),
     );
+}
+
+/// The body of the post-promotion analysis (`lifetime` required: it shifts
+/// the control).
+fn resolve<'a>(
+    rollout: &Rollout,
+    world: &'a World,
+    source: &'a AnalysisSource,
+) -> Result<Resolved<'a>, AnalysisProblem> {
+    analysis_spec::resolve(
+        rollout,
+        &world.analysis_templates,
+        source,
+        POST_PROMOTION_FIELD,
+        true,
+    )
 }
 
 /// The previous fleet of a running post-promotion analysis: kept warm.

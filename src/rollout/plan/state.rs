@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::analysis_spec::{self, AnalysisProblem, POST_PROMOTION_FIELD};
 use super::operations::Ops;
 use super::records::Records;
 use super::windows::{self, WindowCheck};
@@ -42,6 +43,9 @@ pub enum State {
     /// The post-promotion analysis failed: switch back to `to` (the warm
     /// previous fleet) in this plan.
     Revert { to: String },
+    /// Available and allowed, but the post-promotion analysis could not be
+    /// created (its template is missing, or its body is unusable): no switch.
+    AnalysisUnavailable(AnalysisProblem),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -55,6 +59,9 @@ pub enum CanaryStep {
     Analysing,
     /// A verdict that waits for a human (Marginal, Inconclusive, Error).
     Held(CanaryPhase),
+    /// Both are ready, but no analysis can be created (its template is
+    /// missing, or its body is unusable): no traffic until it can.
+    AnalysisUnavailable(AnalysisProblem),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,6 +164,19 @@ pub(crate) fn derive(
         || ops.approved.as_deref() == Some(target);
     if !allowed {
         return State::AwaitingPromotion;
+    }
+    // Never switch to a revision whose post-promotion analysis cannot be created.
+    if kind == SwitchKind::Promotion
+        && let Some(source) = &spec.strategy.red_black.post_promotion_analysis
+        && let Err(problem) = analysis_spec::resolve(
+            rollout,
+            &world.analysis_templates,
+            source,
+            POST_PROMOTION_FIELD,
+            true,
+        )
+    {
+        return State::AnalysisUnavailable(problem);
     }
     if kind == SwitchKind::Promotion
         && let WindowCheck::ClosedUntil(opens_at) =

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::Builder;
+use super::analysis_spec::AnalysisProblem;
 use super::fleets::{new_active_hash, service_selector};
 use super::history;
 use super::operations::Ops;
@@ -95,6 +96,28 @@ pub fn invalid(
         out.warning("InvalidSpec", message);
     }
     status
+}
+
+/// A Warning Event when an analysis becomes unavailable (or its problem
+/// changes), not on every re-plan.
+fn warn_analysis_unavailable(
+    old: &RolloutStatus,
+    state: &State,
+    desired: &[Desired],
+    out: &mut Builder,
+) {
+    let (State::AnalysisUnavailable(problem)
+    | State::Canary(CanaryStep::AnalysisUnavailable(problem))) = state
+    else {
+        return;
+    };
+    let Some(now) = desired.iter().find(|d| d.type_ == conditions::PROGRESSING) else {
+        return;
+    };
+    let before = conditions::find(&old.conditions, conditions::PROGRESSING);
+    if before.is_none_or(|c| c.reason != now.reason || c.message != now.message) {
+        out.warning(problem.reason(), now.message.clone());
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -399,6 +422,40 @@ pub fn build(
             ));
             Phase::Progressing
         }
+        State::AnalysisUnavailable(problem) => {
+            let msg = format!(
+                "{what} is available but is not switched to, its post-promotion analysis cannot be created: {problem}; {}",
+                problem.fix()
+            );
+            let invalid = matches!(problem, AnalysisProblem::Invalid { .. });
+            desired.push(Desired::new(
+                conditions::PROGRESSING,
+                if invalid { False } else { True },
+                problem.reason(),
+                msg.clone(),
+            ));
+            desired.push(Desired::new(
+                conditions::READY,
+                False,
+                problem.reason(),
+                msg.clone(),
+            ));
+            desired.push(Desired::new(
+                if invalid {
+                    conditions::STALLED
+                } else {
+                    conditions::RECONCILING
+                },
+                True,
+                problem.reason(),
+                msg,
+            ));
+            if invalid {
+                Phase::Degraded
+            } else {
+                Phase::Progressing
+            }
+        }
         State::AwaitingPromotion => {
             let msg = format!("{what} is available; run `redblack promote` to switch traffic");
             desired.push(Desired::new(
@@ -417,6 +474,7 @@ pub fn build(
         }
     };
     status.phase = Some(phase);
+    warn_analysis_unavailable(old, state, &desired, out);
     status.conditions =
         conditions::merge(&old.conditions, desired, rollout.metadata.generation, now);
     if old.phase != Some(phase) {

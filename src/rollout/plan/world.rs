@@ -115,6 +115,8 @@ pub struct World {
     pub route: Option<RouteObservation>,
     pub role_services: Vec<Service>,
     pub active_service: Option<Service>,
+    /// Observed CanaryAnalysisTemplates by name (their spec).
+    pub analysis_templates: BTreeMap<String, serde_json::Value>,
 }
 
 /// Only the planner widens the selector to exactly `matchLabels` (replica-count
@@ -181,6 +183,7 @@ impl World {
             route: observed.route.clone(),
             role_services: observed.role_services.clone(),
             active_service: observed.active_service.clone(),
+            analysis_templates: observed.analysis_templates.clone(),
         }
     }
 

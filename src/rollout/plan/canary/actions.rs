@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use super::super::analysis_spec::{self, ScopeSpec};
+use super::super::analysis_spec::{self, CANARY_FIELD, ScopeSpec};
 use super::super::records::Records;
 use super::super::state::{CanaryStep, State};
 use super::super::world::{Fleet, World};
@@ -167,20 +167,28 @@ fn ensure_analysis(rollout: &Rollout, world: &World, c: &CanaryStatus, out: &mut
             "stable",
         )
     };
-    let spec = analysis_spec::build(
-        cfg.analysis.inline.as_ref(),
-        experiment,
-        control,
-        start,
-        None,
-    );
+    // The gate holds the canary when this fails; nothing to create then.
+    let Ok(source) = analysis_spec::resolve(
+        rollout,
+        &world.analysis_templates,
+        &cfg.analysis,
+        CANARY_FIELD,
+        false,
+    ) else {
+        return;
+    };
+    let spec = analysis_spec::build(Some(source.body), experiment, control, start, None);
     out.actions.push(Action::EnsureCanaryAnalysis {
         name: name.clone(),
-        labels: analysis_labels(rollout, &revision),
+        labels: analysis_labels(rollout, &revision, source.template),
         spec,
     });
+    let from = source
+        .template
+        .map(|t| format!(" from CanaryAnalysisTemplate {t}"))
+        .unwrap_or_default();
     out.normal(
         "AnalysisCreated",
-        format!("created CanaryAnalysis {name} for the canary of {revision}"),
+        format!("created CanaryAnalysis {name}{from} for the canary of {revision}"),
     );
 }

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::super::analysis_spec::{self, CANARY_FIELD};
 use super::super::operations::Ops;
 use super::super::records::Records;
 use super::super::state::{CanaryStep, State};
@@ -138,6 +139,22 @@ fn decide(
             c.phase = Some(CanaryPhase::Analysing);
         }
     }
+    // No traffic to a canary whose analysis cannot be created (a missing
+    // template, an unusable body): it would not be judged. An analysis that
+    // exists is never re-resolved (a template change does not touch it).
+    let name = c.analysis_name.clone().unwrap_or_default();
+    if world.analysis(&name).is_none()
+        && let Err(problem) = analysis_spec::resolve(
+            rollout,
+            &world.analysis_templates,
+            &cfg.analysis,
+            CANARY_FIELD,
+            false,
+        )
+    {
+        c.analysis_start = None;
+        return Some(State::Canary(CanaryStep::AnalysisUnavailable(problem)));
+    }
     // Analysing: the window starts when traffic does.
     if c.analysis_start.is_none() {
         if traffic::can_flow(rollout, world, c) {
@@ -152,7 +169,6 @@ fn decide(
         }
         return Some(State::Canary(CanaryStep::Analysing));
     }
-    let name = c.analysis_name.clone().unwrap_or_default();
     let Some(analysis) = world.analysis(&name) else {
         return Some(State::Canary(CanaryStep::Analysing));
     };

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
 use super::world::World;
+use crate::api::analysis_template::ANALYSIS_TEMPLATE_LABEL;
 use crate::api::{
     CanaryStatus, CanaryStrategy, POD_TEMPLATE_HASH_LABEL, ROLE_LABEL, ROLLOUT_LABEL, Rollout,
     pod_template_hash,
@@ -111,9 +112,19 @@ pub fn fleets_ready(rollout: &Rollout, world: &World, canary: &CanaryStatus) -> 
         })
 }
 
-pub fn analysis_labels(rollout: &Rollout, revision: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
+/// Labels of a CanaryAnalysis the planner creates: the Rollout, the revision
+/// and, when its body came from a CanaryAnalysisTemplate, the template.
+pub fn analysis_labels(
+    rollout: &Rollout,
+    revision: &str,
+    template: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
         (ROLLOUT_LABEL.to_owned(), rollout_name(rollout).to_owned()),
         (POD_TEMPLATE_HASH_LABEL.to_owned(), revision.to_owned()),
-    ])
+    ]);
+    if let Some(template) = template {
+        labels.insert(ANALYSIS_TEMPLATE_LABEL.to_owned(), template.to_owned());
+    }
+    labels
 }

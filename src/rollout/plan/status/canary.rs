@@ -2,6 +2,7 @@
 //! reads about the canary step, with the score, the analysis and the verbs.
 
 use super::super::Builder;
+use super::super::analysis_spec::AnalysisProblem;
 use super::super::records::Records;
 use super::super::state::CanaryStep;
 use crate::api::conditions::{self, Desired};
@@ -66,6 +67,23 @@ pub(super) fn canary_phase(
             false,
             true,
         ),
+        CanaryStep::AnalysisUnavailable(problem) => {
+            let invalid = matches!(problem, AnalysisProblem::Invalid { .. });
+            (
+                problem.reason(),
+                format!(
+                    "the canary of {what} is ready but gets no traffic and no analysis: {problem}; {}",
+                    problem.fix()
+                ),
+                if invalid {
+                    Phase::Degraded
+                } else {
+                    Phase::Progressing
+                },
+                !invalid,
+                invalid,
+            )
+        }
         CanaryStep::Held(_) => (
             "CanaryInconclusive",
             format!("analysis {name} of {what} is inconclusive: {reason_message}; retry or abort"),
