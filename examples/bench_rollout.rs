@@ -11,19 +11,20 @@
 //! so the request counters hold only the operator's requests (plus the one
 //! update per rollout the benchmark sends, which is subtracted).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use redblack::api::{POD_TEMPLATE_HASH_LABEL, Rollout, all_crds, pod_template_hash};
-use redblack::cli::controller::{ControllerConfig, run_controller};
-use redblack::sandbox::store::{EventReceiver, StoredEvent};
-use redblack::sandbox::{Sandbox, SandboxConfig};
+use redblack::api::{POD_TEMPLATE_HASH_LABEL, Rollout, pod_template_hash};
+use redblack::cli::controller::ControllerConfig;
+use redblack::sandbox::SandboxConfig;
+use redblack::sandbox::store::StoredEvent;
 use serde_json::{Value, json};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use support::{BoxError, Counts, Operator, diff, next_event, percentile, settle, writes};
 
 const NS: &str = "default";
 const NAME: &str = "web";
@@ -104,49 +105,6 @@ fn apply_event(seen: &mut Seen, ev: &StoredEvent) {
     }
 }
 
-fn writes(counts: &BTreeMap<(String, String), u64>) -> u64 {
-    counts
-        .iter()
-        .filter(|((verb, _), _)| !matches!(verb.as_str(), "get" | "list" | "watch"))
-        .map(|(_, n)| n)
-        .sum()
-}
-
-fn diff(
-    after: &BTreeMap<(String, String), u64>,
-    before: &BTreeMap<(String, String), u64>,
-) -> BTreeMap<(String, String), u64> {
-    after
-        .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
-        .filter(|(_, v)| *v > 0)
-        .collect()
-}
-
-async fn next_event(
-    rx: &mut EventReceiver,
-    deadline: Instant,
-) -> Result<Option<std::sync::Arc<StoredEvent>>, BoxError> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err("timed out waiting for the rollout".into());
-    }
-    match tokio::time::timeout(left.min(Duration::from_millis(100)), rx.recv()).await {
-        Ok(Ok(ev)) => Ok(Some(ev)),
-        Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => Ok(None),
-        Ok(Err(e)) => Err(e.into()),
-        Err(_) => Ok(None),
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
@@ -154,17 +112,12 @@ async fn main() -> Result<(), BoxError> {
     let replicas: i32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(3);
     let pod_ready_after = Duration::from_millis(200);
 
-    let sandbox = Sandbox::start(SandboxConfig {
+    let (sandbox, client): (_, Client) = support::start_sandbox(SandboxConfig {
         pod_ready_after,
         ..SandboxConfig::default()
     })
     .await?;
-    let client: Client = sandbox.client()?;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in all_crds() {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
-    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), NS);
+    let services: Api<Service> = Api::namespaced(client.clone(), NS);
     services
         .create(
             &PostParams::default(),
@@ -175,34 +128,15 @@ async fn main() -> Result<(), BoxError> {
         )
         .await?;
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
-    // The CRD may take a moment to be served.
-    let mut created = None;
-    for _ in 0..100 {
-        match rollouts
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(manifest("demo:0", replicas))?,
-            )
-            .await
-        {
-            Ok(r) => {
-                created = Some(r);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    let created = created.ok_or("the Rollout CRD was never served")?;
+    let created = rollouts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(manifest("demo:0", replicas))?,
+        )
+        .await?;
 
     let mut events = sandbox.store().subscribe();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(run_controller(
-        client.clone(),
-        ControllerConfig::default(),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let operator = Operator::start(client.clone(), ControllerConfig::default());
 
     let mut seen = Seen::default();
     let first = pod_template_hash(&created.spec.template);
@@ -214,7 +148,7 @@ async fn main() -> Result<(), BoxError> {
     }
 
     let counts = sandbox.request_counts();
-    let mut total: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut total = Counts::new();
     let mut latencies_ms = Vec::with_capacity(runs);
     let mut previous = first;
     for i in 1..=runs {
@@ -256,15 +190,8 @@ async fn main() -> Result<(), BoxError> {
             }
         }
         // Let trailing writes (status, events) land before counting.
-        let mut last = writes(&counts.snapshot());
-        loop {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            let now = writes(&counts.snapshot());
-            if now == last {
-                break;
-            }
-            last = now;
-        }
+        let step = Duration::from_millis(400);
+        settle(&counts, step, step, Duration::from_secs(30), writes).await;
         let mut run = diff(&counts.snapshot(), &before);
         // The benchmark's own update.
         if let Some(n) = run.get_mut(&("patch".to_owned(), "rollouts".to_owned())) {
@@ -278,8 +205,7 @@ async fn main() -> Result<(), BoxError> {
         }
         previous = hash;
     }
-    let _ = stop_tx.send(());
-    operator.await??;
+    operator.stop().await?;
 
     let n = runs as f64;
     println!(

@@ -23,25 +23,27 @@
 //! polling reads the sandbox's store in-process (not counted). Everything is a
 //! count or a ratio; wall times are printed only as context.
 
-use std::collections::{BTreeMap, HashMap};
-use std::error::Error;
+mod support;
+
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use redblack::api::{POD_TEMPLATE_HASH_LABEL, Rollout, all_crds};
+use redblack::api::{POD_TEMPLATE_HASH_LABEL, Rollout};
 use redblack::sandbox::registry::GroupResource;
-use redblack::sandbox::{RequestCounts, Sandbox, SandboxConfig};
+use redblack::sandbox::{RequestCounts, SandboxConfig};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
-type BoxResult<T> = Result<T, Box<dyn Error>>;
+use support::{BoxError, Counts, by_verb, settle, total};
+
+type BoxResult<T> = Result<T, BoxError>;
 
 const NS: &str = "default";
 /// Argo Rollouts: 11–14 GB RSS at 11k–13k Rollouts (argo-rollouts #2855).
@@ -382,30 +384,11 @@ impl View {
 // Request accounting
 // ---------------------------------------------------------------------------
 
-type Counts = BTreeMap<(String, String), u64>;
-
 /// The controller's requests: everything counted minus what the benchmark sent.
 fn controller_requests(counts: &RequestCounts, ours: &[(&str, &str, u64)]) -> Counts {
     let mut snap = counts.snapshot();
-    for (verb, resource, n) in ours {
-        if let Some(c) = snap.get_mut(&(verb.to_string(), resource.to_string())) {
-            *c = c.saturating_sub(*n);
-        }
-    }
-    snap.retain(|_, n| *n > 0);
+    support::subtract(&mut snap, ours);
     snap
-}
-
-fn total(c: &Counts) -> u64 {
-    c.values().sum()
-}
-
-fn by_verb(c: &Counts) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    for ((verb, _), n) in c {
-        *out.entry(verb.clone()).or_insert(0) += n;
-    }
-    out
 }
 
 fn print_counts(title: &str, c: &Counts, per: usize) {
@@ -469,24 +452,6 @@ async fn wait_until(
     }
 }
 
-/// Waits until the counters stop moving for `quiet` (bounded by `max`), so the
-/// tail of a phase (last status writes, Events) is counted in that phase.
-async fn settle(counts: &RequestCounts, quiet: Duration, max: Duration) {
-    let started = Instant::now();
-    let mut last = counts.total();
-    let mut still_since = Instant::now();
-    while started.elapsed() < max {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = counts.total();
-        if now != last {
-            last = now;
-            still_since = Instant::now();
-        } else if still_since.elapsed() >= quiet {
-            return;
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The benchmark
 // ---------------------------------------------------------------------------
@@ -507,30 +472,14 @@ async fn main() -> BoxResult<()> {
 
     // Every object changes a few times per phase; keep enough history that no
     // watch falls off the end of it (a 410 would force a relist).
-    let sandbox = Sandbox::start(SandboxConfig {
+    let (sandbox, client): (_, Client) = support::start_sandbox(SandboxConfig {
         watch_history: (40 * n).max(20_000),
         pod_ready_after: Duration::from_millis(200),
         ..SandboxConfig::default()
     })
     .await?;
     sandbox.write_kubeconfig(&kubeconfig)?;
-    let client: Client = sandbox.client()?;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in all_crds() {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
-    let served = Instant::now();
-    while rollouts
-        .list(&ListParams::default().limit(1))
-        .await
-        .is_err()
-    {
-        if served.elapsed() > Duration::from_secs(30) {
-            return Err("the Rollout CRD was not served in 30 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let view = View {
         sandbox_store: sandbox.store(),
     };
@@ -570,7 +519,7 @@ async fn main() -> BoxResult<()> {
                 services.create(&PostParams::default(), &svc).await?;
                 let ro: Rollout = serde_json::from_value(rollout(&name, "v1"))?;
                 rollouts.create(&PostParams::default(), &ro).await?;
-                Ok::<(), Box<dyn Error>>(())
+                Ok::<(), BoxError>(())
             }
         })
         .buffer_unordered(CLIENT_CONCURRENCY)
@@ -591,7 +540,14 @@ async fn main() -> BoxResult<()> {
         |p| p.healthy,
     )
     .await?;
-    settle(&counts, Duration::from_secs(3), Duration::from_secs(30)).await;
+    settle(
+        &counts,
+        Duration::from_millis(250),
+        Duration::from_secs(3),
+        Duration::from_secs(30),
+        total,
+    )
+    .await;
     let create_ours = [
         ("create", "services", n as u64),
         ("create", "rollouts", n as u64),
@@ -626,7 +582,7 @@ async fn main() -> BoxResult<()> {
                 rollouts
                     .patch(&name(i), &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
-                Ok::<(), Box<dyn Error>>(())
+                Ok::<(), BoxError>(())
             }
         })
         .buffer_unordered(CLIENT_CONCURRENCY)
@@ -646,7 +602,14 @@ async fn main() -> BoxResult<()> {
         |p| p.switched,
     )
     .await?;
-    settle(&counts, Duration::from_secs(3), Duration::from_secs(30)).await;
+    settle(
+        &counts,
+        Duration::from_millis(250),
+        Duration::from_secs(3),
+        Duration::from_secs(30),
+        total,
+    )
+    .await;
     let wave = controller_requests(&counts, &[("patch", "rollouts", n as u64)]);
     let services_switched = view.services_on(&switched.stable);
     let mem2 = controller.mem()?;
