@@ -320,7 +320,12 @@ only_traffic_to() {
 }
 
 # One compact line: phase, what the Service selects, the fleets, the traffic.
-T0=0
+# Start of the current watch, in ms; elapsed() is the time since, to the
+# nearest second (bash's SECONDS ticks on wall-clock seconds: two lines a
+# second apart could show the same value).
+T0_MS=0
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+elapsed() { echo $((($(now_ms) - T0_MS + 500) / 1000)); }
 progress_line() {
   local phase _stable _current _o _g svc preview fleet_text="" hash rev image desired ready _sd _role tag
   local selects="-" previews="-"
@@ -335,7 +340,7 @@ progress_line() {
     fleet_text+="${fleet_text:+, }$tag $ready/$desired ready"
   done < <(fleets "$APP" 2>/dev/null)
   printf '   [%3ds] %-11s web → %-10s preview → %-3s fleets: %-28s traffic/s: %s\n' \
-    $((SECONDS - T0)) "$phase" "$selects" "$previews" "$fleet_text" "$(traffic_summary)"
+    "$(elapsed)" "$phase" "$selects" "$previews" "$fleet_text" "$(traffic_summary)"
 }
 
 # The canary's line: the Rollout's phase and its canary's, the canary's share
@@ -372,7 +377,7 @@ canary_progress_line() {
     fi
   fi
   printf '   [%3ds] %-11s canary %-11s %3s%%  web → %-4s  %-37s  req/s %-32s  analysis %s\n' \
-    $((SECONDS - T0)) "$phase" "${cphase:--}" "${pct:-0}" "$selects" "$fleet_text" "$(traffic_by_role)" "$analysis"
+    "$(elapsed)" "$phase" "${cphase:--}" "${pct:-0}" "$selects" "$fleet_text" "$(traffic_by_role)" "$analysis"
 }
 
 # watch_until SECONDS WHAT CMD...: a progress line ($PROGRESS, progress_line
@@ -383,14 +388,15 @@ watch_until() {
   local limit="$1" what="$2"
   shift 2
   local deadline=$((SECONDS + limit)) next
-  T0=$SECONDS
+  T0_MS=$(now_ms)
   while true; do
-    next=$(($(date +%s%N) / 1000000 + 1000))
+    next=$(($(now_ms) + 1000))
     "$PROGRESS"
     "$@" >/dev/null 2>&1 && return 0
     check_alive
     ((SECONDS < deadline)) || die "$what did not happen within ${limit}s"
-    local now=$(($(date +%s%N) / 1000000))
+    local now
+    now=$(now_ms)
     ((next > now)) && sleep "$(printf '0.%03d' $((next - now)))"
   done
 }
