@@ -85,14 +85,23 @@ check_alive() {
 }
 
 # Pids of the demo-app processes behind the pods (the sandbox started them and
-# stops them with itself; recorded so that the cleanup can prove it).
+# stops them with itself, or when their pod goes; recorded so that the cleanup
+# can prove it). Called whenever new pods run (e.g. a canary's, which are gone
+# by the end) and at cleanup; each pid is recorded once.
 record_pod_pids() {
   local pids pid
   pids="$(timeout 5 kubectl get pods -A -o go-template='{{range .items}}{{with .metadata.annotations}}{{index . "sandbox.redblack.io/pid"}}{{end}}{{"\n"}}{{end}}' 2>/dev/null)" || return 0
   for pid in $pids; do
-    [[ "$pid" =~ ^[0-9]+$ ]] && echo "demo-app $pid" >>"$PIDFILE"
+    [[ "$pid" =~ ^[0-9]+$ ]] || continue
+    grep -qx "demo-app $pid" "$PIDFILE" || echo "demo-app $pid" >>"$PIDFILE"
   done
   return 0
+}
+
+# True if PID is alive and still one of ours (running redblack or
+# prometheus), not a newcomer that reused the pid of one that ended long ago.
+ours_alive() {
+  alive "$1" && grep -qaE 'redblack|prometheus' "/proc/$1/cmdline" 2>/dev/null
 }
 
 # Stops everything this script started, newest first: SIGTERM, up to 10 s of
@@ -112,8 +121,8 @@ stop_all() {
   local survivors=()
   deadline=$((SECONDS + 5))
   while read -r _ pid; do
-    while alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
-    alive "$pid" && survivors+=("$pid")
+    while ours_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+    ours_alive "$pid" && survivors+=("$pid")
   done <"$PIDFILE"
   if ((${#survivors[@]})); then
     echo "demo: processes still running after cleanup: ${survivors[*]}" >&2
@@ -179,26 +188,60 @@ proxy_port() {
   kubectl get service "$1" -o go-template='{{with .metadata.annotations}}{{index . "sandbox.redblack.io/proxy-port"}}{{end}}'
 }
 
-# One line per ReplicaSet of the app: "HASH REVISION IMAGE DESIRED READY SCALE_DOWN_AT".
+# One line per ReplicaSet of the app:
+# "HASH REVISION IMAGE DESIRED READY SCALE_DOWN_AT ROLE", ROLE being canary or
+# baseline for a canary's fleets (which carry no revision) and "-" otherwise.
 fleets() {
-  kubectl get replicasets -l "app=$1" -o go-template='{{range .items}}{{index .metadata.labels "rollouts.redblack.io/pod-template-hash"}} {{with .metadata.annotations}}{{or (index . "rollouts.redblack.io/revision") "-"}} {{else}}- {{end}}{{(index .spec.template.spec.containers 0).image}} {{or .spec.replicas 0}} {{with .status}}{{or .readyReplicas 0}}{{else}}0{{end}} {{with .metadata.annotations}}{{or (index . "rollouts.redblack.io/scale-down-at") "-"}}{{else}}-{{end}}{{"\n"}}{{end}}'
+  kubectl get replicasets -l "app=$1" -o go-template='{{range .items}}{{index .metadata.labels "rollouts.redblack.io/pod-template-hash"}} {{with .metadata.annotations}}{{or (index . "rollouts.redblack.io/revision") "-"}} {{else}}- {{end}}{{(index .spec.template.spec.containers 0).image}} {{or .spec.replicas 0}} {{with .status}}{{or .readyReplicas 0}}{{else}}0{{end}} {{with .metadata.annotations}}{{or (index . "rollouts.redblack.io/scale-down-at") "-"}}{{else}}-{{end}} {{or (index .metadata.labels "rollouts.redblack.io/role") "-"}}{{"\n"}}{{end}}'
 }
+
+# The Rollout's phase and its canary's, in one read, as
+# "PHASE CANARY_PHASE TRAFFIC_PERCENT ANALYSIS REVISION" ("-" when unset).
+canary_state() {
+  local out
+  out="$(kubectl get rollouts.redblack.io "$1" -o go-template='{{with .status}}{{or .phase "-"}} {{with .canary}}{{or .phase "-"}} {{or .trafficPercent 0}} {{or .analysisName "-"}} {{or .revision "-"}}{{else}}- 0 - -{{end}}{{else}}- - 0 - -{{end}}')" || return 1
+  echo "$out"
+}
+
+# A CanaryAnalysis as "PHASE JUDGED/TOTAL SCORE SCORES": SCORE is the latest
+# judgement's (the verdict's, once there is one), SCORES the judged
+# intervals' scores, oldest first, comma-separated (a band instead of a score
+# for an interval that had none, e.g. Inconclusive); "-" when unset.
+analysis_state() {
+  local out
+  # Numbers come as %v (kubectl decodes 100 as an integer, 87.5 as a float)
+  # and are rounded by awk. $i and $v are go-template variables:
+  # shellcheck disable=SC2016
+  out="$(kubectl get canaryanalyses.redblack.io "$1" -o go-template='{{with .status}}{{or .phase "-"}} {{or .intervalProgress "-"}} {{if eq (printf "%v" .score) "<nil>"}}-{{else}}{{.score}}{{end}} {{range $i, $v := .intervals}}{{if $i}},{{end}}{{if eq (printf "%v" $v.score) "<nil>"}}{{$v.band}}{{else}}{{$v.score}}{{end}}{{else}}-{{end}}{{else}}- - - -{{end}}')" || return 1
+  awk '
+    function num(v) { return v ~ /^-?[0-9.]+([eE][-+]?[0-9]+)?$/ }
+    {
+      if (num($3)) $3 = sprintf("%.1f", $3)
+      n = split($4, s, ","); out = ""
+      for (i = 1; i <= n; i++) out = out (i > 1 ? "," : "") (num(s[i]) ? sprintf("%.0f", s[i]) : s[i])
+      $4 = out
+      print
+    }' <<<"$out"
+}
+
 
 # The version tag of an image: redblack/demo-app:v2 -> v2.
 tag_of() { echo "${1##*:}"; }
 
 # Runs an instant PromQL query; prints "LABELVALUE VALUE" per series, the
-# label being $2 (e.g. version).
+# label being $2 (e.g. version). With several labels ("version,code") the
+# values are joined by "/", a missing label being "-" ("v2/-").
 prom_query() {
-  local query="$1" label="$2" json
+  local query="$1" labels="$2" json
   json="$(curl -fsS --max-time 3 "$PROM_URL/api/v1/query" --data-urlencode "query=$query")" || return 1
   python3 -c '
 import json, sys
-label = sys.argv[1]
+labels = sys.argv[1].split(",")
 doc = json.loads(sys.stdin.read())
 if doc.get("status") != "success":
     sys.exit("prometheus: " + str(doc.get("error")))
-for s in sorted(doc["data"]["result"], key=lambda s: s["metric"].get(label, "")):
-    print(s["metric"].get(label, "-"), s["value"][1])
-' "$label" <<<"$json"
+rows = [("/".join(s["metric"].get(l, "-") for l in labels), s["value"][1]) for s in doc["data"]["result"]]
+for key, value in sorted(rows):
+    print(key, value)
+' "$labels" <<<"$json"
 }

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# `make demo`: the red/black story on this machine, against the sandbox.
+# `make demo`: the canary-gated red/black story on this machine, against the
+# sandbox.
 #
 # The sandbox is a SIMULATOR of a Kubernetes API server (DESIGN.md §4), for
 # trying redblack and for tests; it is never a production cluster. The rest is
-# real: the operator, the demo app's processes, the load, Prometheus.
+# real: the operator, the demo app's processes, the load, Prometheus, and the
+# canary analysis that reads Prometheus.
 #
 # Acts, one function each, so the story can grow one act at a time:
-#   setup: build → sandbox → Prometheus → operator → app v1 → load
-#   act_red_black_v2   v2 beside v1, one switch, v1 kept warm
+#   setup: build → sandbox → Prometheus → operator (--prometheus-url) →
+#          analysis template + app v1 → load
+#   act_canary_v2      v2 judged on a canary pod against a baseline pod of v1
+#                      under live traffic, Passed, promoted: full v2 fleet
+#                      beside v1, one switch, v1 kept warm; the report
 #   act_undo_redo      instant switch back to the warm v1, and forward again
-#   (act_canary_v3     a bad v3 judged by canary analysis and reverted — when
-#                      the CanaryAnalysis controller lands)
-#   act_metrics        requests by version, from Prometheus's HTTP API
+#                      (rollbacks: no canary)
+#   act_canary_v3      a bad v3 (10% errors) judged Failed and reverted:
+#                      traffic back on v2 alone; the report
+#   act_metrics        requests by version and code from Prometheus's HTTP API;
+#                      which requests failed, and whose they were
 #
 # Environment:
 #   DEMO_NONINTERACTIVE=1  exit after the story (status 0 only if every step
@@ -20,7 +27,7 @@
 #   DEMO_WORKDIR=DIR       logs, Prometheus data, pids (default .cache/demo)
 #   KUBECONFIG_FILE=PATH   where the sandbox writes its kubeconfig
 #                          (default ./sandbox.kubeconfig)
-#   DEMO_RPS=N             load on the Service (default 20 requests/s)
+#   DEMO_RPS=N             load on the Service (default 50 requests/s)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
@@ -28,7 +35,10 @@ ROOT="$PWD"
 NONINTERACTIVE="${DEMO_NONINTERACTIVE:-0}"
 KUBECONFIG_FILE="${KUBECONFIG_FILE:-$ROOT/sandbox.kubeconfig}"
 WORKDIR="${DEMO_WORKDIR:-$ROOT/.cache/demo}"
-RPS="${DEMO_RPS:-20}"
+# 50/s: during a canary 1 pod of 5 (the canary) answers ~10/s, and as many
+# the baseline: enough for a 10% error rate to be significant within an
+# interval or two (as tests/canary_e2e.rs, which uses the same numbers).
+RPS="${DEMO_RPS:-50}"
 TOOLS_BIN="$ROOT/.cache/tools/bin"
 PIDFILE="$WORKDIR/pids"
 PROMETHEUS="${REDBLACK_PROMETHEUS:-prometheus}" # as src/testing/prometheus.rs
@@ -48,6 +58,11 @@ OPERATOR_PORT=""
 SERVICE_URL=""
 V1_HASH=""
 V2_HASH=""
+V3_HASH=""
+V2_ANALYSIS=""
+V3_ANALYSIS=""
+LOAD_BEFORE_V3=""
+LOAD_STARTED_AT=0
 
 # ---------------------------------------------------------------- setup
 
@@ -107,11 +122,19 @@ step_sandbox() {
 
 # The same job as redblack::sandbox::prometheus_sd::scrape_config, plus the
 # operator's own /metrics.
+#
+# Scrapes every 500 ms: the canary analysis (deploy/examples/analysis-template.yaml)
+# asks for one point per second (`step: 1s`), each point a rate() or
+# increase() over `[1s]`, and such a window needs at least two samples of a
+# counter. 500 ms gives two per window; 1 s scrapes would give one (no point at
+# all), and would force `step: 2s`: half the points per interval, a weaker
+# judge. (tests/canary_e2e.rs scrapes every 250 ms for four samples; 500 ms
+# leaves more room for a debug-build pod answering /metrics on a busy machine.)
 write_prometheus_config() {
   cat >"$PROM_CONFIG" <<EOF
 global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
+  scrape_interval: 500ms
+  scrape_timeout: 500ms
   evaluation_interval: 1s
 scrape_configs:
 - job_name: "demo-pods"
@@ -125,7 +148,7 @@ EOF
 }
 
 step_prometheus() {
-  say "Starting Prometheus (the real server), scraping every demo pod each second"
+  say "Starting Prometheus (the real server), scraping every demo pod twice a second"
   local port attempt
   read -r OPERATOR_PORT port < <(free_ports 2)
   write_prometheus_config
@@ -154,7 +177,7 @@ step_prometheus() {
 }
 
 step_operator() {
-  say "Starting the redblack operator (\`redblack controller\`)"
+  say "Starting the redblack operator (\`redblack controller --prometheus-url $PROM_URL\`)"
   printf '   %s$ redblack crd | kubectl apply -f -%s\n' "$DIM" "$RESET"
   "$BIN" crd | kubectl apply -f - | sed 's/^/     /' || die "installing the CRDs failed"
   wait_until 30 "the CRDs becoming Established" \
@@ -163,7 +186,8 @@ step_operator() {
   for attempt in 1 2 3; do
     start_bg operator "$WORKDIR/operator.log" \
       "$BIN" controller --kubeconfig "$KUBECONFIG_FILE" \
-      --metrics-addr "127.0.0.1:$OPERATOR_PORT" --health-addr "127.0.0.1:$OPERATOR_PORT"
+      --metrics-addr "127.0.0.1:$OPERATOR_PORT" --health-addr "127.0.0.1:$OPERATOR_PORT" \
+      --prometheus-url "$PROM_URL"
     deadline=$((SECONDS + 5))
     while alive "${PIDS[-1]}" && ! http_ok "http://127.0.0.1:$OPERATOR_PORT/healthz" && ((SECONDS < deadline)); do
       sleep 0.2
@@ -183,10 +207,13 @@ step_operator() {
   wait_until 60 "the operator becoming ready (/readyz on 127.0.0.1:$OPERATOR_PORT; log: $WORKDIR/operator.log)" \
     http_ok "http://127.0.0.1:$OPERATOR_PORT/readyz"
   ok "operator ready; its log: $WORKDIR/operator.log, its metrics: http://127.0.0.1:$OPERATOR_PORT/metrics"
+  info "it judges canaries with the Prometheus at $PROM_URL (CanaryAnalyses that name none)"
 }
 
 # The manifests are the shared examples (deploy/examples/): the Services web
-# and web-preview, the Rollout web at v1, and the same Rollout at v2.
+# and web-preview, the CanaryAnalysisTemplate web-latency-errors, the Rollout
+# web at v1, the same Rollout at v2 and at a bad v3 (both with a canary judged
+# by that template).
 EXAMPLES="$ROOT/deploy/examples"
 
 apply_examples() {
@@ -205,9 +232,10 @@ rollout_healthy() {
   [[ "$phase" == Healthy && "$stable" == "$current" && "$observed" == "$generation" ]]
 }
 
-current_changed() {
+# current_changed_from HASH: the operator took up a template other than HASH.
+current_changed_from() {
   local hash
-  hash="$(current_hash)" && [[ "$hash" != "$V1_HASH" ]]
+  hash="$(current_hash)" && [[ "$hash" != "$1" ]]
 }
 
 current_hash() {
@@ -217,14 +245,17 @@ current_hash() {
 }
 
 step_app_v1() {
-  say "Deploying v1: the Services web and web-preview, and a Rollout of redblack/demo-app:v1 (3 replicas)"
-  apply_examples services.yaml rollout.yaml
+  say "Deploying v1: the Services web and web-preview, the canary analysis template, and a Rollout of redblack/demo-app:v1 (3 replicas)"
+  info "The first deploy runs no canary (nothing to compare it with); later versions name the"
+  info "CanaryAnalysisTemplate web-latency-errors: error rate and p99 latency, canary vs baseline."
+  apply_examples services.yaml analysis-template.yaml rollout.yaml
   wait_until 30 "the Service $APP getting a proxy port from the sandbox" \
     test -n "$(proxy_port "$APP" 2>/dev/null)"
   SERVICE_URL="http://127.0.0.1:$(proxy_port "$APP")/"
   wait_until 120 "Rollout $APP becoming Healthy on v1 (see: redblack status $APP; $WORKDIR/operator.log)" \
     rollout_healthy
   V1_HASH="$(current_hash)"
+  record_pod_pids
   ok "Rollout $APP is Healthy on v1 (revision hash $V1_HASH)"
   show kubectl get rollouts,rs,pods
   show redblack status "$APP"
@@ -236,6 +267,7 @@ step_load() {
   [[ "$NONINTERACTIVE" == 1 ]] && duration=15m
   start_bg load "$WORKDIR/load.log" \
     "$BIN" demo-load --target "$SERVICE_URL" --rps "$RPS" --duration "$duration"
+  LOAD_STARTED_AT=$SECONDS
   LOAD_INDEX=$((${#PIDS[@]} - 1))
   info "\`redblack demo-load\` runs for at most $duration; its per-second report: $WORKDIR/load.log"
   wait_until 30 "Prometheus seeing v1 traffic (query: http_requests_total)" v1_traffic_seen
@@ -244,17 +276,34 @@ step_load() {
 
 # ---------------------------------------------------------------- watching
 
-# Requests per second by version over the last second of scrapes (irate of
-# the last two 1 s samples per pod), as "v1=20 v2=0".
+# Requests per second by version over the last two seconds of scrapes (four
+# samples per pod at 500 ms: steadier than the last two, a second behind), as
+# "v1=50 v2=0". Prometheus discovers a new pod within about 5 s (its service
+# discovery batches updates), so a new fleet's traffic shows up that late.
 traffic_summary() {
   local out
-  out="$(prom_query 'sum by (version) (irate(http_requests_total{job="demo-pods"}[5s]))' version 2>/dev/null)" || { echo "(Prometheus not answering)"; return 0; }
+  out="$(prom_query 'sum by (version) (rate(http_requests_total{job="demo-pods"}[2s]))' version 2>/dev/null)" || { echo "(Prometheus not answering)"; return 0; }
   [[ -n "$out" ]] || { echo "(no samples yet)"; return 0; }
   awk '{ printf "%s%s=%.0f", (NR > 1 ? " " : ""), $1, $2 } END { print "" }' <<<"$out"
 }
 
+# The same by version AND role (the pods' rollouts.redblack.io/role label, as
+# Prometheus's labelmap names it): "v1=30 v1/baseline=10 v2/canary=10". The
+# revision fleets' pods carry no role.
+traffic_by_role() {
+  local out
+  out="$(prom_query 'sum by (version, rollouts_redblack_io_role) (rate(http_requests_total{job="demo-pods"}[2s]))' version,rollouts_redblack_io_role 2>/dev/null)" || { echo "(Prometheus not answering)"; return 0; }
+  [[ -n "$out" ]] || { echo "(no samples yet)"; return 0; }
+  awk '{ key = $1; sub(/\/-$/, "", key); printf "%s%s=%.0f", (NR > 1 ? " " : ""), key, $2 } END { print "" }' <<<"$out"
+}
+
 version_rate() {
-  prom_query "sum(irate(http_requests_total{job=\"demo-pods\",version=\"$1\"}[5s]))" version 2>/dev/null | awk '{ printf "%.0f\n", $2 }'
+  prom_query "sum(rate(http_requests_total{job=\"demo-pods\",version=\"$1\"}[2s]))" version 2>/dev/null | awk '{ printf "%.0f\n", $2 }'
+}
+
+# Requests/s answered by every version but $1.
+other_versions_rate() {
+  prom_query "sum(rate(http_requests_total{job=\"demo-pods\",version!=\"$1\"}[2s]))" version 2>/dev/null | awk '{ printf "%.0f\n", $2 }'
 }
 
 v1_traffic_seen() {
@@ -263,23 +312,27 @@ v1_traffic_seen() {
   ((${rate:-0} > 0))
 }
 
-# Only VERSION answers (of v1 and v2), as Prometheus saw it.
+# Only VERSION answers, as Prometheus saw it.
 only_traffic_to() {
-  local want="$1" other=v1 rate_want rate_other
-  [[ "$want" == v1 ]] && other=v2
-  rate_want="$(version_rate "$want")" rate_other="$(version_rate "$other")"
+  local rate_want rate_other
+  rate_want="$(version_rate "$1")" rate_other="$(other_versions_rate "$1")"
   [[ -n "$rate_want" ]] && ((rate_want > 0)) && ((${rate_other:-0} == 0))
 }
 
 # One compact line: phase, what the Service selects, the fleets, the traffic.
-T0=0
+# Start of the current watch, in ms; elapsed() is the time since, to the
+# nearest second (bash's SECONDS ticks on wall-clock seconds: two lines a
+# second apart could show the same value).
+T0_MS=0
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+elapsed() { echo $((($(now_ms) - T0_MS + 500) / 1000)); }
 progress_line() {
-  local phase _stable _current _o _g svc preview fleet_text="" hash rev image desired ready _sd tag
+  local phase _stable _current _o _g svc preview fleet_text="" hash rev image desired ready _sd _role tag
   local selects="-" previews="-"
   read -r phase _stable _current _o _g < <(rollout_state "$APP") || phase="?"
   svc="$(service_hash "$APP" 2>/dev/null)" || svc="?"
   preview="$(service_hash "$APP-preview" 2>/dev/null)" || preview="?"
-  while read -r hash rev image desired ready _sd; do
+  while read -r hash rev image desired ready _sd _role; do
     [[ -n "$hash" ]] || continue
     tag="$(tag_of "$image")"
     [[ "$hash" == "$svc" ]] && selects="$tag (rev $rev)"
@@ -287,25 +340,76 @@ progress_line() {
     fleet_text+="${fleet_text:+, }$tag $ready/$desired ready"
   done < <(fleets "$APP" 2>/dev/null)
   printf '   [%3ds] %-11s web → %-10s preview → %-3s fleets: %-28s traffic/s: %s\n' \
-    $((SECONDS - T0)) "$phase" "$selects" "$previews" "$fleet_text" "$(traffic_summary)"
+    "$(elapsed)" "$phase" "$selects" "$previews" "$fleet_text" "$(traffic_summary)"
 }
 
-# watch_until SECONDS WHAT CMD...: a progress line every second until CMD
-# succeeds; dies with WHAT if it does not within SECONDS.
+# The canary's line: the Rollout's phase and its canary's, the canary's share
+# of the traffic (status.canary.trafficPercent), what the Service selects
+# ("all" = every fleet of the app: the canary's replica-count split), the
+# fleets (canary and baseline named), requests/s by version and role from
+# Prometheus, and the analysis: its phase, judged/total intervals and the
+# interval scores so far. Remembers the analysis' name in CANARY_ANALYSIS.
+CANARY_ANALYSIS=""
+CANARY_PODS_RECORDED=0
+canary_progress_line() {
+  local phase="?" cphase="?" pct=0 name="-" _rev svc fleet_text="" analysis="-"
+  local hash _r image desired ready _sd role label selects="-"
+  read -r phase cphase pct name _rev < <(canary_state "$APP") || true
+  [[ "$name" != - && -n "$name" ]] && CANARY_ANALYSIS="$name"
+  if [[ "$cphase" == Analysing ]] && ((!CANARY_PODS_RECORDED)); then
+    record_pod_pids # the canary's and the baseline's pods, gone by the end
+    CANARY_PODS_RECORDED=1
+  fi
+  svc="$(service_hash "$APP" 2>/dev/null)" || svc="?"
+  [[ "$svc" == - ]] && selects="all"
+  while read -r hash _r image desired ready _sd role; do
+    [[ -n "$hash" ]] || continue
+    label="$(tag_of "$image")"
+    [[ "$role" != - ]] && label+="-$role"
+    [[ "$hash" == "$svc" ]] && selects="$label"
+    fleet_text+="${fleet_text:+, }$label $ready/$desired"
+  done < <(fleets "$APP" 2>/dev/null)
+  if [[ -n "$CANARY_ANALYSIS" ]]; then
+    local aphase progress _score scores
+    if read -r aphase progress _score scores < <(analysis_state "$CANARY_ANALYSIS" 2>/dev/null); then
+      analysis="$aphase $progress"
+      [[ "$scores" != - ]] && analysis+=" scores $scores"
+    fi
+  fi
+  printf '   [%3ds] %-11s canary %-11s %3s%%  web → %-4s  %-37s  req/s %-32s  analysis %s\n' \
+    "$(elapsed)" "$phase" "${cphase:--}" "${pct:-0}" "$selects" "$fleet_text" "$(traffic_by_role)" "$analysis"
+}
+
+# watch_until SECONDS WHAT CMD...: a progress line ($PROGRESS, progress_line
+# unless set) every second until CMD succeeds; dies with WHAT if it does not
+# within SECONDS.
+PROGRESS=progress_line
 watch_until() {
   local limit="$1" what="$2"
   shift 2
   local deadline=$((SECONDS + limit)) next
-  T0=$SECONDS
+  T0_MS=$(now_ms)
   while true; do
-    next=$(($(date +%s%N) / 1000000 + 1000))
-    progress_line
+    next=$(($(now_ms) + 1000))
+    "$PROGRESS"
     "$@" >/dev/null 2>&1 && return 0
     check_alive
     ((SECONDS < deadline)) || die "$what did not happen within ${limit}s"
-    local now=$(($(date +%s%N) / 1000000))
+    local now
+    now=$(now_ms)
     ((next > now)) && sleep "$(printf '0.%03d' $((next - now)))"
   done
+}
+
+# watch_canary SECONDS WHAT CMD...: watch_until with the canary's line, and
+# one more line once CMD succeeded (the state it waited for).
+watch_canary() {
+  CANARY_ANALYSIS=""
+  CANARY_PODS_RECORDED=0
+  PROGRESS=canary_progress_line
+  watch_until "$@"
+  canary_progress_line
+  PROGRESS=progress_line
 }
 
 scale_down_delay() {
@@ -314,6 +418,46 @@ scale_down_delay() {
 
 service_on() { [[ "$(service_hash "$APP")" == "$1" ]]; }
 service_on_v2_and_healthy() { service_on "$V2_HASH" && rollout_healthy; }
+
+# canary_of HASH PHASE_REGEX: the canary of revision HASH is in a phase
+# matching PHASE_REGEX (status.canary may still describe the previous one).
+canary_of() {
+  local _phase cphase _pct _name revision
+  read -r _phase cphase _pct _name revision < <(canary_state "$APP") || return 1
+  [[ "$revision" == "$1" && "$cphase" =~ ^($2)$ ]]
+}
+
+# The canary of v2 ended without a Passed verdict (held or failed): the
+# promotion will not happen, no use waiting for it.
+v2_promoted_or_stopped() {
+  service_on_v2_and_healthy || canary_of "$V2_HASH" 'Failed|Marginal|Inconclusive|Error'
+}
+
+# The bad canary was reverted: canary Failed, Rollout Degraded, traffic on v2
+# alone again.
+v3_reverted() {
+  local phase _rest
+  read -r phase _rest < <(canary_state "$APP") || return 1
+  canary_of "$V3_HASH" Failed && [[ "$phase" == Degraded ]] && service_on "$V2_HASH"
+}
+
+# ... or its canary got a verdict other than Failed (then nothing reverts).
+v3_reverted_or_stopped() {
+  v3_reverted || canary_of "$V3_HASH" 'Passed|Promoted|Marginal|Inconclusive|Error'
+}
+
+# The analysis of the canary of revision HASH: from status.canary while it is
+# there (remembered by the progress line), else by its labels.
+analysis_of() {
+  local hash="$1" name
+  if [[ -n "$CANARY_ANALYSIS" ]]; then
+    echo "$CANARY_ANALYSIS"
+    return 0
+  fi
+  name="$(kubectl get canaryanalyses.redblack.io -l "rollouts.redblack.io/rollout=$APP,rollouts.redblack.io/pod-template-hash=$hash" \
+    -o go-template='{{range .items}}{{.metadata.name}}{{"\n"}}{{end}}' | tail -n 1)" || return 1
+  [[ -n "$name" ]] && echo "$name"
+}
 
 # Prints the Service selection and how long the switch took: undo / redo.
 switch_and_time() {
@@ -331,26 +475,50 @@ load_totals() {
   echo "${line:-no report yet}"
 }
 
+# Shows `redblack report NAME` (the CanaryAnalysis as a canary report), and
+# keeps its text in REPORT.
+REPORT=""
+show_report() {
+  printf '   %s$ redblack report %s%s\n' "$DIM" "$1" "$RESET"
+  REPORT="$(redblack report "$1" 2>&1)" || { printf '%s\n' "$REPORT" | sed 's/^/     /'; die "redblack report $1 failed"; }
+  printf '%s\n' "$REPORT" | sed 's/^/     /'
+}
+
 # ---------------------------------------------------------------- acts
 
-act_red_black_v2() {
-  say "Red/black: deploying v2 beside v1, then switching the Service in one write"
+act_canary_v2() {
+  say "Canary: v2 is judged against v1 on live traffic before it gets a fleet"
   apply_examples rollout-v2.yaml
-  wait_until 30 "the operator noticing the v2 template" current_changed
+  wait_until 30 "the operator noticing the v2 template" current_changed_from "$V1_HASH"
   V2_HASH="$(current_hash)"
-  [[ "$V2_HASH" != "$V1_HASH" ]] || die "the Rollout's current revision did not change after applying v2"
-  info "v2 is revision hash $V2_HASH. Every second: the Rollout's phase, the revisions the Services"
-  info "web and web-preview select, ready pods per fleet, and requests/s answered per version as"
-  info "Prometheus scraped them (1 s scrapes: it lags the switch by a second or two)."
-  watch_until 120 "the Service $APP selecting v2 with the Rollout Healthy" service_on_v2_and_healthy
-  ok "Service $APP now selects v2 ($V2_HASH); Rollout Healthy"
-  info "Prometheus follows within a scrape or two:"
+  info "v2 is revision hash $V2_HASH. Its canary is 1 pod of v2 beside a baseline: 1 fresh pod of v1, so"
+  info "that both are compared as equals (same age, same share of the load). Once both are ready the"
+  info "Service selects every fleet of the app: 1 canary pod of 5 answers 20% of the requests. The"
+  info "CanaryAnalysis compares canary with baseline every 10 s (error rate, p99 latency) over 40 s."
+  info "Every second: the Rollout's phase, its canary's phase and share of the traffic, what the"
+  info "Service web selects (all = every fleet), the fleets (ready/desired), requests/s by version/role"
+  info "as Prometheus scraped them (it finds a new pod within ~5 s), and the analysis: its phase,"
+  info "judged/total intervals and each judged interval's score (0-100; 95 passes, 75 or less fails)."
+  watch_canary 240 "v2 promoted: the Service $APP selecting v2 with the Rollout Healthy" v2_promoted_or_stopped
+  V2_ANALYSIS="$(analysis_of "$V2_HASH")" || die "no CanaryAnalysis found for the canary of v2"
+  if ! service_on_v2_and_healthy; then
+    show_report "$V2_ANALYSIS"
+    die "the canary of v2 was not promoted (see the report above, and: redblack status $APP)"
+  fi
+  local aphase progress score _scores
+  read -r aphase progress score _scores < <(analysis_state "$V2_ANALYSIS") || die "cannot read CanaryAnalysis $V2_ANALYSIS"
+  [[ "$aphase" == Passed ]] || die "v2 went live but its analysis $V2_ANALYSIS is $aphase, not Passed"
+  ok "canary of v2 Passed (analysis $V2_ANALYSIS, score $score, $progress intervals): promoted"
+  record_pod_pids
+  ok "Service web now selects v2 ($V2_HASH); Rollout Healthy"
+  show_report "$V2_ANALYSIS"
+  info "Prometheus follows within a scrape or two (the canary and baseline pods are gone):"
   watch_until 30 "Prometheus seeing only v2 answering" only_traffic_to v2
   ok "traffic moved to v2: $(traffic_summary)"
 
   say "The old fleet stays warm: rollback is one selector write"
-  local hash rev image desired ready sd
-  while read -r hash rev image desired ready sd; do
+  local hash rev image desired ready sd role
+  while read -r hash rev image desired ready sd role; do
     [[ "$hash" == "$V1_HASH" ]] || continue
     ((ready == desired && desired > 0)) || die "the v1 fleet is not warm after the switch ($ready/$desired ready)"
     ok "v1 fleet $APP-$hash: $ready/$desired pods ready, receiving no traffic, kept until $sd (scaleDownDelay $(scale_down_delay))"
@@ -360,7 +528,7 @@ act_red_black_v2() {
 }
 
 act_undo_redo() {
-  say "Undo: back to the warm v1 in one switch (\`redblack undo $APP\`)"
+  say "Undo: back to the warm v1 in one switch (\`redblack undo $APP\`: a rollback, so no canary)"
   switch_and_time "$V1_HASH" v1
   watch_until 30 "Prometheus seeing only v1 answering again" only_traffic_to v1
   ok "traffic back on v1: $(traffic_summary)"
@@ -369,16 +537,48 @@ act_undo_redo() {
   watch_until 30 "Prometheus seeing only v2 answering again" only_traffic_to v2
   ok "traffic back on v2: $(traffic_summary)"
   wait_until 30 "Rollout $APP Healthy on v2 after the redo" rollout_healthy
-  ok "Rollout $APP Healthy on v2; load so far: $(load_totals)"
+  LOAD_BEFORE_V3="$(load_totals)"
+  ok "Rollout $APP Healthy on v2; load so far: $LOAD_BEFORE_V3"
 }
 
-# TODO(canary): act_canary_v3 — apply a bad v3 (DEMO_ERROR_RATE=0.2) with a
-# canary; show the CanaryAnalysis report (`redblack report`) failing it, and
-# the Service staying on v2.
+act_canary_v3() {
+  say "A bad v3: it answers 10% of requests with 500 — the canary analysis catches it, the operator reverts"
+  apply_examples rollout-v3-bad.yaml
+  wait_until 30 "the operator noticing the v3 template" current_changed_from "$V2_HASH"
+  V3_HASH="$(current_hash)"
+  info "v3 is revision hash $V3_HASH: a canary pod of v3 beside a baseline pod of v2. The warm v1 fleet is"
+  info "scaled down first (the widened Service would select it too). The error rate is a critical metric:"
+  info "a significant increase fails the canary at the end of the interval that shows it."
+  watch_canary 240 "v3 reverted: its canary Failed, the Rollout Degraded, the Service $APP on v2 alone" v3_reverted_or_stopped
+  V3_ANALYSIS="$(analysis_of "$V3_HASH")" || die "no CanaryAnalysis found for the canary of v3"
+  if ! v3_reverted; then
+    show_report "$V3_ANALYSIS"
+    die "the canary of v3 was not failed and reverted (see the report above, and: redblack status $APP)"
+  fi
+  local aphase progress score _scores
+  read -r aphase progress score _scores < <(analysis_state "$V3_ANALYSIS") || die "cannot read CanaryAnalysis $V3_ANALYSIS"
+  [[ "$aphase" == Failed ]] || die "v3 was reverted but its analysis $V3_ANALYSIS is $aphase, not Failed"
+  ok "canary of v3 Failed (analysis $V3_ANALYSIS, score $score, after $progress intervals): reverted"
+  ok "traffic back on v2 alone: Service web selects v2 ($V2_HASH); Rollout Degraded"
+  if [[ -n "$(fleets "$APP" | awk -v h="$V3_HASH" '$1 == h')" ]]; then
+    die "a full v3 fleet ($APP-$V3_HASH) exists: a failed canary must never get one"
+  fi
+  ok "the full v3 fleet was never created"
+  show_report "$V3_ANALYSIS"
+  grep -Eq '^ *error-rate .*High' <<<"$REPORT" || die "the report of $V3_ANALYSIS does not classify error-rate High"
+  ok "the report names the cause: error-rate High"
+  show kubectl get rollouts,rbca
+  show redblack status "$APP"
+  watch_until 30 "Prometheus seeing only v2 answering after the revert" only_traffic_to v2
+  ok "traffic on v2 alone: $(traffic_summary)"
+}
 
 act_metrics() {
-  say "Metrics: requests by version and status code over the last minute (Prometheus HTTP API)"
-  local query='sum by (version, code) (increase(http_requests_total{job="demo-pods"}[1m]))'
+  say "Metrics: every request the pods answered, by version and status code (Prometheus HTTP API)"
+  # Each pod's counter only grows (a pod is one process), so its largest value
+  # over the run is what it answered; the sum covers pods already gone.
+  local range=$((SECONDS - LOAD_STARTED_AT + 15))
+  local query="sum by (version, code) (max_over_time(http_requests_total{job=\"demo-pods\"}[${range}s]))"
   printf '   %s$ curl -s %s/api/v1/query --data-urlencode '\''query=%s'\''%s\n' "$DIM" "$PROM_URL" "$query" "$RESET"
   local out
   out="$(curl -fsS --max-time 5 "$PROM_URL/api/v1/query" --data-urlencode "query=$query")" ||
@@ -394,15 +594,40 @@ for s in sorted(doc["data"]["result"], key=lambda s: (s["metric"].get("version",
   local row
   while read -r row; do info "  $row"; done <<<"$rows"
   grep -Eq '^version=v2 code=200 requests=[1-9]' <<<"$rows" ||
-    die "Prometheus returned no v2 requests for the last minute"
+    die "Prometheus returned no v2 requests"
   ok "Prometheus returned data for v2"
+
+  # Whose were the failures? 5xx by version and role, from Prometheus.
+  local failed
+  failed="$(prom_query "sum by (version, rollouts_redblack_io_role) (max_over_time(http_requests_total{job=\"demo-pods\",code=~\"5..\"}[${range}s]))" \
+    version,rollouts_redblack_io_role)" || die "the Prometheus query of the 5xx answers failed"
+  local key n v3_canary_5xx=0 other_5xx=""
+  while read -r key n; do
+    [[ -n "$key" ]] || continue
+    n="$(printf '%.0f' "$n")"
+    info "  5xx answered by ${key%/-}: $n"
+    if [[ "$key" == v3/canary ]]; then
+      v3_canary_5xx=$n
+    elif ((n > 0)); then
+      other_5xx+=" ${key%/-}=$n"
+    fi
+  done <<<"$failed"
+
   local totals
   totals="$(load_totals)"
-  info "load generator: $totals"
-  if [[ "$totals" == *"errors={} transport_errors=0"* ]]; then
-    ok "not one request failed, across three switches (v1→v2, undo, redo)"
+  info "load generator before v3: $LOAD_BEFORE_V3"
+  info "load generator now:       $totals"
+  if [[ "$LOAD_BEFORE_V3" == *"errors={} transport_errors=0"* ]]; then
+    ok "not one request failed before v3: across the v1→v2 canary and promotion, the undo and the redo"
   else
-    info "some requests failed: see $WORKDIR/load.log"
+    info "some requests failed before v3: see $WORKDIR/load.log"
+  fi
+  local load_500
+  load_500="$(sed -nE 's/.*errors=\{([^}]*)\}.*/\1/p' <<<"$totals" | tr ',' '\n' | awk -F: '$1 == 500 { print $2 }')"
+  if [[ -z "$other_5xx" && "$totals" =~ errors=\{(500:[0-9]+)?\}\ transport_errors=0 ]] && ((v3_canary_5xx > 0)); then
+    ok "the only failed requests were v3's, from its canary pod during its analysis: ${load_500:-0} answered 500 (the load generator), $v3_canary_5xx counted by Prometheus; by design: DEMO_ERROR_RATE=0.1"
+  else
+    info "failures not only from v3's canary: Prometheus 5xx of v3's canary=$v3_canary_5xx, others:${other_5xx:- none}; load: $totals (see $WORKDIR/load.log)"
   fi
 }
 
@@ -410,19 +635,25 @@ usage_banner() {
   say "Look around"
   local KEEPS_RUNNING="Everything keeps running until Ctrl-C."
   [[ "$NONINTERACTIVE" == 1 ]] && KEEPS_RUNNING="(DEMO_NONINTERACTIVE=1: this run stops now; \`make demo\` keeps it running.)"
+  local by_role errors
+  by_role="$PROM_URL/graph?g0.expr=sum%20by%20(version%2C%20rollouts_redblack_io_role)%20(rate(http_requests_total%5B30s%5D))&g0.tab=0&g0.range_input=15m"
+  errors="$PROM_URL/graph?g0.expr=sum%20by%20(version)%20(rate(http_requests_total%7Bcode%3D~%225..%22%7D%5B30s%5D))&g0.tab=0&g0.range_input=15m"
   cat <<EOT
    $KEEPS_RUNNING From another terminal:
 
      export KUBECONFIG=$KUBECONFIG_FILE
-     kubectl get rollouts,rs,pods,svc
+     kubectl get rollouts,rbca            # rbca: the CanaryAnalyses, one per canary (its report)
+     kubectl get rs,pods,svc
+     $BIN report $V3_ANALYSIS     # why v3 was reverted
+     $BIN report $V2_ANALYSIS     # why v2 was promoted
      $BIN status $APP --watch
-     $BIN undo $APP
      curl -si $SERVICE_URL
 
    Kubeconfig:  $KUBECONFIG_FILE
    Service:     $SERVICE_URL   (the sandbox's local proxy for Service $APP)
    Prometheus:  $PROM_URL
-                requests/s by version: $PROM_URL/graph?g0.expr=sum%20by%20(version)%20(rate(http_requests_total%5B30s%5D))&g0.tab=0
+                requests/s by version and role: $by_role
+                5xx/s by version:               $errors
    Logs:        $WORKDIR/{sandbox,operator,prometheus,load}.log
    kubectl:     $(command -v kubectl)
 
@@ -463,8 +694,9 @@ main() {
   step_operator
   step_app_v1
   step_load
-  act_red_black_v2
+  act_canary_v2
   act_undo_redo
+  act_canary_v3
   act_metrics
   usage_banner
   if [[ "$NONINTERACTIVE" == 1 ]]; then

@@ -1,8 +1,10 @@
 //! `hack/demo.sh` (what `make demo` runs), end to end and non-interactively:
 //! the real script, the real sandbox, operator, demo-app processes, load
-//! generator and Prometheus. Checks the story's milestones in its output and
-//! that every process the script started (the pids it records, including the
-//! demo-app processes behind the pods) is gone once it exits.
+//! generator, Prometheus and canary analyses. Checks the story's milestones in
+//! its output (v2 promoted by its canary, undo/redo, v3 reverted by its
+//! canary, the failed requests accounted for) and that every process the
+//! script started (the pids it records, including the demo-app processes
+//! behind the pods) is gone once it exits.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt as _;
@@ -78,7 +80,7 @@ fn kill_everything(child: &mut Child, pidfile: &Path) {
 }
 
 #[test]
-fn make_demo_tells_the_red_black_story_and_leaves_nothing_running() {
+fn make_demo_tells_the_canary_story_and_leaves_nothing_running() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().expect("temporary directory");
     let workdir = tmp.path().join("demo");
@@ -128,14 +130,30 @@ fn make_demo_tells_the_red_black_story_and_leaves_nothing_running() {
     let milestones = [
         "Rollout web is Healthy on v1",
         "Prometheus sees the requests: v1=",
+        // v2: judged on a canary pod against a baseline pod, then promoted.
+        "canary Analysing",
+        "canary of v2 Passed (analysis web-",
         "Service web now selects v2",
+        "$ redblack report web-",
+        "Phase:       Passed",
         "traffic moved to v2:",
         "v1 fleet web-",
+        // Rollbacks: no canary.
         "Service web selects v1 again",
         "Service web selects v2 again",
         "Rollout web Healthy on v2",
+        // v3: 10% errors, judged Failed on the error rate, reverted.
+        "canary Analysing",
+        "canary of v3 Failed (analysis web-",
+        "traffic back on v2 alone: Service web selects v2",
+        "the full v3 fleet was never created",
+        "Phase:       Failed",
+        "the report names the cause: error-rate High",
         "Prometheus returned data for v2",
+        "not one request failed before v3",
+        "the only failed requests were v3's",
         "export KUBECONFIG=",
+        "kubectl get rollouts,rbca",
         "Prometheus:  http://127.0.0.1:",
     ];
     let mut from = 0;
@@ -150,18 +168,33 @@ fn make_demo_tells_the_red_black_story_and_leaves_nothing_running() {
         stdout.contains("3/3 pods ready, receiving no traffic"),
         "v1 fleet not shown warm\n{transcript}"
     );
-    // Prometheus answered with a positive count of v2 requests.
-    let v2_requests: f64 = stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("version=v2 code=200 requests="))
-        .and_then(|n| n.parse().ok())
+    // Prometheus saw the canaries and their baselines answer (by role).
+    for role in ["v2/canary=", "v1/baseline=", "v3/canary=", "v2/baseline="] {
+        assert!(
+            stdout.contains(role),
+            "no {role} traffic in the progress lines\n{transcript}"
+        );
+    }
+    // Prometheus answered with a positive count of v2 requests, and 500s
+    // from v3 only (its canary), none from v1 or v2.
+    let requests = |row: &str| -> Option<f64> {
+        stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(row))
+            .and_then(|n| n.parse().ok())
+    };
+    let v2_requests = requests("version=v2 code=200 requests=")
         .unwrap_or_else(|| panic!("no v2 row in the Prometheus result\n{transcript}"));
     assert!(v2_requests > 0.0, "{transcript}");
-    // Red/black with warm fleets: no request fails across the switches.
-    assert!(
-        stdout.contains("not one request failed"),
-        "requests failed during the switches\n{transcript}"
-    );
+    let v3_errors = requests("version=v3 code=500 requests=")
+        .unwrap_or_else(|| panic!("no v3 500 row in the Prometheus result\n{transcript}"));
+    assert!(v3_errors > 0.0, "{transcript}");
+    for v in ["v1", "v2"] {
+        assert!(
+            !stdout.contains(&format!("version={v} code=500")),
+            "{v} answered 500s\n{transcript}"
+        );
+    }
 
     // Nothing it started survives: the sandbox, Prometheus, the operator, the
     // load and the demo-app processes of the pods.
@@ -175,8 +208,9 @@ fn make_demo_tells_the_red_black_story_and_leaves_nothing_running() {
     }
     let pod_processes = pids.iter().filter(|(n, _)| n == "demo-app").count();
     assert!(
-        pod_processes >= 6,
-        "expected the 6 pod processes of v1 and v2 in the pid file, got {pids:?}"
+        pod_processes >= 10,
+        "expected the 10 pod processes (v1 and v2: 3 each; a canary and a baseline for v2 \
+         and for v3) in the pid file, got {pids:?}"
     );
     let survivors: Vec<_> = pids.iter().filter(|(_, pid)| ours_alive(*pid)).collect();
     if !survivors.is_empty() {

@@ -191,7 +191,8 @@ async fn health_readiness_and_metrics_endpoints() {
 
 /// deploy/examples/ is what a newcomer applies: the Services and Rollout, then
 /// v2, with `kubectl apply` against the sandbox, demo-app pods running as real
-/// processes.
+/// processes. (v2's canary, judged from Prometheus, is `make demo`'s story:
+/// tests/demo_script.rs; here it is skipped with `redblack promote`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_examples_deploy_and_update_with_kubectl() {
     use redblack::sandbox::SandboxConfig;
@@ -240,7 +241,30 @@ async fn the_examples_deploy_and_update_with_kubectl() {
         Some(h1.as_str())
     );
 
+    // v2 is canary-gated: its analysis comes from the CanaryAnalysisTemplate
+    // web-latency-errors (analysis-template.yaml) and the operator's
+    // Prometheus. Neither is here, so its canary waits with no traffic and
+    // the Service stays on v1, until a human skips the analysis.
     let out = apply("rollout-v2.yaml").await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let target = hash_of(&env.get("web").await);
+    assert_ne!(target, h1);
+    eventually("the canary of v2 held for its missing template", || async {
+        let st = env.get("web").await.status?;
+        (st.current_revision.as_deref() == Some(target.as_str())
+            && st
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Progressing" && c.reason == "AnalysisTemplateNotFound"))
+        .then_some(())
+    })
+    .await;
+    assert_eq!(
+        env.selected("web").await.as_deref(),
+        Some(h1.as_str()),
+        "no traffic to a canary that would not be judged"
+    );
+    let out = run(REDBLACK, &["promote", "web", "--kubeconfig", kc]).await;
     assert!(out.status.success(), "{}", text(&out));
     let h2 = eventually("v2 is live", || async {
         let h2 = hash_of(&env.get("web").await);
