@@ -1017,3 +1017,256 @@ async fn a_canary_waits_for_its_analysis_template_then_is_judged_by_it() {
     env.wait_phase("web", Phase::Healthy).await;
     running.stop().await.unwrap();
 }
+
+/// The routed canary of `canary_through_an_http_route_is_judged_then_promoted`.
+fn routed_canary(name: &str, route: &str) -> serde_json::Value {
+    set(
+        set(
+            rollout_json(name, "demo:1", 2),
+            "/spec/strategy/redBlack/canary",
+            json!({
+                "replicas": 1,
+                "analysis": {"inline": {
+                    "interval": "1m",
+                    "lifetime": "10m",
+                    "experiment": {"variables": {"app": name}},
+                    "metrics": [{"name": "errors",
+                                 "query": "sum(rate(errors{pod=~\"${podRegex}\"}[${interval}]))"}]
+                }}
+            }),
+        ),
+        "/spec/strategy/redBlack/trafficRouting",
+        json!({"httpRoute": {"name": route}}),
+    )
+}
+
+fn http_routes(env: &Env) -> kube::Api<kube::api::DynamicObject> {
+    use kube::api::{ApiResource, GroupVersionKind};
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    kube::Api::namespaced_with(env.client.clone(), NS, &ApiResource::from_gvk(&gvk))
+}
+
+async fn create_route(env: &Env, name: &str, backend: &str) {
+    let route: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name},
+        "spec": {"parentRefs": [{"name": "gw"}],
+                 "rules": [{"backendRefs": [{"name": backend, "port": 80}]}]}
+    }))
+    .expect("route JSON");
+    http_routes(env)
+        .create(&kube::api::PostParams::default(), &route)
+        .await
+        .expect("route created");
+}
+
+/// The route as stored, read in-process (not counted as a request).
+fn stored_route(env: &Env, name: &str) -> Option<serde_json::Value> {
+    let gr =
+        redblack::sandbox::registry::GroupResource::new("gateway.networking.k8s.io", "httproutes");
+    env.sandbox.store().get(&gr, NS, name).map(|v| (*v).clone())
+}
+
+/// The route's first rule's backends with a positive weight, by name.
+fn weighted(route: &serde_json::Value) -> Vec<(String, i64)> {
+    route
+        .pointer("/spec/rules/0/backendRefs")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|b| Some((b["name"].as_str()?.to_owned(), b["weight"].as_i64()?)))
+        .filter(|(_, w)| *w > 0)
+        .collect()
+}
+
+/// With the Gateway API served at startup, HTTPRoutes come from a watch: a
+/// routed canary makes no GET of its route (reconciles read the cache, the
+/// weights write is guarded by the cached resourceVersion), and a user's edit
+/// of the weights during the analysis wakes the Rollout at once (the resync is
+/// an hour) and is corrected, keeping the user's other route fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routed_canary_reads_its_route_from_the_watch_and_corrects_edits_at_once() {
+    use redblack::api::CanaryPhase;
+    use redblack::api::ROLLOUT_LABEL;
+    use redblack::api::canary_analysis::CanaryAnalysis;
+    use redblack::cli::controller::ControllerConfig;
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    create_route(&env, "web-route", "web").await;
+    env.create_rollout(routed_canary("web", "web-route")).await;
+    let running = Running::start_with(
+        env.client.clone(),
+        ControllerConfig {
+            canary_analysis: false,
+            resync: Duration::from_secs(3600),
+            ..ControllerConfig::default()
+        },
+    );
+    let r1 = env.wait_phase("web", Phase::Healthy).await;
+    assert!(
+        running.readiness.is_ready(),
+        "ready: the route cache synced"
+    );
+    let h1 = hash_of(&r1);
+    let h2 = hash_of(&env.set_image("web", "demo:2").await);
+    eventually("the canary is analysed with its share", || async {
+        let r = env.get("web").await;
+        let c = r.status?.canary?;
+        let route = stored_route(&env, "web-route")?;
+        (c.phase == Some(CanaryPhase::Analysing)
+            && weighted(&route).iter().any(|(n, _)| n == "web-canary"))
+        .then_some(())
+    })
+    .await;
+
+    // A user (or GitOps) puts everything back on `web` and adds a match.
+    http_routes(&env)
+        .patch(
+            "web-route",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": "/app"}}],
+                "backendRefs": [{"name": "web", "port": 80, "weight": 100}]
+            }]}})),
+        )
+        .await
+        .expect("user edit");
+    let corrected = eventually("the operator restores the canary's share", || async {
+        let route = stored_route(&env, "web-route")?;
+        let w = weighted(&route);
+        (w.iter().any(|(n, _)| n == "web-canary") && w.iter().any(|(n, _)| n == "web-baseline"))
+            .then_some(route)
+    })
+    .await;
+    assert_eq!(
+        corrected.pointer("/spec/rules/0/matches/0/path/value"),
+        Some(&json!("/app")),
+        "the user's match is kept: {corrected}"
+    );
+    assert_eq!(
+        corrected.pointer("/spec/parentRefs/0/name"),
+        Some(&json!("gw"))
+    );
+
+    // The verdict (the test plays the analysis controller).
+    let analyses: kube::Api<CanaryAnalysis> = kube::Api::namespaced(env.client.clone(), NS);
+    let analysis = analyses
+        .list(&kube::api::ListParams::default().labels(ROLLOUT_LABEL))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .next()
+        .expect("the canary's analysis");
+    analyses
+        .patch_status(
+            &analysis.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Passed", "score": 100.0}})),
+        )
+        .await
+        .expect("verdict written");
+    env.wait_selected("web", &h2).await;
+    env.wait_phase("web", Phase::Healthy).await;
+    eventually("the route is back on the active Service", || async {
+        let route = stored_route(&env, "web-route")?;
+        (weighted(&route) == [("web".to_owned(), 100)]).then_some(())
+    })
+    .await;
+    assert_ne!(h1, h2);
+
+    let counts = env.sandbox.request_counts();
+    assert_eq!(
+        counts.get("get", "httproutes"),
+        0,
+        "no reconcile read the route from the API"
+    );
+    assert!(
+        counts.get("list", "httproutes") >= 1,
+        "the route cache listed"
+    );
+    assert!(counts.get("watch", "httproutes") >= 1, "and watches");
+    assert!(
+        counts.get("patch", "httproutes") >= 3,
+        "on, the correction, off (plus the user's edit)"
+    );
+    running.stop().await.unwrap();
+}
+
+/// Without the Gateway API the operator starts, becomes ready and runs
+/// Rollouts; a Gateway API installed later is used through the fallback (the
+/// route read per reconcile, no watch until a restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_gateway_api_the_operator_is_ready_and_reads_routes_installed_later() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{DeleteParams, PostParams};
+    use redblack::cli::controller::ControllerConfig;
+    let env = Env::start(FAST).await;
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(env.client.clone());
+    let gateway = "gateway.networking.k8s.io/v1";
+    crds.delete(
+        "httproutes.gateway.networking.k8s.io",
+        &DeleteParams::default(),
+    )
+    .await
+    .expect("HTTPRoute CRD deleted");
+    eventually("HTTPRoutes are no longer served", || async {
+        match env.client.list_api_group_resources(gateway).await {
+            Ok(list) => (!list.resources.iter().any(|r| r.name == "httproutes")).then_some(()),
+            Err(_) => Some(()),
+        }
+    })
+    .await;
+    env.create_service("web", "web").await;
+    env.create_rollout(routed_canary("web", "web-route")).await;
+    let running = Running::start_with(
+        env.client.clone(),
+        ControllerConfig {
+            canary_analysis: false,
+            ..ControllerConfig::default()
+        },
+    );
+    env.wait_phase("web", Phase::Healthy).await;
+    eventually("the operator is ready", || async {
+        running.readiness.is_ready().then_some(())
+    })
+    .await;
+
+    // The Gateway API arrives after the operator started.
+    let crd: CustomResourceDefinition =
+        serde_json::from_value(redblack::sandbox::server::crd::httproute_crd())
+            .expect("HTTPRoute CRD JSON");
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .expect("HTTPRoute CRD created");
+    eventually("HTTPRoutes are served", || async {
+        let list = env.client.list_api_group_resources(gateway).await.ok()?;
+        list.resources
+            .iter()
+            .any(|r| r.name == "httproutes")
+            .then_some(())
+    })
+    .await;
+    create_route(&env, "web-route", "web").await;
+    env.set_image("web", "demo:2").await;
+    eventually("the canary gets its share through the route", || async {
+        let route = stored_route(&env, "web-route")?;
+        weighted(&route)
+            .iter()
+            .any(|(n, _)| n == "web-canary")
+            .then_some(())
+    })
+    .await;
+    let counts = env.sandbox.request_counts();
+    assert!(
+        counts.get("get", "httproutes") >= 1,
+        "routes are read per reconcile"
+    );
+    assert_eq!(
+        counts.get("list", "httproutes") + counts.get("watch", "httproutes"),
+        0,
+        "no route watch until a restart"
+    );
+    running.stop().await.unwrap();
+}

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use super::CliResult;
 use super::rollouts::{Conn, connect};
 use crate::analysis::controller::{AnalysisController, AnalysisControllerConfig};
-use crate::rollout::controller::{RolloutController, Settings};
+use crate::rollout::controller::{RolloutController, Settings, http_routes_served};
 use crate::telemetry::{self, LogFormat};
 use crate::web::health::{self, Readiness};
 use crate::web::metrics::OperatorMetrics;
@@ -149,6 +149,9 @@ pub async fn run_controller(
         }));
     }
 
+    // Watch HTTPRoutes only if the API serves them now (the Gateway API is
+    // optional); otherwise routes are read per reconcile until a restart.
+    let watch_http_routes = http_routes_served(&client).await;
     let rollouts = RolloutController::new(
         client.clone(),
         Settings {
@@ -156,6 +159,7 @@ pub async fn run_controller(
             concurrency: cfg.concurrency.max(1),
             resync: cfg.resync,
             instance: std::env::var("POD_NAME").ok(),
+            watch_http_routes,
             ..Settings::default()
         },
     );

@@ -12,7 +12,7 @@
 //! | `DeleteReplicaSet` | DELETE, background propagation; 404 is success | |
 //! | `SwitchService` | server-side apply of ONLY `spec.selector`, `force` | see below |
 //! | `EnsureRoleService` | server-side apply of the `<rollout>-canary/-baseline` Service, `force`, owned by the Rollout | ours entirely |
-//! | `SetRouteWeights` | GET the HTTPRoute, then a merge patch of `spec.rules` with every rule's `backendRefs` replaced, guarded by its resourceVersion | the user's object: one write, 409 if it changed meanwhile |
+//! | `SetRouteWeights` | a merge patch of `spec.rules` (the rules of the route the plan was made from, every rule's `backendRefs` replaced), guarded by that route's resourceVersion | the user's object: one write, 409 if it changed since it was observed (the next plan sees the change) |
 //! | `EnsureCanaryAnalysis` | POST; 409 AlreadyExists is success | a judgement is a record: never updated |
 //! | status | JSON merge patch of the `status` subresource: the diff from the stored status | see [`write_status`] |
 //!
@@ -102,15 +102,21 @@ pub enum Written {
     CanaryAnalysis {
         name: String,
     },
-    /// A write to an object the shell does not cache (the HTTPRoute).
-    Untracked,
+    /// The HTTPRoute's weights (cached only while the route watch runs).
+    Route {
+        name: String,
+        resource_version: Option<String>,
+    },
 }
 
-/// Executes one action. Every action is safe to repeat.
+/// Executes one action. Every action is safe to repeat. `route` is the
+/// HTTPRoute the plan was made from (from the watch cache, or read by this
+/// reconcile when the route watch does not run).
 pub async fn execute(
     client: &Client,
     rollout: &Rollout,
     action: &Action,
+    route: Option<&DynamicObject>,
 ) -> Result<Written, ApplyError> {
     let ns = rollout
         .namespace()
@@ -205,19 +211,37 @@ pub async fn execute(
                 resource_version: applied.resource_version(),
             })
         }
-        Action::SetRouteWeights { route, backends } => {
+        Action::SetRouteWeights {
+            route: name,
+            backends,
+        } => {
             let api = http_routes(client, &ns);
-            let current = api
-                .get(route)
-                .await
-                .map_err(api_err(format!("reading HTTPRoute {route}")))?;
+            // The route the plan was made from; read only if the plan names
+            // another one (never today: the planner only sets the weights of
+            // the route it observed).
+            let fetched;
+            let current = match route.filter(|r| r.metadata.name.as_deref() == Some(name)) {
+                Some(r) => r,
+                None => {
+                    fetched = api
+                        .get(name)
+                        .await
+                        .map_err(api_err(format!("reading HTTPRoute {name}")))?;
+                    &fetched
+                }
+            };
             // The user's object: only backendRefs change, every rule gets the
-            // same list, guarded by the resourceVersion read (409 → re-plan).
-            let patch = route_weights_patch(&current, backends);
-            api.patch(route, &merge_params(), &Patch::Merge(&patch))
+            // same list, guarded by the observed resourceVersion (409 → the
+            // route changed since: the next plan sees the change).
+            let patch = route_weights_patch(current, backends);
+            let patched = api
+                .patch(name, &merge_params(), &Patch::Merge(&patch))
                 .await
-                .map_err(api_err(format!("setting the weights of HTTPRoute {route}")))?;
-            Ok(Written::Untracked)
+                .map_err(api_err(format!("setting the weights of HTTPRoute {name}")))?;
+            Ok(Written::Route {
+                name: name.clone(),
+                resource_version: patched.resource_version(),
+            })
         }
         Action::EnsureCanaryAnalysis { name, labels, spec } => {
             let api: Api<CanaryAnalysis> = Api::namespaced(client.clone(), &ns);
@@ -242,14 +266,27 @@ pub async fn execute(
     }
 }
 
-/// The Gateway API HTTPRoute (`gateway.networking.k8s.io/v1`).
-pub fn http_routes(client: &Client, ns: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
-    Api::namespaced_with(client.clone(), ns, &ApiResource::from_gvk(&gvk))
+/// The Gateway API group of HTTPRoute.
+pub const GATEWAY_GROUP: &str = "gateway.networking.k8s.io";
+/// The version of HTTPRoute the operator reads and writes.
+pub const GATEWAY_VERSION: &str = "v1";
+/// HTTPRoute's plural (its discovery name).
+pub const HTTP_ROUTE_PLURAL: &str = "httproutes";
+
+/// The Gateway API HTTPRoute (`gateway.networking.k8s.io/v1`) as a dynamic type.
+pub fn http_route_resource() -> ApiResource {
+    let gvk = GroupVersionKind::gvk(GATEWAY_GROUP, GATEWAY_VERSION, "HTTPRoute");
+    ApiResource::from_gvk_with_plural(&gvk, HTTP_ROUTE_PLURAL)
 }
 
-/// Reads `trafficRouting.httpRoute` (not cached: the Gateway API may not be
-/// installed). None when it does not exist.
+/// HTTPRoutes of namespace `ns`.
+pub fn http_routes(client: &Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &http_route_resource())
+}
+
+/// Reads `trafficRouting.httpRoute` from the API: the fallback when the route
+/// watch does not run (the Gateway API was not served when the operator
+/// started). None when it does not exist.
 pub async fn read_route(
     client: &Client,
     ns: &str,
@@ -458,6 +495,7 @@ pub async fn apply_plan(
     client: &Client,
     rollout: &Rollout,
     plan: &Plan,
+    route: Option<&DynamicObject>,
 ) -> Result<Vec<Written>, ApplyError> {
     let stored = rollout.status.as_ref();
     if plan.is_noop(stored) {
@@ -465,7 +503,7 @@ pub async fn apply_plan(
     }
     let mut written = Vec::with_capacity(plan.actions.len() + 1);
     for action in &plan.actions {
-        written.push(execute(client, rollout, action).await?);
+        written.push(execute(client, rollout, action, route).await?);
     }
     if stored != Some(&plan.status) {
         written.push(write_status(client, rollout, &plan.status).await?);

@@ -6,9 +6,16 @@
 //!   naming it; CanaryAnalysisTemplates likewise wake the Rollouts naming
 //!   them. managedFields (and a Service's last-applied copy) are stripped
 //!   before objects are cached.
-//! - A reconcile is `observe → plan → apply`: no API reads, no memory of
-//!   progress (it lives in the Rollout's status and on its children). A plan
-//!   that is a no-op makes no request at all.
+//! - HTTPRoutes (gateway.networking.k8s.io/v1) are watched too when the API
+//!   serves them at startup ([`http_routes_served`]); a route event wakes the
+//!   Rollouts whose `trafficRouting.httpRoute` names it. When it was not
+//!   served (Gateway API absent, or installed after the operator started),
+//!   a routed Rollout's reconcile reads its route from the API instead, one
+//!   GET per reconcile, and a restart of the operator starts the watch.
+//! - A reconcile is `observe → plan → apply`: no API reads (but the route
+//!   without a route watch), no memory of progress (it lives in the Rollout's
+//!   status and on its children). A plan that is a no-op makes no request at
+//!   all.
 //! - After writing, a reconcile waits (briefly, in memory) until the caches
 //!   reflect its writes, so the next plan never acts on a stale world.
 //! - Requeue: the plan's timer (deadline, scale-down), else a slow resync as a
@@ -24,6 +31,8 @@ use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList;
+use kube::api::DynamicObject;
 use kube::runtime::controller::{self, Action as Requeue, Controller};
 use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
@@ -56,6 +65,9 @@ pub struct Settings {
     pub cache_wait: Duration,
     /// `reportingInstance` of Events (e.g. the pod name).
     pub instance: Option<String>,
+    /// Watch HTTPRoutes (set when the API serves them, [`http_routes_served`]);
+    /// false reads a routed Rollout's route from the API on every reconcile.
+    pub watch_http_routes: bool,
 }
 
 impl Default for Settings {
@@ -66,6 +78,7 @@ impl Default for Settings {
             resync: Duration::from_secs(30 * 60),
             cache_wait: Duration::from_secs(5),
             instance: None,
+            watch_http_routes: false,
         }
     }
 }
@@ -118,7 +131,8 @@ where
 impl RolloutController {
     pub fn new(client: Client, settings: Settings) -> RolloutController {
         let ns = settings.namespace.as_deref();
-        let synced = Synced::new(5);
+        // Bits 0–4 below; 5 is the route cache, awaited only when it runs.
+        let synced = Synced::new(if settings.watch_http_routes { 6 } else { 5 });
 
         let (rollouts, rollout_writer) = reflector::store::<Rollout>();
         let rollout_events = watcher(api::<Rollout>(&client, ns), watcher::Config::default())
@@ -185,6 +199,34 @@ impl RolloutController {
                 observe::rollouts_using_template(&using, &template)
             })
             .with_config(controller::Config::default().concurrency(settings.concurrency));
+
+        // HTTPRoutes, stripped to their rules: an event wakes the Rollouts
+        // routing through it (our own weight writes included, which re-plan
+        // to a no-op).
+        let (controller, routes) = if settings.watch_http_routes {
+            let resource = apply::http_route_resource();
+            let writer = reflector::store::Writer::<DynamicObject>::new(resource.clone());
+            let routes = writer.as_reader();
+            let api = match ns {
+                Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+                None => Api::all_with(client.clone(), &resource),
+            };
+            let route_events = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .modify(observe::strip_route)
+                .reflect(writer)
+                .inspect_ok(mark_synced(&synced, 5))
+                .touched_objects();
+            let routed = rollouts.clone();
+            let controller = controller.watches_stream_with(
+                route_events,
+                move |route: DynamicObject| observe::rollouts_routed_by(&routed, &route),
+                resource,
+            );
+            (controller, Some(routes))
+        } else {
+            (controller, None)
+        };
         RolloutController {
             controller,
             caches: Caches {
@@ -193,6 +235,7 @@ impl RolloutController {
                 services,
                 analyses,
                 templates,
+                routes,
                 synced,
             },
             client,
@@ -235,6 +278,41 @@ impl RolloutController {
                 futures::future::ready(())
             })
             .await;
+    }
+}
+
+/// True when `resources` (the discovery of gateway.networking.k8s.io/v1)
+/// serves HTTPRoutes with the verbs a watch needs.
+pub fn serves_http_routes(resources: &APIResourceList) -> bool {
+    resources.resources.iter().any(|r| {
+        r.name == apply::HTTP_ROUTE_PLURAL
+            && ["list", "watch"]
+                .iter()
+                .all(|verb| r.verbs.iter().any(|v| v == verb))
+    })
+}
+
+/// Asks the API (discovery) whether it serves HTTPRoutes, to decide at
+/// startup whether to watch them. Any failure answers false: routes are then
+/// read per reconcile, which is correct, only costlier.
+pub async fn http_routes_served(client: &Client) -> bool {
+    let group_version = format!("{}/{}", apply::GATEWAY_GROUP, apply::GATEWAY_VERSION);
+    match client.list_api_group_resources(&group_version).await {
+        Ok(resources) => {
+            let served = serves_http_routes(&resources);
+            if !served {
+                info!(%group_version, "HTTPRoutes are not served; routes are read per reconcile (restart the operator after installing the Gateway API)");
+            }
+            served
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            info!(%group_version, "the Gateway API is not served; routes are read per reconcile (restart the operator after installing it)");
+            false
+        }
+        Err(e) => {
+            warn!(%group_version, error = %e, "cannot discover HTTPRoutes; routes are read per reconcile");
+            false
+        }
     }
 }
 
@@ -285,16 +363,23 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Requeue, Re
         // Garbage collection removes the children through their owner references.
         return Ok(Requeue::await_change());
     }
-    let route = match rollout.spec.http_route_name() {
-        Some(name) => {
+    // The route from the cache; without a route watch, from the API.
+    let route = match (
+        rollout.spec.http_route_name(),
+        observe::cached_route(&ctx.caches, rollout),
+    ) {
+        (None, _) => None,
+        (Some(_), Some(cached)) => cached,
+        (Some(name), None) => {
             let ns = rollout.namespace().unwrap_or_default();
-            apply::read_route(&ctx.client, &ns, name)
-                .await?
-                .map(|r| apply::route_observation(&r))
+            apply::read_route(&ctx.client, &ns, name).await?
         }
-        None => None,
     };
-    let observed = observe::observe_with_route(rollout, &ctx.caches, route);
+    let observed = observe::observe_with_route(
+        rollout,
+        &ctx.caches,
+        route.as_ref().map(apply::route_observation),
+    );
     let plan = plan(rollout, &observed, Utc::now());
     let requeue = Requeue::requeue(plan.requeue_after.unwrap_or(ctx.settings.resync));
     if plan.is_noop(rollout.status.as_ref()) {
@@ -302,8 +387,8 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Requeue, Re
         return Ok(requeue);
     }
     info!(state = ?plan.state, actions = plan.actions.len(), "applying plan");
-    let before = Before::capture(&observed);
-    let written = apply::apply_plan(&ctx.client, rollout, &plan).await?;
+    let before = Before::capture(&observed).with_route(route.as_ref());
+    let written = apply::apply_plan(&ctx.client, rollout, &plan, route.as_ref()).await?;
     ctx.metrics
         .api_writes
         .get_or_create(&labels())
@@ -407,6 +492,38 @@ mod tests {
         assert_eq!(backoff(2), Duration::from_secs(2));
         assert_eq!(backoff(5), Duration::from_secs(16));
         assert_eq!(backoff(50), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn http_routes_are_watched_only_when_listed_and_watchable() {
+        let list = |resources: serde_json::Value| -> APIResourceList {
+            serde_json::from_value(serde_json::json!({
+                "kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": "gateway.networking.k8s.io/v1",
+                "resources": resources
+            }))
+            .unwrap()
+        };
+        let resource = |name: &str, verbs: &[&str]| {
+            serde_json::json!({"name": name, "singularName": "", "namespaced": true,
+                               "kind": "HTTPRoute", "verbs": verbs})
+        };
+        let all = [
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ];
+        assert!(serves_http_routes(&list(serde_json::json!([
+            resource("gateways", &all),
+            resource("httproutes", &all),
+            resource("httproutes/status", &["get", "patch", "update"]),
+        ]))));
+        assert!(!serves_http_routes(&list(serde_json::json!([]))));
+        assert!(!serves_http_routes(&list(serde_json::json!([resource(
+            "gateways", &all
+        )]))));
+        assert!(!serves_http_routes(&list(serde_json::json!([resource(
+            "httproutes",
+            &["get", "list"]
+        )]))));
     }
 
     #[test]

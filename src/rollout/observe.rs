@@ -1,20 +1,25 @@
 //! The imperative shell's read half: builds the planner's [`Observed`] from the
 //! controller's reflector caches (never from the API), and maps watch events of
-//! related objects to the Rollouts they concern.
+//! related objects to the Rollouts they concern. The one exception is the
+//! HTTPRoute when the Gateway API was not served at startup (no route cache):
+//! the controller then reads it per reconcile.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
+use kube::api::DynamicObject;
 use kube::runtime::reflector::{ObjectRef, Store};
+use serde_json::Value;
 
 use crate::api::analysis_template::CanaryAnalysisTemplate;
 use crate::api::canary_analysis::{CanaryAnalysis, Phase as AnalysisApiPhase};
 use crate::api::{ROLLOUT_LABEL, Rollout};
 use crate::rollout::Observed;
-use crate::rollout::apply::Written;
+use crate::rollout::apply::{self, Written};
 use crate::rollout::plan::{
     AnalysisObservation, AnalysisPhase, RouteObservation, role_service_name,
 };
@@ -33,6 +38,11 @@ pub struct Caches {
     pub analyses: Store<CanaryAnalysis>,
     /// CanaryAnalysisTemplates (read when an analysis is created from one).
     pub templates: Store<CanaryAnalysisTemplate>,
+    /// HTTPRoutes (gateway.networking.k8s.io/v1), stripped to what the planner
+    /// and the weights write read ([`strip_route`]). None when the API did not
+    /// serve HTTPRoutes at startup: routes are then read per reconcile, and a
+    /// restart of the operator starts the watch.
+    pub routes: Option<Store<DynamicObject>>,
     pub synced: Synced,
 }
 
@@ -109,12 +119,27 @@ pub fn analysis_observation(analysis: &CanaryAnalysis) -> AnalysisObservation {
     }
 }
 
-/// The planner's view of `rollout`'s world, from the caches. `route` is the
-/// `trafficRouting.httpRoute` observation, read by the caller (it is not cached).
+/// `trafficRouting.httpRoute` of `rollout` from the route cache: Some(None)
+/// when it is not in the cache (it does not exist), None when there is no route
+/// cache (the caller reads the route from the API instead).
+pub fn cached_route(caches: &Caches, rollout: &Rollout) -> Option<Option<DynamicObject>> {
+    let store = caches.routes.as_ref()?;
+    let Some(name) = rollout.spec.http_route_name() else {
+        return Some(None);
+    };
+    let ns = rollout.namespace().unwrap_or_default();
+    let key = ObjectRef::new_with(name, apply::http_route_resource()).within(&ns);
+    Some(store.get(&key).map(|r| (*r).clone()))
+}
+
+/// The planner's view of `rollout`'s world, from the caches, without the
+/// route (see [`observe_with_route`]).
 pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
     observe_with_route(rollout, caches, None)
 }
 
+/// As [`observe`], with `route`: the `trafficRouting.httpRoute` observation
+/// (from [`cached_route`], or read by the caller when there is no route cache).
 pub fn observe_with_route(
     rollout: &Rollout,
     caches: &Caches,
@@ -183,6 +208,22 @@ pub fn template_names(rollout: &Rollout) -> Vec<&str> {
     names
 }
 
+/// The Rollouts in `obj`'s namespace for which `names(rollout, obj's name)`
+/// holds: the mapper of every watch on an object that Rollouts name.
+fn rollouts_referring<K: kube::Resource>(
+    rollouts: &Store<Rollout>,
+    obj: &K,
+    names: impl Fn(&Rollout, &str) -> bool,
+) -> Vec<ObjectRef<Rollout>> {
+    let ns = obj.namespace();
+    let name = obj.name_any();
+    rollouts
+        .state_filter(|r| r.namespace() == ns && names(r, &name))
+        .iter()
+        .map(|r| ObjectRef::from_obj(&**r))
+        .collect()
+}
+
 /// The Rollouts (in the template's namespace) whose analyses name `template`:
 /// the only ones a template event concerns. A Rollout whose analysis already
 /// exists is re-planned too, which changes nothing (analyses are never updated).
@@ -190,29 +231,30 @@ pub fn rollouts_using_template(
     rollouts: &Store<Rollout>,
     template: &CanaryAnalysisTemplate,
 ) -> Vec<ObjectRef<Rollout>> {
-    let ns = template.namespace();
-    let name = template.name_any();
-    rollouts
-        .state_filter(|r| r.namespace() == ns && template_names(r).contains(&name.as_str()))
-        .iter()
-        .map(|r| ObjectRef::from_obj(&**r))
-        .collect()
+    rollouts_referring(rollouts, template, |r, name| {
+        template_names(r).contains(&name)
+    })
 }
 
 /// The Rollouts (in the Service's namespace) that name `svc` as their active
 /// or preview Service: the only ones a Service event concerns.
 pub fn rollouts_naming(rollouts: &Store<Rollout>, svc: &Service) -> Vec<ObjectRef<Rollout>> {
-    let ns = svc.namespace();
-    let name = svc.name_any();
-    rollouts
-        .state_filter(|r| {
-            let rb = &r.spec.strategy.red_black;
-            r.namespace() == ns
-                && (rb.active_service == name || rb.preview_service.as_deref() == Some(&name))
-        })
-        .iter()
-        .map(|r| ObjectRef::from_obj(&**r))
-        .collect()
+    rollouts_referring(rollouts, svc, |r, name| {
+        let rb = &r.spec.strategy.red_black;
+        rb.active_service == name || rb.preview_service.as_deref() == Some(name)
+    })
+}
+
+/// The Rollouts (in the route's namespace) whose
+/// `trafficRouting.httpRoute.name` is `route`: the only ones a route event
+/// concerns (e.g. a user or GitOps changing the weights during a canary).
+pub fn rollouts_routed_by(
+    rollouts: &Store<Rollout>,
+    route: &DynamicObject,
+) -> Vec<ObjectRef<Rollout>> {
+    rollouts_referring(rollouts, route, |r, name| {
+        r.spec.http_route_name() == Some(name)
+    })
 }
 
 /// Drops what the operator never reads before an object enters a cache.
@@ -226,6 +268,33 @@ pub fn strip_service(svc: &mut Service) {
     if let Some(annotations) = svc.metadata.annotations.as_mut() {
         annotations.remove(LAST_APPLIED_ANNOTATION);
     }
+}
+
+/// Keeps of an HTTPRoute only what the operator reads: metadata name,
+/// namespace, uid and resourceVersion (the weights write's precondition) and
+/// `spec.rules` — whole, because the weights write is a merge patch of
+/// `spec.rules` (a list, replaced as a whole) that must carry every rule's
+/// matches, filters and other fields unchanged. parentRefs, hostnames, labels,
+/// annotations, managedFields and status are dropped.
+pub fn strip_route(route: &mut DynamicObject) {
+    let meta = std::mem::take(&mut route.metadata);
+    route.metadata = ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        ..ObjectMeta::default()
+    };
+    let rules = route
+        .data
+        .pointer_mut("/spec/rules")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
+    route.data = if rules.is_null() {
+        serde_json::json!({"spec": {}})
+    } else {
+        serde_json::json!({"spec": {"rules": rules}})
+    };
 }
 
 /// True once the caches reflect every write (the written resourceVersion, or a
@@ -274,7 +343,18 @@ pub fn caches_reflect(
             .analyses
             .get(&ObjectRef::new(name).within(&ns))
             .is_some(),
-        Written::Untracked => true,
+        Written::Route {
+            name,
+            resource_version,
+        } => match &caches.routes {
+            // Not cached: the next reconcile reads the route from the API.
+            None => true,
+            Some(routes) => {
+                let key = ObjectRef::new_with(name, apply::http_route_resource()).within(&ns);
+                let cached = routes.get(&key).and_then(|r| r.resource_version());
+                seen(cached, resource_version, &before.route(name))
+            }
+        },
         Written::Status { resource_version } => {
             let cached = caches
                 .rollouts
@@ -290,6 +370,7 @@ pub fn caches_reflect(
 pub struct Before {
     replica_sets: Vec<(String, Option<String>)>,
     services: Vec<(String, Option<String>)>,
+    route: Option<(String, Option<String>)>,
 }
 
 impl Before {
@@ -312,7 +393,21 @@ impl Before {
                 .chain(observed.preview_service.iter())
                 .map(|s| rv(&s.metadata))
                 .collect(),
+            route: None,
         }
+    }
+    /// Adds the resourceVersion of the route the plan was made from.
+    pub fn with_route(mut self, route: Option<&DynamicObject>) -> Before {
+        self.route = route.map(|r| {
+            (
+                r.metadata.name.clone().unwrap_or_default(),
+                r.metadata.resource_version.clone(),
+            )
+        });
+        self
+    }
+    fn route(&self, name: &str) -> Option<String> {
+        lookup(self.route.as_slice(), name)
     }
     fn replica_set(&self, name: &str) -> Option<String> {
         lookup(&self.replica_sets, name)
@@ -431,6 +526,7 @@ mod tests {
             services: store(vec![svc("web"), svc("unrelated")]),
             analyses: store(vec![]),
             templates: store(vec![]),
+            routes: None,
             synced: Synced::new(5),
         };
         let observed = observe(&web, &caches);
@@ -502,6 +598,7 @@ mod tests {
                 template("unrelated", "default"),
                 elsewhere,
             ]),
+            routes: None,
             synced: Synced::new(5),
         };
         let observed = observe(&web, &caches);
@@ -532,6 +629,163 @@ mod tests {
             template_names(&using(rollout("e", "e", None), Some("x"), Some("x"))),
             ["x"]
         );
+    }
+
+    fn route(name: &str, namespace: &str, rv: &str) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {
+                "name": name, "namespace": namespace, "uid": "u1", "resourceVersion": rv,
+                "labels": {"team": "a"},
+                "annotations": {LAST_APPLIED_ANNOTATION: "{}"},
+                "managedFields": [{"manager": "kubectl"}]
+            },
+            "spec": {
+                "parentRefs": [{"name": "gw"}],
+                "hostnames": ["web.example"],
+                "rules": [
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+                     "filters": [{"type": "RequestHeaderModifier"}],
+                     "backendRefs": [{"name": "web", "port": 80, "weight": 90},
+                                     {"name": "web-canary", "port": 80, "weight": 10}]},
+                    {"backendRefs": [{"name": "web", "port": 80}]}
+                ]
+            },
+            "status": {"parents": []}
+        }))
+        .unwrap()
+    }
+
+    fn routed(r: Rollout, route: &str) -> Rollout {
+        let mut r = r;
+        r.spec.strategy.red_black.traffic_routing = Some(
+            serde_json::from_value(serde_json::json!({"httpRoute": {"name": route}})).unwrap(),
+        );
+        r
+    }
+
+    fn route_store(objs: Vec<DynamicObject>) -> Store<DynamicObject> {
+        let mut writer = reflector::store::Writer::new(apply::http_route_resource());
+        let reader = writer.as_reader();
+        writer.apply_watcher_event(&Event::Init);
+        for o in objs {
+            writer.apply_watcher_event(&Event::InitApply(o));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        reader
+    }
+
+    #[test]
+    fn stripping_a_route_keeps_identity_and_whole_rules_only() {
+        let original = route("web-route", "default", "7");
+        let mut r = original.clone();
+        strip_route(&mut r);
+        assert_eq!(r.metadata.name.as_deref(), Some("web-route"));
+        assert_eq!(r.metadata.namespace.as_deref(), Some("default"));
+        assert_eq!(r.metadata.uid.as_deref(), Some("u1"));
+        assert_eq!(r.metadata.resource_version.as_deref(), Some("7"));
+        assert!(r.metadata.managed_fields.is_none());
+        assert!(r.metadata.annotations.is_none());
+        assert!(r.metadata.labels.is_none());
+        assert_eq!(
+            r.data,
+            serde_json::json!({"spec": {"rules": original.data["spec"]["rules"].clone()}})
+        );
+        // What the planner reads and what the weights write sends are unchanged.
+        assert_eq!(
+            apply::route_observation(&r),
+            apply::route_observation(&original)
+        );
+        let backends = apply::route_observation(&original).backends;
+        assert_eq!(
+            apply::route_weights_patch(&r, &backends),
+            apply::route_weights_patch(&original, &backends)
+        );
+        // A route without rules stays a route without rules.
+        let mut bare: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "bare"}, "spec": {"parentRefs": [{"name": "gw"}]}
+        }))
+        .unwrap();
+        strip_route(&mut bare);
+        assert_eq!(bare.data, serde_json::json!({"spec": {}}));
+    }
+
+    #[test]
+    fn route_events_map_to_the_rollouts_routed_by_them() {
+        let rollouts = store(vec![
+            routed(rollout("a", "a", None), "shared"),
+            routed(rollout("b", "b", None), "shared"),
+            routed(rollout("c", "c", None), "other"),
+            rollout("d", "d", None),
+        ]);
+        let mut names: Vec<_> = rollouts_routed_by(&rollouts, &route("shared", "default", "1"))
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a", "b"]);
+        assert!(rollouts_routed_by(&rollouts, &route("shared", "elsewhere", "1")).is_empty());
+        assert!(rollouts_routed_by(&rollouts, &route("d", "default", "1")).is_empty());
+    }
+
+    #[test]
+    fn the_route_comes_from_the_cache_when_it_runs() {
+        let web = routed(rollout("web", "web", None), "web-route");
+        let mut caches = Caches {
+            rollouts: store(vec![web.clone()]),
+            replica_sets: store(vec![]),
+            services: store(vec![]),
+            analyses: store(vec![]),
+            templates: store(vec![]),
+            routes: None,
+            synced: Synced::new(5),
+        };
+        assert!(cached_route(&caches, &web).is_none(), "no cache: read it");
+        caches.routes = Some(route_store(vec![
+            route("web-route", "default", "3"),
+            route("web-route", "other", "4"),
+        ]));
+        let found = cached_route(&caches, &web).flatten();
+        assert_eq!(
+            found.and_then(|r| r.metadata.resource_version).as_deref(),
+            Some("3")
+        );
+        let missing = routed(rollout("x", "x", None), "absent");
+        assert_eq!(cached_route(&caches, &missing), Some(None));
+        assert_eq!(
+            cached_route(&caches, &rollout("plain", "plain", None)),
+            Some(None)
+        );
+    }
+
+    #[test]
+    fn a_route_write_is_reflected_once_the_route_cache_has_it() {
+        let web = routed(rollout("web", "web", None), "web-route");
+        let old = route("web-route", "default", "3");
+        let mut caches = Caches {
+            rollouts: store(vec![web.clone()]),
+            replica_sets: store(vec![]),
+            services: store(vec![]),
+            analyses: store(vec![]),
+            templates: store(vec![]),
+            routes: Some(route_store(vec![old.clone()])),
+            synced: Synced::new(6),
+        };
+        let written = [Written::Route {
+            name: "web-route".into(),
+            resource_version: Some("5".into()),
+        }];
+        let before = Before::default().with_route(Some(&old));
+        assert!(!caches_reflect(&caches, &web, &written, &before));
+        caches.routes = Some(route_store(vec![route("web-route", "default", "5")]));
+        assert!(caches_reflect(&caches, &web, &written, &before));
+        // A later version (someone wrote after us) counts too.
+        caches.routes = Some(route_store(vec![route("web-route", "default", "6")]));
+        assert!(caches_reflect(&caches, &web, &written, &before));
+        // Without a route cache there is nothing to wait for.
+        caches.routes = None;
+        assert!(caches_reflect(&caches, &web, &written, &before));
     }
 
     #[tokio::test]
