@@ -155,17 +155,12 @@ fn decide(
         c.analysis_start = None;
         return Some(State::Canary(CanaryStep::AnalysisUnavailable(problem)));
     }
-    // Analysing: the window starts when traffic does.
+    // Analysing: the window starts when traffic does. No Event of its own:
+    // the same plan records the traffic write (CanaryTrafficOn) and the
+    // analysis (AnalysisCreated).
     if c.analysis_start.is_none() {
         if traffic::can_flow(rollout, world, c) {
             c.analysis_start = Some(now);
-            out.normal(
-                "CanaryTrafficStarted",
-                format!(
-                    "canary of {target} and its baseline receive traffic; analysis {} starts",
-                    c.analysis_name.clone().unwrap_or_default()
-                ),
-            );
         }
         return Some(State::Canary(CanaryStep::Analysing));
     }
