@@ -108,8 +108,13 @@ pub enum ControllerError {
     },
 }
 
-/// Runs every controller of the operator until `shutdown` resolves. Tests and
-/// the demo call this in-process with a sandbox client.
+/// How long in-flight reconciles may run after a shutdown signal (below
+/// Kubernetes' default 30 s termination grace period, so we exit before a SIGKILL).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs every controller of the operator until `shutdown` resolves (then at
+/// most [`SHUTDOWN_GRACE`] more). Tests and the demo call this in-process
+/// with a sandbox client.
 pub async fn run_controller(
     client: kube::Client,
     cfg: ControllerConfig,
@@ -195,10 +200,29 @@ pub async fn run_controller(
         }
     };
     let ready = tokio::spawn(ready);
-    tokio::join!(
-        rollouts.run(cfg.metrics.clone(), shutdown.clone()),
-        analyses
-    );
+    let controllers = async {
+        tokio::join!(
+            rollouts.run(cfg.metrics.clone(), shutdown.clone()),
+            analyses
+        )
+    };
+    // In-flight reconciles finish after the signal, but never hold the
+    // process beyond SHUTDOWN_GRACE: every decision lives in the API, so a
+    // reconcile cut short is redone by the next operator (as after a kill).
+    let grace_over = {
+        let signalled = shutdown.clone();
+        async move {
+            signalled.await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        }
+    };
+    tokio::select! {
+        _ = controllers => {}
+        () = grace_over => tracing::warn!(
+            grace = ?SHUTDOWN_GRACE,
+            "in-flight reconciles did not finish within the shutdown grace period; stopping anyway"
+        ),
+    }
     ready.abort();
     cfg.readiness.set_ready(false);
 

@@ -339,7 +339,10 @@ impl Running {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        self.task.await.expect("controller task not aborted")
+        match tokio::time::timeout(TIMEOUT, self.task).await {
+            Ok(joined) => joined.expect("controller task not aborted"),
+            Err(_) => panic!("the operator did not stop within {TIMEOUT:?} of its shutdown signal"),
+        }
     }
 }
 
