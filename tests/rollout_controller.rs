@@ -275,11 +275,15 @@ async fn a_missed_progress_deadline_degrades_and_leaves_traffic_alone() {
             .iter()
             .any(|h| h.hash == h2 && h.outcome == Outcome::Failed)
     );
-    let reasons = env.event_reasons(&degraded).await;
-    assert!(
-        reasons.iter().any(|r| r == "ProgressDeadlineExceeded"),
-        "{reasons:?}"
-    );
+    // Events are recorded after the status write: wait for it, do not race it.
+    eventually("the ProgressDeadlineExceeded Event", || async {
+        let reasons = env.event_reasons(&degraded).await;
+        reasons
+            .iter()
+            .any(|r| r == "ProgressDeadlineExceeded")
+            .then_some(())
+    })
+    .await;
     // The failed fleet is kept for debugging, the live one untouched.
     let rs2 = env.rs_for("web", &h2).await.unwrap();
     assert!(rs2.annotations().contains_key(SCALE_DOWN_AT_ANNOTATION));
