@@ -61,6 +61,9 @@ V2_HASH=""
 V3_HASH=""
 V2_ANALYSIS=""
 V3_ANALYSIS=""
+ANALYSIS=""
+ANALYSIS_PROGRESS=""
+ANALYSIS_SCORE=""
 LOAD_BEFORE_V3=""
 LOAD_STARTED_AT=0
 
@@ -486,6 +489,22 @@ show_report() {
 
 # ---------------------------------------------------------------- acts
 
+# expect_verdict HASH PHASE CHECK WHAT OUTCOME: the canary of revision HASH
+# (version WHAT) must have ended in OUTCOME (CHECK succeeds) with its
+# CanaryAnalysis in PHASE; otherwise its report is shown and the demo stops.
+# Sets ANALYSIS, ANALYSIS_PROGRESS (judged/total) and ANALYSIS_SCORE.
+expect_verdict() {
+  local hash="$1" want="$2" check="$3" what="$4" outcome="$5" aphase _scores
+  ANALYSIS="$(analysis_of "$hash")" || die "no CanaryAnalysis found for the canary of $what"
+  if ! "$check"; then
+    show_report "$ANALYSIS"
+    die "the canary of $what was not $outcome (see the report above, and: redblack status $APP)"
+  fi
+  read -r aphase ANALYSIS_PROGRESS ANALYSIS_SCORE _scores < <(analysis_state "$ANALYSIS") ||
+    die "cannot read CanaryAnalysis $ANALYSIS"
+  [[ "$aphase" == "$want" ]] || die "$what was $outcome but its analysis $ANALYSIS is $aphase, not $want"
+}
+
 act_canary_v2() {
   say "Canary: v2 is judged against v1 on live traffic before it gets a fleet"
   apply_examples rollout-v2.yaml
@@ -500,15 +519,9 @@ act_canary_v2() {
   info "as Prometheus scraped them (it finds a new pod within ~5 s), and the analysis: its phase,"
   info "judged/total intervals and each judged interval's score (0-100; 95 passes, 75 or less fails)."
   watch_canary 240 "v2 promoted: the Service $APP selecting v2 with the Rollout Healthy" v2_promoted_or_stopped
-  V2_ANALYSIS="$(analysis_of "$V2_HASH")" || die "no CanaryAnalysis found for the canary of v2"
-  if ! service_on_v2_and_healthy; then
-    show_report "$V2_ANALYSIS"
-    die "the canary of v2 was not promoted (see the report above, and: redblack status $APP)"
-  fi
-  local aphase progress score _scores
-  read -r aphase progress score _scores < <(analysis_state "$V2_ANALYSIS") || die "cannot read CanaryAnalysis $V2_ANALYSIS"
-  [[ "$aphase" == Passed ]] || die "v2 went live but its analysis $V2_ANALYSIS is $aphase, not Passed"
-  ok "canary of v2 Passed (analysis $V2_ANALYSIS, score $score, $progress intervals): promoted"
+  expect_verdict "$V2_HASH" Passed service_on_v2_and_healthy "v2" "promoted"
+  V2_ANALYSIS="$ANALYSIS"
+  ok "canary of v2 Passed (analysis $V2_ANALYSIS, score $ANALYSIS_SCORE, $ANALYSIS_PROGRESS intervals): promoted"
   record_pod_pids
   ok "Service web now selects v2 ($V2_HASH); Rollout Healthy"
   show_report "$V2_ANALYSIS"
@@ -550,15 +563,9 @@ act_canary_v3() {
   info "scaled down first (the widened Service would select it too). The error rate is a critical metric:"
   info "a significant increase fails the canary at the end of the interval that shows it."
   watch_canary 240 "v3 reverted: its canary Failed, the Rollout Degraded, the Service $APP on v2 alone" v3_reverted_or_stopped
-  V3_ANALYSIS="$(analysis_of "$V3_HASH")" || die "no CanaryAnalysis found for the canary of v3"
-  if ! v3_reverted; then
-    show_report "$V3_ANALYSIS"
-    die "the canary of v3 was not failed and reverted (see the report above, and: redblack status $APP)"
-  fi
-  local aphase progress score _scores
-  read -r aphase progress score _scores < <(analysis_state "$V3_ANALYSIS") || die "cannot read CanaryAnalysis $V3_ANALYSIS"
-  [[ "$aphase" == Failed ]] || die "v3 was reverted but its analysis $V3_ANALYSIS is $aphase, not Failed"
-  ok "canary of v3 Failed (analysis $V3_ANALYSIS, score $score, after $progress intervals): reverted"
+  expect_verdict "$V3_HASH" Failed v3_reverted "v3" "failed and reverted"
+  V3_ANALYSIS="$ANALYSIS"
+  ok "canary of v3 Failed (analysis $V3_ANALYSIS, score $ANALYSIS_SCORE, after $ANALYSIS_PROGRESS intervals): reverted"
   ok "traffic back on v2 alone: Service web selects v2 ($V2_HASH); Rollout Degraded"
   if [[ -n "$(fleets "$APP" | awk -v h="$V3_HASH" '$1 == h')" ]]; then
     die "a full v3 fleet ($APP-$V3_HASH) exists: a failed canary must never get one"

@@ -678,41 +678,13 @@ async fn killed_and_restarted_at_every_step_of_an_update_still_converges() {
 /// and the CanaryAnalysis (the test plays the analysis controller and passes it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_through_an_http_route_is_judged_then_promoted() {
-    use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
     use redblack::api::ROLLOUT_LABEL;
     use redblack::api::canary_analysis::CanaryAnalysis;
     let env = Env::start(FAST).await;
     env.create_service("web", "web").await;
-    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
-    let routes: kube::Api<DynamicObject> =
-        kube::Api::namespaced_with(env.client.clone(), NS, &ApiResource::from_gvk(&gvk));
-    let route: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {"name": "web-route"},
-        "spec": {"parentRefs": [{"name": "gw"}],
-                 "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}
-    }))
-    .unwrap();
-    routes.create(&PostParams::default(), &route).await.unwrap();
-    let manifest = set(
-        set(
-            rollout_json("web", "demo:1", 2),
-            "/spec/strategy/redBlack/canary",
-            json!({
-                "replicas": 1,
-                "analysis": {"inline": {
-                    "interval": "1m",
-                    "lifetime": "10m",
-                    "experiment": {"variables": {"app": "web"}},
-                    "metrics": [{"name": "errors",
-                                 "query": "sum(rate(errors{pod=~\"${podRegex}\"}[${interval}]))"}]
-                }}
-            }),
-        ),
-        "/spec/strategy/redBlack/trafficRouting",
-        json!({"httpRoute": {"name": "web-route"}}),
-    );
+    create_route(&env, "web-route", "web").await;
+    let routes = http_routes(&env);
+    let manifest = routed_canary("web", "web-route");
     env.create_rollout(manifest).await;
     let running = env.start_controller();
     let r1 = env.wait_phase("web", Phase::Healthy).await;
@@ -1022,7 +994,7 @@ async fn a_canary_waits_for_its_analysis_template_then_is_judged_by_it() {
     running.stop().await.unwrap();
 }
 
-/// The routed canary of `canary_through_an_http_route_is_judged_then_promoted`.
+/// A 2-pod Rollout `name` with a canary routed through the HTTPRoute `route`.
 fn routed_canary(name: &str, route: &str) -> serde_json::Value {
     set(
         set(

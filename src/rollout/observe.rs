@@ -318,13 +318,11 @@ pub fn caches_reflect(
         Written::ReplicaSet {
             name,
             resource_version,
-        } => {
-            let cached = caches
-                .replica_sets
-                .get(&ObjectRef::new(name).within(&ns))
-                .and_then(|rs| rs.resource_version());
-            seen(cached, resource_version, &before.replica_set(name))
-        }
+        } => seen(
+            cached_version(&caches.replica_sets, &ObjectRef::new(name).within(&ns)),
+            resource_version,
+            &before.replica_set(name),
+        ),
         Written::ReplicaSetDeleted { name } => caches
             .replica_sets
             .get(&ObjectRef::new(name).within(&ns))
@@ -332,13 +330,11 @@ pub fn caches_reflect(
         Written::Service {
             name,
             resource_version,
-        } => {
-            let cached = caches
-                .services
-                .get(&ObjectRef::new(name).within(&ns))
-                .and_then(|s| s.resource_version());
-            seen(cached, resource_version, &before.service(name))
-        }
+        } => seen(
+            cached_version(&caches.services, &ObjectRef::new(name).within(&ns)),
+            resource_version,
+            &before.service(name),
+        ),
         Written::CanaryAnalysis { name } => caches
             .analyses
             .get(&ObjectRef::new(name).within(&ns))
@@ -351,18 +347,28 @@ pub fn caches_reflect(
             None => true,
             Some(routes) => {
                 let key = ObjectRef::new_with(name, apply::http_route_resource()).within(&ns);
-                let cached = routes.get(&key).and_then(|r| r.resource_version());
-                seen(cached, resource_version, &before.route(name))
+                seen(
+                    cached_version(routes, &key),
+                    resource_version,
+                    &before.route(name),
+                )
             }
         },
-        Written::Status { resource_version } => {
-            let cached = caches
-                .rollouts
-                .get(&ObjectRef::from_obj(rollout))
-                .and_then(|r| r.resource_version());
-            seen(cached, resource_version, &rollout.resource_version())
-        }
+        Written::Status { resource_version } => seen(
+            cached_version(&caches.rollouts, &ObjectRef::from_obj(rollout)),
+            resource_version,
+            &rollout.resource_version(),
+        ),
     })
+}
+
+/// The resourceVersion of `key` in `store`, if cached.
+fn cached_version<K>(store: &Store<K>, key: &ObjectRef<K>) -> Option<String>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store.get(key).and_then(|o| o.resource_version())
 }
 
 /// resourceVersions in the caches before a plan's writes.
