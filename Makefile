@@ -24,16 +24,18 @@ test: ## Everything CI checks: deps, fmt, clippy, all tests (incl. chart checks)
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory nextest
 
-lint: ## cargo fmt --check, clippy with warnings as errors, shellcheck (if installed)
-	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+lint: ## cargo fmt --check, clippy with warnings as errors (also the operator-only build), crate layering, shellcheck (if installed)
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p redblack --no-default-features -- -D warnings
+	hack/check-layers.sh
 	@if command -v shellcheck >/dev/null; then shellcheck hack/*.sh .ci/run; fi
 
 fmt: ## Format the code
-	cargo fmt
+	cargo fmt --all
 
 nextest: ## All tests with nextest (tests/chart.rs runs helm lint/template and kubectl kustomize)
-	cargo nextest run --no-fail-fast
+	cargo nextest run --workspace --no-fail-fast
 
 chart: deps ## Only the Helm chart and kustomize checks
 	cargo nextest run --no-fail-fast --test chart

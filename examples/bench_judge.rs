@@ -8,9 +8,7 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, LogNormal, Poisson};
-use redblack::analysis::judge::{
-    JudgeConfig, MetricConfig, MetricKind, MetricSamples, Side, judge,
-};
+use redblack_judge::{JudgeConfig, MetricConfig, MetricKind, MetricSamples, Side, judge};
 
 const METRICS: usize = 10_000;
 
@@ -74,7 +72,7 @@ fn main() {
     let high = result
         .metrics
         .iter()
-        .filter(|m| m.classification != redblack::analysis::judge::Classification::Pass)
+        .filter(|m| m.classification != redblack_judge::Classification::Pass)
         .count();
     println!("continuous: {METRICS} metrics x {SAMPLES} samples/side in {elapsed:.3} s");
     report("continuous", elapsed, cpu);

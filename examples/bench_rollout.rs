@@ -21,8 +21,8 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use redblack::api::{POD_TEMPLATE_HASH_LABEL, Rollout, pod_template_hash};
 use redblack::cli::controller::ControllerConfig;
-use redblack::sandbox::SandboxConfig;
-use redblack::sandbox::store::StoredEvent;
+use redblack_sandbox::SandboxConfig;
+use redblack_sandbox::store::StoredEvent;
 use serde_json::{Value, json};
 use support::{BoxError, Counts, Operator, diff, next_event, percentile, settle, writes};
 
@@ -63,7 +63,7 @@ fn apply_event(seen: &mut Seen, ev: &StoredEvent) {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let deleted = ev.event_type == redblack::sandbox::store::EventType::Deleted;
+    let deleted = ev.event_type == redblack_sandbox::store::EventType::Deleted;
     match (ev.gr.group.as_str(), ev.gr.resource.as_str()) {
         ("apps", "replicasets") => {
             if deleted {

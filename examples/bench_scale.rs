@@ -35,8 +35,8 @@ use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use redblack::api::{POD_TEMPLATE_HASH_LABEL, Rollout};
-use redblack::sandbox::registry::GroupResource;
-use redblack::sandbox::{RequestCounts, SandboxConfig};
+use redblack_sandbox::registry::GroupResource;
+use redblack_sandbox::{RequestCounts, SandboxConfig};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
@@ -318,7 +318,7 @@ fn rollout(name: &str, tag: &str) -> Value {
 
 /// The store, read in-process (these reads are not API requests).
 struct View {
-    sandbox_store: std::sync::Arc<redblack::sandbox::store::Store>,
+    sandbox_store: std::sync::Arc<redblack_sandbox::store::Store>,
 }
 
 #[derive(Default)]

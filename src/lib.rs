@@ -1,16 +1,14 @@
 //! redblack: red/black rollouts gated by automated canary analysis.
 //!
-//! The crate is laid out as DESIGN.md §2 describes: pure decision code in
-//! `rollout::plan` and `analysis::judge`, thin I/O around it, and an embedded
-//! Kubernetes-compatible `sandbox` for demos and tests.
+//! The operator and its CLI. Pure decision code lives in `rollout::plan`,
+//! `analysis::controller::plan` and the `redblack-judge` crate; everything
+//! else is a thin shell of I/O around it. docs/architecture.md is the map.
+#![forbid(unsafe_code)]
 
 pub mod analysis;
 pub mod api;
 pub mod cli;
-pub mod demo;
 pub mod rollout;
-pub mod sandbox;
+pub mod runtime;
 pub mod telemetry;
-pub mod testing;
-pub mod traffic;
 pub mod web;

@@ -16,13 +16,13 @@ use redblack::analysis::controller::spec::scope;
 use redblack::analysis::controller::{
     AnalysisController, AnalysisControllerConfig, Limits, SourceFactory,
 };
-use redblack::analysis::judge::{Classification, DecidedBy};
 use redblack::analysis::query::QueryTemplate;
 use redblack::analysis::source::{MetricSource, Sample, SourceError};
 use redblack::analysis::static_source::StaticSource;
 use redblack::api::canary_analysis::{AnalysisScope, CanaryAnalysis, Phase, crd};
-use redblack::sandbox::{Sandbox, SandboxConfig};
 use redblack::web::metrics::OperatorMetrics;
+use redblack_judge::{Classification, DecidedBy};
+use redblack_sandbox::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 

@@ -14,10 +14,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, LogNormal};
 use redblack::analysis::controller::{AnalysisController, AnalysisControllerConfig, Limits};
-use redblack::analysis::judge::{Classification, DecidedBy};
 use redblack::api::canary_analysis::{CanaryAnalysis, Phase, crd};
-use redblack::sandbox::{Sandbox, SandboxConfig};
-use redblack::testing::prometheus::{OpenMetricsSeries, PrometheusProcess, backfill};
+use redblack_judge::{Classification, DecidedBy};
+use redblack_sandbox::testing::prometheus::{OpenMetricsSeries, PrometheusProcess, backfill};
+use redblack_sandbox::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 

@@ -16,18 +16,18 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
-use redblack::analysis::judge::{Classification, DecidedBy};
 use redblack::api::canary_analysis::{CanaryAnalysis, Phase as AnalysisPhase};
 use redblack::api::{
     AbortReason, CanaryPhase, Outcome, Phase, PostPromotionPhase, ROLLOUT_LABEL, Rollout,
 };
 use redblack::cli::controller::ControllerConfig;
 use redblack::cli::report::render_analysis;
-use redblack::demo::load::{LoadConfig, run_load};
-use redblack::sandbox::SandboxConfig;
-use redblack::sandbox::controllers::process_runtime::ProcessConfig;
-use redblack::sandbox::prometheus_sd;
-use redblack::testing::prometheus::{PrometheusOptions, PrometheusProcess};
+use redblack_demo::load::{LoadConfig, run_load};
+use redblack_judge::{Classification, DecidedBy};
+use redblack_sandbox::SandboxConfig;
+use redblack_sandbox::controllers::process_runtime::ProcessConfig;
+use redblack_sandbox::prometheus_sd;
+use redblack_sandbox::testing::prometheus::{PrometheusOptions, PrometheusProcess};
 use serde_json::{Value, json};
 use support::{Env, NS, Running, eventually, eventually_within, hash_of};
 use tokio::task::JoinHandle;
@@ -273,7 +273,7 @@ fn progressing_message(r: &Rollout) -> String {
         .unwrap_or_default()
 }
 
-fn metric<'a>(ca: &'a CanaryAnalysis, name: &str) -> &'a redblack::analysis::judge::MetricResult {
+fn metric<'a>(ca: &'a CanaryAnalysis, name: &str) -> &'a redblack_judge::MetricResult {
     ca.status
         .as_ref()
         .and_then(|s| s.metrics.iter().find(|m| m.name == name))

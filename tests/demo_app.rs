@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use redblack::demo::load::LATE_GRACE;
-use redblack::demo::{DemoAppConfig, DemoAppError, LoadConfig, run_load, serve_until};
+use redblack_demo::load::LATE_GRACE;
+use redblack_demo::{DemoAppConfig, DemoAppError, LoadConfig, run_load, serve_until};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -314,7 +314,7 @@ async fn binary_start_up_behaviour() {
         .unwrap()
         .unwrap()
         .unwrap();
-    let addr = redblack::demo::parse_listening_line(&line).unwrap();
+    let addr = redblack_demo::parse_listening_line(&line).unwrap();
     assert!(addr.ip().is_loopback() && addr.port() != 0, "{line}");
     let base = format!("http://{addr}");
     let body: serde_json::Value = reqwest::get(format!("{base}/"))

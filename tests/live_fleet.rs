@@ -9,16 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use redblack::sandbox::controllers::process_runtime::ProcessConfig;
-use redblack::sandbox::controllers::process_runtime::{PID_ANNOTATION, PORT_ANNOTATION};
-use redblack::sandbox::controllers::{self, ControllersConfig, ControllersHandle};
-use redblack::sandbox::dataplane::{
+use redblack_sandbox::controllers::process_runtime::ProcessConfig;
+use redblack_sandbox::controllers::process_runtime::{PID_ANNOTATION, PORT_ANNOTATION};
+use redblack_sandbox::controllers::{self, ControllersConfig, ControllersHandle};
+use redblack_sandbox::dataplane::{
     self, DataPlaneConfig, DataPlaneHandle, POD_HEADER, PROXY_PORT_ANNOTATION,
 };
-use redblack::sandbox::prometheus_sd;
-use redblack::sandbox::registry::{Registry, ResourceType};
-use redblack::sandbox::store::{DeleteOptions, Store, StoreError, UpdateTarget};
-use redblack::testing::prometheus::{PrometheusOptions, PrometheusProcess};
+use redblack_sandbox::prometheus_sd;
+use redblack_sandbox::registry::{Registry, ResourceType};
+use redblack_sandbox::store::{DeleteOptions, Store, StoreError, UpdateTarget};
+use redblack_sandbox::testing::prometheus::{PrometheusOptions, PrometheusProcess};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 

@@ -11,7 +11,7 @@ use redblack::analysis::prometheus::PrometheusSource;
 use redblack::analysis::query::{QueryTemplate, Scope};
 use redblack::analysis::source::{MetricSource, SourceError};
 use redblack::analysis::traffic_check::{Traffic, TrafficCheck};
-use redblack::testing::prometheus::{
+use redblack_sandbox::testing::prometheus::{
     FileSdGroup, OpenMetricsSeries, PrometheusOptions, PrometheusProcess, backfill,
     file_sd_scrape_config, write_file_sd_targets,
 };

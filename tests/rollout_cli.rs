@@ -195,8 +195,8 @@ async fn health_readiness_and_metrics_endpoints() {
 /// tests/demo_script.rs; here it is skipped with `redblack promote`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_examples_deploy_and_update_with_kubectl() {
-    use redblack::sandbox::SandboxConfig;
-    use redblack::sandbox::controllers::process_runtime::ProcessConfig;
+    use redblack_sandbox::SandboxConfig;
+    use redblack_sandbox::controllers::process_runtime::ProcessConfig;
     let env = Env::start_with(SandboxConfig {
         pod_ready_after: Duration::from_millis(200),
         process: ProcessConfig {

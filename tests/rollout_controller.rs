@@ -556,7 +556,7 @@ async fn a_quiet_rollout_causes_no_writes() {
     // Let trailing watch events settle, then snapshot.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let counts = env.sandbox.request_counts();
-    let writes = |c: &redblack::sandbox::RequestCounts| {
+    let writes = |c: &redblack_sandbox::RequestCounts| {
         let by = c.by_verb();
         ["create", "update", "patch", "delete", "deletecollection"]
             .iter()
@@ -1040,7 +1040,7 @@ async fn create_route(env: &Env, name: &str, backend: &str) {
 /// The route as stored, read in-process (not counted as a request).
 fn stored_route(env: &Env, name: &str) -> Option<serde_json::Value> {
     let gr =
-        redblack::sandbox::registry::GroupResource::new("gateway.networking.k8s.io", "httproutes");
+        redblack_sandbox::registry::GroupResource::new("gateway.networking.k8s.io", "httproutes");
     env.sandbox.store().get(&gr, NS, name).map(|v| (*v).clone())
 }
 
@@ -1211,7 +1211,7 @@ async fn without_the_gateway_api_the_operator_is_ready_and_reads_routes_installe
 
     // The Gateway API arrives after the operator started.
     let crd: CustomResourceDefinition =
-        serde_json::from_value(redblack::sandbox::server::crd::httproute_crd())
+        serde_json::from_value(redblack_sandbox::server::crd::httproute_crd())
             .expect("HTTPRoute CRD JSON");
     crds.create(&PostParams::default(), &crd)
         .await

@@ -14,8 +14,8 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use redblack::api::{Rollout, all_crds};
 use redblack::cli::controller::{ControllerConfig, ControllerError, run_controller};
-use redblack::sandbox::store::{EventReceiver, StoredEvent};
-use redblack::sandbox::{RequestCounts, Sandbox, SandboxConfig};
+use redblack_sandbox::store::{EventReceiver, StoredEvent};
+use redblack_sandbox::{RequestCounts, Sandbox, SandboxConfig};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -130,7 +130,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// A sandbox with every CRD installed and the Rollout CRD served, and a client.
 pub async fn start_sandbox(config: SandboxConfig) -> Result<(Sandbox, Client), BoxError> {
-    redblack::sandbox::install_crypto_provider();
+    redblack_sandbox::install_crypto_provider();
     let sandbox = Sandbox::start(config).await?;
     let client = sandbox.client()?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());

@@ -1,7 +1,7 @@
-//! CanaryAnalysis: the statistical judge (pure) and the metric sources around it.
+//! CanaryAnalysis: its controller and the metric sources the judge (crate
+//! `redblack-judge`) is fed from.
 
 pub mod controller;
-pub mod judge;
 pub mod prometheus;
 pub mod query;
 pub mod source;

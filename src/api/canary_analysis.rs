@@ -12,9 +12,7 @@ use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::judge::{
-    Band, GroupConfig, GroupScore, MetricConfig, MetricResult, ScoreThresholds,
-};
+use redblack_judge::{Band, GroupConfig, GroupScore, MetricConfig, MetricResult, ScoreThresholds};
 
 /// API group of every redblack resource.
 pub const GROUP: &str = "redblack.io";

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use crate::demo::{DemoAppConfig, listening_line, serve};
+use redblack_demo::{DemoAppConfig, listening_line, serve};
 
 use super::CliResult;
 

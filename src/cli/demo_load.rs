@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::demo::{LoadConfig, run_load};
+use redblack_demo::{LoadConfig, run_load};
 
 use super::CliResult;
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use super::CliResult;
-use crate::analysis::judge::{JudgeConfig, JudgeError, MetricSamples, judge, render_report};
+use redblack_judge::{JudgeConfig, JudgeError, MetricSamples, judge, render_report};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {

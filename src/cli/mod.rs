@@ -5,11 +5,14 @@ use clap::{Parser, Subcommand};
 pub mod analysis;
 pub mod controller;
 pub mod crd;
+#[cfg(feature = "sandbox")]
 pub mod demo_app;
+#[cfg(feature = "sandbox")]
 pub mod demo_load;
 pub mod judge;
 pub mod report;
 pub mod rollouts;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod signals;
 
@@ -31,6 +34,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the operator: the Rollout controller, /healthz, /readyz and /metrics.
     Controller(controller::ControllerArgs),
+    #[cfg(feature = "sandbox")]
     /// Run the embedded Kubernetes-compatible control plane (a SIMULATOR for demos and tests).
     Sandbox(sandbox::SandboxArgs),
     /// Print every CustomResourceDefinition as multi-document YAML.
@@ -41,8 +45,10 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Run the CanaryAnalysis controller.
     Analysis(analysis::AnalysisArgs),
+    #[cfg(feature = "sandbox")]
     /// Run the demo HTTP service (behaviour set by DEMO_* environment variables).
     DemoApp(demo_app::DemoAppArgs),
+    #[cfg(feature = "sandbox")]
     /// Send steady, paced, bounded HTTP traffic to a URL and report progress.
     DemoLoad(demo_load::DemoLoadArgs),
     #[command(flatten)]
@@ -52,12 +58,15 @@ pub enum Command {
 pub async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Controller(args) => controller::run(args).await,
+        #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Crd(args) => crd::run(args).await,
         Command::Judge(args) => judge::run(args).await,
         Command::Report(args) => report::run(args).await,
         Command::Analysis(args) => analysis::run(args).await,
+        #[cfg(feature = "sandbox")]
         Command::DemoApp(args) => demo_app::run(args).await,
+        #[cfg(feature = "sandbox")]
         Command::DemoLoad(args) => demo_load::run(args).await,
         Command::Rollout(command) => rollouts::run(command).await,
     }

@@ -7,12 +7,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use kube::api::Api;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, ResourceExt};
 
 use super::CliResult;
-use crate::analysis::judge::{Band, JudgeResult, render_report};
 use crate::api::canary_analysis::{AnalysisScope, CanaryAnalysis, IntervalResult};
+use redblack_judge::{Band, JudgeResult, render_report};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
@@ -40,10 +39,8 @@ pub struct ReportArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("cannot load the kubeconfig {path}: {message}")]
-    Kubeconfig { path: String, message: String },
-    #[error("cannot configure a Kubernetes client: {0}")]
-    Config(String),
+    #[error(transparent)]
+    Connect(#[from] crate::runtime::client::ClientError),
     #[error("cannot read CanaryAnalysis {namespace}/{name}: {source}")]
     Get {
         namespace: String,
@@ -55,26 +52,9 @@ pub enum ReportError {
     Encode(String),
 }
 
-/// A client from `kubeconfig` (or the usual inference), and its default namespace.
+/// A client from `kubeconfig` (or the usual inference).
 pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, ReportError> {
-    // kube's TLS stack needs one crypto provider chosen (see the sandbox's note).
-    crate::sandbox::install_crypto_provider();
-    let config = match kubeconfig {
-        Some(path) => {
-            let err = |message: String| ReportError::Kubeconfig {
-                path: path.display().to_string(),
-                message,
-            };
-            let kc = Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
-            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| err(e.to_string()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| ReportError::Config(e.to_string()))?,
-    };
-    Client::try_from(config).map_err(|e| ReportError::Config(e.to_string()))
+    Ok(crate::runtime::client::connect(kubeconfig, None).await?.0)
 }
 
 /// Fetches and renders one analysis.
@@ -169,7 +149,7 @@ fn interval_row(i: &IntervalResult) -> Vec<String> {
 }
 
 fn table(rows: &[Vec<String>]) -> String {
-    crate::analysis::judge::report::aligned_table(rows, "  ")
+    redblack_judge::report::aligned_table(rows, "  ")
 }
 
 /// The report text of one analysis (pure).
@@ -295,7 +275,7 @@ pub fn render_analysis(ca: &CanaryAnalysis) -> String {
 mod tests {
     use super::*;
     use crate::analysis::controller::status::{IntervalOutcome, Limits, Plan, Step, plan};
-    use crate::analysis::judge::{JudgeConfig, MetricConfig, MetricSamples, judge};
+    use redblack_judge::{JudgeConfig, MetricConfig, MetricSamples, judge};
 
     #[test]
     fn renders_header_intervals_and_hot_metrics() {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::CliResult;
-use crate::sandbox::{FaultConfig, Sandbox, SandboxConfig, store::DEFAULT_HISTORY};
+use redblack_sandbox::{FaultConfig, Sandbox, SandboxConfig, store::DEFAULT_HISTORY};
 
 #[derive(Debug, clap::Args)]
 pub struct SandboxArgs {
@@ -75,7 +75,7 @@ pub async fn run(args: SandboxArgs) -> CliResult {
         pod_ready_after: args.pod_ready_after,
         faults,
         // Pods of the demo-app image run this very binary as `redblack demo-app`.
-        process: crate::sandbox::controllers::process_runtime::ProcessConfig::with_current_exe(),
+        process: redblack_sandbox::controllers::process_runtime::ProcessConfig::with_current_exe(),
         prometheus_sd_file: args.prometheus_sd_file.clone(),
     })
     .await?;

@@ -17,7 +17,6 @@ use tracing::Instrument;
 use super::Context;
 use super::spec::{MetricQueries, ResolvedSpec};
 use super::status::{IntervalOutcome, Plan, Progress, Step, canonical, collapse_notices, plan};
-use crate::analysis::judge::{self, Counts, JudgeError, MetricSamples, Side};
 use crate::analysis::query::{QueryTemplate, Scope, TemplateError};
 use crate::analysis::source::{MetricSource, Samples, SourceError};
 use crate::analysis::traffic_check::{Traffic, TrafficCheck, TrafficCheckError};
@@ -25,6 +24,7 @@ use crate::api::canary_analysis::{
     CanaryAnalysis, CanaryAnalysisStatus, FIELD_MANAGER, GROUP, VERSION,
 };
 use crate::web::metrics::{ControllerLabels, ErrorLabels};
+use redblack_judge::{self as judge, Counts, JudgeError, MetricSamples, Side};
 
 /// Why a reconcile failed (it is retried after `error_requeue`).
 #[derive(Debug, thiserror::Error)]
@@ -626,7 +626,7 @@ mod tests {
 
     #[test]
     fn a_status_with_a_non_finite_number_becomes_an_error() {
-        use crate::analysis::judge::{JudgeConfig, MetricConfig, MetricSamples, judge};
+        use redblack_judge::{JudgeConfig, MetricConfig, MetricSamples, judge};
         let r = judge(
             &JudgeConfig::new(vec![MetricConfig::new("m")]),
             &[MetricSamples::continuous(

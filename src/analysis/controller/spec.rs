@@ -9,10 +9,10 @@ use chrono::TimeDelta;
 
 use super::interval::Schedule;
 use super::time::from_time;
-use crate::analysis::judge::config::DEFAULT_CONFIDENCE;
-use crate::analysis::judge::{self, JudgeConfig, MetricKind};
 use crate::analysis::query::{QueryTemplate, Scope};
 use crate::api::canary_analysis::{AnalysisScope, CanaryAnalysis};
+use redblack_judge::config::DEFAULT_CONFIDENCE;
+use redblack_judge::{self as judge, JudgeConfig, MetricKind};
 
 /// Default query resolution.
 pub const DEFAULT_STEP: Duration = Duration::from_secs(30);

@@ -17,12 +17,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use super::interval::Schedule;
 use super::spec::{ResolvedSpec, resolve};
 use super::time::{from_time, to_time, truncate};
-use crate::analysis::judge::{Band, Classification, JudgeResult, MetricResult};
 use crate::analysis::traffic_check::NO_TRAFFIC_MESSAGE;
 use crate::api::canary_analysis::{
     AnalysisWindow, CanaryAnalysis, CanaryAnalysisStatus, IntervalAggregate, IntervalResult,
     Judgement, Phase, SourceFailures,
 };
+use redblack_judge::{Band, Classification, JudgeResult, MetricResult};
 
 /// Bounds and retry policy of the status machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -633,8 +633,8 @@ impl Progress {
 mod tests {
     use super::*;
     use crate::analysis::controller::testutil::{analysis, at};
-    use crate::analysis::judge::{JudgeConfig, MetricConfig, MetricSamples, judge};
     use proptest::prelude::{prop_assert, prop_assert_eq};
+    use redblack_judge::{JudgeConfig, MetricConfig, MetricSamples, judge};
     use serde_json::json;
 
     fn result(score_pass: usize, fail: usize, marginal: f64) -> JudgeResult {

@@ -6,8 +6,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use kube::Client;
 
 mod ops;
 mod show;
@@ -85,16 +84,8 @@ pub enum RolloutCommand {
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerbError {
-    #[error("reading kubeconfig {path}")]
-    Kubeconfig {
-        path: PathBuf,
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-    #[error("no usable kubeconfig or in-cluster configuration")]
-    Infer(#[source] kube::config::InferConfigError),
-    #[error("cannot build a Kubernetes client")]
-    Client(#[source] kube::Error),
+    #[error(transparent)]
+    Connect(#[from] crate::runtime::client::ClientError),
     #[error("Rollout {namespace}/{name} not found")]
     NotFound { namespace: String, name: String },
     #[error("{what}")]
@@ -117,29 +108,10 @@ pub enum VerbError {
 
 /// A client and namespace from `--kubeconfig`/`-n`, like kubectl.
 pub async fn connect(conn: &Conn) -> Result<(Client, String), VerbError> {
-    install_crypto_provider();
-    let config = match &conn.kubeconfig {
-        Some(path) => {
-            let kubeconfig =
-                Kubeconfig::read_from(path).map_err(|source| VerbError::Kubeconfig {
-                    path: path.clone(),
-                    source,
-                })?;
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .map_err(|source| VerbError::Kubeconfig {
-                    path: path.clone(),
-                    source,
-                })?
-        }
-        None => Config::infer().await.map_err(VerbError::Infer)?,
-    };
-    let namespace = conn
-        .namespace
-        .clone()
-        .unwrap_or_else(|| config.default_namespace.clone());
-    let client = Client::try_from(config).map_err(VerbError::Client)?;
-    Ok((client, namespace))
+    Ok(
+        crate::runtime::client::connect(conn.kubeconfig.as_deref(), conn.namespace.as_deref())
+            .await?,
+    )
 }
 
 pub async fn run(command: RolloutCommand) -> CliResult {
@@ -205,10 +177,4 @@ pub(crate) fn rollout_err(
             source,
         },
     }
-}
-
-/// kube builds a rustls connector; with both rustls providers compiled in, one
-/// must be chosen before the first client is built.
-fn install_crypto_provider() {
-    crate::sandbox::install_crypto_provider();
 }

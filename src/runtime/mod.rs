@@ -1,0 +1,3 @@
+//! What both controllers and every verb share: the kube client builder.
+
+pub mod client;
