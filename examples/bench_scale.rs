@@ -1,6 +1,6 @@
-//! Benchmark (not a test): the Rollout controller at scale (DESIGN.md §2 "cheap
-//! at scale", §5: Argo Rollouts' controller holds 11–14 GB with 11k–13k
-//! Rollouts, ≈ 1 MB per Rollout, argo-rollouts #2855).
+//! Benchmark (not a test): the Rollout controller at scale ("cheap at scale" in
+//! docs/architecture.md; anchor: Argo Rollouts' controller holds 11–14 GB with
+//! 11k–13k Rollouts, ≈ 1 MB per Rollout, argo-rollouts #2855).
 //!
 //!     cargo run --release --example bench_scale [-- --rollouts N]
 //!

@@ -2,7 +2,7 @@
 # `make demo`: the canary-gated red/black story on this machine, against the
 # sandbox.
 #
-# The sandbox is a SIMULATOR of a Kubernetes API server (DESIGN.md §4), for
+# The sandbox is a SIMULATOR of a Kubernetes API server (docs/sandbox.md), for
 # trying redblack and for tests; it is never a production cluster. The rest is
 # real: the operator, the demo app's processes, the load, Prometheus, and the
 # canary analysis that reads Prometheus.
@@ -41,7 +41,7 @@ WORKDIR="${DEMO_WORKDIR:-$ROOT/.cache/demo}"
 RPS="${DEMO_RPS:-50}"
 TOOLS_BIN="$ROOT/.cache/tools/bin"
 PIDFILE="$WORKDIR/pids"
-PROMETHEUS="${REDBLACK_PROMETHEUS:-prometheus}" # as src/testing/prometheus.rs
+PROMETHEUS="${REDBLACK_PROMETHEUS:-prometheus}" # as crates/sandbox/src/testing/prometheus.rs
 APP=web
 
 # shellcheck source=hack/demo-lib.sh
@@ -123,7 +123,7 @@ step_sandbox() {
   info "pods of image redblack/demo-app:<tag> run as real local processes of \`redblack demo-app\`"
 }
 
-# The same job as redblack::sandbox::prometheus_sd::scrape_config, plus the
+# The same job as redblack_sandbox::prometheus_sd::scrape_config, plus the
 # operator's own /metrics.
 #
 # Scrapes every 500 ms: the canary analysis (deploy/examples/analysis-template.yaml)

@@ -6,7 +6,7 @@
 //! at, and each reconcile compares the store's current state with the desired one,
 //! writing only when they differ. See `runner` for the shared loop.
 //!
-//! Known simplifications (this is a simulator, DESIGN.md §4):
+//! Known simplifications (this is a simulator; docs/sandbox.md lists them all):
 //! - ReplicaSets never adopt orphaned pods that match their selector, and never
 //!   release pods whose labels stop matching: ownership is the controller
 //!   ownerReference only.

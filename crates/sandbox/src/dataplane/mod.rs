@@ -1,4 +1,4 @@
-//! The sandbox's tiny data plane (DESIGN.md §4): an HTTP listener on 127.0.0.1
+//! The sandbox's tiny data plane (docs/sandbox.md): an HTTP listener on 127.0.0.1
 //! for every Service and every Gateway API HTTPRoute, forwarding each request to
 //! a ready pod process.
 //!
