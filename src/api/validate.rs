@@ -204,7 +204,7 @@ fn validate_canary(rollout: &Rollout, errors: &mut Vec<SpecError>) {
             .inline
             .as_ref()
             .and_then(|v| v.get("lifetime"))
-            .and_then(serde_json::Value::as_str);
+            .filter(|v| !v.is_null());
         // A lifetime that is there but not a duration is reported with the
         // other inline durations (analysis_source).
         if post.inline.is_some() && lifetime.is_none() {
