@@ -371,3 +371,37 @@ fn a_sub_second_post_promotion_lifetime_is_a_valid_canary_analysis() {
     assert_eq!(resolved.schedule.end - resolved.schedule.start, ms(500));
     assert_eq!(resolved.control_shift, ms(500));
 }
+
+/// A template's body is checked alike when it is used: a bad duration holds
+/// the canary with the field and the accepted form in the message.
+#[test]
+fn a_template_with_a_bad_duration_is_held_naming_the_field() {
+    let mut sim = Sim::with_canary(false, true, "Pause");
+    sim.use_template("shared");
+    let mut body = analysis_body();
+    body["interval"] = json!("1.5m");
+    sim.put_template("shared", body);
+    sim.set_image("web:2");
+    let mut message = String::new();
+    for _ in 0..5 {
+        sim.make_ready();
+        let plan = sim.step();
+        if let Some(c) = plan
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Progressing" && c.reason == "InvalidAnalysis")
+        {
+            message = c.message.clone();
+            break;
+        }
+    }
+    assert!(sim.analysis_specs.is_empty());
+    assert!(
+        message.ends_with(&format!(
+            ": CanaryAnalysisTemplate \"shared\" is not a usable CanaryAnalysis spec: spec.interval: \"1.5m\" is not a duration; write {}; fix the analysis body; the rollout continues as soon as it is usable",
+            redblack_duration::FORM
+        )),
+        "{message}"
+    );
+}

@@ -254,16 +254,18 @@ fn analysis_source(source: &AnalysisSource, field: &str, errors: &mut Vec<SpecEr
         ));
     }
     if let Some(inline) = source.inline.as_ref().filter(|v| v.is_object()) {
-        inline_durations(inline, &format!("{field}.inline"), errors);
+        errors.extend(analysis_durations(inline, &format!("{field}.inline")));
     }
 }
 
-/// The duration fields of an inline CanaryAnalysis body, read as the analysis
-/// controller reads them, so that a body the Rollout accepts does not become
+/// The duration fields of a CanaryAnalysis body (`field` is its path, for
+/// messages), read as the analysis controller reads them, so that a body the
+/// Rollout accepts (inline, or a template's when it is used) does not become
 /// a CanaryAnalysis with a bad duration.
-fn inline_durations(inline: &serde_json::Value, field: &str, errors: &mut Vec<SpecError>) {
+pub fn analysis_durations(body: &serde_json::Value, field: &str) -> Vec<SpecError> {
+    let mut errors = Vec::new();
     for (path, min) in DURATION_FIELDS {
-        let value = path.iter().try_fold(inline, |v, key| v.get(key));
+        let value = path.iter().try_fold(body, |v, key| v.get(key));
         let field = format!("{field}.{}", path.join("."));
         match value {
             None | Some(serde_json::Value::Null) => {}
@@ -277,6 +279,7 @@ fn inline_durations(inline: &serde_json::Value, field: &str, errors: &mut Vec<Sp
             )),
         }
     }
+    errors
 }
 
 /// [`super::rollout::TEMPLATE_NAME_PATTERN`], at most 63 characters.
