@@ -29,6 +29,9 @@ forbid "redblack --no-default-features" "$(deps redblack --no-default-features)"
 # The judge is pure: no Kubernetes, no async runtime, no HTTP.
 forbid "redblack-judge" "$(deps redblack-judge)" \
   kube kube-client k8s-openapi tokio hyper reqwest redblack
+# The duration grammar is a leaf every crate may use.
+forbid "redblack-duration" "$(deps redblack-duration)" \
+  redblack redblack-judge redblack-sandbox redblack-demo kube tokio
 # The sandbox and the demo app never depend on the operator.
 forbid "redblack-sandbox" "$(deps redblack-sandbox)" redblack redblack-judge
 forbid "redblack-demo" "$(deps redblack-demo)" redblack redblack-judge redblack-sandbox

@@ -5,6 +5,7 @@
 //! Semantics (schedule, early end, verdict, status bounds): docs/canary-analysis.md.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -12,6 +13,7 @@ use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::DURATION_PATTERN;
 use redblack_judge::{Band, GroupConfig, GroupScore, MetricConfig, MetricResult, ScoreThresholds};
 
 /// API group of every redblack resource.
@@ -21,8 +23,22 @@ pub const VERSION: &str = "v1alpha1";
 /// Field manager of every status write of the CanaryAnalysis controller.
 pub const FIELD_MANAGER: &str = "redblack-canaryanalysis";
 
-/// Pattern of every duration field: Go-style whole seconds, e.g. `90s`, `1m30s`, `2h`, `1d`.
-pub const DURATION_PATTERN: &str = r"^([0-9]+(s|m|h|d))+$";
+/// The shortest `interval`: a judgement is a round of queries.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The shortest `step`: Prometheus's resolution is counted in points per second.
+pub const MIN_STEP: Duration = Duration::from_secs(1);
+
+/// Every duration field of a CanaryAnalysis spec (all carry
+/// [`DURATION_PATTERN`]): its path under `spec` and the least value the
+/// analysis controller takes. A Rollout checks its inline analyses with it.
+pub const DURATION_FIELDS: [(&[&str], Duration); 6] = [
+    (&["lifetime"], Duration::ZERO),
+    (&["interval"], MIN_INTERVAL),
+    (&["warmup"], Duration::ZERO),
+    (&["step"], MIN_STEP),
+    (&["control", "timeShift"], Duration::ZERO),
+    (&["experiment", "timeShift"], Duration::ZERO),
+];
 
 /// One automated canary analysis: metrics of an experiment scope compared with a
 /// control scope, interval by interval. Created by the Rollout controller for
@@ -83,20 +99,20 @@ pub struct CanaryAnalysisSpec {
     pub end_time: Option<Time>,
     /// Length of the analysis window from `startTime`, e.g. `30m`. Exactly one of `endTime` and `lifetime`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(s|m|h|d))+$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub lifetime: Option<String>,
     /// Length of one interval, e.g. `5m`: a judgement is made at every interval boundary.
-    #[schemars(regex(pattern = r"^([0-9]+(s|m|h|d))+$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub interval: String,
     /// Time after `startTime` that is not judged (caches warming up, connections moving). Default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(s|m|h|d))+$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub warmup: Option<String>,
     /// Query resolution: one sample per metric and scope every `step`. Default 30s.
     /// The judge wants at least 50 samples per metric: a window of 25 minutes at 30s.
     /// In metric queries `${interval}` is the step (each point summarises one step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(s|m|h|d))+$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub step: Option<String>,
     /// Traffic query template, evaluated for the experiment at the end of each
     /// interval with `${interval}` = the interval's length. Zero, NaN or no
@@ -148,7 +164,7 @@ pub struct AnalysisScope {
     /// `[start - timeShift, end - timeShift]` (e.g. the previous fleet before
     /// a switch, for post-promotion analysis). Default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(s|m|h|d))+$"))]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
     pub time_shift: Option<String>,
 }
 

@@ -13,6 +13,9 @@ pub mod validate;
 
 pub use conditions::{Condition, ConditionStatus};
 pub use hash::pod_template_hash;
+/// The pattern of every duration field of every CRD: the grammar of
+/// [`redblack_duration::parse`], which validation reads them with.
+pub use redblack_duration::PATTERN as DURATION_PATTERN;
 pub use rollout::*;
 pub use validate::{SpecError, validate};
 
@@ -36,4 +39,87 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         canary_analysis::crd(),
         analysis_template::crd(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// (kind, field path, pattern) of every patterned property of every CRD.
+    fn patterns() -> Vec<(String, String, String)> {
+        fn walk(node: &Value, path: &str, kind: &str, out: &mut Vec<(String, String, String)>) {
+            if let Some(pattern) = node.get("pattern").and_then(Value::as_str) {
+                out.push((kind.to_owned(), path.to_owned(), pattern.to_owned()));
+            }
+            if let Some(props) = node.get("properties").and_then(Value::as_object) {
+                for (name, child) in props {
+                    walk(child, &format!("{path}.{name}"), kind, out);
+                }
+            }
+            if let Some(items) = node.get("items") {
+                walk(items, &format!("{path}[]"), kind, out);
+            }
+        }
+        let mut out = Vec::new();
+        for crd in all_crds() {
+            for version in &crd.spec.versions {
+                let schema = serde_json::to_value(&version.schema).unwrap();
+                walk(
+                    &schema["openAPIV3Schema"],
+                    "",
+                    &crd.spec.names.kind,
+                    &mut out,
+                );
+            }
+        }
+        out
+    }
+
+    /// One pattern for every duration field of every CRD; the CanaryAnalysis
+    /// fields that carry it are the ones a Rollout's inline analyses are
+    /// checked by ([`canary_analysis::DURATION_FIELDS`]); no other pattern.
+    #[test]
+    fn every_duration_field_carries_the_one_pattern() {
+        let all = patterns();
+        let mut durations: Vec<(String, String)> = all
+            .iter()
+            .filter(|(_, _, p)| p == DURATION_PATTERN)
+            .map(|(k, f, _)| (k.clone(), f.clone()))
+            .collect();
+        durations.sort();
+        let mut expected = vec![
+            (
+                "Rollout".to_owned(),
+                ".spec.strategy.redBlack.abortScaleDownDelay".to_owned(),
+            ),
+            (
+                "Rollout".to_owned(),
+                ".spec.strategy.redBlack.scaleDownDelay".to_owned(),
+            ),
+        ];
+        for (path, _) in canary_analysis::DURATION_FIELDS {
+            expected.push((
+                "CanaryAnalysis".to_owned(),
+                format!(".spec.{}", path.join(".")),
+            ));
+        }
+        expected.sort();
+        assert_eq!(durations, expected);
+        let mut others: Vec<&str> = all
+            .iter()
+            .map(|(_, _, p)| p.as_str())
+            .filter(|p| *p != DURATION_PATTERN)
+            .collect();
+        others.sort();
+        others.dedup();
+        assert_eq!(
+            others,
+            [
+                r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                rollout::TEMPLATE_NAME_PATTERN
+            ],
+            "a new pattern: is it a duration?"
+        );
+    }
 }

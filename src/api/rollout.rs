@@ -9,10 +9,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::DURATION_PATTERN;
 use super::conditions::Condition;
 
-/// A Go-style duration as `humantime` reads it: one or more `<int><unit>`.
-pub const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h|d))+$";
 /// An object name (DNS-1123 subdomain) that is also a label value (≤ 63).
 pub const TEMPLATE_NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$";
 

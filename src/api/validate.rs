@@ -1,9 +1,12 @@
 //! Checks the schema cannot express (or cannot express cheaply enough for the
 //! API server's CEL cost budget). Each error names the field and the fix.
 
-use std::time::Duration;
-
+use super::canary_analysis::DURATION_FIELDS;
 use super::rollout::{AnalysisSource, Rollout};
+
+/// Reads a duration field (`30m`, `1h30m`, `500ms`, `1d`): the one grammar
+/// of every duration, whose schema pattern is [`super::DURATION_PATTERN`].
+pub use redblack_duration::parse as parse_duration;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}; {fix}")]
@@ -22,11 +25,28 @@ impl SpecError {
             fix: fix.into(),
         }
     }
-}
 
-/// Parses a duration field (`30m`, `1h30m`, `90s`).
-pub fn parse_duration(value: &str) -> Result<Duration, humantime::DurationError> {
-    humantime::parse_duration(value)
+    /// `value` of `field` is not a duration of at least `min`.
+    fn duration(field: &str, value: &str, min: std::time::Duration) -> Option<Self> {
+        match parse_duration(value) {
+            Err(redblack_duration::Error::Syntax(_)) => Some(SpecError::new(
+                field,
+                format!("{value:?} is not a duration"),
+                format!("write {}", redblack_duration::FORM),
+            )),
+            Err(redblack_duration::Error::TooLong(_)) => Some(SpecError::new(
+                field,
+                format!("{value:?} is longer than the maximum of 100 years"),
+                "use a shorter duration",
+            )),
+            Ok(d) if d < min => Some(SpecError::new(
+                field,
+                format!("{value:?} is shorter than {}s", min.as_secs()),
+                format!("use at least {}s", min.as_secs()),
+            )),
+            Ok(_) => None,
+        }
+    }
 }
 
 pub fn validate(rollout: &Rollout) -> Vec<SpecError> {
@@ -110,13 +130,7 @@ pub fn validate(rollout: &Rollout) -> Vec<SpecError> {
             &rb.abort_scale_down_delay,
         ),
     ] {
-        if let Err(err) = parse_duration(value) {
-            errors.push(SpecError::new(
-                field,
-                format!("{value:?} is not a duration ({err})"),
-                "write it like 30s, 10m or 2h",
-            ));
-        }
+        errors.extend(SpecError::duration(field, value, std::time::Duration::ZERO));
     }
     if !(0..=10).contains(&rb.warm_revisions) {
         errors.push(SpecError::new(
@@ -190,11 +204,13 @@ fn validate_canary(rollout: &Rollout, errors: &mut Vec<SpecError>) {
             .inline
             .as_ref()
             .and_then(|v| v.get("lifetime"))
-            .and_then(serde_json::Value::as_str);
-        if post.inline.is_some() && lifetime.is_none_or(|l| parse_duration(l).is_err()) {
+            .filter(|v| !v.is_null());
+        // A lifetime that is there but not a duration is reported with the
+        // other inline durations (analysis_source).
+        if post.inline.is_some() && lifetime.is_none() {
             errors.push(SpecError::new(
                 &format!("{field}.inline.lifetime"),
-                "is missing or not a duration; the control is judged over the same length before the switch",
+                "is missing; the control is judged over the same length before the switch",
                 "set lifetime, e.g. 30m (and keep scaleDownDelay longer)",
             ));
         }
@@ -237,6 +253,33 @@ fn analysis_source(source: &AnalysisSource, field: &str, errors: &mut Vec<SpecEr
             "write the CanaryAnalysis spec as a mapping",
         ));
     }
+    if let Some(inline) = source.inline.as_ref().filter(|v| v.is_object()) {
+        errors.extend(analysis_durations(inline, &format!("{field}.inline")));
+    }
+}
+
+/// The duration fields of a CanaryAnalysis body (`field` is its path, for
+/// messages), read as the analysis controller reads them, so that a body the
+/// Rollout accepts (inline, or a template's when it is used) does not become
+/// a CanaryAnalysis with a bad duration.
+pub fn analysis_durations(body: &serde_json::Value, field: &str) -> Vec<SpecError> {
+    let mut errors = Vec::new();
+    for (path, min) in DURATION_FIELDS {
+        let value = path.iter().try_fold(body, |v, key| v.get(key));
+        let field = format!("{field}.{}", path.join("."));
+        match value {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::String(text)) => {
+                errors.extend(SpecError::duration(&field, text, min));
+            }
+            Some(other) => errors.push(SpecError::new(
+                &field,
+                format!("{other} is not a duration string"),
+                format!("write it as a string of {}", redblack_duration::FORM),
+            )),
+        }
+    }
+    errors
 }
 
 /// [`super::rollout::TEMPLATE_NAME_PATTERN`], at most 63 characters.
@@ -276,14 +319,72 @@ mod tests {
     }
 
     #[test]
-    fn durations_humantime_reads() {
-        for ok in ["30s", "30m", "2h", "1h30m", "1d", "0s"] {
-            assert!(parse_duration(ok).is_ok(), "{ok}");
-        }
-        let re = regex::Regex::new(crate::api::rollout::DURATION_PATTERN).unwrap();
-        for ok in ["30s", "1h30m", "500ms"] {
+    fn durations_of_the_schema_pattern_are_read() {
+        let re = regex::Regex::new(crate::api::DURATION_PATTERN).unwrap();
+        for ok in ["30s", "30m", "2h", "1h30m", "1d", "0s", "500ms"] {
             assert!(re.is_match(ok) && parse_duration(ok).is_ok(), "{ok}");
         }
+        for bad in ["1.5h", "1h 30m", "2min", "-1s", "1us"] {
+            assert!(!re.is_match(bad) && parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn duration_errors_name_the_field_and_the_form() {
+        let mut r = rollout();
+        r.spec.strategy.red_black.abort_scale_down_delay = "1.5h".into();
+        r.spec.strategy.red_black.scale_down_delay = "36501d".into();
+        let errors: Vec<_> = validate(&r).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errors,
+            vec![
+                "spec.strategy.redBlack.scaleDownDelay: \"36501d\" is longer than the maximum of 100 years; use a shorter duration",
+                "spec.strategy.redBlack.abortScaleDownDelay: \"1.5h\" is not a duration; write whole numbers each followed by a unit (ms, s, m, h or d), e.g. 30s, 5m, 1h30m, 500ms or 1d",
+            ]
+        );
+    }
+
+    /// Every duration field of an inline analysis is read as the analysis
+    /// controller reads it (grammar, type and least value).
+    #[test]
+    fn inline_analysis_durations_name_their_field() {
+        let mut r = rollout();
+        r.spec.strategy.red_black.canary = Some(
+            serde_json::from_value(serde_json::json!({
+                "replicas": 1,
+                "analysis": {"inline": {
+                    "interval": "500ms", "lifetime": "10 min", "warmup": 30, "step": "0s",
+                    "control": {"timeShift": "1.5h"}, "experiment": {"timeShift": "5m"},
+                    "metrics": []
+                }}
+            }))
+            .unwrap(),
+        );
+        r.spec.strategy.red_black.post_promotion_analysis = Some(
+            serde_json::from_value(serde_json::json!({"inline": {"interval": "1m", "lifetime": "500ms", "metrics": []}}))
+                .unwrap(),
+        );
+        let errors: Vec<_> = validate(&r).iter().map(ToString::to_string).collect();
+        let inline = "spec.strategy.redBlack.canary.analysis.inline";
+        assert_eq!(
+            errors,
+            vec![
+                format!(
+                    "{inline}.lifetime: \"10 min\" is not a duration; write {}",
+                    redblack_duration::FORM
+                ),
+                format!("{inline}.interval: \"500ms\" is shorter than 1s; use at least 1s"),
+                format!(
+                    "{inline}.warmup: 30 is not a duration string; write it as a string of {}",
+                    redblack_duration::FORM
+                ),
+                format!("{inline}.step: \"0s\" is shorter than 1s; use at least 1s"),
+                format!(
+                    "{inline}.control.timeShift: \"1.5h\" is not a duration; write {}",
+                    redblack_duration::FORM
+                ),
+            ]
+        );
     }
 
     #[test]

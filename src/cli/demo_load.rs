@@ -15,13 +15,13 @@ pub struct DemoLoadArgs {
     #[arg(long, default_value_t = 50.0)]
     pub rps: f64,
     /// How long to send (e.g. 30s, 5m).
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = redblack_duration::parse)]
     pub duration: Duration,
     /// Most requests in flight at once.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     /// Per-request timeout.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = redblack_duration::parse)]
     pub timeout: Duration,
 }
 

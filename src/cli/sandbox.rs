@@ -17,7 +17,7 @@ pub struct SandboxArgs {
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
     /// How long a simulated pod takes to become Ready.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = redblack_duration::parse)]
     pub pod_ready_after: Duration,
     /// Events kept for watches that resume from an old resourceVersion.
     #[arg(long, default_value_t = DEFAULT_HISTORY)]

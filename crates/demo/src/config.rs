@@ -143,12 +143,14 @@ fn millis(raw: Option<String>, var: &'static str) -> Result<f64, ConfigError> {
     })
 }
 
+/// redblack's one duration grammar (`5s`, `500ms`, `2m`), or a bare number of
+/// seconds up to a day (environment variables are often written that way).
 fn parse_duration(v: &str) -> Option<Duration> {
     if let Ok(secs) = v.parse::<f64>() {
         return (secs.is_finite() && (0.0..=86_400.0).contains(&secs))
             .then(|| Duration::from_secs_f64(secs));
     }
-    humantime::parse_duration(v).ok()
+    redblack_duration::parse(v).ok()
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -221,6 +223,8 @@ mod tests {
             (ENV_TAIL_LATENCY_MS, "slow"),
             (ENV_TAIL_FRACTION, "2"),
             (ENV_READY_AFTER, "soon"),
+            (ENV_READY_AFTER, "1.5s"),
+            (ENV_READY_AFTER, "2 min"),
             (ENV_READY_AFTER, "-1"),
             (ENV_FAIL_AT_START, "maybe"),
         ] {

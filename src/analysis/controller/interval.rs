@@ -15,6 +15,8 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::api::canary_analysis::MIN_INTERVAL;
+
 /// Upper bound on the intervals of one analysis: each is a round of queries,
 /// and a retrospective analysis judges them all in one reconcile.
 pub const MAX_INTERVALS: u32 = 1000;
@@ -54,7 +56,7 @@ impl Schedule {
         end: DateTime<Utc>,
         interval: TimeDelta,
     ) -> Result<Self, ScheduleError> {
-        if interval < TimeDelta::seconds(1) {
+        if !interval.to_std().is_ok_and(|i| i >= MIN_INTERVAL) {
             return Err(ScheduleError::IntervalTooShort);
         }
         let judged_from = start + warmup;

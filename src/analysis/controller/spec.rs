@@ -10,7 +10,8 @@ use chrono::TimeDelta;
 use super::interval::Schedule;
 use super::time::from_time;
 use crate::analysis::query::{QueryTemplate, Scope};
-use crate::api::canary_analysis::{AnalysisScope, CanaryAnalysis};
+use crate::api::canary_analysis::{AnalysisScope, CanaryAnalysis, MIN_STEP};
+use crate::api::validate::parse_duration;
 use redblack_judge::config::DEFAULT_CONFIDENCE;
 use redblack_judge::{self as judge, JudgeConfig, MetricKind};
 
@@ -65,49 +66,9 @@ pub struct ResolvedSpec {
     pub queries: Vec<MetricQueries>,
 }
 
-/// Parses a Go-style duration of whole units: `90s`, `1m30s`, `2h`, `1d`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("{text:?} is not a duration like 30s, 5m, 1h30m or 1d");
-    if text.is_empty() {
-        return Err(bad());
-    }
-    let mut total: u64 = 0;
-    let mut number: Option<u64> = None;
-    for c in text.chars() {
-        if let Some(d) = c.to_digit(10) {
-            let n = number.unwrap_or(0);
-            number = Some(
-                n.checked_mul(10)
-                    .and_then(|n| n.checked_add(u64::from(d)))
-                    .ok_or_else(bad)?,
-            );
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(bad()),
-        };
-        let n = number.take().ok_or_else(bad)?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-    }
-    if number.is_some() {
-        return Err(bad());
-    }
-    // Bound to what chrono can add to a timestamp without overflow (~100 years).
-    if total > 100 * 365 * 86_400 {
-        return Err(format!("{text:?} is longer than 100 years"));
-    }
-    Ok(Duration::from_secs(total))
-}
-
+/// `d` to the millisecond (durations are at most 100 years: no overflow).
 fn delta(d: Duration) -> TimeDelta {
-    TimeDelta::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 1000))
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
 
 /// Builds the template scope of one side.
@@ -197,10 +158,10 @@ pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<Resolve
     let mut duration = |path: &str, text: Option<&String>| -> Option<Duration> {
         match parse_duration(text?) {
             Ok(d) => Some(d),
-            Err(message) => {
+            Err(err) => {
                 issues.push(SpecIssue {
                     path: path.to_owned(),
-                    message,
+                    message: err.to_string(),
                 });
                 None
             }
@@ -217,7 +178,8 @@ pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<Resolve
     );
     let step_given = spec.step.is_some();
     let step = step.unwrap_or(DEFAULT_STEP);
-    if step.is_zero() && step_given {
+    let step_usable = step >= MIN_STEP;
+    if !step_usable && step_given {
         push!("spec.step", "must be at least 1s".into());
     }
 
@@ -285,10 +247,9 @@ pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<Resolve
         _ => None,
     };
     if let Some(s) = &schedule
-        && !step.is_zero()
+        && step_usable
     {
-        let points = (s.end - s.judged_from).num_seconds()
-            / i64::try_from(step.as_secs()).unwrap_or(1).max(1);
+        let points = (s.end - s.judged_from).num_milliseconds() / delta(step).num_milliseconds();
         if points > MAX_POINTS {
             push!(
                 "spec.step",
@@ -309,7 +270,7 @@ pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<Resolve
 
     // Templates: parse, then render against both scopes, which finds unknown
     // variables, empty values and extras that reuse a built-in name.
-    let render_step = if step.is_zero() { DEFAULT_STEP } else { step };
+    let render_step = if step_usable { step } else { DEFAULT_STEP };
     let both = [("control", &control), ("experiment", &experiment)];
     let traffic = spec.traffic.as_deref().and_then(|text| {
         check_template(
@@ -411,37 +372,43 @@ mod tests {
     use crate::analysis::controller::testutil::{analysis, at};
     use serde_json::json;
 
+    /// Durations are read by the one grammar, to the millisecond: sub-second
+    /// parts count, and a field below its least value names itself.
     #[test]
-    fn durations() {
-        let ok = [
-            ("30s", 30),
-            ("5m", 300),
-            ("1h30m", 5400),
-            ("1d", 86_400),
-            ("0s", 0),
-            ("1m1s", 61),
-        ];
-        for (text, secs) in ok {
-            assert_eq!(
-                parse_duration(text),
-                Ok(Duration::from_secs(secs)),
-                "{text}"
-            );
-        }
-        for bad in [
-            "",
-            "5",
-            "m",
-            "5x",
-            "1.5m",
-            "-1s",
-            "5 m",
-            "500ms",
-            "99999999999999999999s",
-            "9999999d",
+    fn durations_count_to_the_millisecond() {
+        let r = resolve(
+            &analysis(
+                json!({"lifetime": "500ms", "interval": "1s", "warmup": "250ms",
+                             "step": "1s500ms", "control": {"timeShift": "1m500ms"}}),
+            ),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            r.schedule.end - r.schedule.start,
+            TimeDelta::milliseconds(500)
+        );
+        assert_eq!(
+            r.schedule.judged_from - r.schedule.start,
+            TimeDelta::milliseconds(250)
+        );
+        assert_eq!(r.schedule.total, 1);
+        assert_eq!(r.step, Duration::from_millis(1500));
+        assert_eq!(r.control_shift, TimeDelta::milliseconds(60_500));
+        for (patch, path) in [
+            (json!({"interval": "999ms"}), "spec.interval"),
+            (json!({"step": "999ms"}), "spec.step"),
+            (json!({"lifetime": "1.5m"}), "spec.lifetime"),
+            (json!({"warmup": "36501d"}), "spec.warmup"),
         ] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+            let err = resolve(&analysis(patch.clone()), None).expect_err(&patch.to_string());
+            assert_eq!(err.0[0].path, path, "{err}");
         }
+        let err = resolve(&analysis(json!({"lifetime": "1.5m"})), None).unwrap_err();
+        assert_eq!(
+            err.0[0].message,
+            redblack_duration::parse("1.5m").unwrap_err().to_string()
+        );
     }
 
     #[test]

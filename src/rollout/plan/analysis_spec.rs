@@ -2,9 +2,9 @@
 //! the spec of the CanaryAnalysisTemplate `templateName` names) with the
 //! scopes and the window filled in. Built as JSON so that the planner does not
 //! depend on the analysis controller's types; before creating it, the planner
-//! only checks that the body is a CanaryAnalysis spec at all ([`resolve`]),
-//! the API server checks the schema and the analysis controller the rest
-//! (reported in the analysis' status).
+//! only checks that the body is a CanaryAnalysis spec at all and that its
+//! durations read ([`resolve`]), the API server checks the schema and the
+//! analysis controller the rest (reported in the analysis' status).
 
 use std::collections::BTreeMap;
 
@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
 use crate::api::canary_analysis::CanaryAnalysisSpec;
-use crate::api::validate::parse_duration;
+use crate::api::validate::{analysis_durations, parse_duration};
 use crate::api::{AnalysisSource, Rollout};
 
 /// Field of the canary's analysis source, for messages.
@@ -74,7 +74,8 @@ impl Resolved<'_> {
 /// The body `source` names: `inline`, or the spec of the template
 /// `templateName` from `templates` (the ones observed in the Rollout's
 /// namespace). Checked to be a CanaryAnalysis spec once the planner's scopes
-/// and start are filled in; with `needs_lifetime` (post-promotion: the control
+/// and start are filled in, with durations the analysis controller takes
+/// ([`analysis_durations`]); with `needs_lifetime` (post-promotion: the control
 /// is shifted by it) `lifetime` must be a duration. An inline body and a
 /// template's are checked alike, so a mistake surfaces the same way in both.
 pub fn resolve<'a>(
@@ -135,6 +136,9 @@ pub fn resolve<'a>(
         None,
     );
     if let Err(err) = serde_json::from_value::<CanaryAnalysisSpec>(filled) {
+        return Err(invalid(err.to_string()));
+    }
+    if let Some(err) = analysis_durations(resolved.body, "spec").into_iter().next() {
         return Err(invalid(err.to_string()));
     }
     if needs_lifetime
