@@ -3,12 +3,11 @@
 //! already consumed are recorded in `status.operations`, so a restarted
 //! operator does not act twice and a stale annotation left in Git is inert.
 
-use chrono::{DateTime, Utc};
-
-use super::{Builder, world::World};
+use super::builder::Events;
+use super::ctx::Ctx;
 use crate::api::{
     ABORT_ANNOTATION, AbortReason, AbortStatus, CanaryPhase, OperationsStatus, PROMOTE_ANNOTATION,
-    RETRY_ANNOTATION, Rollout, RolloutStatus,
+    RETRY_ANNOTATION, Rollout,
 };
 
 /// Manual-operation state for this plan.
@@ -30,13 +29,11 @@ fn fresh<'a>(rollout: &'a Rollout, key: &str, consumed: &Option<String>) -> Opti
     (consumed.as_deref() != Some(value.as_str())).then_some(value.as_str())
 }
 
-pub fn consume(
-    rollout: &Rollout,
-    old: &RolloutStatus,
-    world: &World,
-    now: DateTime<Utc>,
-    out: &mut Builder,
-) -> Ops {
+/// The operations in effect for this plan, and the Events that say which new
+/// annotations were accepted or ignored.
+pub fn consume(ctx: &Ctx) -> (Ops, Events) {
+    let (rollout, old, world, now) = (ctx.rollout, ctx.old, ctx.world, ctx.now);
+    let mut out = Events::default();
     // A canary held on a verdict (Marginal, Inconclusive, Error) can be
     // retried too: a new analysis attempt.
     let held_canary = old.canary.as_ref().is_some_and(|c| {
@@ -108,5 +105,5 @@ pub fn consume(
             out.normal("PromoteIgnored", format!("promote of {hash} ignored: the current revision is {target} and it must be neither live nor aborted"));
         }
     }
-    ops
+    (ops, out)
 }

@@ -1,21 +1,22 @@
 //! Canary decisions: which step the canary of the current revision is in,
 //! from its recorded status, its fleets and its analysis' verdict.
 
-use chrono::{DateTime, Duration, Utc};
-
-use super::super::analysis_spec::{self, CANARY_FIELD};
+use super::super::analysis_spec;
+use super::super::builder::Events;
+use super::super::ctx::Ctx;
+use super::super::deadline::{self, Progress};
+use super::super::names::analysis_name;
+use super::super::observed::AnalysisPhase;
 use super::super::operations::Ops;
 use super::super::records::Records;
 use super::super::state::{CanaryStep, State};
-use super::super::world::World;
-use super::super::{AnalysisPhase, Builder, traffic};
-use super::{analysis_name, config, fleets_ready};
 use crate::api::{
-    AbortReason, AbortStatus, CanaryPhase, CanaryStatus, CanaryStrategy, MarginalAction, Rollout,
-    RolloutStatus,
+    AbortReason, AbortStatus, CanaryPhase, CanaryStatus, CanaryStrategy, MarginalAction,
 };
 
-fn fresh(rollout: &Rollout, world: &World) -> CanaryStatus {
+/// The record of a canary that starts now (first attempt).
+fn fresh(ctx: &Ctx) -> CanaryStatus {
+    let (rollout, world) = (ctx.rollout, ctx.world);
     let revision = world.target_hash.clone();
     CanaryStatus {
         phase: Some(CanaryPhase::Progressing),
@@ -31,26 +32,23 @@ fn fresh(rollout: &Rollout, world: &World) -> CanaryStatus {
 /// (passed or promoted by a human), continue with the full fleet. Some(state):
 /// hold there (a canary step, or Aborted after a failed verdict or a missed
 /// deadline).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn gate(
-    rollout: &Rollout,
-    old: &RolloutStatus,
-    world: &World,
+    ctx: &Ctx,
     ops: &mut Ops,
     records: &mut Records,
-    now: DateTime<Utc>,
-    out: &mut Builder,
+    out: &mut Events,
 ) -> Option<State> {
-    let cfg = config(rollout)?;
+    let cfg = ctx.canary()?;
+    let (rollout, world) = (ctx.rollout, ctx.world);
     let target = world.target_hash.clone();
-    let mut c = match &old.canary {
+    let mut c = match &ctx.old.canary {
         Some(c)
             if c.revision.as_deref() == Some(target.as_str())
                 && c.stable_revision == world.active_hash =>
         {
             c.clone()
         }
-        _ => fresh(rollout, world),
+        _ => fresh(ctx),
     };
     if ops.retried {
         c.attempt += 1;
@@ -88,53 +86,47 @@ pub(crate) fn gate(
             return None;
         }
     }
-    let step = decide(rollout, cfg, old, world, ops, &mut c, now, out);
+    let step = step(ctx, cfg, ops, &mut c, out);
     records.last_score = c.score.or(records.last_score);
     records.canary = Some(c);
     step
 }
 
-#[allow(clippy::too_many_arguments)]
-fn decide(
-    rollout: &Rollout,
+/// The step of canary `c` (updated in place, as its record).
+fn step(
+    ctx: &Ctx,
     cfg: &CanaryStrategy,
-    old: &RolloutStatus,
-    world: &World,
     ops: &mut Ops,
     c: &mut CanaryStatus,
-    now: DateTime<Utc>,
-    out: &mut Builder,
+    out: &mut Events,
 ) -> Option<State> {
+    let (rollout, world, now) = (ctx.rollout, ctx.world, ctx.now);
     let target = world.target_hash.clone();
     match c.phase {
         Some(CanaryPhase::Passed | CanaryPhase::Promoted) => return None,
-        Some(CanaryPhase::Failed) => return Some(fail(world, ops, c, now, out)),
+        Some(CanaryPhase::Failed) => return Some(fail(ctx, ops, c, out)),
         Some(phase @ (CanaryPhase::Marginal | CanaryPhase::Inconclusive | CanaryPhase::Error)) => {
             return Some(State::Canary(CanaryStep::Held(phase)));
         }
         Some(CanaryPhase::Analysing) => {}
         Some(CanaryPhase::Progressing) | None => {
-            if !fleets_ready(rollout, world, c) {
-                let started_at = match (old.current_revision.as_deref(), old.progress_started_at) {
-                    (Some(current), Some(started)) if current == target && !ops.retried => started,
-                    _ => now,
-                };
-                let deadline = started_at
-                    + Duration::seconds(i64::from(rollout.spec.progress_deadline_seconds));
-                if now >= deadline {
-                    let abort = AbortStatus {
-                        revision: target,
-                        reason: AbortReason::ProgressDeadlineExceeded,
-                        at: now,
-                    };
-                    ops.abort = Some(abort.clone());
-                    return Some(State::Aborted(abort));
-                }
-                c.phase = Some(CanaryPhase::Progressing);
-                return Some(State::Canary(CanaryStep::Progressing {
-                    started_at,
-                    deadline,
-                }));
+            if !world.canary_fleets_ready(rollout, c) {
+                return Some(match deadline::progress(ctx, ops.retried) {
+                    Progress::Exceeded(abort) => {
+                        ops.abort = Some(abort.clone());
+                        State::Aborted(abort)
+                    }
+                    Progress::Within {
+                        started_at,
+                        deadline,
+                    } => {
+                        c.phase = Some(CanaryPhase::Progressing);
+                        State::Canary(CanaryStep::Progressing {
+                            started_at,
+                            deadline,
+                        })
+                    }
+                });
             }
             c.phase = Some(CanaryPhase::Analysing);
         }
@@ -144,13 +136,8 @@ fn decide(
     // exists is never re-resolved (a template change does not touch it).
     let name = c.analysis_name.clone().unwrap_or_default();
     if world.analysis(&name).is_none()
-        && let Err(problem) = analysis_spec::resolve(
-            rollout,
-            &world.analysis_templates,
-            &cfg.analysis,
-            CANARY_FIELD,
-            false,
-        )
+        && let Err(problem) =
+            analysis_spec::resolve_canary(rollout, &world.analysis_templates, &cfg.analysis)
     {
         c.analysis_start = None;
         return Some(State::Canary(CanaryStep::AnalysisUnavailable(problem)));
@@ -159,7 +146,7 @@ fn decide(
     // the same plan records the traffic write (CanaryTrafficOn) and the
     // analysis (AnalysisCreated).
     if c.analysis_start.is_none() {
-        if traffic::can_flow(rollout, world, c) {
+        if world.canary_can_flow(rollout, c) {
             c.analysis_start = Some(now);
         }
         return Some(State::Canary(CanaryStep::Analysing));
@@ -186,12 +173,12 @@ fn decide(
         }
         AnalysisPhase::Marginal => {
             match cfg.marginal {
-                MarginalAction::Fail => Some(fail(world, ops, c, now, out)),
+                MarginalAction::Fail => Some(fail(ctx, ops, c, out)),
                 MarginalAction::Extend if !c.extended => {
                     c.extended = true;
                     c.attempt += 1;
                     c.analysis_name = Some(analysis_name(rollout, &target, c.attempt));
-                    c.analysis_start = traffic::can_flow(rollout, world, c).then_some(now);
+                    c.analysis_start = world.canary_can_flow(rollout, c).then_some(now);
                     c.message = None;
                     out.normal(
                     "CanaryExtended",
@@ -209,7 +196,7 @@ fn decide(
                 }
             }
         }
-        AnalysisPhase::Failed => Some(fail(world, ops, c, now, out)),
+        AnalysisPhase::Failed => Some(fail(ctx, ops, c, out)),
         AnalysisPhase::Inconclusive | AnalysisPhase::Error => {
             let phase = if analysis.phase == AnalysisPhase::Error {
                 CanaryPhase::Error
@@ -231,14 +218,8 @@ fn decide(
 
 /// A failed verdict: the revision is abandoned (traffic back to stable,
 /// canary and baseline removed by the Aborted state's actions).
-fn fail(
-    world: &World,
-    ops: &mut Ops,
-    c: &mut CanaryStatus,
-    now: DateTime<Utc>,
-    out: &mut Builder,
-) -> State {
-    let target = world.target_hash.clone();
+fn fail(ctx: &Ctx, ops: &mut Ops, c: &mut CanaryStatus, out: &mut Events) -> State {
+    let (target, now) = (ctx.target().to_owned(), ctx.now);
     let first = c.phase != Some(CanaryPhase::Failed);
     c.phase = Some(CanaryPhase::Failed);
     let abort = match &ops.abort {

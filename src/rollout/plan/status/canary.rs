@@ -1,8 +1,8 @@
 //! Phase and conditions while a canary is judged: what a human (and kstatus)
 //! reads about the canary step, with the score, the analysis and the verbs.
 
-use super::super::Builder;
 use super::super::analysis_spec::AnalysisProblem;
+use super::super::builder::Builder;
 use super::super::records::Records;
 use super::super::state::CanaryStep;
 use crate::api::conditions::{self, Desired};

@@ -2,24 +2,18 @@
 //! from what changed between the old status and this plan, so a lost status
 //! write is caught up on the next plan.
 
-use chrono::{DateTime, Utc};
+use super::super::ctx::Ctx;
+use super::super::records::Records;
+use super::super::state::Decision;
+use super::super::world::images_of;
+use crate::api::{AbortReason, HISTORY_LIMIT, Outcome, RevisionRecord, RolloutStatus};
 
-use super::operations::Ops;
-use super::records::Records;
-use super::world::{World, images_of};
-use crate::api::{AbortReason, HISTORY_LIMIT, Outcome, RevisionRecord, Rollout, RolloutStatus};
-
-#[allow(clippy::too_many_arguments)]
-pub fn record(
-    old: &RolloutStatus,
-    world: &World,
-    ops: &Ops,
-    records: &Records,
-    status: &mut RolloutStatus,
-    revision: i64,
-    now: DateTime<Utc>,
-    rollout: &Rollout,
-) {
+/// Appends to `status.history` (already a copy of the old one) what this plan
+/// changed: a superseded revision, a switch, an abort.
+pub(super) fn record(ctx: &Ctx, decision: &Decision, status: &mut RolloutStatus) {
+    let (rollout, old, world, now) = (ctx.rollout, ctx.old, ctx.world, ctx.now);
+    let (ops, records) = (&decision.ops, &decision.records);
+    let revision = world.target_revision();
     let target = &world.target_hash;
     let images = images_of(&rollout.spec.template);
     let push = |status: &mut RolloutStatus, record: RevisionRecord| {
