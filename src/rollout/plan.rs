@@ -32,12 +32,12 @@
 //! | 2 names | `names` | names, labels and selectors of every child |
 //! | 3 world | `world` | the observed world, indexed, and every question about it |
 //! | 4 input | `ctx` | the one input value of every step |
-//! | 5 decide | `operations`, `state`, `deadline`, `canary/gate`, `post_promotion/judge`, `decide` | manual operations, the states, the progress deadline, the canary gate, the post-promotion verdict, the state machine |
+//! | 5 decide | `operations`, `state`, `deadline`, `canary/gate`, `post_promotion/verdict`, `decide` | manual operations, the states, the progress deadline, the canary gate, the post-promotion verdict, the state machine |
 //! | 6 act | `traffic`, `fleets`, `canary/fleets`, `post_promotion/analysis` | the actions for a decision |
 //! | 7 status | `status`, `status/*` | the status to write |
 //! | 8 pipeline | `plan.rs` | [`plan`], [`Plan`] and the public re-exports |
 //!
-//! `canary/mod.rs` and `post_promotion/mod.rs` only declare and re-export.
+//! `canary/mod.rs` and `post_promotion/mod.rs` only declare their files.
 
 use std::time::Duration;
 
@@ -134,8 +134,8 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: DateTime<Utc>) -> Plan 
     fleets::bring_up(&ctx, &decision, &mut out);
     let stamped = fleets::switch(&ctx, &decision, &mut out);
     fleets::preview(&ctx, &decision, &mut out);
-    canary::act(&ctx, &decision, &mut out);
-    post_promotion::act(&ctx, &decision, &mut out);
+    canary::fleets::act(&ctx, &decision, &mut out);
+    post_promotion::analysis::act(&ctx, &decision, &mut out);
     fleets::retire(&ctx, &decision, &stamped, &mut out);
 
     // 5. status: written after the actions succeeded.

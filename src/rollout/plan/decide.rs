@@ -2,16 +2,16 @@
 //! and the manual operations. A function returning values — the state, the
 //! operations and records as they stand after deciding, and the Events that
 //! explain the decision; `plan()` applies them. The canary gate
-//! (`canary::gate`), the post-promotion judgement (`post_promotion::judge`),
+//! (`canary::gate`), the post-promotion verdict (`post_promotion::verdict`),
 //! the progress deadline and the promotion windows plug in here.
 
 use super::analysis_spec;
 use super::builder::Events;
-use super::canary;
+use super::canary::gate;
 use super::ctx::Ctx;
 use super::deadline::{self, Progress};
 use super::operations::Ops;
-use super::post_promotion;
+use super::post_promotion::verdict;
 use super::records::Records;
 use super::state::{Decision, State, SwitchKind};
 use super::windows::{self, WindowCheck};
@@ -48,7 +48,7 @@ fn derive(ctx: &Ctx, ops: &mut Ops, records: &mut Records, events: &mut Events) 
     }
     // Judged also when the revision is no longer live: if the revert's status
     // write was lost, the Failed verdict is found again and re-applied.
-    if let Some(to) = post_promotion::judge(ctx, ops, records, events) {
+    if let Some(to) = verdict::judge(ctx, ops, records, events) {
         return match to {
             Some(to) if live => State::Revert { to },
             _ => match &ops.abort {
@@ -69,7 +69,7 @@ fn derive(ctx: &Ctx, ops: &mut Ops, records: &mut Records, events: &mut Events) 
     let kind = switch_kind(ctx);
     if kind == SwitchKind::Promotion
         && ctx.canary().is_some()
-        && let Some(held) = canary::gate(ctx, ops, records, events)
+        && let Some(held) = gate::decide(ctx, ops, records, events)
     {
         return held;
     }
@@ -131,7 +131,7 @@ fn switch_or_wait(ctx: &Ctx, kind: SwitchKind, ops: &Ops, records: &mut Records)
     {
         return State::AwaitingWindow { opens_at };
     }
-    if promotion && let Some(post) = post_promotion::start(ctx) {
+    if promotion && let Some(post) = verdict::start(ctx) {
         records.post_promotion = Some(post);
     }
     State::Switch { kind }

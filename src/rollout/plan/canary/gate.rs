@@ -32,7 +32,7 @@ fn fresh(ctx: &Ctx) -> CanaryStatus {
 /// (passed or promoted by a human), continue with the full fleet. Some(state):
 /// hold there (a canary step, or Aborted after a failed verdict or a missed
 /// deadline).
-pub(crate) fn gate(
+pub(crate) fn decide(
     ctx: &Ctx,
     ops: &mut Ops,
     records: &mut Records,

@@ -5,8 +5,5 @@
 //! decision (the canary's fleets and its analysis). Traffic is `traffic.rs`'s
 //! business; names and templates are `names.rs`'s; readiness is `world.rs`'s.
 
-mod fleets;
-mod gate;
-
-pub(crate) use fleets::act;
-pub(crate) use gate::gate;
+pub(super) mod fleets;
+pub(super) mod gate;

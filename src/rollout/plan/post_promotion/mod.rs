@@ -5,8 +5,9 @@
 //! The previous fleet stays warm until the verdict; Failed switches traffic
 //! back to it in ONE write and abandons the new revision.
 
-mod analysis;
-mod judge;
+//!
+//! `verdict` decides (the record a promotion starts, the verdict of its
+//! analysis); `analysis` acts (creates the CanaryAnalysis).
 
-pub(crate) use analysis::act;
-pub(crate) use judge::{judge, start};
+pub(super) mod analysis;
+pub(super) mod verdict;
