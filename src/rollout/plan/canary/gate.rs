@@ -100,8 +100,6 @@ fn step(
     c: &mut CanaryStatus,
     out: &mut Events,
 ) -> Option<State> {
-    let (rollout, world, now) = (ctx.rollout, ctx.world, ctx.now);
-    let target = world.target_hash.clone();
     match c.phase {
         Some(CanaryPhase::Passed | CanaryPhase::Promoted) => return None,
         Some(CanaryPhase::Failed) => return Some(fail(ctx, ops, c, out)),
@@ -110,27 +108,44 @@ fn step(
         }
         Some(CanaryPhase::Analysing) => {}
         Some(CanaryPhase::Progressing) | None => {
-            if !world.canary_fleets_ready(rollout, c) {
-                return Some(match deadline::progress(ctx, ops.retried) {
-                    Progress::Exceeded(abort) => {
-                        ops.abort = Some(abort.clone());
-                        State::Aborted(abort)
-                    }
-                    Progress::Within {
-                        started_at,
-                        deadline,
-                    } => {
-                        c.phase = Some(CanaryPhase::Progressing);
-                        State::Canary(CanaryStep::Progressing {
-                            started_at,
-                            deadline,
-                        })
-                    }
-                });
+            if !ctx.world.canary_fleets_ready(ctx.rollout, c) {
+                return Some(progressing(ctx, ops, c));
             }
             c.phase = Some(CanaryPhase::Analysing);
         }
     }
+    analysing(ctx, cfg, ops, c, out)
+}
+
+/// The canary's fleets are not ready yet: the progress deadline decides.
+fn progressing(ctx: &Ctx, ops: &mut Ops, c: &mut CanaryStatus) -> State {
+    match deadline::progress(ctx, ops.retried) {
+        Progress::Exceeded(abort) => {
+            ops.abort = Some(abort.clone());
+            State::Aborted(abort)
+        }
+        Progress::Within {
+            started_at,
+            deadline,
+        } => {
+            c.phase = Some(CanaryPhase::Progressing);
+            State::Canary(CanaryStep::Progressing {
+                started_at,
+                deadline,
+            })
+        }
+    }
+}
+
+/// The canary's fleets are ready: traffic, then the analysis and its verdict.
+fn analysing(
+    ctx: &Ctx,
+    cfg: &CanaryStrategy,
+    ops: &mut Ops,
+    c: &mut CanaryStatus,
+    out: &mut Events,
+) -> Option<State> {
+    let (rollout, world) = (ctx.rollout, ctx.world);
     // No traffic to a canary whose analysis cannot be created (a missing
     // template, an unusable body): it would not be judged. An analysis that
     // exists is never re-resolved (a template change does not touch it).
@@ -147,7 +162,7 @@ fn step(
     // analysis (AnalysisCreated).
     if c.analysis_start.is_none() {
         if world.canary_can_flow(rollout, c) {
-            c.analysis_start = Some(now);
+            c.analysis_start = Some(ctx.now);
         }
         return Some(State::Canary(CanaryStep::Analysing));
     }
@@ -156,9 +171,22 @@ fn step(
     };
     c.score = analysis.score.or(c.score);
     c.message = analysis.message.clone();
-    let report = format!("`redblack report {name}`");
-    let score = c.score.map_or("none".to_owned(), |s| format!("{s:.1}"));
-    match analysis.phase {
+    verdict(ctx, cfg, ops, c, analysis.phase, out)
+}
+
+/// What the analysis' phase means for the canary.
+fn verdict(
+    ctx: &Ctx,
+    cfg: &CanaryStrategy,
+    ops: &mut Ops,
+    c: &mut CanaryStatus,
+    phase: AnalysisPhase,
+    out: &mut Events,
+) -> Option<State> {
+    let target = ctx.target();
+    let name = c.analysis_name.clone().unwrap_or_default();
+    let score = score(c);
+    match phase {
         AnalysisPhase::Pending | AnalysisPhase::Running => {
             c.message = None;
             Some(State::Canary(CanaryStep::Analysing))
@@ -167,38 +195,14 @@ fn step(
             c.phase = Some(CanaryPhase::Passed);
             out.normal(
                 "CanaryPassed",
-                format!("canary of {target} passed with score {score}; bringing up the full fleet ({report})"),
+                format!("canary of {target} passed with score {score}; bringing up the full fleet (`redblack report {name}`)"),
             );
             None
         }
-        AnalysisPhase::Marginal => {
-            match cfg.marginal {
-                MarginalAction::Fail => Some(fail(ctx, ops, c, out)),
-                MarginalAction::Extend if !c.extended => {
-                    c.extended = true;
-                    c.attempt += 1;
-                    c.analysis_name = Some(analysis_name(rollout, &target, c.attempt));
-                    c.analysis_start = world.canary_can_flow(rollout, c).then_some(now);
-                    c.message = None;
-                    out.normal(
-                    "CanaryExtended",
-                    format!("canary of {target} was marginal (score {score}); judging once more as {}", c.analysis_name.clone().unwrap_or_default()),
-                );
-                    Some(State::Canary(CanaryStep::Analysing))
-                }
-                MarginalAction::Pause | MarginalAction::Extend => {
-                    c.phase = Some(CanaryPhase::Marginal);
-                    out.warning(
-                    "CanaryMarginal",
-                    format!("canary of {target} is marginal (score {score}); promote to accept, abort, or retry ({report})"),
-                );
-                    Some(State::Canary(CanaryStep::Held(CanaryPhase::Marginal)))
-                }
-            }
-        }
+        AnalysisPhase::Marginal => marginal(ctx, cfg, ops, c, out),
         AnalysisPhase::Failed => Some(fail(ctx, ops, c, out)),
         AnalysisPhase::Inconclusive | AnalysisPhase::Error => {
-            let phase = if analysis.phase == AnalysisPhase::Error {
+            let phase = if phase == AnalysisPhase::Error {
                 CanaryPhase::Error
             } else {
                 CanaryPhase::Inconclusive
@@ -214,6 +218,51 @@ fn step(
             Some(State::Canary(CanaryStep::Held(phase)))
         }
     }
+}
+
+/// A marginal verdict, as `canary.marginal` says: fail, judge once more, or
+/// hold for a human.
+fn marginal(
+    ctx: &Ctx,
+    cfg: &CanaryStrategy,
+    ops: &mut Ops,
+    c: &mut CanaryStatus,
+    out: &mut Events,
+) -> Option<State> {
+    let target = ctx.target();
+    let score = score(c);
+    match cfg.marginal {
+        MarginalAction::Fail => Some(fail(ctx, ops, c, out)),
+        MarginalAction::Extend if !c.extended => {
+            c.extended = true;
+            c.attempt += 1;
+            c.analysis_name = Some(analysis_name(ctx.rollout, target, c.attempt));
+            c.analysis_start = ctx.world.canary_can_flow(ctx.rollout, c).then_some(ctx.now);
+            c.message = None;
+            out.normal(
+                "CanaryExtended",
+                format!(
+                    "canary of {target} was marginal (score {score}); judging once more as {}",
+                    c.analysis_name.clone().unwrap_or_default()
+                ),
+            );
+            Some(State::Canary(CanaryStep::Analysing))
+        }
+        MarginalAction::Pause | MarginalAction::Extend => {
+            let name = c.analysis_name.clone().unwrap_or_default();
+            c.phase = Some(CanaryPhase::Marginal);
+            out.warning(
+                "CanaryMarginal",
+                format!("canary of {target} is marginal (score {score}); promote to accept, abort, or retry (`redblack report {name}`)"),
+            );
+            Some(State::Canary(CanaryStep::Held(CanaryPhase::Marginal)))
+        }
+    }
+}
+
+/// The score as messages print it.
+fn score(c: &CanaryStatus) -> String {
+    c.score.map_or("none".to_owned(), |s| format!("{s:.1}"))
 }
 
 /// A failed verdict: the revision is abandoned (traffic back to stable,
@@ -234,7 +283,7 @@ fn fail(ctx: &Ctx, ops: &mut Ops, c: &mut CanaryStatus, out: &mut Events) -> Sta
     ops.approved = None;
     if first {
         let name = c.analysis_name.clone().unwrap_or_default();
-        let score = c.score.map_or("none".to_owned(), |s| format!("{s:.1}"));
+        let score = score(c);
         out.warning(
             "CanaryFailed",
             format!("canary of {target} failed with score {score}; traffic is back on the stable revision; see `redblack report {name}`"),

@@ -42,7 +42,7 @@ pub(crate) fn judge(
     records: &mut Records,
     out: &mut Events,
 ) -> Option<Option<String>> {
-    let (rollout, old, world, now) = (ctx.rollout, ctx.old, ctx.world, ctx.now);
+    let (rollout, world) = (ctx.rollout, ctx.world);
     let post = records.post_promotion.as_mut()?;
     if post.revision != world.target_hash || post.phase != PostPromotionPhase::Running {
         return None;
@@ -98,34 +98,49 @@ pub(crate) fn judge(
         AnalysisPhase::Failed => {
             post.phase = PostPromotionPhase::Failed;
             records.last_score = post.score.or(records.last_score);
-            let previous = post.previous_revision.clone();
-            let live = world.active_hash.as_deref() == Some(post.revision.as_str());
-            let warm = world
-                .fleets
-                .get(&previous)
-                .is_some_and(|f| f.is_available(rollout.spec.replicas));
-            ops.abort = Some(AbortStatus {
-                revision: post.revision.clone(),
-                reason: AbortReason::PostPromotionAnalysisFailed,
-                at: old.abort.as_ref().map_or(now, |a| a.at),
-            });
-            ops.approved = None;
-            let score = post.score.map_or("none".to_owned(), |s| format!("{s:.1}"));
-            if live && warm {
-                out.warning(
-                    "PostPromotionAnalysisFailed",
-                    format!("post-promotion analysis {name} failed with score {score}; switching traffic back to {previous}; see `redblack report {name}`"),
-                );
-                Some(Some(previous))
-            } else {
-                if live {
-                    out.warning(
-                        "PostPromotionAnalysisFailed",
-                        format!("post-promotion analysis {name} failed with score {score}, but the previous fleet {previous} is not available: traffic stays; undo to bring it back; see `redblack report {name}`"),
-                    );
-                }
-                Some(None)
-            }
+            Some(failed(ctx, ops, post, out))
         }
+    }
+}
+
+/// A Failed verdict: the revision is abandoned (recorded in `ops`). Some(to):
+/// switch back to the warm previous fleet `to` now; None: already switched
+/// back, or that fleet is not available to switch back to.
+fn failed(
+    ctx: &Ctx,
+    ops: &mut Ops,
+    post: &PostPromotionStatus,
+    out: &mut Events,
+) -> Option<String> {
+    let world = ctx.world;
+    let name = &post.analysis_name;
+    let previous = post.previous_revision.clone();
+    let live = world.active_hash.as_deref() == Some(post.revision.as_str());
+    let warm = world
+        .fleets
+        .get(&previous)
+        .is_some_and(|f| f.is_available(ctx.spec().replicas));
+    ops.abort = Some(AbortStatus {
+        revision: post.revision.clone(),
+        reason: AbortReason::PostPromotionAnalysisFailed,
+        // Kept from the first plan that saw the verdict (re-plans are equal).
+        at: ctx.old.abort.as_ref().map_or(ctx.now, |a| a.at),
+    });
+    ops.approved = None;
+    let score = post.score.map_or("none".to_owned(), |s| format!("{s:.1}"));
+    if live && warm {
+        out.warning(
+            "PostPromotionAnalysisFailed",
+            format!("post-promotion analysis {name} failed with score {score}; switching traffic back to {previous}; see `redblack report {name}`"),
+        );
+        Some(previous)
+    } else {
+        if live {
+            out.warning(
+                "PostPromotionAnalysisFailed",
+                format!("post-promotion analysis {name} failed with score {score}, but the previous fleet {previous} is not available: traffic stays; undo to bring it back; see `redblack report {name}`"),
+            );
+        }
+        None
     }
 }
