@@ -14,6 +14,7 @@ use super::builder::Builder;
 use super::ctx::Ctx;
 use super::names::{replica_set_name, service_selector};
 use super::state::{Decision, State, new_active_hash};
+use super::world::Fleet;
 use crate::api::validate::parse_duration;
 use crate::api::{POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, SCALE_DOWN_AT_ANNOTATION};
 
@@ -258,11 +259,8 @@ pub fn preview(ctx: &Ctx, decision: &Decision, out: &mut Builder) {
 }
 
 fn scale_down_others(ctx: &Ctx, decision: &Decision, stamped: &Stamped, out: &mut Builder) {
-    let (rollout, world, now, state) = (ctx.rollout, ctx.world, ctx.now, &decision.state);
-    // The previous fleet stays warm until the post-promotion verdict.
-    let protected = decision.records.protected(&world.target_hash);
-    let rb = &rollout.spec.strategy.red_black;
-    let new_active = new_active_hash(world, state);
+    let (world, now, state) = (ctx.world, ctx.now, &decision.state);
+    let rb = &ctx.spec().strategy.red_black;
     let abort_delay = delay(&rb.abort_scale_down_delay, 10 * 60);
     let aborted = matches!(state, State::Aborted(_));
     // A canary sharing traffic by replica counts widens the active selector to
@@ -276,25 +274,8 @@ fn scale_down_others(ctx: &Ctx, decision: &Decision, stamped: &Stamped, out: &mu
         return;
     }
 
-    let mut candidates: Vec<_> = world
-        .fleets
-        .values()
-        .filter(|f| Some(&f.hash) != new_active.as_ref())
-        // Never in the plan that switches away from it: only once the switch
-        // is observed (even with warmRevisions 0), so endpoints move first.
-        .filter(|f| Some(&f.hash) != world.active_hash.as_ref())
-        // The current revision is protected unless it was abandoned, or is
-        // back under a canary (its full fleet, e.g. from an earlier promote,
-        // waits for the verdict at zero).
-        .filter(|f| f.hash != world.target_hash || aborted || matches!(state, State::Canary(_)))
-        .filter(|f| f.size > 0)
-        // The previous fleet stays warm until the post-promotion verdict.
-        .filter(|f| Some(&f.hash) != protected.as_ref())
-        .collect();
-    candidates.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.hash.cmp(&b.hash)));
-
     let mut warm = 0;
-    for fleet in candidates {
+    for fleet in candidates(ctx, decision) {
         let failed = aborted && fleet.hash == world.target_hash;
         let deadline = stamped.get(&fleet.hash).copied().or(fleet.scale_down_at);
         let deadline = match (deadline, failed) {
@@ -330,6 +311,31 @@ fn scale_down_others(ctx: &Ctx, decision: &Decision, stamped: &Stamped, out: &mu
             out.scale(&fleet.name, fleet.size, 0);
         }
     }
+}
+
+/// The fleets with pods that may be scaled down, newest first.
+fn candidates<'a>(ctx: &Ctx<'a>, decision: &Decision) -> Vec<&'a Fleet> {
+    let (world, state) = (ctx.world, &decision.state);
+    let new_active = new_active_hash(world, state);
+    let aborted = matches!(state, State::Aborted(_));
+    // The previous fleet stays warm until the post-promotion verdict.
+    let protected = decision.records.protected(&world.target_hash);
+    let mut candidates: Vec<&Fleet> = world
+        .fleets
+        .values()
+        .filter(|f| Some(&f.hash) != new_active.as_ref())
+        // Never in the plan that switches away from it: only once the switch
+        // is observed (even with warmRevisions 0), so endpoints move first.
+        .filter(|f| Some(&f.hash) != world.active_hash.as_ref())
+        // The current revision is protected unless it was abandoned, or is
+        // back under a canary (its full fleet, e.g. from an earlier promote,
+        // waits for the verdict at zero).
+        .filter(|f| f.hash != world.target_hash || aborted || matches!(state, State::Canary(_)))
+        .filter(|f| f.size > 0)
+        .filter(|f| Some(&f.hash) != protected.as_ref())
+        .collect();
+    candidates.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.hash.cmp(&b.hash)));
+    candidates
 }
 
 fn prune(ctx: &Ctx, state: &State, out: &mut Builder) {
