@@ -8,7 +8,7 @@
 //! # The pipeline
 //!
 //! [`plan`] runs its steps in this order, each a function of the one input
-//! value ([`ctx::Ctx`]: the Rollout, its old status, the observed world, the
+//! value (`ctx::Ctx`: the Rollout, its old status, the observed world, the
 //! clock) and of what the earlier steps returned:
 //!
 //! 1. **validate** — an invalid spec only gets its status (`status::invalid`);
@@ -23,8 +23,9 @@
 //!
 //! # Layers
 //!
-//! The files import only from layers below them (and never from this file),
-//! so there are no cycles between them; `tests/plan_layers.rs` checks it.
+//! A file imports only from its own layer or the layers below (never from
+//! this file), and there is no cycle between files; `tests/plan_layers.rs`
+//! checks both (its `LAYERS` mirrors this table).
 //!
 //! | layer | files | holds |
 //! |---|---|---|

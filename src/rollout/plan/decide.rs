@@ -73,10 +73,7 @@ fn derive(ctx: &Ctx, ops: &mut Ops, records: &mut Records, events: &mut Events) 
     {
         return held;
     }
-    let available = world
-        .target()
-        .is_some_and(|f| f.is_available(spec.replicas));
-    if !available {
+    if !world.revision_available(target, spec.replicas) {
         return match deadline::progress(ctx, ops.retried) {
             Progress::Exceeded(abort) => {
                 ops.abort = Some(abort.clone());

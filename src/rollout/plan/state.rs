@@ -1,5 +1,5 @@
 //! The vocabulary of the decision: the explicit states of a Rollout and the
-//! [`Decision`] that carries one. Which state applies is decided in
+//! `Decision` that carries one. Which state applies is decided in
 //! `decide.rs`; the actions and the status match on it.
 
 use chrono::{DateTime, Utc};
@@ -12,7 +12,7 @@ use crate::api::{AbortStatus, CanaryPhase, Outcome};
 
 /// What was decided: the input of the actions and of the status.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub state: State,
     /// Operations in effect after deciding (a missed deadline or a failed
     /// verdict records an abort; a live revision clears abort and approval).
@@ -90,7 +90,7 @@ impl SwitchKind {
 }
 
 /// Which revision the active Service selects once a plan in `state` is applied.
-pub fn new_active_hash(world: &World, state: &State) -> Option<String> {
+pub(crate) fn new_active_hash(world: &World, state: &State) -> Option<String> {
     match state {
         State::Switch { .. } => Some(world.target_hash.clone()),
         State::Revert { to } => Some(to.clone()),

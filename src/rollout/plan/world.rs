@@ -204,6 +204,11 @@ impl World {
     pub fn active(&self) -> Option<&Fleet> {
         self.active_hash.as_ref().and_then(|h| self.fleets.get(h))
     }
+
+    /// The revision's fleet exists with `want` pods available.
+    pub fn revision_available(&self, hash: &str, want: i32) -> bool {
+        self.fleets.get(hash).is_some_and(|f| f.is_available(want))
+    }
 }
 
 impl World {

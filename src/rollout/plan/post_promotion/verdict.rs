@@ -116,10 +116,7 @@ fn failed(
     let name = &post.analysis_name;
     let previous = post.previous_revision.clone();
     let live = world.active_hash.as_deref() == Some(post.revision.as_str());
-    let warm = world
-        .fleets
-        .get(&previous)
-        .is_some_and(|f| f.is_available(ctx.spec().replicas));
+    let warm = world.revision_available(&previous, ctx.spec().replicas);
     ops.abort = Some(AbortStatus {
         revision: post.revision.clone(),
         reason: AbortReason::PostPromotionAnalysisFailed,

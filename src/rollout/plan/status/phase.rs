@@ -87,8 +87,7 @@ fn common(ctx: &Ctx, active: Option<&str>) -> Vec<Desired> {
 }
 
 fn fleet_available(ctx: &Ctx, hash: Option<&str>) -> bool {
-    hash.and_then(|h| ctx.world.fleets.get(h))
-        .is_some_and(|f| f.is_available(ctx.spec().replicas))
+    hash.is_some_and(|h| ctx.world.revision_available(h, ctx.spec().replicas))
 }
 
 /// Ready False, Stalled True, Progressing False: the same reason and message.
