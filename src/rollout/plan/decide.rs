@@ -4,6 +4,10 @@
 //! explain the decision; `plan()` applies them. The canary gate
 //! (`canary::gate`), the post-promotion verdict (`post_promotion::verdict`),
 //! the progress deadline and the promotion windows plug in here.
+//!
+//! Inside, those steps update `decide`'s own copies of the operations and
+//! records (a verdict is recorded as it is reached, so a later step sees it);
+//! nothing outside `decide` changes until `plan()` takes its result.
 
 use super::analysis_spec;
 use super::builder::Events;

@@ -9,7 +9,7 @@
 //!   (selecting stable, canary and baseline pods, whose share follows their
 //!   ready pods) and narrowed back to `matchLabels` + stable hash to end it —
 //!   each ONE write. Widening waits until no other fleet has pods (the wide
-//!   selector would select them too), which the fleets plan ensures by scaling
+//!   selector would select them too), which `fleets::retire` ensures by scaling
 //!   earlier warm fleets down during a canary.
 //!
 //! Traffic flows only while both canary fleets are fully available: a share

@@ -41,7 +41,7 @@ pub fn act(ctx: &Ctx, decision: &Decision, out: &mut Builder) {
         variables: BTreeMap::new(),
     };
     // Checked before the switch; a template deleted since then is reported
-    // by `judge` (the previous fleet stays warm meanwhile).
+    // by `verdict::judge` (the previous fleet stays warm meanwhile).
     let Ok(source) =
         analysis_spec::resolve_post_promotion(rollout, &world.analysis_templates, source)
     else {
