@@ -4,22 +4,58 @@
 //! and in annotations on the ReplicaSets it owns, so a restarted operator
 //! continues where it stopped. The flow and its states are described in
 //! docs/rollout.md; `state::State` is the explicit state machine.
+//!
+//! # The pipeline
+//!
+//! [`plan`] runs its steps in this order, each a function of the one input
+//! value (`ctx::Ctx`: the Rollout, its old status, the observed world, the
+//! clock) and of what the earlier steps returned:
+//!
+//! 1. **validate** — an invalid spec only gets its status (`status::invalid`);
+//! 2. **operations** — the manual annotations in effect (`operations`);
+//! 3. **decide** — the state, as values (`decide` → `state::Decision`);
+//! 4. **act** — the actions for that decision, in this order: traffic first
+//!    (it leaves a canary before its fleets go), then the current fleet, the
+//!    switch or revert, the preview Service, the canary's fleets and
+//!    analysis, the post-promotion analysis, and last the retiring of old
+//!    fleets;
+//! 5. **status** — the status to write (`status`).
+//!
+//! # Layers
+//!
+//! A file imports only from its own layer or the layers below (never from
+//! this file), and there is no cycle between files; `tests/plan_layers.rs`
+//! checks both (its `LAYERS` mirrors this table).
+//!
+//! | layer | files | holds |
+//! |---|---|---|
+//! | 1 vocabulary | `observed`, `action`, `builder`, `records`, `analysis_spec`, `windows` | input and output types, analysis bodies, promotion windows |
+//! | 2 names | `names` | names, labels and selectors of every child |
+//! | 3 world | `world` | the observed world, indexed, and every question about it |
+//! | 4 input | `ctx` | the one input value of every step |
+//! | 5 decide | `operations`, `state`, `deadline`, `canary/gate`, `post_promotion/verdict`, `decide` | manual operations, the states, the progress deadline, the canary gate, the post-promotion verdict, the state machine |
+//! | 6 act | `traffic`, `fleets`, `canary/fleets`, `post_promotion/analysis` | the actions for a decision |
+//! | 7 status | `status`, `status/*` | the status to write |
+//! | 8 pipeline | `plan.rs` | [`plan`], [`Plan`] and the public re-exports |
+//!
+//! `canary/mod.rs` and `post_promotion/mod.rs` only declare their files.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
-use k8s_openapi::api::core::v1::{PodTemplateSpec, Service, ServicePort};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
-use kube::Resource;
 
-use crate::api::{AbortReason, Rollout, RolloutStatus, validate};
+use crate::api::{Rollout, RolloutStatus, validate};
 
+mod action;
 mod analysis_spec;
+mod builder;
 mod canary;
+mod ctx;
+mod deadline;
+mod decide;
 mod fleets;
-mod history;
+mod names;
+mod observed;
 mod operations;
 mod post_promotion;
 mod records;
@@ -29,195 +65,18 @@ mod traffic;
 pub mod windows;
 mod world;
 
+pub use action::Action;
 pub use analysis_spec::AnalysisProblem;
-pub use canary::{analysis_name, baseline_name, canary_name, role_service_name};
-pub use fleets::{replica_set_name, service_selector};
+pub use builder::{EventType, PlannedEvent};
+pub use names::{
+    analysis_name, baseline_name, canary_name, replica_set_name, role_service_name,
+    service_selector,
+};
+pub use observed::{AnalysisObservation, AnalysisPhase, Observed, RouteBackend, RouteObservation};
 pub use state::{CanaryStep, State, SwitchKind};
 
-/// The children the controller observed (only those it owns / names).
-#[derive(Clone, Debug, Default)]
-pub struct Observed {
-    /// ReplicaSets owned by this Rollout (labelled with the pod-template hash).
-    pub replica_sets: Vec<ReplicaSet>,
-    /// `spec.strategy.redBlack.activeService`, None when it does not exist.
-    pub active_service: Option<Service>,
-    /// `spec.strategy.redBlack.previewService`, None when unset or missing.
-    pub preview_service: Option<Service>,
-    /// CanaryAnalyses labelled `rollouts.redblack.io/rollout: <name>` (the
-    /// planner picks the one it needs by name).
-    pub analyses: Vec<AnalysisObservation>,
-    /// `trafficRouting.httpRoute`, None when unset or missing.
-    pub route: Option<RouteObservation>,
-    /// The Services named `<rollout>-canary` / `<rollout>-baseline` that exist.
-    pub role_services: Vec<Service>,
-    /// The CanaryAnalysisTemplates (in the Rollout's namespace) that its
-    /// analyses name in `templateName` and that exist: name -> spec (the body,
-    /// as `inline` would hold it).
-    pub analysis_templates: BTreeMap<String, serde_json::Value>,
-}
-
-/// What the planner needs of a CanaryAnalysis.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AnalysisObservation {
-    pub name: String,
-    pub phase: AnalysisPhase,
-    pub score: Option<f64>,
-    pub message: Option<String>,
-}
-
-/// `status.phase` of a CanaryAnalysis (no status yet = Pending).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AnalysisPhase {
-    Pending,
-    Running,
-    Passed,
-    Marginal,
-    Failed,
-    Inconclusive,
-    Error,
-}
-
-/// The backends of the HTTPRoute (the first rule's `backendRefs`; the shell
-/// writes the same list into every rule).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RouteObservation {
-    pub backends: Vec<RouteBackend>,
-}
-
-/// One `backendRef`: a Service, its port, and its weight (Gateway API default 1).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteBackend {
-    pub service: String,
-    pub port: Option<i32>,
-    pub weight: i32,
-}
-
-/// A declarative, idempotent change. Executed in order; the shell stops at the
-/// first failure and re-plans (every action is safe to repeat).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Action {
-    /// Create (or apply) the ReplicaSet of a revision. Owner reference and
-    /// namespace come from the Rollout (see `Action::replica_set`).
-    EnsureReplicaSet {
-        name: String,
-        hash: String,
-        revision: i64,
-        replicas: i32,
-        min_ready_seconds: i32,
-        selector: LabelSelector,
-        /// The pod template with the pod-template-hash label added.
-        template: Box<PodTemplateSpec>,
-        labels: BTreeMap<String, String>,
-        annotations: BTreeMap<String, String>,
-    },
-    ScaleReplicaSet {
-        name: String,
-        replicas: i32,
-    },
-    /// Set and remove annotations (a merge patch: removed keys become null).
-    AnnotateReplicaSet {
-        name: String,
-        set: BTreeMap<String, String>,
-        remove: Vec<String>,
-    },
-    DeleteReplicaSet {
-        name: String,
-    },
-    /// Replace the Service's selector with `selector` in ONE write. `hash` is
-    /// the revision it selects; without `trafficRouting`, a canary's share is
-    /// given by a selector of `matchLabels` only (stable + canary + baseline
-    /// pods), and then `hash` names the stable revision.
-    SwitchService {
-        service: String,
-        hash: String,
-        selector: BTreeMap<String, String>,
-    },
-    /// Create or update (apply) a Service of one role (`<rollout>-canary`,
-    /// `<rollout>-baseline`), owned by the Rollout, for HTTPRoute backends.
-    /// `ports` are copied from the active Service.
-    EnsureRoleService {
-        name: String,
-        role: String,
-        selector: BTreeMap<String, String>,
-        ports: Vec<ServicePort>,
-    },
-    /// Replace `backendRefs` of every rule of the HTTPRoute `route` with
-    /// `backends` (weights sum to 100) in ONE write.
-    SetRouteWeights {
-        route: String,
-        backends: Vec<RouteBackend>,
-    },
-    /// Create a CanaryAnalysis (owned by the Rollout, labelled with `labels`)
-    /// if none of that name exists. Never updated, never deleted by the
-    /// planner: a judgement is a record (`redblack report <name>`).
-    EnsureCanaryAnalysis {
-        name: String,
-        labels: BTreeMap<String, String>,
-        spec: serde_json::Value,
-    },
-}
-
-impl Action {
-    /// The full ReplicaSet an `EnsureReplicaSet` describes, owned by `rollout`
-    /// (controller owner reference, so garbage collection follows the Rollout).
-    pub fn replica_set(&self, rollout: &Rollout) -> Option<ReplicaSet> {
-        let Action::EnsureReplicaSet {
-            name,
-            replicas,
-            min_ready_seconds,
-            selector,
-            template,
-            labels,
-            annotations,
-            ..
-        } = self
-        else {
-            return None;
-        };
-        let owner: Option<OwnerReference> = rollout.controller_owner_ref(&());
-        Some(ReplicaSet {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                namespace: rollout.metadata.namespace.clone(),
-                labels: Some(labels.clone()),
-                annotations: Some(annotations.clone()),
-                owner_references: owner.map(|o| vec![o]),
-                ..ObjectMeta::default()
-            },
-            spec: ReplicaSetSpec {
-                replicas: Some(*replicas),
-                min_ready_seconds: Some(*min_ready_seconds),
-                selector: selector.clone(),
-                template: Some((**template).clone()),
-            },
-            status: None,
-        })
-    }
-
-    /// True for actions that change where traffic goes (a Service's selector
-    /// or the route's weights). Role Services do not count: they only carry
-    /// traffic through the route's weights.
-    pub fn touches_traffic(&self) -> bool {
-        matches!(
-            self,
-            Action::SwitchService { .. } | Action::SetRouteWeights { .. }
-        )
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventType {
-    Normal,
-    Warning,
-}
-
-/// A Kubernetes Event the shell should record on the Rollout.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlannedEvent {
-    pub type_: EventType,
-    pub reason: String,
-    pub message: String,
-}
+use builder::Builder;
+use ctx::Ctx;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
@@ -240,40 +99,6 @@ impl Plan {
     }
 }
 
-/// Collects actions, events and timers while planning.
-#[derive(Debug, Default)]
-pub(crate) struct Builder {
-    actions: Vec<Action>,
-    events: Vec<PlannedEvent>,
-    wakeups: Vec<DateTime<Utc>>,
-}
-
-impl Builder {
-    fn normal(&mut self, reason: &str, message: impl Into<String>) {
-        self.event(EventType::Normal, reason, message.into());
-    }
-    fn warning(&mut self, reason: &str, message: impl Into<String>) {
-        self.event(EventType::Warning, reason, message.into());
-    }
-    fn event(&mut self, type_: EventType, reason: &str, message: String) {
-        self.events.push(PlannedEvent {
-            type_,
-            reason: reason.to_owned(),
-            message,
-        });
-    }
-    fn scale(&mut self, name: &str, from: i32, to: i32) {
-        self.actions.push(Action::ScaleReplicaSet {
-            name: name.to_owned(),
-            replicas: to,
-        });
-        self.normal(
-            "ScaledReplicaSet",
-            format!("scaled ReplicaSet {name} from {from} to {to}"),
-        );
-    }
-}
-
 /// Decides what to do. Pure: the same inputs give the same plan.
 pub fn plan(rollout: &Rollout, observed: &Observed, now: DateTime<Utc>) -> Plan {
     // Stored timestamps have second precision (as metav1.Time); truncating here
@@ -281,32 +106,42 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: DateTime<Utc>) -> Plan 
     let now = now.trunc_subsecs(0);
     let old = rollout.status.clone().unwrap_or_default();
     let world = world::World::new(rollout, observed, &old);
+    let ctx = Ctx {
+        rollout,
+        old: &old,
+        world: &world,
+        now,
+    };
     let mut out = Builder::default();
 
+    // 1. validate: an invalid spec touches nothing.
     let errors = validate(rollout);
     if !errors.is_empty() {
-        let status = status::invalid(rollout, &old, &world, &errors, now, &mut out);
+        let status = status::invalid(&ctx, &errors, &mut out);
         return finish(out, status, State::InvalidSpec, now);
     }
 
-    let mut ops = operations::consume(rollout, &old, &world, now, &mut out);
-    let mut records = records::Records::from_status(&old);
-    let state = state::derive(rollout, &old, &world, &mut ops, &mut records, now, &mut out);
-    if let State::Aborted(abort) = &state
-        && abort.reason == AbortReason::ProgressDeadlineExceeded
-        && old.abort.as_ref() != Some(abort)
-    {
-        out.warning(
-            "ProgressDeadlineExceeded",
-            format!(
-                "revision {} was not available within {}s; traffic stays where it was",
-                world.target_hash, rollout.spec.progress_deadline_seconds
-            ),
-        );
-    }
-    fleets::plan(rollout, &world, &state, &records, now, &mut out);
-    let status = status::build(rollout, &old, &world, &state, &ops, &records, now, &mut out);
-    finish(out, status, state, now)
+    // 2. operations: the manual annotations in effect.
+    let (ops, events) = operations::consume(&ctx);
+    out.events.append(events);
+
+    // 3. decide: the state, as values.
+    let (decision, events) = decide::decide(&ctx, ops);
+    out.events.append(events);
+
+    // 4. act, in order: traffic leaves the canary before its fleets go; the
+    //    warm deadlines the switch writes are honoured when retiring.
+    traffic::act(&ctx, &decision, &mut out);
+    fleets::bring_up(&ctx, &decision, &mut out);
+    let stamped = fleets::switch(&ctx, &decision, &mut out);
+    fleets::preview(&ctx, &decision, &mut out);
+    canary::fleets::act(&ctx, &decision, &mut out);
+    post_promotion::analysis::act(&ctx, &decision, &mut out);
+    fleets::retire(&ctx, &decision, &stamped, &mut out);
+
+    // 5. status: written after the actions succeeded.
+    let status = status::build(&ctx, &decision, &mut out);
+    finish(out, status, decision.state, now)
 }
 
 fn finish(out: Builder, status: RolloutStatus, state: State, now: DateTime<Utc>) -> Plan {
@@ -319,7 +154,7 @@ fn finish(out: Builder, status: RolloutStatus, state: State, now: DateTime<Utc>)
     Plan {
         actions: out.actions,
         status,
-        events: out.events,
+        events: out.events.into_vec(),
         requeue_after,
         state,
     }

@@ -153,6 +153,25 @@ pub fn resolve<'a>(
     Ok(resolved)
 }
 
+/// The body of the canary's analysis (`spec.strategy.redBlack.canary.analysis`).
+pub fn resolve_canary<'a>(
+    rollout: &Rollout,
+    templates: &'a BTreeMap<String, Value>,
+    source: &'a AnalysisSource,
+) -> Result<Resolved<'a>, AnalysisProblem> {
+    resolve(rollout, templates, source, CANARY_FIELD, false)
+}
+
+/// The body of the post-promotion analysis (`lifetime` required: it shifts
+/// the control).
+pub fn resolve_post_promotion<'a>(
+    rollout: &Rollout,
+    templates: &'a BTreeMap<String, Value>,
+    source: &'a AnalysisSource,
+) -> Result<Resolved<'a>, AnalysisProblem> {
+    resolve(rollout, templates, source, POST_PROMOTION_FIELD, true)
+}
+
 /// One side of the comparison, as the CanaryAnalysis spec's `experiment` /
 /// `control` objects spell it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,5 +1,7 @@
-//! Actions on the fleets and Services for a decided state: bring up the current
-//! revision, switch, keep old fleets warm until their deadline, prune.
+//! Actions on the revision fleets and the Services for a decided state, in
+//! the steps `plan()` calls in order: bring up the current revision,
+//! switch (or revert), point the preview Service, then retire the others
+//! (keep old fleets warm until their deadline, scale down, prune).
 
 use std::collections::BTreeMap;
 
@@ -7,29 +9,14 @@ use chrono::{DateTime, Duration, Utc};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use super::records::Records;
-use super::state::State;
-use super::world::World;
-use super::{Action, Builder, canary, post_promotion, traffic};
+use super::action::Action;
+use super::builder::Builder;
+use super::ctx::Ctx;
+use super::names::{replica_set_name, service_selector};
+use super::state::{Decision, State, new_active_hash};
+use super::world::Fleet;
 use crate::api::validate::parse_duration;
-use crate::api::{POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, Rollout, SCALE_DOWN_AT_ANNOTATION};
-
-/// `selector.matchLabels` plus the revision hash: what a Service selects.
-pub fn service_selector(rollout: &Rollout, hash: &str) -> BTreeMap<String, String> {
-    let mut selector = rollout
-        .spec
-        .selector
-        .match_labels
-        .clone()
-        .unwrap_or_default();
-    selector.insert(POD_TEMPLATE_HASH_LABEL.to_owned(), hash.to_owned());
-    selector
-}
-
-pub fn replica_set_name(rollout: &Rollout, hash: &str) -> String {
-    let name = rollout.metadata.name.as_deref().unwrap_or("rollout");
-    format!("{name}-{hash}")
-}
+use crate::api::{POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, SCALE_DOWN_AT_ANNOTATION};
 
 /// Validation has already accepted the durations; the fallback keeps this total.
 fn delay(value: &str, fallback_secs: i64) -> Duration {
@@ -43,98 +30,105 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Which revision the active Service selects once this plan is applied.
-pub fn new_active_hash(world: &World, state: &State) -> Option<String> {
+/// The scale-down deadlines this plan wrote (by hash), so that retiring in
+/// the same plan honours them before they are observed.
+pub type Stamped = BTreeMap<String, DateTime<Utc>>;
+
+/// Whether the current revision's full fleet should be up in this state.
+fn target_up(ctx: &Ctx, state: &State) -> bool {
     match state {
-        State::Switch { .. } => Some(world.target_hash.clone()),
-        State::Revert { to } => Some(to.clone()),
-        _ => world.active_hash.clone(),
+        State::Aborted(_) | State::Paused | State::Canary(_) | State::Revert { .. } => false,
+        State::ServiceMissing => !ctx.spec().paused,
+        _ => true,
     }
 }
 
-pub fn plan(
-    rollout: &Rollout,
-    world: &World,
-    state: &State,
-    records: &Records,
-    now: DateTime<Utc>,
-    out: &mut Builder,
-) {
-    let spec = &rollout.spec;
-    let rb = &spec.strategy.red_black;
-    // Traffic first: it leaves the canary before its fleets are deleted.
-    traffic::plan(rollout, world, state, records, out);
-    let target_up = match state {
-        State::Aborted(_) | State::Paused | State::Canary(_) | State::Revert { .. } => false,
-        State::ServiceMissing => !spec.paused,
-        _ => true,
-    };
-    if target_up {
-        ensure_target(rollout, world, out);
+/// The current revision's fleet up (when its state wants it), and the stable
+/// fleet at `spec.replicas` at once (HPA / kubectl scale).
+pub fn bring_up(ctx: &Ctx, decision: &Decision, out: &mut Builder) {
+    let (world, state) = (ctx.world, &decision.state);
+    if target_up(ctx, state) {
+        ensure_target(ctx, out);
     }
-
-    // The stable fleet follows spec.replicas at once (HPA / kubectl scale).
+    let replicas = ctx.spec().replicas;
     if !matches!(state, State::ServiceMissing | State::Switch { .. })
         && let Some(active) = world.active()
         && active.hash != world.target_hash
-        && active.size != spec.replicas
+        && active.size != replicas
     {
-        out.scale(&active.name, active.size, spec.replicas);
+        out.scale(&active.name, active.size, replicas);
     }
+}
 
-    let scale_down_delay = delay(&rb.scale_down_delay, 30 * 60);
-    let mut stamped: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
-    if let State::Switch { kind } = state {
-        // Every other fleet that is up gets its warm deadline BEFORE the switch,
-        // so a crash between the two writes never leaves it without one.
-        for fleet in world.fleets.values() {
-            let was_live = world.active_hash.as_deref() == Some(fleet.hash.as_str());
-            let up_without_deadline = fleet.size > 0 && fleet.scale_down_at.is_none();
-            // The fleet leaving traffic always gets a fresh deadline (a stale one
-            // from an earlier life must not cut its warm window short).
-            if fleet.hash != world.target_hash && (was_live || up_without_deadline) {
-                let at = now + scale_down_delay;
-                stamped.insert(fleet.hash.clone(), at);
-                out.actions.push(Action::AnnotateReplicaSet {
-                    name: fleet.name.clone(),
-                    set: BTreeMap::from([(SCALE_DOWN_AT_ANNOTATION.to_owned(), stamp(at))]),
-                    remove: Vec::new(),
-                });
-            }
+/// The switch of the active Service (a promotion, first deploy or rollback),
+/// or the revert after a failed post-promotion analysis. Returns the warm
+/// deadlines it wrote.
+pub fn switch(ctx: &Ctx, decision: &Decision, out: &mut Builder) -> Stamped {
+    let mut stamped = Stamped::new();
+    match &decision.state {
+        State::Switch { kind } => {
+            stamped = stamp_leaving(ctx, out);
+            let world = ctx.world;
+            let service = &ctx.spec().strategy.red_black.active_service;
+            let revision = world.target_revision();
+            out.actions.push(Action::SwitchService {
+                service: service.clone(),
+                hash: world.target_hash.clone(),
+                selector: service_selector(ctx.rollout, &world.target_hash),
+            });
+            out.normal(
+                "SwitchedTraffic",
+                format!(
+                    "Service {service} now selects revision {revision} ({}) [{kind:?}]",
+                    world.target_hash
+                ),
+            );
         }
-        let revision = world.target_revision();
-        out.actions.push(Action::SwitchService {
-            service: rb.active_service.clone(),
-            hash: world.target_hash.clone(),
-            selector: service_selector(rollout, &world.target_hash),
-        });
-        out.normal(
-            "SwitchedTraffic",
-            format!(
-                "Service {} now selects revision {revision} ({}) [{kind:?}]",
-                rb.active_service, world.target_hash
-            ),
-        );
+        State::Revert { to } => revert(ctx, to, out),
+        _ => {}
     }
+    stamped
+}
 
-    if let State::Revert { to } = state {
-        revert(rollout, world, to, now, out);
+/// Every other fleet that is up gets its warm deadline BEFORE the switch, so
+/// a crash between the two writes never leaves it without one.
+fn stamp_leaving(ctx: &Ctx, out: &mut Builder) -> Stamped {
+    let world = ctx.world;
+    let rb = &ctx.spec().strategy.red_black;
+    let at = ctx.now + delay(&rb.scale_down_delay, 30 * 60);
+    let mut stamped = Stamped::new();
+    for fleet in world.fleets.values() {
+        let was_live = world.active_hash.as_deref() == Some(fleet.hash.as_str());
+        let up_without_deadline = fleet.size > 0 && fleet.scale_down_at.is_none();
+        // The fleet leaving traffic always gets a fresh deadline (a stale one
+        // from an earlier life must not cut its warm window short).
+        if fleet.hash != world.target_hash && (was_live || up_without_deadline) {
+            stamped.insert(fleet.hash.clone(), at);
+            out.actions.push(Action::AnnotateReplicaSet {
+                name: fleet.name.clone(),
+                set: BTreeMap::from([(SCALE_DOWN_AT_ANNOTATION.to_owned(), stamp(at))]),
+                remove: Vec::new(),
+            });
+        }
     }
+    stamped
+}
 
-    plan_preview(rollout, world, state, target_up, out);
-    canary::plan(rollout, world, state, records, out);
-    post_promotion::plan(rollout, world, state, records, out);
-
-    if !matches!(state, State::ServiceMissing) {
-        let protected = post_promotion::protected(records, world);
-        scale_down_others(rollout, world, state, &stamped, protected, now, out);
-        prune(rollout, world, state, out);
+/// Old fleets down once their warm deadline passed (beyond `warmRevisions`),
+/// and idle fleets beyond `revisionHistoryLimit` deleted. Nothing while the
+/// active Service is missing: we cannot know what serves traffic.
+pub fn retire(ctx: &Ctx, decision: &Decision, stamped: &Stamped, out: &mut Builder) {
+    if matches!(decision.state, State::ServiceMissing) {
+        return;
     }
+    scale_down_others(ctx, decision, stamped, out);
+    prune(ctx, &decision.state, out);
 }
 
 /// Back to the warm previous fleet `to` in ONE write; the abandoned revision
 /// gets its abort deadline first (as an aborted fleet).
-fn revert(rollout: &Rollout, world: &World, to: &str, now: DateTime<Utc>, out: &mut Builder) {
+fn revert(ctx: &Ctx, to: &str, out: &mut Builder) {
+    let (rollout, world, now) = (ctx.rollout, ctx.world, ctx.now);
     let rb = &rollout.spec.strategy.red_black;
     if let Some(fleet) = world.target() {
         let at = now + delay(&rb.abort_scale_down_delay, 10 * 60);
@@ -167,7 +161,9 @@ fn revert(rollout: &Rollout, world: &World, to: &str, now: DateTime<Utc>, out: &
     );
 }
 
-fn ensure_target(rollout: &Rollout, world: &World, out: &mut Builder) {
+/// The current revision's fleet: created, or reused (undo) and scaled.
+fn ensure_target(ctx: &Ctx, out: &mut Builder) {
+    let (rollout, world) = (ctx.rollout, ctx.world);
     let spec = &rollout.spec;
     let hash = &world.target_hash;
     let revision = world.target_revision();
@@ -231,13 +227,11 @@ fn ensure_target(rollout: &Rollout, world: &World, out: &mut Builder) {
     }
 }
 
-fn plan_preview(
-    rollout: &Rollout,
-    world: &World,
-    state: &State,
-    target_up: bool,
-    out: &mut Builder,
-) {
+/// The preview Service selects the revision being brought up (or, after an
+/// abort, the active one again).
+pub fn preview(ctx: &Ctx, decision: &Decision, out: &mut Builder) {
+    let (rollout, world, state) = (ctx.rollout, ctx.world, &decision.state);
+    let target_up = target_up(ctx, state);
     let Some(preview) = &rollout.spec.strategy.red_black.preview_service else {
         return;
     };
@@ -264,23 +258,15 @@ fn plan_preview(
     }
 }
 
-fn scale_down_others(
-    rollout: &Rollout,
-    world: &World,
-    state: &State,
-    stamped: &BTreeMap<String, DateTime<Utc>>,
-    protected: Option<String>,
-    now: DateTime<Utc>,
-    out: &mut Builder,
-) {
-    let rb = &rollout.spec.strategy.red_black;
-    let new_active = new_active_hash(world, state);
+fn scale_down_others(ctx: &Ctx, decision: &Decision, stamped: &Stamped, out: &mut Builder) {
+    let (world, now, state) = (ctx.world, ctx.now, &decision.state);
+    let rb = &ctx.spec().strategy.red_black;
     let abort_delay = delay(&rb.abort_scale_down_delay, 10 * 60);
     let aborted = matches!(state, State::Aborted(_));
     // A canary sharing traffic by replica counts widens the active selector to
     // `matchLabels`, which would select every fleet with pods: earlier warm
     // fleets go first (rollback then means the full red/black of that revision).
-    let clear_for_canary = matches!(state, State::Canary(_)) && traffic::by_replicas(rollout);
+    let clear_for_canary = matches!(state, State::Canary(_)) && ctx.by_replicas();
     // When no revision of ours is pinned (first deploy, or someone rewrote the
     // Service), it may select every fleet by the base labels: scaling any of
     // them down could cut traffic, so nothing is scaled down until the switch.
@@ -288,25 +274,8 @@ fn scale_down_others(
         return;
     }
 
-    let mut candidates: Vec<_> = world
-        .fleets
-        .values()
-        .filter(|f| Some(&f.hash) != new_active.as_ref())
-        // Never in the plan that switches away from it: only once the switch
-        // is observed (even with warmRevisions 0), so endpoints move first.
-        .filter(|f| Some(&f.hash) != world.active_hash.as_ref())
-        // The current revision is protected unless it was abandoned, or is
-        // back under a canary (its full fleet, e.g. from an earlier promote,
-        // waits for the verdict at zero).
-        .filter(|f| f.hash != world.target_hash || aborted || matches!(state, State::Canary(_)))
-        .filter(|f| f.size > 0)
-        // The previous fleet stays warm until the post-promotion verdict.
-        .filter(|f| Some(&f.hash) != protected.as_ref())
-        .collect();
-    candidates.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.hash.cmp(&b.hash)));
-
     let mut warm = 0;
-    for fleet in candidates {
+    for fleet in candidates(ctx, decision) {
         let failed = aborted && fleet.hash == world.target_hash;
         let deadline = stamped.get(&fleet.hash).copied().or(fleet.scale_down_at);
         let deadline = match (deadline, failed) {
@@ -344,7 +313,33 @@ fn scale_down_others(
     }
 }
 
-fn prune(rollout: &Rollout, world: &World, state: &State, out: &mut Builder) {
+/// The fleets with pods that may be scaled down, newest first.
+fn candidates<'a>(ctx: &Ctx<'a>, decision: &Decision) -> Vec<&'a Fleet> {
+    let (world, state) = (ctx.world, &decision.state);
+    let new_active = new_active_hash(world, state);
+    let aborted = matches!(state, State::Aborted(_));
+    // The previous fleet stays warm until the post-promotion verdict.
+    let protected = decision.records.protected(&world.target_hash);
+    let mut candidates: Vec<&Fleet> = world
+        .fleets
+        .values()
+        .filter(|f| Some(&f.hash) != new_active.as_ref())
+        // Never in the plan that switches away from it: only once the switch
+        // is observed (even with warmRevisions 0), so endpoints move first.
+        .filter(|f| Some(&f.hash) != world.active_hash.as_ref())
+        // The current revision is protected unless it was abandoned, or is
+        // back under a canary (its full fleet, e.g. from an earlier promote,
+        // waits for the verdict at zero).
+        .filter(|f| f.hash != world.target_hash || aborted || matches!(state, State::Canary(_)))
+        .filter(|f| f.size > 0)
+        .filter(|f| Some(&f.hash) != protected.as_ref())
+        .collect();
+    candidates.sort_by(|a, b| b.revision.cmp(&a.revision).then(a.hash.cmp(&b.hash)));
+    candidates
+}
+
+fn prune(ctx: &Ctx, state: &State, out: &mut Builder) {
+    let (rollout, world) = (ctx.rollout, ctx.world);
     let new_active = new_active_hash(world, state);
     let limit = usize::try_from(rollout.spec.revision_history_limit).unwrap_or(0);
     let mut idle: Vec<_> = world

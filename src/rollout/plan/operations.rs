@@ -3,12 +3,11 @@
 //! already consumed are recorded in `status.operations`, so a restarted
 //! operator does not act twice and a stale annotation left in Git is inert.
 
-use chrono::{DateTime, Utc};
-
-use super::{Builder, world::World};
+use super::builder::Events;
+use super::ctx::Ctx;
 use crate::api::{
     ABORT_ANNOTATION, AbortReason, AbortStatus, CanaryPhase, OperationsStatus, PROMOTE_ANNOTATION,
-    RETRY_ANNOTATION, Rollout, RolloutStatus,
+    RETRY_ANNOTATION, Rollout,
 };
 
 /// Manual-operation state for this plan.
@@ -30,24 +29,11 @@ fn fresh<'a>(rollout: &'a Rollout, key: &str, consumed: &Option<String>) -> Opti
     (consumed.as_deref() != Some(value.as_str())).then_some(value.as_str())
 }
 
-pub fn consume(
-    rollout: &Rollout,
-    old: &RolloutStatus,
-    world: &World,
-    now: DateTime<Utc>,
-    out: &mut Builder,
-) -> Ops {
-    // A canary held on a verdict (Marginal, Inconclusive, Error) can be
-    // retried too: a new analysis attempt.
-    let held_canary = old.canary.as_ref().is_some_and(|c| {
-        c.revision.as_deref() == Some(world.target_hash.as_str())
-            && matches!(
-                c.phase,
-                Some(CanaryPhase::Marginal | CanaryPhase::Inconclusive | CanaryPhase::Error)
-            )
-    });
-    let target = world.target_hash.as_str();
-    let target_is_active = world.active_hash.as_deref() == Some(target);
+/// The operations in effect for this plan, and the Events that say which new
+/// annotations were accepted or ignored.
+pub fn consume(ctx: &Ctx) -> (Ops, Events) {
+    let (rollout, old, target) = (ctx.rollout, ctx.old, ctx.target());
+    let mut out = Events::default();
     // Abort and approval belong to one revision: a new template clears them.
     let mut ops = Ops {
         abort: old.abort.clone().filter(|a| a.revision == target),
@@ -55,58 +41,85 @@ pub fn consume(
         consumed: old.operations.clone(),
         retried: false,
     };
-
     // Abort before retry: when both are new, the retry is the later intent.
     if let Some(value) = fresh(rollout, ABORT_ANNOTATION, &old.operations.abort) {
         ops.consumed.abort = Some(value.to_owned());
-        let hash = hash_part(value);
-        if hash == target && !target_is_active && ops.abort.is_none() {
-            ops.abort = Some(AbortStatus {
-                revision: target.to_owned(),
-                reason: AbortReason::User,
-                at: now,
-            });
-            ops.approved = None;
-            out.warning(
-                "Aborted",
-                format!("revision {hash} aborted; traffic stays on the stable revision"),
-            );
-        } else {
-            out.normal("AbortIgnored", format!("abort of {hash} ignored: only the current, not yet promoted revision ({target}) can be aborted"));
-        }
+        abort(ctx, hash_part(value), &mut ops, &mut out);
     }
     if let Some(value) = fresh(rollout, RETRY_ANNOTATION, &old.operations.retry) {
         ops.consumed.retry = Some(value.to_owned());
-        let hash = hash_part(value);
-        if ops.abort.as_ref().is_some_and(|a| a.revision == hash) {
-            ops.abort = None;
-            ops.retried = true;
-            out.normal("Retried", format!("retrying revision {hash}"));
-        } else if held_canary && hash == target && ops.abort.is_none() {
-            ops.retried = true;
-            out.normal(
-                "Retried",
-                format!("judging the canary of {hash} again (new analysis attempt)"),
-            );
-        } else {
-            out.normal(
-                "RetryIgnored",
-                format!("retry of {hash} ignored: it is not an aborted current revision"),
-            );
-        }
+        retry(ctx, hash_part(value), &mut ops, &mut out);
     }
     if let Some(value) = fresh(rollout, PROMOTE_ANNOTATION, &old.operations.promote) {
         ops.consumed.promote = Some(value.to_owned());
-        let hash = hash_part(value);
-        if hash == target && !target_is_active && ops.abort.is_none() {
-            ops.approved = Some(target.to_owned());
-            out.normal(
-                "PromoteAccepted",
-                format!("revision {hash} approved; traffic switches once its fleet is available"),
-            );
-        } else {
-            out.normal("PromoteIgnored", format!("promote of {hash} ignored: the current revision is {target} and it must be neither live nor aborted"));
-        }
+        promote(ctx, hash_part(value), &mut ops, &mut out);
     }
-    ops
+    (ops, out)
+}
+
+/// The current revision's fleet is the one the active Service selects.
+fn target_is_active(ctx: &Ctx) -> bool {
+    ctx.world.active_hash.as_deref() == Some(ctx.target())
+}
+
+/// Only the current, not yet promoted revision can be aborted.
+fn abort(ctx: &Ctx, hash: &str, ops: &mut Ops, out: &mut Events) {
+    let target = ctx.target();
+    if hash == target && !target_is_active(ctx) && ops.abort.is_none() {
+        ops.abort = Some(AbortStatus {
+            revision: target.to_owned(),
+            reason: AbortReason::User,
+            at: ctx.now,
+        });
+        ops.approved = None;
+        out.warning(
+            "Aborted",
+            format!("revision {hash} aborted; traffic stays on the stable revision"),
+        );
+    } else {
+        out.normal("AbortIgnored", format!("abort of {hash} ignored: only the current, not yet promoted revision ({target}) can be aborted"));
+    }
+}
+
+/// An aborted revision is tried again; a canary held on a verdict (Marginal,
+/// Inconclusive, Error) gets a new analysis attempt.
+fn retry(ctx: &Ctx, hash: &str, ops: &mut Ops, out: &mut Events) {
+    let target = ctx.target();
+    let held_canary = ctx.old.canary.as_ref().is_some_and(|c| {
+        c.revision.as_deref() == Some(target)
+            && matches!(
+                c.phase,
+                Some(CanaryPhase::Marginal | CanaryPhase::Inconclusive | CanaryPhase::Error)
+            )
+    });
+    if ops.abort.as_ref().is_some_and(|a| a.revision == hash) {
+        ops.abort = None;
+        ops.retried = true;
+        out.normal("Retried", format!("retrying revision {hash}"));
+    } else if held_canary && hash == target && ops.abort.is_none() {
+        ops.retried = true;
+        out.normal(
+            "Retried",
+            format!("judging the canary of {hash} again (new analysis attempt)"),
+        );
+    } else {
+        out.normal(
+            "RetryIgnored",
+            format!("retry of {hash} ignored: it is not an aborted current revision"),
+        );
+    }
+}
+
+/// Approves the current revision, unless it is live or aborted.
+fn promote(ctx: &Ctx, hash: &str, ops: &mut Ops, out: &mut Events) {
+    let target = ctx.target();
+    if hash == target && !target_is_active(ctx) && ops.abort.is_none() {
+        ops.approved = Some(target.to_owned());
+        out.normal(
+            "PromoteAccepted",
+            format!("revision {hash} approved; traffic switches once its fleet is available"),
+        );
+    } else {
+        out.normal("PromoteIgnored", format!("promote of {hash} ignored: the current revision is {target} and it must be neither live nor aborted"));
+    }
 }

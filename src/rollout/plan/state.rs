@@ -1,18 +1,25 @@
-//! The explicit state of a Rollout, derived from its spec, status and observed
-//! children. The canary gate (`canary::gate`), the post-promotion judgement
-//! (`post_promotion::judge`) and promotion windows plug in here.
+//! The vocabulary of the decision: the explicit states of a Rollout and the
+//! `Decision` that carries one. Which state applies is decided in
+//! `decide.rs`; the actions and the status match on it.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
-use super::analysis_spec::{self, AnalysisProblem, POST_PROMOTION_FIELD};
+use super::analysis_spec::AnalysisProblem;
 use super::operations::Ops;
 use super::records::Records;
-use super::windows::{self, WindowCheck};
 use super::world::World;
-use super::{Builder, canary, post_promotion};
-use crate::api::{
-    AbortReason, AbortStatus, CanaryPhase, Outcome, PromotionPolicy, Rollout, RolloutStatus,
-};
+use crate::api::{AbortStatus, CanaryPhase, Outcome};
+
+/// What was decided: the input of the actions and of the status.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Decision {
+    pub state: State,
+    /// Operations in effect after deciding (a missed deadline or a failed
+    /// verdict records an abort; a live revision clears abort and approval).
+    pub ops: Ops,
+    /// Canary and post-promotion records after deciding.
+    pub records: Records,
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum State {
@@ -82,130 +89,11 @@ impl SwitchKind {
     }
 }
 
-/// Decides the state. May turn a missed deadline into an abort (recorded in `ops`).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn derive(
-    rollout: &Rollout,
-    old: &RolloutStatus,
-    world: &World,
-    ops: &mut Ops,
-    records: &mut Records,
-    now: DateTime<Utc>,
-    out: &mut Builder,
-) -> State {
-    let spec = &rollout.spec;
-    let target = world.target_hash.as_str();
-    if world.service_missing {
-        return State::ServiceMissing;
+/// Which revision the active Service selects once a plan in `state` is applied.
+pub(crate) fn new_active_hash(world: &World, state: &State) -> Option<String> {
+    match state {
+        State::Switch { .. } => Some(world.target_hash.clone()),
+        State::Revert { to } => Some(to.clone()),
+        _ => world.active_hash.clone(),
     }
-    let live = world.active_hash.as_deref() == Some(target) && world.target().is_some();
-    if live {
-        ops.abort = None;
-        ops.approved = None;
-    }
-    // Judged also when the revision is no longer live: if the revert's status
-    // write was lost, the Failed verdict is found again and re-applied.
-    if let Some(to) = post_promotion::judge(rollout, old, world, ops, records, now, out) {
-        return match to {
-            Some(to) if live => State::Revert { to },
-            _ => match &ops.abort {
-                Some(abort) => State::Aborted(abort.clone()),
-                None => State::Steady,
-            },
-        };
-    }
-    if live {
-        return State::Steady;
-    }
-    if let Some(abort) = &ops.abort {
-        return State::Aborted(abort.clone());
-    }
-    if spec.paused {
-        return State::Paused;
-    }
-    let kind = if world.active().is_none() {
-        SwitchKind::FirstDeploy
-    } else if was_promoted(old, target) {
-        SwitchKind::Rollback
-    } else {
-        SwitchKind::Promotion
-    };
-    if kind == SwitchKind::Promotion
-        && spec.strategy.red_black.canary.is_some()
-        && let Some(held) = canary::gate(rollout, old, world, ops, records, now, out)
-    {
-        return held;
-    }
-    let available = world
-        .target()
-        .is_some_and(|f| f.is_available(spec.replicas));
-    if !available {
-        let started_at = match (old.current_revision.as_deref(), old.progress_started_at) {
-            (Some(current), Some(started)) if current == target && !ops.retried => started,
-            _ => now,
-        };
-        let deadline = started_at + Duration::seconds(i64::from(spec.progress_deadline_seconds));
-        if now >= deadline {
-            let abort = AbortStatus {
-                revision: target.to_owned(),
-                reason: AbortReason::ProgressDeadlineExceeded,
-                at: now,
-            };
-            ops.abort = Some(abort.clone());
-            return State::Aborted(abort);
-        }
-        return State::Progressing {
-            started_at,
-            deadline,
-        };
-    }
-    let allowed = kind != SwitchKind::Promotion
-        || spec.strategy.red_black.promotion == PromotionPolicy::Automatic
-        || ops.approved.as_deref() == Some(target);
-    if !allowed {
-        return State::AwaitingPromotion;
-    }
-    // Never switch to a revision whose post-promotion analysis cannot be created.
-    if kind == SwitchKind::Promotion
-        && let Some(source) = &spec.strategy.red_black.post_promotion_analysis
-        && let Err(problem) = analysis_spec::resolve(
-            rollout,
-            &world.analysis_templates,
-            source,
-            POST_PROMOTION_FIELD,
-            true,
-        )
-    {
-        return State::AnalysisUnavailable(problem);
-    }
-    if kind == SwitchKind::Promotion
-        && let WindowCheck::ClosedUntil(opens_at) =
-            windows::check(&spec.strategy.red_black.promotion_windows, now)
-    {
-        return State::AwaitingWindow { opens_at };
-    }
-    if kind == SwitchKind::Promotion
-        && let Some(post) = post_promotion::start(rollout, world, now)
-    {
-        records.post_promotion = Some(post);
-    }
-    State::Switch { kind }
-}
-
-/// A revision that already served as stable is trusted: going back to it needs
-/// no manual promote and no canary (it is a rollback, and rollbacks must be
-/// fast) — unless its latest record is a failure (e.g. a failed
-/// post-promotion analysis), which must be judged again.
-pub(crate) fn was_promoted(old: &RolloutStatus, hash: &str) -> bool {
-    old.history
-        .iter()
-        .rev()
-        .find(|r| {
-            r.hash == hash
-                && matches!(
-                    r.outcome,
-                    Outcome::Promoted | Outcome::RolledBack | Outcome::Failed
-                )
-        })
-        .is_some_and(|r| matches!(r.outcome, Outcome::Promoted | Outcome::RolledBack))
 }

@@ -1,72 +1,33 @@
 //! The status a plan writes: phase, conditions, counters and history, all
-//! functions of the old status, the state and the observed world, so that
+//! functions of the old status, the decision and the observed world, so that
 //! re-planning an unchanged world yields an identical status.
+//!
+//! `build` assembles it from parts: the recorded fields (here), the counters
+//! (`counters.rs`), the history (`history.rs`), and the phase with its
+//! conditions (`phase.rs`, the canary's in `canary.rs`).
 
-use chrono::{DateTime, Utc};
+use crate::api::conditions::{self, Desired};
+use crate::api::{ConditionStatus, Phase, RolloutStatus, SpecError};
 
-use super::Builder;
-use super::analysis_spec::AnalysisProblem;
-use super::fleets::{new_active_hash, service_selector};
-use super::history;
-use super::operations::Ops;
-use super::records::Records;
-use super::state::{CanaryStep, State};
+use super::builder::Builder;
+use super::ctx::Ctx;
+use super::state::{CanaryStep, Decision, State, new_active_hash};
 use super::traffic;
 
 mod canary;
-use super::world::World;
-use crate::api::conditions::{self, Desired};
-use crate::api::{AbortReason, ConditionStatus, Phase, Rollout, RolloutStatus, SpecError};
-use canary::canary_phase;
+mod counters;
+mod history;
+mod phase;
 
-use ConditionStatus::{False, True, Unknown};
+use ConditionStatus::{False, True};
 
-fn selector_string(labels: &std::collections::BTreeMap<String, String>) -> String {
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Counters and selectors describe the fleet the active Service selects, so an
-/// HPA driving the scale subresource sees one fleet, not old + new.
-fn fill_counters(
-    rollout: &Rollout,
-    world: &World,
-    active: Option<&str>,
-    status: &mut RolloutStatus,
-) {
-    let fleet = active.and_then(|h| world.fleets.get(h));
-    status.replicas = fleet.map_or(0, |f| f.pods);
-    status.ready_replicas = fleet.map_or(0, |f| f.ready);
-    status.available_replicas = fleet.map_or(0, |f| f.available);
-    status.updated_replicas = world.target().map_or(0, |f| f.pods);
-    let labels = match active {
-        Some(hash) => service_selector(rollout, hash),
-        None => rollout
-            .spec
-            .selector
-            .match_labels
-            .clone()
-            .unwrap_or_default(),
-    };
-    status.selector = Some(selector_string(&labels));
-    status.active_selector = active.map(|h| selector_string(&service_selector(rollout, h)));
-}
-
-pub fn invalid(
-    rollout: &Rollout,
-    old: &RolloutStatus,
-    world: &World,
-    errors: &[SpecError],
-    now: DateTime<Utc>,
-    out: &mut Builder,
-) -> RolloutStatus {
+/// The status of a spec `validate()` rejected: the old one, marked invalid.
+pub fn invalid(ctx: &Ctx, errors: &[SpecError], out: &mut Builder) -> RolloutStatus {
+    let (rollout, old, world) = (ctx.rollout, ctx.old, ctx.world);
     let mut status = old.clone();
     status.observed_generation = rollout.metadata.generation;
     status.phase = Some(Phase::InvalidSpec);
-    fill_counters(rollout, world, world.active_hash.as_deref(), &mut status);
+    counters::fill(ctx, world.active_hash.as_deref(), &mut status);
     let message = errors
         .iter()
         .map(ToString::to_string)
@@ -90,7 +51,7 @@ pub fn invalid(
             Desired::new(conditions::STALLED, True, "InvalidSpec", message.clone()),
         ],
         rollout.metadata.generation,
-        now,
+        ctx.now,
     );
     if old.phase != Some(Phase::InvalidSpec) {
         out.warning("InvalidSpec", message);
@@ -98,52 +59,46 @@ pub fn invalid(
     status
 }
 
-/// A Warning Event when an analysis becomes unavailable (or its problem
-/// changes), not on every re-plan.
-fn warn_analysis_unavailable(
-    old: &RolloutStatus,
-    state: &State,
-    desired: &[Desired],
-    out: &mut Builder,
-) {
-    let (State::AnalysisUnavailable(problem)
-    | State::Canary(CanaryStep::AnalysisUnavailable(problem))) = state
-    else {
-        return;
-    };
-    let Some(now) = desired.iter().find(|d| d.type_ == conditions::PROGRESSING) else {
-        return;
-    };
-    let before = conditions::find(&old.conditions, conditions::PROGRESSING);
-    if before.is_none_or(|c| c.reason != now.reason || c.message != now.message) {
-        out.warning(problem.reason(), now.message.clone());
-    }
+/// The status after the decided plan is applied.
+pub fn build(ctx: &Ctx, decision: &Decision, out: &mut Builder) -> RolloutStatus {
+    let mut status = recorded(ctx, decision);
+    let active = status.stable_revision.clone();
+    counters::fill(ctx, active.as_deref(), &mut status);
+    history::record(ctx, decision, &mut status);
+    let what = format!(
+        "revision {} ({})",
+        ctx.world.target_revision(),
+        ctx.target()
+    );
+    let (phase, desired) = phase::desired(ctx, decision, active.as_deref(), &what, out);
+    status.phase = Some(phase);
+    warn_analysis_unavailable(ctx, &decision.state, &desired, out);
+    status.conditions = conditions::merge(
+        &ctx.old.conditions,
+        desired,
+        ctx.rollout.metadata.generation,
+        ctx.now,
+    );
+    announce_phase(ctx, phase, &what, out);
+    status
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn build(
-    rollout: &Rollout,
-    old: &RolloutStatus,
-    world: &World,
-    state: &State,
-    ops: &Ops,
-    records: &Records,
-    now: DateTime<Utc>,
-    out: &mut Builder,
-) -> RolloutStatus {
-    let spec = &rollout.spec;
-    let target = world.target_hash.clone();
-    let revision = world.target_revision();
+/// The fields the decision records: revisions, progress clock, operations,
+/// the canary and post-promotion records; the history so far.
+fn recorded(ctx: &Ctx, decision: &Decision) -> RolloutStatus {
+    let (old, world, state) = (ctx.old, ctx.world, &decision.state);
+    let (ops, records) = (&decision.ops, &decision.records);
+    // While the Service is missing nothing is switched: keep what was stable.
     let active = if world.service_missing {
         old.stable_revision.clone()
     } else {
         new_active_hash(world, state)
     };
-    let mut status = RolloutStatus {
+    RolloutStatus {
         phase: None,
-        observed_generation: rollout.metadata.generation,
-        stable_revision: active.clone(),
-        current_revision: Some(target.clone()),
+        observed_generation: ctx.rollout.metadata.generation,
+        stable_revision: active,
+        current_revision: Some(world.target_hash.clone()),
         progress_started_at: match state {
             State::Progressing { started_at, .. }
             | State::Canary(CanaryStep::Progressing { started_at, .. }) => Some(*started_at),
@@ -153,338 +108,43 @@ pub fn build(
         approved_revision: ops.approved.clone(),
         operations: ops.consumed.clone(),
         canary: records.canary.clone().map(|mut c| {
-            c.traffic_percent = traffic::share_after(rollout, world, state, records);
+            c.traffic_percent = traffic::share_after(ctx, decision);
             c
         }),
         post_promotion: records.post_promotion.clone(),
         last_score: records.last_score,
         history: old.history.clone(),
         ..RolloutStatus::default()
-    };
-    fill_counters(rollout, world, active.as_deref(), &mut status);
-    history::record(
-        old,
-        world,
-        ops,
-        records,
-        &mut status,
-        revision,
-        now,
-        rollout,
-    );
+    }
+}
 
-    let fleet_available = |hash: Option<&str>| {
-        hash.and_then(|h| world.fleets.get(h))
-            .is_some_and(|f| f.is_available(spec.replicas))
+/// A Warning Event when an analysis becomes unavailable (or its problem
+/// changes), not on every re-plan.
+fn warn_analysis_unavailable(ctx: &Ctx, state: &State, desired: &[Desired], out: &mut Builder) {
+    let (State::AnalysisUnavailable(problem)
+    | State::Canary(CanaryStep::AnalysisUnavailable(problem))) = state
+    else {
+        return;
     };
-    let active_available = fleet_available(active.as_deref());
-    let what = format!("revision {revision} ({target})");
-    let mut desired = vec![if active_available {
-        Desired::new(
-            conditions::AVAILABLE,
-            True,
-            "MinimumReplicasAvailable",
-            "the active fleet has all replicas available",
-        )
-    } else {
-        Desired::new(
-            conditions::AVAILABLE,
-            False,
-            "MinimumReplicasUnavailable",
-            "the active fleet does not have all replicas available",
-        )
-    }];
-    if spec.paused {
-        desired.push(Desired::new(
-            conditions::PAUSED,
-            True,
-            "SpecPaused",
-            "spec.paused is true",
-        ));
-    }
-    if let Some(preview) = &spec.strategy.red_black.preview_service
-        && !world.preview_exists
-    {
-        desired.push(Desired::new(
-            conditions::PREVIEW_SERVICE_MISSING,
-            True,
-            "PreviewServiceNotFound",
-            format!("preview Service {preview} not found; create it or remove previewService"),
-        ));
-    }
-    let phase = match state {
-        // `invalid()` builds this status; kept total for the type's sake.
-        State::InvalidSpec => {
-            let msg = "the spec is invalid; nothing is changed until it is fixed";
-            desired.push(Desired::new(conditions::READY, False, "InvalidSpec", msg));
-            desired.push(Desired::new(conditions::STALLED, True, "InvalidSpec", msg));
-            Phase::InvalidSpec
-        }
-        State::ServiceMissing => {
-            let msg = format!(
-                "Service {} not found; create it (the operator only switches its selector)",
-                spec.strategy.red_black.active_service
-            );
-            desired.push(Desired::new(
-                conditions::READY,
-                False,
-                "ActiveServiceNotFound",
-                msg.clone(),
-            ));
-            desired.push(Desired::new(
-                conditions::STALLED,
-                True,
-                "ActiveServiceNotFound",
-                msg.clone(),
-            ));
-            desired.push(Desired::new(
-                conditions::PROGRESSING,
-                False,
-                "ActiveServiceNotFound",
-                msg,
-            ));
-            Phase::Degraded
-        }
-        State::Canary(step) => canary_phase(step, records, &what, &mut desired, out),
-        State::AwaitingWindow { opens_at } => {
-            if let Some(at) = opens_at {
-                out.wakeups.push(*at);
-            }
-            let when = opens_at.map_or("no window opens in the next week".to_owned(), |t| {
-                format!("the next promotion window opens at {}", t.to_rfc3339())
-            });
-            let msg = format!("{what} is available and waits for a promotion window: {when}");
-            desired.push(Desired::new(
-                conditions::PROGRESSING,
-                True,
-                "OutsidePromotionWindow",
-                msg.clone(),
-            ));
-            desired.push(Desired::new(
-                conditions::READY,
-                False,
-                "OutsidePromotionWindow",
-                msg,
-            ));
-            Phase::Paused
-        }
-        State::Revert { to } => {
-            let msg = format!(
-                "{what} failed its post-promotion analysis; traffic is switched back to {to}"
-            );
-            desired.push(Desired::new(
-                conditions::PROGRESSING,
-                False,
-                "PostPromotionAnalysisFailed",
-                msg.clone(),
-            ));
-            desired.push(Desired::new(
-                conditions::READY,
-                False,
-                "PostPromotionAnalysisFailed",
-                msg.clone(),
-            ));
-            desired.push(Desired::new(
-                conditions::STALLED,
-                True,
-                "PostPromotionAnalysisFailed",
-                msg,
-            ));
-            Phase::Degraded
-        }
-        State::Steady | State::Switch { .. } => {
-            let live = matches!(state, State::Switch { .. }) || fleet_available(Some(&target));
-            desired.push(Desired::new(
-                conditions::PROGRESSING,
-                True,
-                "NewReplicaSetAvailable",
-                format!("{what} is live"),
-            ));
-            if live {
-                desired.push(Desired::new(
-                    conditions::READY,
-                    True,
-                    "RolloutHealthy",
-                    format!("{what} is live and available"),
-                ));
-            } else {
-                let msg = format!("{what} is live but not all replicas are available");
-                desired.push(Desired::new(
-                    conditions::READY,
-                    False,
-                    "ScalingActiveFleet",
-                    msg.clone(),
-                ));
-                desired.push(Desired::new(
-                    conditions::RECONCILING,
-                    True,
-                    "ScalingActiveFleet",
-                    msg,
-                ));
-            }
-            match (spec.paused, live) {
-                (true, _) => Phase::Paused,
-                (false, true) => Phase::Healthy,
-                (false, false) => Phase::Progressing,
-            }
-        }
-        State::Aborted(abort) => {
-            let (reason, msg, phase) = match abort.reason {
-                AbortReason::User => (
-                    "RolloutAborted",
-                    format!(
-                        "{what} was aborted; traffic stays on the stable revision; retry or apply a new template"
-                    ),
-                    Phase::Aborted,
-                ),
-                AbortReason::ProgressDeadlineExceeded => (
-                    "ProgressDeadlineExceeded",
-                    format!(
-                        "{what} was not available within {}s; traffic stays on the stable revision; fix the template or retry",
-                        spec.progress_deadline_seconds
-                    ),
-                    Phase::Degraded,
-                ),
-                AbortReason::AnalysisFailed => {
-                    let c = records.canary.as_ref();
-                    let name = c.and_then(|c| c.analysis_name.clone()).unwrap_or_default();
-                    let score = c
-                        .and_then(|c| c.score)
-                        .map_or("none".to_owned(), |s| format!("{s:.1}"));
-                    (
-                        "CanaryFailed",
-                        format!(
-                            "the canary of {what} failed its analysis (score {score}); traffic is on the stable revision; see `redblack report {name}`; retry or apply a new template"
-                        ),
-                        Phase::Degraded,
-                    )
-                }
-                AbortReason::PostPromotionAnalysisFailed => {
-                    let p = records.post_promotion.as_ref();
-                    let name = p.map(|p| p.analysis_name.clone()).unwrap_or_default();
-                    let score = p
-                        .and_then(|p| p.score)
-                        .map_or("none".to_owned(), |s| format!("{s:.1}"));
-                    (
-                        "PostPromotionAnalysisFailed",
-                        format!(
-                            "{what} failed its post-promotion analysis (score {score}) and was rolled back; see `redblack report {name}`"
-                        ),
-                        Phase::Degraded,
-                    )
-                }
-            };
-            desired.push(Desired::new(
-                conditions::PROGRESSING,
-                False,
-                reason,
-                msg.clone(),
-            ));
-            desired.push(Desired::new(conditions::READY, False, reason, msg.clone()));
-            desired.push(Desired::new(conditions::STALLED, True, reason, msg));
-            phase
-        }
-        State::Paused => {
-            desired.push(Desired::new(
-                conditions::PROGRESSING,
-                Unknown,
-                "RolloutPaused",
-                format!("{what} waits: spec.paused is true"),
-            ));
-            desired.push(Desired::new(
-                conditions::READY,
-                False,
-                "RolloutPaused",
-                format!("{what} is not live; the rollout is paused"),
-            ));
-            Phase::Paused
-        }
-        State::Progressing { deadline, .. } => {
-            out.wakeups.push(*deadline);
-            let msg = format!("{what} is being brought up");
-            desired.push(Desired::new(
-                conditions::PROGRESSING,
-                True,
-                "ReplicaSetUpdated",
-                msg.clone(),
-            ));
-            desired.push(Desired::new(
-                conditions::READY,
-                False,
-                "RevisionProgressing",
-                msg.clone(),
-            ));
-            desired.push(Desired::new(
-                conditions::RECONCILING,
-                True,
-                "RevisionProgressing",
-                msg,
-            ));
-            Phase::Progressing
-        }
-        State::AnalysisUnavailable(problem) => {
-            let msg = format!(
-                "{what} is available but is not switched to, its post-promotion analysis cannot be created: {problem}; {}",
-                problem.fix()
-            );
-            let invalid = matches!(problem, AnalysisProblem::Invalid { .. });
-            desired.push(Desired::new(
-                conditions::PROGRESSING,
-                if invalid { False } else { True },
-                problem.reason(),
-                msg.clone(),
-            ));
-            desired.push(Desired::new(
-                conditions::READY,
-                False,
-                problem.reason(),
-                msg.clone(),
-            ));
-            desired.push(Desired::new(
-                if invalid {
-                    conditions::STALLED
-                } else {
-                    conditions::RECONCILING
-                },
-                True,
-                problem.reason(),
-                msg,
-            ));
-            if invalid {
-                Phase::Degraded
-            } else {
-                Phase::Progressing
-            }
-        }
-        State::AwaitingPromotion => {
-            let msg = format!("{what} is available; run `redblack promote` to switch traffic");
-            desired.push(Desired::new(
-                conditions::PROGRESSING,
-                True,
-                "AwaitingPromotion",
-                msg.clone(),
-            ));
-            desired.push(Desired::new(
-                conditions::READY,
-                False,
-                "AwaitingPromotion",
-                msg,
-            ));
-            Phase::Paused
-        }
+    let Some(now) = desired.iter().find(|d| d.type_ == conditions::PROGRESSING) else {
+        return;
     };
-    status.phase = Some(phase);
-    warn_analysis_unavailable(old, state, &desired, out);
-    status.conditions =
-        conditions::merge(&old.conditions, desired, rollout.metadata.generation, now);
-    if old.phase != Some(phase) {
-        let message = format!("phase {phase:?}: {what}");
-        match phase {
-            Phase::Degraded | Phase::Aborted | Phase::InvalidSpec => {
-                out.warning(&format!("{phase:?}"), message)
-            }
-            _ => out.normal(&format!("{phase:?}"), message),
-        }
+    let before = conditions::find(&ctx.old.conditions, conditions::PROGRESSING);
+    if before.is_none_or(|c| c.reason != now.reason || c.message != now.message) {
+        out.warning(problem.reason(), now.message.clone());
     }
-    status
+}
+
+/// An Event when the phase changes (a Warning for the bad ones).
+fn announce_phase(ctx: &Ctx, phase: Phase, what: &str, out: &mut Builder) {
+    if ctx.old.phase == Some(phase) {
+        return;
+    }
+    let message = format!("phase {phase:?}: {what}");
+    match phase {
+        Phase::Degraded | Phase::Aborted | Phase::InvalidSpec => {
+            out.warning(&format!("{phase:?}"), message)
+        }
+        _ => out.normal(&format!("{phase:?}"), message),
+    }
 }

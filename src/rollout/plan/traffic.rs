@@ -9,7 +9,7 @@
 //!   (selecting stable, canary and baseline pods, whose share follows their
 //!   ready pods) and narrowed back to `matchLabels` + stable hash to end it —
 //!   each ONE write. Widening waits until no other fleet has pods (the wide
-//!   selector would select them too), which the fleets plan ensures by scaling
+//!   selector would select them too), which `fleets::retire` ensures by scaling
 //!   earlier warm fleets down during a canary.
 //!
 //! Traffic flows only while both canary fleets are fully available: a share
@@ -20,18 +20,19 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ServicePort;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::canary::{self, BASELINE, CANARY};
-use super::records::Records;
-use super::state::{CanaryStep, State};
-use super::world::World;
-use super::{Action, Builder, RouteBackend, fleets};
-use crate::api::{
-    CanaryPhase, CanaryStatus, DEFAULT_TRAFFIC_PERCENT, POD_TEMPLATE_HASH_LABEL, ROLE_LABEL,
-    Rollout,
+use super::action::Action;
+use super::builder::Builder;
+use super::ctx::Ctx;
+use super::names::{
+    BASELINE, CANARY, base_selector, baseline_name, canary_name, role_selector, role_service_name,
+    role_template, service_selector,
 };
+use super::observed::RouteBackend;
+use super::state::{CanaryStep, Decision, State};
+use crate::api::{CanaryPhase, CanaryStatus, DEFAULT_TRAFFIC_PERCENT};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Want {
+enum Want {
     /// Leave traffic as it is (paused, Service missing, or a switch that
     /// rewrites the selector anyway).
     Leave,
@@ -42,32 +43,18 @@ pub enum Want {
 }
 
 /// The configured share of the canary (and of the baseline) with a route.
-pub fn configured_percent(rollout: &Rollout) -> i32 {
-    canary::config(rollout)
+fn configured_percent(ctx: &Ctx) -> i32 {
+    ctx.canary()
         .and_then(|c| c.traffic_percent)
         .unwrap_or(DEFAULT_TRAFFIC_PERCENT)
 }
 
-/// Traffic can be given to the canary now: both fleets fully available and
-/// the mechanism ready (route observed; or no other fleet with pods).
-pub fn can_flow(rollout: &Rollout, world: &World, c: &CanaryStatus) -> bool {
-    if !canary::fleets_ready(rollout, world, c) {
-        return false;
-    }
-    if rollout.spec.http_route_name().is_some() {
-        return world.route.is_some();
-    }
-    let stable = c.stable_revision.as_deref();
-    world
-        .fleets
-        .values()
-        .filter(|f| Some(f.hash.as_str()) != stable)
-        .all(|f| f.size == 0 && f.pods == 0)
-}
-
-pub fn want(rollout: &Rollout, world: &World, state: &State, records: &Records) -> Want {
-    let flowing = |c: &CanaryStatus| c.analysis_start.is_some() && can_flow(rollout, world, c);
-    match state {
+/// What the decided state wants of the canary's traffic.
+fn want(ctx: &Ctx, decision: &Decision) -> Want {
+    let (world, records) = (ctx.world, &decision.records);
+    let flowing =
+        |c: &CanaryStatus| c.analysis_start.is_some() && world.canary_can_flow(ctx.rollout, c);
+    match &decision.state {
         State::InvalidSpec => Want::Leave,
         // Paused (or the Service gone): a judged canary keeps its share while
         // its fleets stay ready; otherwise it loses it.
@@ -97,22 +84,19 @@ pub fn want(rollout: &Rollout, world: &World, state: &State, records: &Records) 
     }
 }
 
-/// True when the replica-count scheme is used (no route configured).
-pub fn by_replicas(rollout: &Rollout) -> bool {
-    rollout.spec.http_route_name().is_none()
-}
-
-/// Emits the traffic writes for `want`. Runs before the fleets' actions, so
-/// traffic leaves the canary before its fleets are deleted.
-pub fn plan(rollout: &Rollout, world: &World, state: &State, records: &Records, out: &mut Builder) {
-    let want = want(rollout, world, state, records);
-    match rollout.spec.http_route_name() {
-        Some(route) => plan_route(rollout, world, state, records, route, want, out),
-        None => plan_selector(rollout, world, state, want, out),
+/// Emits the traffic writes the decision wants. `plan()` runs this before the
+/// fleets' actions, so traffic leaves the canary before its fleets are deleted.
+pub fn act(ctx: &Ctx, decision: &Decision, out: &mut Builder) {
+    let want = want(ctx, decision);
+    match ctx.rollout.spec.http_route_name() {
+        Some(route) => by_route(ctx, decision, route, want, out),
+        None => by_selector(ctx, &decision.state, want, out),
     }
 }
 
-fn plan_selector(rollout: &Rollout, world: &World, state: &State, want: Want, out: &mut Builder) {
+/// Replica counts: widen or narrow the active Service's selector.
+fn by_selector(ctx: &Ctx, state: &State, want: Want, out: &mut Builder) {
+    let (rollout, world) = (ctx.rollout, ctx.world);
     let Some(stable) = world.active_hash.clone() else {
         return;
     };
@@ -123,12 +107,7 @@ fn plan_selector(rollout: &Rollout, world: &World, state: &State, want: Want, ou
             out.actions.push(Action::SwitchService {
                 service: service.clone(),
                 hash: stable,
-                selector: rollout
-                    .spec
-                    .selector
-                    .match_labels
-                    .clone()
-                    .unwrap_or_default(),
+                selector: base_selector(rollout),
             });
             out.normal(
                 "CanaryTrafficOn",
@@ -138,7 +117,7 @@ fn plan_selector(rollout: &Rollout, world: &World, state: &State, want: Want, ou
         Want::Off if world.wide && !switching => {
             out.actions.push(Action::SwitchService {
                 service: service.clone(),
-                selector: fleets::service_selector(rollout, &stable),
+                selector: service_selector(rollout, &stable),
                 hash: stable.clone(),
             });
             out.normal(
@@ -150,20 +129,9 @@ fn plan_selector(rollout: &Rollout, world: &World, state: &State, want: Want, ou
     }
 }
 
-fn active_port(world: &World) -> Option<i32> {
-    world
-        .active_service
-        .as_ref()?
-        .spec
-        .as_ref()?
-        .ports
-        .as_ref()?
-        .first()
-        .map(|p| p.port)
-}
-
-fn desired_backends(rollout: &Rollout, world: &World, want: Want) -> Vec<RouteBackend> {
-    let port = active_port(world);
+fn desired_backends(ctx: &Ctx, want: Want) -> Vec<RouteBackend> {
+    let rollout = ctx.rollout;
+    let port = ctx.world.active_port();
     let active = rollout.spec.strategy.red_black.active_service.clone();
     let backend = |service: String, weight: i32| RouteBackend {
         service,
@@ -173,14 +141,14 @@ fn desired_backends(rollout: &Rollout, world: &World, want: Want) -> Vec<RouteBa
     if want != Want::On {
         return vec![backend(active, 100)];
     }
-    let p = configured_percent(rollout);
-    let baseline = canary::config(rollout).is_some_and(|c| c.baseline);
+    let p = configured_percent(ctx);
+    let baseline = ctx.canary().is_some_and(|c| c.baseline);
     let mut backends = vec![
         backend(active, 100 - p - if baseline { p } else { 0 }),
-        backend(canary::role_service_name(rollout, CANARY), p),
+        backend(role_service_name(rollout, CANARY), p),
     ];
     if baseline {
-        backends.push(backend(canary::role_service_name(rollout, BASELINE), p));
+        backends.push(backend(role_service_name(rollout, BASELINE), p));
     }
     backends
 }
@@ -196,26 +164,19 @@ fn split(backends: &[RouteBackend]) -> BTreeMap<String, i64> {
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn plan_route(
-    rollout: &Rollout,
-    world: &World,
-    state: &State,
-    records: &Records,
-    route: &str,
-    want: Want,
-    out: &mut Builder,
-) {
-    if let (State::Canary(_), Some(c)) = (state, &records.canary) {
-        ensure_role_services(rollout, world, c, out);
+/// HTTPRoute: the role Services while judging, and the route's weights.
+fn by_route(ctx: &Ctx, decision: &Decision, route: &str, want: Want, out: &mut Builder) {
+    let (rollout, world) = (ctx.rollout, ctx.world);
+    if let (State::Canary(_), Some(c)) = (&decision.state, &decision.records.canary) {
+        ensure_role_services(ctx, c, out);
     }
     let (Some(observed), true) = (&world.route, want != Want::Leave) else {
         return;
     };
-    let desired = desired_backends(rollout, world, want);
+    let desired = desired_backends(ctx, want);
     let roles = [
-        canary::role_service_name(rollout, CANARY),
-        canary::role_service_name(rollout, BASELINE),
+        role_service_name(rollout, CANARY),
+        role_service_name(rollout, BASELINE),
     ];
     let to_roles = observed
         .backends
@@ -231,7 +192,7 @@ fn plan_route(
         return;
     }
     let share = if want == Want::On {
-        configured_percent(rollout)
+        configured_percent(ctx)
     } else {
         0
     };
@@ -249,7 +210,8 @@ fn plan_route(
     );
 }
 
-fn ensure_role_services(rollout: &Rollout, world: &World, c: &CanaryStatus, out: &mut Builder) {
+fn ensure_role_services(ctx: &Ctx, c: &CanaryStatus, out: &mut Builder) {
+    let (rollout, world) = (ctx.rollout, ctx.world);
     // Role Services are ClusterIP: a NodePort active Service's nodePorts must
     // not be copied (they are unique cluster-wide).
     let ports: Vec<ServicePort> = world
@@ -264,23 +226,13 @@ fn ensure_role_services(rollout: &Rollout, world: &World, c: &CanaryStatus, out:
             ..p
         })
         .collect();
-    for (_, role, base) in canary::wanted(rollout, world, c) {
-        let Some(base) = base else { continue };
-        let (_, hash) = canary::role_template(&base, role);
-        let mut selector = rollout
-            .spec
-            .selector
-            .match_labels
-            .clone()
-            .unwrap_or_default();
-        selector.insert(ROLE_LABEL.to_owned(), role.to_owned());
-        selector.insert(POD_TEMPLATE_HASH_LABEL.to_owned(), hash);
-        let name = canary::role_service_name(rollout, role);
-        let current = world
-            .role_services
-            .iter()
-            .find(|s| s.metadata.name.as_deref() == Some(name.as_str()))
-            .and_then(|s| s.spec.as_ref());
+    for fleet in world.canary_fleets(rollout, c) {
+        let Some(base) = fleet.template else { continue };
+        let role = fleet.role;
+        let (_, hash) = role_template(&base, role);
+        let selector = role_selector(rollout, role, &hash);
+        let name = role_service_name(rollout, role);
+        let current = world.role_service(&name).and_then(|s| s.spec.as_ref());
         let same = current.is_some_and(|s| {
             s.selector.as_ref() == Some(&selector)
                 && port_keys(&s.ports.clone().unwrap_or_default()) == port_keys(&ports)
@@ -315,35 +267,39 @@ fn port_keys(ports: &[ServicePort]) -> Vec<(Option<String>, i32, String, String)
 }
 
 /// The canary's share once this plan is applied, for `status.canary.trafficPercent`.
-pub fn share_after(rollout: &Rollout, world: &World, state: &State, records: &Records) -> i32 {
-    match want(rollout, world, state, records) {
+pub fn share_after(ctx: &Ctx, decision: &Decision) -> i32 {
+    let (rollout, world) = (ctx.rollout, ctx.world);
+    match want(ctx, decision) {
         Want::Off => 0,
-        Want::On if !by_replicas(rollout) => configured_percent(rollout),
-        Want::On => ratio(rollout, world, records),
+        Want::On if !ctx.by_replicas() => configured_percent(ctx),
+        Want::On => ratio(ctx, decision),
         Want::Leave => match &world.route {
-            Some(route) if !by_replicas(rollout) => {
-                let canary = canary::role_service_name(rollout, CANARY);
+            Some(route) if !ctx.by_replicas() => {
+                let canary = role_service_name(rollout, CANARY);
                 split(&route.backends)
                     .get(&canary)
                     .and_then(|p| i32::try_from(*p).ok())
                     .unwrap_or(0)
             }
-            _ if world.wide => ratio(rollout, world, records),
+            _ if world.wide => ratio(ctx, decision),
             _ => 0,
         },
     }
 }
 
 /// Ready canary pods over ready pods behind the widened selector.
-fn ratio(rollout: &Rollout, world: &World, records: &Records) -> i32 {
-    let Some(c) = &records.canary else { return 0 };
+fn ratio(ctx: &Ctx, decision: &Decision) -> i32 {
+    let (rollout, world) = (ctx.rollout, ctx.world);
+    let Some(c) = &decision.records.canary else {
+        return 0;
+    };
     let ready = |name: &str| world.role_set(name).map_or(0, |f| f.ready);
     let revision = c.revision.clone().unwrap_or_default();
-    let canary = ready(&canary::canary_name(rollout, &revision));
+    let canary = ready(&canary_name(rollout, &revision));
     let baseline = c
         .stable_revision
         .as_ref()
-        .map_or(0, |s| ready(&canary::baseline_name(rollout, s)));
+        .map_or(0, |s| ready(&baseline_name(rollout, s)));
     let stable = world.active().map_or(0, |f| f.ready);
     let total = canary + baseline + stable;
     if total == 0 { 0 } else { canary * 100 / total }

@@ -1,18 +1,19 @@
 //! What the planner sees, indexed: the owned ReplicaSets by pod-template hash
-//! and the revisions the Services select.
+//! and the revisions the Services select — and every question the planner
+//! asks about it (is a fleet available, which canary fleets are wanted, can
+//! traffic flow to the canary), so each is answered in one place.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
 
-use k8s_openapi::api::core::v1::PodTemplateSpec;
-
-use super::{AnalysisObservation, Observed, RouteObservation};
+use super::names::{BASELINE, CANARY, baseline_name, canary_name};
+use super::observed::{AnalysisObservation, Observed, RouteObservation};
 use crate::api::{
-    CanaryPhase, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, ROLE_LABEL, Rollout, RolloutStatus,
-    SCALE_DOWN_AT_ANNOTATION, pod_template_hash,
+    CanaryPhase, CanaryStatus, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, ROLE_LABEL, Rollout,
+    RolloutStatus, SCALE_DOWN_AT_ANNOTATION, pod_template_hash,
 };
 
 /// One owned ReplicaSet, reduced to what decisions need.
@@ -81,7 +82,7 @@ impl Fleet {
     }
 }
 
-pub fn images_of(template: &k8s_openapi::api::core::v1::PodTemplateSpec) -> Vec<String> {
+pub fn images_of(template: &PodTemplateSpec) -> Vec<String> {
     template
         .spec
         .as_ref()
@@ -203,6 +204,11 @@ impl World {
     pub fn active(&self) -> Option<&Fleet> {
         self.active_hash.as_ref().and_then(|h| self.fleets.get(h))
     }
+
+    /// The revision's fleet exists with `want` pods available.
+    pub fn revision_available(&self, hash: &str, want: i32) -> bool {
+        self.fleets.get(hash).is_some_and(|f| f.is_available(want))
+    }
 }
 
 impl World {
@@ -220,5 +226,91 @@ impl World {
             Some(t) if t.revision > others => t.revision,
             _ => others.max(self.target().map_or(0, |t| t.revision)) + 1,
         }
+    }
+}
+
+/// A fleet a canary needs: its ReplicaSet name, its role and the template it
+/// is made from (None when the baseline's stable fleet has no template).
+#[derive(Clone, Debug)]
+pub struct RoleFleet {
+    pub name: String,
+    pub role: &'static str,
+    pub template: Option<PodTemplateSpec>,
+}
+
+/// The canary questions: they read the observed fleets, the route and the
+/// recorded canary.
+impl World {
+    /// The fleets a canary needs. The baseline's template is the stable
+    /// fleet's, as observed.
+    pub fn canary_fleets(&self, rollout: &Rollout, canary: &CanaryStatus) -> Vec<RoleFleet> {
+        let Some(cfg) = rollout.spec.strategy.red_black.canary.as_ref() else {
+            return Vec::new();
+        };
+        let revision = canary.revision.clone().unwrap_or_default();
+        let mut out = vec![RoleFleet {
+            name: canary_name(rollout, &revision),
+            role: CANARY,
+            template: Some(rollout.spec.template.clone()),
+        }];
+        if cfg.baseline
+            && let Some(stable) = &canary.stable_revision
+        {
+            out.push(RoleFleet {
+                name: baseline_name(rollout, stable),
+                role: BASELINE,
+                template: self.fleets.get(stable).and_then(|f| f.template.clone()),
+            });
+        }
+        out
+    }
+
+    /// Canary (and baseline, when on) exist with all their pods available.
+    pub fn canary_fleets_ready(&self, rollout: &Rollout, canary: &CanaryStatus) -> bool {
+        let Some(cfg) = rollout.spec.strategy.red_black.canary.as_ref() else {
+            return false;
+        };
+        let wanted = self.canary_fleets(rollout, canary);
+        wanted.len() == 1 + usize::from(cfg.baseline)
+            && wanted.iter().all(|f| {
+                self.role_set(&f.name)
+                    .is_some_and(|f| f.is_available(cfg.replicas))
+            })
+    }
+
+    /// Traffic can be given to the canary now: both fleets fully available and
+    /// the mechanism ready (route observed; or no other fleet with pods, as
+    /// the widened selector would select them too).
+    pub fn canary_can_flow(&self, rollout: &Rollout, canary: &CanaryStatus) -> bool {
+        if !self.canary_fleets_ready(rollout, canary) {
+            return false;
+        }
+        if rollout.spec.http_route_name().is_some() {
+            return self.route.is_some();
+        }
+        let stable = canary.stable_revision.as_deref();
+        self.fleets
+            .values()
+            .filter(|f| Some(f.hash.as_str()) != stable)
+            .all(|f| f.size == 0 && f.pods == 0)
+    }
+
+    /// The first port of the active Service (what the route's backends use).
+    pub fn active_port(&self) -> Option<i32> {
+        self.active_service
+            .as_ref()?
+            .spec
+            .as_ref()?
+            .ports
+            .as_ref()?
+            .first()
+            .map(|p| p.port)
+    }
+
+    /// The observed role Service of that name.
+    pub fn role_service(&self, name: &str) -> Option<&Service> {
+        self.role_services
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))
     }
 }

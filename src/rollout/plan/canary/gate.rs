@@ -1,21 +1,22 @@
 //! Canary decisions: which step the canary of the current revision is in,
 //! from its recorded status, its fleets and its analysis' verdict.
 
-use chrono::{DateTime, Duration, Utc};
-
-use super::super::analysis_spec::{self, CANARY_FIELD};
+use super::super::analysis_spec;
+use super::super::builder::Events;
+use super::super::ctx::Ctx;
+use super::super::deadline::{self, Progress};
+use super::super::names::analysis_name;
+use super::super::observed::AnalysisPhase;
 use super::super::operations::Ops;
 use super::super::records::Records;
 use super::super::state::{CanaryStep, State};
-use super::super::world::World;
-use super::super::{AnalysisPhase, Builder, traffic};
-use super::{analysis_name, config, fleets_ready};
 use crate::api::{
-    AbortReason, AbortStatus, CanaryPhase, CanaryStatus, CanaryStrategy, MarginalAction, Rollout,
-    RolloutStatus,
+    AbortReason, AbortStatus, CanaryPhase, CanaryStatus, CanaryStrategy, MarginalAction,
 };
 
-fn fresh(rollout: &Rollout, world: &World) -> CanaryStatus {
+/// The record of a canary that starts now (first attempt).
+fn fresh(ctx: &Ctx) -> CanaryStatus {
+    let (rollout, world) = (ctx.rollout, ctx.world);
     let revision = world.target_hash.clone();
     CanaryStatus {
         phase: Some(CanaryPhase::Progressing),
@@ -31,26 +32,23 @@ fn fresh(rollout: &Rollout, world: &World) -> CanaryStatus {
 /// (passed or promoted by a human), continue with the full fleet. Some(state):
 /// hold there (a canary step, or Aborted after a failed verdict or a missed
 /// deadline).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gate(
-    rollout: &Rollout,
-    old: &RolloutStatus,
-    world: &World,
+pub(crate) fn decide(
+    ctx: &Ctx,
     ops: &mut Ops,
     records: &mut Records,
-    now: DateTime<Utc>,
-    out: &mut Builder,
+    out: &mut Events,
 ) -> Option<State> {
-    let cfg = config(rollout)?;
+    let cfg = ctx.canary()?;
+    let (rollout, world) = (ctx.rollout, ctx.world);
     let target = world.target_hash.clone();
-    let mut c = match &old.canary {
+    let mut c = match &ctx.old.canary {
         Some(c)
             if c.revision.as_deref() == Some(target.as_str())
                 && c.stable_revision == world.active_hash =>
         {
             c.clone()
         }
-        _ => fresh(rollout, world),
+        _ => fresh(ctx),
     };
     if ops.retried {
         c.attempt += 1;
@@ -88,69 +86,73 @@ pub(crate) fn gate(
             return None;
         }
     }
-    let step = decide(rollout, cfg, old, world, ops, &mut c, now, out);
+    let step = step(ctx, cfg, ops, &mut c, out);
     records.last_score = c.score.or(records.last_score);
     records.canary = Some(c);
     step
 }
 
-#[allow(clippy::too_many_arguments)]
-fn decide(
-    rollout: &Rollout,
+/// The step of canary `c` (updated in place, as its record).
+fn step(
+    ctx: &Ctx,
     cfg: &CanaryStrategy,
-    old: &RolloutStatus,
-    world: &World,
     ops: &mut Ops,
     c: &mut CanaryStatus,
-    now: DateTime<Utc>,
-    out: &mut Builder,
+    out: &mut Events,
 ) -> Option<State> {
-    let target = world.target_hash.clone();
     match c.phase {
         Some(CanaryPhase::Passed | CanaryPhase::Promoted) => return None,
-        Some(CanaryPhase::Failed) => return Some(fail(world, ops, c, now, out)),
+        Some(CanaryPhase::Failed) => return Some(fail(ctx, ops, c, out)),
         Some(phase @ (CanaryPhase::Marginal | CanaryPhase::Inconclusive | CanaryPhase::Error)) => {
             return Some(State::Canary(CanaryStep::Held(phase)));
         }
         Some(CanaryPhase::Analysing) => {}
         Some(CanaryPhase::Progressing) | None => {
-            if !fleets_ready(rollout, world, c) {
-                let started_at = match (old.current_revision.as_deref(), old.progress_started_at) {
-                    (Some(current), Some(started)) if current == target && !ops.retried => started,
-                    _ => now,
-                };
-                let deadline = started_at
-                    + Duration::seconds(i64::from(rollout.spec.progress_deadline_seconds));
-                if now >= deadline {
-                    let abort = AbortStatus {
-                        revision: target,
-                        reason: AbortReason::ProgressDeadlineExceeded,
-                        at: now,
-                    };
-                    ops.abort = Some(abort.clone());
-                    return Some(State::Aborted(abort));
-                }
-                c.phase = Some(CanaryPhase::Progressing);
-                return Some(State::Canary(CanaryStep::Progressing {
-                    started_at,
-                    deadline,
-                }));
+            if !ctx.world.canary_fleets_ready(ctx.rollout, c) {
+                return Some(progressing(ctx, ops, c));
             }
             c.phase = Some(CanaryPhase::Analysing);
         }
     }
+    analysing(ctx, cfg, ops, c, out)
+}
+
+/// The canary's fleets are not ready yet: the progress deadline decides.
+fn progressing(ctx: &Ctx, ops: &mut Ops, c: &mut CanaryStatus) -> State {
+    match deadline::progress(ctx, ops.retried) {
+        Progress::Exceeded(abort) => {
+            ops.abort = Some(abort.clone());
+            State::Aborted(abort)
+        }
+        Progress::Within {
+            started_at,
+            deadline,
+        } => {
+            c.phase = Some(CanaryPhase::Progressing);
+            State::Canary(CanaryStep::Progressing {
+                started_at,
+                deadline,
+            })
+        }
+    }
+}
+
+/// The canary's fleets are ready: traffic, then the analysis and its verdict.
+fn analysing(
+    ctx: &Ctx,
+    cfg: &CanaryStrategy,
+    ops: &mut Ops,
+    c: &mut CanaryStatus,
+    out: &mut Events,
+) -> Option<State> {
+    let (rollout, world) = (ctx.rollout, ctx.world);
     // No traffic to a canary whose analysis cannot be created (a missing
     // template, an unusable body): it would not be judged. An analysis that
     // exists is never re-resolved (a template change does not touch it).
     let name = c.analysis_name.clone().unwrap_or_default();
     if world.analysis(&name).is_none()
-        && let Err(problem) = analysis_spec::resolve(
-            rollout,
-            &world.analysis_templates,
-            &cfg.analysis,
-            CANARY_FIELD,
-            false,
-        )
+        && let Err(problem) =
+            analysis_spec::resolve_canary(rollout, &world.analysis_templates, &cfg.analysis)
     {
         c.analysis_start = None;
         return Some(State::Canary(CanaryStep::AnalysisUnavailable(problem)));
@@ -159,8 +161,8 @@ fn decide(
     // the same plan records the traffic write (CanaryTrafficOn) and the
     // analysis (AnalysisCreated).
     if c.analysis_start.is_none() {
-        if traffic::can_flow(rollout, world, c) {
-            c.analysis_start = Some(now);
+        if world.canary_can_flow(rollout, c) {
+            c.analysis_start = Some(ctx.now);
         }
         return Some(State::Canary(CanaryStep::Analysing));
     }
@@ -169,9 +171,22 @@ fn decide(
     };
     c.score = analysis.score.or(c.score);
     c.message = analysis.message.clone();
-    let report = format!("`redblack report {name}`");
-    let score = c.score.map_or("none".to_owned(), |s| format!("{s:.1}"));
-    match analysis.phase {
+    verdict(ctx, cfg, ops, c, analysis.phase, out)
+}
+
+/// What the analysis' phase means for the canary.
+fn verdict(
+    ctx: &Ctx,
+    cfg: &CanaryStrategy,
+    ops: &mut Ops,
+    c: &mut CanaryStatus,
+    phase: AnalysisPhase,
+    out: &mut Events,
+) -> Option<State> {
+    let target = ctx.target();
+    let name = c.analysis_name.clone().unwrap_or_default();
+    let score = score(c);
+    match phase {
         AnalysisPhase::Pending | AnalysisPhase::Running => {
             c.message = None;
             Some(State::Canary(CanaryStep::Analysing))
@@ -180,38 +195,14 @@ fn decide(
             c.phase = Some(CanaryPhase::Passed);
             out.normal(
                 "CanaryPassed",
-                format!("canary of {target} passed with score {score}; bringing up the full fleet ({report})"),
+                format!("canary of {target} passed with score {score}; bringing up the full fleet (`redblack report {name}`)"),
             );
             None
         }
-        AnalysisPhase::Marginal => {
-            match cfg.marginal {
-                MarginalAction::Fail => Some(fail(world, ops, c, now, out)),
-                MarginalAction::Extend if !c.extended => {
-                    c.extended = true;
-                    c.attempt += 1;
-                    c.analysis_name = Some(analysis_name(rollout, &target, c.attempt));
-                    c.analysis_start = traffic::can_flow(rollout, world, c).then_some(now);
-                    c.message = None;
-                    out.normal(
-                    "CanaryExtended",
-                    format!("canary of {target} was marginal (score {score}); judging once more as {}", c.analysis_name.clone().unwrap_or_default()),
-                );
-                    Some(State::Canary(CanaryStep::Analysing))
-                }
-                MarginalAction::Pause | MarginalAction::Extend => {
-                    c.phase = Some(CanaryPhase::Marginal);
-                    out.warning(
-                    "CanaryMarginal",
-                    format!("canary of {target} is marginal (score {score}); promote to accept, abort, or retry ({report})"),
-                );
-                    Some(State::Canary(CanaryStep::Held(CanaryPhase::Marginal)))
-                }
-            }
-        }
-        AnalysisPhase::Failed => Some(fail(world, ops, c, now, out)),
+        AnalysisPhase::Marginal => marginal(ctx, cfg, ops, c, out),
+        AnalysisPhase::Failed => Some(fail(ctx, ops, c, out)),
         AnalysisPhase::Inconclusive | AnalysisPhase::Error => {
-            let phase = if analysis.phase == AnalysisPhase::Error {
+            let phase = if phase == AnalysisPhase::Error {
                 CanaryPhase::Error
             } else {
                 CanaryPhase::Inconclusive
@@ -229,16 +220,55 @@ fn decide(
     }
 }
 
-/// A failed verdict: the revision is abandoned (traffic back to stable,
-/// canary and baseline removed by the Aborted state's actions).
-fn fail(
-    world: &World,
+/// A marginal verdict, as `canary.marginal` says: fail, judge once more, or
+/// hold for a human.
+fn marginal(
+    ctx: &Ctx,
+    cfg: &CanaryStrategy,
     ops: &mut Ops,
     c: &mut CanaryStatus,
-    now: DateTime<Utc>,
-    out: &mut Builder,
-) -> State {
-    let target = world.target_hash.clone();
+    out: &mut Events,
+) -> Option<State> {
+    let target = ctx.target();
+    let score = score(c);
+    match cfg.marginal {
+        MarginalAction::Fail => Some(fail(ctx, ops, c, out)),
+        MarginalAction::Extend if !c.extended => {
+            c.extended = true;
+            c.attempt += 1;
+            c.analysis_name = Some(analysis_name(ctx.rollout, target, c.attempt));
+            c.analysis_start = ctx.world.canary_can_flow(ctx.rollout, c).then_some(ctx.now);
+            c.message = None;
+            out.normal(
+                "CanaryExtended",
+                format!(
+                    "canary of {target} was marginal (score {score}); judging once more as {}",
+                    c.analysis_name.clone().unwrap_or_default()
+                ),
+            );
+            Some(State::Canary(CanaryStep::Analysing))
+        }
+        MarginalAction::Pause | MarginalAction::Extend => {
+            let name = c.analysis_name.clone().unwrap_or_default();
+            c.phase = Some(CanaryPhase::Marginal);
+            out.warning(
+                "CanaryMarginal",
+                format!("canary of {target} is marginal (score {score}); promote to accept, abort, or retry (`redblack report {name}`)"),
+            );
+            Some(State::Canary(CanaryStep::Held(CanaryPhase::Marginal)))
+        }
+    }
+}
+
+/// The score as messages print it.
+fn score(c: &CanaryStatus) -> String {
+    c.score.map_or("none".to_owned(), |s| format!("{s:.1}"))
+}
+
+/// A failed verdict: the revision is abandoned (traffic back to stable,
+/// canary and baseline removed by the Aborted state's actions).
+fn fail(ctx: &Ctx, ops: &mut Ops, c: &mut CanaryStatus, out: &mut Events) -> State {
+    let (target, now) = (ctx.target().to_owned(), ctx.now);
     let first = c.phase != Some(CanaryPhase::Failed);
     c.phase = Some(CanaryPhase::Failed);
     let abort = match &ops.abort {
@@ -253,7 +283,7 @@ fn fail(
     ops.approved = None;
     if first {
         let name = c.analysis_name.clone().unwrap_or_default();
-        let score = c.score.map_or("none".to_owned(), |s| format!("{s:.1}"));
+        let score = score(c);
         out.warning(
             "CanaryFailed",
             format!("canary of {target} failed with score {score}; traffic is back on the stable revision; see `redblack report {name}`"),

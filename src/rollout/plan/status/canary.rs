@@ -1,14 +1,37 @@
 //! Phase and conditions while a canary is judged: what a human (and kstatus)
 //! reads about the canary step, with the score, the analysis and the verbs.
 
-use super::super::Builder;
 use super::super::analysis_spec::AnalysisProblem;
+use super::super::builder::Builder;
 use super::super::records::Records;
 use super::super::state::CanaryStep;
 use crate::api::conditions::{self, Desired};
-use crate::api::{CanaryPhase, ConditionStatus, Phase};
+use crate::api::{CanaryPhase, CanaryStatus, ConditionStatus, Phase};
 
 use ConditionStatus::{False, True};
+
+/// How a canary step reads: reason and message of its conditions, the phase,
+/// and whether the operator is still at work (Reconciling) or needs a human
+/// (Stalled).
+struct Reading {
+    reason: &'static str,
+    msg: String,
+    phase: Phase,
+    reconciling: bool,
+    stalled: bool,
+}
+
+impl Reading {
+    fn working(reason: &'static str, msg: String) -> Reading {
+        Reading {
+            reason,
+            msg,
+            phase: Phase::Progressing,
+            reconciling: true,
+            stalled: false,
+        }
+    }
+}
 
 /// Phase and conditions while a canary is judged.
 pub(super) fn canary_phase(
@@ -19,79 +42,17 @@ pub(super) fn canary_phase(
     out: &mut Builder,
 ) -> Phase {
     let c = records.canary.clone().unwrap_or_default();
-    let name = c.analysis_name.clone().unwrap_or_default();
-    let score = c.score.map_or("none".to_owned(), |s| format!("{s:.1}"));
-    let reason_message = c.message.clone().unwrap_or_default();
-    let (reason, msg, phase, reconciling, stalled) = match step {
-        CanaryStep::Progressing { deadline, .. } => {
-            out.wakeups.push(*deadline);
-            (
-                "CanaryProgressing",
-                format!("the canary and baseline of {what} are being brought up"),
-                Phase::Progressing,
-                true,
-                false,
-            )
-        }
-        CanaryStep::Analysing if c.analysis_start.is_none() => (
-            "CanaryWaitingForTraffic",
-            format!(
-                "the canary of {what} is ready; waiting to give it traffic (HTTPRoute present, other fleets scaled down)"
-            ),
-            Phase::Progressing,
-            true,
-            false,
-        ),
-        CanaryStep::Analysing => (
-            "CanaryAnalysing",
-            format!("the canary of {what} is being judged by analysis {name}"),
-            Phase::Progressing,
-            true,
-            false,
-        ),
-        CanaryStep::Held(CanaryPhase::Marginal) => (
-            "CanaryMarginal",
-            format!(
-                "the canary of {what} scored {score} (marginal); promote to accept, abort, or retry; see `redblack report {name}`"
-            ),
-            Phase::Paused,
-            false,
-            false,
-        ),
-        CanaryStep::Held(CanaryPhase::Error) => (
-            "AnalysisError",
-            format!(
-                "analysis {name} of {what} could not run: {reason_message}; fix it and retry, or abort"
-            ),
-            Phase::Degraded,
-            false,
-            true,
-        ),
-        CanaryStep::AnalysisUnavailable(problem) => {
-            let invalid = matches!(problem, AnalysisProblem::Invalid { .. });
-            (
-                problem.reason(),
-                format!(
-                    "the canary of {what} is ready but gets no traffic and no analysis: {problem}; {}",
-                    problem.fix()
-                ),
-                if invalid {
-                    Phase::Degraded
-                } else {
-                    Phase::Progressing
-                },
-                !invalid,
-                invalid,
-            )
-        }
-        CanaryStep::Held(_) => (
-            "CanaryInconclusive",
-            format!("analysis {name} of {what} is inconclusive: {reason_message}; retry or abort"),
-            Phase::Paused,
-            false,
-            false,
-        ),
-    };
+    if let CanaryStep::Progressing { deadline, .. } = step {
+        out.wakeups.push(*deadline);
+    }
+    let reading = read(step, &c, what);
+    let Reading {
+        reason,
+        msg,
+        phase,
+        reconciling,
+        stalled,
+    } = reading;
     let progressing = if stalled { False } else { True };
     desired.push(Desired::new(
         conditions::PROGRESSING,
@@ -112,4 +73,77 @@ pub(super) fn canary_phase(
         desired.push(Desired::new(conditions::STALLED, True, reason, msg));
     }
     phase
+}
+
+fn read(step: &CanaryStep, c: &CanaryStatus, what: &str) -> Reading {
+    let name = c.analysis_name.clone().unwrap_or_default();
+    match step {
+        CanaryStep::Progressing { .. } => Reading::working(
+            "CanaryProgressing",
+            format!("the canary and baseline of {what} are being brought up"),
+        ),
+        CanaryStep::Analysing if c.analysis_start.is_none() => Reading::working(
+            "CanaryWaitingForTraffic",
+            format!(
+                "the canary of {what} is ready; waiting to give it traffic (HTTPRoute present, other fleets scaled down)"
+            ),
+        ),
+        CanaryStep::Analysing => Reading::working(
+            "CanaryAnalysing",
+            format!("the canary of {what} is being judged by analysis {name}"),
+        ),
+        CanaryStep::Held(phase) => held(*phase, c, &name, what),
+        CanaryStep::AnalysisUnavailable(problem) => {
+            let invalid = matches!(problem, AnalysisProblem::Invalid { .. });
+            Reading {
+                reason: problem.reason(),
+                msg: format!(
+                    "the canary of {what} is ready but gets no traffic and no analysis: {problem}; {}",
+                    problem.fix()
+                ),
+                phase: if invalid {
+                    Phase::Degraded
+                } else {
+                    Phase::Progressing
+                },
+                reconciling: !invalid,
+                stalled: invalid,
+            }
+        }
+    }
+}
+
+/// A verdict that waits for a human: Marginal, Error, or Inconclusive.
+fn held(phase: CanaryPhase, c: &CanaryStatus, name: &str, what: &str) -> Reading {
+    let score = c.score.map_or("none".to_owned(), |s| format!("{s:.1}"));
+    let reason_message = c.message.clone().unwrap_or_default();
+    // An Error needs a fix (Degraded, Stalled); the others wait for a verb.
+    let waiting = |reason, msg, phase| Reading {
+        reason,
+        msg,
+        phase,
+        reconciling: false,
+        stalled: phase == Phase::Degraded,
+    };
+    match phase {
+        CanaryPhase::Marginal => waiting(
+            "CanaryMarginal",
+            format!(
+                "the canary of {what} scored {score} (marginal); promote to accept, abort, or retry; see `redblack report {name}`"
+            ),
+            Phase::Paused,
+        ),
+        CanaryPhase::Error => waiting(
+            "AnalysisError",
+            format!(
+                "analysis {name} of {what} could not run: {reason_message}; fix it and retry, or abort"
+            ),
+            Phase::Degraded,
+        ),
+        _ => waiting(
+            "CanaryInconclusive",
+            format!("analysis {name} of {what} is inconclusive: {reason_message}; retry or abort"),
+            Phase::Paused,
+        ),
+    }
 }

@@ -3,42 +3,44 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use super::super::analysis_spec::{self, CANARY_FIELD, ScopeSpec};
-use super::super::records::Records;
-use super::super::state::{CanaryStep, State};
-use super::super::world::{Fleet, World};
-use super::super::{Action, Builder, fleets};
-use super::{
-    BASELINE, CANARY, analysis_labels, baseline_name, canary_name, config, role_template, wanted,
+use super::super::action::Action;
+use super::super::analysis_spec::{self, ScopeSpec};
+use super::super::builder::Builder;
+use super::super::ctx::Ctx;
+use super::super::names::{
+    BASELINE, CANARY, analysis_labels, baseline_name, canary_name, replica_set_name, role_selector,
+    role_template,
 };
-use crate::api::{CanaryStatus, CanaryStrategy, POD_TEMPLATE_HASH_LABEL, ROLE_LABEL, Rollout};
+use super::super::state::{CanaryStep, Decision, State};
+use super::super::world::{Fleet, RoleFleet};
+use crate::api::{CanaryStatus, CanaryStrategy, Rollout};
 
 /// Fleets and analysis of the canary for the decided state: ensure them while
-/// judging, delete them (after traffic left them: `traffic::plan` runs first)
-/// otherwise. Paused and a missing Service leave them alone.
-pub fn plan(rollout: &Rollout, world: &World, state: &State, records: &Records, out: &mut Builder) {
+/// judging, delete them (after traffic left them: `plan()` runs the traffic
+/// step first) otherwise. Paused and a missing Service leave them alone.
+pub fn act(ctx: &Ctx, decision: &Decision, out: &mut Builder) {
+    let (world, state) = (ctx.world, &decision.state);
     let keep_all = matches!(state, State::Paused | State::ServiceMissing);
     let judging = matches!(state, State::Canary(_));
-    let canary = records.canary.as_ref().filter(|_| judging);
+    let canary = decision.records.canary.as_ref().filter(|_| judging);
     let wanted = canary
-        .map(|c| wanted(rollout, world, c))
+        .map(|c| world.canary_fleets(ctx.rollout, c))
         .unwrap_or_default();
-    if let (Some(c), Some(cfg)) = (canary, config(rollout)) {
-        for (name, role, base) in &wanted {
-            ensure(rollout, world, cfg, c, name, role, base.as_ref(), out);
+    if let (Some(c), Some(cfg)) = (canary, ctx.canary()) {
+        for fleet in &wanted {
+            ensure(ctx, cfg, c, fleet, out);
         }
         if matches!(state, State::Canary(CanaryStep::Analysing)) {
-            ensure_analysis(rollout, world, c, out);
+            ensure_analysis(ctx, c, out);
         }
     }
     if keep_all {
         return;
     }
     for fleet in world.role_sets.values() {
-        if !wanted.iter().any(|(name, _, _)| *name == fleet.name) {
+        if !wanted.iter().any(|w| w.name == fleet.name) {
             out.actions.push(Action::DeleteReplicaSet {
                 name: fleet.name.clone(),
             });
@@ -54,24 +56,23 @@ pub fn plan(rollout: &Rollout, world: &World, state: &State, records: &Records, 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One fleet of canary `c`: created from its template, or scaled to size.
 fn ensure(
-    rollout: &Rollout,
-    world: &World,
+    ctx: &Ctx,
     cfg: &CanaryStrategy,
     c: &CanaryStatus,
-    name: &str,
-    role: &str,
-    base: Option<&PodTemplateSpec>,
+    wanted: &RoleFleet,
     out: &mut Builder,
 ) {
+    let (rollout, world) = (ctx.rollout, ctx.world);
+    let (name, role) = (wanted.name.as_str(), wanted.role);
     if let Some(fleet) = world.role_set(name) {
         if fleet.size != cfg.replicas {
             out.scale(name, fleet.size, cfg.replicas);
         }
         return;
     }
-    let Some(base) = base else {
+    let Some(base) = &wanted.template else {
         return;
     };
     let (template, hash) = role_template(base, role);
@@ -80,14 +81,7 @@ fn ensure(
         .as_ref()
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
-    let mut match_labels = rollout
-        .spec
-        .selector
-        .match_labels
-        .clone()
-        .unwrap_or_default();
-    match_labels.insert(POD_TEMPLATE_HASH_LABEL.to_owned(), hash.clone());
-    match_labels.insert(ROLE_LABEL.to_owned(), role.to_owned());
+    let match_labels = role_selector(rollout, role, &hash);
     out.actions.push(Action::EnsureReplicaSet {
         name: name.to_owned(),
         hash,
@@ -135,9 +129,12 @@ fn scope(
     }
 }
 
-fn ensure_analysis(rollout: &Rollout, world: &World, c: &CanaryStatus, out: &mut Builder) {
+/// The CanaryAnalysis of the current attempt, once traffic flows (its window
+/// starts with the traffic).
+fn ensure_analysis(ctx: &Ctx, c: &CanaryStatus, out: &mut Builder) {
+    let (rollout, world) = (ctx.rollout, ctx.world);
     let (Some(name), Some(start), Some(cfg)) =
-        (c.analysis_name.as_ref(), c.analysis_start, config(rollout))
+        (c.analysis_name.as_ref(), c.analysis_start, ctx.canary())
     else {
         return;
     };
@@ -158,7 +155,7 @@ fn ensure_analysis(rollout: &Rollout, world: &World, c: &CanaryStatus, out: &mut
             BASELINE,
         )
     } else {
-        let stable_rs = fleets::replica_set_name(rollout, &stable);
+        let stable_rs = replica_set_name(rollout, &stable);
         scope(
             rollout,
             world.fleets.get(&stable),
@@ -168,13 +165,9 @@ fn ensure_analysis(rollout: &Rollout, world: &World, c: &CanaryStatus, out: &mut
         )
     };
     // The gate holds the canary when this fails; nothing to create then.
-    let Ok(source) = analysis_spec::resolve(
-        rollout,
-        &world.analysis_templates,
-        &cfg.analysis,
-        CANARY_FIELD,
-        false,
-    ) else {
+    let Ok(source) =
+        analysis_spec::resolve_canary(rollout, &world.analysis_templates, &cfg.analysis)
+    else {
         return;
     };
     let spec = analysis_spec::build(Some(source.body), experiment, control, start, None);

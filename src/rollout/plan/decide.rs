@@ -1,0 +1,157 @@
+//! The decision: which state the Rollout is in, derived from the plan's input
+//! and the manual operations. A function returning values — the state, the
+//! operations and records as they stand after deciding, and the Events that
+//! explain the decision; `plan()` applies them. The canary gate
+//! (`canary::gate`), the post-promotion verdict (`post_promotion::verdict`),
+//! the progress deadline and the promotion windows plug in here.
+//!
+//! Inside, those steps update `decide`'s own copies of the operations and
+//! records (a verdict is recorded as it is reached, so a later step sees it);
+//! nothing outside `decide` changes until `plan()` takes its result.
+
+use super::analysis_spec;
+use super::builder::Events;
+use super::canary::gate;
+use super::ctx::Ctx;
+use super::deadline::{self, Progress};
+use super::operations::Ops;
+use super::post_promotion::verdict;
+use super::records::Records;
+use super::state::{Decision, State, SwitchKind};
+use super::windows::{self, WindowCheck};
+use crate::api::{Outcome, PromotionPolicy, RolloutStatus};
+
+/// Decides the state. Pure: the same input gives the same decision.
+pub fn decide(ctx: &Ctx, ops: Ops) -> (Decision, Events) {
+    let mut ops = ops;
+    let mut records = Records::from_status(ctx.old);
+    let mut events = Events::default();
+    let state = derive(ctx, &mut ops, &mut records, &mut events);
+    if let State::Aborted(abort) = &state {
+        deadline::announce(ctx, abort, &mut events);
+    }
+    let decision = Decision {
+        state,
+        ops,
+        records,
+    };
+    (decision, events)
+}
+
+/// The state machine itself (docs/rollout.md). Works on `decide`'s own copies.
+fn derive(ctx: &Ctx, ops: &mut Ops, records: &mut Records, events: &mut Events) -> State {
+    let (spec, world) = (ctx.spec(), ctx.world);
+    let target = ctx.target();
+    if world.service_missing {
+        return State::ServiceMissing;
+    }
+    let live = world.active_hash.as_deref() == Some(target) && world.target().is_some();
+    if live {
+        ops.abort = None;
+        ops.approved = None;
+    }
+    // Judged also when the revision is no longer live: if the revert's status
+    // write was lost, the Failed verdict is found again and re-applied.
+    if let Some(to) = verdict::judge(ctx, ops, records, events) {
+        return match to {
+            Some(to) if live => State::Revert { to },
+            _ => match &ops.abort {
+                Some(abort) => State::Aborted(abort.clone()),
+                None => State::Steady,
+            },
+        };
+    }
+    if live {
+        return State::Steady;
+    }
+    if let Some(abort) = &ops.abort {
+        return State::Aborted(abort.clone());
+    }
+    if spec.paused {
+        return State::Paused;
+    }
+    let kind = switch_kind(ctx);
+    if kind == SwitchKind::Promotion
+        && ctx.canary().is_some()
+        && let Some(held) = gate::decide(ctx, ops, records, events)
+    {
+        return held;
+    }
+    if !world.revision_available(target, spec.replicas) {
+        return match deadline::progress(ctx, ops.retried) {
+            Progress::Exceeded(abort) => {
+                ops.abort = Some(abort.clone());
+                State::Aborted(abort)
+            }
+            Progress::Within {
+                started_at,
+                deadline,
+            } => State::Progressing {
+                started_at,
+                deadline,
+            },
+        };
+    }
+    switch_or_wait(ctx, kind, ops, records)
+}
+
+/// What the switch to the current revision would be.
+fn switch_kind(ctx: &Ctx) -> SwitchKind {
+    if ctx.world.active().is_none() {
+        SwitchKind::FirstDeploy
+    } else if was_promoted(ctx.old, ctx.target()) {
+        SwitchKind::Rollback
+    } else {
+        SwitchKind::Promotion
+    }
+}
+
+/// The current revision is available: switch now, or say what it waits for.
+fn switch_or_wait(ctx: &Ctx, kind: SwitchKind, ops: &Ops, records: &mut Records) -> State {
+    let rb = &ctx.spec().strategy.red_black;
+    let promotion = kind == SwitchKind::Promotion;
+    let allowed = !promotion
+        || rb.promotion == PromotionPolicy::Automatic
+        || ops.approved.as_deref() == Some(ctx.target());
+    if !allowed {
+        return State::AwaitingPromotion;
+    }
+    // Never switch to a revision whose post-promotion analysis cannot be created.
+    if promotion
+        && let Some(source) = &rb.post_promotion_analysis
+        && let Err(problem) = analysis_spec::resolve_post_promotion(
+            ctx.rollout,
+            &ctx.world.analysis_templates,
+            source,
+        )
+    {
+        return State::AnalysisUnavailable(problem);
+    }
+    if promotion
+        && let WindowCheck::ClosedUntil(opens_at) = windows::check(&rb.promotion_windows, ctx.now)
+    {
+        return State::AwaitingWindow { opens_at };
+    }
+    if promotion && let Some(post) = verdict::start(ctx) {
+        records.post_promotion = Some(post);
+    }
+    State::Switch { kind }
+}
+
+/// A revision that already served as stable is trusted: going back to it needs
+/// no manual promote and no canary (it is a rollback, and rollbacks must be
+/// fast) — unless its latest record is a failure (e.g. a failed
+/// post-promotion analysis), which must be judged again.
+fn was_promoted(old: &RolloutStatus, hash: &str) -> bool {
+    old.history
+        .iter()
+        .rev()
+        .find(|r| {
+            r.hash == hash
+                && matches!(
+                    r.outcome,
+                    Outcome::Promoted | Outcome::RolledBack | Outcome::Failed
+                )
+        })
+        .is_some_and(|r| matches!(r.outcome, Outcome::Promoted | Outcome::RolledBack))
+}

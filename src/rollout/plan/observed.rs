@@ -1,0 +1,65 @@
+//! The planner's input: what the shell observed of the Rollout's children
+//! (only those it owns or names). Plain data, no decisions.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
+
+/// The children the controller observed (only those it owns / names).
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// ReplicaSets owned by this Rollout (labelled with the pod-template hash).
+    pub replica_sets: Vec<ReplicaSet>,
+    /// `spec.strategy.redBlack.activeService`, None when it does not exist.
+    pub active_service: Option<Service>,
+    /// `spec.strategy.redBlack.previewService`, None when unset or missing.
+    pub preview_service: Option<Service>,
+    /// CanaryAnalyses labelled `rollouts.redblack.io/rollout: <name>` (the
+    /// planner picks the one it needs by name).
+    pub analyses: Vec<AnalysisObservation>,
+    /// `trafficRouting.httpRoute`, None when unset or missing.
+    pub route: Option<RouteObservation>,
+    /// The Services named `<rollout>-canary` / `<rollout>-baseline` that exist.
+    pub role_services: Vec<Service>,
+    /// The CanaryAnalysisTemplates (in the Rollout's namespace) that its
+    /// analyses name in `templateName` and that exist: name -> spec (the body,
+    /// as `inline` would hold it).
+    pub analysis_templates: BTreeMap<String, serde_json::Value>,
+}
+
+/// What the planner needs of a CanaryAnalysis.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnalysisObservation {
+    pub name: String,
+    pub phase: AnalysisPhase,
+    pub score: Option<f64>,
+    pub message: Option<String>,
+}
+
+/// `status.phase` of a CanaryAnalysis (no status yet = Pending).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnalysisPhase {
+    Pending,
+    Running,
+    Passed,
+    Marginal,
+    Failed,
+    Inconclusive,
+    Error,
+}
+
+/// The backends of the HTTPRoute (the first rule's `backendRefs`; the shell
+/// writes the same list into every rule).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RouteObservation {
+    pub backends: Vec<RouteBackend>,
+}
+
+/// One `backendRef`: a Service, its port, and its weight (Gateway API default 1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteBackend {
+    pub service: String,
+    pub port: Option<i32>,
+    pub weight: i32,
+}
