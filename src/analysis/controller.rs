@@ -1,7 +1,10 @@
 //! The CanaryAnalysis controller (DESIGN.md §2: functional core, imperative shell).
 //!
-//! * [`interval`], [`spec`], [`status`]: PURE — the schedule, spec checks,
-//!   and every decision (what is due, early end, verdict, status assembly).
+//! * PURE, every decision: [`spec`] (spec checks), [`interval`] (the
+//!   schedule), [`plan`] (what is due now), [`progress`] (the status machine
+//!   folding outcomes into the next status), [`verdict`] (early end and final
+//!   verdict), [`bounds`] (size limits and retry policy), [`canonical`] (the
+//!   status as the API stores it, to write only on change).
 //! * [`reconcile`]: the I/O — queries through a [`MetricSource`], the
 //!   judge, one server-side-apply status write with [`FIELD_MANAGER`], events.
 //!
@@ -10,13 +13,19 @@
 //! controller wakes at the next interval boundary (`Action::requeue`), never
 //! on a polling tick. Semantics: docs/canary-analysis.md.
 
+pub mod bounds;
+pub mod canonical;
 pub mod interval;
+pub mod plan;
+pub mod progress;
 pub mod reconcile;
 pub mod spec;
-pub mod status;
+#[cfg(test)]
+mod tests;
 #[cfg(test)]
 mod testutil;
 pub mod time;
+pub mod verdict;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,7 +44,7 @@ use crate::analysis::prometheus::PrometheusSource;
 use crate::analysis::source::{MetricSource, SourceError};
 use crate::api::canary_analysis::{CanaryAnalysis, FIELD_MANAGER};
 use crate::web::metrics::OperatorMetrics;
-pub use status::Limits;
+pub use bounds::Limits;
 
 /// Name of this controller in events, logs and metrics.
 pub const CONTROLLER_NAME: &str = "canaryanalysis";

@@ -15,8 +15,11 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::Context;
+use super::bounds::collapse_notices;
+use super::canonical::canonical;
+use super::plan::{AnalysisPlan, plan};
+use super::progress::{IntervalOutcome, Progress, Step};
 use super::spec::{MetricQueries, ResolvedSpec};
-use super::status::{IntervalOutcome, Plan, Progress, Step, canonical, collapse_notices, plan};
 use crate::analysis::query::{QueryTemplate, Scope, TemplateError};
 use crate::analysis::source::{MetricSource, Samples, SourceError};
 use crate::analysis::traffic_check::{Traffic, TrafficCheck, TrafficCheckError};
@@ -119,8 +122,8 @@ async fn reconcile_inner(ca: &CanaryAnalysis, ctx: &Context) -> Result<Action, R
         ctx.config.limits,
     );
     let (progress, wake) = match planned {
-        Plan::Settle { progress, wake } => (progress, wake),
-        Plan::Judge {
+        AnalysisPlan::Settle { progress, wake } => (progress, wake),
+        AnalysisPlan::Judge {
             spec,
             mut progress,
             intervals,
@@ -650,7 +653,7 @@ mod tests {
         ensure_decodable(&mut bad);
         assert_eq!(
             bad.status.phase,
-            Some(crate::api::canary_analysis::Phase::Error)
+            Some(crate::api::canary_analysis::CanaryAnalysisPhase::Error)
         );
         assert!(bad.status.groups.is_empty() && bad.status.metrics.is_empty());
         assert!(
