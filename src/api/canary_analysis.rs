@@ -18,8 +18,6 @@ use redblack_judge::{Band, GroupConfig, GroupScore, MetricConfig, MetricResult, 
 pub const GROUP: &str = "redblack.io";
 /// API version of this resource.
 pub const VERSION: &str = "v1alpha1";
-/// Field manager of every status write of the CanaryAnalysis controller.
-pub const FIELD_MANAGER: &str = "redblack-canaryanalysis";
 
 /// Pattern of every duration field: Go-style whole seconds, e.g. `90s`, `1m30s`, `2h`, `1d`.
 pub const DURATION_PATTERN: &str = r"^([0-9]+(s|m|h|d))+$";

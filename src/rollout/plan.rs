@@ -205,19 +205,7 @@ impl Action {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventType {
-    Normal,
-    Warning,
-}
-
-/// A Kubernetes Event the shell should record on the Rollout.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlannedEvent {
-    pub type_: EventType,
-    pub reason: String,
-    pub message: String,
-}
+pub use crate::runtime::events::{EventType, PlannedEvent};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use redblack_judge::{Classification, MetricResult};
 
-use super::progress::Notice;
+use crate::runtime::events::PlannedEvent;
 
 /// Bounds and retry policy of the status machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,34 +48,33 @@ impl Limits {
 pub const MAX_INTERVAL_EVENTS: usize = 3;
 
 /// Keeps the first `MAX_INTERVAL_EVENTS - 1` and the last `IntervalJudged`
-/// notices, replacing the rest by one summary; other notices are kept.
-pub fn collapse_notices(notices: Vec<Notice>) -> Vec<Notice> {
-    let judged = notices
+/// Events, replacing the rest by one summary; other Events are kept.
+pub fn collapse_events(events: Vec<PlannedEvent>) -> Vec<PlannedEvent> {
+    let judged = events
         .iter()
-        .filter(|n| n.reason == "IntervalJudged")
+        .filter(|e| e.reason == "IntervalJudged")
         .count();
     if judged <= MAX_INTERVAL_EVENTS {
-        return notices;
+        return events;
     }
     let mut seen = 0;
-    let mut out = Vec::with_capacity(notices.len());
-    for notice in notices {
-        if notice.reason != "IntervalJudged" {
-            out.push(notice);
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        if event.reason != "IntervalJudged" {
+            out.push(event);
             continue;
         }
         seen += 1;
         if seen < MAX_INTERVAL_EVENTS || seen == judged {
-            out.push(notice);
+            out.push(event);
         } else if seen == MAX_INTERVAL_EVENTS {
-            out.push(Notice {
-                warning: false,
-                reason: "IntervalJudged",
-                note: format!(
+            out.push(PlannedEvent::normal(
+                "IntervalJudged",
+                format!(
                     "{} more intervals judged (see status.intervals)",
                     judged - MAX_INTERVAL_EVENTS
                 ),
-            });
+            ));
         }
     }
     out

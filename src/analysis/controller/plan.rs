@@ -69,7 +69,7 @@ pub fn plan(
         );
         p.status.observed_generation = generation;
         if restarted {
-            p.notice(
+            p.event(
                 false,
                 "SpecChanged",
                 "the spec changed: the analysis starts over".into(),
@@ -112,7 +112,7 @@ pub fn plan(
             fmt_time(schedule.judged_from),
             fmt_time(schedule.end)
         );
-        progress.notice(false, "Started", message.clone());
+        progress.event(false, "Started", message.clone());
         progress.set_phase(
             CanaryAnalysisPhase::Running,
             format!(

@@ -16,16 +16,8 @@ use crate::api::canary_analysis::{
     AnalysisWindow, CanaryAnalysisPhase, CanaryAnalysisStatus, IntervalAggregate, IntervalResult,
     Judgement, SourceFailures,
 };
+use crate::runtime::events::{EventType, PlannedEvent};
 use redblack_judge::JudgeResult;
-
-/// Something users must see, published as a Kubernetes Event after the status write.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notice {
-    pub warning: bool,
-    /// PascalCase.
-    pub reason: &'static str,
-    pub note: String,
-}
 
 /// The result of one interval's I/O.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,11 +27,12 @@ pub enum IntervalOutcome {
     NoTraffic,
 }
 
-/// The status being built, and the notices that go with it.
+/// The status being built, and the Events that go with it (published after
+/// the status write).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
     pub status: CanaryAnalysisStatus,
-    pub notices: Vec<Notice>,
+    pub events: Vec<PlannedEvent>,
     pub now: DateTime<Utc>,
     pub limits: Limits,
 }
@@ -55,18 +48,19 @@ impl Progress {
     pub fn new(status: CanaryAnalysisStatus, now: DateTime<Utc>, limits: Limits) -> Self {
         Progress {
             status,
-            notices: Vec::new(),
+            events: Vec::new(),
             now: truncate(now),
             limits,
         }
     }
 
-    pub(super) fn notice(&mut self, warning: bool, reason: &'static str, note: String) {
-        self.notices.push(Notice {
-            warning,
-            reason,
-            note,
-        });
+    pub(super) fn event(&mut self, warning: bool, reason: &str, message: String) {
+        let type_ = if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        self.events.push(PlannedEvent::new(type_, reason, message));
     }
 
     pub(super) fn set_phase(&mut self, phase: CanaryAnalysisPhase, message: String) {
@@ -97,7 +91,7 @@ impl Progress {
     /// Ends the run (terminal phase): message, completion time, event.
     fn finish(&mut self, phase: CanaryAnalysisPhase, message: String) {
         let warning = !matches!(phase, CanaryAnalysisPhase::Passed);
-        self.notice(warning, phase.as_str(), message.clone());
+        self.event(warning, phase.as_str(), message.clone());
         self.set_phase(phase, message);
         self.status.completed_at = Some(to_time(self.now));
         self.status.source_failures = None;
@@ -105,8 +99,8 @@ impl Progress {
     }
 
     /// Phase Error with `message`.
-    pub fn fail_with_error(&mut self, reason: &'static str, message: String) {
-        self.notice(true, reason, message.clone());
+    pub fn fail_with_error(&mut self, reason: &str, message: String) {
+        self.event(true, reason, message.clone());
         self.set_phase(CanaryAnalysisPhase::Error, message);
         self.status.completed_at = Some(to_time(self.now));
         self.status.source_failures = None;
@@ -143,7 +137,7 @@ impl Progress {
             "prometheus at {url} unreachable (attempt {attempts} of {max}, retrying at {}): {cause}",
             fmt_time(retry_at)
         );
-        self.notice(true, "MetricSourceUnreachable", message.clone());
+        self.event(true, "MetricSourceUnreachable", message.clone());
         self.status.message = Some(message);
         self.status.source_failures = Some(SourceFailures {
             attempts,
@@ -199,7 +193,7 @@ impl Progress {
             self.status.metrics_omitted = (omitted > 0).then_some(omitted);
             self.status.groups = r.groups.clone();
         }
-        self.notice(
+        self.event(
             band == Band::Fail,
             "IntervalJudged",
             format!(

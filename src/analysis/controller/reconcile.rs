@@ -3,19 +3,18 @@
 //! changed) and publishes the events that go with it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::Instrument;
 
-use super::Context;
-use super::bounds::collapse_notices;
+use super::AnalysisContext;
+use super::bounds::collapse_events;
 use super::canonical::canonical;
 use super::plan::{AnalysisPlan, plan};
 use super::progress::{IntervalOutcome, Progress, Step};
@@ -23,15 +22,14 @@ use super::spec::{MetricQueries, ResolvedSpec};
 use crate::analysis::query::{QueryTemplate, Scope, TemplateError};
 use crate::analysis::source::{MetricSource, Samples, SourceError};
 use crate::analysis::traffic_check::{Traffic, TrafficCheck, TrafficCheckError};
-use crate::api::canary_analysis::{
-    CanaryAnalysis, CanaryAnalysisStatus, FIELD_MANAGER, GROUP, VERSION,
-};
-use crate::web::metrics::{ControllerLabels, ErrorLabels};
+use crate::api::canary_analysis::{CanaryAnalysis, CanaryAnalysisStatus, GROUP, VERSION};
+use crate::runtime::field_manager::ANALYSIS_FIELD_MANAGER;
+use crate::runtime::metrics::{ErrorKind, ReconcileGuard, count_writes};
 use redblack_judge::{self as judge, Counts, JudgeError, MetricSamples, Side};
 
 /// Why a reconcile failed (it is retried after `error_requeue`).
 #[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
+pub enum AnalysisReconcileError {
     #[error("CanaryAnalysis {0} has no namespace")]
     NoNamespace(String),
     #[error("cannot write the status of {name}: {source}")]
@@ -42,11 +40,11 @@ pub enum ReconcileError {
     },
 }
 
-impl ReconcileError {
+impl ErrorKind for AnalysisReconcileError {
     fn kind(&self) -> &'static str {
         match self {
-            ReconcileError::NoNamespace(_) => "no_namespace",
-            ReconcileError::WriteStatus { .. } => "write_status",
+            AnalysisReconcileError::NoNamespace(_) => "no_namespace",
+            AnalysisReconcileError::WriteStatus { .. } => "write_status",
         }
     }
 }
@@ -72,8 +70,8 @@ const WAKE_SLACK: Duration = Duration::from_millis(200);
 /// Reconciles one CanaryAnalysis.
 pub async fn reconcile(
     ca: Arc<CanaryAnalysis>,
-    ctx: Arc<Context>,
-) -> Result<Action, ReconcileError> {
+    ctx: Arc<AnalysisContext>,
+) -> Result<Action, AnalysisReconcileError> {
     let span = tracing::info_span!(
         "reconcile",
         controller = super::CONTROLLER_NAME,
@@ -81,39 +79,40 @@ pub async fn reconcile(
         name = %ca.name_any(),
         generation = ca.metadata.generation,
     );
-    let started = Instant::now();
-    let labels = ControllerLabels {
-        controller: super::CONTROLLER_NAME.to_owned(),
-    };
+    let guard = ReconcileGuard::start(ctx.metrics.as_ref(), super::CONTROLLER_NAME);
     let result = reconcile_inner(&ca, &ctx).instrument(span).await;
-    if let Some(m) = &ctx.metrics {
-        m.reconciles.get_or_create(&labels).inc();
-        m.reconcile_duration
-            .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
-        if let Err(e) = &result {
-            m.reconcile_errors
-                .get_or_create(&ErrorLabels {
-                    controller: super::CONTROLLER_NAME.to_owned(),
-                    error: e.kind().to_owned(),
-                })
-                .inc();
-        }
+    guard.outcome(&result);
+    if result.is_ok() {
+        ctx.backoff.succeeded(&backoff_key(&ca));
     }
     result
 }
 
-/// Requeue after an error; the status is untouched so the next attempt redoes the same work.
-pub fn error_policy(ca: Arc<CanaryAnalysis>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    tracing::warn!(name = %ca.name_any(), %error, "reconcile failed; retrying");
-    Action::requeue(ctx.config.error_requeue)
+/// Requeue after an error (the shared [`ErrorBackoff`](crate::runtime::backoff::ErrorBackoff));
+/// the status is untouched so the next attempt redoes the same work.
+pub fn error_policy(
+    ca: Arc<CanaryAnalysis>,
+    error: &AnalysisReconcileError,
+    ctx: Arc<AnalysisContext>,
+) -> Action {
+    let (failures, delay) = ctx.backoff.failed(backoff_key(&ca));
+    tracing::warn!(name = %ca.name_any(), %error, failures, retry_in = ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
 }
 
-async fn reconcile_inner(ca: &CanaryAnalysis, ctx: &Context) -> Result<Action, ReconcileError> {
+/// The key of an analysis's failure count: its uid, else its name.
+fn backoff_key(ca: &CanaryAnalysis) -> String {
+    ca.uid().unwrap_or_else(|| ca.name_any())
+}
+
+async fn reconcile_inner(
+    ca: &CanaryAnalysis,
+    ctx: &AnalysisContext,
+) -> Result<Action, AnalysisReconcileError> {
     let name = ca.name_any();
     let namespace = ca
         .namespace()
-        .ok_or_else(|| ReconcileError::NoNamespace(name.clone()))?;
+        .ok_or_else(|| AnalysisReconcileError::NoNamespace(name.clone()))?;
     let now = (ctx.clock)();
     let planned = plan(
         ca,
@@ -145,7 +144,8 @@ async fn reconcile_inner(ca: &CanaryAnalysis, ctx: &Context) -> Result<Action, R
             message = progress.status.message.as_deref().unwrap_or(""),
             "status written"
         );
-        publish(ctx, ca, &progress).await;
+        let events = collapse_events(progress.events.clone());
+        ctx.events.publish(&ca.object_ref(&()), &events).await;
     } else {
         tracing::debug!("nothing changed; no write");
     }
@@ -187,11 +187,11 @@ fn ensure_decodable(progress: &mut Progress) {
 }
 
 async fn write_status(
-    ctx: &Context,
+    ctx: &AnalysisContext,
     namespace: &str,
     name: &str,
     status: &CanaryAnalysisStatus,
-) -> Result<(), ReconcileError> {
+) -> Result<(), AnalysisReconcileError> {
     let api: Api<CanaryAnalysis> = Api::namespaced(ctx.client.clone(), namespace);
     let patch = json!({
         "apiVersion": format!("{GROUP}/{VERSION}"),
@@ -200,54 +200,16 @@ async fn write_status(
     });
     api.patch_status(
         name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
+        &PatchParams::apply(ANALYSIS_FIELD_MANAGER).force(),
         &Patch::Apply(&patch),
     )
     .await
-    .map_err(|source| ReconcileError::WriteStatus {
+    .map_err(|source| AnalysisReconcileError::WriteStatus {
         name: name.to_owned(),
         source,
     })?;
-    if let Some(m) = &ctx.metrics {
-        m.api_writes
-            .get_or_create(&ControllerLabels {
-                controller: super::CONTROLLER_NAME.to_owned(),
-            })
-            .inc();
-    }
+    count_writes(ctx.metrics.as_ref(), super::CONTROLLER_NAME, 1);
     Ok(())
-}
-
-async fn publish(ctx: &Context, ca: &CanaryAnalysis, progress: &Progress) {
-    let reference = ca.object_ref(&());
-    for notice in &collapse_notices(progress.notices.clone()) {
-        let event = Event {
-            type_: if notice.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: notice.reason.to_owned(),
-            note: Some(truncate_note(&notice.note)),
-            action: "Analyze".to_owned(),
-            secondary: None,
-        };
-        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-            tracing::warn!(%error, reason = notice.reason, "cannot publish event");
-        }
-    }
-}
-
-/// Events notes are limited to 1 kB.
-fn truncate_note(note: &str) -> String {
-    if note.len() <= 1000 {
-        return note.to_owned();
-    }
-    let mut end = 997;
-    while !note.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &note[..end])
 }
 
 /// Judges `intervals` in order; returns when to come back.
@@ -259,7 +221,7 @@ fn truncate_note(note: &str) -> String {
 /// retrospective analysis of N intervals costs one query per metric and scope
 /// instead of N.
 async fn judge_intervals(
-    ctx: &Context,
+    ctx: &AnalysisContext,
     spec: &ResolvedSpec,
     progress: &mut Progress,
     intervals: &[u32],
@@ -310,7 +272,7 @@ async fn judge_intervals(
 }
 
 async fn fetch_all(
-    ctx: &Context,
+    ctx: &AnalysisContext,
     spec: &ResolvedSpec,
     window: &Window<'_>,
 ) -> Result<Vec<Fetched>, IntervalError> {
@@ -618,13 +580,6 @@ mod tests {
         assert_eq!(c.denominator, vec![Some(5.0), Some(10.0), Some(20.0), None]);
         let empty = align(&s(&[]), &s(&[]));
         assert!(empty.numerator.is_empty() && empty.denominator.is_empty());
-    }
-
-    #[test]
-    fn long_notes_are_cut_at_a_char_boundary() {
-        let note = "é".repeat(800);
-        let cut = truncate_note(&note);
-        assert!(cut.len() <= 1000 && cut.ends_with("..."));
     }
 
     #[test]

@@ -5,14 +5,15 @@
 use chrono::{DateTime, Utc};
 use redblack_judge::{Classification, JudgeResult};
 
-use super::bounds::{Limits, MAX_METRICS_BYTES, bound_metrics, collapse_notices};
+use super::bounds::{Limits, MAX_METRICS_BYTES, bound_metrics, collapse_events};
 use super::plan::{AnalysisPlan, plan};
-use super::progress::{IntervalOutcome, Notice, Progress, Step};
+use super::progress::{IntervalOutcome, Progress, Step};
 use super::spec::ResolvedSpec;
 use super::testutil::{analysis, at};
 use super::time::to_time;
 use crate::analysis::traffic_check::NO_TRAFFIC_MESSAGE;
 use crate::api::canary_analysis::{CanaryAnalysis, CanaryAnalysisPhase, CanaryAnalysisStatus};
+use crate::runtime::events::PlannedEvent;
 use proptest::prelude::{prop_assert, prop_assert_eq};
 use redblack_judge::{JudgeConfig, MetricConfig, MetricSamples, judge};
 use serde_json::json;
@@ -75,9 +76,9 @@ fn drive(
     ca: &CanaryAnalysis,
     now: i64,
     outcome: impl Fn(u32) -> IntervalOutcome,
-) -> (CanaryAnalysisStatus, Vec<Notice>) {
+) -> (CanaryAnalysisStatus, Vec<PlannedEvent>) {
     match run(ca, now) {
-        AnalysisPlan::Settle { progress, .. } => (progress.status, progress.notices),
+        AnalysisPlan::Settle { progress, .. } => (progress.status, progress.events),
         AnalysisPlan::Judge {
             spec,
             mut progress,
@@ -88,7 +89,7 @@ fn drive(
                     break;
                 }
             }
-            (progress.status, progress.notices)
+            (progress.status, progress.events)
         }
     }
 }
@@ -142,14 +143,14 @@ fn retrospective_judges_everything_at_once() {
     let (spec, _, due) = judge_plan(run(&ca, 100_000));
     assert_eq!(due, (1..=8).collect::<Vec<_>>());
     assert_eq!(spec.schedule.judged_window(8), (at(120), at(600)));
-    let (status, notices) = drive(&ca, 100_000, |_| {
+    let (status, events) = drive(&ca, 100_000, |_| {
         IntervalOutcome::Judged(result(4, 0, 75.0))
     });
     assert_eq!(status.phase, Some(CanaryAnalysisPhase::Passed));
     assert_eq!(status.completed_intervals, 8);
     assert_eq!(status.interval_progress.as_deref(), Some("8/8"));
     assert_eq!(status.completed_at, Some(to_time(at(100_000))));
-    assert_eq!(notices.last().map(|n| n.reason), Some("Passed"));
+    assert_eq!(events.last().map(|n| n.reason.as_str()), Some("Passed"));
 }
 
 /// (scores per interval as (pass, fail) metric counts) -> phase, intervals judged
@@ -292,7 +293,7 @@ fn spec_change_starts_over() {
     assert_eq!(due.len(), 10);
     assert_eq!(progress.status.completed_intervals, 0);
     assert_eq!(progress.status.observed_generation, Some(2));
-    assert!(progress.notices.iter().any(|n| n.reason == "SpecChanged"));
+    assert!(progress.events.iter().any(|n| n.reason == "SpecChanged"));
 }
 
 #[test]
@@ -392,28 +393,31 @@ fn conditions_keep_transition_times() {
 #[test]
 fn interval_events_are_collapsed() {
     let ca = analysis(json!({"lifetime": "1h", "interval": "1m"}));
-    let (_, notices) = drive(&ca, 100_000, |_| {
+    let (_, events) = drive(&ca, 100_000, |_| {
         IntervalOutcome::Judged(result(3, 0, 75.0))
     });
     assert_eq!(
-        notices
+        events
             .iter()
             .filter(|n| n.reason == "IntervalJudged")
             .count(),
         60
     );
-    let collapsed = collapse_notices(notices);
+    let collapsed = collapse_events(events);
     let judged: Vec<&str> = collapsed
         .iter()
         .filter(|n| n.reason == "IntervalJudged")
-        .map(|n| n.note.as_str())
+        .map(|n| n.message.as_str())
         .collect();
     assert_eq!(judged.len(), 4, "{judged:?}");
     assert!(judged[0].starts_with("interval 1/60"));
     assert!(judged[2].contains("57 more intervals"));
     assert!(judged[3].starts_with("interval 60/60"));
-    assert_eq!(collapsed.first().map(|n| n.reason), Some("Started"));
-    assert_eq!(collapsed.last().map(|n| n.reason), Some("Passed"));
+    assert_eq!(
+        collapsed.first().map(|n| n.reason.as_str()),
+        Some("Started")
+    );
+    assert_eq!(collapsed.last().map(|n| n.reason.as_str()), Some("Passed"));
 }
 
 #[test]
