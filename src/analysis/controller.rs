@@ -176,7 +176,7 @@ impl AnalysisController {
         });
         let reporter = Reporter {
             controller: format!("redblack-{CONTROLLER_NAME}"),
-            instance: std::env::var("POD_NAME").ok(),
+            instance: crate::runtime::events::reporting_instance(),
         };
         Arc::new(AnalysisContext {
             client: self.client.clone(),

@@ -163,7 +163,7 @@ pub async fn run_controller(
             namespace: cfg.namespace.clone(),
             concurrency: cfg.concurrency.max(1),
             resync: cfg.resync,
-            instance: std::env::var("POD_NAME").ok(),
+            instance: crate::runtime::events::reporting_instance(),
             watch_http_routes,
             ..Settings::default()
         },

@@ -40,6 +40,12 @@ impl PlannedEvent {
     }
 }
 
+/// `reportingInstance` of every Event: the pod name (`POD_NAME`, set from the
+/// downward API by the chart), so Events of two replicas can be told apart.
+pub fn reporting_instance() -> Option<String> {
+    std::env::var("POD_NAME").ok()
+}
+
 /// The API server rejects an Event whose note exceeds 1 kB (events.k8s.io/v1).
 pub const NOTE_LIMIT: usize = 1024;
 
