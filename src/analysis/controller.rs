@@ -1,4 +1,5 @@
-//! The CanaryAnalysis controller (DESIGN.md §2: functional core, imperative shell).
+//! The CanaryAnalysis controller: a functional core (every decision, pure and
+//! unit-tested) inside a thin imperative shell (the I/O).
 //!
 //! * PURE, every decision: [`spec`] (spec checks), [`interval`] (the
 //!   schedule), [`plan`] (what is due now), [`progress`] (the status machine
@@ -203,9 +204,9 @@ impl AnalysisController {
             .await
             .map_err(AnalysisControllerError::CrdMissing)?;
         let context = self.context();
-        // managedFields stay in the cache (unlike the Rollout controller's,
-        // which strips them through `Controller::for_stream`): this controller
-        // watches one kind and keeps no other cache, so they cost little.
+        // managedFields stay in the cache (the Rollout controller strips them
+        // through `Controller::for_stream`): this cache holds only
+        // CanaryAnalyses, whose status (up to ~400 kB of metrics) dwarfs them.
         let controller = Controller::new(api, watcher::Config::default());
         tracing::info!(
             namespace = self.config.namespace.as_deref().unwrap_or("<all>"),
