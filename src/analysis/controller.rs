@@ -195,10 +195,8 @@ impl AnalysisController {
         self,
         shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ) -> Result<(), AnalysisControllerError> {
-        let api: Api<CanaryAnalysis> = match &self.config.namespace {
-            Some(ns) => Api::namespaced(self.client.clone(), ns),
-            None => Api::all(self.client.clone()),
-        };
+        let api: Api<CanaryAnalysis> =
+            run::scoped_api(&self.client, self.config.namespace.as_deref());
         // Fail fast with a useful message instead of a watcher retrying forever.
         api.list(&kube::api::ListParams::default().limit(1))
             .await

@@ -48,7 +48,7 @@ use crate::rollout::plan;
 use crate::runtime::backoff::ErrorBackoff;
 use crate::runtime::events::EventPublisher;
 use crate::runtime::metrics::{ErrorKind, ReconcileGuard, count_writes};
-use crate::runtime::run;
+use crate::runtime::run::{self, scoped_api as api};
 use crate::web::metrics::OperatorMetrics;
 
 /// The `controller` label of this controller's metrics.
@@ -122,17 +122,6 @@ pub struct RolloutController {
     caches: Caches,
     client: Client,
     settings: Settings,
-}
-
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 impl RolloutController {

@@ -8,9 +8,22 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryFuture};
-use kube::Resource;
 use kube::runtime::controller::{self, Action, Controller};
+use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
+
+/// The API of `K` in `namespace`, or in all namespaces (`None`): the scope
+/// every watch of a controller shares.
+pub fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
 
 /// Runs `controller` until `shutdown` resolves and the reconciles in flight
 /// finish (bounded by the caller, see [`super::shutdown::within_grace`]).
