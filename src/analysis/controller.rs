@@ -6,8 +6,9 @@
 //!   folding outcomes into the next status), [`verdict`] (early end and final
 //!   verdict), [`bounds`] (size limits and retry policy), [`canonical`] (the
 //!   status as the API stores it, to write only on change).
-//! * [`reconcile`]: the I/O — queries through a [`MetricSource`], the
-//!   judge, one server-side-apply status write with [`ANALYSIS_FIELD_MANAGER`], events.
+//! * [`reconcile`]: the shell — one server-side-apply status write with
+//!   [`ANALYSIS_FIELD_MANAGER`], Events; [`judging`]: its queries through a
+//!   [`MetricSource`] and the judge.
 //! * The run loop, Events, metrics, error backoff and shutdown are the shared
 //!   [`crate::runtime`]'s.
 //!
@@ -19,6 +20,7 @@
 pub mod bounds;
 pub mod canonical;
 pub mod interval;
+pub mod judging;
 pub mod plan;
 pub mod progress;
 pub mod reconcile;
