@@ -46,7 +46,7 @@ use kube::{Api, Client};
 use redblack::api::canary_analysis::CanaryAnalysis;
 use redblack::api::{POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL, Rollout, pod_template_hash};
 use redblack::cli::controller::ControllerConfig;
-use redblack::rollout::controller::{CONTROLLER_NAME, REPORTING_CONTROLLER};
+use redblack::rollout::controller::{REPORTING_CONTROLLER, ROLLOUT_CONTROLLER_NAME};
 use redblack::web::metrics::{ControllerLabels, OperatorMetrics};
 use redblack_sandbox::registry::GroupResource;
 use redblack_sandbox::store::{EventType, Store, StoredEvent};
@@ -210,7 +210,7 @@ fn reconciles(metrics: &OperatorMetrics) -> u64 {
     metrics
         .reconciles
         .get_or_create(&ControllerLabels {
-            controller: CONTROLLER_NAME.to_owned(),
+            controller: ROLLOUT_CONTROLLER_NAME.to_owned(),
         })
         .get()
 }

@@ -19,7 +19,7 @@ use redblack::analysis::controller::{
 use redblack::analysis::query::QueryTemplate;
 use redblack::analysis::source::{MetricSource, Sample, SourceError};
 use redblack::analysis::static_source::StaticSource;
-use redblack::api::canary_analysis::{AnalysisScope, CanaryAnalysis, Phase, crd};
+use redblack::api::canary_analysis::{AnalysisScope, CanaryAnalysis, CanaryAnalysisPhase, crd};
 use redblack::web::metrics::OperatorMetrics;
 use redblack_judge::{Classification, DecidedBy};
 use redblack_sandbox::{Sandbox, SandboxConfig};
@@ -247,12 +247,12 @@ async fn wait_terminal(api: &Api<CanaryAnalysis>, name: &str) -> CanaryAnalysis 
         ca.status
             .as_ref()
             .and_then(|s| s.phase)
-            .is_some_and(Phase::is_terminal)
+            .is_some_and(CanaryAnalysisPhase::is_terminal)
     })
     .await
 }
 
-fn phase(ca: &CanaryAnalysis) -> Phase {
+fn phase(ca: &CanaryAnalysis) -> CanaryAnalysisPhase {
     ca.status.as_ref().and_then(|s| s.phase).expect("phase")
 }
 
@@ -356,7 +356,12 @@ async fn retrospective_verdicts() {
     .unwrap();
 
     let good = wait_terminal(&api, "good").await;
-    assert_eq!(phase(&good), Phase::Passed, "{}", message(&good));
+    assert_eq!(
+        phase(&good),
+        CanaryAnalysisPhase::Passed,
+        "{}",
+        message(&good)
+    );
     let s = good.status.clone().unwrap();
     assert_eq!((s.completed_intervals, s.total_intervals), (6, 6));
     assert_eq!(s.interval_progress.as_deref(), Some("6/6"));
@@ -376,7 +381,12 @@ async fn retrospective_verdicts() {
     assert_eq!((latency.canary_count, latency.baseline_count), (121, 121));
 
     let errs = wait_terminal(&api, "errs").await;
-    assert_eq!(phase(&errs), Phase::Failed, "{}", message(&errs));
+    assert_eq!(
+        phase(&errs),
+        CanaryAnalysisPhase::Failed,
+        "{}",
+        message(&errs)
+    );
     let s = errs.status.clone().unwrap();
     assert_eq!(
         s.completed_intervals,
@@ -390,7 +400,12 @@ async fn retrospective_verdicts() {
     assert_eq!(e.decided_by, DecidedBy::RateTest);
 
     let slow = wait_terminal(&api, "slow").await;
-    assert_eq!(phase(&slow), Phase::Failed, "{}", message(&slow));
+    assert_eq!(
+        phase(&slow),
+        CanaryAnalysisPhase::Failed,
+        "{}",
+        message(&slow)
+    );
     let l = slow
         .status
         .as_ref()
@@ -402,7 +417,12 @@ async fn retrospective_verdicts() {
     assert_eq!(l.classification, Classification::High);
 
     let idle = wait_terminal(&api, "idle").await;
-    assert_eq!(phase(&idle), Phase::Inconclusive, "{}", message(&idle));
+    assert_eq!(
+        phase(&idle),
+        CanaryAnalysisPhase::Inconclusive,
+        "{}",
+        message(&idle)
+    );
     assert!(
         message(&idle).contains("canary received no traffic"),
         "{}",
@@ -418,7 +438,12 @@ async fn retrospective_verdicts() {
     // Empty vectors: NoData per the judge (never a crash, never a pass).
     // timeShift: the control's queries cover [start - 2h, end - 2h].
     let shifted = wait_terminal(&api, "shifted").await;
-    assert_eq!(phase(&shifted), Phase::Passed, "{}", message(&shifted));
+    assert_eq!(
+        phase(&shifted),
+        CanaryAnalysisPhase::Passed,
+        "{}",
+        message(&shifted)
+    );
     let m = &shifted.status.as_ref().unwrap().metrics[0];
     assert_eq!(
         (m.canary_count, m.baseline_count),
@@ -429,13 +454,18 @@ async fn retrospective_verdicts() {
     let unshifted = wait_terminal(&api, "unshifted").await;
     assert_eq!(
         phase(&unshifted),
-        Phase::Inconclusive,
+        CanaryAnalysisPhase::Inconclusive,
         "{}",
         message(&unshifted)
     );
 
     let gone = wait_terminal(&api, "gone").await;
-    assert_eq!(phase(&gone), Phase::Inconclusive, "{}", message(&gone));
+    assert_eq!(
+        phase(&gone),
+        CanaryAnalysisPhase::Inconclusive,
+        "{}",
+        message(&gone)
+    );
     let s = gone.status.clone().unwrap();
     assert!(
         s.metrics
@@ -588,7 +618,12 @@ async fn bad_input_is_an_error_naming_the_field() {
     }
     for (name, _, _, needle) in &cases {
         let ca = wait_terminal(&api, name).await;
-        assert_eq!(phase(&ca), Phase::Error, "{name}: {}", message(&ca));
+        assert_eq!(
+            phase(&ca),
+            CanaryAnalysisPhase::Error,
+            "{name}: {}",
+            message(&ca)
+        );
         assert!(
             message(&ca).contains(needle),
             "{name}: want {needle:?} in {:?}",
@@ -614,7 +649,7 @@ async fn bad_input_is_an_error_naming_the_field() {
     let ca = wait_for(&api, "unknownvar", "a verdict for generation 2", |ca| {
         ca.status
             .as_ref()
-            .is_some_and(|s| s.phase == Some(Phase::Passed))
+            .is_some_and(|s| s.phase == Some(CanaryAnalysisPhase::Passed))
     })
     .await;
     assert_eq!(
@@ -685,7 +720,7 @@ async fn live_run_wakes_at_boundaries_and_survives_a_restart() {
         judged_at >= start + TimeDelta::seconds(3),
         "judged before the boundary"
     );
-    assert_eq!(phase(&first), Phase::Running);
+    assert_eq!(phase(&first), CanaryAnalysisPhase::Running);
     // Stop the operator mid-run; start a new one, which continues from status.
     controller.stop().await;
     let asked_before = static_source.asked().len();
@@ -693,7 +728,12 @@ async fn live_run_wakes_at_boundaries_and_survives_a_restart() {
     let controller = start_controller_with(&env.client, factory, metrics.clone());
     let done = wait_terminal(&api, "live").await;
     let finished_at = Utc::now();
-    assert_eq!(phase(&done), Phase::Passed, "{}", message(&done));
+    assert_eq!(
+        phase(&done),
+        CanaryAnalysisPhase::Passed,
+        "{}",
+        message(&done)
+    );
     let s = done.status.clone().unwrap();
     assert_eq!(s.completed_intervals, 3);
     let indexes: Vec<u32> = s.intervals.iter().map(|i| i.index).collect();

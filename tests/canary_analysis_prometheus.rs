@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, LogNormal};
 use redblack::analysis::controller::{AnalysisController, AnalysisControllerConfig, Limits};
-use redblack::api::canary_analysis::{CanaryAnalysis, Phase, crd};
+use redblack::api::canary_analysis::{CanaryAnalysis, CanaryAnalysisPhase, crd};
 use redblack_judge::{Classification, DecidedBy};
 use redblack_sandbox::testing::prometheus::{OpenMetricsSeries, PrometheusProcess, backfill};
 use redblack_sandbox::{Sandbox, SandboxConfig};
@@ -127,7 +127,7 @@ async fn wait_terminal(api: &Api<CanaryAnalysis>, name: &str) -> CanaryAnalysis 
                 .status
                 .as_ref()
                 .and_then(|s| s.phase)
-                .is_some_and(Phase::is_terminal)
+                .is_some_and(CanaryAnalysisPhase::is_terminal)
         {
             return ca;
         }
@@ -140,10 +140,10 @@ async fn wait_terminal(api: &Api<CanaryAnalysis>, name: &str) -> CanaryAnalysis 
     }
 }
 
-fn summary(ca: &CanaryAnalysis) -> (Phase, String) {
+fn summary(ca: &CanaryAnalysis) -> (CanaryAnalysisPhase, String) {
     let s = ca.status.clone().unwrap_or_default();
     (
-        s.phase.unwrap_or(Phase::Pending),
+        s.phase.unwrap_or(CanaryAnalysisPhase::Pending),
         s.message.unwrap_or_default(),
     )
 }
@@ -288,7 +288,7 @@ async fn verdicts_from_real_prometheus_and_the_report() {
 
     let good = wait_terminal(&api, "good").await;
     let (phase, message) = summary(&good);
-    assert_eq!(phase, Phase::Passed, "{message}");
+    assert_eq!(phase, CanaryAnalysisPhase::Passed, "{message}");
     let s = good.status.clone().unwrap();
     assert_eq!((s.completed_intervals, s.total_intervals), (3, 3));
     let latency = s.metrics.iter().find(|m| m.name == "latency").unwrap();
@@ -301,7 +301,7 @@ async fn verdicts_from_real_prometheus_and_the_report() {
 
     let errs = wait_terminal(&api, "errs").await;
     let (phase, message) = summary(&errs);
-    assert_eq!(phase, Phase::Failed, "{message}");
+    assert_eq!(phase, CanaryAnalysisPhase::Failed, "{message}");
     let s = errs.status.clone().unwrap();
     assert_eq!(s.completed_intervals, 1, "ends early: {message}");
     let e = s.metrics.iter().find(|m| m.name == "errors").unwrap();
@@ -315,7 +315,7 @@ async fn verdicts_from_real_prometheus_and_the_report() {
 
     let tail = wait_terminal(&api, "tail").await;
     let (phase, message) = summary(&tail);
-    assert_eq!(phase, Phase::Failed, "{message}");
+    assert_eq!(phase, CanaryAnalysisPhase::Failed, "{message}");
     let l = tail
         .status
         .as_ref()
@@ -337,12 +337,12 @@ async fn verdicts_from_real_prometheus_and_the_report() {
 
     let idle = wait_terminal(&api, "idle").await;
     let (phase, message) = summary(&idle);
-    assert_eq!(phase, Phase::Inconclusive, "{message}");
+    assert_eq!(phase, CanaryAnalysisPhase::Inconclusive, "{message}");
     assert!(message.contains("canary received no traffic"), "{message}");
 
     let bad = wait_terminal(&api, "badquery").await;
     let (phase, message) = summary(&bad);
-    assert_eq!(phase, Phase::Error, "{message}");
+    assert_eq!(phase, CanaryAnalysisPhase::Error, "{message}");
     assert!(
         message.starts_with("spec.metrics[0].query (") && message.contains("parse error"),
         "{message}"
@@ -350,14 +350,14 @@ async fn verdicts_from_real_prometheus_and_the_report() {
 
     let down = wait_terminal(&api, "down").await;
     let (phase, message) = summary(&down);
-    assert_eq!(phase, Phase::Error, "{message}");
+    assert_eq!(phase, CanaryAnalysisPhase::Error, "{message}");
     assert!(
         message.starts_with("prometheus at http://127.0.0.1:1 unreachable: "),
         "{message}"
     );
     let ghost = wait_terminal(&api, "ghost").await;
     let (phase, message) = summary(&ghost);
-    assert_eq!(phase, Phase::Inconclusive, "{message}");
+    assert_eq!(phase, CanaryAnalysisPhase::Inconclusive, "{message}");
     let s = ghost.status.clone().unwrap();
     assert!(
         s.metrics

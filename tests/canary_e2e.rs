@@ -16,7 +16,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
-use redblack::api::canary_analysis::{CanaryAnalysis, Phase as AnalysisPhase};
+use redblack::api::canary_analysis::{CanaryAnalysis, CanaryAnalysisPhase};
 use redblack::api::{
     AbortReason, CanaryPhase, Outcome, Phase, PostPromotionPhase, ROLLOUT_LABEL, Rollout,
 };
@@ -338,7 +338,12 @@ async fn a_healthy_canary_is_promoted_and_an_erroring_one_is_reverted() {
     let passed = live.analysis(&name).await;
     eprintln!("{}", render_analysis(&passed));
     let ps = passed.status.clone().unwrap_or_default();
-    assert_eq!(ps.phase, Some(AnalysisPhase::Passed), "{:?}", ps.message);
+    assert_eq!(
+        ps.phase,
+        Some(CanaryAnalysisPhase::Passed),
+        "{:?}",
+        ps.message
+    );
     assert_eq!(
         metric(&passed, "error-rate").classification,
         Classification::Pass
@@ -408,7 +413,7 @@ async fn a_healthy_canary_is_promoted_and_an_erroring_one_is_reverted() {
     eprintln!("{report}");
     assert_eq!(
         failed.status.as_ref().and_then(|s| s.phase),
-        Some(AnalysisPhase::Failed)
+        Some(CanaryAnalysisPhase::Failed)
     );
     let errors = metric(&failed, "error-rate");
     assert_eq!(errors.classification, Classification::High, "{report}");
@@ -485,7 +490,7 @@ async fn a_canary_without_traffic_is_held_as_inconclusive_never_promoted() {
     let analysis = live.analysis(&name).await;
     assert_eq!(
         analysis.status.as_ref().and_then(|s| s.phase),
-        Some(AnalysisPhase::Inconclusive)
+        Some(CanaryAnalysisPhase::Inconclusive)
     );
     // Held, not promoted: the Service goes back to v1 alone and stays there.
     live.env.wait_selected(APP, &h1).await;
@@ -572,7 +577,12 @@ async fn an_operator_killed_mid_analysis_continues_where_it_stopped() {
     let after = live.analysis(&name).await;
     eprintln!("{}", render_analysis(&after));
     let s = after.status.clone().unwrap_or_default();
-    assert_eq!(s.phase, Some(AnalysisPhase::Passed), "{:?}", s.message);
+    assert_eq!(
+        s.phase,
+        Some(CanaryAnalysisPhase::Passed),
+        "{:?}",
+        s.message
+    );
     assert_eq!(s.completed_intervals, s.total_intervals);
     assert!(s.completed_intervals > judged_before);
     assert_eq!(

@@ -1,22 +1,36 @@
-//! The CanaryAnalysis controller (DESIGN.md §2: functional core, imperative shell).
+//! The CanaryAnalysis controller: a functional core (every decision, pure and
+//! unit-tested) inside a thin imperative shell (the I/O).
 //!
-//! * [`interval`], [`spec`], [`status`]: PURE — the schedule, spec checks,
-//!   and every decision (what is due, early end, verdict, status assembly).
-//! * [`reconcile`]: the I/O — queries through a [`MetricSource`], the
-//!   judge, one server-side-apply status write with [`FIELD_MANAGER`], events.
+//! * PURE, every decision: [`spec`] (spec checks), [`interval`] (the
+//!   schedule), [`plan`] (what is due now), [`progress`] (the status machine
+//!   folding outcomes into the next status), [`verdict`] (early end and final
+//!   verdict), [`bounds`] (size limits and retry policy), [`canonical`] (the
+//!   status as the API stores it, to write only on change).
+//! * [`reconcile`]: the shell — one server-side-apply status write with
+//!   [`ANALYSIS_FIELD_MANAGER`], Events; [`judging`]: its queries through a
+//!   [`MetricSource`] and the judge.
+//! * The run loop, Events, metrics, error backoff and shutdown are the shared
+//!   [`crate::runtime`]'s.
 //!
 //! No memory between reconciles: progress (intervals judged, retries) lives
 //! in the status, so a restarted operator continues where it stopped. The
 //! controller wakes at the next interval boundary (`Action::requeue`), never
 //! on a polling tick. Semantics: docs/canary-analysis.md.
 
+pub mod bounds;
+pub mod canonical;
 pub mod interval;
+pub mod judging;
+pub mod plan;
+pub mod progress;
 pub mod reconcile;
 pub mod spec;
-pub mod status;
+#[cfg(test)]
+mod tests;
 #[cfg(test)]
 mod testutil;
 pub mod time;
+pub mod verdict;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,21 +38,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use kube::Client;
 use kube::api::Api;
 use kube::runtime::Controller;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::watcher;
 
 use crate::analysis::prometheus::PrometheusSource;
 use crate::analysis::source::{MetricSource, SourceError};
-use crate::api::canary_analysis::{CanaryAnalysis, FIELD_MANAGER};
+use crate::api::canary_analysis::CanaryAnalysis;
+use crate::runtime::backoff::ErrorBackoff;
+use crate::runtime::events::EventPublisher;
+use crate::runtime::field_manager::ANALYSIS_FIELD_MANAGER;
+use crate::runtime::run;
 use crate::web::metrics::OperatorMetrics;
-pub use status::Limits;
+pub use bounds::Limits;
 
 /// Name of this controller in events, logs and metrics.
-pub const CONTROLLER_NAME: &str = "canaryanalysis";
+pub const ANALYSIS_CONTROLLER_NAME: &str = "canaryanalysis";
 
 /// Builds the metric source for a Prometheus URL. Tests inject a
 /// `StaticSource` through it.
@@ -63,7 +80,8 @@ pub struct AnalysisControllerConfig {
     pub query_concurrency: usize,
     /// Status bounds and the reconcile-level retry policy for an unreachable source.
     pub limits: Limits,
-    /// Requeue after a failed reconcile (API errors).
+    /// Requeue after a failed reconcile (API errors). The shared
+    /// [`ErrorBackoff`] with this as first delay and cap: a constant delay.
     pub error_requeue: Duration,
     /// Analyses reconciled at once.
     pub concurrency: u16,
@@ -85,7 +103,7 @@ impl Default for AnalysisControllerConfig {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ControllerError {
+pub enum AnalysisControllerError {
     #[error(
         "the CanaryAnalysis API is not available (is the CRD installed? `redblack crd | kubectl apply -f -`): {0}"
     )]
@@ -93,13 +111,15 @@ pub enum ControllerError {
 }
 
 /// What every reconcile shares.
-pub struct Context {
+pub struct AnalysisContext {
     pub client: Client,
     pub config: AnalysisControllerConfig,
     pub sources: SourceFactory,
-    pub recorder: Recorder,
+    pub events: EventPublisher,
     pub metrics: Option<OperatorMetrics>,
     pub clock: Clock,
+    /// Paces retries per analysis (progress never lives here).
+    pub backoff: ErrorBackoff,
 }
 
 /// A `SourceFactory` of `PrometheusSource`s, one per URL, reused across reconciles.
@@ -153,21 +173,22 @@ impl AnalysisController {
     }
 
     /// The shared context (also used to call [`reconcile::reconcile`] directly).
-    pub fn context(&self) -> Arc<Context> {
+    pub fn context(&self) -> Arc<AnalysisContext> {
         let sources = self.sources.clone().unwrap_or_else(|| {
             prometheus_sources(self.config.query_timeout, self.config.query_retries)
         });
         let reporter = Reporter {
-            controller: format!("redblack-{CONTROLLER_NAME}"),
-            instance: std::env::var("POD_NAME").ok(),
+            controller: format!("redblack-{ANALYSIS_CONTROLLER_NAME}"),
+            instance: crate::runtime::events::reporting_instance(),
         };
-        Arc::new(Context {
+        Arc::new(AnalysisContext {
             client: self.client.clone(),
             config: self.config.clone(),
             sources,
-            recorder: Recorder::new(self.client.clone(), reporter),
+            events: EventPublisher::new(self.client.clone(), reporter, "Analyze"),
             metrics: self.metrics.clone(),
             clock: self.clock.clone(),
+            backoff: ErrorBackoff::new(self.config.error_requeue, self.config.error_requeue),
         })
     }
 
@@ -175,38 +196,33 @@ impl AnalysisController {
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-    ) -> Result<(), ControllerError> {
-        let api: Api<CanaryAnalysis> = match &self.config.namespace {
-            Some(ns) => Api::namespaced(self.client.clone(), ns),
-            None => Api::all(self.client.clone()),
-        };
+    ) -> Result<(), AnalysisControllerError> {
+        let api: Api<CanaryAnalysis> =
+            run::scoped_api(&self.client, self.config.namespace.as_deref());
         // Fail fast with a useful message instead of a watcher retrying forever.
         api.list(&kube::api::ListParams::default().limit(1))
             .await
-            .map_err(ControllerError::CrdMissing)?;
+            .map_err(AnalysisControllerError::CrdMissing)?;
         let context = self.context();
-        // managedFields stay in the cache: stripping them needs
-        // `Controller::for_stream`, which kube keeps behind an unstable feature.
+        // managedFields stay in the cache (the Rollout controller strips them
+        // through `Controller::for_stream`): this cache holds only
+        // CanaryAnalyses, whose status (up to ~400 kB of metrics) dwarfs them.
         let controller = Controller::new(api, watcher::Config::default());
         tracing::info!(
             namespace = self.config.namespace.as_deref().unwrap_or("<all>"),
-            field_manager = FIELD_MANAGER,
-            "CanaryAnalysis controller started"
+            field_manager = ANALYSIS_FIELD_MANAGER,
+            "starting the CanaryAnalysis controller"
         );
-        controller
-            .with_config(
-                kube::runtime::controller::Config::default().concurrency(self.config.concurrency),
-            )
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile::reconcile, reconcile::error_policy, context)
-            .for_each(|result| async move {
-                match result {
-                    Ok((object, _)) => tracing::trace!(%object, "reconciled"),
-                    Err(error) => tracing::debug!(%error, "reconcile failed"),
-                }
-            })
-            .await;
-        tracing::info!("CanaryAnalysis controller stopped");
+        run::run(
+            controller,
+            ANALYSIS_CONTROLLER_NAME,
+            self.config.concurrency,
+            shutdown,
+            reconcile::reconcile,
+            reconcile::error_policy,
+            context,
+        )
+        .await;
         Ok(())
     }
 }
@@ -216,6 +232,6 @@ pub async fn run_analysis_controller(
     client: Client,
     cfg: AnalysisControllerConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) -> Result<(), ControllerError> {
+) -> Result<(), AnalysisControllerError> {
     AnalysisController::new(client, cfg).run(shutdown).await
 }

@@ -1,6 +1,6 @@
 //! The `CanaryAnalysis` custom resource (`redblack.io/v1alpha1`): one judgement
 //! of an experiment (canary) against a control (baseline) over a time window
-//! made of intervals. The status *is* the canary report (DESIGN.md §1).
+//! made of intervals. The status *is* the canary report (docs/canary-analysis.md).
 //!
 //! Semantics (schedule, early end, verdict, status bounds): docs/canary-analysis.md.
 
@@ -20,8 +20,6 @@ use redblack_judge::{Band, GroupConfig, GroupScore, MetricConfig, MetricResult, 
 pub const GROUP: &str = "redblack.io";
 /// API version of this resource.
 pub const VERSION: &str = "v1alpha1";
-/// Field manager of every status write of the CanaryAnalysis controller.
-pub const FIELD_MANAGER: &str = "redblack-canaryanalysis";
 
 /// The shortest `interval`: a judgement is a round of queries.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -192,7 +190,7 @@ pub struct AnalysisMetric {
 
 /// Where an analysis is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-pub enum Phase {
+pub enum CanaryAnalysisPhase {
     /// The window has not started yet.
     Pending,
     /// Intervals are being judged.
@@ -209,26 +207,29 @@ pub enum Phase {
     Error,
 }
 
-impl Phase {
+impl CanaryAnalysisPhase {
     /// Whether the analysis is over (nothing more will be judged for this generation).
     pub fn is_terminal(self) -> bool {
-        !matches!(self, Phase::Pending | Phase::Running)
+        !matches!(
+            self,
+            CanaryAnalysisPhase::Pending | CanaryAnalysisPhase::Running
+        )
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Phase::Pending => "Pending",
-            Phase::Running => "Running",
-            Phase::Passed => "Passed",
-            Phase::Marginal => "Marginal",
-            Phase::Failed => "Failed",
-            Phase::Inconclusive => "Inconclusive",
-            Phase::Error => "Error",
+            CanaryAnalysisPhase::Pending => "Pending",
+            CanaryAnalysisPhase::Running => "Running",
+            CanaryAnalysisPhase::Passed => "Passed",
+            CanaryAnalysisPhase::Marginal => "Marginal",
+            CanaryAnalysisPhase::Failed => "Failed",
+            CanaryAnalysisPhase::Inconclusive => "Inconclusive",
+            CanaryAnalysisPhase::Error => "Error",
         }
     }
 }
 
-impl std::fmt::Display for Phase {
+impl std::fmt::Display for CanaryAnalysisPhase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
@@ -239,7 +240,7 @@ impl std::fmt::Display for Phase {
 #[serde(rename_all = "camelCase")]
 pub struct CanaryAnalysisStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<Phase>,
+    pub phase: Option<CanaryAnalysisPhase>,
     /// Human-readable state: the verdict and why, or what is wrong (naming the field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -300,7 +301,7 @@ pub struct CanaryAnalysisStatus {
 // Nested status objects have only optional fields: server-side apply removes
 // the fields a manager stops applying but may leave their parent behind as
 // `{}`, which must still decode (and compare equal to "absent", see
-// `analysis::controller::status::canonical`).
+// `analysis::controller::canonical::canonical`).
 
 /// The window as resolved from the spec.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
@@ -418,7 +419,7 @@ impl CanaryAnalysis {
     /// The verdict once the analysis of the current spec is over: Passed,
     /// Marginal, Failed, Inconclusive or Error; `None` while Pending/Running
     /// or before the controller has seen this generation.
-    pub fn verdict(&self) -> Option<Phase> {
+    pub fn verdict(&self) -> Option<CanaryAnalysisPhase> {
         let phase = self.status.as_ref()?.phase?;
         (self.is_observed() && phase.is_terminal()).then_some(phase)
     }
@@ -558,12 +559,12 @@ mod tests {
             observed_generation: Some(generation),
             ..CanaryAnalysisStatus::default()
         };
-        ca.status = Some(status(Phase::Passed, 1));
+        ca.status = Some(status(CanaryAnalysisPhase::Passed, 1));
         assert_eq!(ca.verdict(), None, "stale generation");
-        ca.status = Some(status(Phase::Running, 2));
+        ca.status = Some(status(CanaryAnalysisPhase::Running, 2));
         assert_eq!(ca.verdict(), None);
-        ca.status = Some(status(Phase::Failed, 2));
-        assert_eq!(ca.verdict(), Some(Phase::Failed));
+        ca.status = Some(status(CanaryAnalysisPhase::Failed, 2));
+        assert_eq!(ca.verdict(), Some(CanaryAnalysisPhase::Failed));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! CRD types (serde + schemars), conditions helpers, the pod-template hash and
-//! spec validation. See DESIGN.md §1 and docs/rollout.md.
+//! spec validation. See docs/rollout.md and docs/canary-analysis.md.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -1,11 +1,13 @@
 //! `redblack analysis`: runs the CanaryAnalysis controller alone (the
-//! `controller` verb runs it together with the Rollout controller).
+//! `controller` verb runs it together with the Rollout controller), until
+//! SIGINT or SIGTERM, with the same shutdown grace as `controller`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::CliResult;
 use crate::analysis::controller::{AnalysisControllerConfig, run_analysis_controller};
+use crate::runtime::shutdown::{self, SHUTDOWN_GRACE};
 use crate::telemetry::{self, LogFormat};
 
 #[derive(Debug, clap::Args)]
@@ -44,11 +46,12 @@ impl AnalysisArgs {
 
 pub async fn run(args: AnalysisArgs) -> CliResult {
     telemetry::init(args.log_format);
-    let client = super::report::client(args.kubeconfig.as_deref()).await?;
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("interrupted; shutting down");
-    };
-    run_analysis_controller(client, args.config(), shutdown).await?;
+    let (client, _) = crate::runtime::client::connect(args.kubeconfig.as_deref(), None).await?;
+    let stop = shutdown::on_signal();
+    let controller = run_analysis_controller(client, args.config(), stop.clone());
+    // None: the grace ran out (logged); in-flight work is redone by the next operator.
+    if let Some(result) = shutdown::within_grace(controller, stop, SHUTDOWN_GRACE).await {
+        result?;
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! `redblack controller`: runs the operator's controllers with `/healthz`,
-//! `/readyz` (ready once every cache has synced) and `/metrics`, until SIGINT
-//! or SIGTERM (in-flight reconciles finish first).
+//! `redblack controller`: runs the operator's controllers (Rollout and
+//! CanaryAnalysis) with `/healthz`, `/readyz` (ready once the Rollout
+//! controller's caches have synced) and `/metrics`, until SIGINT or SIGTERM
+//! (in-flight reconciles then get [`SHUTDOWN_GRACE`] to finish).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,13 +9,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
 use tokio::net::TcpListener;
 
 use super::CliResult;
-use super::rollouts::{Conn, connect};
 use crate::analysis::controller::{AnalysisController, AnalysisControllerConfig};
 use crate::rollout::controller::{RolloutController, Settings, http_routes_served};
+/// Re-exported: the grace is the runtime's, the same for every controller verb.
+pub use crate::runtime::shutdown::SHUTDOWN_GRACE;
+use crate::runtime::shutdown::{self, within_grace};
 use crate::telemetry::{self, LogFormat};
 use crate::web::health::{self, Readiness};
 use crate::web::metrics::OperatorMetrics;
@@ -66,7 +68,9 @@ pub struct ControllerConfig {
     pub health_addr: Option<SocketAddr>,
     /// Shared with the caller, e.g. to read counters in tests.
     pub metrics: OperatorMetrics,
-    /// Set once every controller's caches have synced.
+    /// Set once the Rollout controller's caches have synced: its plans must
+    /// not act on a partial world. The CanaryAnalysis controller's watch is
+    /// not awaited: each of its reconciles reads only the analysis itself.
     pub readiness: Arc<Readiness>,
     /// Safety-net re-plan interval of an idle Rollout.
     pub resync: Duration,
@@ -108,10 +112,6 @@ pub enum ControllerError {
     },
 }
 
-/// How long in-flight reconciles may run after a shutdown signal (below
-/// Kubernetes' default 30 s termination grace period, so we exit before a SIGKILL).
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 /// Runs every controller of the operator until `shutdown` resolves (then at
 /// most [`SHUTDOWN_GRACE`] more). Tests and the demo call this in-process
 /// with a sandbox client.
@@ -120,7 +120,7 @@ pub async fn run_controller(
     cfg: ControllerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ControllerError> {
-    let shutdown = shutdown.boxed().shared();
+    let shutdown = shutdown::shared(shutdown);
     cfg.readiness.set_ready(false);
 
     // Bind first, so a taken port fails at start, not later.
@@ -163,7 +163,7 @@ pub async fn run_controller(
             namespace: cfg.namespace.clone(),
             concurrency: cfg.concurrency.max(1),
             resync: cfg.resync,
-            instance: std::env::var("POD_NAME").ok(),
+            instance: crate::runtime::events::reporting_instance(),
             watch_http_routes,
             ..Settings::default()
         },
@@ -207,22 +207,9 @@ pub async fn run_controller(
         )
     };
     // In-flight reconciles finish after the signal, but never hold the
-    // process beyond SHUTDOWN_GRACE: every decision lives in the API, so a
-    // reconcile cut short is redone by the next operator (as after a kill).
-    let grace_over = {
-        let signalled = shutdown.clone();
-        async move {
-            signalled.await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        }
-    };
-    tokio::select! {
-        _ = controllers => {}
-        () = grace_over => tracing::warn!(
-            grace = ?SHUTDOWN_GRACE,
-            "in-flight reconciles did not finish within the shutdown grace period; stopping anyway"
-        ),
-    }
+    // process beyond SHUTDOWN_GRACE (a cut reconcile is redone by the next
+    // operator); when the grace runs out, within_grace logs it.
+    let _finished = within_grace(controllers, shutdown.clone(), SHUTDOWN_GRACE).await;
     ready.abort();
     cfg.readiness.set_ready(false);
 
@@ -235,19 +222,9 @@ pub async fn run_controller(
     Ok(())
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    super::signals::terminated().await;
-    tracing::info!("shutdown requested; finishing in-flight reconciles");
-}
-
 pub async fn run(args: ControllerArgs) -> CliResult {
     telemetry::init(args.log_format);
-    let (client, _) = connect(&Conn {
-        namespace: None,
-        kubeconfig: args.kubeconfig.clone(),
-    })
-    .await?;
+    let (client, _) = crate::runtime::client::connect(args.kubeconfig.as_deref(), None).await?;
     let cfg = ControllerConfig {
         namespace: args.namespace,
         concurrency: args.concurrency,
@@ -256,7 +233,7 @@ pub async fn run(args: ControllerArgs) -> CliResult {
         prometheus_url: args.prometheus_url,
         ..ControllerConfig::default()
     };
-    run_controller(client, cfg, shutdown_signal()).await?;
+    run_controller(client, cfg, shutdown::on_signal()).await?;
     Ok(())
 }
 

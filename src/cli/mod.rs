@@ -14,7 +14,6 @@ pub mod report;
 pub mod rollouts;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
-pub mod signals;
 
 /// What every verb returns; the binary prints the error chain and exits 1.
 pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -32,7 +31,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the operator: the Rollout controller, /healthz, /readyz and /metrics.
+    /// Run the operator: the Rollout and CanaryAnalysis controllers, /healthz, /readyz and /metrics.
     Controller(controller::ControllerArgs),
     #[cfg(feature = "sandbox")]
     /// Run the embedded Kubernetes-compatible control plane (a SIMULATOR for demos and tests).
@@ -43,7 +42,7 @@ pub enum Command {
     Judge(judge::JudgeArgs),
     /// Print a CanaryAnalysis as a canary report (score, intervals, every metric's numbers).
     Report(report::ReportArgs),
-    /// Run the CanaryAnalysis controller.
+    /// Run the CanaryAnalysis controller alone.
     Analysis(analysis::AnalysisArgs),
     #[cfg(feature = "sandbox")]
     /// Run the demo HTTP service (behaviour set by DEMO_* environment variables).

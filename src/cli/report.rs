@@ -274,7 +274,9 @@ pub fn render_analysis(ca: &CanaryAnalysis) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::controller::status::{IntervalOutcome, Limits, Plan, Step, plan};
+    use crate::analysis::controller::Limits;
+    use crate::analysis::controller::plan::{AnalysisPlan, plan};
+    use crate::analysis::controller::progress::{IntervalOutcome, Step};
     use redblack_judge::{JudgeConfig, MetricConfig, MetricSamples, judge};
 
     #[test]
@@ -300,7 +302,7 @@ mod tests {
         )
         .unwrap();
         let now = chrono::DateTime::from_timestamp(1_700_010_000, 0).unwrap();
-        let Plan::Judge {
+        let AnalysisPlan::Judge {
             spec,
             mut progress,
             intervals,

@@ -85,7 +85,7 @@ pub async fn run(args: SandboxArgs) -> CliResult {
         sandbox.url(),
         args.kubeconfig.display()
     );
-    super::signals::terminated().await;
+    crate::runtime::shutdown::terminated().await;
     tracing::info!("shutting down");
     sandbox.shutdown().await;
     Ok(())

@@ -2,7 +2,7 @@
 //! Kubernetes API, then writes the planned status. Every write is idempotent, so
 //! a crash between two writes is repaired by the next plan.
 //!
-//! Write styles, all under ONE field manager, [`FIELD_MANAGER`]:
+//! Write styles, all under ONE field manager, [`ROLLOUT_FIELD_MANAGER`]:
 //!
 //! | Action | Request | Why |
 //! |---|---|---|
@@ -46,9 +46,7 @@ use crate::api::canary_analysis::CanaryAnalysis;
 use crate::api::{ROLE_LABEL, ROLLOUT_LABEL, Rollout, RolloutStatus};
 use crate::rollout::plan::{RouteBackend, RouteObservation};
 use crate::rollout::{Action, Plan};
-
-/// The one field manager every write of the operator uses.
-pub const FIELD_MANAGER: &str = "redblack";
+use crate::runtime::field_manager::ROLLOUT_FIELD_MANAGER;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -130,7 +128,7 @@ pub async fn execute(
                 .ok_or_else(|| ApplyError::Build {
                     what: format!("ReplicaSet {name}"),
                 })?;
-            let params = PatchParams::apply(FIELD_MANAGER).force();
+            let params = PatchParams::apply(ROLLOUT_FIELD_MANAGER).force();
             let applied = replica_sets
                 .patch(name, &params, &Patch::Apply(&rs))
                 .await
@@ -179,7 +177,7 @@ pub async fn execute(
             service, selector, ..
         } => {
             let services: Api<Service> = Api::namespaced(client.clone(), &ns);
-            let params = PatchParams::apply(FIELD_MANAGER).force();
+            let params = PatchParams::apply(ROLLOUT_FIELD_MANAGER).force();
             let patched = services
                 .patch(
                     service,
@@ -201,7 +199,7 @@ pub async fn execute(
         } => {
             let services: Api<Service> = Api::namespaced(client.clone(), &ns);
             let body = role_service(rollout, name, role, selector, ports);
-            let params = PatchParams::apply(FIELD_MANAGER).force();
+            let params = PatchParams::apply(ROLLOUT_FIELD_MANAGER).force();
             let applied = services
                 .patch(name, &params, &Patch::Apply(&body))
                 .await
@@ -403,7 +401,7 @@ pub fn canary_analysis(
 
 /// Writes `status` on the status subresource: a JSON merge patch of exactly
 /// what differs from `rollout.status` (the status this plan was made from;
-/// cleared fields become `null`), under [`FIELD_MANAGER`].
+/// cleared fields become `null`), under [`ROLLOUT_FIELD_MANAGER`].
 ///
 /// Why not a server-side apply: removal by omission is what makes an apply of
 /// a status correct (a cleared `abort` must disappear), and the sandbox's apply
@@ -412,8 +410,7 @@ pub fn canary_analysis(
 /// diff patch has the same meaning on every API server, sends only what
 /// changed (a status with a full history is mostly unchanged), and is safe
 /// because the operator is the only writer of the status and a reconcile waits
-/// until its cache reflects its previous writes. [`status_apply`] is kept for
-/// when the apply semantics can be relied on.
+/// until its cache reflects its previous writes.
 pub async fn write_status(
     client: &Client,
     rollout: &Rollout,
@@ -513,7 +510,7 @@ pub async fn apply_plan(
 
 fn merge_params() -> PatchParams {
     PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
+        field_manager: Some(ROLLOUT_FIELD_MANAGER.to_owned()),
         ..PatchParams::default()
     }
 }
@@ -537,16 +534,6 @@ pub fn selector_apply(service: &str, selector: &BTreeMap<String, String>) -> Val
         "kind": "Service",
         "metadata": {"name": service},
         "spec": {"selector": selector},
-    })
-}
-
-/// The apply configuration of a status write: nothing but `status`.
-pub fn status_apply(name: &str, status: &RolloutStatus) -> Value {
-    json!({
-        "apiVersion": Rollout::api_version(&()),
-        "kind": Rollout::kind(&()),
-        "metadata": {"name": name},
-        "status": status,
     })
 }
 
@@ -593,18 +580,5 @@ mod tests {
             merge_diff(&a, &b),
             Some(json!({"operations": {"retry": "y"}}))
         );
-    }
-
-    #[test]
-    fn status_apply_has_type_and_status_only() {
-        let status = RolloutStatus {
-            replicas: 3,
-            ..RolloutStatus::default()
-        };
-        let body = status_apply("web", &status);
-        assert_eq!(body["apiVersion"], "redblack.io/v1alpha1");
-        assert_eq!(body["kind"], "Rollout");
-        assert_eq!(body["status"]["replicas"], 3);
-        assert!(body.get("spec").is_none());
     }
 }

@@ -20,21 +20,21 @@
 //!   reflect its writes, so the next plan never acts on a stale world.
 //! - Requeue: the plan's timer (deadline, scale-down), else a slow resync as a
 //!   safety net against missed watch events. Failures back off exponentially
-//!   per Rollout.
+//!   per Rollout (`runtime::backoff`, 1 s doubling to 5 min).
+//! - The run loop, Events, metrics and backoff are the shared `runtime`'s.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList;
 use kube::api::DynamicObject;
-use kube::runtime::controller::{self, Action as Requeue, Controller};
-use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::events::Reporter;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -44,13 +44,21 @@ use crate::api::canary_analysis::CanaryAnalysis;
 use crate::api::{POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL, Rollout};
 use crate::rollout::apply::{self, ApplyError};
 use crate::rollout::observe::{self, Before, Caches, Synced};
-use crate::rollout::{EventType, PlannedEvent, plan};
-use crate::web::metrics::{ControllerLabels, ErrorLabels, OperatorMetrics};
+use crate::rollout::plan;
+use crate::runtime::backoff::ErrorBackoff;
+use crate::runtime::events::EventPublisher;
+use crate::runtime::metrics::{ErrorKind, ReconcileGuard, count_writes};
+use crate::runtime::run::{self, scoped_api as api};
+use crate::web::metrics::OperatorMetrics;
 
 /// The `controller` label of this controller's metrics.
-pub const CONTROLLER_NAME: &str = "rollout";
+pub const ROLLOUT_CONTROLLER_NAME: &str = "rollout";
 /// `reportingController` of the Events it records.
 pub const REPORTING_CONTROLLER: &str = "redblack.io/rollout-controller";
+/// The first retry after a failed reconcile; it doubles per failure…
+pub const ERROR_BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// …up to this.
+pub const ERROR_BACKOFF_CAP: Duration = Duration::from_secs(300);
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -84,29 +92,28 @@ impl Default for Settings {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
+pub enum RolloutReconcileError {
     #[error(transparent)]
     Apply(#[from] ApplyError),
 }
 
-impl ReconcileError {
-    pub fn kind(&self) -> &'static str {
+impl ErrorKind for RolloutReconcileError {
+    fn kind(&self) -> &'static str {
         match self {
-            ReconcileError::Apply(e) => e.kind(),
+            RolloutReconcileError::Apply(e) => e.kind(),
         }
     }
 }
 
 /// Shared by every reconcile.
-pub struct Context {
+pub struct RolloutContext {
     pub client: Client,
     pub caches: Caches,
     pub metrics: OperatorMetrics,
     pub settings: Settings,
-    reporter: Reporter,
-    /// Consecutive failures per Rollout uid: paces retries only (progress
-    /// never lives here).
-    failures: Mutex<HashMap<String, u32>>,
+    events: EventPublisher,
+    /// Paces retries per Rollout (progress never lives here).
+    backoff: ErrorBackoff,
 }
 
 /// A built, not yet running, controller and its caches.
@@ -115,17 +122,6 @@ pub struct RolloutController {
     caches: Caches,
     client: Client,
     settings: Settings,
-}
-
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }
 
 impl RolloutController {
@@ -197,8 +193,7 @@ impl RolloutController {
             })
             .watches_stream(template_events, move |template: CanaryAnalysisTemplate| {
                 observe::rollouts_using_template(&using, &template)
-            })
-            .with_config(controller::Config::default().concurrency(settings.concurrency));
+            });
 
         // HTTPRoutes, stripped to their rules: an event wakes the Rollouts
         // routing through it (our own weight writes included, which re-plan
@@ -253,31 +248,29 @@ impl RolloutController {
         metrics: OperatorMetrics,
         shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ) {
-        let ctx = Arc::new(Context {
+        let reporter = Reporter {
+            controller: REPORTING_CONTROLLER.to_owned(),
+            instance: self.settings.instance.clone(),
+        };
+        let concurrency = self.settings.concurrency;
+        let ctx = Arc::new(RolloutContext {
+            events: EventPublisher::new(self.client.clone(), reporter, "Reconcile"),
             client: self.client,
             caches: self.caches,
             metrics,
-            reporter: Reporter {
-                controller: REPORTING_CONTROLLER.to_owned(),
-                instance: self.settings.instance.clone(),
-            },
             settings: self.settings,
-            failures: Mutex::new(HashMap::new()),
+            backoff: ErrorBackoff::new(ERROR_BACKOFF_FIRST, ERROR_BACKOFF_CAP),
         });
-        self.controller
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, ctx)
-            .for_each(|result| {
-                match result {
-                    Ok((obj, _)) => debug!(rollout = %obj, "reconciled"),
-                    Err(controller::Error::ObjectNotFound(obj)) => {
-                        debug!(object = %obj, "reconcile of a deleted object skipped")
-                    }
-                    Err(e) => debug!(error = %e, "reconcile failed"),
-                }
-                futures::future::ready(())
-            })
-            .await;
+        run::run(
+            self.controller,
+            ROLLOUT_CONTROLLER_NAME,
+            concurrency,
+            shutdown,
+            reconcile,
+            error_policy,
+            ctx,
+        )
+        .await;
     }
 }
 
@@ -326,13 +319,10 @@ fn mark_synced<K>(synced: &Synced, bit: u8) -> impl FnMut(&watcher::Event<K>) + 
     }
 }
 
-fn labels() -> ControllerLabels {
-    ControllerLabels {
-        controller: CONTROLLER_NAME.to_owned(),
-    }
-}
-
-async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
+async fn reconcile(
+    rollout: Arc<Rollout>,
+    ctx: Arc<RolloutContext>,
+) -> Result<Requeue, RolloutReconcileError> {
     let span = info_span!(
         "reconcile",
         rollout = %rollout.name_any(),
@@ -340,17 +330,11 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
         generation = rollout.metadata.generation.unwrap_or(0),
     );
     async move {
-        let started = Instant::now();
-        ctx.metrics.reconciles.get_or_create(&labels()).inc();
+        let guard = ReconcileGuard::start(Some(&ctx.metrics), ROLLOUT_CONTROLLER_NAME);
         let result = reconcile_inner(&rollout, &ctx).await;
-        ctx.metrics
-            .reconcile_duration
-            .get_or_create(&labels())
-            .observe(started.elapsed().as_secs_f64());
-        if result.is_ok()
-            && let Some(uid) = rollout.uid()
-        {
-            lock(&ctx.failures).remove(&uid);
+        guard.outcome(&result);
+        if result.is_ok() {
+            ctx.backoff.succeeded(&backoff_key(&rollout));
         }
         result
     }
@@ -358,7 +342,10 @@ async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Requeue, 
     .await
 }
 
-async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Requeue, ReconcileError> {
+async fn reconcile_inner(
+    rollout: &Rollout,
+    ctx: &RolloutContext,
+) -> Result<Requeue, RolloutReconcileError> {
     if rollout.metadata.deletion_timestamp.is_some() {
         // Garbage collection removes the children through their owner references.
         return Ok(Requeue::await_change());
@@ -389,11 +376,14 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Requeue, Re
     info!(state = ?plan.state, actions = plan.actions.len(), "applying plan");
     let before = Before::capture(&observed).with_route(route.as_ref());
     let written = apply::apply_plan(&ctx.client, rollout, &plan, route.as_ref()).await?;
-    ctx.metrics
-        .api_writes
-        .get_or_create(&labels())
-        .inc_by(written.len() as u64);
-    publish_events(ctx, rollout, &plan.events).await;
+    count_writes(
+        Some(&ctx.metrics),
+        ROLLOUT_CONTROLLER_NAME,
+        written.len() as u64,
+    );
+    ctx.events
+        .publish(&rollout.object_ref(&()), &plan.events)
+        .await;
     if !observe::wait_for_caches(
         &ctx.caches,
         rollout,
@@ -408,69 +398,19 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Requeue, Re
     Ok(requeue)
 }
 
-/// Records every planned Event on the Rollout. Best effort: a failed Event is
-/// logged, never a reason to redo the writes.
-async fn publish_events(ctx: &Context, rollout: &Rollout, events: &[PlannedEvent]) {
-    let reference = rollout.object_ref(&());
-    for event in events {
-        // A fresh recorder per Event: kube's recorder folds events with the same
-        // reason into one series keeping the FIRST note, which would hide e.g.
-        // the second "ScaledReplicaSet". The planner only emits transitions, so
-        // there is nothing to fold.
-        let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
-        let kube_event = Event {
-            type_: match event.type_ {
-                EventType::Normal => KubeEventType::Normal,
-                EventType::Warning => KubeEventType::Warning,
-            },
-            reason: event.reason.clone(),
-            note: Some(truncate(&event.message, 1024)),
-            action: "Reconcile".to_owned(),
-            secondary: None,
-        };
-        if let Err(e) = recorder.publish(&kube_event, &reference).await {
-            warn!(reason = %event.reason, error = %e, "could not record event");
-        }
-    }
+/// The key of a Rollout's failure count: its uid (a re-created Rollout
+/// starts afresh), else its name.
+fn backoff_key(rollout: &Rollout) -> String {
+    rollout.uid().unwrap_or_else(|| rollout.name_any())
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Exponential backoff per Rollout: 1s, 2s, 4s … capped at 5 minutes.
-pub fn backoff(failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(9);
-    Duration::from_secs(1u64 << exp).min(Duration::from_secs(300))
-}
-
-fn error_policy(rollout: Arc<Rollout>, error: &ReconcileError, ctx: Arc<Context>) -> Requeue {
-    ctx.metrics
-        .reconcile_errors
-        .get_or_create(&ErrorLabels {
-            controller: CONTROLLER_NAME.to_owned(),
-            error: error.kind().to_owned(),
-        })
-        .inc();
-    let key = rollout.uid().unwrap_or_else(|| rollout.name_any());
-    let failures = {
-        let mut map = lock(&ctx.failures);
-        let n = map.entry(key).or_insert(0);
-        *n = n.saturating_add(1);
-        *n
-    };
-    let delay = backoff(failures);
+/// Retries with [`ErrorBackoff`]; the error was counted by the reconcile's guard.
+fn error_policy(
+    rollout: Arc<Rollout>,
+    error: &RolloutReconcileError,
+    ctx: Arc<RolloutContext>,
+) -> Requeue {
+    let (failures, delay) = ctx.backoff.failed(backoff_key(&rollout));
     warn!(
         rollout = %rollout.name_any(),
         namespace = %rollout.namespace().unwrap_or_default(),
@@ -487,11 +427,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_and_caps() {
-        assert_eq!(backoff(1), Duration::from_secs(1));
-        assert_eq!(backoff(2), Duration::from_secs(2));
-        assert_eq!(backoff(5), Duration::from_secs(16));
-        assert_eq!(backoff(50), Duration::from_secs(300));
+    fn backoff_doubles_from_1s_and_caps_at_5_minutes() {
+        use crate::runtime::backoff::delay;
+        let d = |n| delay(ERROR_BACKOFF_FIRST, ERROR_BACKOFF_CAP, n);
+        assert_eq!(d(1), Duration::from_secs(1));
+        assert_eq!(d(2), Duration::from_secs(2));
+        assert_eq!(d(5), Duration::from_secs(16));
+        assert_eq!(d(50), Duration::from_secs(300));
     }
 
     #[test]
@@ -524,11 +466,5 @@ mod tests {
             "httproutes",
             &["get", "list"]
         )]))));
-    }
-
-    #[test]
-    fn truncate_respects_char_boundaries() {
-        assert_eq!(truncate("héllo", 2), "h");
-        assert_eq!(truncate("abc", 10), "abc");
     }
 }

@@ -1,5 +1,6 @@
-//! The Rollout controller. `plan` is the pure decision core (DESIGN.md §2);
-//! the shell that executes its actions lives in `apply.rs`.
+//! The Rollout controller. `plan` is the pure decision core; the shell reads
+//! in `observe.rs`, writes in `apply.rs` and runs in `controller.rs`
+//! (docs/architecture.md: the path of a Rollout change).
 
 pub mod apply;
 pub mod controller;

@@ -16,7 +16,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::Value;
 
 use crate::api::analysis_template::CanaryAnalysisTemplate;
-use crate::api::canary_analysis::{CanaryAnalysis, Phase as AnalysisApiPhase};
+use crate::api::canary_analysis::{CanaryAnalysis, CanaryAnalysisPhase};
 use crate::api::{ROLLOUT_LABEL, Rollout};
 use crate::rollout::Observed;
 use crate::rollout::apply::{self, Written};
@@ -103,13 +103,13 @@ pub fn is_owned_by(rs: &ReplicaSet, rollout: &Rollout) -> bool {
 pub fn analysis_observation(analysis: &CanaryAnalysis) -> AnalysisObservation {
     let status = analysis.status.as_ref();
     let phase = match status.and_then(|s| s.phase) {
-        None | Some(AnalysisApiPhase::Pending) => AnalysisPhase::Pending,
-        Some(AnalysisApiPhase::Running) => AnalysisPhase::Running,
-        Some(AnalysisApiPhase::Passed) => AnalysisPhase::Passed,
-        Some(AnalysisApiPhase::Marginal) => AnalysisPhase::Marginal,
-        Some(AnalysisApiPhase::Failed) => AnalysisPhase::Failed,
-        Some(AnalysisApiPhase::Inconclusive) => AnalysisPhase::Inconclusive,
-        Some(AnalysisApiPhase::Error) => AnalysisPhase::Error,
+        None | Some(CanaryAnalysisPhase::Pending) => AnalysisPhase::Pending,
+        Some(CanaryAnalysisPhase::Running) => AnalysisPhase::Running,
+        Some(CanaryAnalysisPhase::Passed) => AnalysisPhase::Passed,
+        Some(CanaryAnalysisPhase::Marginal) => AnalysisPhase::Marginal,
+        Some(CanaryAnalysisPhase::Failed) => AnalysisPhase::Failed,
+        Some(CanaryAnalysisPhase::Inconclusive) => AnalysisPhase::Inconclusive,
+        Some(CanaryAnalysisPhase::Error) => AnalysisPhase::Error,
     };
     AnalysisObservation {
         name: analysis.name_any(),

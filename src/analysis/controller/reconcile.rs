@@ -1,34 +1,29 @@
-//! The imperative shell: runs the queries the pure plan asks for, judges,
-//! writes the status (server-side apply, one field manager, only when it
-//! changed) and publishes the events that go with it.
+//! The imperative shell of one reconcile: plan, judge what is due (the I/O in
+//! [`super::judging`]), write the status (server-side apply, only when it
+//! changed) and publish the Events that go with it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
-use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::Instrument;
 
-use super::Context;
-use super::spec::{MetricQueries, ResolvedSpec};
-use super::status::{IntervalOutcome, Plan, Progress, Step, canonical, collapse_notices, plan};
-use crate::analysis::query::{QueryTemplate, Scope, TemplateError};
-use crate::analysis::source::{MetricSource, Samples, SourceError};
-use crate::analysis::traffic_check::{Traffic, TrafficCheck, TrafficCheckError};
-use crate::api::canary_analysis::{
-    CanaryAnalysis, CanaryAnalysisStatus, FIELD_MANAGER, GROUP, VERSION,
-};
-use crate::web::metrics::{ControllerLabels, ErrorLabels};
-use redblack_judge::{self as judge, Counts, JudgeError, MetricSamples, Side};
+use super::AnalysisContext;
+use super::bounds::collapse_events;
+use super::canonical::canonical;
+use super::judging::judge_intervals;
+use super::plan::{AnalysisPlan, plan};
+use super::progress::Progress;
+use crate::api::canary_analysis::{CanaryAnalysis, CanaryAnalysisStatus, GROUP, VERSION};
+use crate::runtime::field_manager::ANALYSIS_FIELD_MANAGER;
+use crate::runtime::metrics::{ErrorKind, ReconcileGuard, count_writes};
 
 /// Why a reconcile failed (it is retried after `error_requeue`).
 #[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
+pub enum AnalysisReconcileError {
     #[error("CanaryAnalysis {0} has no namespace")]
     NoNamespace(String),
     #[error("cannot write the status of {name}: {source}")]
@@ -39,28 +34,13 @@ pub enum ReconcileError {
     },
 }
 
-impl ReconcileError {
+impl ErrorKind for AnalysisReconcileError {
     fn kind(&self) -> &'static str {
         match self {
-            ReconcileError::NoNamespace(_) => "no_namespace",
-            ReconcileError::WriteStatus { .. } => "write_status",
+            AnalysisReconcileError::NoNamespace(_) => "no_namespace",
+            AnalysisReconcileError::WriteStatus { .. } => "write_status",
         }
     }
-}
-
-/// Why one interval could not be judged.
-#[derive(Debug)]
-enum IntervalError {
-    Source {
-        field: String,
-        scope: &'static str,
-        error: SourceError,
-    },
-    Template {
-        field: String,
-        error: TemplateError,
-    },
-    Judge(JudgeError),
 }
 
 /// Slack added to boundary wake-ups, so the boundary has surely passed.
@@ -69,48 +49,49 @@ const WAKE_SLACK: Duration = Duration::from_millis(200);
 /// Reconciles one CanaryAnalysis.
 pub async fn reconcile(
     ca: Arc<CanaryAnalysis>,
-    ctx: Arc<Context>,
-) -> Result<Action, ReconcileError> {
+    ctx: Arc<AnalysisContext>,
+) -> Result<Action, AnalysisReconcileError> {
     let span = tracing::info_span!(
         "reconcile",
-        controller = super::CONTROLLER_NAME,
+        controller = super::ANALYSIS_CONTROLLER_NAME,
         namespace = ca.namespace().as_deref().unwrap_or(""),
         name = %ca.name_any(),
         generation = ca.metadata.generation,
     );
-    let started = Instant::now();
-    let labels = ControllerLabels {
-        controller: super::CONTROLLER_NAME.to_owned(),
-    };
+    let guard = ReconcileGuard::start(ctx.metrics.as_ref(), super::ANALYSIS_CONTROLLER_NAME);
     let result = reconcile_inner(&ca, &ctx).instrument(span).await;
-    if let Some(m) = &ctx.metrics {
-        m.reconciles.get_or_create(&labels).inc();
-        m.reconcile_duration
-            .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
-        if let Err(e) = &result {
-            m.reconcile_errors
-                .get_or_create(&ErrorLabels {
-                    controller: super::CONTROLLER_NAME.to_owned(),
-                    error: e.kind().to_owned(),
-                })
-                .inc();
-        }
+    guard.outcome(&result);
+    if result.is_ok() {
+        ctx.backoff.succeeded(&backoff_key(&ca));
     }
     result
 }
 
-/// Requeue after an error; the status is untouched so the next attempt redoes the same work.
-pub fn error_policy(ca: Arc<CanaryAnalysis>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    tracing::warn!(name = %ca.name_any(), %error, "reconcile failed; retrying");
-    Action::requeue(ctx.config.error_requeue)
+/// Requeue after an error (the shared [`ErrorBackoff`](crate::runtime::backoff::ErrorBackoff));
+/// the status is untouched so the next attempt redoes the same work.
+pub fn error_policy(
+    ca: Arc<CanaryAnalysis>,
+    error: &AnalysisReconcileError,
+    ctx: Arc<AnalysisContext>,
+) -> Action {
+    let (failures, delay) = ctx.backoff.failed(backoff_key(&ca));
+    tracing::warn!(name = %ca.name_any(), %error, failures, retry_in = ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
 }
 
-async fn reconcile_inner(ca: &CanaryAnalysis, ctx: &Context) -> Result<Action, ReconcileError> {
+/// The key of an analysis's failure count: its uid, else its name.
+fn backoff_key(ca: &CanaryAnalysis) -> String {
+    ca.uid().unwrap_or_else(|| ca.name_any())
+}
+
+async fn reconcile_inner(
+    ca: &CanaryAnalysis,
+    ctx: &AnalysisContext,
+) -> Result<Action, AnalysisReconcileError> {
     let name = ca.name_any();
     let namespace = ca
         .namespace()
-        .ok_or_else(|| ReconcileError::NoNamespace(name.clone()))?;
+        .ok_or_else(|| AnalysisReconcileError::NoNamespace(name.clone()))?;
     let now = (ctx.clock)();
     let planned = plan(
         ca,
@@ -119,8 +100,8 @@ async fn reconcile_inner(ca: &CanaryAnalysis, ctx: &Context) -> Result<Action, R
         ctx.config.limits,
     );
     let (progress, wake) = match planned {
-        Plan::Settle { progress, wake } => (progress, wake),
-        Plan::Judge {
+        AnalysisPlan::Settle { progress, wake } => (progress, wake),
+        AnalysisPlan::Judge {
             spec,
             mut progress,
             intervals,
@@ -142,7 +123,8 @@ async fn reconcile_inner(ca: &CanaryAnalysis, ctx: &Context) -> Result<Action, R
             message = progress.status.message.as_deref().unwrap_or(""),
             "status written"
         );
-        publish(ctx, ca, &progress).await;
+        let events = collapse_events(progress.events.clone());
+        ctx.events.publish(&ca.object_ref(&()), &events).await;
     } else {
         tracing::debug!("nothing changed; no write");
     }
@@ -184,11 +166,11 @@ fn ensure_decodable(progress: &mut Progress) {
 }
 
 async fn write_status(
-    ctx: &Context,
+    ctx: &AnalysisContext,
     namespace: &str,
     name: &str,
     status: &CanaryAnalysisStatus,
-) -> Result<(), ReconcileError> {
+) -> Result<(), AnalysisReconcileError> {
     let api: Api<CanaryAnalysis> = Api::namespaced(ctx.client.clone(), namespace);
     let patch = json!({
         "apiVersion": format!("{GROUP}/{VERSION}"),
@@ -197,432 +179,22 @@ async fn write_status(
     });
     api.patch_status(
         name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
+        &PatchParams::apply(ANALYSIS_FIELD_MANAGER).force(),
         &Patch::Apply(&patch),
     )
     .await
-    .map_err(|source| ReconcileError::WriteStatus {
+    .map_err(|source| AnalysisReconcileError::WriteStatus {
         name: name.to_owned(),
         source,
     })?;
-    if let Some(m) = &ctx.metrics {
-        m.api_writes
-            .get_or_create(&ControllerLabels {
-                controller: super::CONTROLLER_NAME.to_owned(),
-            })
-            .inc();
-    }
+    count_writes(ctx.metrics.as_ref(), super::ANALYSIS_CONTROLLER_NAME, 1);
     Ok(())
-}
-
-async fn publish(ctx: &Context, ca: &CanaryAnalysis, progress: &Progress) {
-    let reference = ca.object_ref(&());
-    for notice in &collapse_notices(progress.notices.clone()) {
-        let event = Event {
-            type_: if notice.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: notice.reason.to_owned(),
-            note: Some(truncate_note(&notice.note)),
-            action: "Analyze".to_owned(),
-            secondary: None,
-        };
-        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
-            tracing::warn!(%error, reason = notice.reason, "cannot publish event");
-        }
-    }
-}
-
-/// Events notes are limited to 1 kB.
-fn truncate_note(note: &str) -> String {
-    if note.len() <= 1000 {
-        return note.to_owned();
-    }
-    let mut end = 997;
-    while !note.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &note[..end])
-}
-
-/// Judges `intervals` in order; returns when to come back.
-///
-/// Every metric is fetched once, over the cumulative window of the last due
-/// interval; each interval's judgement takes the prefix of those points up to
-/// its own boundary. A range query evaluates at `start + i·step`, so the
-/// prefix is exactly what a query ending at that boundary returns — and a
-/// retrospective analysis of N intervals costs one query per metric and scope
-/// instead of N.
-async fn judge_intervals(
-    ctx: &Context,
-    spec: &ResolvedSpec,
-    progress: &mut Progress,
-    intervals: &[u32],
-) -> Option<DateTime<Utc>> {
-    let source = match (ctx.sources)(&spec.prometheus_url) {
-        Ok(source) => source,
-        Err(error) => {
-            progress.fail_with_error("InvalidSpec", format!("spec.prometheus.url: {error}"));
-            return None;
-        }
-    };
-    let last = *intervals.last()?;
-    let (from, to) = spec.schedule.judged_window(last);
-    let window = Window {
-        source: source.as_ref(),
-        from,
-        to,
-        step: spec.step,
-    };
-    // Fetched lazily: an analysis whose canary gets no traffic queries nothing else.
-    let mut fetched: Option<Vec<Fetched>> = None;
-    for &k in intervals {
-        let outcome = match traffic(spec, source.as_ref(), k).await {
-            Ok(Traffic::NoTraffic) => Ok(IntervalOutcome::NoTraffic),
-            Ok(Traffic::Received { .. }) => {
-                if fetched.is_none() {
-                    match fetch_all(ctx, spec, &window).await {
-                        Ok(points) => fetched = Some(points),
-                        Err(error) => return fail(spec, progress, k, error),
-                    }
-                }
-                judge_interval(spec, fetched.as_deref().unwrap_or_default(), k)
-            }
-            Err(error) => Err(error),
-        };
-        match outcome {
-            Ok(outcome) => {
-                if let Step::Finished(phase) = progress.record(&spec.schedule, k, outcome) {
-                    tracing::info!(interval = k, %phase, "analysis finished");
-                    return None;
-                }
-            }
-            Err(error) => return fail(spec, progress, k, error),
-        }
-    }
-    spec.schedule
-        .next_wake(progress.status.completed_intervals, progress.now)
-}
-
-async fn fetch_all(
-    ctx: &Context,
-    spec: &ResolvedSpec,
-    window: &Window<'_>,
-) -> Result<Vec<Fetched>, IntervalError> {
-    let count = spec.judge.metrics.len().min(spec.queries.len());
-    futures::stream::iter(0..count)
-        .map(|i| fetch_metric(window, spec, i))
-        .buffered(ctx.config.query_concurrency.max(1))
-        .try_collect()
-        .await
-}
-
-/// Folds a failure into the status; returns when to come back (retries only).
-fn fail(
-    spec: &ResolvedSpec,
-    progress: &mut Progress,
-    k: u32,
-    error: IntervalError,
-) -> Option<DateTime<Utc>> {
-    match error {
-        IntervalError::Source { error, .. } if error.is_transient() => {
-            let cause = match &error {
-                SourceError::Unreachable { cause, .. } => cause.clone(),
-                other => other.to_string(),
-            };
-            tracing::warn!(interval = k, %error, "metric source unavailable");
-            progress.source_unreachable(&spec.prometheus_url, &cause)
-        }
-        IntervalError::Source {
-            field,
-            scope,
-            error,
-        } => {
-            progress.query_error(&field, scope, &error.to_string());
-            None
-        }
-        IntervalError::Template { field, error } => {
-            progress.fail_with_error("InvalidSpec", format!("{field}: {error}"));
-            None
-        }
-        IntervalError::Judge(error) => {
-            progress.fail_with_error("JudgeFailed", error.to_string());
-            None
-        }
-    }
-}
-
-/// The traffic check of interval `k`; `Received` when no traffic query is configured.
-async fn traffic(
-    spec: &ResolvedSpec,
-    source: &dyn MetricSource,
-    k: u32,
-) -> Result<Traffic, IntervalError> {
-    let Some(template) = &spec.traffic else {
-        return Ok(Traffic::Received { total: f64::NAN });
-    };
-    let (interval_start, interval_end) = spec.schedule.interval_bounds(k);
-    let (interval_start, interval_end) = (
-        interval_start - spec.experiment_shift,
-        interval_end - spec.experiment_shift,
-    );
-    let check = TrafficCheck::new(template.clone());
-    match check
-        .check(source, &spec.experiment, interval_start, interval_end)
-        .await
-    {
-        Ok(traffic) => {
-            tracing::debug!(interval = k, ?traffic, "traffic check");
-            Ok(traffic)
-        }
-        Err(TrafficCheckError::Source(error)) => Err(IntervalError::Source {
-            field: "spec.traffic".into(),
-            scope: "experiment",
-            error,
-        }),
-        Err(TrafficCheckError::Template(error)) => Err(IntervalError::Template {
-            field: "spec.traffic".into(),
-            error,
-        }),
-        // Cannot happen (intervals are at least 1s long); judge the interval.
-        Err(TrafficCheckError::EmptyInterval { .. }) => Ok(Traffic::Received { total: f64::NAN }),
-    }
-}
-
-/// The judge over the fetched points up to the end of interval `k`.
-fn judge_interval(
-    spec: &ResolvedSpec,
-    fetched: &[Fetched],
-    k: u32,
-) -> Result<IntervalOutcome, IntervalError> {
-    let (_, until) = spec.schedule.judged_window(k);
-    let samples: Vec<MetricSamples> = fetched.iter().map(|f| f.until(until)).collect();
-    let result = judge::judge(&spec.judge, &samples).map_err(IntervalError::Judge)?;
-    tracing::info!(interval = k, score = result.score, band = ?result.band, "interval judged");
-    Ok(IntervalOutcome::Judged(result))
-}
-
-struct Window<'a> {
-    source: &'a dyn MetricSource,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    step: Duration,
-}
-
-impl Window<'_> {
-    async fn query(
-        &self,
-        template: &QueryTemplate,
-        side: &Sided<'_>,
-        field: &str,
-    ) -> Result<Samples, IntervalError> {
-        let query =
-            template
-                .render(side.scope, self.step)
-                .map_err(|error| IntervalError::Template {
-                    field: field.to_owned(),
-                    error,
-                })?;
-        let scope_name = side.name;
-        self.source
-            .query_range(
-                &query,
-                self.from - side.shift,
-                self.to - side.shift,
-                self.step,
-            )
-            .await
-            .map_err(|error| IntervalError::Source {
-                field: field.to_owned(),
-                scope: scope_name,
-                error,
-            })
-    }
-}
-
-/// One scope and how far back its window is shifted.
-struct Sided<'a> {
-    scope: &'a Scope,
-    shift: TimeDelta,
-    name: &'static str,
-}
-
-/// The raw points of one metric, both scopes.
-enum Points {
-    Continuous {
-        canary: Samples,
-        baseline: Samples,
-    },
-    Rate {
-        canary: (Samples, Samples),
-        baseline: (Samples, Samples),
-    },
-}
-
-struct Fetched {
-    name: String,
-    points: Points,
-    canary_shift: TimeDelta,
-    baseline_shift: TimeDelta,
-}
-
-fn until(samples: &Samples, end: DateTime<Utc>) -> Samples {
-    Samples::new(
-        samples
-            .points
-            .iter()
-            .take_while(|p| p.timestamp <= end)
-            .copied()
-            .collect(),
-    )
-}
-
-impl Fetched {
-    /// The judge's input for a window ending at `end`.
-    /// (Each side's points are cut at `end` moved back by its shift.)
-    fn until(&self, end: DateTime<Utc>) -> MetricSamples {
-        let (c, b) = (end - self.canary_shift, end - self.baseline_shift);
-        let (canary, baseline) = match &self.points {
-            Points::Continuous { canary, baseline } => {
-                (values(&until(canary, c)), values(&until(baseline, b)))
-            }
-            Points::Rate { canary, baseline } => (
-                Side::Counts(align(&until(&canary.0, c), &until(&canary.1, c))),
-                Side::Counts(align(&until(&baseline.0, b), &until(&baseline.1, b))),
-            ),
-        };
-        MetricSamples {
-            name: self.name.clone(),
-            canary,
-            baseline,
-        }
-    }
-}
-
-async fn fetch_metric(
-    window: &Window<'_>,
-    spec: &ResolvedSpec,
-    i: usize,
-) -> Result<Fetched, IntervalError> {
-    let (metric, queries) = (&spec.judge.metrics[i], &spec.queries[i]);
-    let field = |f: &str| format!("spec.metrics[{i}].{f}");
-    let experiment = Sided {
-        scope: &spec.experiment,
-        shift: spec.experiment_shift,
-        name: "experiment",
-    };
-    let control = Sided {
-        scope: &spec.control,
-        shift: spec.control_shift,
-        name: "control",
-    };
-    let points = match queries {
-        MetricQueries::Continuous(q) => {
-            let f = field("query");
-            let (canary, baseline) = futures::try_join!(
-                window.query(q, &experiment, &f),
-                window.query(q, &control, &f),
-            )?;
-            Points::Continuous { canary, baseline }
-        }
-        MetricQueries::Rate {
-            numerator,
-            denominator,
-        } => {
-            let (fnum, fden) = (field("numerator"), field("denominator"));
-            let (cn, cd, bn, bd) = futures::try_join!(
-                window.query(numerator, &experiment, &fnum),
-                window.query(denominator, &experiment, &fden),
-                window.query(numerator, &control, &fnum),
-                window.query(denominator, &control, &fden),
-            )?;
-            Points::Rate {
-                canary: (cn, cd),
-                baseline: (bn, bd),
-            }
-        }
-    };
-    Ok(Fetched {
-        name: metric.name.clone(),
-        points,
-        canary_shift: spec.experiment_shift,
-        baseline_shift: spec.control_shift,
-    })
-}
-
-fn values(samples: &Samples) -> Side {
-    Side::Values(samples.points.iter().map(|p| Some(p.value)).collect())
-}
-
-/// Pairs numerator and denominator points by timestamp. A numerator missing
-/// where the denominator has a point counts 0: Prometheus has no series for
-/// an error counter until the first error, so "no errors yet" looks like no
-/// data (a baseline without errors would otherwise lose every point). A
-/// denominator missing is a gap (null), which the metric's NaN strategy handles.
-pub fn align(numerator: &Samples, denominator: &Samples) -> Counts {
-    let mut times: Vec<DateTime<Utc>> = numerator
-        .points
-        .iter()
-        .chain(&denominator.points)
-        .map(|p| p.timestamp)
-        .collect();
-    times.sort();
-    times.dedup();
-    let at =
-        |s: &Samples, t: DateTime<Utc>| s.points.iter().find(|p| p.timestamp == t).map(|p| p.value);
-    let denominator: Vec<Option<f64>> = times.iter().map(|t| at(denominator, *t)).collect();
-    let numerator = times
-        .iter()
-        .zip(&denominator)
-        .map(|(t, d)| at(numerator, *t).or(d.map(|_| 0.0)))
-        .collect();
-    Counts {
-        numerator,
-        denominator,
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::source::Sample;
-
-    fn s(points: &[(i64, f64)]) -> Samples {
-        Samples::new(
-            points
-                .iter()
-                .map(|(t, v)| Sample {
-                    timestamp: DateTime::from_timestamp(*t, 0).unwrap(),
-                    value: *v,
-                })
-                .collect(),
-        )
-    }
-
-    #[test]
-    fn align_pairs_by_timestamp() {
-        let c = align(
-            &s(&[(10, 1.0), (20, 2.0), (30, 3.0)]),
-            &s(&[(0, 5.0), (10, 10.0), (20, 20.0)]),
-        );
-        // No error series yet at 0 (counts 0); no denominator at 30 (a gap).
-        assert_eq!(
-            c.numerator,
-            vec![Some(0.0), Some(1.0), Some(2.0), Some(3.0)]
-        );
-        assert_eq!(c.denominator, vec![Some(5.0), Some(10.0), Some(20.0), None]);
-        let empty = align(&s(&[]), &s(&[]));
-        assert!(empty.numerator.is_empty() && empty.denominator.is_empty());
-    }
-
-    #[test]
-    fn long_notes_are_cut_at_a_char_boundary() {
-        let note = "é".repeat(800);
-        let cut = truncate_note(&note);
-        assert!(cut.len() <= 1000 && cut.ends_with("..."));
-    }
+    use chrono::DateTime;
 
     #[test]
     fn a_status_with_a_non_finite_number_becomes_an_error() {
@@ -650,7 +222,7 @@ mod tests {
         ensure_decodable(&mut bad);
         assert_eq!(
             bad.status.phase,
-            Some(crate::api::canary_analysis::Phase::Error)
+            Some(crate::api::canary_analysis::CanaryAnalysisPhase::Error)
         );
         assert!(bad.status.groups.is_empty() && bad.status.metrics.is_empty());
         assert!(

@@ -7,19 +7,8 @@ use chrono::{DateTime, Utc};
 
 use super::action::Action;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventType {
-    Normal,
-    Warning,
-}
-
-/// A Kubernetes Event the shell should record on the Rollout.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlannedEvent {
-    pub type_: EventType,
-    pub reason: String,
-    pub message: String,
-}
+// One Event type for both controllers; the runtime publishes it.
+pub use crate::runtime::events::{EventType, PlannedEvent};
 
 /// Events in the order they were decided.
 #[derive(Debug, Default)]
@@ -33,11 +22,7 @@ impl Events {
         self.push(EventType::Warning, reason, message.into());
     }
     fn push(&mut self, type_: EventType, reason: &str, message: String) {
-        self.0.push(PlannedEvent {
-            type_,
-            reason: reason.to_owned(),
-            message,
-        });
+        self.0.push(PlannedEvent::new(type_, reason, message));
     }
     /// Appends `other` after the events already here.
     pub(crate) fn append(&mut self, other: Events) {

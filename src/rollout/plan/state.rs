@@ -8,7 +8,7 @@ use super::analysis_spec::AnalysisProblem;
 use super::operations::Ops;
 use super::records::Records;
 use super::world::World;
-use crate::api::{AbortStatus, CanaryPhase, Outcome};
+use crate::api::{AbortStatus, CanaryPhase};
 
 /// What was decided: the input of the actions and of the status.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,15 +78,6 @@ pub enum SwitchKind {
     /// Back to a revision that was promoted before (undo / GitOps revert).
     Rollback,
     Promotion,
-}
-
-impl SwitchKind {
-    pub fn outcome(self) -> Outcome {
-        match self {
-            SwitchKind::Rollback => Outcome::RolledBack,
-            SwitchKind::FirstDeploy | SwitchKind::Promotion => Outcome::Promoted,
-        }
-    }
 }
 
 /// Which revision the active Service selects once a plan in `state` is applied.

@@ -1,0 +1,504 @@
+//! Tests of the pure decision loop: [`plan`](super::plan::plan) and
+//! [`Progress`](super::progress::Progress) driven together with canned
+//! interval outcomes, as `reconcile` drives them with real ones.
+
+use chrono::{DateTime, Utc};
+use redblack_judge::{Classification, JudgeResult};
+
+use super::bounds::{Limits, MAX_METRICS_BYTES, bound_metrics, collapse_events};
+use super::plan::{AnalysisPlan, plan};
+use super::progress::{IntervalOutcome, Progress, Step};
+use super::spec::ResolvedSpec;
+use super::testutil::{analysis, at};
+use super::time::to_time;
+use crate::analysis::traffic_check::NO_TRAFFIC_MESSAGE;
+use crate::api::canary_analysis::{CanaryAnalysis, CanaryAnalysisPhase, CanaryAnalysisStatus};
+use crate::runtime::events::PlannedEvent;
+use proptest::prelude::{prop_assert, prop_assert_eq};
+use redblack_judge::{JudgeConfig, MetricConfig, MetricSamples, judge};
+use serde_json::json;
+
+fn result(score_pass: usize, fail: usize, marginal: f64) -> JudgeResult {
+    // `score_pass` passing metrics and `fail` failing ones (canary 10x).
+    let mut metrics = Vec::new();
+    let mut samples = Vec::new();
+    for i in 0..score_pass + fail {
+        let name = format!("m{i}");
+        metrics.push(MetricConfig::new(&name));
+        let base: Vec<f64> = (0..60).map(|v| 100.0 + f64::from(v % 7)).collect();
+        let canary: Vec<f64> = if i < score_pass {
+            base.clone()
+        } else {
+            base.iter().map(|v| v * 10.0).collect()
+        };
+        samples.push(MetricSamples::continuous(&name, &canary, &base));
+    }
+    let mut config = JudgeConfig::new(metrics);
+    config.score_thresholds.marginal = marginal;
+    judge(&config, &samples).unwrap()
+}
+
+fn nodata_result() -> JudgeResult {
+    judge(&JudgeConfig::new(vec![MetricConfig::new("m")]), &[]).unwrap()
+}
+
+fn run(ca: &CanaryAnalysis, now: i64) -> AnalysisPlan {
+    plan(ca, at(now), None, Limits::default())
+}
+
+fn settle(p: AnalysisPlan) -> (CanaryAnalysisStatus, Option<DateTime<Utc>>) {
+    match p {
+        AnalysisPlan::Settle { progress, wake } => (progress.status, wake),
+        AnalysisPlan::Judge { intervals, .. } => panic!("expected Settle, got Judge {intervals:?}"),
+    }
+}
+
+fn judge_plan(p: AnalysisPlan) -> (Box<ResolvedSpec>, Progress, Vec<u32>) {
+    match p {
+        AnalysisPlan::Judge {
+            spec,
+            progress,
+            intervals,
+        } => (spec, progress, intervals),
+        AnalysisPlan::Settle { progress, .. } => {
+            panic!("expected Judge, got Settle {:?}", progress.status)
+        }
+    }
+}
+
+fn with_status(mut ca: CanaryAnalysis, status: CanaryAnalysisStatus) -> CanaryAnalysis {
+    ca.status = Some(status);
+    ca
+}
+
+/// Runs the controller's decision loop with canned outcomes.
+fn drive(
+    ca: &CanaryAnalysis,
+    now: i64,
+    outcome: impl Fn(u32) -> IntervalOutcome,
+) -> (CanaryAnalysisStatus, Vec<PlannedEvent>) {
+    match run(ca, now) {
+        AnalysisPlan::Settle { progress, .. } => (progress.status, progress.events),
+        AnalysisPlan::Judge {
+            spec,
+            mut progress,
+            intervals,
+        } => {
+            for k in intervals {
+                if let Step::Finished(_) = progress.record(&spec.schedule, k, outcome(k)) {
+                    break;
+                }
+            }
+            (progress.status, progress.events)
+        }
+    }
+}
+
+#[test]
+fn pending_then_running_then_due() {
+    let ca = analysis(json!({"startTime": "2023-11-14T22:23:20Z"})); // at(600)
+    let (status, wake) = settle(run(&ca, 0));
+    assert_eq!(status.phase, Some(CanaryAnalysisPhase::Pending));
+    assert_eq!(wake, Some(at(600)));
+    let ca = with_status(ca, status);
+    let (status, wake) = settle(run(&ca, 610));
+    assert_eq!(status.phase, Some(CanaryAnalysisPhase::Running));
+    assert_eq!(wake, Some(at(660)));
+    assert_eq!(status.started_at, Some(to_time(at(610))));
+    assert_eq!(status.interval_progress.as_deref(), Some("0/10"));
+    let ca = with_status(ca, status);
+    let (_, _, due) = judge_plan(run(&ca, 725));
+    assert_eq!(due, vec![1, 2]);
+}
+
+#[test]
+fn nothing_due_writes_the_same_status() {
+    let ca = analysis(json!({}));
+    let (status, _) = settle(run(&ca, 10));
+    let ca = with_status(ca, status.clone());
+    for now in [11, 30, 59] {
+        let (again, wake) = settle(run(&ca, now));
+        assert_eq!(again, status, "status changed at {now}");
+        assert_eq!(wake, Some(at(60)));
+    }
+}
+
+#[test]
+fn determinism_same_input_same_status() {
+    let ca = analysis(json!({}));
+    let a = drive(&ca, 1_000, |_| IntervalOutcome::Judged(result(3, 0, 75.0)));
+    let b = drive(&ca, 1_000, |_| IntervalOutcome::Judged(result(3, 0, 75.0)));
+    assert_eq!(a, b);
+    assert_eq!(a.0.phase, Some(CanaryAnalysisPhase::Passed));
+    // A terminal status is left alone, whatever the clock says.
+    let done = with_status(ca, a.0.clone());
+    let (again, wake) = settle(run(&done, 5_000));
+    assert_eq!(again, a.0);
+    assert_eq!(wake, None);
+}
+
+#[test]
+fn retrospective_judges_everything_at_once() {
+    let ca = analysis(json!({"warmup": "2m"}));
+    let (spec, _, due) = judge_plan(run(&ca, 100_000));
+    assert_eq!(due, (1..=8).collect::<Vec<_>>());
+    assert_eq!(spec.schedule.judged_window(8), (at(120), at(600)));
+    let (status, events) = drive(&ca, 100_000, |_| {
+        IntervalOutcome::Judged(result(4, 0, 75.0))
+    });
+    assert_eq!(status.phase, Some(CanaryAnalysisPhase::Passed));
+    assert_eq!(status.completed_intervals, 8);
+    assert_eq!(status.interval_progress.as_deref(), Some("8/8"));
+    assert_eq!(status.completed_at, Some(to_time(at(100_000))));
+    assert_eq!(events.last().map(|n| n.reason.as_str()), Some("Passed"));
+}
+
+/// (scores per interval as (pass, fail) metric counts) -> phase, intervals judged
+#[test]
+fn early_end_and_verdict_rules() {
+    type Row = (
+        &'static str,
+        fn(u32) -> IntervalOutcome,
+        CanaryAnalysisPhase,
+        u32,
+    );
+    let rows: [Row; 7] = [
+        (
+            "all pass",
+            |_| IntervalOutcome::Judged(result(4, 0, 75.0)),
+            CanaryAnalysisPhase::Passed,
+            10,
+        ),
+        // 2/3 = 66.7 <= 75: fails in the first interval.
+        (
+            "fail ends early",
+            |_| IntervalOutcome::Judged(result(2, 1, 75.0)),
+            CanaryAnalysisPhase::Failed,
+            1,
+        ),
+        (
+            "fail at 4",
+            |k| {
+                IntervalOutcome::Judged(if k < 4 {
+                    result(4, 0, 75.0)
+                } else {
+                    result(1, 3, 75.0)
+                })
+            },
+            CanaryAnalysisPhase::Failed,
+            4,
+        ),
+        // 4/5 = 80: Marginal band, above the marginal threshold: runs to the end.
+        (
+            "marginal",
+            |_| IntervalOutcome::Judged(result(4, 1, 75.0)),
+            CanaryAnalysisPhase::Marginal,
+            10,
+        ),
+        // Exactly at the marginal threshold: Kayenta's <= ends the run.
+        (
+            "at threshold",
+            |_| IntervalOutcome::Judged(result(4, 1, 80.0)),
+            CanaryAnalysisPhase::Failed,
+            1,
+        ),
+        (
+            "no traffic",
+            |_| IntervalOutcome::NoTraffic,
+            CanaryAnalysisPhase::Inconclusive,
+            10,
+        ),
+        (
+            "nodata",
+            |_| IntervalOutcome::Judged(nodata_result()),
+            CanaryAnalysisPhase::Inconclusive,
+            10,
+        ),
+    ];
+    for (name, outcome, phase, judged) in rows {
+        let (status, _) = drive(&analysis(json!({})), 10_000, outcome);
+        assert_eq!(status.phase, Some(phase), "{name}: {:?}", status.message);
+        assert_eq!(status.completed_intervals, judged, "{name}");
+    }
+}
+
+#[test]
+fn no_traffic_message_and_recovery() {
+    let (status, _) = drive(&analysis(json!({})), 10_000, |_| IntervalOutcome::NoTraffic);
+    assert!(
+        status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("canary received no traffic")
+    );
+    assert_eq!(
+        status.intervals[0].inconclusive_reason.as_deref(),
+        Some(NO_TRAFFIC_MESSAGE)
+    );
+    assert_eq!(status.intervals[0].score, None);
+    // Traffic arrives later: the final judgement decides.
+    let (status, _) = drive(&analysis(json!({})), 10_000, |k| {
+        if k < 3 {
+            IntervalOutcome::NoTraffic
+        } else {
+            IntervalOutcome::Judged(result(3, 0, 75.0))
+        }
+    });
+    assert_eq!(status.phase, Some(CanaryAnalysisPhase::Passed));
+    assert_eq!(status.aggregate.as_ref().unwrap().inconclusive, 2);
+}
+
+#[test]
+fn intervals_are_bounded_with_an_aggregate() {
+    let ca = analysis(json!({"lifetime": "1h", "interval": "1m"}));
+    let (status, _) = drive(&ca, 10_000, |k| {
+        IntervalOutcome::Judged(if k % 2 == 0 {
+            result(4, 1, 75.0)
+        } else {
+            result(4, 0, 75.0)
+        })
+    });
+    assert_eq!(status.completed_intervals, 60);
+    assert_eq!(status.intervals.len(), 20);
+    assert_eq!(status.intervals.first().unwrap().index, 41);
+    assert_eq!(status.intervals.last().unwrap().index, 60);
+    let agg = status.aggregate.unwrap();
+    assert_eq!(
+        (agg.judged, agg.pass, agg.marginal, agg.scored),
+        (60, 30, 30, 60)
+    );
+    assert_eq!(agg.min_score, Some(80.0));
+    assert_eq!(status.phase, Some(CanaryAnalysisPhase::Marginal));
+}
+
+#[test]
+fn restart_continues_from_status() {
+    let ca = analysis(json!({}));
+    // Operator judged 3 intervals, then died; at 400s intervals 4..6 are due.
+    let (status, _) = drive(&ca, 200, |_| IntervalOutcome::Judged(result(3, 0, 75.0)));
+    assert_eq!(status.completed_intervals, 3);
+    let ca = with_status(ca, status);
+    let (_, _, due) = judge_plan(run(&ca, 400));
+    assert_eq!(due, vec![4, 5, 6]);
+}
+
+#[test]
+fn spec_change_starts_over() {
+    let ca = analysis(json!({}));
+    let (status, _) = drive(&ca, 10_000, |_| IntervalOutcome::Judged(result(3, 0, 75.0)));
+    let mut ca = with_status(ca, status);
+    ca.metadata.generation = Some(2);
+    let (_, progress, due) = judge_plan(run(&ca, 10_000));
+    assert_eq!(due.len(), 10);
+    assert_eq!(progress.status.completed_intervals, 0);
+    assert_eq!(progress.status.observed_generation, Some(2));
+    assert!(progress.events.iter().any(|n| n.reason == "SpecChanged"));
+}
+
+#[test]
+fn invalid_spec_is_an_error_naming_the_field() {
+    let ca = analysis(json!({"interval": "soon"}));
+    let (status, wake) = settle(run(&ca, 100));
+    assert_eq!(status.phase, Some(CanaryAnalysisPhase::Error));
+    assert!(
+        status.message.as_deref().unwrap().contains("spec.interval"),
+        "{:?}",
+        status.message
+    );
+    assert_eq!(wake, None);
+    let stalled = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap();
+    assert_eq!(stalled.status, "True");
+}
+
+#[test]
+fn unreachable_source_retries_with_backoff_then_errors() {
+    let limits = Limits {
+        max_source_attempts: 3,
+        ..Limits::default()
+    };
+    let mut ca = analysis(json!({}));
+    let mut now = 100;
+    for attempt in 1..=3u32 {
+        let AnalysisPlan::Judge { mut progress, .. } = plan(&ca, at(now), None, limits) else {
+            panic!("attempt {attempt}: expected a judgement");
+        };
+        let wake = progress.source_unreachable("http://p:9090", "connection refused");
+        let status = progress.status;
+        if attempt < 3 {
+            let wait = 10 * 2i64.pow(attempt - 1);
+            assert_eq!(wake, Some(at(now + wait)));
+            assert_eq!(status.phase, Some(CanaryAnalysisPhase::Running));
+            assert!(
+                status
+                    .message
+                    .as_deref()
+                    .unwrap()
+                    .contains(&format!("attempt {attempt} of 3"))
+            );
+            ca = with_status(ca, status);
+            // Woken early (e.g. by our own status write): wait, write nothing new.
+            let (same, w) = settle(plan(&ca, at(now + 1), None, limits));
+            assert_eq!(Some(&same), ca.status.as_ref());
+            assert_eq!(w, Some(at(now + wait)));
+            now += wait;
+        } else {
+            assert_eq!(wake, None);
+            assert_eq!(status.phase, Some(CanaryAnalysisPhase::Error));
+            assert!(
+                status
+                    .message
+                    .as_deref()
+                    .unwrap()
+                    .starts_with("prometheus at http://p:9090 unreachable: connection refused"),
+                "{:?}",
+                status.message
+            );
+        }
+    }
+}
+
+#[test]
+fn conditions_keep_transition_times() {
+    let ca = analysis(json!({}));
+    let (status, _) = settle(run(&ca, 10));
+    let ready = |s: &CanaryAnalysisStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(ready(&status).status, "False");
+    assert_eq!(ready(&status).last_transition_time, to_time(at(10)));
+    let ca = with_status(ca, status);
+    let (status, _) = drive(&ca, 70, |_| IntervalOutcome::Judged(result(3, 0, 75.0)));
+    assert_eq!(status.completed_intervals, 1);
+    assert_eq!(
+        ready(&status).last_transition_time,
+        to_time(at(10)),
+        "unchanged status keeps its time"
+    );
+    let ca = with_status(ca, status);
+    let (status, _) = drive(&ca, 10_000, |_| IntervalOutcome::Judged(result(3, 0, 75.0)));
+    assert_eq!(ready(&status).status, "True");
+    assert_eq!(ready(&status).reason, "Passed");
+    assert_eq!(ready(&status).last_transition_time, to_time(at(10_000)));
+}
+
+#[test]
+fn interval_events_are_collapsed() {
+    let ca = analysis(json!({"lifetime": "1h", "interval": "1m"}));
+    let (_, events) = drive(&ca, 100_000, |_| {
+        IntervalOutcome::Judged(result(3, 0, 75.0))
+    });
+    assert_eq!(
+        events
+            .iter()
+            .filter(|n| n.reason == "IntervalJudged")
+            .count(),
+        60
+    );
+    let collapsed = collapse_events(events);
+    let judged: Vec<&str> = collapsed
+        .iter()
+        .filter(|n| n.reason == "IntervalJudged")
+        .map(|n| n.message.as_str())
+        .collect();
+    assert_eq!(judged.len(), 4, "{judged:?}");
+    assert!(judged[0].starts_with("interval 1/60"));
+    assert!(judged[2].contains("57 more intervals"));
+    assert!(judged[3].starts_with("interval 60/60"));
+    assert_eq!(
+        collapsed.first().map(|n| n.reason.as_str()),
+        Some("Started")
+    );
+    assert_eq!(collapsed.last().map(|n| n.reason.as_str()), Some("Passed"));
+}
+
+#[test]
+fn metrics_are_bounded_keeping_failures() {
+    // 2000 metrics, every 10th one failing.
+    let base: Vec<f64> = (0..60).map(|v| 100.0 + f64::from(v % 7)).collect();
+    let slow: Vec<f64> = base.iter().map(|v| v * 10.0).collect();
+    let mut metrics = Vec::new();
+    let mut samples = Vec::new();
+    for i in 0..2000 {
+        let name = format!("m{i}");
+        metrics.push(MetricConfig::new(&name));
+        let canary = if i % 10 == 0 { &slow } else { &base };
+        samples.push(MetricSamples::continuous(&name, canary, &base));
+    }
+    let r = judge(&JudgeConfig::new(metrics), &samples).unwrap();
+    let (kept, omitted) = bound_metrics(r.metrics.clone(), MAX_METRICS_BYTES);
+    let bytes = serde_json::to_vec(&kept).unwrap().len();
+    assert!(bytes <= MAX_METRICS_BYTES + 2, "{bytes}");
+    assert!(omitted > 0);
+    assert_eq!(kept.len() + omitted as usize, 2000);
+    let failing = kept
+        .iter()
+        .filter(|m| m.classification == Classification::High)
+        .count();
+    assert_eq!(failing, 200, "every failure is kept");
+    // Config order among the kept ones.
+    let names: Vec<usize> = kept.iter().map(|m| m.name[1..].parse().unwrap()).collect();
+    assert!(names.windows(2).all(|w| w[0] < w[1]));
+    // Small sets are untouched.
+    let (small, none) = bound_metrics(r.metrics[..10].to_vec(), MAX_METRICS_BYTES);
+    assert_eq!((small.len(), none), (10, 0));
+}
+
+/// Timestamps that record when a reconcile happened differ between runs.
+fn strip_times(mut s: CanaryAnalysisStatus) -> CanaryAnalysisStatus {
+    s.started_at = None;
+    s.completed_at = None;
+    for c in &mut s.conditions {
+        c.last_transition_time = to_time(at(0));
+    }
+    s
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// However the reconciles fall in time (operator restarts, late or
+    /// early wake-ups), the run ends in the status a single retrospective
+    /// pass produces; and the status stays within its bounds throughout.
+    #[test]
+    fn split_runs_match_a_retrospective_run(
+        lifetime in 1u32..=40,
+        interval in 1u32..=5,
+        kinds in proptest::collection::vec(0u8..4, 40),
+        mut wakes in proptest::collection::vec(0i64..3_000, 0..10),
+    ) {
+        let results = [result(4, 0, 75.0), result(4, 1, 75.0), result(1, 1, 75.0)];
+        let outcome = |k: u32| match kinds[(k as usize - 1) % kinds.len()] {
+            3 => IntervalOutcome::NoTraffic,
+            kind => IntervalOutcome::Judged(results[kind as usize].clone()),
+        };
+        let ca = analysis(json!({"lifetime": format!("{lifetime}m"), "interval": format!("{interval}m")}));
+        let (once, _) = drive(&ca, 100_000, outcome);
+        prop_assert!(once.phase.is_some_and(CanaryAnalysisPhase::is_terminal));
+
+        wakes.sort();
+        wakes.push(100_000);
+        let mut split = ca.clone();
+        for t in wakes {
+            let (status, _) = drive(&split, t, outcome);
+            let total = status.total_intervals;
+            prop_assert!(status.completed_intervals <= total);
+            prop_assert!(status.intervals.len() <= 20);
+            prop_assert_eq!(status.aggregate.as_ref().map_or(0, |a| a.judged), status.completed_intervals);
+            let indexes: Vec<u32> = status.intervals.iter().map(|i| i.index).collect();
+            let first = status.completed_intervals.saturating_sub(indexes.len() as u32) + 1;
+            prop_assert_eq!(indexes, (first..=status.completed_intervals).collect::<Vec<_>>());
+            split.status = Some(status);
+        }
+        let split = split.status.unwrap();
+        prop_assert_eq!(strip_times(split), strip_times(once));
+    }
+}
