@@ -676,6 +676,10 @@ cleanup() {
   set +e
   trap - EXIT
   trap '' INT TERM HUP # a second Ctrl-C must not cut the cleanup short (it is bounded)
+  # `make demo | tee demo.log` then Ctrl-C: tee is gone, stdout is a closed
+  # pipe, and the first line written would kill this shell (SIGPIPE) before
+  # it stopped anything. Ignored, the write just fails.
+  trap '' PIPE
   if ((${#PIDS[@]})); then
     printf '\n== Stopping everything this demo started\n'
     record_pod_pids

@@ -6,7 +6,7 @@
 //! script started (the pids it records, including the demo-app processes
 //! behind the pods) is gone once it exits.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -79,6 +79,24 @@ fn kill_everything(child: &mut Child, pidfile: &Path) {
     let _ = child.wait();
 }
 
+/// `hack/demo.sh` run unattended against its own sandbox, in a process group
+/// of its own (as a terminal's foreground job), stdout and stderr piped.
+fn spawn_demo(root: &Path, workdir: &Path, kubeconfig: &Path) -> Child {
+    Command::new("bash")
+        .arg(root.join("hack/demo.sh"))
+        .env("DEMO_NONINTERACTIVE", "1")
+        .env("REDBLACK_BIN", env!("CARGO_BIN_EXE_redblack"))
+        .env("DEMO_WORKDIR", workdir)
+        .env("KUBECONFIG_FILE", kubeconfig)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("start hack/demo.sh")
+}
+
 #[test]
 fn make_demo_tells_the_canary_story_and_leaves_nothing_running() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -87,19 +105,7 @@ fn make_demo_tells_the_canary_story_and_leaves_nothing_running() {
     let kubeconfig = tmp.path().join("sandbox.kubeconfig");
     let pidfile = workdir.join("pids");
 
-    let mut child = Command::new("bash")
-        .arg(root.join("hack/demo.sh"))
-        .env("DEMO_NONINTERACTIVE", "1")
-        .env("REDBLACK_BIN", env!("CARGO_BIN_EXE_redblack"))
-        .env("DEMO_WORKDIR", &workdir)
-        .env("KUBECONFIG_FILE", &kubeconfig)
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .expect("start hack/demo.sh");
+    let mut child = spawn_demo(root, &workdir, &kubeconfig);
     let stdout = drain(child.stdout.take().expect("stdout"));
     let stderr = drain(child.stderr.take().expect("stderr"));
 
@@ -223,5 +229,93 @@ fn make_demo_tells_the_canary_story_and_leaves_nothing_running() {
     assert!(
         !kubeconfig.exists(),
         "the script leaves no kubeconfig to a dead sandbox behind"
+    );
+}
+
+/// `make demo | tee demo.log`, then Ctrl-C: the terminal's SIGINT reaches the
+/// whole foreground job, so `tee` is gone and the script's stdout is a closed
+/// pipe when its cleanup starts writing. The cleanup must still stop every
+/// process the script started (it used to die of SIGPIPE at its first line).
+#[test]
+fn ctrl_c_with_a_closed_stdout_still_stops_everything() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let workdir = tmp.path().join("demo");
+    let kubeconfig = tmp.path().join("sandbox.kubeconfig");
+    let pidfile = workdir.join("pids");
+    let mut child = spawn_demo(root, &workdir, &kubeconfig);
+    let stderr = drain(child.stderr.take().expect("stderr"));
+
+    // Read stdout (as tee would) until the fleet runs, then close it.
+    let stdout = child.stdout.take().expect("stdout");
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut seen = String::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("is Healthy on v1") {
+                let _ = seen_tx.send(());
+                break;
+            }
+        }
+        seen // dropping the reader closes the pipe
+    });
+    let healthy = seen_rx.recv_timeout(RUN_LIMIT).is_ok();
+    let seen = reader.join().unwrap_or_default();
+    if !healthy {
+        kill_everything(&mut child, &pidfile);
+        panic!("v1 never became Healthy; stdout so far:\n{seen}");
+    }
+
+    // Ctrl-C: SIGINT to the script's process group.
+    let _ = Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for hack/demo.sh") {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            break None;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    let pids = recorded_pids(&pidfile);
+    let survivors: Vec<_> = pids
+        .iter()
+        .filter(|(_, pid)| ours_alive(*pid))
+        .cloned()
+        .collect();
+    kill_everything(&mut child, &pidfile);
+    let stderr = stderr.join().unwrap_or_default();
+    let transcript = format!("--- stdout until closed:\n{seen}\n--- stderr:\n{stderr}");
+    let Some(status) = status else {
+        panic!("hack/demo.sh did not stop within 60 s of Ctrl-C\n{transcript}");
+    };
+    for name in ["sandbox", "prometheus", "operator", "demo-app"] {
+        assert!(
+            pids.iter().any(|(n, _)| n == name),
+            "{name} not in {}: {pids:?}\n{transcript}",
+            pidfile.display()
+        );
+    }
+    assert!(
+        survivors.is_empty(),
+        "still running after Ctrl-C ({status}): {survivors:?}\n{transcript}"
+    );
+    // Whichever comes first ends the script: the SIGINT (exit 130) or its next
+    // write to the closed pipe (SIGPIPE: bash runs the EXIT trap, then dies of
+    // the signal). Both must have run the whole cleanup, as checked above.
+    use std::os::unix::process::ExitStatusExt as _;
+    assert!(
+        status.code() == Some(130) || status.signal() == Some(13),
+        "Ctrl-C before the story's end exits 130 (or SIGPIPE), not {status}\n{transcript}"
+    );
+    assert!(
+        !kubeconfig.exists(),
+        "the cleanup removes the kubeconfig it wrote\n{transcript}"
     );
 }
