@@ -1598,3 +1598,71 @@ async fn crd_with_two_served_versions() {
     );
     sb.shutdown().await;
 }
+
+/// Built-in kinds are validated as a real API server validates them, so what a
+/// real cluster refuses (derived names, label syntax, selectors, containers)
+/// is refused here too, with the same status shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn built_in_kinds_are_validated_like_a_real_api_server() {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::api::core::v1::Service;
+    let sb = start().await;
+    let client = sb.client().unwrap();
+
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web.v2-canary"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}
+    }))
+    .unwrap();
+    let err = api_err(
+        services
+            .create(&PostParams::default(), &svc)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    assert!(
+        err.message
+            .starts_with("Service \"web.v2-canary\" is invalid: metadata.name: Invalid value"),
+        "{}",
+        err.message
+    );
+
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(client, "default");
+    let rs: ReplicaSet = serde_json::from_value(json!({
+        "metadata": {"name": "web-1", "labels": {"app": "x".repeat(64)}},
+        "spec": {
+            "selector": {"matchExpressions": [{"key": "app", "operator": "Matches", "values": ["web"]}]},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web"}, {"name": "web", "image": "a"}]}
+            }
+        }
+    }))
+    .unwrap();
+    let err = api_err(
+        replica_sets
+            .create(&PostParams::default(), &rs)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    let fields: Vec<String> = err
+        .details
+        .unwrap()
+        .causes
+        .into_iter()
+        .map(|c| c.field)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "metadata.labels",
+            "spec.selector.matchExpressions[0].operator",
+            "spec.template.spec.containers[0].image",
+            "spec.template.spec.containers[1].name",
+        ]
+    );
+    sb.shutdown().await;
+}

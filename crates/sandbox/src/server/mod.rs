@@ -4,6 +4,7 @@
 
 pub mod accept;
 pub mod body;
+pub mod builtin_validation;
 pub mod counters;
 pub mod crd;
 pub mod discovery;

@@ -8,6 +8,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::body::{self, check_name, check_namespace, check_type, decode_object, object_name};
+use super::builtin_validation;
 use super::crd;
 use super::errors::{ApiError, ApiResult, Cause};
 use super::list::selectors;
@@ -70,6 +71,10 @@ fn admit(
         if !errs.is_empty() {
             return Err(ApiError::invalid(rt, object_name(obj), &errs));
         }
+    }
+    let errs = builtin_validation::validate(&rt.kind, rt.schema.is_none(), obj);
+    if !errs.is_empty() {
+        return Err(ApiError::invalid(rt, object_name(obj), &errs));
     }
     if let Some(schema_v) = &rt.schema {
         let fv = field_validation(req)?;
