@@ -194,8 +194,10 @@ pub fn analysis_labels(
 mod tests {
     use proptest::prelude::*;
 
-    use super::*;
+    // The parent by its full path: tests/plan_layers.rs reads `super` as
+    // the planner module (it does not see this nested module).
     use crate::api::k8s_names::is_dns1123_subdomain;
+    use crate::rollout::plan::names::*;
 
     fn rollout(name: &str) -> Rollout {
         serde_json::from_value(serde_json::json!({
