@@ -245,7 +245,7 @@ mod tests {
         assert_ne!(rs, other);
         // A prefix cut at a '.' does not end in '.'.
         let dots = fit(
-            &"ab.".repeat(80).trim_end_matches('.').to_owned(),
+            "ab.".repeat(80).trim_end_matches('.'),
             "",
             63,
             false,
