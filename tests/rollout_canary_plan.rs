@@ -440,9 +440,14 @@ const CASES: &[Case] = &[
         then: |_, plan| {
             assert!(traffic_writes(plan).is_empty());
             assert!(analyses(plan).is_empty());
-            assert_eq!(
-                condition(plan, "Progressing").unwrap().reason,
-                "CanaryWaitingForTraffic"
+            let progressing = condition(plan, "Progressing").unwrap();
+            assert_eq!(progressing.reason, "CanaryWaitingForTraffic");
+            assert!(
+                progressing
+                    .message
+                    .contains("HTTPRoute default/web-route (spec.strategy.redBlack.trafficRouting.httpRoute.name) was not found"),
+                "{}",
+                progressing.message
             );
             assert_eq!(plan.status.canary.as_ref().unwrap().analysis_start, None);
         },

@@ -53,6 +53,99 @@ fn v2_promoted() -> (Sim, String) {
     (sim, v1)
 }
 
+/// A steady world whose spec `break_it` makes invalid.
+fn invalid(break_it: fn(&mut Sim)) -> Sim {
+    let mut sim = Sim::steady("web:1", 3);
+    break_it(&mut sim);
+    sim.bump_generation();
+    sim
+}
+
+/// The plan only reports the invalid spec, in a message that contains `text`
+/// (the field and what is wrong with it).
+fn invalid_names(plan: &Plan, text: &str) {
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert_eq!(phase(plan), Phase::InvalidSpec);
+    let c = condition(plan, "InvalidSpec").unwrap();
+    assert_eq!(c.status, ConditionStatus::True);
+    assert!(
+        c.message.contains(text),
+        "{:?} does not contain {text:?}",
+        c.message
+    );
+}
+
+/// 250 characters, with dots: a valid Rollout name.
+fn long_rollout_name() -> String {
+    let name = format!("{}.{}.{}", "a".repeat(100), "b".repeat(100), "c".repeat(48));
+    assert_eq!(name.len(), 250);
+    name
+}
+
+/// Asserts that every name and label value `action` writes is one the API
+/// server accepts; returns the kind of object it writes.
+fn check_names(action: &Action) -> &'static str {
+    use redblack::api::k8s_names::{
+        REPLICA_SET_NAME_MAX, is_dns1035_label, is_dns1123_subdomain, is_label_value,
+    };
+    let values = |labels: &std::collections::BTreeMap<String, String>| {
+        for (k, v) in labels {
+            assert!(is_label_value(v), "label {k}={v:?} of {action:?}");
+        }
+    };
+    match action {
+        Action::EnsureReplicaSet {
+            name,
+            labels,
+            template,
+            selector,
+            ..
+        } => {
+            assert!(
+                name.len() <= REPLICA_SET_NAME_MAX && is_dns1123_subdomain(name),
+                "{name}"
+            );
+            values(labels);
+            values(template.metadata.as_ref().unwrap().labels.as_ref().unwrap());
+            values(selector.match_labels.as_ref().unwrap());
+            if name.ends_with("-canary") {
+                "canary"
+            } else if name.ends_with("-baseline") {
+                "baseline"
+            } else {
+                "replicaSet"
+            }
+        }
+        Action::EnsureRoleService { name, selector, .. } => {
+            assert!(is_dns1035_label(name), "{name}");
+            values(selector);
+            "roleService"
+        }
+        Action::EnsureCanaryAnalysis { name, labels, .. } => {
+            assert!(is_dns1123_subdomain(name), "{name}");
+            values(labels);
+            if name.contains("-post-") {
+                "postPromotion"
+            } else {
+                "analysis"
+            }
+        }
+        Action::SetRouteWeights { backends, .. } => {
+            for b in backends {
+                assert!(is_dns1035_label(&b.service), "{}", b.service);
+            }
+            "route"
+        }
+        Action::SwitchService { selector, .. } => {
+            values(selector);
+            "switch"
+        }
+        Action::ScaleReplicaSet { .. }
+        | Action::AnnotateReplicaSet { .. }
+        | Action::DeleteReplicaSet { .. } => "other",
+    }
+}
+
 fn v1_hash() -> String {
     Sim::new("web:1", 3).hash()
 }
@@ -555,6 +648,164 @@ const CASES: &[Case] = &[
                 c.message
             );
             assert!(plan.events.iter().any(|e| e.type_ == EventType::Warning));
+        },
+    },
+    Case {
+        name: "invalid spec: a container without an image",
+        given: || {
+            invalid(|sim| {
+                sim.rollout.spec.template.spec.as_mut().unwrap().containers[0].image = None;
+            })
+        },
+        then: |_, plan| invalid_names(plan, "spec.template.spec.containers[0].image: is missing"),
+    },
+    Case {
+        name: "invalid spec: two containers with one name (init containers count)",
+        given: || {
+            invalid(|sim| {
+                let pod = sim.rollout.spec.template.spec.as_mut().unwrap();
+                let mut init = pod.containers[0].clone();
+                init.image = Some("busybox".to_owned());
+                pod.init_containers = Some(vec![init]);
+            })
+        },
+        then: |_, plan| {
+            invalid_names(
+                plan,
+                "spec.template.spec.containers[0].name: \"web\" is also the name of spec.template.spec.initContainers[0]",
+            )
+        },
+    },
+    Case {
+        name: "invalid spec: a container name that is not a DNS-1123 label",
+        given: || {
+            invalid(|sim| {
+                sim.rollout.spec.template.spec.as_mut().unwrap().containers[0].name =
+                    "Web_1".to_owned();
+            })
+        },
+        then: |_, plan| {
+            invalid_names(
+                plan,
+                "spec.template.spec.containers[0].name: \"Web_1\" is not a container name",
+            )
+        },
+    },
+    Case {
+        name: "invalid spec: a label key and a label value the API would refuse",
+        given: || {
+            invalid(|sim| {
+                let labels = sim
+                    .rollout
+                    .spec
+                    .template
+                    .metadata
+                    .as_mut()
+                    .unwrap()
+                    .labels
+                    .as_mut()
+                    .unwrap();
+                labels.insert("tier/x/y".to_owned(), "a".to_owned());
+                labels.insert("track".to_owned(), "-stable".to_owned());
+            })
+        },
+        then: |_, plan| {
+            invalid_names(
+                plan,
+                "spec.template.metadata.labels: key \"tier/x/y\" is not a label key",
+            );
+            invalid_names(
+                plan,
+                "spec.template.metadata.labels: value \"-stable\" of track is not a label value",
+            );
+        },
+    },
+    Case {
+        name: "invalid spec: a matchLabels value over 63 characters",
+        given: || {
+            invalid(|sim| {
+                let long = "v".repeat(64);
+                sim.rollout
+                    .spec
+                    .selector
+                    .match_labels
+                    .as_mut()
+                    .unwrap()
+                    .insert("app".to_owned(), long.clone());
+                let meta = sim.rollout.spec.template.metadata.as_mut().unwrap();
+                meta.labels.as_mut().unwrap().insert("app".to_owned(), long);
+            })
+        },
+        then: |_, plan| invalid_names(plan, "spec.selector.matchLabels: value \"vvvv"),
+    },
+    Case {
+        name: "invalid spec: an unknown selector operator, and In without values",
+        given: || {
+            invalid(|sim| {
+                sim.rollout.spec.selector.match_expressions = Some(
+                    serde_json::from_value(serde_json::json!([
+                        {"key": "app", "operator": "Equals", "values": ["web"]},
+                        {"key": "app", "operator": "In"},
+                    ]))
+                    .unwrap(),
+                );
+            })
+        },
+        then: |_, plan| {
+            invalid_names(
+                plan,
+                "spec.selector.matchExpressions[0].operator: \"Equals\" is not a selector operator",
+            );
+            invalid_names(
+                plan,
+                "spec.selector.matchExpressions[1].values: is empty, but operator In needs values",
+            );
+        },
+    },
+    Case {
+        name: "a 250-character dotted Rollout name: every name and label value written is valid",
+        given: || {
+            let mut sim = Sim::with_canary(true, true, "Pause");
+            sim.rollout.metadata.name = Some(long_rollout_name());
+            sim.rollout.spec.strategy.red_black.post_promotion_analysis = Some(
+                serde_json::from_value(serde_json::json!({"inline": common::analysis_body()}))
+                    .unwrap(),
+            );
+            sim.set_image("web:2");
+            sim
+        },
+        then: |sim, plan| {
+            let mut sim = sim.clone();
+            let mut plan = plan.clone();
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..60 {
+                for action in &plan.actions {
+                    seen.insert(check_names(action));
+                }
+                if plan.is_noop(sim.rollout.status.as_ref()) {
+                    match plan.requeue_after {
+                        Some(wait) => sim.now += chrono::Duration::from_std(wait).unwrap(),
+                        None => break,
+                    }
+                } else {
+                    sim.apply(&plan);
+                }
+                sim.make_ready();
+                sim.judge_running(redblack::rollout::plan::AnalysisPhase::Passed, 97.0);
+                plan = sim.plan();
+            }
+            assert_eq!(phase(&plan), Phase::Healthy, "{:#?}", plan.status);
+            for kind in [
+                "replicaSet",
+                "canary",
+                "baseline",
+                "roleService",
+                "analysis",
+                "postPromotion",
+                "route",
+            ] {
+                assert!(seen.contains(kind), "no {kind} written: {seen:?}");
+            }
         },
     },
     Case {

@@ -8,6 +8,7 @@ pub mod analysis_template;
 pub mod canary_analysis;
 pub mod conditions;
 pub mod hash;
+pub mod k8s_names;
 pub mod rollout;
 pub mod validate;
 

@@ -2,6 +2,7 @@
 //! API server's CEL cost budget). Each error names the field and the fix.
 
 use super::canary_analysis::DURATION_FIELDS;
+use super::k8s_names::{is_dns1123_label, is_label_value, label_key_problem};
 use super::rollout::{AnalysisSource, Rollout};
 
 /// Reads a duration field (`30m`, `1h30m`, `500ms`, `1d`): the one grammar
@@ -86,6 +87,14 @@ pub fn validate(rollout: &Rollout) -> Vec<SpecError> {
             "remove it: the operator owns that label",
         ));
     }
+    labels(&match_labels, "spec.selector.matchLabels", &mut errors);
+    labels(
+        &template_labels,
+        "spec.template.metadata.labels",
+        &mut errors,
+    );
+    match_expressions(rollout, &mut errors);
+    containers(rollout, &mut errors);
     if spec.replicas < 0 {
         errors.push(SpecError::new(
             "spec.replicas",
@@ -161,6 +170,127 @@ pub fn validate(rollout: &Rollout) -> Vec<SpecError> {
     }
     validate_canary(rollout, &mut errors);
     errors
+}
+
+/// Label keys and values as the API server reads them (every ReplicaSet,
+/// pod and Service the operator writes carries these).
+fn labels(
+    labels: &std::collections::BTreeMap<String, String>,
+    field: &str,
+    errors: &mut Vec<SpecError>,
+) {
+    for (key, value) in labels {
+        if let Some(problem) = label_key_problem(key) {
+            errors.push(SpecError::new(
+                field,
+                format!("key {key:?} is not a label key: {problem}"),
+                "write keys as [prefix/]name, e.g. app or app.kubernetes.io/name",
+            ));
+        }
+        if !is_label_value(value) {
+            errors.push(SpecError::new(
+                field,
+                format!("value {value:?} of {key} is not a label value"),
+                format!(
+                    "use at most {} alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric (or an empty value)",
+                    super::k8s_names::LABEL_VALUE_MAX
+                ),
+            ));
+        }
+    }
+}
+
+/// `spec.selector.matchExpressions`: keys, the four operators and their values.
+fn match_expressions(rollout: &Rollout, errors: &mut Vec<SpecError>) {
+    let expressions = rollout
+        .spec
+        .selector
+        .match_expressions
+        .as_deref()
+        .unwrap_or_default();
+    for (i, e) in expressions.iter().enumerate() {
+        let field = format!("spec.selector.matchExpressions[{i}]");
+        if let Some(problem) = label_key_problem(&e.key) {
+            errors.push(SpecError::new(
+                &format!("{field}.key"),
+                format!("{:?} is not a label key: {problem}", e.key),
+                "write keys as [prefix/]name, e.g. app or app.kubernetes.io/name",
+            ));
+        }
+        let values = e.values.as_deref().unwrap_or_default();
+        match e.operator.as_str() {
+            "In" | "NotIn" if values.is_empty() => errors.push(SpecError::new(
+                &format!("{field}.values"),
+                format!("is empty, but operator {} needs values", e.operator),
+                "list at least one value, or use Exists",
+            )),
+            "Exists" | "DoesNotExist" if !values.is_empty() => errors.push(SpecError::new(
+                &format!("{field}.values"),
+                format!("must be empty for operator {}", e.operator),
+                "remove the values, or use In / NotIn",
+            )),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            other => errors.push(SpecError::new(
+                &format!("{field}.operator"),
+                format!("{other:?} is not a selector operator"),
+                "use In, NotIn, Exists or DoesNotExist",
+            )),
+        }
+        for value in values.iter().filter(|v| !is_label_value(v)) {
+            errors.push(SpecError::new(
+                &format!("{field}.values"),
+                format!("{value:?} is not a label value"),
+                "use at most 63 alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric",
+            ));
+        }
+    }
+}
+
+/// The pod template's containers and init containers: each has an image and
+/// a DNS-1123 label for a name, and no two share a name.
+fn containers(rollout: &Rollout, errors: &mut Vec<SpecError>) {
+    let Some(pod) = rollout.spec.template.spec.as_ref() else {
+        return;
+    };
+    let mut seen: std::collections::BTreeMap<&str, String> = Default::default();
+    let lists = [
+        (
+            "spec.template.spec.initContainers",
+            pod.init_containers.as_deref().unwrap_or_default(),
+        ),
+        ("spec.template.spec.containers", pod.containers.as_slice()),
+    ];
+    for (list, containers) in lists {
+        for (i, c) in containers.iter().enumerate() {
+            let field = format!("{list}[{i}]");
+            if !is_dns1123_label(&c.name) {
+                errors.push(SpecError::new(
+                    &format!("{field}.name"),
+                    format!("{:?} is not a container name", c.name),
+                    "use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit",
+                ));
+            }
+            if let Some(first) = seen.get(c.name.as_str()) {
+                errors.push(SpecError::new(
+                    &format!("{field}.name"),
+                    format!("{:?} is also the name of {first}", c.name),
+                    "give every container and init container its own name",
+                ));
+            } else {
+                seen.insert(&c.name, field.clone());
+            }
+            if c.image
+                .as_deref()
+                .is_none_or(|image| image.trim().is_empty())
+            {
+                errors.push(SpecError::new(
+                    &format!("{field}.image"),
+                    "is missing",
+                    "set the container's image, e.g. registry.example/web:1.2",
+                ));
+            }
+        }
+    }
 }
 
 /// The canary, its analyses and the traffic routing.
@@ -505,5 +635,87 @@ mod tests {
         for bad in ["-a", "a-", "A", "a_b", "a b"] {
             assert!(!is_template_name(bad) && !re.is_match(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn containers_need_an_image_and_their_own_dns_label_name() {
+        let mut r = rollout();
+        r.spec.template.spec = Some(
+            serde_json::from_value(serde_json::json!({
+                "initContainers": [{"name": "setup", "image": "busybox"}],
+                "containers": [
+                    {"name": "web", "image": "web:1"},
+                    {"name": "setup", "image": " "},
+                    {"name": "Side_car"},
+                ]
+            }))
+            .unwrap(),
+        );
+        let errors: Vec<_> = validate(&r).iter().map(ToString::to_string).collect();
+        let c = "spec.template.spec.containers";
+        assert_eq!(
+            errors,
+            vec![
+                format!(
+                    "{c}[1].name: \"setup\" is also the name of spec.template.spec.initContainers[0]; give every container and init container its own name"
+                ),
+                format!(
+                    "{c}[1].image: is missing; set the container's image, e.g. registry.example/web:1.2"
+                ),
+                format!(
+                    "{c}[2].name: \"Side_car\" is not a container name; use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit"
+                ),
+                format!(
+                    "{c}[2].image: is missing; set the container's image, e.g. registry.example/web:1.2"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn label_keys_values_and_selector_operators() {
+        let mut r = rollout();
+        let bad = [("Example.com/app", "web"), ("tier", "front end")];
+        for (k, v) in bad {
+            r.spec
+                .selector
+                .match_labels
+                .as_mut()
+                .unwrap()
+                .insert(k.into(), v.into());
+            r.spec
+                .template
+                .metadata
+                .as_mut()
+                .unwrap()
+                .labels
+                .as_mut()
+                .unwrap()
+                .insert(k.into(), v.into());
+        }
+        r.spec.selector.match_expressions = Some(
+            serde_json::from_value(serde_json::json!([
+                {"key": "app", "operator": "In", "values": ["web"]},
+                {"key": "app", "operator": "Exists", "values": ["web"]},
+                {"key": "app", "operator": "Equals"},
+                {"key": "-app", "operator": "NotIn", "values": ["a b"]},
+                {"key": "app", "operator": "DoesNotExist"},
+            ]))
+            .unwrap(),
+        );
+        let fields: Vec<_> = validate(&r).into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.selector.matchLabels",
+                "spec.selector.matchLabels",
+                "spec.template.metadata.labels",
+                "spec.template.metadata.labels",
+                "spec.selector.matchExpressions[1].values",
+                "spec.selector.matchExpressions[2].operator",
+                "spec.selector.matchExpressions[3].key",
+                "spec.selector.matchExpressions[3].values",
+            ]
+        );
     }
 }

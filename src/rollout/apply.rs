@@ -372,7 +372,7 @@ pub fn role_service(
         "kind": "Service",
         "metadata": {
             "name": name,
-            "labels": {ROLLOUT_LABEL: rollout.name_any(), ROLE_LABEL: role},
+            "labels": {ROLLOUT_LABEL: crate::rollout::plan::rollout_label_value(rollout), ROLE_LABEL: role},
             "ownerReferences": rollout.controller_owner_ref(&()).into_iter().collect::<Vec<_>>(),
         },
         "spec": {"type": "ClusterIP", "selector": selector, "ports": ports},

@@ -162,7 +162,7 @@ pub fn observe_with_route(
         caches.services.get(&key).map(|s| (*s).clone())
     };
     let rb = &rollout.spec.strategy.red_black;
-    let name = rollout.name_any();
+    let name = crate::rollout::plan::rollout_label_value(rollout);
     let mut analyses: Vec<AnalysisObservation> = caches
         .analyses
         .state_filter(|a| a.namespace() == ns && a.labels().get(ROLLOUT_LABEL) == Some(&name))

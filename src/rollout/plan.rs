@@ -70,7 +70,7 @@ pub use analysis_spec::AnalysisProblem;
 pub use builder::{EventType, PlannedEvent};
 pub use names::{
     analysis_name, baseline_name, canary_name, replica_set_name, role_service_name,
-    service_selector,
+    rollout_label_value, service_selector,
 };
 pub use observed::{AnalysisObservation, AnalysisPhase, Observed, RouteBackend, RouteObservation};
 pub use state::{CanaryStep, State, SwitchKind};

@@ -135,8 +135,13 @@ pub fn resolve<'a>(
         DateTime::UNIX_EPOCH,
         None,
     );
-    if let Err(err) = serde_json::from_value::<CanaryAnalysisSpec>(filled) {
-        return Err(invalid(err.to_string()));
+    // The body's own path: `spec` of a template, the inline field itself.
+    let body_path = match resolved.template {
+        Some(_) => "spec".to_owned(),
+        None => format!("{field}.inline"),
+    };
+    if let Err(problem) = spec_problem(filled, &body_path) {
+        return Err(invalid(problem));
     }
     if let Some(err) = analysis_durations(resolved.body, "spec").into_iter().next() {
         return Err(invalid(err.to_string()));
@@ -151,6 +156,27 @@ pub fn resolve<'a>(
         ));
     }
     Ok(resolved)
+}
+
+/// Reads `filled` as a CanaryAnalysis spec; an error below the top names the
+/// field that does not read (`<body_path>.metrics: invalid type: string "x", expected a
+/// list`), not only what was wrong.
+fn spec_problem(filled: Value, body_path: &str) -> Result<CanaryAnalysisSpec, String> {
+    serde_path_to_error::deserialize::<_, CanaryAnalysisSpec>(filled).map_err(|err| {
+        let path = err.path().to_string();
+        // serde's words for JSON's shapes.
+        let inner = err
+            .inner()
+            .to_string()
+            .replace("expected a sequence", "expected a list")
+            .replace("expected a map", "expected an object");
+        if path == "." {
+            // At the top (a missing field): serde names the field itself.
+            inner
+        } else {
+            format!("{body_path}.{path}: {inner}")
+        }
+    })
 }
 
 /// The body of the canary's analysis (`spec.strategy.redBlack.canary.analysis`).
@@ -234,5 +260,59 @@ fn fill_scope(object: &mut Map<String, Value>, scope: ScopeSpec) {
     }
     if !variables.is_empty() {
         object.insert("variables".to_owned(), Value::Object(variables));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // The parent by its full path: tests/plan_layers.rs reads `super` as
+    // the planner module (it does not see this nested module).
+    use crate::rollout::plan::analysis_spec::*;
+
+    fn rollout() -> Rollout {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "redblack.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": []}},
+                "strategy": {"redBlack": {"activeService": "web"}}
+            }
+        }))
+        .unwrap()
+    }
+
+    fn problem(source: Value, templates: &BTreeMap<String, Value>) -> String {
+        let source: AnalysisSource = serde_json::from_value(source).unwrap();
+        resolve_canary(&rollout(), templates, &source)
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// A field of the wrong type is named by its path, in a template's
+    /// `spec` or under the inline field.
+    #[test]
+    fn a_wrong_type_names_the_field() {
+        let body = serde_json::json!({"interval": "1m", "lifetime": "10m", "metrics": "x"});
+        let templates = BTreeMap::from([("shared".to_owned(), body.clone())]);
+        assert_eq!(
+            problem(serde_json::json!({"templateName": "shared"}), &templates),
+            r#"CanaryAnalysisTemplate "shared" is not a usable CanaryAnalysis spec: spec.metrics: invalid type: string "x", expected a list"#
+        );
+        assert_eq!(
+            problem(serde_json::json!({"inline": body}), &templates),
+            format!(
+                r#"{CANARY_FIELD}.inline is not a usable CanaryAnalysis spec: {CANARY_FIELD}.inline.metrics: invalid type: string "x", expected a list"#
+            )
+        );
+        let nested = serde_json::json!({"interval": "1m", "lifetime": "10m",
+            "metrics": [{"name": "errors", "query": 5}]});
+        let message = problem(serde_json::json!({"inline": nested}), &templates);
+        assert!(
+            message.contains(&format!(
+                "{CANARY_FIELD}.inline.metrics[0].query: invalid type"
+            )),
+            "{message}"
+        );
     }
 }

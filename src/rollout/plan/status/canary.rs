@@ -3,6 +3,7 @@
 
 use super::super::analysis_spec::AnalysisProblem;
 use super::super::builder::Builder;
+use super::super::ctx::Ctx;
 use super::super::records::Records;
 use super::super::state::CanaryStep;
 use crate::api::conditions::{self, Desired};
@@ -35,6 +36,7 @@ impl Reading {
 
 /// Phase and conditions while a canary is judged.
 pub(super) fn canary_phase(
+    ctx: &Ctx,
     step: &CanaryStep,
     records: &Records,
     what: &str,
@@ -45,7 +47,7 @@ pub(super) fn canary_phase(
     if let CanaryStep::Progressing { deadline, .. } = step {
         out.wakeups.push(*deadline);
     }
-    let reading = read(step, &c, what);
+    let reading = read(step, &c, what, &waiting_for(ctx));
     let Reading {
         reason,
         msg,
@@ -75,7 +77,29 @@ pub(super) fn canary_phase(
     phase
 }
 
-fn read(step: &CanaryStep, c: &CanaryStatus, what: &str) -> Reading {
+/// What a ready canary without traffic waits for: the HTTPRoute (named, and
+/// said to be missing when it is not observed), or the other fleets' pods
+/// to go (a widened active Service would select them too).
+fn waiting_for(ctx: &Ctx) -> String {
+    let Some(route) = ctx.rollout.spec.http_route_name() else {
+        return "waiting to give it traffic once the other fleets are scaled down (the widened active Service would select their pods too)".to_owned();
+    };
+    let ns = ctx
+        .rollout
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or("default");
+    if ctx.world.route.is_none() {
+        format!(
+            "it gets no traffic: HTTPRoute {ns}/{route} (spec.strategy.redBlack.trafficRouting.httpRoute.name) was not found; create it or correct the name"
+        )
+    } else {
+        format!("waiting to give it traffic through HTTPRoute {ns}/{route}")
+    }
+}
+
+fn read(step: &CanaryStep, c: &CanaryStatus, what: &str, waiting: &str) -> Reading {
     let name = c.analysis_name.clone().unwrap_or_default();
     match step {
         CanaryStep::Progressing { .. } => Reading::working(
@@ -84,9 +108,7 @@ fn read(step: &CanaryStep, c: &CanaryStatus, what: &str) -> Reading {
         ),
         CanaryStep::Analysing if c.analysis_start.is_none() => Reading::working(
             "CanaryWaitingForTraffic",
-            format!(
-                "the canary of {what} is ready; waiting to give it traffic (HTTPRoute present, other fleets scaled down)"
-            ),
+            format!("the canary of {what} is ready; {waiting}"),
         ),
         CanaryStep::Analysing => Reading::working(
             "CanaryAnalysing",
