@@ -389,6 +389,10 @@ const CASES: &[Case] = &[
                 plan.status.history.last().unwrap().outcome,
                 Outcome::Aborted
             );
+            // One Event for one abort: the phase is not announced again
+            // under the same reason.
+            let aborted = plan.events.iter().filter(|e| e.reason == "Aborted").count();
+            assert_eq!(aborted, 1, "{:?}", plan.events);
         },
     },
     Case {
