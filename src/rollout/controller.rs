@@ -403,6 +403,11 @@ async fn reconcile_inner(
         ROLLOUT_CONTROLLER_NAME,
         written.len() as u64,
     );
+    // One Event per transition: only a plan whose writes all succeeded
+    // (its status, which records the transition, included) is announced; a
+    // failed plan is re-made and re-announced by the retry, and the next
+    // plan, made once the caches reflect these writes (below), finds the
+    // transition done and says nothing.
     ctx.events
         .publish(&rollout.object_ref(&()), &plan.events)
         .await;
