@@ -419,8 +419,7 @@ async fn a_healthy_canary_is_promoted_and_an_erroring_one_is_reverted() {
     assert_eq!(errors.classification, Classification::High, "{report}");
     assert_eq!(errors.decided_by, DecidedBy::RateTest, "{report}");
     assert!(report.contains("error-rate"), "{report}");
-    let reasons = live.env.event_reasons(&r).await;
-    assert!(reasons.iter().any(|e| e == "CanaryFailed"), "{reasons:?}");
+    live.env.wait_event_reasons(&r, &["CanaryFailed"]).await;
     live.shutdown().await;
 }
 

@@ -54,7 +54,12 @@ async fn first_deploy_creates_owned_fleet_and_switches_the_service() {
         Some(&hash),
         "the Service selects the new fleet"
     );
-    let reasons = env.event_reasons(&rollout).await;
+    let reasons = env
+        .wait_event_reasons(
+            &rollout,
+            &["ReplicaSetCreated", "SwitchedTraffic", "Healthy"],
+        )
+        .await;
     for expected in ["ReplicaSetCreated", "SwitchedTraffic", "Healthy"] {
         assert!(
             reasons.iter().any(|r| r == expected),
@@ -344,9 +349,16 @@ async fn manual_promotion_abort_retry_and_promote_through_the_cli() {
     promote(&env.client, NS, "web").await.expect("promote");
     env.wait_selected("web", &h2).await;
     let done = env.wait_phase("web", Phase::Healthy).await;
-    let reasons = env.event_reasons(&done).await;
-    for r in ["Aborted", "Retried", "PromoteAccepted", "SwitchedTraffic"] {
-        assert!(reasons.iter().any(|x| x == r), "{r} in {reasons:?}");
+    // The Events follow the status writes they describe: wait for them.
+    let reasons = env
+        .wait_event_reasons(
+            &done,
+            &["Aborted", "Retried", "PromoteAccepted", "SwitchedTraffic"],
+        )
+        .await;
+    for r in ["Aborted", "Retried", "PromoteAccepted"] {
+        let n = reasons.iter().filter(|x| *x == r).count();
+        assert_eq!(n, 1, "one {r} Event for one operation: {reasons:?}");
     }
     assert!(again.status.unwrap().operations.retry.is_some());
     running.stop().await.unwrap();
@@ -493,7 +505,7 @@ async fn invalid_specs_name_the_field_create_nothing_and_never_loop() {
             [("app".to_owned(), name.to_string())].into(),
             "{name}: Service untouched"
         );
-        let reasons = env.event_reasons(&r).await;
+        let reasons = env.wait_event_reasons(&r, &["InvalidSpec"]).await;
         assert_eq!(
             reasons.iter().filter(|x| *x == "InvalidSpec").count(),
             1,
@@ -877,12 +889,8 @@ async fn a_canary_waits_for_its_analysis_template_then_is_judged_by_it() {
         owned("web").await.is_empty(),
         "no analysis without its body"
     );
-    assert!(
-        env.event_reasons(&held)
-            .await
-            .iter()
-            .any(|r| r == "AnalysisTemplateNotFound")
-    );
+    env.wait_event_reasons(&held, &["AnalysisTemplateNotFound"])
+        .await;
 
     // An unusable body: the same reason and the same problem, inline or not.
     let (_, from_template) = progressing("tpl", "InvalidAnalysis").await;
@@ -1245,4 +1253,126 @@ async fn without_the_gateway_api_the_operator_is_ready_and_reads_routes_installe
         "no route watch until a restart"
     );
     running.stop().await.unwrap();
+}
+
+/// A restarted operator continues without noise: it plans nothing before its
+/// ReplicaSet and Service caches have listed (their lists are delayed here,
+/// so a plan made too early would see the live fleet and the Service
+/// missing), writes no status that is not Healthy, records no
+/// `ReplicaSetCreated`, and never touches a revision number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_operator_writes_nothing_before_its_caches_list() {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use redblack::api::{REVISION_ANNOTATION, Rollout};
+    use redblack::rollout::controller::ROLLOUT_CONTROLLER_NAME;
+    use redblack_sandbox::{FaultAction, FaultConfig, FaultRule};
+
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    env.create_rollout(rollout_json("web", "demo:1", 2)).await;
+    let first = env.start_controller();
+    env.wait_phase("web", Phase::Healthy).await;
+    let h2 = hash_of(&env.set_image("web", "demo:2").await);
+    let healthy = eventually("revision 2 is live and Healthy", || async {
+        let r = env.get("web").await;
+        let s = r.status.as_ref()?;
+        (s.phase == Some(Phase::Healthy) && s.stable_revision.as_deref() == Some(h2.as_str()))
+            .then_some(r)
+    })
+    .await;
+    env.wait_event_reasons(&healthy, &["ReplicaSetCreated", "SwitchedTraffic"])
+        .await;
+    first.stop().await.unwrap();
+
+    let revisions = |sets: &[ReplicaSet]| -> Vec<(String, Option<String>)> {
+        let mut v: Vec<_> = sets
+            .iter()
+            .map(|rs| {
+                (
+                    rs.name_any(),
+                    rs.annotations().get(REVISION_ANNOTATION).cloned(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let fleets_before = revisions(&env.owned(&healthy).await);
+    assert!(
+        fleets_before.iter().any(|(_, r)| r.as_deref() == Some("2")),
+        "revision 2 exists: {fleets_before:?}"
+    );
+    let history_before = healthy.status.clone().unwrap().history;
+    let created_before = env.count_events(&healthy, "ReplicaSetCreated").await;
+
+    let rollouts = Recorder::<Rollout>::start(env.rollouts()).await;
+    let sets = Recorder::<ReplicaSet>::start(env.replica_sets()).await;
+    // The new operator's ReplicaSet and Service lists answer late: a plan
+    // made before they did would see neither the fleet nor the Service.
+    let slow_list = |resource: &str, millis| FaultRule {
+        verb: Some("list".into()),
+        resource: Some(resource.into()),
+        probability: 1.0,
+        action: FaultAction::Latency { millis },
+    };
+    env.sandbox.set_faults(FaultConfig {
+        rules: vec![slow_list("replicasets", 3000), slow_list("services", 1500)],
+        watch_cut_after: None,
+    });
+    let second = env.start_controller();
+    eventually("the new operator is ready", || async {
+        second.readiness.is_ready().then_some(())
+    })
+    .await;
+    eventually("the new operator reconciled the Rollout", || async {
+        (finished_reconciles(&second.metrics, ROLLOUT_CONTROLLER_NAME) >= 1).then_some(())
+    })
+    .await;
+    env.sandbox.set_faults(FaultConfig::default());
+
+    let now = env.get("web").await;
+    rollouts.caught_up_with(&now).await;
+    let phases: Vec<_> = rollouts
+        .seen()
+        .iter()
+        .filter(|r| r.name_any() == "web")
+        .map(|r| r.status.as_ref().and_then(|s| s.phase))
+        .collect();
+    assert!(
+        phases.iter().all(|p| *p == Some(Phase::Healthy)),
+        "every status since the restart is Healthy: {phases:?}"
+    );
+    let status = now.status.clone().unwrap();
+    assert_eq!(status.stable_revision.as_deref(), Some(h2.as_str()));
+    assert_eq!(status.history, history_before, "no history line added");
+
+    for rs in env.owned(&now).await {
+        sets.caught_up_with(&rs).await;
+    }
+    let numbers: Vec<(String, Option<String>)> = sets
+        .seen()
+        .iter()
+        .map(|rs| {
+            (
+                rs.name_any(),
+                rs.annotations().get(REVISION_ANNOTATION).cloned(),
+            )
+        })
+        .collect();
+    for (name, number) in &numbers {
+        let before = fleets_before.iter().find(|(n, _)| n == name);
+        assert_eq!(
+            before.map(|(_, r)| r),
+            Some(number),
+            "{name} keeps its revision number: {numbers:?}"
+        );
+    }
+    assert_eq!(revisions(&env.owned(&now).await), fleets_before);
+    assert_eq!(
+        env.count_events(&now, "ReplicaSetCreated").await,
+        created_before,
+        "no ReplicaSetCreated after the restart: {:?}",
+        env.event_reasons(&now).await
+    );
+    second.stop().await.unwrap();
 }

@@ -482,6 +482,10 @@ const CASES: &[Case] = &[
                 plan.status.history.last().unwrap().outcome,
                 Outcome::Aborted
             );
+            // One Event for one abort: the phase is not announced again
+            // under the same reason.
+            let aborted = plan.events.iter().filter(|e| e.reason == "Aborted").count();
+            assert_eq!(aborted, 1, "{:?}", plan.events);
         },
     },
     Case {
@@ -1043,4 +1047,78 @@ fn undo_helper_lands_on_the_previous_fleet_and_switches_while_warm() {
         template_for_undo(&sim.observed.replica_sets, "", Some(9)),
         Err(UndoError::NoSuchRevision(9))
     );
+}
+
+/// The revision-number rule, case by case (`revision_number`).
+#[test]
+fn revision_numbers_only_grow_table() {
+    use redblack::rollout::plan::{RevisionFacts, revision_number};
+    let f = |own_fleet, own_recorded, other_fleets, recorded| RevisionFacts {
+        own_fleet,
+        own_recorded,
+        other_fleets,
+        recorded,
+    };
+    let rows: &[(&str, RevisionFacts, i64)] = &[
+        ("the first revision", f(None, None, 0, 0), 1),
+        ("a new template after 1 and 2", f(None, None, 2, 2), 3),
+        ("its fleet is already the newest", f(Some(3), None, 2, 2), 3),
+        (
+            "live at 2, promoted and recorded",
+            f(Some(2), Some(2), 1, 2),
+            2,
+        ),
+        // A plan made while the fleets are not observed (no ReplicaSet cache
+        // yet) keeps the recorded number instead of starting over at 1.
+        ("live at 2, no fleet observed", f(None, Some(2), 0, 2), 2),
+        ("no fleet observed, a new template", f(None, None, 0, 5), 6),
+        (
+            "undo: an old fleet reused is renumbered",
+            f(Some(1), Some(1), 2, 2),
+            3,
+        ),
+        (
+            "a lowered annotation is repaired",
+            f(Some(1), Some(2), 1, 2),
+            2,
+        ),
+        // Back to a template whose fleet is gone, after newer revisions.
+        (
+            "an old template without its fleet",
+            f(None, Some(3), 0, 5),
+            6,
+        ),
+        ("an old template, newer fleets", f(None, Some(3), 5, 5), 6),
+    ];
+    for (name, facts, want) in rows {
+        assert_eq!(revision_number(facts), *want, "{name}: {facts:?}");
+    }
+}
+
+/// A plan made from a world where the live fleet is not observed (as from
+/// an empty ReplicaSet cache) does not number the live template 1 again.
+#[test]
+fn a_live_revision_keeps_its_number_when_its_fleet_is_not_observed() {
+    let (mut sim, _) = v2_promoted();
+    sim.settle();
+    let status = sim.rollout.status.clone().unwrap();
+    let live = status
+        .history
+        .iter()
+        .filter(|r| r.hash == sim.hash())
+        .map(|r| r.revision)
+        .max()
+        .expect("v2 recorded");
+    assert_eq!(live, 2);
+    sim.observed.replica_sets.clear();
+    let plan = sim.plan();
+    let numbers: Vec<i64> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::EnsureReplicaSet { revision, .. } => Some(*revision),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(numbers, vec![live], "{:?}", plan.actions);
 }

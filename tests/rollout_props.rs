@@ -5,10 +5,11 @@
 mod common;
 
 use common::{Sim, service};
+use kube::ResourceExt;
 use proptest::prelude::*;
 use redblack::api::{
     ABORT_ANNOTATION, PROMOTE_ANNOTATION, Phase, PromotionPolicy, RETRY_ANNOTATION,
-    SCALE_DOWN_AT_ANNOTATION, validate,
+    REVISION_ANNOTATION, SCALE_DOWN_AT_ANNOTATION, validate,
 };
 use redblack::rollout::{Action, Plan};
 
@@ -81,10 +82,37 @@ fn check(sim: &Sim, plan: &Plan) -> Result<(), TestCaseError> {
                     want
                 );
             }
-            Action::EnsureReplicaSet { hash, .. } => {
+            Action::EnsureReplicaSet { hash, revision, .. } => {
                 ensures += 1;
                 prop_assert_eq!(hash, &current, "fleet for a template that is not current");
                 prop_assert!(sim.rs(hash).is_none(), "second fleet for one template");
+                // Revision numbers only grow: a new fleet is numbered above
+                // every fleet and never below the recorded history.
+                let fleets = sim
+                    .observed
+                    .replica_sets
+                    .iter()
+                    .filter_map(|rs| {
+                        rs.annotations()
+                            .get(REVISION_ANNOTATION)?
+                            .parse::<i64>()
+                            .ok()
+                    })
+                    .max()
+                    .unwrap_or(0);
+                let recorded = sim
+                    .rollout
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.history.iter().map(|r| r.revision).max())
+                    .unwrap_or(0);
+                prop_assert!(
+                    *revision > fleets && *revision >= recorded,
+                    "revision {} for a new fleet; fleets up to {}, history up to {}",
+                    revision,
+                    fleets,
+                    recorded
+                );
             }
             Action::ScaleReplicaSet { name, replicas } => {
                 if let Some(a) = &active {
@@ -706,5 +734,46 @@ proptest! {
         prop_assert!(plan.is_noop(sim.rollout.status.as_ref()), "not converged: {:#?}", plan);
         prop_assert_eq!(sim.active_hash(), Some(sim.hash()));
         prop_assert_eq!(plan.status.phase, Some(Phase::Healthy));
+    }
+}
+
+/// The revision-number rule (`revision_number`): never below the current
+/// template's own fleet, always above every other fleet, never below anything
+/// recorded when the template has no fleet, and stable once applied.
+fn revision_facts() -> impl Strategy<Value = redblack::rollout::plan::RevisionFacts> {
+    (
+        proptest::option::of(1i64..20),
+        proptest::option::of(1i64..20),
+        0i64..20,
+        0i64..20,
+    )
+        .prop_map(|(own_fleet, own_recorded, other_fleets, recorded)| {
+            redblack::rollout::plan::RevisionFacts {
+                own_fleet,
+                own_recorded,
+                other_fleets,
+                // The highest number recorded includes the template's own.
+                recorded: recorded.max(own_recorded.unwrap_or(0)),
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn revision_numbers_only_grow(facts in revision_facts()) {
+        use redblack::rollout::plan::{RevisionFacts, revision_number};
+        let n = revision_number(&facts);
+        prop_assert!(n >= 1);
+        prop_assert!(n > facts.other_fleets, "{n} not above the other fleets: {facts:?}");
+        if let Some(own) = facts.own_fleet {
+            prop_assert!(n >= own, "{n} below its own fleet: {facts:?}");
+        } else {
+            prop_assert!(n >= facts.recorded, "{n} below the history: {facts:?}");
+        }
+        // Applied (the fleet annotated with it), the number stays.
+        let applied = RevisionFacts { own_fleet: Some(n), ..facts };
+        prop_assert_eq!(revision_number(&applied), n);
     }
 }

@@ -12,6 +12,9 @@
 //!   served (Gateway API absent, or installed after the operator started),
 //!   a routed Rollout's reconcile reads its route from the API instead, one
 //!   GET per reconcile, and a restart of the operator starts the watch.
+//! - No plan before every cache (Rollouts, ReplicaSets, Services,
+//!   CanaryAnalyses, templates, routes when watched) has completed its first
+//!   list: kube's `Controller` only waits for the Rollout store.
 //! - A reconcile is `observe → plan → apply`: no API reads (but the route
 //!   without a route watch), no memory of progress (it lives in the Rollout's
 //!   status and on its children). A plan that is a no-op makes no request at
@@ -319,6 +322,15 @@ fn mark_synced<K>(synced: &Synced, bit: u8) -> impl FnMut(&watcher::Event<K>) + 
     }
 }
 
+/// How long a reconcile waits for unsynced caches before it requeues itself.
+const CACHE_SYNC_POLL: Duration = Duration::from_secs(1);
+
+/// True once every cache of the controller has completed its first list,
+/// waiting at most `wait`.
+async fn caches_synced(synced: &Synced, wait: Duration) -> bool {
+    synced.is_synced() || tokio::time::timeout(wait, synced.wait()).await == Ok(true)
+}
+
 async fn reconcile(
     rollout: Arc<Rollout>,
     ctx: Arc<RolloutContext>,
@@ -330,6 +342,16 @@ async fn reconcile(
         generation = rollout.metadata.generation.unwrap_or(0),
     );
     async move {
+        // kube's Controller holds reconciles until the Rollout store has
+        // listed, but not the children's: planning on an empty ReplicaSet or
+        // Service cache would see a live fleet missing (a Healthy Rollout
+        // written Degraded, its fleet "created" again as revision 1). No plan
+        // is made until every cache has listed; the wait is bounded so a
+        // shutdown is never held by a cache that cannot list.
+        if !caches_synced(&ctx.caches.synced, CACHE_SYNC_POLL).await {
+            debug!("caches not synced yet; the plan waits");
+            return Ok(Requeue::requeue(CACHE_SYNC_POLL));
+        }
         let guard = ReconcileGuard::start(Some(&ctx.metrics), ROLLOUT_CONTROLLER_NAME);
         let result = reconcile_inner(&rollout, &ctx).await;
         guard.outcome(&result);
@@ -381,6 +403,11 @@ async fn reconcile_inner(
         ROLLOUT_CONTROLLER_NAME,
         written.len() as u64,
     );
+    // One Event per transition: only a plan whose writes all succeeded
+    // (its status, which records the transition, included) is announced; a
+    // failed plan is re-made and re-announced by the retry, and the next
+    // plan, made once the caches reflect these writes (below), finds the
+    // transition done and says nothing.
     ctx.events
         .publish(&rollout.object_ref(&()), &plan.events)
         .await;

@@ -74,6 +74,7 @@ pub use names::{
 };
 pub use observed::{AnalysisObservation, AnalysisPhase, Observed, RouteBackend, RouteObservation};
 pub use state::{CanaryStep, State, SwitchKind};
+pub use world::{RevisionFacts, revision_number};
 
 use builder::Builder;
 use ctx::Ctx;

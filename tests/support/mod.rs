@@ -414,3 +414,123 @@ pub fn set(mut v: Value, pointer: &str, value: Value) -> Value {
 pub fn hash_of(rollout: &Rollout) -> String {
     pod_template_hash(&rollout.spec.template)
 }
+
+impl Env {
+    /// Reasons of the Events recorded on the Rollout, once every reason of
+    /// `expected` is among them (the operator records Events after the writes
+    /// they describe, so a status a test waited for may precede them).
+    pub async fn wait_event_reasons(&self, rollout: &Rollout, expected: &[&str]) -> Vec<String> {
+        let what = format!("the Events {expected:?} are recorded");
+        eventually(&what, || async {
+            let reasons = self.event_reasons(rollout).await;
+            expected
+                .iter()
+                .all(|e| reasons.iter().any(|r| r == e))
+                .then_some(reasons)
+        })
+        .await
+    }
+
+    /// How many Events with `reason` are recorded on the Rollout.
+    pub async fn count_events(&self, rollout: &Rollout, reason: &str) -> usize {
+        self.event_reasons(rollout)
+            .await
+            .iter()
+            .filter(|r| *r == reason)
+            .count()
+    }
+}
+
+/// Every version of the objects of one kind a watch delivered, from its first
+/// list on: what a test asserts about writes it must not miss (e.g. "no status
+/// that is not Healthy"). The watch stops when the recorder is dropped.
+pub struct Recorder<K: 'static> {
+    seen: Arc<std::sync::Mutex<Vec<K>>>,
+    listed: Arc<std::sync::atomic::AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl<K> Recorder<K>
+where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default,
+{
+    /// Starts watching `api` and waits until its first list is recorded.
+    pub async fn start(api: Api<K>) -> Recorder<K> {
+        use futures::StreamExt;
+        use kube::runtime::watcher;
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let listed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, l) = (seen.clone(), listed.clone());
+        let task = tokio::spawn(async move {
+            let mut stream = watcher(api, watcher::Config::default()).boxed();
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                        s.lock().unwrap().push(o);
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        l.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    _ => {}
+                }
+            }
+        });
+        let recorder = Recorder { seen, listed, task };
+        eventually("the recorder's watch has listed", || async {
+            recorder
+                .listed
+                .load(std::sync::atomic::Ordering::SeqCst)
+                .then_some(())
+        })
+        .await;
+        recorder
+    }
+
+    /// Every version seen so far, in the order the watch delivered them.
+    pub fn seen(&self) -> Vec<K> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits until the watch has delivered `object`'s resourceVersion (or a
+    /// later write of it): every earlier write of it was recorded by then.
+    pub async fn caught_up_with(&self, object: &K) {
+        let name = object.name_any();
+        let rv: u64 = object
+            .resource_version()
+            .and_then(|v| v.parse().ok())
+            .expect("a numeric resourceVersion");
+        eventually("the recorder caught up", || async {
+            self.seen()
+                .iter()
+                .filter(|o| o.name_any() == name)
+                .filter_map(|o| o.resource_version()?.parse::<u64>().ok())
+                .any(|v| v >= rv)
+                .then_some(())
+        })
+        .await
+    }
+}
+
+impl<K> Drop for Recorder<K> {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reconciles of `controller` that have finished, from the operator's metrics.
+pub fn finished_reconciles(metrics: &OperatorMetrics, controller: &str) -> u64 {
+    let text = metrics.encode().expect("metrics encode");
+    let prefix =
+        format!("redblack_reconcile_duration_seconds_count{{controller=\"{controller}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -28,6 +28,10 @@ impl Events {
     pub(crate) fn append(&mut self, other: Events) {
         self.0.extend(other.0);
     }
+    /// An Event with `reason` was decided already in this plan.
+    pub(crate) fn has_reason(&self, reason: &str) -> bool {
+        self.0.iter().any(|e| e.reason == reason)
+    }
     pub(crate) fn into_vec(self) -> Vec<PlannedEvent> {
         self.0
     }

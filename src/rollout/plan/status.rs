@@ -137,7 +137,10 @@ fn warn_analysis_unavailable(ctx: &Ctx, state: &State, desired: &[Desired], out:
 
 /// An Event when the phase changes (a Warning for the bad ones).
 fn announce_phase(ctx: &Ctx, phase: Phase, what: &str, out: &mut Builder) {
-    if ctx.old.phase == Some(phase) {
+    // One Event per transition: a phase entered through an operation that
+    // already said so under the same reason (`Aborted` by a user's abort) is
+    // not announced a second time.
+    if ctx.old.phase == Some(phase) || out.events.has_reason(&format!("{phase:?}")) {
         return;
     }
     let message = format!("phase {phase:?}: {what}");

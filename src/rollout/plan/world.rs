@@ -118,6 +118,8 @@ pub struct World {
     pub active_service: Option<Service>,
     /// Observed CanaryAnalysisTemplates by name (their spec).
     pub analysis_templates: BTreeMap<String, serde_json::Value>,
+    /// The highest revision number `status.history` records per hash.
+    pub recorded: BTreeMap<String, i64>,
 }
 
 /// Only the planner widens the selector to exactly `matchLabels` (replica-count
@@ -185,6 +187,11 @@ impl World {
             role_services: observed.role_services.clone(),
             active_service: observed.active_service.clone(),
             analysis_templates: observed.analysis_templates.clone(),
+            recorded: old.history.iter().fold(BTreeMap::new(), |mut m, r| {
+                let n = m.entry(r.hash.clone()).or_insert(r.revision);
+                *n = (*n).max(r.revision);
+                m
+            }),
         }
     }
 
@@ -212,20 +219,48 @@ impl World {
 }
 
 impl World {
-    /// The revision number the current template has once this plan is applied:
-    /// its fleet's number if that is already the newest, else max + 1.
+    /// The revision number the current template has once this plan is
+    /// applied ([`revision_number`] of what is observed and recorded).
     pub fn target_revision(&self) -> i64 {
-        let others = self
-            .fleets
-            .values()
-            .filter(|f| f.hash != self.target_hash)
-            .map(|f| f.revision)
-            .max()
-            .unwrap_or(0);
-        match self.target() {
-            Some(t) if t.revision > others => t.revision,
-            _ => others.max(self.target().map_or(0, |t| t.revision)) + 1,
-        }
+        let target = &self.target_hash;
+        let others = self.fleets.values().filter(|f| f.hash != *target);
+        revision_number(&RevisionFacts {
+            own_fleet: self.target().map(|t| t.revision),
+            own_recorded: self.recorded.get(target).copied(),
+            other_fleets: others.map(|f| f.revision).max().unwrap_or(0),
+            recorded: self.recorded.values().copied().max().unwrap_or(0),
+        })
+    }
+}
+
+/// What a revision number is derived from: the current template's own number
+/// (on its fleet, in `status.history`) and the numbers already given out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RevisionFacts {
+    /// The revision annotation of the current template's fleet, if observed.
+    pub own_fleet: Option<i64>,
+    /// The highest number `status.history` records for the current template.
+    pub own_recorded: Option<i64>,
+    /// The highest revision annotation of the other observed fleets (0: none).
+    pub other_fleets: i64,
+    /// The highest number anywhere in `status.history` (0: none).
+    pub recorded: i64,
+}
+
+/// Revision numbers only ever grow. The current template keeps the number it
+/// already has — on its fleet, or in the history when that is the newest
+/// number recorded (its fleet not observed) — while that is above every other
+/// fleet's; otherwise (a new template, an old fleet reused by an undo, as a
+/// Deployment renumbers, or a template coming back after newer ones) it gets
+/// one more than every number given out, observed or recorded. So the result
+/// is never below its own fleet's number, always above every other fleet's,
+/// and without a fleet of its own never below anything recorded.
+pub fn revision_number(facts: &RevisionFacts) -> i64 {
+    let recorded_newest = facts.own_recorded.filter(|n| *n >= facts.recorded);
+    let own = facts.own_fleet.max(recorded_newest);
+    match own {
+        Some(n) if n > facts.other_fleets => n,
+        _ => facts.other_fleets.max(facts.recorded).max(own.unwrap_or(0)) + 1,
     }
 }
 
