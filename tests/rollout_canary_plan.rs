@@ -93,12 +93,19 @@ fn created(route: bool, baseline: bool, marginal: &str) -> Sim {
     sim
 }
 
-/// Canary and baseline ready, traffic on, analysis 1 running.
+/// Canary and baseline ready, analysis 1 created, then traffic on (it needs
+/// the analysis observed), analysis 1 running.
 fn judging(route: bool, marginal: &str) -> Sim {
     let mut sim = created(route, true, marginal);
     sim.make_ready();
     sim.step();
     assert!(sim.observed.analyses.iter().any(|a| a.name == analysis(1)));
+    let on = sim.step();
+    assert_eq!(
+        traffic_writes(&on).len(),
+        1,
+        "traffic once the analysis exists"
+    );
     sim.advance(60);
     sim
 }
@@ -306,26 +313,16 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        name: "replica counts: both ready -> selector widened to matchLabels in ONE write, analysis created",
+        name: "replica counts: both ready -> analysis created, NO traffic until it is observed",
         given: || {
             let mut sim = created(false, true, "Pause");
             sim.make_ready();
             sim
         },
         then: |sim, plan| {
-            let writes = traffic_writes(plan);
-            assert_eq!(writes.len(), 1);
-            let Action::SwitchService {
-                service, selector, ..
-            } = writes[0]
-            else {
-                unreachable!()
-            };
-            assert_eq!(service, "web");
-            assert_eq!(
-                selector,
-                sim.rollout.spec.selector.match_labels.as_ref().unwrap()
-            );
+            // Before: traffic was turned on in the same plan as the create, so
+            // a refused create left the canary with traffic and no judge.
+            assert!(traffic_writes(plan).is_empty(), "{:?}", plan.actions);
             let created = analyses(plan);
             assert_eq!(created.len(), 1);
             let (name, spec) = &created[0];
@@ -344,6 +341,47 @@ const CASES: &[Case] = &[
             let c = plan.status.canary.as_ref().unwrap();
             assert_eq!(c.analysis_start, Some(sim.now));
             assert_eq!(c.analysis_name.as_deref(), Some(analysis(1).as_str()));
+            assert_eq!(c.traffic_percent, 0);
+            assert_eq!(canary_phase(plan), Some(CanaryPhase::Analysing));
+            assert_eq!(
+                condition(plan, "Progressing").unwrap().reason,
+                "CanaryWaitingForAnalysis"
+            );
+            assert!(ensured(plan).is_empty(), "no full fleet before the verdict");
+        },
+    },
+    Case {
+        name: "replica counts: analysis observed -> selector widened to matchLabels in ONE write",
+        given: || {
+            let mut sim = created(false, true, "Pause");
+            sim.make_ready();
+            sim.step();
+            assert!(sim.observed.analyses.iter().any(|a| a.name == analysis(1)));
+            sim.advance(5);
+            sim
+        },
+        then: |sim, plan| {
+            let writes = traffic_writes(plan);
+            assert_eq!(writes.len(), 1);
+            let Action::SwitchService {
+                service, selector, ..
+            } = writes[0]
+            else {
+                unreachable!()
+            };
+            assert_eq!(service, "web");
+            assert_eq!(
+                selector,
+                sim.rollout.spec.selector.match_labels.as_ref().unwrap()
+            );
+            assert!(analyses(plan).is_empty(), "created by the plan before");
+            let c = plan.status.canary.as_ref().unwrap();
+            assert_eq!(
+                c.analysis_start,
+                Some(sim.now - chrono::Duration::seconds(5)),
+                "the window starts with the create"
+            );
+            assert_eq!(c.analysis_name.as_deref(), Some(analysis(1).as_str()));
             // 1 ready canary pod of 4 stable + 1 canary + 1 baseline.
             assert_eq!(c.traffic_percent, 16);
             assert_eq!(canary_phase(plan), Some(CanaryPhase::Analysing));
@@ -355,10 +393,14 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        name: "HTTPRoute: role Services, then weights stable 80 / canary 10 / baseline 10",
+        name: "HTTPRoute: role Services, the analysis, then weights stable 80 / canary 10 / baseline 10",
         given: || {
             let mut sim = created(true, true, "Pause");
             sim.make_ready();
+            // This plan creates the analysis; the weights follow once it exists.
+            let create = sim.step();
+            assert_eq!(analyses(&create).len(), 1);
+            assert!(traffic_writes(&create).is_empty(), "{:?}", create.actions);
             // As the API server stores them: defaulted protocol and targetPort
             // must not look like a difference.
             for svc in &mut sim.observed.role_services {
@@ -426,7 +468,7 @@ const CASES: &[Case] = &[
                     .any(|a| matches!(a, Action::SwitchService { .. }))
             );
             assert_eq!(plan.status.canary.as_ref().unwrap().traffic_percent, 10);
-            assert_eq!(analyses(plan).len(), 1);
+            assert!(analyses(plan).is_empty(), "created by the plan before");
         },
     },
     Case {
@@ -699,7 +741,7 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        name: "retry after Inconclusive: a new attempt (-2), traffic on again, new analysis",
+        name: "retry after Inconclusive: a new attempt (-2), new analysis, traffic once it is observed",
         given: || {
             let mut sim = judged(true, "Pause", AnalysisPhase::Inconclusive, 0.0, "no data");
             sim.step();
@@ -713,8 +755,8 @@ const CASES: &[Case] = &[
                 analyses(plan).into_iter().map(|a| a.0).collect::<Vec<_>>(),
                 vec![analysis(2)]
             );
-            assert_eq!(traffic_writes(plan).len(), 1);
-            assert_eq!(c.traffic_percent, 10);
+            assert!(traffic_writes(plan).is_empty(), "{:?}", plan.actions);
+            assert_eq!(c.traffic_percent, 0);
         },
     },
     Case {
@@ -890,10 +932,9 @@ const CASES: &[Case] = &[
                 Some("shared")
             );
             assert!(!analysis_labels(&inline)[0].contains_key(ANALYSIS_TEMPLATE_LABEL));
-            assert_eq!(
-                traffic_writes(plan).len(),
-                1,
-                "traffic on with the analysis"
+            assert!(
+                traffic_writes(plan).is_empty(),
+                "traffic only once the analysis is observed"
             );
             assert!(plan.events.iter().any(|e| e.reason == "AnalysisCreated"
                 && e.message.contains("from CanaryAnalysisTemplate shared")));
@@ -984,7 +1025,7 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        name: "templateName missing, then created: traffic and the analysis from it in one plan",
+        name: "templateName missing, then created: the analysis from it; traffic once it is observed",
         given: || {
             let mut sim = templated(None);
             sim.step();
@@ -996,10 +1037,10 @@ const CASES: &[Case] = &[
             let created = analyses(plan);
             assert_eq!(created.len(), 1, "{:?}", plan.actions);
             assert_eq!(created[0].1["metrics"], analysis_body()["metrics"]);
-            assert_eq!(traffic_writes(plan).len(), 1);
+            assert!(traffic_writes(plan).is_empty(), "{:?}", plan.actions);
             assert_eq!(
                 condition(plan, "Progressing").unwrap().reason,
-                "CanaryAnalysing"
+                "CanaryWaitingForAnalysis"
             );
             let c = plan.status.canary.as_ref().unwrap();
             assert_eq!(c.analysis_start, Some(sim.now));
@@ -1057,6 +1098,7 @@ const CASES: &[Case] = &[
         given: || {
             let mut sim = templated(Some(analysis_body()));
             sim.step();
+            sim.step(); // traffic on, now that the analysis exists
             sim.advance(60);
             let mut changed = analysis_body();
             changed["interval"] = serde_json::json!("5m");

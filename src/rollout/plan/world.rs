@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
 
 use super::names::{BASELINE, CANARY, baseline_name, canary_name};
-use super::observed::{AnalysisObservation, Observed, RouteObservation};
+use super::observed::{AnalysisObservation, Observed, Refusal, RouteObservation};
 use crate::api::{
     CanaryPhase, CanaryStatus, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, ROLE_LABEL, Rollout,
     RolloutStatus, SCALE_DOWN_AT_ANNOTATION, pod_template_hash,
@@ -118,6 +118,8 @@ pub struct World {
     pub active_service: Option<Service>,
     /// Observed CanaryAnalysisTemplates by name (their spec).
     pub analysis_templates: BTreeMap<String, serde_json::Value>,
+    /// A CanaryAnalysis create the API refused in this reconcile.
+    pub refused: Option<Refusal>,
 }
 
 /// Only the planner widens the selector to exactly `matchLabels` (replica-count
@@ -185,6 +187,7 @@ impl World {
             role_services: observed.role_services.clone(),
             active_service: observed.active_service.clone(),
             analysis_templates: observed.analysis_templates.clone(),
+            refused: observed.refused.clone(),
         }
     }
 

@@ -3,12 +3,17 @@
 
 use super::super::analysis_spec::AnalysisProblem;
 use super::super::builder::Builder;
+use super::super::ctx::Ctx;
 use super::super::records::Records;
 use super::super::state::CanaryStep;
 use crate::api::conditions::{self, Desired};
 use crate::api::{CanaryPhase, CanaryStatus, ConditionStatus, Phase};
 
 use ConditionStatus::{False, True};
+
+/// Reason of the conditions (and of the Warning Event) of a canary whose
+/// analysis the API refused to create.
+pub const ANALYSIS_CREATE_FAILED: &str = "AnalysisCreateFailed";
 
 /// How a canary step reads: reason and message of its conditions, the phase,
 /// and whether the operator is still at work (Reconciling) or needs a human
@@ -35,6 +40,7 @@ impl Reading {
 
 /// Phase and conditions while a canary is judged.
 pub(super) fn canary_phase(
+    ctx: &Ctx,
     step: &CanaryStep,
     records: &Records,
     what: &str,
@@ -45,7 +51,11 @@ pub(super) fn canary_phase(
     if let CanaryStep::Progressing { deadline, .. } = step {
         out.wakeups.push(*deadline);
     }
-    let reading = read(step, &c, what);
+    let observed = c
+        .analysis_name
+        .as_deref()
+        .is_some_and(|name| ctx.world.analysis(name).is_some());
+    let reading = read(step, &c, observed, what);
     let Reading {
         reason,
         msg,
@@ -75,7 +85,8 @@ pub(super) fn canary_phase(
     phase
 }
 
-fn read(step: &CanaryStep, c: &CanaryStatus, what: &str) -> Reading {
+/// `observed`: the analysis of the current attempt is in the cache.
+fn read(step: &CanaryStep, c: &CanaryStatus, observed: bool, what: &str) -> Reading {
     let name = c.analysis_name.clone().unwrap_or_default();
     match step {
         CanaryStep::Progressing { .. } => Reading::working(
@@ -88,11 +99,26 @@ fn read(step: &CanaryStep, c: &CanaryStatus, what: &str) -> Reading {
                 "the canary of {what} is ready; waiting to give it traffic (HTTPRoute present, other fleets scaled down)"
             ),
         ),
+        CanaryStep::Analysing if !observed => Reading::working(
+            "CanaryWaitingForAnalysis",
+            format!(
+                "the canary of {what} is ready; analysis {name} is being created, traffic follows once it exists"
+            ),
+        ),
         CanaryStep::Analysing => Reading::working(
             "CanaryAnalysing",
             format!("the canary of {what} is being judged by analysis {name}"),
         ),
         CanaryStep::Held(phase) => held(*phase, c, &name, what),
+        CanaryStep::AnalysisRefused { analysis, message } => Reading {
+            reason: ANALYSIS_CREATE_FAILED,
+            msg: format!(
+                "the canary of {what} is ready but gets no traffic: the API refused to create CanaryAnalysis {analysis}: {message}; fix the analysis (its CanaryAnalysisTemplate or the Rollout's spec; it is created again once either changes) or `redblack retry`, or abort"
+            ),
+            phase: Phase::Degraded,
+            reconciling: false,
+            stalled: true,
+        },
         CanaryStep::AnalysisUnavailable(problem) => {
             let invalid = matches!(problem, AnalysisProblem::Invalid { .. });
             Reading {

@@ -31,7 +31,7 @@ pub(super) fn desired(
             Phase::InvalidSpec
         }
         State::ServiceMissing => service_missing(ctx, d),
-        State::Canary(step) => canary_phase(step, &decision.records, what, d, out),
+        State::Canary(step) => canary_phase(ctx, step, &decision.records, what, d, out),
         State::AwaitingWindow { opens_at } => awaiting_window(*opens_at, what, d, out),
         State::Revert { to } => revert(to, what, d),
         State::Steady | State::Switch { .. } => live(ctx, &decision.state, what, d),
