@@ -15,7 +15,7 @@ use redblack::api::{
     ROLLOUT_LABEL, SCALE_DOWN_AT_ANNOTATION,
 };
 use redblack::rollout::plan::windows::{self, WindowCheck};
-use redblack::rollout::plan::{AnalysisPhase, RouteBackend};
+use redblack::rollout::plan::{AnalysisPhase, Refusal, RouteBackend};
 use redblack::rollout::{Action, EventType, Plan, State};
 
 struct Case {
@@ -122,7 +122,125 @@ fn failed_mode_h() -> Sim {
     sim
 }
 
+/// What the sandbox answers for `metrics: []` (the CRD's minItems).
+const REFUSED: &str = "CanaryAnalysis.redblack.io \"web-x-1\" is invalid: spec.metrics: Invalid value: 0: spec.metrics in body should have at least 1 items";
+
+/// Canary ready, the create of analysis 1 refused by the API: the plan the
+/// shell makes with the refusal, applied.
+fn refused(route: bool) -> Sim {
+    let mut sim = created(route, true, "Pause");
+    sim.make_ready();
+    sim.observed.refused = Some(Refusal {
+        analysis: analysis(1),
+        message: REFUSED.to_owned(),
+    });
+    let held = sim.plan();
+    sim.apply(&held);
+    sim.observed.refused = None;
+    sim.advance(30);
+    sim
+}
+
 const CASES: &[Case] = &[
+    Case {
+        name: "analysis create refused: held without traffic, AnalysisCreateFailed naming the analysis and quoting the API, one Warning",
+        given: || {
+            let mut sim = created(false, true, "Pause");
+            sim.make_ready();
+            sim.observed.refused = Some(Refusal {
+                analysis: analysis(1),
+                message: REFUSED.to_owned(),
+            });
+            sim
+        },
+        then: |_, plan| {
+            assert!(traffic_writes(plan).is_empty(), "{:?}", plan.actions);
+            assert!(analyses(plan).is_empty(), "no second create");
+            let c = plan.status.canary.as_ref().unwrap();
+            assert_eq!(c.traffic_percent, 0);
+            assert_eq!(c.analysis_start, None);
+            let r = c.analysis_refused.as_ref().unwrap();
+            assert_eq!(
+                (r.analysis_name.as_str(), r.message.as_str()),
+                (analysis(1).as_str(), REFUSED)
+            );
+            assert_eq!(phase(plan), Phase::Degraded);
+            for type_ in ["Progressing", "Ready", "Stalled"] {
+                let cond = condition(plan, type_).unwrap();
+                assert_eq!(cond.reason, "AnalysisCreateFailed", "{type_}");
+                assert!(
+                    cond.message
+                        .contains(&format!("CanaryAnalysis {}", analysis(1))),
+                    "{}",
+                    cond.message
+                );
+                assert!(cond.message.contains(REFUSED), "{}", cond.message);
+            }
+            let warnings: Vec<_> = plan
+                .events
+                .iter()
+                .filter(|e| e.type_ == EventType::Warning && e.reason == "AnalysisCreateFailed")
+                .collect();
+            assert_eq!(warnings.len(), 1, "{:?}", plan.events);
+            assert!(warnings[0].message.contains(REFUSED));
+        },
+    },
+    Case {
+        name: "after a refused create: re-plans hold, write nothing and send no Event (HTTPRoute too)",
+        given: || refused(true),
+        then: |sim, plan| {
+            assert!(
+                plan.is_noop(sim.rollout.status.as_ref()),
+                "{:?}",
+                plan.actions
+            );
+            assert!(plan.events.is_empty(), "{:?}", plan.events);
+            assert_eq!(sim.route_weight("web-canary"), 0);
+            assert!(sim.observed.analyses.is_empty());
+        },
+    },
+    Case {
+        name: "after a refused create: a changed analysis body (new generation) is created again, still no traffic",
+        given: || {
+            let mut sim = refused(false);
+            let canary = sim.rollout.spec.strategy.red_black.canary.as_mut().unwrap();
+            let mut body = analysis_body();
+            body["interval"] = serde_json::json!("2m");
+            canary.analysis.inline = Some(body);
+            sim.bump_generation();
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(
+                analyses(plan).into_iter().map(|a| a.0).collect::<Vec<_>>(),
+                vec![analysis(1)]
+            );
+            assert!(traffic_writes(plan).is_empty(), "{:?}", plan.actions);
+            let c = plan.status.canary.as_ref().unwrap();
+            assert_eq!(c.analysis_refused, None);
+            assert_eq!(c.analysis_start, Some(sim.now));
+            assert_eq!(
+                condition(plan, "Progressing").unwrap().reason,
+                "CanaryWaitingForAnalysis"
+            );
+        },
+    },
+    Case {
+        name: "after a refused create: retry starts attempt 2 with a new create, no traffic yet",
+        given: || {
+            let mut sim = refused(false);
+            sim.annotate(RETRY_ANNOTATION, &format!("{}@1", v2()));
+            sim
+        },
+        then: |_, plan| {
+            assert_eq!(
+                analyses(plan).into_iter().map(|a| a.0).collect::<Vec<_>>(),
+                vec![analysis(2)]
+            );
+            assert!(traffic_writes(plan).is_empty(), "{:?}", plan.actions);
+            assert_eq!(plan.status.canary.as_ref().unwrap().analysis_refused, None);
+        },
+    },
     Case {
         name: "start: canary + baseline fleets, role labels, distinct hashes, no traffic, no full fleet",
         given: || {
