@@ -170,9 +170,9 @@ fn analysing(
             }
         }
     }
-    // Analysing: the window starts when traffic does. No Event of its own:
-    // the same plan records the traffic write (CanaryTrafficOn) and the
-    // analysis (AnalysisCreated).
+    // Analysing: the window starts when traffic can flow, with the create of
+    // the analysis (AnalysisCreated); traffic follows once the analysis is
+    // observed (`traffic.rs`, CanaryTrafficOn). No Event of its own.
     if c.analysis_start.is_none() {
         if world.canary_can_flow(rollout, c) {
             c.analysis_start = Some(ctx.now);
