@@ -566,6 +566,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_a_client_error_a_retry_cannot_fix_is_a_refusal() {
+        for code in [400, 403, 404, 422] {
+            assert!(refused(code), "{code}");
+        }
+        for code in [200, 409, 429, 500, 503] {
+            assert!(!refused(code), "{code}");
+        }
+    }
+
+    #[test]
     fn annotation_patch_nulls_removed_keys() {
         let set = BTreeMap::from([("a".to_owned(), "1".to_owned())]);
         let patch = annotation_patch(&set, &["b".to_owned()]);
