@@ -62,9 +62,11 @@ pub(crate) fn decide(
         c.message = None;
         c.analysis_refused = None;
     }
+    // A failed canary is not promoted by hand either (e.g. a retry consumed
+    // while paused never reached the canary record): retry, then judge again.
     let held = matches!(
         c.phase,
-        Some(CanaryPhase::Inconclusive | CanaryPhase::Error)
+        Some(CanaryPhase::Inconclusive | CanaryPhase::Error | CanaryPhase::Failed)
     );
     if ops.approved.as_deref() == Some(target.as_str()) {
         if held {
