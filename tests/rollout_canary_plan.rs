@@ -15,7 +15,7 @@ use redblack::api::{
     ROLLOUT_LABEL, SCALE_DOWN_AT_ANNOTATION,
 };
 use redblack::rollout::plan::windows::{self, WindowCheck};
-use redblack::rollout::plan::{AnalysisPhase, RouteBackend};
+use redblack::rollout::plan::{AnalysisPhase, Refusal, RouteBackend};
 use redblack::rollout::{Action, EventType, Plan, State};
 
 struct Case {
@@ -93,12 +93,19 @@ fn created(route: bool, baseline: bool, marginal: &str) -> Sim {
     sim
 }
 
-/// Canary and baseline ready, traffic on, analysis 1 running.
+/// Canary and baseline ready, analysis 1 created, then traffic on (it needs
+/// the analysis observed), analysis 1 running.
 fn judging(route: bool, marginal: &str) -> Sim {
     let mut sim = created(route, true, marginal);
     sim.make_ready();
     sim.step();
     assert!(sim.observed.analyses.iter().any(|a| a.name == analysis(1)));
+    let on = sim.step();
+    assert_eq!(
+        traffic_writes(&on).len(),
+        1,
+        "traffic once the analysis exists"
+    );
     sim.advance(60);
     sim
 }
@@ -115,7 +122,125 @@ fn failed_mode_h() -> Sim {
     sim
 }
 
+/// What the sandbox answers for `metrics: []` (the CRD's minItems).
+const REFUSED: &str = "CanaryAnalysis.redblack.io \"web-x-1\" is invalid: spec.metrics: Invalid value: 0: spec.metrics in body should have at least 1 items";
+
+/// Canary ready, the create of analysis 1 refused by the API: the plan the
+/// shell makes with the refusal, applied.
+fn refused(route: bool) -> Sim {
+    let mut sim = created(route, true, "Pause");
+    sim.make_ready();
+    sim.observed.refused = Some(Refusal {
+        analysis: analysis(1),
+        message: REFUSED.to_owned(),
+    });
+    let held = sim.plan();
+    sim.apply(&held);
+    sim.observed.refused = None;
+    sim.advance(30);
+    sim
+}
+
 const CASES: &[Case] = &[
+    Case {
+        name: "analysis create refused: held without traffic, AnalysisCreateFailed naming the analysis and quoting the API, one Warning",
+        given: || {
+            let mut sim = created(false, true, "Pause");
+            sim.make_ready();
+            sim.observed.refused = Some(Refusal {
+                analysis: analysis(1),
+                message: REFUSED.to_owned(),
+            });
+            sim
+        },
+        then: |_, plan| {
+            assert!(traffic_writes(plan).is_empty(), "{:?}", plan.actions);
+            assert!(analyses(plan).is_empty(), "no second create");
+            let c = plan.status.canary.as_ref().unwrap();
+            assert_eq!(c.traffic_percent, 0);
+            assert_eq!(c.analysis_start, None);
+            let r = c.analysis_refused.as_ref().unwrap();
+            assert_eq!(
+                (r.analysis_name.as_str(), r.message.as_str()),
+                (analysis(1).as_str(), REFUSED)
+            );
+            assert_eq!(phase(plan), Phase::Degraded);
+            for type_ in ["Progressing", "Ready", "Stalled"] {
+                let cond = condition(plan, type_).unwrap();
+                assert_eq!(cond.reason, "AnalysisCreateFailed", "{type_}");
+                assert!(
+                    cond.message
+                        .contains(&format!("CanaryAnalysis {}", analysis(1))),
+                    "{}",
+                    cond.message
+                );
+                assert!(cond.message.contains(REFUSED), "{}", cond.message);
+            }
+            let warnings: Vec<_> = plan
+                .events
+                .iter()
+                .filter(|e| e.type_ == EventType::Warning && e.reason == "AnalysisCreateFailed")
+                .collect();
+            assert_eq!(warnings.len(), 1, "{:?}", plan.events);
+            assert!(warnings[0].message.contains(REFUSED));
+        },
+    },
+    Case {
+        name: "after a refused create: re-plans hold, write nothing and send no Event (HTTPRoute too)",
+        given: || refused(true),
+        then: |sim, plan| {
+            assert!(
+                plan.is_noop(sim.rollout.status.as_ref()),
+                "{:?}",
+                plan.actions
+            );
+            assert!(plan.events.is_empty(), "{:?}", plan.events);
+            assert_eq!(sim.route_weight("web-canary"), 0);
+            assert!(sim.observed.analyses.is_empty());
+        },
+    },
+    Case {
+        name: "after a refused create: a changed analysis body (new generation) is created again, still no traffic",
+        given: || {
+            let mut sim = refused(false);
+            let canary = sim.rollout.spec.strategy.red_black.canary.as_mut().unwrap();
+            let mut body = analysis_body();
+            body["interval"] = serde_json::json!("2m");
+            canary.analysis.inline = Some(body);
+            sim.bump_generation();
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(
+                analyses(plan).into_iter().map(|a| a.0).collect::<Vec<_>>(),
+                vec![analysis(1)]
+            );
+            assert!(traffic_writes(plan).is_empty(), "{:?}", plan.actions);
+            let c = plan.status.canary.as_ref().unwrap();
+            assert_eq!(c.analysis_refused, None);
+            assert_eq!(c.analysis_start, Some(sim.now));
+            assert_eq!(
+                condition(plan, "Progressing").unwrap().reason,
+                "CanaryWaitingForAnalysis"
+            );
+        },
+    },
+    Case {
+        name: "after a refused create: retry starts attempt 2 with a new create, no traffic yet",
+        given: || {
+            let mut sim = refused(false);
+            sim.annotate(RETRY_ANNOTATION, &format!("{}@1", v2()));
+            sim
+        },
+        then: |_, plan| {
+            assert_eq!(
+                analyses(plan).into_iter().map(|a| a.0).collect::<Vec<_>>(),
+                vec![analysis(2)]
+            );
+            assert!(traffic_writes(plan).is_empty(), "{:?}", plan.actions);
+            assert_eq!(plan.status.canary.as_ref().unwrap().analysis_refused, None);
+        },
+    },
     Case {
         name: "start: canary + baseline fleets, role labels, distinct hashes, no traffic, no full fleet",
         given: || {
@@ -306,26 +431,16 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        name: "replica counts: both ready -> selector widened to matchLabels in ONE write, analysis created",
+        name: "replica counts: both ready -> analysis created, NO traffic until it is observed",
         given: || {
             let mut sim = created(false, true, "Pause");
             sim.make_ready();
             sim
         },
         then: |sim, plan| {
-            let writes = traffic_writes(plan);
-            assert_eq!(writes.len(), 1);
-            let Action::SwitchService {
-                service, selector, ..
-            } = writes[0]
-            else {
-                unreachable!()
-            };
-            assert_eq!(service, "web");
-            assert_eq!(
-                selector,
-                sim.rollout.spec.selector.match_labels.as_ref().unwrap()
-            );
+            // Before: traffic was turned on in the same plan as the create, so
+            // a refused create left the canary with traffic and no judge.
+            assert!(traffic_writes(plan).is_empty(), "{:?}", plan.actions);
             let created = analyses(plan);
             assert_eq!(created.len(), 1);
             let (name, spec) = &created[0];
@@ -344,6 +459,47 @@ const CASES: &[Case] = &[
             let c = plan.status.canary.as_ref().unwrap();
             assert_eq!(c.analysis_start, Some(sim.now));
             assert_eq!(c.analysis_name.as_deref(), Some(analysis(1).as_str()));
+            assert_eq!(c.traffic_percent, 0);
+            assert_eq!(canary_phase(plan), Some(CanaryPhase::Analysing));
+            assert_eq!(
+                condition(plan, "Progressing").unwrap().reason,
+                "CanaryWaitingForAnalysis"
+            );
+            assert!(ensured(plan).is_empty(), "no full fleet before the verdict");
+        },
+    },
+    Case {
+        name: "replica counts: analysis observed -> selector widened to matchLabels in ONE write",
+        given: || {
+            let mut sim = created(false, true, "Pause");
+            sim.make_ready();
+            sim.step();
+            assert!(sim.observed.analyses.iter().any(|a| a.name == analysis(1)));
+            sim.advance(5);
+            sim
+        },
+        then: |sim, plan| {
+            let writes = traffic_writes(plan);
+            assert_eq!(writes.len(), 1);
+            let Action::SwitchService {
+                service, selector, ..
+            } = writes[0]
+            else {
+                unreachable!()
+            };
+            assert_eq!(service, "web");
+            assert_eq!(
+                selector,
+                sim.rollout.spec.selector.match_labels.as_ref().unwrap()
+            );
+            assert!(analyses(plan).is_empty(), "created by the plan before");
+            let c = plan.status.canary.as_ref().unwrap();
+            assert_eq!(
+                c.analysis_start,
+                Some(sim.now - chrono::Duration::seconds(5)),
+                "the window starts with the create"
+            );
+            assert_eq!(c.analysis_name.as_deref(), Some(analysis(1).as_str()));
             // 1 ready canary pod of 4 stable + 1 canary + 1 baseline.
             assert_eq!(c.traffic_percent, 16);
             assert_eq!(canary_phase(plan), Some(CanaryPhase::Analysing));
@@ -355,10 +511,14 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        name: "HTTPRoute: role Services, then weights stable 80 / canary 10 / baseline 10",
+        name: "HTTPRoute: role Services, the analysis, then weights stable 80 / canary 10 / baseline 10",
         given: || {
             let mut sim = created(true, true, "Pause");
             sim.make_ready();
+            // This plan creates the analysis; the weights follow once it exists.
+            let create = sim.step();
+            assert_eq!(analyses(&create).len(), 1);
+            assert!(traffic_writes(&create).is_empty(), "{:?}", create.actions);
             // As the API server stores them: defaulted protocol and targetPort
             // must not look like a difference.
             for svc in &mut sim.observed.role_services {
@@ -426,7 +586,7 @@ const CASES: &[Case] = &[
                     .any(|a| matches!(a, Action::SwitchService { .. }))
             );
             assert_eq!(plan.status.canary.as_ref().unwrap().traffic_percent, 10);
-            assert_eq!(analyses(plan).len(), 1);
+            assert!(analyses(plan).is_empty(), "created by the plan before");
         },
     },
     Case {
@@ -704,7 +864,7 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        name: "retry after Inconclusive: a new attempt (-2), traffic on again, new analysis",
+        name: "retry after Inconclusive: a new attempt (-2), new analysis, traffic once it is observed",
         given: || {
             let mut sim = judged(true, "Pause", AnalysisPhase::Inconclusive, 0.0, "no data");
             sim.step();
@@ -718,8 +878,8 @@ const CASES: &[Case] = &[
                 analyses(plan).into_iter().map(|a| a.0).collect::<Vec<_>>(),
                 vec![analysis(2)]
             );
-            assert_eq!(traffic_writes(plan).len(), 1);
-            assert_eq!(c.traffic_percent, 10);
+            assert!(traffic_writes(plan).is_empty(), "{:?}", plan.actions);
+            assert_eq!(c.traffic_percent, 0);
         },
     },
     Case {
@@ -895,10 +1055,9 @@ const CASES: &[Case] = &[
                 Some("shared")
             );
             assert!(!analysis_labels(&inline)[0].contains_key(ANALYSIS_TEMPLATE_LABEL));
-            assert_eq!(
-                traffic_writes(plan).len(),
-                1,
-                "traffic on with the analysis"
+            assert!(
+                traffic_writes(plan).is_empty(),
+                "traffic only once the analysis is observed"
             );
             assert!(plan.events.iter().any(|e| e.reason == "AnalysisCreated"
                 && e.message.contains("from CanaryAnalysisTemplate shared")));
@@ -989,7 +1148,7 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        name: "templateName missing, then created: traffic and the analysis from it in one plan",
+        name: "templateName missing, then created: the analysis from it; traffic once it is observed",
         given: || {
             let mut sim = templated(None);
             sim.step();
@@ -1001,10 +1160,10 @@ const CASES: &[Case] = &[
             let created = analyses(plan);
             assert_eq!(created.len(), 1, "{:?}", plan.actions);
             assert_eq!(created[0].1["metrics"], analysis_body()["metrics"]);
-            assert_eq!(traffic_writes(plan).len(), 1);
+            assert!(traffic_writes(plan).is_empty(), "{:?}", plan.actions);
             assert_eq!(
                 condition(plan, "Progressing").unwrap().reason,
-                "CanaryAnalysing"
+                "CanaryWaitingForAnalysis"
             );
             let c = plan.status.canary.as_ref().unwrap();
             assert_eq!(c.analysis_start, Some(sim.now));
@@ -1062,6 +1221,7 @@ const CASES: &[Case] = &[
         given: || {
             let mut sim = templated(Some(analysis_body()));
             sim.step();
+            sim.step(); // traffic on, now that the analysis exists
             sim.advance(60);
             let mut changed = analysis_body();
             changed["interval"] = serde_json::json!("5m");

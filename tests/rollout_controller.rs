@@ -1376,3 +1376,88 @@ async fn a_restarted_operator_writes_nothing_before_its_caches_list() {
     );
     second.stop().await.unwrap();
 }
+
+/// An analysis body the API refuses (the CanaryAnalysis CRD's `metrics`
+/// has minItems 1): the canary is held without traffic, the Rollout says why
+/// (naming the analysis, quoting the API) and one Warning Event is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analysis_the_api_refuses_holds_the_canary_without_traffic_and_says_why() {
+    let env = Env::start(FAST).await;
+    let name = "refused";
+    env.create_service(name, name).await;
+    env.create_rollout(set(
+        rollout_json(name, "demo:1", 2),
+        "/spec/strategy/redBlack/canary",
+        json!({"replicas": 1, "analysis": {"inline": {
+            "interval": "1m", "lifetime": "10m", "metrics": []
+        }}}),
+    ))
+    .await;
+    let _running = env.start_controller();
+    let stable = hash_of(&env.wait_phase(name, Phase::Healthy).await);
+    let stable_selector: std::collections::BTreeMap<String, String> = [
+        ("app".to_owned(), name.to_owned()),
+        (POD_TEMPLATE_HASH_LABEL.to_owned(), stable.clone()),
+    ]
+    .into();
+    assert_eq!(env.selector(name).await, stable_selector);
+    let service_patches = || env.sandbox.request_counts().get("patch", "services");
+    let patches_before = service_patches();
+    let updated = env.set_image(name, "demo:2").await;
+    let analysis = format!("{name}-{}-1", hash_of(&updated));
+
+    let held = eventually("the Rollout reports AnalysisCreateFailed", || async {
+        let r = env.rollouts().get(name).await.ok()?;
+        let s = r.status.as_ref()?;
+        let c = find(&s.conditions, conditions::PROGRESSING)?;
+        (c.reason == "AnalysisCreateFailed" && s.observed_generation == r.metadata.generation)
+            .then(|| r.clone())
+    })
+    .await;
+    let status = held.status.as_ref().unwrap();
+    assert_eq!(status.phase, Some(Phase::Degraded));
+    for type_ in [
+        conditions::PROGRESSING,
+        conditions::READY,
+        conditions::STALLED,
+    ] {
+        let c = find(&status.conditions, type_).unwrap();
+        assert_eq!(c.reason, "AnalysisCreateFailed", "{type_}");
+        assert!(
+            c.message.contains(&format!("CanaryAnalysis {analysis}")),
+            "{}",
+            c.message
+        );
+        assert!(
+            c.message.contains("should have at least 1 items"),
+            "the API's message: {}",
+            c.message
+        );
+    }
+    let canary = status.canary.clone().unwrap();
+    assert_eq!((canary.traffic_percent, canary.analysis_start), (0, None));
+    assert_eq!(
+        canary.analysis_refused.map(|r| r.analysis_name),
+        Some(analysis.clone())
+    );
+    assert_eq!(
+        env.selector(name).await,
+        stable_selector,
+        "the Service never selects the canary"
+    );
+    assert_eq!(
+        service_patches(),
+        patches_before,
+        "the active Service was never widened"
+    );
+    let warnings = eventually("the Warning Event is recorded", || async {
+        let reasons = env.event_reasons(&held).await;
+        let n = reasons
+            .iter()
+            .filter(|r| *r == "AnalysisCreateFailed")
+            .count();
+        (n > 0).then_some(n)
+    })
+    .await;
+    assert_eq!(warnings, 1, "exactly one Warning Event");
+}

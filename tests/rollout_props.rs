@@ -372,8 +372,33 @@ fn canary_of(status: Option<&redblack::api::RolloutStatus>) -> Option<redblack::
     status.and_then(|s| s.canary.clone())
 }
 
+/// The analysis the plan's canary record names is observed (it exists).
+fn judged(sim: &Sim, plan: &Plan) -> bool {
+    plan.status
+        .canary
+        .as_ref()
+        .and_then(|c| c.analysis_name.as_ref())
+        .is_some_and(|name| sim.observed.analyses.iter().any(|a| a.name == *name))
+}
+
 fn check_canary(sim: &Sim, plan: &Plan) -> Result<(), TestCaseError> {
     prop_assert_eq!(plan, &sim.plan(), "planning twice differs");
+    // Canary traffic on => its analysis observed: a plan that turns traffic
+    // on (it was off) does so only for a canary whose analysis exists.
+    let turns_on = plan.actions.iter().any(|a| match a {
+        Action::SetRouteWeights { backends, .. } => {
+            backends.iter().any(|b| b.service != "web" && b.weight > 0)
+        }
+        Action::SwitchService { selector, .. } => {
+            Some(selector) == sim.rollout.spec.selector.match_labels.as_ref()
+        }
+        _ => false,
+    });
+    prop_assert!(
+        !turns_on || canary_traffic_on(sim) || judged(sim, plan),
+        "canary traffic turned on before its analysis exists: {:?}",
+        plan.actions
+    );
     let old = sim.rollout.status.as_ref();
     let active = sim.active_hash();
     let match_labels = sim.rollout.spec.selector.match_labels.clone();

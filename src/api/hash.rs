@@ -18,8 +18,14 @@ pub fn pod_template_hash(template: &PodTemplateSpec) -> String {
     // Serializing k8s-openapi types cannot fail (no maps with non-string keys);
     // Null keeps this total anyway.
     let value = serde_json::to_value(template).unwrap_or(Value::Null);
+    value_hash(&value)
+}
+
+/// A short hash of any JSON value (canonical: key order does not matter), in
+/// the same alphabet: tells whether an analysis body changed.
+pub fn value_hash(value: &Value) -> String {
     let mut canonical = String::new();
-    write_canonical(&value, &mut canonical);
+    write_canonical(value, &mut canonical);
     let digest = Sha256::digest(canonical.as_bytes());
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);

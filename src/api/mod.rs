@@ -13,7 +13,7 @@ pub mod rollout;
 pub mod validate;
 
 pub use conditions::{Condition, ConditionStatus};
-pub use hash::pod_template_hash;
+pub use hash::{pod_template_hash, value_hash};
 /// The pattern of every duration field of every CRD: the grammar of
 /// [`redblack_duration::parse`], which validation reads them with.
 pub use redblack_duration::PATTERN as DURATION_PATTERN;

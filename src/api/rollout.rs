@@ -438,6 +438,28 @@ pub struct CanaryStatus {
     /// The analysis' message for a held or failed verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The API refused to create this attempt's CanaryAnalysis: the canary is
+    /// held without traffic until the analysis body or the Rollout's spec
+    /// changes, or a retry starts a new attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_refused: Option<AnalysisRefusal>,
+}
+
+/// A CanaryAnalysis create the API refused (a 4xx other than AlreadyExists).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisRefusal {
+    /// The CanaryAnalysis that could not be created.
+    pub analysis_name: String,
+    /// The API's message.
+    pub message: String,
+    /// Hash of the analysis body that was refused (a changed template or
+    /// inline body is tried again).
+    pub body_hash: String,
+    /// The Rollout's generation the refusal was seen at (a spec change is
+    /// tried again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 /// Where a post-promotion analysis phase stands.

@@ -13,7 +13,7 @@
 //! | `SwitchService` | server-side apply of ONLY `spec.selector`, `force` | see below |
 //! | `EnsureRoleService` | server-side apply of the `<rollout>-canary/-baseline` Service, `force`, owned by the Rollout | ours entirely |
 //! | `SetRouteWeights` | a merge patch of `spec.rules` (the rules of the route the plan was made from, every rule's `backendRefs` replaced), guarded by that route's resourceVersion | the user's object: one write, 409 if it changed since it was observed (the next plan sees the change) |
-//! | `EnsureCanaryAnalysis` | POST; 409 AlreadyExists is success | a judgement is a record: never updated |
+//! | `EnsureCanaryAnalysis` | POST; 409 AlreadyExists is success; another 4xx (but 429) is [`ApplyError::AnalysisRefused`]: the controller re-plans with it (the canary is held, a condition and one Event say why) | a judgement is a record: never updated |
 //! | status | JSON merge patch of the `status` subresource: the diff from the stored status | see [`write_status`] |
 //!
 //! ## Why `SwitchService` is a forced apply of just the selector
@@ -60,6 +60,16 @@ pub enum ApplyError {
     },
     #[error("cannot build {what}")]
     Build { what: String },
+    /// The API refused to create a CanaryAnalysis (a 4xx other than
+    /// AlreadyExists and TooManyRequests): retrying the same body cannot
+    /// succeed, so the shell re-plans with the refusal instead.
+    #[error("creating CanaryAnalysis {name}: refused: {message}")]
+    AnalysisRefused {
+        name: String,
+        message: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl ApplyError {
@@ -75,6 +85,7 @@ impl ApplyError {
                 _ => "transport",
             },
             ApplyError::Build { .. } => "build",
+            ApplyError::AnalysisRefused { .. } => "refused",
         }
     }
 }
@@ -252,6 +263,13 @@ pub async fn execute(
                 Ok(_) => {}
                 // Create-if-absent: a judgement is never rewritten.
                 Err(kube::Error::Api(status)) if status.code == 409 => {}
+                Err(kube::Error::Api(status)) if refused(status.code) => {
+                    return Err(ApplyError::AnalysisRefused {
+                        name: name.clone(),
+                        message: status.message.clone(),
+                        source: kube::Error::Api(status),
+                    });
+                }
                 Err(source) => {
                     return Err(ApplyError::Api {
                         what: format!("creating CanaryAnalysis {name}"),
@@ -262,6 +280,12 @@ pub async fn execute(
             Ok(Written::CanaryAnalysis { name: name.clone() })
         }
     }
+}
+
+/// A refusal that a retry of the same request cannot overcome: a 4xx but
+/// Conflict/AlreadyExists (409) and TooManyRequests (429).
+pub fn refused(code: u16) -> bool {
+    (400..500).contains(&code) && code != 409 && code != 429
 }
 
 /// The Gateway API group of HTTPRoute.
@@ -540,6 +564,16 @@ pub fn selector_apply(service: &str, selector: &BTreeMap<String, String>) -> Val
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_client_error_a_retry_cannot_fix_is_a_refusal() {
+        for code in [400, 403, 404, 422] {
+            assert!(refused(code), "{code}");
+        }
+        for code in [200, 409, 429, 500, 503] {
+            assert!(!refused(code), "{code}");
+        }
+    }
 
     #[test]
     fn annotation_patch_nulls_removed_keys() {

@@ -389,7 +389,8 @@ async fn reconcile_inner(
         &ctx.caches,
         route.as_ref().map(apply::route_observation),
     );
-    let plan = plan(rollout, &observed, Utc::now());
+    let now = Utc::now();
+    let mut plan = plan(rollout, &observed, now);
     let requeue = Requeue::requeue(plan.requeue_after.unwrap_or(ctx.settings.resync));
     if plan.is_noop(rollout.status.as_ref()) {
         debug!(state = ?plan.state, "nothing to do");
@@ -397,7 +398,26 @@ async fn reconcile_inner(
     }
     info!(state = ?plan.state, actions = plan.actions.len(), "applying plan");
     let before = Before::capture(&observed).with_route(route.as_ref());
-    let written = apply::apply_plan(&ctx.client, rollout, &plan, route.as_ref()).await?;
+    let written = match apply::apply_plan(&ctx.client, rollout, &plan, route.as_ref()).await {
+        // The API refused the analysis: the planner decides what that means
+        // (the canary held without traffic, a condition, one Event) from the
+        // same world plus the refusal. Its plan creates no analysis, so this
+        // happens at most once per reconcile; the writes the first plan made
+        // before the refusal are idempotent and re-planned as needed.
+        Err(ApplyError::AnalysisRefused { name, message, .. }) => {
+            warn!(analysis = %name, %message, "the API refused to create the CanaryAnalysis; the canary is held");
+            let observed = plan::Observed {
+                refused: Some(plan::Refusal {
+                    analysis: name,
+                    message,
+                }),
+                ..observed
+            };
+            plan = plan::plan(rollout, &observed, now);
+            apply::apply_plan(&ctx.client, rollout, &plan, route.as_ref()).await?
+        }
+        other => other?,
+    };
     count_writes(
         Some(&ctx.metrics),
         ROLLOUT_CONTROLLER_NAME,

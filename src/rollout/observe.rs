@@ -190,6 +190,7 @@ pub fn observe_with_route(
         route,
         role_services,
         analysis_templates,
+        refused: None,
     }
 }
 

@@ -72,7 +72,9 @@ pub use names::{
     analysis_name, baseline_name, canary_name, replica_set_name, role_service_name,
     rollout_label_value, service_selector,
 };
-pub use observed::{AnalysisObservation, AnalysisPhase, Observed, RouteBackend, RouteObservation};
+pub use observed::{
+    AnalysisObservation, AnalysisPhase, Observed, Refusal, RouteBackend, RouteObservation,
+};
 pub use state::{CanaryStep, State, SwitchKind};
 pub use world::{RevisionFacts, revision_number};
 

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use redblack::api::{POD_TEMPLATE_HASH_LABEL, Rollout, pod_template_hash};
+use redblack::api::{CanaryPhase, POD_TEMPLATE_HASH_LABEL, Rollout, pod_template_hash};
 use redblack::rollout::plan::{AnalysisObservation, AnalysisPhase, RouteObservation};
 use redblack::rollout::{Action, Observed, Plan, plan};
 
@@ -479,7 +479,22 @@ impl Sim {
     pub fn settle_judging(&mut self, verdict: AnalysisPhase, score: f64) -> usize {
         for round in 0..60 {
             self.make_ready();
-            self.judge_running(verdict, score);
+            // An analysis judges the traffic the canary got: only once it has
+            // some (the planner gives it traffic after the analysis exists).
+            let untried = self
+                .rollout
+                .status
+                .as_ref()
+                .and_then(|s| s.canary.as_ref())
+                .is_some_and(|c| {
+                    matches!(
+                        c.phase,
+                        Some(CanaryPhase::Analysing | CanaryPhase::Progressing)
+                    ) && c.traffic_percent == 0
+                });
+            if !untried {
+                self.judge_running(verdict, score);
+            }
             let plan = self.plan();
             if plan.is_noop(self.rollout.status.as_ref()) {
                 match plan.requeue_after {

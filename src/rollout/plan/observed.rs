@@ -26,6 +26,17 @@ pub struct Observed {
     /// analyses name in `templateName` and that exist: name -> spec (the body,
     /// as `inline` would hold it).
     pub analysis_templates: BTreeMap<String, serde_json::Value>,
+    /// The API refused, in this reconcile, to create a CanaryAnalysis (a 4xx
+    /// other than AlreadyExists): the shell re-plans with it, and the planner
+    /// records it in `status.canary.analysisRefused`. None otherwise.
+    pub refused: Option<Refusal>,
+}
+
+/// A CanaryAnalysis create the API refused, with the API's message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub analysis: String,
+    pub message: String,
 }
 
 /// What the planner needs of a CanaryAnalysis.

@@ -87,10 +87,10 @@ fn retry(ctx: &Ctx, hash: &str, ops: &mut Ops, out: &mut Events) {
     let target = ctx.target();
     let held_canary = ctx.old.canary.as_ref().is_some_and(|c| {
         c.revision.as_deref() == Some(target)
-            && matches!(
+            && (matches!(
                 c.phase,
                 Some(CanaryPhase::Marginal | CanaryPhase::Inconclusive | CanaryPhase::Error)
-            )
+            ) || c.analysis_refused.is_some())
     });
     if ops.abort.as_ref().is_some_and(|a| a.revision == hash) {
         ops.abort = None;

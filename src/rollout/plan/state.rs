@@ -69,6 +69,10 @@ pub enum CanaryStep {
     /// Both are ready, but no analysis can be created (its template is
     /// missing, or its body is unusable): no traffic until it can.
     AnalysisUnavailable(AnalysisProblem),
+    /// Both are ready, but the API refused to create the analysis (recorded
+    /// in `status.canary.analysisRefused`): no traffic, and no new create
+    /// until the body or the spec changes, or a retry.
+    AnalysisRefused { analysis: String, message: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

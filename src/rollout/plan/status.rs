@@ -118,20 +118,21 @@ fn recorded(ctx: &Ctx, decision: &Decision) -> RolloutStatus {
     }
 }
 
-/// A Warning Event when an analysis becomes unavailable (or its problem
-/// changes), not on every re-plan.
+/// A Warning Event when an analysis becomes unavailable or its create is
+/// refused (or the problem changes), not on every re-plan.
 fn warn_analysis_unavailable(ctx: &Ctx, state: &State, desired: &[Desired], out: &mut Builder) {
-    let (State::AnalysisUnavailable(problem)
-    | State::Canary(CanaryStep::AnalysisUnavailable(problem))) = state
-    else {
-        return;
+    let reason = match state {
+        State::AnalysisUnavailable(problem)
+        | State::Canary(CanaryStep::AnalysisUnavailable(problem)) => problem.reason(),
+        State::Canary(CanaryStep::AnalysisRefused { .. }) => canary::ANALYSIS_CREATE_FAILED,
+        _ => return,
     };
     let Some(now) = desired.iter().find(|d| d.type_ == conditions::PROGRESSING) else {
         return;
     };
     let before = conditions::find(&ctx.old.conditions, conditions::PROGRESSING);
     if before.is_none_or(|c| c.reason != now.reason || c.message != now.message) {
-        out.warning(problem.reason(), now.message.clone());
+        out.warning(reason, now.message.clone());
     }
 }
 

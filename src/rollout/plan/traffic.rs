@@ -12,8 +12,9 @@
 //!   selector would select them too), which `fleets::retire` ensures by scaling
 //!   earlier warm fleets down during a canary.
 //!
-//! Traffic flows only while both canary fleets are fully available: a share
-//! to an unready fleet is always 0.
+//! Traffic flows only while both canary fleets are fully available and the
+//! analysis of the current attempt is observed: a share to an unready fleet,
+//! or to a canary nobody judges, is always 0.
 
 use std::collections::BTreeMap;
 
@@ -24,8 +25,8 @@ use super::action::Action;
 use super::builder::Builder;
 use super::ctx::Ctx;
 use super::names::{
-    BASELINE, CANARY, base_selector, baseline_name, canary_name, role_selector, role_service_name,
-    role_template, service_selector,
+    BASELINE, CANARY, analysis_name, base_selector, baseline_name, canary_name, role_selector,
+    role_service_name, role_template, service_selector,
 };
 use super::observed::RouteBackend;
 use super::state::{CanaryStep, Decision, State};
@@ -52,8 +53,17 @@ fn configured_percent(ctx: &Ctx) -> i32 {
 /// What the decided state wants of the canary's traffic.
 fn want(ctx: &Ctx, decision: &Decision) -> Want {
     let (world, records) = (ctx.world, &decision.records);
-    let flowing =
-        |c: &CanaryStatus| c.analysis_start.is_some() && world.canary_can_flow(ctx.rollout, c);
+    // Traffic only to a canary whose analysis exists (observed in the cache):
+    // the plan that creates the analysis leaves traffic off, the next one
+    // (woken by the analysis' watch event) turns it on. A canary that already
+    // has traffic keeps it while the next attempt's analysis is created
+    // (an extension or a retry after Marginal) if the previous one exists.
+    let flowing = |c: &CanaryStatus| {
+        c.analysis_start.is_some()
+            && world.canary_can_flow(ctx.rollout, c)
+            && (analysis_observed(ctx, c, c.attempt)
+                || (traffic_on_now(ctx) && analysis_observed(ctx, c, c.attempt - 1)))
+    };
     match &decision.state {
         State::InvalidSpec => Want::Leave,
         // Paused (or the Service gone): a judged canary keeps its share while
@@ -82,6 +92,33 @@ fn want(ctx: &Ctx, decision: &Decision) -> Want {
         }
         _ => Want::Off,
     }
+}
+
+/// The analysis of `attempt` of canary `c` is observed.
+fn analysis_observed(ctx: &Ctx, c: &CanaryStatus, attempt: i32) -> bool {
+    let revision = c.revision.as_deref().unwrap_or_default();
+    attempt >= 1
+        && ctx
+            .world
+            .analysis(&analysis_name(ctx.rollout, revision, attempt))
+            .is_some()
+}
+
+/// The canary has a share of traffic now (before this plan).
+fn traffic_on_now(ctx: &Ctx) -> bool {
+    let (rollout, world) = (ctx.rollout, ctx.world);
+    if !ctx.by_replicas() {
+        let roles = [
+            role_service_name(rollout, CANARY),
+            role_service_name(rollout, BASELINE),
+        ];
+        return world.route.as_ref().is_some_and(|r| {
+            r.backends
+                .iter()
+                .any(|b| b.weight > 0 && roles.contains(&b.service))
+        });
+    }
+    world.wide
 }
 
 /// Emits the traffic writes the decision wants. `plan()` runs this before the

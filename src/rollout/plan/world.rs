@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
 
 use super::names::{BASELINE, CANARY, baseline_name, canary_name};
-use super::observed::{AnalysisObservation, Observed, RouteObservation};
+use super::observed::{AnalysisObservation, Observed, Refusal, RouteObservation};
 use crate::api::{
     CanaryPhase, CanaryStatus, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, ROLE_LABEL, Rollout,
     RolloutStatus, SCALE_DOWN_AT_ANNOTATION, pod_template_hash,
@@ -120,6 +120,8 @@ pub struct World {
     pub analysis_templates: BTreeMap<String, serde_json::Value>,
     /// The highest revision number `status.history` records per hash.
     pub recorded: BTreeMap<String, i64>,
+    /// A CanaryAnalysis create the API refused in this reconcile.
+    pub refused: Option<Refusal>,
 }
 
 /// Only the planner widens the selector to exactly `matchLabels` (replica-count
@@ -192,6 +194,7 @@ impl World {
                 *n = (*n).max(r.revision);
                 m
             }),
+            refused: observed.refused.clone(),
         }
     }
 

@@ -129,8 +129,9 @@ fn scope(
     }
 }
 
-/// The CanaryAnalysis of the current attempt, once traffic flows (its window
-/// starts with the traffic).
+/// The CanaryAnalysis of the current attempt, once traffic can flow (its
+/// window starts now; the traffic itself follows once it is observed). Not
+/// while the API refuses it (`CanaryStep::AnalysisRefused`: not Analysing).
 fn ensure_analysis(ctx: &Ctx, c: &CanaryStatus, out: &mut Builder) {
     let (rollout, world) = (ctx.rollout, ctx.world);
     let (Some(name), Some(start), Some(cfg)) =

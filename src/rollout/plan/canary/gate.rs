@@ -10,8 +10,11 @@ use super::super::observed::AnalysisPhase;
 use super::super::operations::Ops;
 use super::super::records::Records;
 use super::super::state::{CanaryStep, State};
+use serde_json::Value;
+
 use crate::api::{
-    AbortReason, AbortStatus, CanaryPhase, CanaryStatus, CanaryStrategy, MarginalAction,
+    AbortReason, AbortStatus, AnalysisRefusal, CanaryPhase, CanaryStatus, CanaryStrategy,
+    MarginalAction, value_hash,
 };
 
 /// The record of a canary that starts now (first attempt).
@@ -57,10 +60,13 @@ pub(crate) fn decide(
         c.analysis_start = None;
         c.score = None;
         c.message = None;
+        c.analysis_refused = None;
     }
+    // A failed canary is not promoted by hand either (e.g. a retry consumed
+    // while paused never reached the canary record): retry, then judge again.
     let held = matches!(
         c.phase,
-        Some(CanaryPhase::Inconclusive | CanaryPhase::Error)
+        Some(CanaryPhase::Inconclusive | CanaryPhase::Error | CanaryPhase::Failed)
     );
     if ops.approved.as_deref() == Some(target.as_str()) {
         if held {
@@ -150,16 +156,25 @@ fn analysing(
     // template, an unusable body): it would not be judged. An analysis that
     // exists is never re-resolved (a template change does not touch it).
     let name = c.analysis_name.clone().unwrap_or_default();
-    if world.analysis(&name).is_none()
-        && let Err(problem) =
-            analysis_spec::resolve_canary(rollout, &world.analysis_templates, &cfg.analysis)
-    {
-        c.analysis_start = None;
-        return Some(State::Canary(CanaryStep::AnalysisUnavailable(problem)));
+    if world.analysis(&name).is_some() {
+        c.analysis_refused = None;
+    } else {
+        match analysis_spec::resolve_canary(rollout, &world.analysis_templates, &cfg.analysis) {
+            Err(problem) => {
+                c.analysis_start = None;
+                c.analysis_refused = None;
+                return Some(State::Canary(CanaryStep::AnalysisUnavailable(problem)));
+            }
+            Ok(source) => {
+                if let Some(held) = refused(ctx, c, &name, source.body) {
+                    return Some(held);
+                }
+            }
+        }
     }
-    // Analysing: the window starts when traffic does. No Event of its own:
-    // the same plan records the traffic write (CanaryTrafficOn) and the
-    // analysis (AnalysisCreated).
+    // Analysing: the window starts when traffic can flow, with the create of
+    // the analysis (AnalysisCreated); traffic follows once the analysis is
+    // observed (`traffic.rs`, CanaryTrafficOn). No Event of its own.
     if c.analysis_start.is_none() {
         if world.canary_can_flow(rollout, c) {
             c.analysis_start = Some(ctx.now);
@@ -172,6 +187,36 @@ fn analysing(
     c.score = analysis.score.or(c.score);
     c.message = analysis.message.clone();
     verdict(ctx, cfg, ops, c, analysis.phase, out)
+}
+
+/// The API refused to create analysis `name` (in this reconcile, or recorded
+/// for this body and spec): hold the canary without traffic and without a new
+/// create. A refusal recorded for another attempt, another body or another
+/// generation of the spec is forgotten, so the create is tried again.
+fn refused(ctx: &Ctx, c: &mut CanaryStatus, name: &str, body: &Value) -> Option<State> {
+    let body_hash = value_hash(body);
+    let generation = ctx.rollout.metadata.generation;
+    if let Some(r) = ctx.world.refused.as_ref().filter(|r| r.analysis == name) {
+        c.analysis_refused = Some(AnalysisRefusal {
+            analysis_name: name.to_owned(),
+            message: r.message.clone(),
+            body_hash: body_hash.clone(),
+            observed_generation: generation,
+        });
+    }
+    let current = c.analysis_refused.as_ref().filter(|r| {
+        r.analysis_name == name && r.body_hash == body_hash && r.observed_generation == generation
+    });
+    let Some(r) = current else {
+        c.analysis_refused = None;
+        return None;
+    };
+    let state = State::Canary(CanaryStep::AnalysisRefused {
+        analysis: name.to_owned(),
+        message: r.message.clone(),
+    });
+    c.analysis_start = None;
+    Some(state)
 }
 
 /// What the analysis' phase means for the canary.

@@ -11,6 +11,10 @@ use crate::api::{CanaryPhase, CanaryStatus, ConditionStatus, Phase};
 
 use ConditionStatus::{False, True};
 
+/// Reason of the conditions (and of the Warning Event) of a canary whose
+/// analysis the API refused to create.
+pub const ANALYSIS_CREATE_FAILED: &str = "AnalysisCreateFailed";
+
 /// How a canary step reads: reason and message of its conditions, the phase,
 /// and whether the operator is still at work (Reconciling) or needs a human
 /// (Stalled).
@@ -47,7 +51,11 @@ pub(super) fn canary_phase(
     if let CanaryStep::Progressing { deadline, .. } = step {
         out.wakeups.push(*deadline);
     }
-    let reading = read(step, &c, what, &waiting_for(ctx));
+    let observed = c
+        .analysis_name
+        .as_deref()
+        .is_some_and(|name| ctx.world.analysis(name).is_some());
+    let reading = read(step, &c, observed, what, &waiting_for(ctx));
     let Reading {
         reason,
         msg,
@@ -99,7 +107,9 @@ fn waiting_for(ctx: &Ctx) -> String {
     }
 }
 
-fn read(step: &CanaryStep, c: &CanaryStatus, what: &str, waiting: &str) -> Reading {
+/// `observed`: the analysis of the current attempt is in the cache;
+/// `waiting`: what a ready canary without traffic waits for.
+fn read(step: &CanaryStep, c: &CanaryStatus, observed: bool, what: &str, waiting: &str) -> Reading {
     let name = c.analysis_name.clone().unwrap_or_default();
     match step {
         CanaryStep::Progressing { .. } => Reading::working(
@@ -110,11 +120,26 @@ fn read(step: &CanaryStep, c: &CanaryStatus, what: &str, waiting: &str) -> Readi
             "CanaryWaitingForTraffic",
             format!("the canary of {what} is ready; {waiting}"),
         ),
+        CanaryStep::Analysing if !observed => Reading::working(
+            "CanaryWaitingForAnalysis",
+            format!(
+                "the canary of {what} is ready; analysis {name} is being created, traffic follows once it exists"
+            ),
+        ),
         CanaryStep::Analysing => Reading::working(
             "CanaryAnalysing",
             format!("the canary of {what} is being judged by analysis {name}"),
         ),
         CanaryStep::Held(phase) => held(*phase, c, &name, what),
+        CanaryStep::AnalysisRefused { analysis, message } => Reading {
+            reason: ANALYSIS_CREATE_FAILED,
+            msg: format!(
+                "the canary of {what} is ready but gets no traffic: the API refused to create CanaryAnalysis {analysis}: {message}; fix the analysis (its CanaryAnalysisTemplate or the Rollout's spec; it is created again once either changes) or `redblack retry`, or abort"
+            ),
+            phase: Phase::Degraded,
+            reconciling: false,
+            stalled: true,
+        },
         CanaryStep::AnalysisUnavailable(problem) => {
             let invalid = matches!(problem, AnalysisProblem::Invalid { .. });
             Reading {
