@@ -306,7 +306,7 @@ fn is_dns1035_label(s: &str) -> bool {
 }
 
 fn is_dns1123_subdomain(s: &str) -> bool {
-    s.len() <= DNS1123_SUBDOMAIN_MAX && s.split('.').all(|part| is_dns1123_label(part))
+    s.len() <= DNS1123_SUBDOMAIN_MAX && s.split('.').all(is_dns1123_label)
 }
 
 fn required(field: &str) -> FieldError {
