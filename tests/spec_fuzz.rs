@@ -155,7 +155,7 @@ fn same_type(original: &Value, seed: &Value) -> Value {
             1 => Value::Array(a.iter().chain(a.iter()).cloned().collect()), // duplicates
             _ => Value::Array(a.iter().rev().cloned().collect()),
         },
-        Value::Object(_) if pick % 2 == 0 => json!({}),
+        Value::Object(_) if pick.is_multiple_of(2) => json!({}),
         other => other.clone(),
     }
 }
