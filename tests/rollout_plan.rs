@@ -795,7 +795,10 @@ const CASES: &[Case] = &[
                     sim.apply(&plan);
                 }
                 sim.make_ready();
-                sim.judge_running(redblack::rollout::plan::AnalysisPhase::Passed, 97.0);
+                sim.judge_running_with_traffic(
+                    redblack::rollout::plan::AnalysisPhase::Passed,
+                    97.0,
+                );
                 plan = sim.plan();
             }
             assert_eq!(phase(&plan), Phase::Healthy, "{:#?}", plan.status);

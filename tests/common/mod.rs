@@ -479,22 +479,7 @@ impl Sim {
     pub fn settle_judging(&mut self, verdict: AnalysisPhase, score: f64) -> usize {
         for round in 0..60 {
             self.make_ready();
-            // An analysis judges the traffic the canary got: only once it has
-            // some (the planner gives it traffic after the analysis exists).
-            let untried = self
-                .rollout
-                .status
-                .as_ref()
-                .and_then(|s| s.canary.as_ref())
-                .is_some_and(|c| {
-                    matches!(
-                        c.phase,
-                        Some(CanaryPhase::Analysing | CanaryPhase::Progressing)
-                    ) && c.traffic_percent == 0
-                });
-            if !untried {
-                self.judge_running(verdict, score);
-            }
+            self.judge_running_with_traffic(verdict, score);
             let plan = self.plan();
             if plan.is_noop(self.rollout.status.as_ref()) {
                 match plan.requeue_after {
@@ -506,6 +491,26 @@ impl Sim {
             self.apply(&plan);
         }
         panic!("did not converge: {:#?}", self.rollout.status);
+    }
+
+    /// `judge_running`, but an analysis judges the traffic the canary got:
+    /// only once it has some (the planner gives it traffic after the analysis
+    /// exists). A post-promotion analysis judges the live fleet at once.
+    pub fn judge_running_with_traffic(&mut self, verdict: AnalysisPhase, score: f64) {
+        let untried = self
+            .rollout
+            .status
+            .as_ref()
+            .and_then(|s| s.canary.as_ref())
+            .is_some_and(|c| {
+                matches!(
+                    c.phase,
+                    Some(CanaryPhase::Analysing | CanaryPhase::Progressing)
+                ) && c.traffic_percent == 0
+            });
+        if !untried {
+            self.judge_running(verdict, score);
+        }
     }
 
     pub fn judge_running(&mut self, verdict: AnalysisPhase, score: f64) {
