@@ -670,15 +670,23 @@ EOT
 
 # ---------------------------------------------------------------- main
 
-cleanup() {
-  local status=$?
+STOPPING=0
+
+# Stops everything and exits with STATUS. Every way out comes here: the end of
+# the story, a failure (the EXIT trap), Ctrl-C, SIGTERM, SIGHUP, and a closed
+# stdout (`make demo | tee demo.log`, then Ctrl-C: bash runs the EXIT trap on
+# SIGPIPE). A signal that arrives while it runs — even before its first line,
+# e.g. the Ctrl-C that follows the SIGPIPE — calls it again, and the second
+# call either returns at once (the first one carries on) or, if the first had
+# not started yet, does the whole job itself: never a half-done cleanup.
+stop_and_exit() {
+  local status=$1
+  ((STOPPING)) && return 0
+  STOPPING=1
   # Run to the end whatever fails here (e.g. writing to a terminal that closed).
   set +e
-  trap - EXIT
   trap '' INT TERM HUP # a second Ctrl-C must not cut the cleanup short (it is bounded)
-  # `make demo | tee demo.log` then Ctrl-C: tee is gone, stdout is a closed
-  # pipe, and the first line written would kill this shell (SIGPIPE) before
-  # it stopped anything. Ignored, the write just fails.
+  # stdout may be a closed pipe: a write then fails instead of killing us.
   trap '' PIPE
   if ((${#PIDS[@]})); then
     printf '\n== Stopping everything this demo started\n'
@@ -694,10 +702,10 @@ cleanup() {
 }
 
 main() {
-  trap cleanup EXIT
-  trap 'exit "$INT_STATUS"' INT
-  trap 'exit 143' TERM
-  trap 'exit 129' HUP # the terminal closed: the background processes have none to lose
+  trap 'stop_and_exit $?' EXIT
+  trap 'stop_and_exit "$INT_STATUS"' INT
+  trap 'stop_and_exit 143' TERM
+  trap 'stop_and_exit 129' HUP # the terminal closed: the background processes have none to lose
   setup_workdir
   step_build
   step_sandbox
