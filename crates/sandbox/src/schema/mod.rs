@@ -25,6 +25,26 @@ pub struct FieldError {
     pub message: String,
 }
 
+impl FieldError {
+    /// `field: Required value`.
+    pub fn required(field: &str) -> FieldError {
+        FieldError {
+            reason: "FieldValueRequired".into(),
+            field: field.into(),
+            message: "Required value".into(),
+        }
+    }
+
+    /// `field: Invalid value: "value": why`.
+    pub fn invalid(field: &str, value: &str, why: &str) -> FieldError {
+        FieldError {
+            reason: "FieldValueInvalid".into(),
+            field: field.into(),
+            message: format!("Invalid value: \"{value}\": {why}"),
+        }
+    }
+}
+
 /// What validation of one object found.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SchemaOutcome {

@@ -310,19 +310,11 @@ fn is_dns1123_subdomain(s: &str) -> bool {
 }
 
 fn required(field: &str) -> FieldError {
-    FieldError {
-        reason: "FieldValueRequired".into(),
-        field: field.into(),
-        message: "Required value".into(),
-    }
+    FieldError::required(field)
 }
 
 fn invalid(field: &str, value: &str, why: &str) -> FieldError {
-    FieldError {
-        reason: "FieldValueInvalid".into(),
-        field: field.into(),
-        message: format!("Invalid value: \"{value}\": {why}"),
-    }
+    FieldError::invalid(field, value, why)
 }
 
 #[cfg(test)]

@@ -31,19 +31,11 @@ fn strings(v: &Value, pointer: &str) -> Vec<String> {
 }
 
 fn required(field: &str) -> FieldError {
-    FieldError {
-        reason: "FieldValueRequired".into(),
-        field: field.into(),
-        message: "Required value".into(),
-    }
+    FieldError::required(field)
 }
 
 fn invalid(field: &str, value: &str, why: &str) -> FieldError {
-    FieldError {
-        reason: "FieldValueInvalid".into(),
-        field: field.into(),
-        message: format!("Invalid value: \"{value}\": {why}"),
-    }
+    FieldError::invalid(field, value, why)
 }
 
 /// Places a schema error at its position inside the CRD.
