@@ -49,7 +49,7 @@ pub fn validate(kind: &str, builtin: bool, obj: &Value) -> Vec<FieldError> {
                 .and_then(Value::as_str)
                 .unwrap_or("");
             if !name.is_empty() && !is_dns1035_label(name) {
-                errs.push(invalid(
+                errs.push(FieldError::invalid(
                     "metadata.name",
                     name,
                     "a DNS-1035 label must consist of lower case alphanumeric characters or '-', \
@@ -75,7 +75,7 @@ pub fn validate(kind: &str, builtin: bool, obj: &Value) -> Vec<FieldError> {
 fn workload(spec: Option<&Value>, errs: &mut Vec<FieldError>) {
     let selector = spec.and_then(|s| s.get("selector"));
     let Some(selector) = selector.filter(|s| !is_empty_selector(s)) else {
-        errs.push(required("spec.selector"));
+        errs.push(FieldError::required("spec.selector"));
         return;
     };
     label_selector(selector, "spec.selector", errs);
@@ -98,7 +98,7 @@ fn workload(spec: Option<&Value>, errs: &mut Vec<FieldError>) {
                 });
             }
         }
-        None => errs.push(required("spec.template.metadata.labels")),
+        None => errs.push(FieldError::required("spec.template.metadata.labels")),
     }
     pod_spec(
         template.and_then(|t| t.get("spec")),
@@ -113,7 +113,7 @@ fn pod_spec(spec: Option<&Value>, at: &str, errs: &mut Vec<FieldError>) {
         .and_then(Value::as_array);
     match containers {
         Some(list) if !list.is_empty() => {}
-        _ => errs.push(required(&format!("{at}.containers"))),
+        _ => errs.push(FieldError::required(&format!("{at}.containers"))),
     }
     let mut names = BTreeSet::new();
     for list in ["initContainers", "containers"] {
@@ -124,9 +124,9 @@ fn pod_spec(spec: Option<&Value>, at: &str, errs: &mut Vec<FieldError>) {
             let path = format!("{at}.{list}[{i}]");
             let name = c.get("name").and_then(Value::as_str).unwrap_or("");
             if name.is_empty() {
-                errs.push(required(&format!("{path}.name")));
+                errs.push(FieldError::required(&format!("{path}.name")));
             } else if !is_dns1123_label(name) {
-                errs.push(invalid(
+                errs.push(FieldError::invalid(
                     &format!("{path}.name"),
                     name,
                     "a lowercase RFC 1123 label must consist of lower case alphanumeric \
@@ -143,7 +143,7 @@ fn pod_spec(spec: Option<&Value>, at: &str, errs: &mut Vec<FieldError>) {
             }
             let image = c.get("image").and_then(Value::as_str).unwrap_or("");
             if image.trim().is_empty() {
-                errs.push(required(&format!("{path}.image")));
+                errs.push(FieldError::required(&format!("{path}.image")));
             }
         }
     }
@@ -165,7 +165,9 @@ fn label_selector(selector: &Value, at: &str, errs: &mut Vec<FieldError>) {
             .and_then(Value::as_array)
             .map_or(0, Vec::len);
         match e.get("operator").and_then(Value::as_str).unwrap_or("") {
-            "In" | "NotIn" if values == 0 => errs.push(required(&format!("{path}.values"))),
+            "In" | "NotIn" if values == 0 => {
+                errs.push(FieldError::required(&format!("{path}.values")))
+            }
             "Exists" | "DoesNotExist" if values > 0 => errs.push(FieldError {
                 reason: "FieldValueForbidden".into(),
                 field: format!("{path}.values"),
@@ -263,15 +265,19 @@ fn qualified_name(key: &str, at: &str, errs: &mut Vec<FieldError>) {
         problems.push("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')");
     }
     for p in problems {
-        errs.push(invalid(at, key, p));
+        errs.push(FieldError::invalid(at, key, p));
     }
 }
 
 fn label_value(value: &str, at: &str, errs: &mut Vec<FieldError>) {
     if value.len() > LABEL_VALUE_MAX {
-        errs.push(invalid(at, value, "must be no more than 63 characters"));
+        errs.push(FieldError::invalid(
+            at,
+            value,
+            "must be no more than 63 characters",
+        ));
     } else if !value.is_empty() && !is_qualified_name_part(value) {
-        errs.push(invalid(
+        errs.push(FieldError::invalid(
             at,
             value,
             "a valid label must be an empty string or consist of alphanumeric characters, '-', \
@@ -307,14 +313,6 @@ fn is_dns1035_label(s: &str) -> bool {
 
 fn is_dns1123_subdomain(s: &str) -> bool {
     s.len() <= DNS1123_SUBDOMAIN_MAX && s.split('.').all(is_dns1123_label)
-}
-
-fn required(field: &str) -> FieldError {
-    FieldError::required(field)
-}
-
-fn invalid(field: &str, value: &str, why: &str) -> FieldError {
-    FieldError::invalid(field, value, why)
 }
 
 #[cfg(test)]

@@ -30,14 +30,6 @@ fn strings(v: &Value, pointer: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn required(field: &str) -> FieldError {
-    FieldError::required(field)
-}
-
-fn invalid(field: &str, value: &str, why: &str) -> FieldError {
-    FieldError::invalid(field, value, why)
-}
-
 /// Places a schema error at its position inside the CRD.
 fn schema_field(i: usize, field: &str) -> String {
     let base = format!("spec.versions[{i}].schema.openAPIV3Schema");
@@ -62,19 +54,19 @@ pub fn served_types(crd: &Value) -> Result<Vec<ResourceType>, Vec<FieldError>> {
     let kind = s(crd, "/spec/names/kind");
     let scope = s(crd, "/spec/scope");
     if group.is_empty() {
-        errs.push(required("spec.group"));
+        errs.push(FieldError::required("spec.group"));
     } else if !group.contains('.') {
-        errs.push(invalid(
+        errs.push(FieldError::invalid(
             "spec.group",
             group,
             "should be a domain with at least one dot",
         ));
     }
     if plural.is_empty() {
-        errs.push(required("spec.names.plural"));
+        errs.push(FieldError::required("spec.names.plural"));
     }
     if kind.is_empty() {
-        errs.push(required("spec.names.kind"));
+        errs.push(FieldError::required("spec.names.kind"));
     }
     if scope != "Namespaced" && scope != "Cluster" {
         errs.push(FieldError {
@@ -87,7 +79,7 @@ pub fn served_types(crd: &Value) -> Result<Vec<ResourceType>, Vec<FieldError>> {
     }
     let name = s(crd, "/metadata/name");
     if !plural.is_empty() && !group.is_empty() && name != format!("{plural}.{group}") {
-        errs.push(invalid(
+        errs.push(FieldError::invalid(
             "metadata.name",
             name,
             "must be spec.names.plural+\".\"+spec.group",
@@ -99,14 +91,14 @@ pub fn served_types(crd: &Value) -> Result<Vec<ResourceType>, Vec<FieldError>> {
         .cloned()
         .unwrap_or_default();
     if versions.is_empty() {
-        errs.push(required("spec.versions"));
+        errs.push(FieldError::required("spec.versions"));
     }
     let storage = versions
         .iter()
         .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
         .count();
     if !versions.is_empty() && storage != 1 {
-        errs.push(invalid(
+        errs.push(FieldError::invalid(
             "spec.versions",
             &storage.to_string(),
             "must have exactly one version marked as storage version",
@@ -120,10 +112,10 @@ pub fn served_types(crd: &Value) -> Result<Vec<ResourceType>, Vec<FieldError>> {
     for (i, v) in versions.iter().enumerate() {
         let vname = s(v, "/name");
         if vname.is_empty() {
-            errs.push(required(&format!("spec.versions[{i}].name")));
+            errs.push(FieldError::required(&format!("spec.versions[{i}].name")));
         }
         let Some(schema_v) = v.pointer("/schema/openAPIV3Schema") else {
-            errs.push(required(&format!(
+            errs.push(FieldError::required(&format!(
                 "spec.versions[{i}].schema.openAPIV3Schema"
             )));
             continue;
