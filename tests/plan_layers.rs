@@ -65,6 +65,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "status/counters.rs",
             "status/history.rs",
             "status/phase.rs",
+            "status/refused.rs",
         ],
     ),
     ("pipeline", &["plan.rs"]),

@@ -1461,3 +1461,113 @@ async fn an_analysis_the_api_refuses_holds_the_canary_without_traffic_and_says_w
     .await;
     assert_eq!(warnings, 1, "exactly one Warning Event");
 }
+
+/// Every write the API refuses for good reaches the user: the Rollout goes
+/// Degraded with Stalled/Ready/Progressing naming the write and quoting the
+/// API, one Warning Event per refusal (none per retry, which backs off), the
+/// Service stays on the live fleet, and the rollout continues once the cause
+/// is gone. Here an admission policy first refuses the new ReplicaSet, then
+/// the Service switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_writes_become_conditions_and_one_event_each_then_the_rollout_continues() {
+    use redblack_sandbox::{FaultAction, FaultConfig, FaultRule};
+    let refuse = |resource: &str, code| FaultConfig {
+        rules: vec![FaultRule {
+            verb: Some("patch".into()),
+            resource: Some(resource.into()),
+            probability: 1.0,
+            action: FaultAction::Error { code },
+        }],
+        watch_cut_after: None,
+    };
+    let env = Env::start(FAST).await;
+    let name = "policed";
+    env.create_service(name, name).await;
+    env.create_rollout(rollout_json(name, "demo:1", 2)).await;
+    let running = env.start_controller();
+    let v1 = hash_of(&env.wait_phase(name, Phase::Healthy).await);
+
+    // 1. The new fleet's apply is refused.
+    env.sandbox.set_faults(refuse("replicasets", 403));
+    let updated = env.set_image(name, "demo:2").await;
+    let v2 = hash_of(&updated);
+    let stalled_on = |needle: String| {
+        let env = &env;
+        async move {
+            eventually(&format!("Stalled names {needle}"), || async {
+                let r = env.rollouts().get(name).await.ok()?;
+                let s = r.status.as_ref()?;
+                let c = find(&s.conditions, conditions::STALLED)?;
+                (c.reason == "WriteRefused"
+                    && c.message.contains(&needle)
+                    && s.observed_generation == r.metadata.generation)
+                    .then(|| r.clone())
+            })
+            .await
+        }
+    };
+    let held = stalled_on(format!("applying ReplicaSet {name}-{v2}")).await;
+    let status = held.status.clone().unwrap();
+    assert_eq!(status.phase, Some(Phase::Degraded));
+    for type_ in [conditions::READY, conditions::PROGRESSING] {
+        let c = find(&status.conditions, type_).unwrap();
+        assert_eq!(
+            (c.status, c.reason.as_str()),
+            (ConditionStatus::False, "WriteRefused")
+        );
+    }
+    let stalled = find(&status.conditions, conditions::STALLED).unwrap();
+    assert!(
+        stalled.message.contains("403 Forbidden"),
+        "{}",
+        stalled.message
+    );
+    assert!(
+        stalled.message.contains("injected fault: forbidden"),
+        "{}",
+        stalled.message
+    );
+    assert_eq!(env.selected(name).await, Some(v1.clone()));
+    env.wait_event_reasons(&held, &["WriteRefused"]).await;
+    // Retries go on (with backoff) and say nothing new.
+    let done = finished_reconciles(&running.metrics, "rollout");
+    eventually("two more reconciles are refused", || async {
+        (finished_reconciles(&running.metrics, "rollout") >= done + 2).then_some(())
+    })
+    .await;
+    assert_eq!(env.count_events(&held, "WriteRefused").await, 1);
+    assert!(env.rs_for(name, &v2).await.is_none());
+
+    // 2. The fleet comes up, but the switch is refused: another refusal,
+    //    another Event; traffic stays on v1.
+    env.sandbox.set_faults(refuse("services", 422));
+    let held = stalled_on(format!("switching Service {name}")).await;
+    let stalled = find(
+        &held.status.as_ref().unwrap().conditions,
+        conditions::STALLED,
+    )
+    .unwrap()
+    .clone();
+    assert!(
+        stalled.message.contains("422 Invalid"),
+        "{}",
+        stalled.message
+    );
+    assert!(env.rs_for(name, &v2).await.is_some());
+    assert_eq!(env.selected(name).await, Some(v1.clone()));
+    eventually("the second refusal's Event is recorded", || async {
+        (env.count_events(&held, "WriteRefused").await == 2).then_some(())
+    })
+    .await;
+
+    // 3. The cause is gone: the rollout continues, and the conditions clear.
+    env.sandbox.set_faults(FaultConfig::default());
+    env.wait_selected(name, &v2).await;
+    let healthy = env.wait_phase(name, Phase::Healthy).await;
+    let conditions = &healthy.status.as_ref().unwrap().conditions;
+    assert!(
+        conditions.iter().all(|c| c.reason != "WriteRefused"),
+        "{conditions:?}"
+    );
+    assert_eq!(env.count_events(&healthy, "WriteRefused").await, 2);
+}

@@ -1125,3 +1125,108 @@ fn a_live_revision_keeps_its_number_when_its_fleet_is_not_observed() {
         .collect();
     assert_eq!(numbers, vec![live], "{:?}", plan.actions);
 }
+
+/// A write the API refused: the stored status, Degraded, with Stalled/Ready/
+/// Progressing naming the write and quoting the API; one Warning Event for
+/// the refusal, none for a retry refused the same way; the next plan that
+/// gets through replaces every WriteRefused condition.
+#[test]
+fn a_refused_write_is_said_once_in_conditions_and_cleared_by_the_next_plan() {
+    use redblack::rollout::plan::{WRITE_REFUSED, WriteRefusal, plan_refused_write};
+    let mut sim = v2_created();
+    let refusal = WriteRefusal {
+        what: "applying ReplicaSet web-abc".into(),
+        code: 403,
+        reason: "Forbidden".into(),
+        message: "admission webhook \"policy.example.com\" denied the request: no :latest".into(),
+    };
+    let stored = sim.rollout.status.clone().unwrap();
+    let (status, events) = plan_refused_write(&sim.rollout, &refusal, sim.now);
+    assert_eq!(status.phase, Some(Phase::Degraded));
+    assert_eq!(
+        status.stable_revision, stored.stable_revision,
+        "nothing else changes"
+    );
+    assert_eq!(status.history, stored.history);
+    assert_eq!(status.observed_generation, sim.rollout.metadata.generation);
+    let find = |t: &str| status.conditions.iter().find(|c| c.type_ == t).cloned();
+    let stalled = find("Stalled").unwrap();
+    assert_eq!(stalled.status, ConditionStatus::True);
+    assert_eq!(stalled.reason, WRITE_REFUSED);
+    for needle in [
+        "applying ReplicaSet web-abc",
+        "403 Forbidden",
+        "policy.example.com",
+    ] {
+        assert!(
+            stalled.message.contains(needle),
+            "{needle} in {}",
+            stalled.message
+        );
+    }
+    for t in ["Ready", "Progressing"] {
+        let c = find(t).unwrap();
+        assert_eq!(
+            (c.status, c.reason.as_str()),
+            (ConditionStatus::False, WRITE_REFUSED)
+        );
+    }
+    assert!(
+        find("Reconciling").is_none(),
+        "Stalled and Reconciling are exclusive"
+    );
+    assert_eq!(
+        find("Available"),
+        stored
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Available")
+            .cloned()
+    );
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].type_, events[0].reason.as_str()),
+        (EventType::Warning, WRITE_REFUSED)
+    );
+
+    // Retried and refused the same way: the same status, no Event.
+    sim.rollout.status = Some(status.clone());
+    sim.now += chrono::Duration::seconds(7);
+    let (again, events) = plan_refused_write(&sim.rollout, &refusal, sim.now);
+    assert_eq!(again, status);
+    assert!(events.is_empty(), "{events:?}");
+
+    // Refused with other words: said again.
+    let other = WriteRefusal {
+        message: "exceeded quota: pods=10".into(),
+        ..refusal.clone()
+    };
+    let (_, events) = plan_refused_write(&sim.rollout, &other, sim.now);
+    assert_eq!(events.len(), 1);
+
+    // A page-long webhook answer is quoted in part.
+    let long = WriteRefusal {
+        message: "é".repeat(5000),
+        ..refusal
+    };
+    let (capped, _) = plan_refused_write(&sim.rollout, &long, sim.now);
+    let message = &capped
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap()
+        .message;
+    assert!(message.len() < 1500, "{}", message.len());
+
+    // The write gets through: the next plan's status has no trace of it.
+    let plan = sim.plan();
+    assert!(
+        plan.status
+            .conditions
+            .iter()
+            .all(|c| c.reason != WRITE_REFUSED),
+        "{:?}",
+        plan.status.conditions
+    );
+    assert_ne!(plan.status.phase, Some(Phase::Degraded));
+}

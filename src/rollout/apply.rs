@@ -16,6 +16,11 @@
 //! | `EnsureCanaryAnalysis` | POST; 409 AlreadyExists is success; another 4xx (but 429) is [`ApplyError::AnalysisRefused`]: the controller re-plans with it (the canary is held, a condition and one Event say why) | a judgement is a record: never updated |
 //! | status | JSON merge patch of the `status` subresource: the diff from the stored status | see [`write_status`] |
 //!
+//! Any other write the API refuses for good (a 4xx but 404/409/429, e.g. an
+//! admission webhook's denial, a quota, RBAC) is [`ApplyError::refusal`]: the
+//! controller records it in the Rollout's conditions with one Warning Event
+//! ([`crate::rollout::plan::plan_refused_write`]) and retries with backoff.
+//!
 //! ## Why `SwitchService` is a forced apply of just the selector
 //!
 //! The Service is the user's object: we change exactly one field of it and
@@ -44,7 +49,7 @@ use serde_json::{Value, json};
 
 use crate::api::canary_analysis::CanaryAnalysis;
 use crate::api::{ROLE_LABEL, ROLLOUT_LABEL, Rollout, RolloutStatus};
-use crate::rollout::plan::{RouteBackend, RouteObservation};
+use crate::rollout::plan::{RouteBackend, RouteObservation, WriteRefusal};
 use crate::rollout::{Action, Plan};
 use crate::runtime::field_manager::ROLLOUT_FIELD_MANAGER;
 
@@ -87,6 +92,33 @@ impl ApplyError {
             ApplyError::Build { .. } => "build",
             ApplyError::AnalysisRefused { .. } => "refused",
         }
+    }
+}
+
+impl ApplyError {
+    /// The write the API refused in a way a retry of the same request cannot
+    /// overcome (see [`refused`]), as the planner records it; None for
+    /// transient failures (5xx, 409, 429, transport) and for a 404 (the
+    /// object went away since it was observed: the next plan sees that).
+    pub fn refusal(&self) -> Option<WriteRefusal> {
+        let (what, status) = match self {
+            ApplyError::Api {
+                what,
+                source: kube::Error::Api(status),
+            } => (what.clone(), status),
+            ApplyError::AnalysisRefused {
+                name,
+                source: kube::Error::Api(status),
+                ..
+            } => (format!("creating CanaryAnalysis {name}"), status),
+            _ => return None,
+        };
+        (refused(status.code) && status.code != 404).then(|| WriteRefusal {
+            what,
+            code: status.code,
+            reason: status.reason.clone(),
+            message: status.message.clone(),
+        })
     }
 }
 

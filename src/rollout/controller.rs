@@ -398,7 +398,7 @@ async fn reconcile_inner(
     }
     info!(state = ?plan.state, actions = plan.actions.len(), "applying plan");
     let before = Before::capture(&observed).with_route(route.as_ref());
-    let written = match apply::apply_plan(&ctx.client, rollout, &plan, route.as_ref()).await {
+    let applied = match apply::apply_plan(&ctx.client, rollout, &plan, route.as_ref()).await {
         // The API refused the analysis: the planner decides what that means
         // (the canary held without traffic, a condition, one Event) from the
         // same world plus the refusal. Its plan creates no analysis, so this
@@ -411,12 +411,21 @@ async fn reconcile_inner(
                     analysis: name,
                     message,
                 }),
-                ..observed
+                ..observed.clone()
             };
             plan = plan::plan(rollout, &observed, now);
-            apply::apply_plan(&ctx.client, rollout, &plan, route.as_ref()).await?
+            apply::apply_plan(&ctx.client, rollout, &plan, route.as_ref()).await
         }
-        other => other?,
+        other => other,
+    };
+    let written = match applied {
+        Ok(written) => written,
+        Err(error) => {
+            if let Some(refusal) = error.refusal() {
+                report_refused(ctx, rollout, &observed, &refusal, now).await;
+            }
+            return Err(error.into());
+        }
     };
     count_writes(
         Some(&ctx.metrics),
@@ -443,6 +452,42 @@ async fn reconcile_inner(
         debug!("caches did not reflect the writes in time; the next plan re-checks");
     }
     Ok(requeue)
+}
+
+/// A write the API refused for good: the Rollout's conditions say which
+/// write and quote the API, with one Warning Event per refusal (not per
+/// retry); the caller returns the error, so retries back off. Best effort: if
+/// the status cannot be written either, the log and the backoff remain.
+async fn report_refused(
+    ctx: &RolloutContext,
+    rollout: &Rollout,
+    observed: &plan::Observed,
+    refusal: &plan::WriteRefusal,
+    now: chrono::DateTime<Utc>,
+) {
+    warn!(what = %refusal.what, code = refusal.code, message = %refusal.message, "the API refused a write");
+    let (status, events) = plan::plan_refused_write(rollout, refusal, now);
+    if rollout.status.as_ref() == Some(&status) {
+        return;
+    }
+    let before = Before::capture(observed);
+    match apply::write_status(&ctx.client, rollout, &status).await {
+        Ok(written) => {
+            count_writes(Some(&ctx.metrics), ROLLOUT_CONTROLLER_NAME, 1);
+            ctx.events.publish(&rollout.object_ref(&()), &events).await;
+            // The retry must plan from this status, or it would announce the
+            // same refusal again.
+            observe::wait_for_caches(
+                &ctx.caches,
+                rollout,
+                &[written],
+                &before,
+                ctx.settings.cache_wait,
+            )
+            .await;
+        }
+        Err(e) => warn!(error = %e, "cannot record the refused write in the status"),
+    }
 }
 
 /// The key of a Rollout's failure count: its uid (a re-created Rollout

@@ -74,8 +74,10 @@ pub use names::{
 };
 pub use observed::{
     AnalysisObservation, AnalysisPhase, Observed, Refusal, RouteBackend, RouteObservation,
+    WriteRefusal,
 };
 pub use state::{CanaryStep, State, SwitchKind};
+pub use status::WRITE_REFUSED;
 pub use world::{RevisionFacts, revision_number};
 
 use builder::Builder;
@@ -145,6 +147,28 @@ pub fn plan(rollout: &Rollout, observed: &Observed, now: DateTime<Utc>) -> Plan 
     // 5. status: written after the actions succeeded.
     let status = status::build(&ctx, &decision, &mut out);
     finish(out, status, decision.state, now)
+}
+
+/// What to write after the API refused one of `rollout`'s writes: no action,
+/// the stored status with the refusal in its conditions, and a Warning Event
+/// the first time (`status::refused_write`). Pure, like [`plan`].
+pub fn plan_refused_write(
+    rollout: &Rollout,
+    refusal: &WriteRefusal,
+    now: DateTime<Utc>,
+) -> (RolloutStatus, Vec<PlannedEvent>) {
+    let now = now.trunc_subsecs(0);
+    let old = rollout.status.clone().unwrap_or_default();
+    let world = world::World::new(rollout, &Observed::default(), &old);
+    let ctx = Ctx {
+        rollout,
+        old: &old,
+        world: &world,
+        now,
+    };
+    let mut out = Builder::default();
+    let status = status::refused_write(&ctx, refusal, &mut out);
+    (status, out.events.into_vec())
 }
 
 fn finish(out: Builder, status: RolloutStatus, state: State, now: DateTime<Utc>) -> Plan {

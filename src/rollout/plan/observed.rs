@@ -39,6 +39,23 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// A write of the operator the API refused with an error a retry of the same
+/// request cannot overcome (a 4xx other than Conflict, NotFound and
+/// TooManyRequests: a webhook's denial, a quota, RBAC, a validation the
+/// planner did not foresee). The shell records it with
+/// [`crate::rollout::plan::plan_refused_write`] and retries with backoff.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteRefusal {
+    /// What was written, as the shell says it: "applying ReplicaSet web-5f7c".
+    pub what: String,
+    /// The HTTP status code, e.g. 403.
+    pub code: u16,
+    /// The API's `reason`, e.g. "Forbidden".
+    pub reason: String,
+    /// The API's message, verbatim.
+    pub message: String,
+}
+
 /// What the planner needs of a CanaryAnalysis.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AnalysisObservation {

@@ -4,7 +4,8 @@
 //!
 //! `build` assembles it from parts: the recorded fields (here), the counters
 //! (`counters.rs`), the history (`history.rs`), and the phase with its
-//! conditions (`phase.rs`, the canary's in `canary.rs`).
+//! conditions (`phase.rs`, the canary's in `canary.rs`). A write the API
+//! refused gets the status of `refused.rs` instead.
 
 use crate::api::conditions::{self, Desired};
 use crate::api::{ConditionStatus, Phase, RolloutStatus, SpecError};
@@ -18,6 +19,9 @@ mod canary;
 mod counters;
 mod history;
 mod phase;
+mod refused;
+
+pub use refused::{WRITE_REFUSED, build as refused_write};
 
 use ConditionStatus::{False, True};
 

@@ -157,7 +157,10 @@ impl Faults {
 
 fn error_for(code: u16) -> ApiError {
     let (reason, message) = match code {
+        400 => ("BadRequest", "injected fault: bad request"),
+        403 => ("Forbidden", "injected fault: forbidden"),
         409 => ("Conflict", "injected fault: conflict"),
+        422 => ("Invalid", "injected fault: invalid"),
         429 => ("TooManyRequests", "injected fault: too many requests"),
         500 => ("InternalError", "injected fault: internal error"),
         503 => ("ServiceUnavailable", "injected fault: service unavailable"),
