@@ -1571,3 +1571,40 @@ async fn refused_writes_become_conditions_and_one_event_each_then_the_rollout_co
     );
     assert_eq!(env.count_events(&healthy, "WriteRefused").await, 2);
 }
+
+/// A valid Rollout name of 250 characters (with a dot) goes through a whole
+/// update, and its Events are recorded: kube's Recorder named them
+/// `<name>.<16 hex>`, over 253 characters, and the API refused every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_250_character_rollout_rolls_out_and_its_events_are_recorded() {
+    let env = Env::start(FAST).await;
+    let name = format!("{}.v2", "w".repeat(247));
+    assert_eq!(name.len(), 250);
+    env.create_service("longname", "longname").await;
+    let manifest = set(
+        set(
+            set(
+                rollout_json(&name, "demo:1", 1),
+                "/spec/selector/matchLabels/app",
+                json!("longname"),
+            ),
+            "/spec/template/metadata/labels/app",
+            json!("longname"),
+        ),
+        "/spec/strategy/redBlack/activeService",
+        json!("longname"),
+    );
+    env.create_rollout(manifest).await;
+    let _running = env.start_controller();
+    env.wait_phase(&name, Phase::Healthy).await;
+    let updated = env.set_image(&name, "demo:2").await;
+    env.wait_selected("longname", &hash_of(&updated)).await;
+    let healthy = env.wait_phase(&name, Phase::Healthy).await;
+    let reasons = env
+        .wait_event_reasons(&healthy, &["ReplicaSetCreated", "Healthy"])
+        .await;
+    assert!(
+        reasons.iter().filter(|r| *r == "ReplicaSetCreated").count() >= 2,
+        "{reasons:?}"
+    );
+}

@@ -1,10 +1,21 @@
 //! The one Kubernetes Event type both planners emit ([`PlannedEvent`]) and
 //! the one publisher that records them ([`EventPublisher`]), with one rule
-//! for notes that are too long ([`truncate_note`]).
+//! for notes that are too long ([`truncate_note`]) and one for names
+//! ([`event_name`]).
+//!
+//! The publisher writes `events.k8s.io/v1` Events itself rather than through
+//! kube's `Recorder`: the Recorder names an Event `<object>.<16 hex>`, which
+//! the API refuses for objects whose names are longer than 236 characters
+//! (valid Rollout names go to 253), so their Events were lost.
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::Client;
-use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::PostParams;
+use kube::runtime::events::Reporter;
+use kube::{Api, Client};
+
+use crate::api::k8s_names::{DNS1123_SUBDOMAIN_MAX, fit, is_dns1123_subdomain};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventType {
@@ -80,35 +91,96 @@ impl EventPublisher {
         }
     }
 
-    /// Publishes `events` in order. Best effort: a failed Event is logged,
-    /// never a reason to redo the writes it describes.
+    /// Records `events` on `reference`, in order. Best effort: an Event the
+    /// API refuses is logged and the others are still recorded (an Event
+    /// describes writes that already happened; it must never undo them).
     pub async fn publish(&self, reference: &ObjectReference, events: &[PlannedEvent]) {
+        let namespace = reference.namespace.as_deref().unwrap_or("default");
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
         for event in events {
-            // A fresh recorder per Event: kube's recorder folds Events with the
-            // same reason into one series keeping the FIRST note, which would
-            // hide e.g. the second "ScaledReplicaSet" or "IntervalJudged". The
-            // planners only emit transitions, so there is nothing to fold.
-            let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
-            let kube_event = Event {
-                type_: match event.type_ {
-                    EventType::Normal => KubeEventType::Normal,
-                    EventType::Warning => KubeEventType::Warning,
-                },
-                reason: event.reason.clone(),
-                note: Some(truncate_note(&event.message)),
-                action: self.action.to_owned(),
-                secondary: None,
-            };
-            if let Err(e) = recorder.publish(&kube_event, reference).await {
+            let body = self.event(reference, namespace, event);
+            if let Err(e) = api.create(&PostParams::default(), &body).await {
                 tracing::warn!(reason = %event.reason, error = %e, "could not record event");
             }
         }
     }
+
+    fn event(
+        &self,
+        reference: &ObjectReference,
+        namespace: &str,
+        event: &PlannedEvent,
+    ) -> K8sEvent {
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let object = reference
+            .name
+            .as_deref()
+            .unwrap_or(&self.reporter.controller);
+        let nanos = now.as_nanosecond();
+        K8sEvent {
+            metadata: ObjectMeta {
+                name: Some(event_name(object, nanos)),
+                namespace: Some(namespace.to_owned()),
+                ..ObjectMeta::default()
+            },
+            action: Some(self.action.to_owned()),
+            reason: Some(event.reason.clone()),
+            note: Some(truncate_note(&event.message)),
+            type_: Some(
+                match event.type_ {
+                    EventType::Normal => "Normal",
+                    EventType::Warning => "Warning",
+                }
+                .to_owned(),
+            ),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(reference.clone()),
+            reporting_controller: Some(self.reporter.controller.clone()),
+            reporting_instance: Some(
+                self.reporter
+                    .instance
+                    .clone()
+                    .unwrap_or_else(|| self.reporter.controller.clone()),
+            ),
+            ..K8sEvent::default()
+        }
+    }
+}
+
+/// `<object>.<nanoseconds in hex>` as kubectl and kube name Events, with the
+/// object's part shortened (deterministically, with a hash) so the whole is a
+/// DNS subdomain of at most 253 characters for every valid object name.
+pub fn event_name(object: &str, nanos: i128) -> String {
+    let stamp = format!("{nanos:x}");
+    let room = DNS1123_SUBDOMAIN_MAX - 1 - stamp.len();
+    format!(
+        "{}.{stamp}",
+        fit(object, "", room, false, is_dns1123_subdomain)
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_names_fit_for_every_object_name_length() {
+        let nanos = i128::from(i64::MAX);
+        assert_eq!(event_name("web", 255), "web.ff");
+        for len in [1, 63, 200, 236, 237, 240, 253] {
+            let object = "a".repeat(len);
+            let name = event_name(&object, nanos);
+            assert!(name.len() <= 253, "{len}: {}", name.len());
+            assert!(is_dns1123_subdomain(&name), "{name}");
+            assert_eq!(name, event_name(&object, nanos), "deterministic");
+        }
+        // Dotted names stay dotted subdomains.
+        let dotted = format!("{}.v2", "w".repeat(249));
+        assert!(is_dns1123_subdomain(&event_name(&dotted, nanos)));
+        // Distinct long names keep distinct prefixes.
+        let (a, b) = ("a".repeat(250) + "x", "a".repeat(250) + "y");
+        assert_ne!(event_name(&a, nanos), event_name(&b, nanos));
+    }
 
     #[test]
     fn short_notes_are_kept() {
