@@ -293,14 +293,18 @@ async fn live_on_v1(strategy: Value) -> (Live, String) {
     (live, h1)
 }
 
-/// Waits until the canary of `hash` is being judged; returns the analysis name.
+/// Waits until the canary of `hash` is being judged with its share of the
+/// traffic; returns the analysis name. (The plan that creates the analysis
+/// leaves traffic off; the next, once the analysis is observed, turns it on:
+/// "Analysing" alone may still be at 0 %.)
 async fn wait_analysing(live: &Live, hash: &str) -> String {
     let r = live
-        .wait_rollout("the canary being analysed", |r| {
+        .wait_rollout("the canary being analysed with traffic", |r| {
             status(r).canary.is_some_and(|c| {
                 c.revision.as_deref() == Some(hash)
                     && c.phase == Some(CanaryPhase::Analysing)
                     && c.analysis_name.is_some()
+                    && c.traffic_percent > 0
             })
         })
         .await;
