@@ -11,7 +11,7 @@ export PATH := $(TOOLS_BIN):$(PATH)
 BENCHES ?= $(sort $(basename $(notdir $(wildcard examples/bench_*.rs))) \
                   $(notdir $(patsubst %/,%,$(wildcard examples/bench_*/))))
 
-.PHONY: help deps test lint fmt nextest chart demo crds bench fuzz
+.PHONY: help deps test lint fmt nextest chart demo crds bench fuzz test-repeat
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -56,3 +56,6 @@ bench: ## Run every examples/bench_* in release mode (see docs/benchmarks.md)
 fuzz: ## The fuzz properties at 20,000 cases each (make test runs a few hundred; docs/reliability.md)
 	PROPTEST_CASES=$${PROPTEST_CASES:-20000} cargo nextest run --workspace --no-fail-fast \
 	  --test spec_fuzz --test sandbox_patch_fuzz
+
+test-repeat: ## make test RUNS (5) times in a row on a fresh clone beside a CPU burner per core (docs/reliability.md)
+	hack/test-repeat.sh $${RUNS:-5} $${BURNERS:-$$(nproc)}
