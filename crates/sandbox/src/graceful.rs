@@ -122,3 +122,90 @@ pub fn before_delete(
 pub fn removed_on_update(obj: &Value) -> bool {
     deletion_grace(obj).is_none_or(|g| g == 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::registry::Registry;
+
+    fn rt(kind: &str) -> ResourceType {
+        Registry::new().by_kind("v1", kind).unwrap()
+    }
+
+    fn pod(spec: Value) -> Value {
+        json!({"metadata": {"name": "p"}, "spec": spec, "status": {"phase": "Running"}})
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_pods_grace_period_comes_from_the_request_then_its_spec_then_30() {
+        let on_node = json!({"nodeName": "sandbox"});
+        assert_eq!(pod_grace_seconds(&pod(on_node.clone()), None), 30);
+        let mut spec = on_node.clone();
+        spec["terminationGracePeriodSeconds"] = json!(7);
+        assert_eq!(pod_grace_seconds(&pod(spec.clone()), None), 7);
+        assert_eq!(pod_grace_seconds(&pod(spec.clone()), Some(2)), 2);
+        spec["terminationGracePeriodSeconds"] = json!(-4);
+        assert_eq!(pod_grace_seconds(&pod(spec), None), 1);
+        // Nothing runs it, or it already ended: nothing to wait for.
+        assert_eq!(pod_grace_seconds(&pod(json!({})), Some(60)), 0);
+        let mut done = pod(on_node);
+        done["status"]["phase"] = json!("Succeeded");
+        assert_eq!(pod_grace_seconds(&done, None), 0);
+    }
+
+    #[test]
+    fn only_pods_are_deleted_gracefully() {
+        let now = at("2030-01-01T00:00:00Z");
+        let cm = json!({"metadata": {"name": "c"}});
+        assert_eq!(
+            before_delete(&rt("ConfigMap"), &cm, Some(30), now),
+            Grace::Immediate
+        );
+        let p = pod(json!({"nodeName": "sandbox"}));
+        assert_eq!(
+            before_delete(&rt("Pod"), &p, None, now),
+            Grace::Mark {
+                deletion_timestamp: "2030-01-01T00:00:30Z".into(),
+                grace_seconds: 30
+            }
+        );
+        assert_eq!(
+            before_delete(&rt("Pod"), &p, Some(-3), now),
+            Grace::Mark {
+                deletion_timestamp: "2030-01-01T00:00:01Z".into(),
+                grace_seconds: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_terminating_pods_grace_period_may_only_get_shorter() {
+        let now = at("2030-01-01T00:00:10Z");
+        let mut p = pod(json!({"nodeName": "sandbox"}));
+        p["metadata"]["deletionTimestamp"] = json!("2030-01-01T00:00:30Z");
+        p["metadata"]["deletionGracePeriodSeconds"] = json!(30);
+        let pods = rt("Pod");
+        assert_eq!(before_delete(&pods, &p, None, now), Grace::Pending);
+        assert_eq!(before_delete(&pods, &p, Some(30), now), Grace::Pending);
+        assert_eq!(before_delete(&pods, &p, Some(45), now), Grace::Pending);
+        // Shortened from when the deletion started (00:00:00), as the API does.
+        assert_eq!(
+            before_delete(&pods, &p, Some(5), now),
+            Grace::Mark {
+                deletion_timestamp: "2030-01-01T00:00:05Z".into(),
+                grace_seconds: 5
+            }
+        );
+        assert!(!removed_on_update(&p));
+        // Marked with 0 (the kubelet is done, a finalizer holds it): deletes go ahead.
+        p["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        assert_eq!(before_delete(&pods, &p, None, now), Grace::Immediate);
+        assert!(removed_on_update(&p));
+    }
+}
