@@ -552,6 +552,8 @@ impl Store {
     /// Deletes at once when nothing holds the object; otherwise marks it with a
     /// deletionTimestamp (and the `foregroundDeletion`/`orphan` finalizer the
     /// propagation policy asks for) and leaves the rest to the garbage collector.
+    /// A pod on a node is held by its grace period too (`graceful`): marked with
+    /// `deletionGracePeriodSeconds`, removed by the kubelet's delete with grace 0.
     pub fn delete(
         &self,
         rt: &ResourceType,
