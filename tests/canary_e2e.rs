@@ -757,10 +757,14 @@ async fn a_red_black_switch_under_load_fails_no_request() {
         answers.len(),
         failed.len()
     );
+    let why: Vec<String> = failed
+        .iter()
+        .map(|a| format!("{} from {:?}: {}", a.status, a.pod, a.error))
+        .collect();
     assert!(
-        failed.is_empty(),
-        "{} of {} failed: {failed:?}",
-        failed.len(),
+        why.is_empty(),
+        "{} of {} failed: {why:#?}",
+        why.len(),
         answers.len()
     );
     assert_eq!(

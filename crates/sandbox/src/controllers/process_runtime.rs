@@ -316,8 +316,8 @@ impl PodRuntime for ProcessRuntime {
         if self.supervisor.is_none() {
             return;
         }
-        // Out of rotation at once; the process is told to stop by the supervisor.
-        lock(&self.shared).ready = false;
+        // The supervisor signals the process; sent first, so that its readiness
+        // probe (which yields to this) cannot undo the line after.
         self.kill_at.send_if_modified(|current| {
             let earlier = current.is_none_or(|c| kill_at < c);
             if earlier {
@@ -325,6 +325,8 @@ impl PodRuntime for ProcessRuntime {
             }
             earlier
         });
+        // Out of rotation at once.
+        lock(&self.shared).ready = false;
     }
 
     fn stopped(&self) -> bool {
