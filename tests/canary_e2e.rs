@@ -599,3 +599,182 @@ async fn an_operator_killed_mid_analysis_continues_where_it_stopped() {
     assert_eq!(mine, vec![name], "one analysis for the one canary");
     live.shutdown().await;
 }
+
+/// One answer of `SteadyLoad`: the status (0: no answer at all, `error` says
+/// why) and the pod that answered.
+#[derive(Clone, Debug)]
+struct Answer {
+    status: u16,
+    pod: String,
+    error: String,
+}
+
+/// Paced load through the Service (`rps`, open loop, every request kept)
+/// until stopped; the answers are visible while it runs.
+struct SteadyLoad {
+    answers: std::sync::Arc<std::sync::Mutex<Vec<Answer>>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl SteadyLoad {
+    fn start(url: String, rps: u32) -> SteadyLoad {
+        let answers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let sink = answers.clone();
+        let task = tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(1) / rps);
+            let mut requests = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopped.changed() => break,
+                }
+                let (client, url, sink) = (client.clone(), url.clone(), sink.clone());
+                requests.spawn(async move {
+                    let answer = match client
+                        .get(&url)
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .await
+                    {
+                        Ok(r) => Answer {
+                            status: r.status().as_u16(),
+                            pod: r
+                                .headers()
+                                .get(redblack_sandbox::dataplane::POD_HEADER)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_owned(),
+                            error: r.text().await.unwrap_or_else(|e| e.to_string()),
+                        },
+                        Err(e) => Answer {
+                            status: 0,
+                            pod: String::new(),
+                            error: e.to_string(),
+                        },
+                    };
+                    sink.lock().unwrap_or_else(|e| e.into_inner()).push(answer);
+                });
+            }
+            // Every request sent is waited for (each has its own timeout).
+            while requests.join_next().await.is_some() {}
+        });
+        SteadyLoad {
+            answers,
+            stop,
+            task,
+        }
+    }
+
+    fn answers(&self) -> Vec<Answer> {
+        self.answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Answers so far from pods of ReplicaSet `rs`.
+    fn answered_by(&self, rs: &str) -> usize {
+        let prefix = format!("{rs}-");
+        self.answers()
+            .iter()
+            .filter(|a| a.pod.starts_with(&prefix))
+            .count()
+    }
+
+    async fn finish(self) -> Vec<Answer> {
+        let _ = self.stop.send(true);
+        let answers = self.answers.clone();
+        self.task.await.expect("the load task ends");
+        answers.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// The headline of graceful pod termination: a red/black switch under steady
+/// load through the Service, the old fleet scaled down right after the switch
+/// (`scaleDownDelay: 0s`), and not one request fails. Every request takes
+/// 200 ms, so requests are in flight on the old pods when they are deleted:
+/// they finish, because a deleted pod leaves the Service at once and its
+/// process drains on SIGTERM; new requests only reach the new fleet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_red_black_switch_under_load_fails_no_request() {
+    let slow = [("DEMO_TAIL_FRACTION", "1"), ("DEMO_TAIL_LATENCY_MS", "200")];
+    let strategy = json!({"scaleDownDelay": "0s"});
+    let mut live = Live::start().await;
+    live.env
+        .create_rollout(web("v1", &slow, strategy.clone()))
+        .await;
+    live.start_operator();
+    let r = live
+        .wait_rollout("v1 Healthy", |r| status(r).phase == Some(Phase::Healthy))
+        .await;
+    let (v1, url) = (
+        format!("{APP}-{}", hash_of(&r)),
+        eventually("the Service gets a data-plane port", || async {
+            live.env.sandbox.dataplane().service_url(NS, APP)
+        })
+        .await,
+    );
+    let load = SteadyLoad::start(format!("{url}/"), 50);
+    eventually("v1 answers under load", || async {
+        (load.answered_by(&v1) >= 40).then_some(())
+    })
+    .await;
+
+    let h2 = live.apply(web("v2", &slow, strategy)).await;
+    let v2 = format!("{APP}-{h2}");
+    live.wait_rollout("v2 live", |r| {
+        status(r).phase == Some(Phase::Healthy)
+            && status(r).stable_revision.as_deref() == Some(h2.as_str())
+    })
+    .await;
+    // Every v1 pod gone, not only terminating: their drains are over.
+    eventually("every v1 pod removed", || async {
+        let pods = live.env.pods().list(&ListParams::default()).await.ok()?;
+        let left = pods
+            .items
+            .iter()
+            .filter(|p| p.owner_references().iter().any(|o| o.name == v1))
+            .count();
+        (left == 0).then_some(())
+    })
+    .await;
+    let served_by_v2 = load.answered_by(&v2);
+    eventually("v2 keeps answering after the scale-down", || async {
+        (load.answered_by(&v2) >= served_by_v2 + 40).then_some(())
+    })
+    .await;
+    let answers = load.finish().await;
+    let failed: Vec<&Answer> = answers.iter().filter(|a| a.status != 200).collect();
+    let by_v1 = answers
+        .iter()
+        .filter(|a| a.pod.starts_with(&format!("{v1}-")))
+        .count();
+    let by_v2 = answers
+        .iter()
+        .filter(|a| a.pod.starts_with(&format!("{v2}-")))
+        .count();
+    eprintln!(
+        "red/black switch under load: {} requests, {by_v1} answered by v1, {by_v2} by v2, {} failed",
+        answers.len(),
+        failed.len()
+    );
+    let why: Vec<String> = failed
+        .iter()
+        .map(|a| format!("{} from {:?}: {}", a.status, a.pod, a.error))
+        .collect();
+    assert!(
+        why.is_empty(),
+        "{} of {} failed: {why:#?}",
+        why.len(),
+        answers.len()
+    );
+    assert_eq!(
+        by_v1 + by_v2,
+        answers.len(),
+        "every answer from one of the fleets"
+    );
+    live.shutdown().await;
+}

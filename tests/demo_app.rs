@@ -525,3 +525,135 @@ async fn real_prometheus_scrapes_the_demo_app() {
     prom.kill().await.unwrap();
     app.stop().await;
 }
+
+/// The binary with `env`, serving on a port it picked; its stderr is piped.
+async fn spawn_binary(env: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_redblack"))
+        .arg("demo-app")
+        .env("PORT", "0")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the listening line")
+        .unwrap()
+        .unwrap();
+    let addr = redblack_demo::parse_listening_line(&line).unwrap();
+    (child, format!("http://{addr}"))
+}
+
+fn signal(child: &tokio::process::Child, signal: &str) {
+    let pid = child.id().expect("still running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// Polls `/metrics` until `http_requests_in_flight` is `n` (bounded).
+async fn wait_in_flight(base: &str, n: f64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{base}/metrics")).await
+            && let Ok(text) = r.text().await
+            && series(&text, "http_requests_in_flight") == n
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {n} request(s) in flight");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What a kubelet's SIGTERM does to the real binary: the request in flight
+/// finishes with 200, new connections are refused, the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
+    let (mut child, base) = spawn_binary(&[
+        ("DEMO_TAIL_FRACTION", "1"),
+        ("DEMO_TAIL_LATENCY_MS", "1500"),
+    ])
+    .await;
+    let slow = tokio::spawn({
+        let url = format!("{base}/");
+        async move {
+            let r = reqwest::get(url).await.expect("an answer, not a reset");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    });
+    wait_in_flight(&base, 1.0).await;
+    signal(&child, "-TERM");
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits once drained")
+        .unwrap();
+    let (code, body) = slow.await.unwrap();
+    assert_eq!((code, body.as_str()), (200, r#"{"version":"v1"}"#));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(
+        reqwest::get(format!("{base}/healthz")).await.is_err(),
+        "nothing listens after the drain"
+    );
+}
+
+/// `DEMO_SHUTDOWN_TIMEOUT` bounds the drain: a request still running then
+/// makes the app give up with an error (the binary exits 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_is_bounded_by_the_shutdown_timeout() {
+    let app = App::start(DemoAppConfig {
+        tail_fraction: 1.0,
+        tail_latency_ms: 600_000.0,
+        shutdown_timeout: Duration::from_millis(300),
+        ..config("v-stuck")
+    })
+    .await;
+    let url = format!("{}/", app.base);
+    let stuck = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status()) });
+    wait_in_flight(&app.base, 1.0).await;
+    let App { mut stop, task, .. } = app;
+    let _ = stop.take().unwrap().send(());
+    let res = tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("gives up by itself")
+        .unwrap();
+    assert!(
+        matches!(res, Err(DemoAppError::ShutdownTimeout(d)) if d == Duration::from_millis(300)),
+        "{res:?}"
+    );
+    stuck.abort();
+}
+
+/// `DEMO_IGNORE_SIGTERM`: SIGTERM is logged and changes nothing; the app
+/// keeps serving and ready until SIGKILL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignore_sigterm_keeps_serving_until_sigkill() {
+    let (mut child, base) =
+        spawn_binary(&[("DEMO_IGNORE_SIGTERM", "1"), ("RUST_LOG", "info")]).await;
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
+    signal(&child, "-TERM");
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("SIGTERM ignored") {
+                return;
+            }
+        }
+        panic!("stderr ended without the SIGTERM line");
+    })
+    .await
+    .expect("the SIGTERM line on stderr");
+    let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    let work = reqwest::get(format!("{base}/")).await.unwrap();
+    assert_eq!(work.status().as_u16(), 200);
+    signal(&child, "-KILL");
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), None, "killed by a signal: {status:?}");
+}

@@ -17,9 +17,12 @@ use redblack_sandbox::dataplane::{
 };
 use redblack_sandbox::prometheus_sd;
 use redblack_sandbox::registry::{Registry, ResourceType};
-use redblack_sandbox::store::{DeleteOptions, Store, StoreError, UpdateTarget};
+use redblack_sandbox::store::{
+    DeleteOptions, DeleteOutcome, EventReceiver, EventType, Store, StoreError, UpdateTarget,
+};
 use redblack_sandbox::testing::prometheus::{PrometheusOptions, PrometheusProcess};
 use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 const NS: &str = "demo";
@@ -140,6 +143,19 @@ impl Fleet {
 
     /// A ReplicaSet of the demo app; `env` adds to the container's env.
     fn replicaset(&self, name: &str, version: &str, replicas: u32, env: Value, probe: bool) {
+        self.replicaset_with_grace(name, version, replicas, env, probe, None);
+    }
+
+    /// As `replicaset`, with the pods' `terminationGracePeriodSeconds`.
+    fn replicaset_with_grace(
+        &self,
+        name: &str,
+        version: &str,
+        replicas: u32,
+        env: Value,
+        probe: bool,
+        grace: Option<u32>,
+    ) {
         let mut container = json!({
             "name": "app",
             "image": format!("redblack/demo-app:{version}"),
@@ -152,13 +168,17 @@ impl Fleet {
                 "periodSeconds": 1, "failureThreshold": 1});
         }
         let labels = json!({"app": "web", "version": version, HASH_LABEL: name});
+        let mut pod_spec = json!({"containers": [container]});
+        if let Some(grace) = grace {
+            pod_spec["terminationGracePeriodSeconds"] = json!(grace);
+        }
         self.create(
             "apps/v1",
             "ReplicaSet",
             json!({"metadata": {"name": name, "namespace": NS},
                    "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
                             "template": {"metadata": {"labels": labels},
-                                         "spec": {"containers": [container]}}}}),
+                                         "spec": pod_spec}}}),
         );
     }
 
@@ -571,6 +591,147 @@ async fn killed_processes_restart_and_deleted_pods_stop_theirs() {
     .await;
     let replacement = fleet.wait_ready("web-v1", 1).await.remove(0);
     assert_ne!(replacement["metadata"]["name"], name.as_str());
+}
+
+/// Waits for the DELETED event of pod `name` and returns the pod as it was
+/// removed: the final status the kubelet wrote.
+async fn removed_pod(events: &mut EventReceiver, name: &str) -> Value {
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(e)
+                    if e.event_type == EventType::Deleted
+                        && e.object["kind"] == "Pod"
+                        && e.object["metadata"]["name"] == name =>
+                {
+                    return (*e.object).clone();
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => panic!("missed {n} store events"),
+                Err(RecvError::Closed) => panic!("the store went away"),
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("pod {name} was never removed"))
+}
+
+/// The first container's final `terminated` state.
+fn terminated(pod: &Value) -> (Option<i64>, Option<&str>) {
+    let t = &pod["status"]["containerStatuses"][0]["state"]["terminated"];
+    (t["exitCode"].as_i64(), t["reason"].as_str())
+}
+
+/// A kubelet's SIGTERM and grace period: a process that ignores SIGTERM
+/// stays until its grace period (2 s) ends, then is SIGKILLed (exit code 137
+/// in the final status) and the pod is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_ignoring_sigterm_is_killed_when_its_grace_period_ends() {
+    let fleet = Fleet::start();
+    fleet.replicaset_with_grace(
+        "web-v1",
+        "v1",
+        1,
+        json!([{"name": "DEMO_IGNORE_SIGTERM", "value": "1"}]),
+        false,
+        Some(2),
+    );
+    let pod = fleet.wait_ready("web-v1", 1).await.remove(0);
+    let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+    let pid: u32 = annotation(&pod, PID_ANNOTATION).unwrap().parse().unwrap();
+    let mut events = fleet.store.subscribe();
+    let outcome = fleet
+        .store
+        .delete(&fleet.rt("v1", "Pod"), NS, &name, &DeleteOptions::default())
+        .unwrap();
+    let DeleteOutcome::Pending(marked) = outcome else {
+        panic!("a running pod is not removed at once: {outcome:?}");
+    };
+    assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 2);
+    assert!(marked["metadata"]["deletionTimestamp"].is_string());
+    let removed = removed_pod(&mut events, &name).await;
+    assert_eq!(
+        terminated(&removed),
+        (Some(137), Some("Error")),
+        "{removed}"
+    );
+    wait_for("the killed process to be gone", || {
+        (!pid_alive(pid)).then_some(())
+    })
+    .await;
+}
+
+/// Graceful termination end to end: a request in flight on a pod when it
+/// starts terminating is answered 200 (the demo app drains on SIGTERM and
+/// exits 0), while every new request through the Service goes to other pods.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_on_a_terminating_pod_completes_and_new_ones_go_elsewhere() {
+    let fleet = Fleet::start();
+    fleet.service("web", json!({"app": "web"}));
+    // Every request takes 1.5 s: long enough to be in flight on purpose.
+    fleet.replicaset_with_grace(
+        "web-v1",
+        "v1",
+        2,
+        json!([{"name": "DEMO_TAIL_FRACTION", "value": "1"},
+               {"name": "DEMO_TAIL_LATENCY_MS", "value": "1500"}]),
+        false,
+        Some(30),
+    );
+    let pods = fleet.wait_ready("web-v1", 2).await;
+    let victim = pods[0]["metadata"]["name"].as_str().unwrap().to_string();
+    let port = annotation(&pods[0], PORT_ANNOTATION).unwrap();
+    let direct = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let in_flight = tokio::spawn({
+        let (client, direct) = (client.clone(), direct.clone());
+        async move { get(&client, &direct).await }
+    });
+    // Only once the app counts it: a request not yet read is not in flight.
+    let metrics = format!("{direct}/metrics");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = match client.get(&metrics).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if text.lines().any(|l| l == "http_requests_in_flight 1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slow request never got in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut events = fleet.store.subscribe();
+    fleet
+        .store
+        .delete(
+            &fleet.rt("v1", "Pod"),
+            NS,
+            &victim,
+            &DeleteOptions::default(),
+        )
+        .unwrap();
+    let url = fleet.service_url("web").await;
+    let answers = get_many(&url, 4).await;
+    for a in &answers {
+        assert_eq!(a.status, 200, "{a:?}");
+        assert_ne!(
+            a.pod.as_deref(),
+            Some(victim.as_str()),
+            "routed to a terminating pod: {a:?}"
+        );
+    }
+    let a = in_flight.await.unwrap();
+    assert_eq!((a.status, a.version.as_deref()), (200, Some("v1")), "{a:?}");
+    let removed = removed_pod(&mut events, &victim).await;
+    assert_eq!(
+        terminated(&removed),
+        (Some(0), Some("Completed")),
+        "{removed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

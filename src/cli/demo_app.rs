@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use redblack_demo::{DemoAppConfig, listening_line, serve};
+use redblack_demo::{DemoAppConfig, listening_line, serve_until, shutdown_signal};
 
 use super::CliResult;
 
@@ -12,7 +12,8 @@ use super::CliResult;
 #[command(
     after_help = "Configured by environment: PORT, DEMO_HOST, DEMO_VERSION, \
 DEMO_ERROR_RATE, DEMO_LATENCY_MS, DEMO_TAIL_LATENCY_MS, DEMO_TAIL_FRACTION, \
-DEMO_READY_AFTER, DEMO_FAIL_AT_START (see docs/demo-app.md)."
+DEMO_READY_AFTER, DEMO_FAIL_AT_START, DEMO_IGNORE_SIGTERM, DEMO_SHUTDOWN_TIMEOUT \
+(see docs/demo-app.md)."
 )]
 pub struct DemoAppArgs {}
 
@@ -23,13 +24,16 @@ pub async fn run(_args: DemoAppArgs) -> CliResult {
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", cfg.host, cfg.port))?;
     let addr = listener.local_addr()?;
+    // Before the line below: whoever reads it may signal us at once (a pod
+    // deleted as it starts), and SIGTERM must find its handler installed.
+    let stop = shutdown_signal(cfg.ignore_sigterm);
     // Whoever started us (the sandbox's pod simulator, a test, a person) learns
     // the real port from this line when PORT=0.
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", listening_line(addr))?;
     out.flush()?;
     drop(out);
-    serve(cfg, listener).await?;
+    serve_until(cfg, listener, stop).await?;
     Ok(())
 }
 

@@ -1,8 +1,9 @@
 //! The demo HTTP service: `/` does the "work" (with injected errors and
 //! latency), plus `/healthz`, `/readyz` and `/metrics`.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -49,6 +50,12 @@ pub enum DemoAppError {
     Latency(String),
     #[error("serving HTTP: {0}")]
     Serve(#[source] std::io::Error),
+    /// In-flight requests were still running `DEMO_SHUTDOWN_TIMEOUT` after the
+    /// stop signal.
+    #[error(
+        "in-flight requests did not finish within {0:?} of the stop signal (DEMO_SHUTDOWN_TIMEOUT)"
+    )]
+    ShutdownTimeout(Duration),
 }
 
 struct AppState {
@@ -56,14 +63,20 @@ struct AppState {
     metrics: DemoMetrics,
     ready_at: Instant,
     latency: Option<Gamma<f64>>,
+    /// Set once the stop signal came: `/readyz` answers 503 from then on.
+    draining: AtomicBool,
 }
 
-/// Serves until SIGTERM or Ctrl-C (what a pod's container gets on deletion).
+/// Serves until SIGTERM (what a pod's container gets on deletion; ignored with
+/// `DEMO_IGNORE_SIGTERM`) or Ctrl-C.
 pub async fn serve(cfg: DemoAppConfig, listener: TcpListener) -> Result<(), DemoAppError> {
-    serve_until(cfg, listener, shutdown_signal()).await
+    let ignore_sigterm = cfg.ignore_sigterm;
+    serve_until(cfg, listener, shutdown_signal(ignore_sigterm)).await
 }
 
-/// Serves until `shutdown` completes; in-flight requests finish first.
+/// Serves until `shutdown` completes, then drains like a pod being deleted:
+/// no new connections, `/readyz` 503, in-flight requests finish (for at most
+/// `shutdown_timeout`, else `ShutdownTimeout`), and it returns.
 pub async fn serve_until(
     cfg: DemoAppConfig,
     listener: TcpListener,
@@ -79,11 +92,13 @@ pub async fn serve_until(
     } else {
         None
     };
+    let shutdown_timeout = cfg.shutdown_timeout;
     let state = Arc::new(AppState {
         ready_at: Instant::now() + cfg.ready_after,
         cfg,
         metrics: DemoMetrics::new(),
         latency,
+        draining: AtomicBool::new(false),
     });
     tracing::info!(
         addr = ?listener.local_addr().ok(),
@@ -94,10 +109,41 @@ pub async fn serve_until(
         tail_fraction = state.cfg.tail_fraction,
         "demo app serving"
     );
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(DemoAppError::Serve)
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signalled = {
+        let state = state.clone();
+        async move {
+            shutdown.await;
+            state.draining.store(true, Ordering::SeqCst);
+            tracing::info!(
+                in_flight = state.metrics.in_flight(),
+                ?shutdown_timeout,
+                "stop signal: no new connections, finishing in-flight requests"
+            );
+            let _ = stopping_tx.send(());
+        }
+    };
+    let server = axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(signalled)
+        .into_future();
+    let drain_bound = async {
+        // The server ended before any signal: nothing to bound.
+        if stopping_rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(shutdown_timeout).await;
+    };
+    tokio::select! {
+        served = server => {
+            served.map_err(DemoAppError::Serve)?;
+            tracing::info!("drained: exiting");
+            Ok(())
+        }
+        () = drain_bound => {
+            tracing::warn!(in_flight = state.metrics.in_flight(), "in-flight requests outlived the shutdown timeout");
+            Err(DemoAppError::ShutdownTimeout(shutdown_timeout))
+        }
+    }
 }
 
 fn router(state: Arc<AppState>) -> Router {
@@ -133,6 +179,7 @@ fn plan(state: &AppState) -> Plan {
 }
 
 async fn work(State(state): State<Arc<AppState>>) -> Response {
+    let _in_flight = state.metrics.start_request();
     let started = Instant::now();
     let plan = plan(&state);
     if !plan.delay.is_zero() {
@@ -157,7 +204,9 @@ async fn work(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if Instant::now() >= state.ready_at {
+    if state.draining.load(Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else if Instant::now() >= state.ready_at {
         (StatusCode::OK, "ready").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "warming up").into_response()
@@ -174,32 +223,72 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// The stop signal of a demo-app process: Ctrl-C, or SIGTERM unless
+/// `ignore_sigterm` (then SIGTERM is logged and otherwise ignored, so only
+/// SIGKILL or Ctrl-C end the app). The handlers are installed by this call, not
+/// when the future is first polled: a SIGTERM that comes right after start-up
+/// (a pod deleted as it starts) is already handled, never the default "die at
+/// once". Must be called within a Tokio runtime.
+pub fn shutdown_signal(ignore_sigterm: bool) -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let handlers = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let (interrupt, terminate) = handlers;
+            let ctrl_c = async move {
+                match interrupt {
+                    Ok(mut s) => {
+                        if s.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, "cannot listen for Ctrl-C");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            let term = async move {
+                match terminate {
+                    Ok(mut s) => loop {
+                        if s.recv().await.is_none() {
+                            std::future::pending::<()>().await;
+                        }
+                        if !ignore_sigterm {
+                            break;
+                        }
+                        tracing::warn!(
+                            "SIGTERM ignored (DEMO_IGNORE_SIGTERM): only SIGKILL or Ctrl-C stop this app"
+                        );
+                    },
+                    Err(err) => {
+                        tracing::warn!(%err, "cannot listen for SIGTERM");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            tokio::select! {
+                () = ctrl_c => {},
+                () = term => {},
             }
-            Err(err) => {
-                tracing::warn!(%err, "cannot listen for SIGTERM");
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ignore_sigterm;
+            if let Err(err) = tokio::signal::ctrl_c().await {
+                tracing::warn!(%err, "cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }
 
 #[cfg(test)]

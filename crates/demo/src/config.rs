@@ -12,6 +12,8 @@ pub const ENV_TAIL_LATENCY_MS: &str = "DEMO_TAIL_LATENCY_MS";
 pub const ENV_TAIL_FRACTION: &str = "DEMO_TAIL_FRACTION";
 pub const ENV_READY_AFTER: &str = "DEMO_READY_AFTER";
 pub const ENV_FAIL_AT_START: &str = "DEMO_FAIL_AT_START";
+pub const ENV_IGNORE_SIGTERM: &str = "DEMO_IGNORE_SIGTERM";
+pub const ENV_SHUTDOWN_TIMEOUT: &str = "DEMO_SHUTDOWN_TIMEOUT";
 
 /// A bad environment value; the message always names the variable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -43,6 +45,12 @@ pub struct DemoAppConfig {
     pub ready_after: Duration,
     /// Exit 1 at start, to simulate a crashing pod (`DEMO_FAIL_AT_START`).
     pub fail_at_start: bool,
+    /// Keep serving through SIGTERM, like a process that does not handle it:
+    /// only the kubelet's SIGKILL ends it (`DEMO_IGNORE_SIGTERM`).
+    pub ignore_sigterm: bool,
+    /// After SIGTERM or Ctrl-C, how long in-flight requests may take to finish
+    /// before the app gives up on them and exits 1 (`DEMO_SHUTDOWN_TIMEOUT`).
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for DemoAppConfig {
@@ -57,6 +65,9 @@ impl Default for DemoAppConfig {
             tail_fraction: 0.0,
             ready_after: Duration::ZERO,
             fail_at_start: false,
+            ignore_sigterm: false,
+            // Kubernetes' default terminationGracePeriodSeconds.
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -105,6 +116,20 @@ impl DemoAppConfig {
                 "a boolean: 1/0, true/false, yes/no",
                 false,
                 parse_bool,
+            )?,
+            ignore_sigterm: parse_or(
+                get(ENV_IGNORE_SIGTERM),
+                ENV_IGNORE_SIGTERM,
+                "a boolean: 1/0, true/false, yes/no",
+                false,
+                parse_bool,
+            )?,
+            shutdown_timeout: parse_or(
+                get(ENV_SHUTDOWN_TIMEOUT),
+                ENV_SHUTDOWN_TIMEOUT,
+                "a duration such as 30s, 500ms or 2m (a bare number means seconds)",
+                d.shutdown_timeout,
+                parse_duration,
             )?,
         })
     }
@@ -192,8 +217,12 @@ mod tests {
             (ENV_TAIL_FRACTION, "0.1"),
             (ENV_READY_AFTER, "1500ms"),
             (ENV_FAIL_AT_START, "TRUE"),
+            (ENV_IGNORE_SIGTERM, "yes"),
+            (ENV_SHUTDOWN_TIMEOUT, "5s"),
         ])
         .unwrap();
+        assert!(c.ignore_sigterm);
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
         assert_eq!(c.port, 0);
         assert_eq!(c.host.to_string(), "0.0.0.0");
         assert_eq!(c.version, "v2");
@@ -227,6 +256,8 @@ mod tests {
             (ENV_READY_AFTER, "2 min"),
             (ENV_READY_AFTER, "-1"),
             (ENV_FAIL_AT_START, "maybe"),
+            (ENV_IGNORE_SIGTERM, "sometimes"),
+            (ENV_SHUTDOWN_TIMEOUT, "later"),
         ] {
             let err = cfg(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);

@@ -18,6 +18,7 @@ pub mod process;
 
 pub use app::{
     DemoAppError, LISTENING_PREFIX, listening_line, parse_listening_line, serve, serve_until,
+    shutdown_signal,
 };
 pub use config::{ConfigError, DemoAppConfig};
 pub use latency::LatencyHistogram;

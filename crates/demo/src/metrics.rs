@@ -3,6 +3,7 @@
 use prometheus_client::encoding::{EncodeLabelSet, text::encode};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -33,6 +34,18 @@ pub struct DemoMetrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     duration: HistogramFamily,
+    in_flight: Gauge,
+}
+
+/// One work request being served; counted in `http_requests_in_flight` until
+/// dropped (also when the request is cancelled).
+#[derive(Debug)]
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Default for DemoMetrics {
@@ -60,12 +73,30 @@ impl DemoMetrics {
             Unit::Seconds,
             duration.clone(),
         );
+        let in_flight = Gauge::default();
+        registry.register(
+            "http_requests_in_flight",
+            "Work requests being served right now (what a graceful shutdown waits for)",
+            in_flight.clone(),
+        );
         registry.register_collector(Box::new(ProcessCollector));
         Self {
             registry,
             requests,
             duration,
+            in_flight,
         }
+    }
+
+    /// Work requests being served right now.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.get()
+    }
+
+    /// Counts a work request as in flight until the guard is dropped.
+    pub fn start_request(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
     }
 
     /// Records one served work request.
@@ -99,12 +130,16 @@ mod tests {
     fn exposes_the_documented_names() {
         let m = DemoMetrics::new();
         m.observe("v7", 500, 0.002);
+        let in_flight = m.start_request();
+        assert!(m.encode().unwrap().contains("http_requests_in_flight 1"));
+        drop(in_flight);
         let text = m.encode().unwrap();
         for needle in [
             "http_requests_total{code=\"500\",version=\"v7\"} 1",
             "http_request_duration_seconds_bucket{le=\"0.001\",version=\"v7\"} 0",
             "http_request_duration_seconds_bucket{le=\"0.0025\",version=\"v7\"} 1",
             "http_request_duration_seconds_count{version=\"v7\"} 1",
+            "http_requests_in_flight 0",
             "# EOF",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");

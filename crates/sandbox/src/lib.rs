@@ -6,6 +6,7 @@
 
 pub mod controllers;
 pub mod dataplane;
+pub mod graceful;
 pub mod kubeconfig;
 pub mod patch;
 pub mod prometheus_sd;

@@ -12,6 +12,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
+use super::graceful::{self, Grace};
 use super::registry::{GroupResource, ResourceType};
 
 /// Live watchers that fall further behind than this are cut off; they resume from
@@ -92,6 +93,20 @@ pub struct DeleteOptions {
     pub propagation: Propagation,
     pub precondition_uid: Option<String>,
     pub precondition_rv: Option<String>,
+    /// `gracePeriodSeconds`: `None` takes the object's own (a pod's
+    /// `terminationGracePeriodSeconds`); only pods are deleted gracefully.
+    pub grace_period_seconds: Option<i64>,
+}
+
+impl DeleteOptions {
+    /// A delete that removes at once (`--grace-period=0 --force`), as the
+    /// kubelet's last delete of a pod it has stopped.
+    pub fn now() -> Self {
+        Self {
+            grace_period_seconds: Some(0),
+            ..Self::default()
+        }
+    }
 }
 
 /// What a delete did: removed at once, or marked and waiting for finalizers.
@@ -476,6 +491,7 @@ impl Store {
                     "uid",
                     "creationTimestamp",
                     "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
                     "generation",
                 ] {
                     match current.get("metadata").and_then(|m| m.get(field)) {
@@ -515,7 +531,8 @@ impl Store {
         Self::unindex(&mut inner, &gr, &current);
         let deleting = next["metadata"].get("deletionTimestamp").is_some();
         let next = Arc::new(next);
-        if deleting && finalizers(&next).is_empty() {
+        // A pod in its grace period stays until the kubelet deletes it again.
+        if deleting && finalizers(&next).is_empty() && graceful::removed_on_update(&current) {
             if let Some(m) = inner.objects.get_mut(&gr) {
                 m.remove(&key);
             }
@@ -535,6 +552,8 @@ impl Store {
     /// Deletes at once when nothing holds the object; otherwise marks it with a
     /// deletionTimestamp (and the `foregroundDeletion`/`orphan` finalizer the
     /// propagation policy asks for) and leaves the rest to the garbage collector.
+    /// A pod on a node is held by its grace period too (`graceful`): marked with
+    /// `deletionGracePeriodSeconds`, removed by the kubelet's delete with grace 0.
     pub fn delete(
         &self,
         rt: &ResourceType,
@@ -571,6 +590,10 @@ impl Store {
                 name: name.to_string(),
             });
         }
+        let grace = graceful::before_delete(rt, &current, opts.grace_period_seconds, Utc::now());
+        if grace == Grace::Pending {
+            return Ok(DeleteOutcome::Pending(current));
+        }
         let mut fins = finalizers(&current);
         let extra = match opts.propagation {
             Propagation::Foreground => Some("foregroundDeletion"),
@@ -590,7 +613,8 @@ impl Store {
         // Deleting again what is already being deleted, with no new finalizer to
         // add, changes nothing: no new resourceVersion, no event (else a caller
         // that retries deletes would feed watchers an endless stream).
-        if meta_str(&current, "deletionTimestamp").is_some()
+        if grace == Grace::Immediate
+            && meta_str(&current, "deletionTimestamp").is_some()
             && !fins.is_empty()
             && fins == finalizers(&current)
         {
@@ -601,7 +625,19 @@ impl Store {
         let mut next = (*current).clone();
         let meta = metadata_mut(&mut next)?;
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
-        if fins.is_empty() {
+        // A grace period running keeps the object (the kubelet removes it).
+        let grace_running = match &grace {
+            Grace::Mark {
+                deletion_timestamp,
+                grace_seconds,
+            } => {
+                meta.insert("deletionTimestamp".into(), json!(deletion_timestamp));
+                meta.insert("deletionGracePeriodSeconds".into(), json!(grace_seconds));
+                *grace_seconds > 0
+            }
+            Grace::Immediate | Grace::Pending => false,
+        };
+        if fins.is_empty() && !grace_running {
             if let Some(m) = inner.objects.get_mut(&gr) {
                 m.remove(&key);
             }
@@ -614,7 +650,11 @@ impl Store {
             meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
             meta.insert("deletionGracePeriodSeconds".into(), json!(0));
         }
-        meta.insert("finalizers".into(), json!(fins));
+        if fins.is_empty() {
+            meta.remove("finalizers");
+        } else {
+            meta.insert("finalizers".into(), json!(fins));
+        }
         let next = Arc::new(next);
         inner
             .objects

@@ -1666,3 +1666,157 @@ async fn built_in_kinds_are_validated_like_a_real_api_server() {
     );
     sb.shutdown().await;
 }
+
+fn simulated_pod(name: &str, grace: Option<i64>, finalizers: &[&str]) -> Value {
+    let mut pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "finalizers": finalizers},
+        "spec": {"containers": [{"name": "c", "image": "demo:1"}]},
+    });
+    if let Some(g) = grace {
+        pod["spec"]["terminationGracePeriodSeconds"] = json!(g);
+    }
+    pod
+}
+
+/// Creates `pod` in `default` and waits until the scheduler bound it (only a
+/// pod on a node is deleted gracefully).
+async fn bound_pod(client: &kube::Client, pod: Value) -> String {
+    let name = pod["metadata"]["name"].as_str().unwrap().to_string();
+    let body = serde_json::to_vec(&pod).unwrap();
+    let (code, _, text) = raw(
+        client,
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some("application/json"),
+        None,
+        &body,
+    )
+    .await;
+    assert_eq!(code, 201, "{text}");
+    let path = format!("/api/v1/namespaces/default/pods/{name}");
+    let bound = eventually(Duration::from_secs(30), || async {
+        let (_, _, text) = raw(client, "GET", &path, None, None, b"").await;
+        json_of(&text)["spec"]["nodeName"].is_string()
+    })
+    .await;
+    assert!(bound, "pod {name} never bound");
+    path
+}
+
+/// Graceful deletion, as a real API server does it for pods: a DELETE answers
+/// 200 with the pod itself, marked with `deletionTimestamp` (now + grace) and
+/// `deletionGracePeriodSeconds` (the pod's `terminationGracePeriodSeconds`,
+/// default 30, or the request's); `kubectl get` shows it Terminating; the
+/// kubelet stops it and deletes it for good with grace 0 (which finalizers
+/// still hold); `gracePeriodSeconds: 0` removes a pod at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_pod_terminates_it_gracefully_and_grace_0_removes_it_at_once() {
+    let sb = start().await;
+    let client = sb.client().unwrap();
+
+    // Default grace (30 s), held by a finalizer so every step can be seen.
+    let path = bound_pod(&client, simulated_pod("held", None, &["test/hold"])).await;
+    let (code, _, text) = raw(&client, "DELETE", &path, None, None, b"").await;
+    assert_eq!(code, 200, "{text}");
+    let marked = json_of(&text);
+    assert_eq!(
+        marked["kind"], "Pod",
+        "the pod itself, not a Status: {text}"
+    );
+    assert_eq!(
+        marked["metadata"]["deletionGracePeriodSeconds"], 30,
+        "{text}"
+    );
+    let at = chrono::DateTime::parse_from_rfc3339(
+        marked["metadata"]["deletionTimestamp"].as_str().unwrap(),
+    )
+    .unwrap();
+    let ahead = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds();
+    assert!(
+        (20..=31).contains(&ahead),
+        "deletionTimestamp is now + 30 s: {ahead}"
+    );
+    let (_, _, table) = raw(
+        &client,
+        "GET",
+        &path,
+        None,
+        Some("application/json;as=Table;v=v1;g=meta.k8s.io"),
+        b"",
+    )
+    .await;
+    assert!(table.contains("Terminating"), "{table}");
+    // The kubelet stops the containers, then its own delete (grace 0) leaves
+    // the pod to its finalizer.
+    let stopped = eventually(Duration::from_secs(30), || async {
+        let (_, _, text) = raw(&client, "GET", &path, None, None, b"").await;
+        let pod = json_of(&text);
+        pod["metadata"]["deletionGracePeriodSeconds"] == 0
+            && pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+            && pod["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "False")
+            })
+    })
+    .await;
+    assert!(stopped, "the kubelet never finished the held pod");
+    let unhold = br#"{"metadata": {"finalizers": null}}"#;
+    let (code, _, text) = raw(
+        &client,
+        "PATCH",
+        &path,
+        Some("application/merge-patch+json"),
+        None,
+        unhold,
+    )
+    .await;
+    assert_eq!(code, 200, "{text}");
+    let (code, _, _) = raw(&client, "GET", &path, None, None, b"").await;
+    assert_eq!(code, 404, "no finalizer and no grace left: gone");
+
+    // Without a finalizer the kubelet removes it by itself; the request's grace
+    // period wins over the pod's.
+    let path = bound_pod(&client, simulated_pod("plain", Some(600), &[])).await;
+    let body = br#"{"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 5}"#;
+    let (code, _, text) = raw(
+        &client,
+        "DELETE",
+        &path,
+        Some("application/json"),
+        None,
+        body,
+    )
+    .await;
+    assert_eq!(code, 200, "{text}");
+    assert_eq!(
+        json_of(&text)["metadata"]["deletionGracePeriodSeconds"],
+        5,
+        "{text}"
+    );
+    let gone = eventually(Duration::from_secs(30), || async {
+        raw(&client, "GET", &path, None, None, b"").await.0 == 404
+    })
+    .await;
+    assert!(gone, "the kubelet never removed the terminating pod");
+
+    // `kubectl delete --grace-period=0 --force`: gone before the answer.
+    let path = bound_pod(&client, simulated_pod("forced", Some(600), &[])).await;
+    let (code, _, text) = raw(
+        &client,
+        "DELETE",
+        &format!("{path}?gracePeriodSeconds=0"),
+        None,
+        None,
+        b"",
+    )
+    .await;
+    assert_eq!(code, 200, "{text}");
+    assert_eq!(
+        json_of(&text)["metadata"]["deletionGracePeriodSeconds"],
+        0,
+        "{text}"
+    );
+    let (code, _, _) = raw(&client, "GET", &path, None, None, b"").await;
+    assert_eq!(code, 404, "grace 0 removes at once");
+}

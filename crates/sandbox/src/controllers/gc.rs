@@ -152,6 +152,8 @@ impl GarbageCollector {
             propagation,
             precondition_uid: meta_str(&obj, "uid").map(String::from),
             precondition_rv: None,
+            // The object's own grace period: a collected pod terminates gracefully.
+            grace_period_seconds: None,
         };
         match self.store.delete(&rt, ns, name, &opts) {
             Ok(_) | Err(StoreError::NotFound { .. }) | Err(StoreError::PreconditionFailed(_)) => {

@@ -24,6 +24,7 @@ pub mod pods;
 pub mod process_probe;
 pub mod process_runtime;
 pub mod process_spec;
+mod process_stop;
 mod replicaset;
 pub(crate) mod runner;
 

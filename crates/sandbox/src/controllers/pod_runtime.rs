@@ -58,9 +58,21 @@ pub trait PodRuntime: Send {
     fn started_at(&self) -> DateTime<Utc>;
     /// What the containers are doing at `now`.
     fn observe(&mut self, now: Instant) -> RuntimeReport;
-    /// Stops the containers (the pod is going away). May be called more than
-    /// once; later calls must do nothing.
+    /// Stops the containers at once (the pod is gone, or the sandbox stops).
+    /// May be called more than once; later calls must do nothing.
     fn stop(&mut self) {}
+    /// Starts stopping the containers gracefully (the pod is terminating):
+    /// SIGTERM now, SIGKILL at `kill_at` if they have not exited by then. A
+    /// later call may only bring `kill_at` closer. Containers with nothing to
+    /// drain (the simulation) stop at once.
+    fn terminate(&mut self, kill_at: Instant) {
+        let _ = kill_at;
+        self.stop();
+    }
+    /// Whether every container has stopped since `terminate` or `stop`.
+    fn stopped(&self) -> bool {
+        true
+    }
     /// The pod's IP if the runtime decides it (a process on loopback); `None`
     /// lets the pod controller hand out a fake one.
     fn pod_ip(&self) -> Option<std::net::Ipv4Addr> {

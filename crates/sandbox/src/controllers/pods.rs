@@ -19,8 +19,13 @@
 //! default applies) and reported as a `Warning` Event with reason
 //! `InvalidAnnotation` on the pod; it never stops the pod.
 //!
-//! Pods with a `deletionTimestamp` (kept by finalizers) have their containers
-//! stopped and turn not Ready. Which runtime plays a pod is chosen by
+//! A deleted pod terminates as with a kubelet: the API server marks it
+//! (`deletionTimestamp`, `deletionGracePeriodSeconds`; see `graceful`), it turns
+//! not Ready at once, its containers are stopped gracefully
+//! (`PodRuntime::terminate`: a process gets SIGTERM, and SIGKILL when the grace
+//! period ends; the simulation has nothing to drain), the final container states
+//! are written, and the pod is deleted again with a grace period of 0, which
+//! removes it (or leaves it to its finalizers). Which runtime plays a pod is chosen by
 //! `choose_runtime`: pods whose image is `redblack/demo-app:<tag>` run as real
 //! processes (`process_runtime`; the annotations above do not apply to them),
 //! with `podIP` 127.0.0.1 and the runtime's annotations (port, pid) kept on the pod.
@@ -41,7 +46,7 @@ use super::pod_runtime::{
 use super::process_runtime::{self, ProcessConfig};
 use super::runner::Reconciler;
 use super::{Builtins, ControllerError, ObjKey, is_deleting, obj_key, parse_time};
-use crate::store::{Store, StoredEvent, UpdateTarget, meta_str};
+use crate::store::{DeleteOptions, Store, StoreError, StoredEvent, UpdateTarget, meta_str};
 
 pub const READY_AFTER: &str = "sandbox.redblack.io/ready-after";
 pub const NEVER_READY: &str = "sandbox.redblack.io/never-ready";
@@ -185,6 +190,21 @@ struct PodState {
     uid: String,
     ip: Ipv4Addr,
     runtime: Box<dyn PodRuntime>,
+    /// Terminated: the final status is written and the last delete sent.
+    finished: bool,
+}
+
+/// How often a terminating pod is looked at until its containers have stopped
+/// (a process exits on its own time; no store event says so).
+const TERMINATION_POLL: Duration = Duration::from_millis(100);
+
+/// The grace period the API server gave a deleted pod.
+fn deletion_grace(pod: &Value) -> Duration {
+    let secs = pod
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    Duration::from_secs(u64::try_from(secs).unwrap_or(0))
 }
 
 pub(crate) struct PodController {
@@ -491,44 +511,75 @@ impl PodController {
                 uid: uid.to_string(),
                 ip,
                 runtime,
+                finished: false,
             },
         );
         Ok(())
     }
 
-    /// A pod held by finalizers after deletion: its containers stop and it turns
-    /// not Ready, written once so the termination times stay put.
-    fn terminate(&mut self, key: &ObjKey, pod: &Value) -> Result<(), ControllerError> {
+    /// A deleted pod: not Ready at once, containers stopped gracefully, then the
+    /// final status and the kubelet's last delete (grace 0).
+    fn terminate(&mut self, key: &ObjKey, pod: &Value) -> Result<Option<Instant>, ControllerError> {
         let Some(state) = self.pods.get_mut(key) else {
-            return Ok(());
+            // Nothing runs for it here (it never started): nothing to wait for.
+            return self.delete_now(pod).map(|()| None);
         };
-        state.runtime.stop();
-        let already = pod
-            .get("status")
-            .and_then(|s| s.get("containerStatuses"))
-            .and_then(Value::as_array)
-            .is_some_and(|cs| {
-                cs.iter()
-                    .all(|c| c.get("state").and_then(|s| s.get("terminated")).is_some())
-            });
-        if already {
-            return Ok(());
+        if state.finished {
+            return self.delete_now(pod).map(|()| None);
         }
-        let mut report = state.runtime.observe(Instant::now());
+        let now = Instant::now();
+        state.runtime.terminate(now + deletion_grace(pod));
+        let mut report = state.runtime.observe(now);
         let started = state.runtime.started_at();
-        let now = Utc::now();
+        if !state.runtime.stopped() {
+            let status = running_status(pod, state.ip, started, &report);
+            self.write_status(pod, status)?;
+            return Ok(Some(now + TERMINATION_POLL));
+        }
+        let finished_at = Utc::now();
         for c in &mut report.containers {
             c.ready = false;
             c.started = false;
-            c.state = ContainerState::Terminated {
-                exit_code: 0,
-                reason: "Completed".into(),
-                started_at: started,
-                finished_at: now,
-            };
+            // A process reports its own exit; everything else just completed.
+            if !matches!(c.state, ContainerState::Terminated { .. }) {
+                c.state = ContainerState::Terminated {
+                    exit_code: 0,
+                    reason: "Completed".into(),
+                    started_at: started,
+                    finished_at,
+                };
+            }
         }
         let status = running_status(pod, state.ip, started, &report);
-        self.write_status(pod, status)
+        self.write_status(pod, status)?;
+        // Only once written: a failed write is retried with the same states.
+        if let Some(state) = self.pods.get_mut(key) {
+            state.finished = true;
+        }
+        self.delete_now(pod).map(|()| None)
+    }
+
+    /// The kubelet's last delete of a pod whose containers have stopped: with
+    /// a grace period of 0 it removes the pod (unless finalizers hold it).
+    fn delete_now(&self, pod: &Value) -> Result<(), ControllerError> {
+        let grace_running = pod
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .is_some_and(|g| g > 0);
+        if !grace_running {
+            return Ok(());
+        }
+        let (ns, name) = obj_key(pod);
+        let opts = DeleteOptions {
+            precondition_uid: meta_str(pod, "uid").map(String::from),
+            ..DeleteOptions::now()
+        };
+        match self.store.delete(&self.types.pods, &ns, &name, &opts) {
+            Ok(_) | Err(StoreError::NotFound { .. }) | Err(StoreError::PreconditionFailed(_)) => {
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -567,7 +618,7 @@ impl Reconciler for PodController {
             .and_then(Value::as_str)
             .is_some_and(|n| !n.is_empty());
         if is_deleting(&pod) {
-            return self.terminate(key, &pod).map(|()| None);
+            return self.terminate(key, &pod);
         }
         if !bound {
             self.bind(&pod)?;

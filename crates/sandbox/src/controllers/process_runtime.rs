@@ -16,6 +16,10 @@
 //! - A template the sandbox cannot run (bad tag, bad env, no demo-app command
 //!   configured) leaves the container `waiting` with the kubelet's reason.
 //!
+//! - A terminating pod's process gets SIGTERM, and SIGKILL if it is still there
+//!   when the grace period ends (`terminate`, `process_stop`); it is not
+//!   restarted, and its exit code ends up in the container's `terminated` state.
+//!
 //! No process outlives its pod or the controllers: stopping (or dropping) the
 //! runtime kills the process's whole process group at once; every child is also
 //! started with `kill_on_drop` and, on Linux, dies with its parent
@@ -44,6 +48,7 @@ use super::process_probe;
 use super::process_spec::{
     ReadinessProbe, container_env, demo_app_tag, process_env, readiness_probe,
 };
+use super::process_stop::{self, KillAt, kill_group};
 
 /// The process's port, on the pod (written by the pod controller).
 pub const PORT_ANNOTATION: &str = "sandbox.redblack.io/port";
@@ -102,6 +107,8 @@ struct Snapshot {
     last_state: Option<ContainerState>,
     port: Option<u16>,
     pid: Option<u32>,
+    /// The process ended after `terminate` and will not be restarted.
+    stopped: bool,
 }
 
 type Shared = Arc<Mutex<Snapshot>>;
@@ -126,6 +133,8 @@ pub struct ProcessRuntime {
     started_wall: DateTime<Utc>,
     shared: Shared,
     supervisor: Option<JoinHandle<()>>,
+    /// When to SIGKILL a terminating process (`None`: not terminating).
+    kill_at: watch::Sender<KillAt>,
 }
 
 /// Everything the supervisor needs to (re)start the process.
@@ -137,6 +146,7 @@ struct Launch {
     probe: Option<ReadinessProbe>,
     backoff: Duration,
     max_backoff: Duration,
+    kill_at: watch::Receiver<KillAt>,
 }
 
 /// The runtime for `pod` if one of its containers is the demo app, else `None`.
@@ -181,7 +191,9 @@ pub fn for_pod(
         last_state: None,
         port: None,
         pid: None,
+        stopped: false,
     };
+    let (kill_at, kill_at_rx) = watch::channel(None);
     let mut runtime = ProcessRuntime {
         containers,
         process: index,
@@ -191,6 +203,7 @@ pub fn for_pod(
             String::new(),
         )))),
         supervisor: None,
+        kill_at,
     };
     let state = match (prepared, &cfg.command) {
         (Err(e), _) => waiting(e.reason(), e.to_string()),
@@ -214,6 +227,7 @@ pub fn for_pod(
                     probe,
                     backoff: cfg.restart_backoff.max(Duration::from_millis(10)),
                     max_backoff: cfg.max_restart_backoff,
+                    kill_at: kill_at_rx,
                 };
                 runtime.supervisor = Some(handle.spawn(supervise(launch, runtime.shared.clone())));
                 return Some(runtime);
@@ -298,6 +312,27 @@ impl PodRuntime for ProcessRuntime {
         supervisor.abort();
     }
 
+    fn terminate(&mut self, kill_at: Instant) {
+        if self.supervisor.is_none() {
+            return;
+        }
+        // The supervisor signals the process; sent first, so that its readiness
+        // probe (which yields to this) cannot undo the line after.
+        self.kill_at.send_if_modified(|current| {
+            let earlier = current.is_none_or(|c| kill_at < c);
+            if earlier {
+                *current = Some(kill_at);
+            }
+            earlier
+        });
+        // Out of rotation at once.
+        lock(&self.shared).ready = false;
+    }
+
+    fn stopped(&self) -> bool {
+        self.supervisor.is_none() || lock(&self.shared).stopped
+    }
+
     fn pod_ip(&self) -> Option<Ipv4Addr> {
         Some(Ipv4Addr::LOCALHOST)
     }
@@ -315,21 +350,6 @@ impl Drop for ProcessRuntime {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// SIGKILL to the process group the child leads (see `isolate`), so nothing it
-/// started survives either.
-fn kill_group(pid: u32) {
-    #[cfg(unix)]
-    if let Ok(pgid) = libc::pid_t::try_from(pid) {
-        // SAFETY: killpg takes plain integers and touches no memory of ours. The
-        // pid is cleared as soon as the child is reaped, so it is still ours.
-        unsafe {
-            libc::killpg(pgid, libc::SIGKILL);
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = pid;
 }
 
 /// Own process group (so `kill_group` reaches grandchildren, and a terminal's
@@ -384,7 +404,15 @@ enum Ended {
 async fn supervise(launch: Launch, shared: Shared) {
     let mut crashes_in_a_row: u32 = 0;
     loop {
+        if launch.kill_at.borrow().is_some() {
+            lock(&shared).stopped = true;
+            return;
+        }
         let ended = run_once(&launch, &shared).await;
+        if launch.kill_at.borrow().is_some() {
+            stopped(&launch, &shared, ended);
+            return;
+        }
         let stable = matches!(&ended, Ended::Exited { ran, .. } if *ran >= STABLE_RUN);
         crashes_in_a_row = if stable {
             1
@@ -434,9 +462,39 @@ async fn supervise(launch: Launch, shared: Shared) {
                 }
             }
         }
-        tokio::time::sleep(delay).await;
+        // A pod that starts terminating during the back-off is not restarted.
+        let mut kill_at = launch.kill_at.clone();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = kill_at.wait_for(Option::is_some) => {}
+        }
         let mut snap = lock(&shared);
         snap.restart_count = snap.restart_count.saturating_add(1);
+    }
+}
+
+/// The last run of a terminated pod's process: its exit is the container's
+/// final `terminated` state.
+fn stopped(launch: &Launch, shared: &Shared, ended: Ended) {
+    let mut snap = lock(shared);
+    snap.ready = false;
+    snap.port = None;
+    snap.pid = None;
+    snap.stopped = true;
+    if let Ended::Exited {
+        code,
+        started,
+        finished,
+        ..
+    } = ended
+    {
+        tracing::info!(pod = %launch.pod, code, "demo-app process stopped");
+        snap.state = ContainerState::Terminated {
+            exit_code: code,
+            reason: if code == 0 { "Completed" } else { "Error" }.into(),
+            started_at: started,
+            finished_at: finished,
+        };
     }
 }
 
@@ -490,9 +548,20 @@ async fn run_once(launch: &Launch, shared: &Shared) -> Ended {
         .stderr
         .take()
         .map(|err| tokio::spawn(read_tail(err, tail.clone())));
-    let status = tokio::select! {
-        status = child.wait() => status,
-        () = readiness(launch, port, listening_rx, shared.clone()) => unreachable_wait(),
+    let mut kill_at = launch.kill_at.clone();
+    let exited = tokio::select! {
+        // First, so that a readiness probe cannot mark a terminating pod ready.
+        biased;
+        _ = kill_at.wait_for(Option::is_some) => None,
+        status = child.wait() => Some(status),
+        () = readiness(launch, port, listening_rx, shared.clone()) => Some(unreachable_wait()),
+    };
+    let status = match exited {
+        Some(status) => status,
+        None => {
+            lock(shared).ready = false;
+            process_stop::drain(&mut child, pid, &mut kill_at, &launch.pod).await
+        }
     };
     // Reaped: the pid may be reused from now on, so it must not be signalled.
     lock(shared).pid = None;

@@ -524,8 +524,24 @@ fn delete_options(req: &Req) -> ApiResult<DeleteOptions> {
             )));
         }
     };
+    let grace_period_seconds = match body.get("gracePeriodSeconds") {
+        Some(Value::Null) | None => match req.q("gracePeriodSeconds") {
+            None | Some("") => None,
+            Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "gracePeriodSeconds: Invalid value: \"{raw}\": must be an integer"
+                ))
+            })?),
+        },
+        Some(v) => Some(v.as_i64().ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "gracePeriodSeconds: Invalid value: {v}: must be an integer"
+            ))
+        })?),
+    };
     Ok(DeleteOptions {
         propagation,
+        grace_period_seconds,
         precondition_uid: body
             .pointer("/preconditions/uid")
             .and_then(Value::as_str)
@@ -552,6 +568,10 @@ fn success_status(rt: &ResourceType, obj: &Value) -> Value {
     })
 }
 
+fn is_pod(rt: &ResourceType) -> bool {
+    rt.group.is_empty() && rt.kind == "Pod"
+}
+
 pub fn delete(st: &Shared, req: &Req) -> ApiResult<Response> {
     let opts = delete_options(req)?;
     let cur = current(st, req)?;
@@ -563,6 +583,12 @@ pub fn delete(st: &Shared, req: &Req) -> ApiResult<Response> {
         .delete(&req.rt, req.namespace().unwrap_or(""), req.name(), &opts)
         .map_err(store_err(req, req.name()))?;
     Ok(match outcome {
+        // Pods answer with the object, deleted or terminating, as the real
+        // pod registry does (`ReturnDeletedObject`): a graceful delete is a 200
+        // with `deletionTimestamp` set.
+        DeleteOutcome::Deleted(obj) | DeleteOutcome::Pending(obj) if is_pod(&req.rt) => {
+            json_response(StatusCode::OK, obj.as_ref())
+        }
         DeleteOutcome::Deleted(obj) => {
             after_write(st, &req.rt, &obj);
             // Custom resources answer with the object, built-ins with a Status.
