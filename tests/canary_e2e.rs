@@ -428,7 +428,7 @@ async fn a_healthy_canary_is_promoted_and_an_erroring_one_is_reverted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_slow_tail_alone_is_caught_by_the_tail_check_and_reverted() {
+async fn a_slow_tail_alone_is_caught_and_reverted() {
     let (mut live, h1) = live_on_v1(json!({})).await;
     live.start_load().await;
     // 1 request in 100 takes 800 ms; the rest are as fast as v1's. With ~10
@@ -460,7 +460,20 @@ async fn a_slow_tail_alone_is_caught_by_the_tail_check_and_reverted() {
     eprintln!("{report}");
     let latency = metric(&failed, "latency-p99");
     assert_eq!(latency.classification, Classification::High, "{report}");
-    assert_eq!(latency.decided_by, DecidedBy::TailCheck, "{report}");
+    // Which test decides depends on how many points carry a slow request,
+    // that is on the request rate the load generator reaches: on an idle
+    // machine the tail check (the median does not move), on a busy one the
+    // whole distribution of p99 points can shift and Mann-Whitney sees it
+    // first (seen once beside three compilers). Both are right; that the tail
+    // check alone catches a slow tail the location test misses is pinned
+    // deterministically in crates/judge/tests/judge_scenarios.rs.
+    assert!(
+        matches!(
+            latency.decided_by,
+            DecidedBy::TailCheck | DecidedBy::MannWhitney
+        ),
+        "{report}"
+    );
     assert_eq!(
         metric(&failed, "error-rate").classification,
         Classification::Pass,
