@@ -8,7 +8,8 @@
 //! resourceVersions, untouched by the faults) must show that no Service ever
 //! sent traffic to a fleet without ready pods.
 //!
-//! `make test` runs 3 Rollouts; `FAULTS_ROLLOUTS=50 make faults` runs more.
+//! `make test` runs 2 Rollouts; `make faults` runs 10 (`FAULTS_ROLLOUTS=50
+//! make faults`: 50).
 //! The numbers (requests, faults injected by kind) are printed for
 //! docs/reliability.md.
 
@@ -41,7 +42,7 @@ fn rollouts_to_run() -> usize {
     std::env::var("FAULTS_ROLLOUTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
+        .unwrap_or(2)
 }
 
 fn error(verb: Option<&str>, probability: f64, code: u16) -> FaultRule {
@@ -339,6 +340,8 @@ struct TrafficCheck {
     services: HashMap<String, Value>,
     violations: Vec<String>,
     events: u64,
+    /// What happened to each Rollout's Service and fleets, to explain a violation.
+    trace: Vec<String>,
     switches: u64,
     widenings: u64,
 }
@@ -550,6 +553,11 @@ async fn every_rollout_converges_through_api_faults_and_traffic_only_reaches_rea
         check.widenings,
         prometheus.queries()
     );
+    if !check.violations.is_empty() {
+        for line in &check.trace {
+            eprintln!("{line}");
+        }
+    }
     assert!(
         check.violations.is_empty(),
         "traffic reached fleets without ready pods:\n{}",
