@@ -29,7 +29,8 @@ pub struct Query {
 impl Query {
     /// The evaluation times of a range query: start, start + step, …, end.
     pub fn times(&self) -> Vec<f64> {
-        if !(self.step > 0.0) || self.end < self.start {
+        // NaN steps fail `is_finite`; zero or negative ones `<= 0.0`.
+        if !self.step.is_finite() || self.step <= 0.0 || self.end < self.start {
             return Vec::new();
         }
         let n = ((self.end - self.start) / self.step).floor() as usize;
