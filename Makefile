@@ -11,7 +11,7 @@ export PATH := $(TOOLS_BIN):$(PATH)
 BENCHES ?= $(sort $(basename $(notdir $(wildcard examples/bench_*.rs))) \
                   $(notdir $(patsubst %/,%,$(wildcard examples/bench_*/))))
 
-.PHONY: help deps test lint fmt nextest chart demo crds bench fuzz test-repeat
+.PHONY: help deps test lint fmt nextest chart demo crds bench fuzz test-repeat faults
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -55,7 +55,11 @@ bench: ## Run every examples/bench_* in release mode (see docs/benchmarks.md)
 
 fuzz: ## The fuzz properties at 20,000 cases each (make test runs a few hundred; docs/reliability.md)
 	PROPTEST_CASES=$${PROPTEST_CASES:-20000} cargo nextest run --workspace --no-fail-fast \
-	  --test spec_fuzz --test sandbox_patch_fuzz
+	  --test spec_fuzz --test sandbox_patch_fuzz --test judge_properties --test template_fuzz
+
+faults: ## API faults with more Rollouts (FAULTS_ROLLOUTS, default 10) and the Prometheus-down Rollout end to end
+	FAULTS_ROLLOUTS=$${FAULTS_ROLLOUTS:-10} cargo nextest run --no-fail-fast --no-capture \
+	  --run-ignored all --test api_faults --test prometheus_faults
 
 test-repeat: ## make test RUNS (5) times in a row on a fresh clone beside a CPU burner per core (docs/reliability.md)
 	hack/test-repeat.sh $${RUNS:-5} $${BURNERS:-$$(nproc)}

@@ -89,26 +89,8 @@ impl Env {
 
     /// A Service selecting `app=<app>` (the user's object).
     pub async fn create_service(&self, name: &str, app: &str) -> Service {
-        let svc = Service {
-            metadata: ObjectMeta {
-                name: Some(name.to_owned()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(ServiceSpec {
-                selector: Some(BTreeMap::from([("app".to_owned(), app.to_owned())])),
-                ports: Some(vec![ServicePort {
-                    port: 80,
-                    target_port: Some(
-                        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080),
-                    ),
-                    ..ServicePort::default()
-                }]),
-                ..ServiceSpec::default()
-            }),
-            status: None,
-        };
         self.services()
-            .create(&PostParams::default(), &svc)
+            .create(&PostParams::default(), &service(name, app))
             .await
             .expect("service created")
     }
@@ -533,4 +515,26 @@ pub fn finished_reconciles(metrics: &OperatorMetrics, controller: &str) -> u64 {
         .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// A Service named `name` selecting `app=<app>`, port 80 to 8080.
+pub fn service(name: &str, app: &str) -> Service {
+    Service {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            selector: Some(BTreeMap::from([("app".to_owned(), app.to_owned())])),
+            ports: Some(vec![ServicePort {
+                port: 80,
+                target_port: Some(
+                    k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080),
+                ),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
 }

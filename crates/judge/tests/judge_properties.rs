@@ -10,6 +10,14 @@ use redblack_judge::{
 
 const CONF: f64 = 0.98;
 
+/// `PROPTEST_CASES` (make fuzz: 20,000) or `default` (make test).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn samples(max_len: usize) -> impl Strategy<Value = Vec<f64>> {
     prop::collection::vec((0i32..200).prop_map(f64::from), 1..max_len)
 }
@@ -33,7 +41,7 @@ fn mirrored(l: Classification) -> Classification {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(400), ..ProptestConfig::default() })]
 
     /// Location evidence is antisymmetric. (The tail check is deliberately
     /// not: a heavier canary tail swapped is a *lighter* canary tail, an
@@ -135,7 +143,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(300), ..ProptestConfig::default() })]
 
     /// Arbitrary floats (NaN, ±inf, subnormals, huge) never panic and never
     /// yield NaN statistics in the result: they become labels.

@@ -11,6 +11,13 @@
 //!   action: {type: error, code: 500}   # or {type: timeout}, {type: latency, millis: 300}
 //! watchCutAfter: 30s      # end every watch stream after this long
 //! ```
+//!
+//! An error with code 410 on a `watch` is answered as the API server's watch
+//! cache answers a resourceVersion that is too old: HTTP 200 and one ERROR
+//! event carrying a 410 `Expired` Status. Clients (kube-runtime's watcher,
+//! client-go's reflector) relist on that event; a bare HTTP 410 on the watch
+//! request is not what servers send, and kube-runtime would retry the same
+//! resourceVersion forever.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -54,7 +61,8 @@ fn one() -> f64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "type")]
 pub enum FaultAction {
-    /// Answer with this status code (500, 409, 429 with Retry-After, ...).
+    /// Answer with this status code (500, 409, 429 with Retry-After, 410 on a
+    /// watch: an expired resourceVersion, ...).
     Error { code: u16 },
     /// Hold the request (up to 60 s) and then answer 504.
     Timeout,
@@ -97,6 +105,18 @@ impl FaultRule {
 pub enum Injected {
     Fail(ApiError),
     Delay(Duration),
+}
+
+impl Injected {
+    /// How the request counters name this fault: the status code of an
+    /// error, `timeout` or `latency`.
+    pub fn kind(&self) -> String {
+        match self {
+            Injected::Fail(e) => e.code.to_string(),
+            Injected::Delay(d) if Faults::is_timeout(*d) => "timeout".to_owned(),
+            Injected::Delay(_) => "latency".to_owned(),
+        }
+    }
 }
 
 /// The live fault configuration, swapped at runtime.
@@ -160,6 +180,7 @@ fn error_for(code: u16) -> ApiError {
         400 => ("BadRequest", "injected fault: bad request"),
         403 => ("Forbidden", "injected fault: forbidden"),
         409 => ("Conflict", "injected fault: conflict"),
+        410 => ("Expired", "injected fault: too old resource version"),
         422 => ("Invalid", "injected fault: invalid"),
         429 => ("TooManyRequests", "injected fault: too many requests"),
         500 => ("InternalError", "injected fault: internal error"),

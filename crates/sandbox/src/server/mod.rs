@@ -225,7 +225,13 @@ async fn object(
         None => rt.plural.clone(),
     };
     st.counts.record(verb, &resource);
-    match st.faults.decide(verb, &resource) {
+    let injected = st.faults.decide(verb, &resource);
+    if let Some(fault) = &injected {
+        st.counts.record_fault(verb, &fault.kind());
+    }
+    match injected {
+        // As the watch cache says it: an ERROR event in a 200 stream (faults.rs).
+        Some(Injected::Fail(e)) if watch && e.code == 410 => return Ok(watch::expired(&e)),
         Some(Injected::Fail(e)) => return Err(e),
         Some(Injected::Delay(d)) => {
             tokio::time::sleep(d).await;

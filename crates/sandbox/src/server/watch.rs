@@ -256,6 +256,15 @@ pub fn watch(st: &Shared, req: &Req, repr: Representation) -> ApiResult<Response
     Ok(resp)
 }
 
+/// A watch answered at once with one ERROR event carrying `error`'s Status
+/// (a 410 `Expired`, injected), then the end of the stream.
+pub fn expired(error: &ApiError) -> Response {
+    let mut body = serde_json::to_vec(&json!({"type": "ERROR", "object": error.to_status()}))
+        .unwrap_or_default();
+    body.push(b'\n');
+    super::respond::raw_json(StatusCode::OK, body)
+}
+
 async fn run(
     mut w: Watcher,
     start: Start,
