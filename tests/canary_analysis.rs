@@ -793,3 +793,54 @@ async fn missing_crd_is_reported() {
     assert!(err.to_string().contains("is the CRD installed?"), "{err}");
     sandbox.shutdown().await;
 }
+
+/// The controller's first list failing for a moment (a 500 from a busy API
+/// server) is retried with backoff: it used to stop the CanaryAnalysis
+/// controller for good, leaving every canary unjudged while the Rollout
+/// controller ran on.
+#[tokio::test]
+async fn a_transient_failure_of_the_first_list_is_retried_not_fatal() {
+    use redblack_sandbox::{FaultAction, FaultConfig, FaultRule};
+    let env = env().await;
+    env.sandbox.set_faults(FaultConfig {
+        rules: vec![FaultRule {
+            verb: Some("list".into()),
+            resource: Some("canaryanalyses".into()),
+            probability: 1.0,
+            action: FaultAction::Error { code: 500 },
+        }],
+        watch_cut_after: None,
+    });
+    let (factory, _, _) = static_sources(StaticSource::new());
+    let running = start_controller(&env.client, factory);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while env
+        .sandbox
+        .request_counts()
+        .faults_by_verb()
+        .get("list")
+        .copied()
+        .unwrap_or(0)
+        < 3
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the controller did not list again after a 500"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    env.sandbox.set_faults(FaultConfig::default());
+    let api: Api<CanaryAnalysis> = Api::namespaced(env.client.clone(), NS);
+    let (from, to) = past_window();
+    api.create(
+        &PostParams::default(),
+        &analysis("after-500", "web-v2", "web-v1", window_spec(from, to)),
+    )
+    .await
+    .expect("create");
+    wait_for(&api, "after-500", "a status", |ca| {
+        ca.status.as_ref().is_some_and(|s| s.phase.is_some())
+    })
+    .await;
+    running.stop().await;
+}

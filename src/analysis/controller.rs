@@ -199,10 +199,10 @@ impl AnalysisController {
     ) -> Result<(), AnalysisControllerError> {
         let api: Api<CanaryAnalysis> =
             run::scoped_api(&self.client, self.config.namespace.as_deref());
-        // Fail fast with a useful message instead of a watcher retrying forever.
-        api.list(&kube::api::ListParams::default().limit(1))
-            .await
-            .map_err(AnalysisControllerError::CrdMissing)?;
+        let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+        if !preflight(&api, shutdown.clone()).await? {
+            return Ok(());
+        }
         let context = self.context();
         // managedFields stay in the cache (the Rollout controller strips them
         // through `Controller::for_stream`): this cache holds only
@@ -224,6 +224,42 @@ impl AnalysisController {
         )
         .await;
         Ok(())
+    }
+}
+
+/// First wait of [`preflight`] after a transient failure; it doubles…
+const PREFLIGHT_RETRY_FIRST: Duration = Duration::from_millis(500);
+/// …up to this.
+const PREFLIGHT_RETRY_CAP: Duration = Duration::from_secs(30);
+
+/// Lists CanaryAnalyses once before watching them. A 404 or 403 (the CRD not
+/// installed, or no RBAC for it) fails fast with a message saying what to
+/// do, instead of a watcher retrying forever in silence; any other failure
+/// (5xx, 429, transport) is transient and retried with backoff until it
+/// succeeds or `shutdown` comes (false). One transient 500 used to stop the
+/// controller for good, leaving every canary unjudged.
+async fn preflight(
+    api: &Api<CanaryAnalysis>,
+    mut shutdown: impl Future<Output = ()> + Unpin,
+) -> Result<bool, AnalysisControllerError> {
+    let mut delay = PREFLIGHT_RETRY_FIRST;
+    loop {
+        match api.list(&kube::api::ListParams::default().limit(1)).await {
+            Ok(_) => return Ok(true),
+            Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404) => {
+                return Err(AnalysisControllerError::CrdMissing(kube::Error::Api(
+                    status,
+                )));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot list CanaryAnalyses yet; retrying");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = &mut shutdown => return Ok(false),
+        }
+        delay = (delay * 2).min(PREFLIGHT_RETRY_CAP);
     }
 }
 
