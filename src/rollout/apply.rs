@@ -541,6 +541,14 @@ pub fn merge_diff(old: &Value, new: &Value) -> Option<Value> {
     }
 }
 
+/// A plan whose execution stopped at a failure, with the writes that
+/// succeeded before it (the shell paces retries by whether any did).
+#[derive(Debug)]
+pub struct Partial {
+    pub written: Vec<Written>,
+    pub error: ApplyError,
+}
+
 /// Executes the plan's actions in order, stopping at the first failure (the
 /// next plan repairs it), then writes the status if it differs from the stored
 /// one. A plan that `is_noop` writes nothing at all.
@@ -549,17 +557,23 @@ pub async fn apply_plan(
     rollout: &Rollout,
     plan: &Plan,
     route: Option<&DynamicObject>,
-) -> Result<Vec<Written>, ApplyError> {
+) -> Result<Vec<Written>, Partial> {
     let stored = rollout.status.as_ref();
     if plan.is_noop(stored) {
         return Ok(Vec::new());
     }
     let mut written = Vec::with_capacity(plan.actions.len() + 1);
     for action in &plan.actions {
-        written.push(execute(client, rollout, action, route).await?);
+        match execute(client, rollout, action, route).await {
+            Ok(w) => written.push(w),
+            Err(error) => return Err(Partial { written, error }),
+        }
     }
     if stored != Some(&plan.status) {
-        written.push(write_status(client, rollout, &plan.status).await?);
+        match write_status(client, rollout, &plan.status).await {
+            Ok(w) => written.push(w),
+            Err(error) => return Err(Partial { written, error }),
+        }
     }
     Ok(written)
 }

@@ -98,12 +98,21 @@ impl Default for Settings {
 pub enum RolloutReconcileError {
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// A write failed after others of the same plan succeeded: progress was
+    /// made, so the retry is not paced as if the Rollout were stuck.
+    #[error("{error} (after {written} successful write(s) of the plan)")]
+    AfterProgress {
+        #[source]
+        error: ApplyError,
+        written: usize,
+    },
 }
 
 impl ErrorKind for RolloutReconcileError {
     fn kind(&self) -> &'static str {
         match self {
-            RolloutReconcileError::Apply(e) => e.kind(),
+            RolloutReconcileError::Apply(e)
+            | RolloutReconcileError::AfterProgress { error: e, .. } => e.kind(),
         }
     }
 }
@@ -404,7 +413,10 @@ async fn reconcile_inner(
         // same world plus the refusal. Its plan creates no analysis, so this
         // happens at most once per reconcile; the writes the first plan made
         // before the refusal are idempotent and re-planned as needed.
-        Err(ApplyError::AnalysisRefused { name, message, .. }) => {
+        Err(apply::Partial {
+            error: ApplyError::AnalysisRefused { name, message, .. },
+            written: before_refusal,
+        }) => {
             warn!(analysis = %name, %message, "the API refused to create the CanaryAnalysis; the canary is held");
             let observed = plan::Observed {
                 refused: Some(plan::Refusal {
@@ -414,17 +426,38 @@ async fn reconcile_inner(
                 ..observed.clone()
             };
             plan = plan::plan(rollout, &observed, now);
-            apply::apply_plan(&ctx.client, rollout, &plan, route.as_ref()).await
+            match apply::apply_plan(&ctx.client, rollout, &plan, route.as_ref()).await {
+                Ok(written) => Ok(written),
+                Err(mut partial) => {
+                    partial.written.extend(before_refusal);
+                    Err(partial)
+                }
+            }
         }
         other => other,
     };
     let written = match applied {
         Ok(written) => written,
-        Err(error) => {
-            if let Some(refusal) = error.refusal() {
-                report_refused(ctx, rollout, &observed, &refusal, now).await;
+        Err(apply::Partial { written, error }) => {
+            count_writes(
+                Some(&ctx.metrics),
+                ROLLOUT_CONTROLLER_NAME,
+                written.len() as u64,
+            );
+            let refusal = error.refusal();
+            if let Some(refusal) = &refusal {
+                report_refused(ctx, rollout, &observed, refusal, now).await;
             }
-            return Err(error.into());
+            // A refusal repeats on every retry, however many idempotent
+            // writes precede it: only a transient failure counts progress.
+            return Err(if written.is_empty() || refusal.is_some() {
+                RolloutReconcileError::Apply(error)
+            } else {
+                RolloutReconcileError::AfterProgress {
+                    error,
+                    written: written.len(),
+                }
+            });
         }
     };
     count_writes(
@@ -496,13 +529,22 @@ fn backoff_key(rollout: &Rollout) -> String {
     rollout.uid().unwrap_or_else(|| rollout.name_any())
 }
 
-/// Retries with [`ErrorBackoff`]; the error was counted by the reconcile's guard.
+/// Retries with [`ErrorBackoff`]; the error was counted by the reconcile's
+/// guard. A failure after some of the plan's writes succeeded starts the
+/// backoff afresh: the backoff is for a Rollout that makes no progress, and
+/// under a flaky API server (a fifth of requests failing) a plan of four
+/// writes fails more often than not while still moving forward — doubling
+/// on every such failure held rollouts for minutes.
 fn error_policy(
     rollout: Arc<Rollout>,
     error: &RolloutReconcileError,
     ctx: Arc<RolloutContext>,
 ) -> Requeue {
-    let (failures, delay) = ctx.backoff.failed(backoff_key(&rollout));
+    let key = backoff_key(&rollout);
+    if matches!(error, RolloutReconcileError::AfterProgress { .. }) {
+        ctx.backoff.succeeded(&key);
+    }
+    let (failures, delay) = ctx.backoff.failed(key);
     warn!(
         rollout = %rollout.name_any(),
         namespace = %rollout.namespace().unwrap_or_default(),
