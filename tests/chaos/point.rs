@@ -125,10 +125,18 @@ pub async fn run(h: &Harness, flow: Flow, namespace: &str, schedule: &[Kill]) ->
     if let Err(e) = flow.drive(&world, deadline).await {
         violations.push(format!("did not converge: {e}; {}", describe(&world).await));
     }
+    let driven = started.elapsed();
     let _ = done_tx.send(());
     let (op, gate, kills, mut writes) = chaos.await.expect("the chaos task does not panic");
     if let Err(e) = op.stop().await {
         violations.push(format!("the last operator did not stop cleanly: {e}"));
+    }
+    if std::env::var("CHAOS_VERBOSE").is_ok() {
+        eprintln!(
+            "{namespace}: flow done after {:.1}s, operator stopped after {:.1}s",
+            driven.as_secs_f64(),
+            (started.elapsed() - driven).as_secs_f64()
+        );
     }
     writes += gate.sent();
 
