@@ -11,7 +11,7 @@ export PATH := $(TOOLS_BIN):$(PATH)
 BENCHES ?= $(sort $(basename $(notdir $(wildcard examples/bench_*.rs))) \
                   $(notdir $(patsubst %/,%,$(wildcard examples/bench_*/))))
 
-.PHONY: help deps test lint fmt nextest chart demo crds bench fuzz
+.PHONY: help deps test lint fmt nextest chart demo crds bench fuzz chaos
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -56,3 +56,6 @@ bench: ## Run every examples/bench_* in release mode (see docs/benchmarks.md)
 fuzz: ## The fuzz properties at 20,000 cases each (make test runs a few hundred; docs/reliability.md)
 	PROPTEST_CASES=$${PROPTEST_CASES:-20000} cargo nextest run --workspace --no-fail-fast \
 	  --test spec_fuzz --test sandbox_patch_fuzz
+
+chaos: ## The chaos harness at >= 500 kill points (make test runs ~30; CHAOS_SEED=N replays one; docs/reliability.md)
+	CHAOS_POINTS=all cargo test --test chaos killed_at_any_point -- --nocapture

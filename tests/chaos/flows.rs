@@ -17,6 +17,13 @@ use redblack::api::{POD_TEMPLATE_HASH_LABEL, Rollout, pod_template_hash};
 use serde_json::{Value, json};
 
 pub const ROLLOUT: &str = "web";
+
+/// Found by this harness, not fixed yet (docs/reliability.md): an operator
+/// killed between the Service switch and the status write that records the
+/// post-promotion analysis leaves the new revision live and Healthy with no
+/// analysis ever created. Reported apart; `CHAOS_STRICT=1` fails on it.
+pub const KNOWN_LOST_POST_PROMOTION: &str =
+    "KNOWN DEFECT: switched without recording its post-promotion analysis, which is never created";
 pub const REPLICAS: i32 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -154,13 +161,21 @@ impl Flow {
                 .await
             }
             Flow::PostPromotionFail => {
-                let analysis = until(deadline, "the post-promotion analysis", || async {
-                    w.analyses()
+                let found = until(deadline, "the post-promotion analysis", || async {
+                    let prefix = format!("{ROLLOUT}-{h2}-post-");
+                    if let Some(a) = w
+                        .analyses()
                         .await
                         .into_iter()
-                        .find(|a| a.name_any().starts_with(&format!("{ROLLOUT}-{h2}-post-")))
+                        .find(|a| a.name_any().starts_with(&prefix))
+                    {
+                        return Some(Ok(a));
+                    }
+                    w.post_promotion_lost(&h2).await.map(Err)
                 })
                 .await?;
+                let analysis =
+                    found.map_err(|status| format!("{KNOWN_LOST_POST_PROMOTION}: {status}"))?;
                 w.verdict(&analysis.name_any(), false).await;
                 until(deadline, "Degraded, switched back to v1", || {
                     w.phase_on("Degraded", &h1)
@@ -299,6 +314,17 @@ impl World {
         let current = s["observedGeneration"].as_i64() == r.metadata.generation;
         let selected = self.selector().await?.get(POD_TEMPLATE_HASH_LABEL).cloned();
         (current && s["phase"] == phase && selected.as_deref() == Some(hash)).then_some(())
+    }
+
+    /// The state of [`KNOWN_LOST_POST_PROMOTION`]: the current generation
+    /// Healthy on `hash` with no post-promotion record (a correct switch
+    /// writes the record in the status that first says Healthy). Its status.
+    pub async fn post_promotion_lost(&self, hash: &str) -> Option<String> {
+        self.healthy_on(hash).await?;
+        let s = serde_json::to_value(self.rollout().await?.status?).ok()?;
+        s.get("postPromotion")
+            .is_none_or(Value::is_null)
+            .then(|| format!("status {s}"))
     }
 
     pub async fn healthy_on(&self, hash: &str) -> Option<()> {

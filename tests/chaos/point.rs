@@ -48,6 +48,8 @@ pub struct Outcome {
     pub seen: checks::Seen,
     pub events: BTreeMap<(String, String), usize>,
     pub elapsed: Duration,
+    /// Until the flow reached its end (before the last operator's stop).
+    pub driven: Duration,
 }
 
 /// How long one point may take before it counts as stuck (generous: the
@@ -153,6 +155,7 @@ pub async fn run(h: &Harness, flow: Flow, namespace: &str, schedule: &[Kill]) ->
         seen,
         events,
         elapsed: started.elapsed(),
+        driven,
     }
 }
 
