@@ -26,15 +26,30 @@ pub struct Gate {
     budget: u64,
     closed: AtomicBool,
     tripped: Notify,
+    /// Close the gate for every write after the n-th write to a Service
+    /// (the n-th switch): a kill pinned to a step rather than to a count.
+    after_service_writes: Option<u64>,
+    service_writes: AtomicU64,
 }
 
 impl Gate {
     pub fn new(budget: Option<u64>) -> Arc<Gate> {
+        Gate::with(budget, None)
+    }
+
+    /// A gate that closes right after the n-th write to a Service went out.
+    pub fn after_service_writes(n: u64) -> Arc<Gate> {
+        Gate::with(None, Some(n))
+    }
+
+    fn with(budget: Option<u64>, after_service_writes: Option<u64>) -> Arc<Gate> {
         Arc::new(Gate {
             attempted: AtomicU64::new(0),
             budget: budget.unwrap_or(u64::MAX),
             closed: AtomicBool::new(false),
             tripped: Notify::new(),
+            after_service_writes,
+            service_writes: AtomicU64::new(0),
         })
     }
 
@@ -54,7 +69,7 @@ impl Gate {
     }
 
     /// Whether this request may go out; counts it if it is a write.
-    fn admit(&self, method: &Method) -> bool {
+    fn admit(&self, method: &Method, path: &str) -> bool {
         let write = matches!(
             *method,
             Method::POST | Method::PUT | Method::PATCH | Method::DELETE
@@ -68,6 +83,13 @@ impl Gate {
             // notify_one keeps a permit: a harness not yet waiting still sees it.
             self.tripped.notify_one();
             return false;
+        }
+        if path.contains("/services/")
+            && Some(self.service_writes.fetch_add(1, Ordering::SeqCst) + 1)
+                == self.after_service_writes
+        {
+            // This one goes out; nothing after it does.
+            self.closed.store(true, Ordering::SeqCst);
         }
         true
     }
@@ -121,7 +143,7 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        if self.gate.admit(request.method()) {
+        if self.gate.admit(request.method(), request.uri().path()) {
             Box::pin(self.inner.call(request))
         } else {
             // Never sent, never answered: the process "died" before this write.

@@ -19,8 +19,9 @@ pub struct Settings {
     pub min_points: usize,
     pub seed: u64,
     pub parallel: usize,
-    /// `CHAOS_ONLY=<flow>:<k>`: that one point (reproducing a finding).
-    pub only: Option<(String, u64)>,
+    /// `CHAOS_ONLY=<flow>:<k>`: that one point (reproducing a finding);
+    /// `<flow>:switch<n>` kills right after the n-th Service write.
+    pub only: Option<(String, String)>,
 }
 
 impl Settings {
@@ -45,7 +46,7 @@ impl Settings {
             seed,
             only: var("CHAOS_ONLY").and_then(|o| {
                 let (flow, k) = o.split_once(':')?;
-                Some((flow.to_owned(), k.parse().ok()?))
+                Some((flow.to_owned(), k.to_owned()))
             }),
             parallel: var("CHAOS_PARALLEL")
                 .and_then(|s| s.parse().ok())
@@ -179,15 +180,19 @@ fn schedules(
     let mut set: BTreeSet<(Flow, Vec<Kill>)> = BTreeSet::new();
     if let Some((name, k)) = &s.only {
         let flow = ALL.into_iter().find(|f| f.name() == name);
-        return (
-            flow.map(|f| (f, vec![Kill::AfterWrites(*k)]))
-                .into_iter()
-                .collect(),
-            0,
-        );
+        let kill = match k.strip_prefix("switch") {
+            Some(n) => n.parse().ok().map(Kill::AfterServiceWrite),
+            None => k.parse().ok().map(Kill::AfterWrites),
+        };
+        let point = flow.zip(kill).map(|(f, kill)| (f, vec![kill]));
+        return (point.into_iter().collect(), 0);
     }
     for (flow, b) in baselines {
         let step = if s.all { 1 } else { s.stride as usize };
+        // Right after each switch: the step a restart must not lose.
+        for n in 1..=3 {
+            set.insert((*flow, vec![Kill::AfterServiceWrite(n)]));
+        }
         for k in (0..b.writes).step_by(step) {
             set.insert((*flow, vec![Kill::AfterWrites(k)]));
             if s.all {

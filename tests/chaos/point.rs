@@ -27,6 +27,8 @@ pub enum Kill {
     AfterWrites(u64),
     /// At a time after its start; whatever it was doing.
     AfterMillis(u64),
+    /// Right after its n-th write to a Service (its n-th switch) went out.
+    AfterServiceWrite(u64),
 }
 
 /// What the harness shares between points.
@@ -56,8 +58,12 @@ pub struct Outcome {
 /// machine is shared; a healthy point takes a few seconds).
 const POINT_DEADLINE: Duration = Duration::from_secs(120);
 
-fn start_operator(url: &str, namespace: &str, budget: Option<u64>) -> (Running, Arc<Gate>) {
-    let gate = Gate::new(budget);
+fn start_operator(url: &str, namespace: &str, kill: Option<Kill>) -> (Running, Arc<Gate>) {
+    let gate = match kill {
+        Some(Kill::AfterWrites(k)) => Gate::new(Some(k)),
+        Some(Kill::AfterServiceWrite(n)) => Gate::after_service_writes(n),
+        _ => Gate::new(None),
+    };
     let client = gated_client(url, namespace, gate.clone());
     let running = Running::start_with(
         client,
@@ -86,10 +92,7 @@ pub async fn run(h: &Harness, flow: Flow, namespace: &str, schedule: &[Kill]) ->
         let url = h.url.clone();
         let ns = namespace.to_owned();
         tokio::spawn(async move {
-            let budget = |i: usize| match schedule.get(i) {
-                Some(Kill::AfterWrites(k)) => Some(*k),
-                _ => None,
-            };
+            let budget = |i: usize| schedule.get(i).copied();
             let (mut op, mut gate) = start_operator(&url, &ns, budget(0));
             let mut kills = 0;
             let mut writes = 0;
@@ -97,7 +100,7 @@ pub async fn run(h: &Harness, flow: Flow, namespace: &str, schedule: &[Kill]) ->
             for (i, kill) in schedule.iter().enumerate() {
                 let trigger = async {
                     match kill {
-                        Kill::AfterWrites(_) => gate.tripped().await,
+                        Kill::AfterWrites(_) | Kill::AfterServiceWrite(_) => gate.tripped().await,
                         Kill::AfterMillis(ms) => {
                             tokio::time::sleep(Duration::from_millis(*ms)).await
                         }
