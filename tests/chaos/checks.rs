@@ -80,15 +80,15 @@ pub fn history(flow: Flow, entries: &[Entry]) -> (Vec<String>, Seen) {
                 let before = fleets.get(&e.name);
                 let was_serving = before.is_some_and(has_pods);
                 let gone = e.deleted || int(&e.object, "/spec/replicas") == 0;
-                if let (Some(sel), true, true) = (&selector, was_serving, gone) {
-                    if before.is_some_and(|b| selects(sel, b)) {
-                        v.push(format!(
-                            "rv {}: ReplicaSet {} {} while the active Service selects it ({sel:?})",
-                            e.rv,
-                            e.name,
-                            if e.deleted { "deleted" } else { "scaled to 0" }
-                        ));
-                    }
+                if let (Some(sel), true, true) = (&selector, was_serving, gone)
+                    && before.is_some_and(|b| selects(sel, b))
+                {
+                    v.push(format!(
+                        "rv {}: ReplicaSet {} {} while the active Service selects it ({sel:?})",
+                        e.rv,
+                        e.name,
+                        if e.deleted { "deleted" } else { "scaled to 0" }
+                    ));
                 }
                 if e.deleted {
                     fleets.remove(&e.name);

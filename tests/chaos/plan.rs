@@ -181,8 +181,8 @@ fn schedules(
     if let Some((name, k)) = &s.only {
         let flow = ALL.into_iter().find(|f| f.name() == name);
         let kill = match k.strip_prefix("switch") {
-            Some(n) => n.parse().ok().map(Kill::AfterServiceWrite),
-            None => k.parse().ok().map(Kill::AfterWrites),
+            Some(n) => n.parse().ok().map(Kill::ServiceWrite),
+            None => k.parse().ok().map(Kill::Writes),
         };
         let point = flow.zip(kill).map(|(f, kill)| (f, vec![kill]));
         return (point.into_iter().collect(), 0);
@@ -191,13 +191,13 @@ fn schedules(
         let step = if s.all { 1 } else { s.stride as usize };
         // Right after each switch: the step a restart must not lose.
         for n in 1..=3 {
-            set.insert((*flow, vec![Kill::AfterServiceWrite(n)]));
+            set.insert((*flow, vec![Kill::ServiceWrite(n)]));
         }
         for k in (0..b.writes).step_by(step) {
-            set.insert((*flow, vec![Kill::AfterWrites(k)]));
+            set.insert((*flow, vec![Kill::Writes(k)]));
             if s.all {
                 // The replacement dies too, at its first write.
-                set.insert((*flow, vec![Kill::AfterWrites(k), Kill::AfterWrites(0)]));
+                set.insert((*flow, vec![Kill::Writes(k), Kill::Writes(0)]));
             }
         }
     }
@@ -214,9 +214,9 @@ fn schedules(
         let schedule = (0..kills)
             .map(|_| {
                 if rng.below(2) == 0 {
-                    Kill::AfterMillis(rng.below(b.elapsed.as_millis() as u64 + 1))
+                    Kill::Millis(rng.below(b.elapsed.as_millis() as u64 + 1))
                 } else {
-                    Kill::AfterWrites(rng.below(b.writes + 1))
+                    Kill::Writes(rng.below(b.writes + 1))
                 }
             })
             .collect();
@@ -309,8 +309,9 @@ impl Report {
     }
 
     pub fn table(&self) -> String {
-        let mut out =
-            String::from("flow         writes  points  kills  violations  lost-events  slowest\n");
+        let mut out = String::from(
+            "flow         writes  points  kills  violations  known  lost-events  slowest\n",
+        );
         for (flow, b) in &self.baselines {
             let ps: Vec<&Done> = self.points.iter().filter(|p| p.flow == *flow).collect();
             let slowest = ps

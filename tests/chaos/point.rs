@@ -20,15 +20,16 @@ use super::gate::{Gate, gated_client};
 use super::journal::{Journal, Kind};
 use crate::support::Running;
 
-/// When one operator incarnation dies.
+/// When one operator incarnation dies: after k writes, after some
+/// milliseconds, or right after its n-th Service write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kill {
     /// As it attempts its write k+1: exactly k of its writes went out.
-    AfterWrites(u64),
+    Writes(u64),
     /// At a time after its start; whatever it was doing.
-    AfterMillis(u64),
+    Millis(u64),
     /// Right after its n-th write to a Service (its n-th switch) went out.
-    AfterServiceWrite(u64),
+    ServiceWrite(u64),
 }
 
 /// What the harness shares between points.
@@ -60,8 +61,8 @@ const POINT_DEADLINE: Duration = Duration::from_secs(120);
 
 fn start_operator(url: &str, namespace: &str, kill: Option<Kill>) -> (Running, Arc<Gate>) {
     let gate = match kill {
-        Some(Kill::AfterWrites(k)) => Gate::new(Some(k)),
-        Some(Kill::AfterServiceWrite(n)) => Gate::after_service_writes(n),
+        Some(Kill::Writes(k)) => Gate::new(Some(k)),
+        Some(Kill::ServiceWrite(n)) => Gate::after_service_writes(n),
         _ => Gate::new(None),
     };
     let client = gated_client(url, namespace, gate.clone());
@@ -100,10 +101,8 @@ pub async fn run(h: &Harness, flow: Flow, namespace: &str, schedule: &[Kill]) ->
             for (i, kill) in schedule.iter().enumerate() {
                 let trigger = async {
                     match kill {
-                        Kill::AfterWrites(_) | Kill::AfterServiceWrite(_) => gate.tripped().await,
-                        Kill::AfterMillis(ms) => {
-                            tokio::time::sleep(Duration::from_millis(*ms)).await
-                        }
+                        Kill::Writes(_) | Kill::ServiceWrite(_) => gate.tripped().await,
+                        Kill::Millis(ms) => tokio::time::sleep(Duration::from_millis(*ms)).await,
                     }
                 };
                 tokio::select! {
