@@ -11,7 +11,7 @@ export PATH := $(TOOLS_BIN):$(PATH)
 BENCHES ?= $(sort $(basename $(notdir $(wildcard examples/bench_*.rs))) \
                   $(notdir $(patsubst %/,%,$(wildcard examples/bench_*/))))
 
-.PHONY: help deps test lint fmt nextest chart demo crds bench fuzz test-repeat faults
+.PHONY: help deps test lint fmt nextest chart demo crds bench fuzz test-repeat faults chaos
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -63,3 +63,6 @@ faults: ## API faults with more Rollouts (FAULTS_ROLLOUTS, default 10) and the P
 
 test-repeat: ## make test RUNS (5) times in a row on a fresh clone beside a CPU burner per core (docs/reliability.md)
 	hack/test-repeat.sh $${RUNS:-5} $${BURNERS:-$$(nproc)}
+
+chaos: ## The chaos harness at >= 500 kill points (make test runs ~30; CHAOS_SEED=N replays one; docs/reliability.md)
+	CHAOS_POINTS=all cargo test --test chaos killed_at_any_point -- --nocapture
