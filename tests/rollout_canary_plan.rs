@@ -1753,3 +1753,67 @@ fn a_rollout_held_for_its_templates_proceeds_as_they_appear() {
     assert_eq!(sim.analysis_specs.len(), 2, "and the post-promotion one");
     assert_eq!(sim.analysis_specs[1].1["control"]["timeShift"], "20m");
 }
+
+/// The operator died between the promotion's Service switch and the status
+/// write that records the post-promotion analysis (found by the chaos
+/// harness): the next plan finds the Service on v2 and the status still on
+/// v1 without a record, starts the record itself, and creates the analysis
+/// — v2 is never live unjudged, and v1 stays warm for the verdict.
+#[test]
+fn a_lost_switch_status_still_starts_the_post_promotion_analysis() {
+    let mut sim = Sim::with_canary(true, true, "Pause");
+    sim.rollout.spec.strategy.red_black.post_promotion_analysis = Some(
+        serde_json::from_value(
+            serde_json::json!({"inline": {"interval": "1m", "lifetime": "20m", "metrics": []}}),
+        )
+        .unwrap(),
+    );
+    sim.set_image("web:2");
+    sim.step();
+    sim.make_ready();
+    sim.step();
+    sim.judge(&analysis(1), AnalysisPhase::Passed, Some(99.0), "");
+    sim.step();
+    sim.make_ready();
+    let before = sim.rollout.status.clone();
+    let switch = sim.plan();
+    assert_eq!(switches_to(&switch, "web"), Some(v2()));
+    for a in &switch.actions {
+        sim.apply_action(a);
+    }
+    sim.rollout.status = before; // killed before the status write
+    let plan = sim.plan();
+    let post = plan
+        .status
+        .post_promotion
+        .clone()
+        .expect("a post-promotion record");
+    assert_eq!(
+        (post.revision.as_str(), post.previous_revision.as_str()),
+        (v2().as_str(), v1().as_str())
+    );
+    assert_eq!(plan.status.stable_revision, Some(v2()));
+    // The analysis is created by this plan or the next (as after a switch).
+    sim.apply(&plan);
+    let next = sim.step();
+    let created: Vec<_> = analyses(&plan).into_iter().chain(analyses(&next)).collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "{:?} then {:?}",
+        plan.actions,
+        next.actions
+    );
+    assert_eq!(
+        created[0].1["experiment"]["replicaSet"],
+        format!("web-{}", v2())
+    );
+    assert_eq!(
+        created[0].1["control"]["replicaSet"],
+        format!("web-{}", v1())
+    );
+    assert!(
+        sim.size(&v1()).unwrap_or(0) > 0,
+        "v1 stays warm for the verdict"
+    );
+}

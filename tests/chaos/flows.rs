@@ -18,12 +18,12 @@ use serde_json::{Value, json};
 
 pub const ROLLOUT: &str = "web";
 
-/// Found by this harness, not fixed yet (docs/reliability.md): an operator
-/// killed between the Service switch and the status write that records the
-/// post-promotion analysis leaves the new revision live and Healthy with no
-/// analysis ever created. Reported apart; `CHAOS_STRICT=1` fails on it.
-pub const KNOWN_LOST_POST_PROMOTION: &str =
-    "KNOWN DEFECT: switched without recording its post-promotion analysis, which is never created";
+/// Found by this harness and fixed (docs/reliability.md): an operator killed
+/// between the Service switch and the status write that records the
+/// post-promotion analysis left the new revision live and Healthy with no
+/// analysis ever created.
+pub const LOST_POST_PROMOTION: &str =
+    "switched without recording its post-promotion analysis, which is never created";
 pub const REPLICAS: i32 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -175,7 +175,7 @@ impl Flow {
                 })
                 .await?;
                 let analysis =
-                    found.map_err(|status| format!("{KNOWN_LOST_POST_PROMOTION}: {status}"))?;
+                    found.map_err(|status| format!("{LOST_POST_PROMOTION}: {status}"))?;
                 w.verdict(&analysis.name_any(), false).await;
                 until(deadline, "Degraded, switched back to v1", || {
                     w.phase_on("Degraded", &h1)
@@ -316,7 +316,7 @@ impl World {
         (current && s["phase"] == phase && selected.as_deref() == Some(hash)).then_some(())
     }
 
-    /// The state of [`KNOWN_LOST_POST_PROMOTION`]: the current generation
+    /// The state of [`LOST_POST_PROMOTION`]: the current generation
     /// Healthy on `hash` with no post-promotion record (a correct switch
     /// writes the record in the status that first says Healthy). Its status.
     pub async fn post_promotion_lost(&self, hash: &str) -> Option<String> {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use super::flows::{ALL, Flow, KNOWN_LOST_POST_PROMOTION};
+use super::flows::{ALL, Flow};
 use super::point::{self, Harness, Kill, Outcome};
 
 pub struct Settings {
@@ -84,9 +84,6 @@ struct Done {
     flow: Flow,
     outcome: Outcome,
     violations: Vec<String>,
-    /// Findings of a known, reported defect (not counted as violations
-    /// unless `CHAOS_STRICT=1`).
-    known: Vec<String>,
 }
 
 pub struct Report {
@@ -129,20 +126,11 @@ pub async fn run(h: &Harness, s: &Settings) -> Report {
             async move {
                 let ns = format!("{}-{i}", flow.name());
                 let outcome = point::run(h, flow, &ns, &schedule).await;
-                let mut violations = compare(&outcome, &baseline.outcome)
+                let violations = compare(&outcome, &baseline.outcome)
                     .into_iter()
                     .chain(outcome.violations.iter().cloned())
                     .map(|v| format!("{} {schedule:?} (ns {ns}): {v}", flow.name()))
                     .collect::<Vec<_>>();
-                // A known defect's point: its other findings follow from it.
-                let known = if violations
-                    .iter()
-                    .any(|v| v.contains(KNOWN_LOST_POST_PROMOTION))
-                {
-                    std::mem::take(&mut violations)
-                } else {
-                    Vec::new()
-                };
                 if std::env::var("CHAOS_VERBOSE").is_ok() {
                     eprintln!(
                         "{ns} {schedule:?}: {} kills, {} writes, {} violations, {:.1}s",
@@ -156,7 +144,6 @@ pub async fn run(h: &Harness, s: &Settings) -> Report {
                     flow,
                     outcome,
                     violations,
-                    known,
                 }
             }
         })
@@ -278,14 +265,6 @@ impl Report {
         .collect()
     }
 
-    /// Points that hit a known defect, with what they saw.
-    pub fn known(&self) -> Vec<String> {
-        self.points
-            .iter()
-            .flat_map(|p| p.known.iter().cloned())
-            .collect()
-    }
-
     pub fn kills(&self) -> usize {
         self.points.iter().map(|p| p.outcome.kills).sum()
     }
@@ -309,9 +288,8 @@ impl Report {
     }
 
     pub fn table(&self) -> String {
-        let mut out = String::from(
-            "flow         writes  points  kills  violations  known  lost-events  slowest\n",
-        );
+        let mut out =
+            String::from("flow         writes  points  kills  violations  lost-events  slowest\n");
         for (flow, b) in &self.baselines {
             let ps: Vec<&Done> = self.points.iter().filter(|p| p.flow == *flow).collect();
             let slowest = ps
@@ -320,13 +298,12 @@ impl Report {
                 .max()
                 .unwrap_or_default();
             out.push_str(&format!(
-                "{:<12} {:>6}  {:>6}  {:>5}  {:>10}  {:>5}  {:>11}  {:.1}s (no kills: {:.1}s)\n",
+                "{:<12} {:>6}  {:>6}  {:>5}  {:>10}  {:>11}  {:.1}s (no kills: {:.1}s)\n",
                 flow.name(),
                 b.writes,
                 ps.len(),
                 ps.iter().map(|p| p.outcome.kills).sum::<usize>(),
                 ps.iter().map(|p| p.violations.len()).sum::<usize>() + b.outcome.violations.len(),
-                ps.iter().filter(|p| !p.known.is_empty()).count(),
                 ps.iter().map(|p| self.lost_events(p)).sum::<usize>(),
                 slowest.as_secs_f64(),
                 b.elapsed.as_secs_f64(),
@@ -338,14 +315,13 @@ impl Report {
     pub fn summary_line(&self) -> String {
         let killed = self.points.iter().filter(|p| p.outcome.kills > 0).count();
         format!(
-            "chaos: {} points ({} random, seed {}), {} of them killed the operator ({} kills), {} violations, {} points on a known defect, {:.0} s",
+            "chaos: {} points ({} random, seed {}), {} of them killed the operator ({} kills), {} violations, {:.0} s",
             self.points.len(),
             self.random,
             self.seed,
             killed,
             self.kills(),
             self.violations().len(),
-            self.points.iter().filter(|p| !p.known.is_empty()).count(),
             self.wall.as_secs_f64()
         )
     }

@@ -62,6 +62,15 @@ fn derive(ctx: &Ctx, ops: &mut Ops, records: &mut Records, events: &mut Events) 
         };
     }
     if live {
+        // The promotion's switch happened but its status write did not (the
+        // operator died between the two): the record of the post-promotion
+        // analysis, which that status carried, is made now, or the revision
+        // would stay live unjudged.
+        if !was_promoted(ctx.old, target)
+            && let Some(post) = verdict::start_after_lost_switch(ctx, records)
+        {
+            records.post_promotion = Some(post);
+        }
         return State::Steady;
     }
     if let Some(abort) = &ops.abort {

@@ -32,6 +32,41 @@ pub fn start(ctx: &Ctx) -> Option<PostPromotionStatus> {
     })
 }
 
+/// The record a promotion would have started, when the Service already
+/// selects the current revision but the status still names another stable
+/// one and has no record for it: the switch was written, the status that
+/// recorded it was not (an operator killed between the two writes). The
+/// previous revision is the stable one the status still names; the clock
+/// starts now. None without `postPromotionAnalysis`, on a first deploy, or
+/// when the status is not behind. (The caller excludes rollbacks.)
+pub fn start_after_lost_switch(ctx: &Ctx, records: &Records) -> Option<PostPromotionStatus> {
+    let (rollout, world, now) = (ctx.rollout, ctx.world, ctx.now);
+    rollout
+        .spec
+        .strategy
+        .red_black
+        .post_promotion_analysis
+        .as_ref()?;
+    let target = world.target_hash.as_str();
+    let previous = ctx.old.stable_revision.clone()?;
+    let recorded = records
+        .post_promotion
+        .as_ref()
+        .is_some_and(|p| p.revision == target);
+    if previous == target || recorded {
+        return None;
+    }
+    Some(PostPromotionStatus {
+        revision: target.to_owned(),
+        previous_revision: previous,
+        analysis_name: post_promotion_analysis_name(rollout, target, now),
+        switched_at: now,
+        phase: PostPromotionPhase::Running,
+        score: None,
+        message: None,
+    })
+}
+
 /// Judges the running post-promotion analysis of the current revision.
 /// None: nothing to decide. Some(Some(to)): failed, switch back to `to` now.
 /// Some(None): failed, and the abort is recorded in `ops` (already switched
