@@ -412,6 +412,10 @@ impl TrafficCheck {
                 let new = selector(&ev.object);
                 let old = self.services.get(&name).map(selector);
                 self.services.insert(name.clone(), (*ev.object).clone());
+                if old.as_ref() != Some(&new) {
+                    self.trace
+                        .push(format!("rv {}: Service {name} selects {new:?}", ev.rv));
+                }
                 if old.as_ref().is_some_and(|o| *o != new) {
                     let widened = !new.contains_key(POD_TEMPLATE_HASH_LABEL);
                     if widened {
@@ -429,6 +433,16 @@ impl TrafficCheck {
                     self.replica_sets.remove(&name);
                 } else {
                     self.replica_sets.insert(name.clone(), (*ev.object).clone());
+                }
+                let (from, to) = (
+                    old.as_ref().map(|o| int(o, "/spec/replicas")),
+                    (!deleted).then(|| int(&ev.object, "/spec/replicas")),
+                );
+                if from != to {
+                    self.trace.push(format!(
+                        "rv {}: ReplicaSet {name} replicas {from:?} -> {to:?}",
+                        ev.rv
+                    ));
                 }
                 let shrunk = old.is_some_and(|o| int(&o, "/spec/replicas") > 0)
                     && (deleted || int(&ev.object, "/spec/replicas") == 0);
@@ -557,9 +571,22 @@ async fn every_rollout_converges_through_api_faults_and_traffic_only_reaches_rea
         check.widenings,
         prometheus.queries()
     );
-    if !check.violations.is_empty() {
-        for line in &check.trace {
-            eprintln!("{line}");
+    // The history of every Rollout a violation names, to explain it.
+    for name in &names {
+        let prefix = format!(" {name}");
+        if check
+            .violations
+            .iter()
+            .any(|v| v.contains(&format!(" {name}-")) || v.contains(&format!(" {name} ")))
+        {
+            eprintln!("history of {name}:");
+            for line in check
+                .trace
+                .iter()
+                .filter(|l| l.contains(&format!("{prefix}-")) || l.contains(&format!("{prefix} ")))
+            {
+                eprintln!("  {line}");
+            }
         }
     }
     assert!(

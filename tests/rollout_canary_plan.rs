@@ -1817,3 +1817,26 @@ fn a_lost_switch_status_still_starts_the_post_promotion_analysis() {
         "v1 stays warm for the verdict"
     );
 }
+
+/// A Failed verdict recorded while the Service is still wide (a plan made
+/// from a Service cache that had not yet seen the widening narrows nothing,
+/// yet records the verdict; seen under API faults): the next plan still sees
+/// the wide selector as its own and narrows it to the stable revision. It was
+/// left wide for good, and the Rollout never converged.
+#[test]
+fn a_verdict_recorded_while_the_selector_is_still_wide_is_narrowed() {
+    let mut sim = judged(false, "Pause", AnalysisPhase::Failed, 41.0, "errors High");
+    let wide = sim.observed.active_service.clone();
+    let plan = sim.step();
+    assert_eq!(canary_phase(&plan), Some(CanaryPhase::Failed));
+    assert_eq!(switches_to(&plan, "web"), Some(v1()), "narrowed at once");
+    // The stale-cache plan: its status written, its narrowing never made.
+    sim.observed.active_service = wide;
+    let plan = sim.plan();
+    assert_eq!(
+        switches_to(&plan, "web"),
+        Some(v1()),
+        "the wide selector is narrowed: {:?}",
+        plan.actions
+    );
+}

@@ -444,6 +444,21 @@ async fn reconcile_inner(
                 ROLLOUT_CONTROLLER_NAME,
                 written.len() as u64,
             );
+            // The retry must plan from a world that has the writes that did
+            // succeed (a switch made before a failed scale, say): a plan from
+            // caches behind them could act on a Service selector it already
+            // changed.
+            if !written.is_empty() {
+                let before = Before::capture(&observed).with_route(route.as_ref());
+                observe::wait_for_caches(
+                    &ctx.caches,
+                    rollout,
+                    &written,
+                    &before,
+                    ctx.settings.cache_wait,
+                )
+                .await;
+            }
             let refusal = error.refusal();
             if let Some(refusal) = &refusal {
                 report_refused(ctx, rollout, &observed, refusal, now).await;

@@ -12,8 +12,8 @@ use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
 use super::names::{BASELINE, CANARY, baseline_name, canary_name};
 use super::observed::{AnalysisObservation, Observed, Refusal, RouteObservation};
 use crate::api::{
-    CanaryPhase, CanaryStatus, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, ROLE_LABEL, Rollout,
-    RolloutStatus, SCALE_DOWN_AT_ANNOTATION, pod_template_hash,
+    CanaryStatus, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, ROLE_LABEL, Rollout, RolloutStatus,
+    SCALE_DOWN_AT_ANNOTATION, pod_template_hash,
 };
 
 /// One owned ReplicaSet, reduced to what decisions need.
@@ -136,15 +136,16 @@ fn is_wide(rollout: &Rollout, observed: &Observed, old: &RolloutStatus) -> bool 
         .as_ref()
         .and_then(|t| t.http_route.as_ref())
         .is_none();
-    // Phases in which the selector may be wide (Progressing: the plan that
-    // widened may have lost its status write).
-    let recorded = old.canary.as_ref().is_some_and(|c| {
-        c.stable_revision.is_some()
-            && matches!(
-                c.phase,
-                Some(CanaryPhase::Progressing | CanaryPhase::Analysing | CanaryPhase::Marginal)
-            )
-    });
+    // Any phase: a verdict (Failed, Passed) may be recorded while the
+    // selector is still wide — a plan made from a Service cache that had not
+    // yet seen the widening records the verdict without narrowing, and a
+    // phase filter here then left the selector wide for good (seen under API
+    // faults). A `matchLabels`-only selector once a canary has recorded its
+    // stable revision is the planner's own widening.
+    let recorded = old
+        .canary
+        .as_ref()
+        .is_some_and(|c| c.stable_revision.is_some());
     let selector = observed
         .active_service
         .as_ref()
