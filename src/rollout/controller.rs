@@ -393,7 +393,7 @@ async fn reconcile_inner(
             apply::read_route(&ctx.client, &ns, name).await?
         }
     };
-    let observed = observe::observe_with_route(
+    let mut observed = observe::observe_with_route(
         rollout,
         &ctx.caches,
         route.as_ref().map(apply::route_observation),
@@ -404,6 +404,20 @@ async fn reconcile_inner(
     if plan.is_noop(rollout.status.as_ref()) {
         debug!(state = ?plan.state, "nothing to do");
         return Ok(requeue);
+    }
+    // A plan that acts is made from the active Service as the API has it now:
+    // the selector says which fleet is live, and a cache behind it (watches
+    // cut, relists failing) once made a plan treat the live fleet as an old
+    // one and scale it to zero. One GET per acting reconcile; idle Rollouts
+    // make none.
+    let fresh = read_active_service(ctx, rollout).await?;
+    if resource_version(fresh.as_ref()) != resource_version(observed.active_service.as_ref()) {
+        debug!("the cached active Service was behind the API; planning again");
+        observed.active_service = fresh;
+        plan = plan::plan(rollout, &observed, now);
+        if plan.is_noop(rollout.status.as_ref()) {
+            return Ok(requeue);
+        }
     }
     info!(state = ?plan.state, actions = plan.actions.len(), "applying plan");
     let before = Before::capture(&observed).with_route(route.as_ref());
@@ -500,6 +514,32 @@ async fn reconcile_inner(
         debug!("caches did not reflect the writes in time; the next plan re-checks");
     }
     Ok(requeue)
+}
+
+/// The active Service from the API (None when it does not exist), stripped as
+/// the cache strips it.
+async fn read_active_service(
+    ctx: &RolloutContext,
+    rollout: &Rollout,
+) -> Result<Option<Service>, ApplyError> {
+    let ns = rollout.namespace().unwrap_or_default();
+    let name = &rollout.spec.strategy.red_black.active_service;
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut service = services
+        .get_opt(name)
+        .await
+        .map_err(|source| ApplyError::Api {
+            what: format!("reading Service {name}"),
+            source,
+        })?;
+    if let Some(svc) = service.as_mut() {
+        observe::strip_service(svc);
+    }
+    Ok(service)
+}
+
+fn resource_version(service: Option<&Service>) -> Option<String> {
+    service.and_then(|s| s.metadata.resource_version.clone())
 }
 
 /// A write the API refused for good: the Rollout's conditions say which
