@@ -15,10 +15,12 @@
 //! - No plan before every cache (Rollouts, ReplicaSets, Services,
 //!   CanaryAnalyses, templates, routes when watched) has completed its first
 //!   list: kube's `Controller` only waits for the Rollout store.
-//! - A reconcile is `observe → plan → apply`: no API reads (but the route
-//!   without a route watch), no memory of progress (it lives in the Rollout's
-//!   status and on its children). A plan that is a no-op makes no request at
-//!   all.
+//! - A reconcile is `observe → plan → apply`, from the caches, with no memory
+//!   of progress (it lives in the Rollout's status and on its children). A
+//!   plan that is a no-op makes no request at all; a plan that acts is first
+//!   checked against the active Service read from the API (one GET; planned
+//!   again if the cache was behind), and a routed Rollout without a route
+//!   watch reads its route.
 //! - After writing, a reconcile waits (briefly, in memory) until the caches
 //!   reflect its writes, so the next plan never acts on a stale world.
 //! - Requeue: the plan's timer (deadline, scale-down), else a slow resync as a
