@@ -1510,9 +1510,9 @@ fn window(days: &[&str], start: &str, end: &str, tz: &str) -> PromotionWindow {
     .unwrap()
 }
 
-/// v2 promoted through a passing canary, post-promotion analysis configured
-/// and created.
-fn post_promoted() -> Sim {
+/// v2's canary passed and its full fleet is ready; an inline post-promotion
+/// analysis is configured. The next plan switches.
+fn post_ready_to_switch() -> Sim {
     let mut sim = Sim::with_canary(true, true, "Pause");
     sim.rollout.spec.strategy.red_black.post_promotion_analysis = Some(
         serde_json::from_value(
@@ -1527,6 +1527,13 @@ fn post_promoted() -> Sim {
     sim.judge(&analysis(1), AnalysisPhase::Passed, Some(99.0), "");
     sim.step();
     sim.make_ready();
+    sim
+}
+
+/// v2 promoted through a passing canary, post-promotion analysis configured
+/// and created.
+fn post_promoted() -> Sim {
+    let mut sim = post_ready_to_switch();
     let switch = sim.step();
     assert_eq!(switches_to(&switch, "web"), Some(v2()));
     let plan = sim.step();
@@ -1761,20 +1768,7 @@ fn a_rollout_held_for_its_templates_proceeds_as_they_appear() {
 /// — v2 is never live unjudged, and v1 stays warm for the verdict.
 #[test]
 fn a_lost_switch_status_still_starts_the_post_promotion_analysis() {
-    let mut sim = Sim::with_canary(true, true, "Pause");
-    sim.rollout.spec.strategy.red_black.post_promotion_analysis = Some(
-        serde_json::from_value(
-            serde_json::json!({"inline": {"interval": "1m", "lifetime": "20m", "metrics": []}}),
-        )
-        .unwrap(),
-    );
-    sim.set_image("web:2");
-    sim.step();
-    sim.make_ready();
-    sim.step();
-    sim.judge(&analysis(1), AnalysisPhase::Passed, Some(99.0), "");
-    sim.step();
-    sim.make_ready();
+    let mut sim = post_ready_to_switch();
     let before = sim.rollout.status.clone();
     let switch = sim.plan();
     assert_eq!(switches_to(&switch, "web"), Some(v2()));

@@ -106,17 +106,32 @@ impl Plan {
 
 /// Decides what to do. Pure: the same inputs give the same plan.
 pub fn plan(rollout: &Rollout, observed: &Observed, now: DateTime<Utc>) -> Plan {
+    with_ctx(rollout, observed, now, pipeline)
+}
+
+/// Builds the one input value of every step and hands it to `f`.
+fn with_ctx<T>(
+    rollout: &Rollout,
+    observed: &Observed,
+    now: DateTime<Utc>,
+    f: impl FnOnce(Ctx<'_>) -> T,
+) -> T {
     // Stored timestamps have second precision (as metav1.Time); truncating here
     // keeps status byte-identical across re-plans within the same second.
     let now = now.trunc_subsecs(0);
     let old = rollout.status.clone().unwrap_or_default();
     let world = world::World::new(rollout, observed, &old);
-    let ctx = Ctx {
+    f(Ctx {
         rollout,
         old: &old,
         world: &world,
         now,
-    };
+    })
+}
+
+/// The steps of [`plan`], in order.
+fn pipeline(ctx: Ctx) -> Plan {
+    let (rollout, now) = (ctx.rollout, ctx.now);
     let mut out = Builder::default();
 
     // 1. validate: an invalid spec touches nothing.
@@ -157,18 +172,11 @@ pub fn plan_refused_write(
     refusal: &WriteRefusal,
     now: DateTime<Utc>,
 ) -> (RolloutStatus, Vec<PlannedEvent>) {
-    let now = now.trunc_subsecs(0);
-    let old = rollout.status.clone().unwrap_or_default();
-    let world = world::World::new(rollout, &Observed::default(), &old);
-    let ctx = Ctx {
-        rollout,
-        old: &old,
-        world: &world,
-        now,
-    };
-    let mut out = Builder::default();
-    let status = status::refused_write(&ctx, refusal, &mut out);
-    (status, out.events.into_vec())
+    with_ctx(rollout, &Observed::default(), now, |ctx| {
+        let mut out = Builder::default();
+        let status = status::refused_write(&ctx, refusal, &mut out);
+        (status, out.events.into_vec())
+    })
 }
 
 fn finish(out: Builder, status: RolloutStatus, state: State, now: DateTime<Utc>) -> Plan {

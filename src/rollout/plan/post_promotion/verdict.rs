@@ -13,23 +13,7 @@ use crate::api::{AbortReason, AbortStatus, PostPromotionPhase, PostPromotionStat
 
 /// The record a promotion starts (None without `postPromotionAnalysis`).
 pub fn start(ctx: &Ctx) -> Option<PostPromotionStatus> {
-    let (rollout, world, now) = (ctx.rollout, ctx.world, ctx.now);
-    rollout
-        .spec
-        .strategy
-        .red_black
-        .post_promotion_analysis
-        .as_ref()?;
-    let previous = world.active_hash.clone()?;
-    Some(PostPromotionStatus {
-        revision: world.target_hash.clone(),
-        previous_revision: previous,
-        analysis_name: post_promotion_analysis_name(rollout, &world.target_hash, now),
-        switched_at: now,
-        phase: PostPromotionPhase::Running,
-        score: None,
-        message: None,
-    })
+    record(ctx, ctx.world.active_hash.clone()?)
 }
 
 /// The record a promotion would have started, when the Service already
@@ -40,14 +24,7 @@ pub fn start(ctx: &Ctx) -> Option<PostPromotionStatus> {
 /// starts now. None without `postPromotionAnalysis`, on a first deploy, or
 /// when the status is not behind. (The caller excludes rollbacks.)
 pub fn start_after_lost_switch(ctx: &Ctx, records: &Records) -> Option<PostPromotionStatus> {
-    let (rollout, world, now) = (ctx.rollout, ctx.world, ctx.now);
-    rollout
-        .spec
-        .strategy
-        .red_black
-        .post_promotion_analysis
-        .as_ref()?;
-    let target = world.target_hash.as_str();
+    let target = ctx.world.target_hash.as_str();
     let previous = ctx.old.stable_revision.clone()?;
     let recorded = records
         .post_promotion
@@ -56,10 +33,23 @@ pub fn start_after_lost_switch(ctx: &Ctx, records: &Records) -> Option<PostPromo
     if previous == target || recorded {
         return None;
     }
+    record(ctx, previous)
+}
+
+/// A running record of the current revision after `previous`, its clock
+/// starting now (None without `postPromotionAnalysis`).
+fn record(ctx: &Ctx, previous: String) -> Option<PostPromotionStatus> {
+    let (rollout, world, now) = (ctx.rollout, ctx.world, ctx.now);
+    rollout
+        .spec
+        .strategy
+        .red_black
+        .post_promotion_analysis
+        .as_ref()?;
     Some(PostPromotionStatus {
-        revision: target.to_owned(),
+        revision: world.target_hash.clone(),
         previous_revision: previous,
-        analysis_name: post_promotion_analysis_name(rollout, target, now),
+        analysis_name: post_promotion_analysis_name(rollout, &world.target_hash, now),
         switched_at: now,
         phase: PostPromotionPhase::Running,
         score: None,
