@@ -43,9 +43,10 @@ impl App {
 
     async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(5), self.task)
+        // DEMO_SHUTDOWN_DELAY (1 s by default) and then the drain.
+        tokio::time::timeout(Duration::from_secs(20), self.task)
             .await
-            .expect("graceful shutdown within 5s")
+            .expect("graceful shutdown within 20s")
             .unwrap()
             .unwrap();
     }
@@ -600,6 +601,59 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_0() {
     assert!(
         reqwest::get(format!("{base}/healthz")).await.is_err(),
         "nothing listens after the drain"
+    );
+}
+
+/// `DEMO_SHUTDOWN_DELAY`: after the stop signal `/readyz` answers 503 at once
+/// but a request on a new connection is still served (a proxy that chose
+/// this pod an instant before its deletion must not meet a closed port); once
+/// the delay is over the listener closes and the app exits by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_stop_signal_the_app_serves_for_the_shutdown_delay_then_closes() {
+    let app = App::start(DemoAppConfig {
+        // Long enough that the checks below surely run inside the delay.
+        shutdown_delay: Duration::from_secs(3600),
+        ..config("v-delay")
+    })
+    .await;
+    let App {
+        base,
+        mut stop,
+        task,
+    } = app;
+    let _ = stop.take().unwrap().send(());
+    // Each request on its own connection, as a proxy's first one would be.
+    let fresh = || {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = fresh().get(format!("{base}/readyz")).send().await.unwrap();
+        if ready.status().as_u16() == 503 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/readyz never turned 503");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let work = fresh().get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(work.status().as_u16(), 200, "served during the delay");
+    assert!(!task.is_finished(), "still running during the delay");
+    task.abort();
+
+    // A short delay ends by itself: the app drains and returns Ok.
+    let app = App::start(DemoAppConfig {
+        shutdown_delay: Duration::from_millis(200),
+        ..config("v-short-delay")
+    })
+    .await;
+    let base = app.base.clone();
+    app.stop().await;
+    assert!(
+        fresh().get(format!("{base}/healthz")).send().await.is_err(),
+        "nothing listens once the delay and the drain are over"
     );
 }
 

@@ -51,9 +51,9 @@ pub enum DemoAppError {
     #[error("serving HTTP: {0}")]
     Serve(#[source] std::io::Error),
     /// In-flight requests were still running `DEMO_SHUTDOWN_TIMEOUT` after the
-    /// stop signal.
+    /// app stopped accepting connections.
     #[error(
-        "in-flight requests did not finish within {0:?} of the stop signal (DEMO_SHUTDOWN_TIMEOUT)"
+        "in-flight requests did not finish within {0:?} of closing the listener (DEMO_SHUTDOWN_TIMEOUT)"
     )]
     ShutdownTimeout(Duration),
 }
@@ -75,8 +75,10 @@ pub async fn serve(cfg: DemoAppConfig, listener: TcpListener) -> Result<(), Demo
 }
 
 /// Serves until `shutdown` completes, then drains like a pod being deleted:
-/// no new connections, `/readyz` 503, in-flight requests finish (for at most
-/// `shutdown_timeout`, else `ShutdownTimeout`), and it returns.
+/// `/readyz` 503 at once, still serving for `shutdown_delay` (requests routed
+/// just before the deletion still find a listener), then no new connections,
+/// in-flight requests finish (for at most `shutdown_timeout`, else
+/// `ShutdownTimeout`), and it returns.
 pub async fn serve_until(
     cfg: DemoAppConfig,
     listener: TcpListener,
@@ -93,6 +95,7 @@ pub async fn serve_until(
         None
     };
     let shutdown_timeout = cfg.shutdown_timeout;
+    let shutdown_delay = cfg.shutdown_delay;
     let state = Arc::new(AppState {
         ready_at: Instant::now() + cfg.ready_after,
         cfg,
@@ -116,9 +119,14 @@ pub async fn serve_until(
             shutdown.await;
             state.draining.store(true, Ordering::SeqCst);
             tracing::info!(
+                ?shutdown_delay,
+                "stop signal: /readyz answers 503; still serving until the delay is over"
+            );
+            tokio::time::sleep(shutdown_delay).await;
+            tracing::info!(
                 in_flight = state.metrics.in_flight(),
                 ?shutdown_timeout,
-                "stop signal: no new connections, finishing in-flight requests"
+                "no new connections, finishing in-flight requests"
             );
             let _ = stopping_tx.send(());
         }

@@ -14,6 +14,7 @@ pub const ENV_READY_AFTER: &str = "DEMO_READY_AFTER";
 pub const ENV_FAIL_AT_START: &str = "DEMO_FAIL_AT_START";
 pub const ENV_IGNORE_SIGTERM: &str = "DEMO_IGNORE_SIGTERM";
 pub const ENV_SHUTDOWN_TIMEOUT: &str = "DEMO_SHUTDOWN_TIMEOUT";
+pub const ENV_SHUTDOWN_DELAY: &str = "DEMO_SHUTDOWN_DELAY";
 
 /// A bad environment value; the message always names the variable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -48,8 +49,14 @@ pub struct DemoAppConfig {
     /// Keep serving through SIGTERM, like a process that does not handle it:
     /// only the kubelet's SIGKILL ends it (`DEMO_IGNORE_SIGTERM`).
     pub ignore_sigterm: bool,
-    /// After SIGTERM or Ctrl-C, how long in-flight requests may take to finish
-    /// before the app gives up on them and exits 1 (`DEMO_SHUTDOWN_TIMEOUT`).
+    /// After SIGTERM or Ctrl-C, how long the app keeps accepting and serving
+    /// (with `/readyz` 503) before it stops accepting (`DEMO_SHUTDOWN_DELAY`):
+    /// a proxy may have chosen this pod just before it was deleted, and its
+    /// request must still find a listener — the `preStop` sleep of a real
+    /// deployment.
+    pub shutdown_delay: Duration,
+    /// Once the app stops accepting, how long in-flight requests may take to
+    /// finish before it gives up on them and exits 1 (`DEMO_SHUTDOWN_TIMEOUT`).
     pub shutdown_timeout: Duration,
 }
 
@@ -66,6 +73,9 @@ impl Default for DemoAppConfig {
             ready_after: Duration::ZERO,
             fail_at_start: false,
             ignore_sigterm: false,
+            // Far longer than the sandbox's pick-to-connect gap, far shorter
+            // than the default grace period.
+            shutdown_delay: Duration::from_secs(1),
             // Kubernetes' default terminationGracePeriodSeconds.
             shutdown_timeout: Duration::from_secs(30),
         }
@@ -123,6 +133,13 @@ impl DemoAppConfig {
                 "a boolean: 1/0, true/false, yes/no",
                 false,
                 parse_bool,
+            )?,
+            shutdown_delay: parse_or(
+                get(ENV_SHUTDOWN_DELAY),
+                ENV_SHUTDOWN_DELAY,
+                "a duration such as 1s, 500ms or 0 (a bare number means seconds)",
+                d.shutdown_delay,
+                parse_duration,
             )?,
             shutdown_timeout: parse_or(
                 get(ENV_SHUTDOWN_TIMEOUT),
@@ -219,8 +236,10 @@ mod tests {
             (ENV_FAIL_AT_START, "TRUE"),
             (ENV_IGNORE_SIGTERM, "yes"),
             (ENV_SHUTDOWN_TIMEOUT, "5s"),
+            (ENV_SHUTDOWN_DELAY, "250ms"),
         ])
         .unwrap();
+        assert_eq!(c.shutdown_delay, Duration::from_millis(250));
         assert!(c.ignore_sigterm);
         assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
         assert_eq!(c.port, 0);
@@ -258,6 +277,7 @@ mod tests {
             (ENV_FAIL_AT_START, "maybe"),
             (ENV_IGNORE_SIGTERM, "sometimes"),
             (ENV_SHUTDOWN_TIMEOUT, "later"),
+            (ENV_SHUTDOWN_DELAY, "-1"),
         ] {
             let err = cfg(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var);
