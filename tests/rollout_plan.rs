@@ -1092,6 +1092,18 @@ fn revision_numbers_only_grow_table() {
             6,
         ),
         ("an old template, newer fleets", f(None, Some(3), 5, 5), 6),
+        // Revision annotations are text anyone can edit; the largest number
+        // must not overflow (found by spec_fuzz: a debug-build panic).
+        (
+            "a revision annotation at i64::MAX",
+            f(None, None, i64::MAX, 0),
+            i64::MAX,
+        ),
+        (
+            "a recorded revision at i64::MAX",
+            f(None, None, 0, i64::MAX),
+            i64::MAX,
+        ),
     ];
     for (name, facts, want) in rows {
         assert_eq!(revision_number(facts), *want, "{name}: {facts:?}");

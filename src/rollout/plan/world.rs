@@ -264,7 +264,13 @@ pub fn revision_number(facts: &RevisionFacts) -> i64 {
     let own = facts.own_fleet.max(recorded_newest);
     match own {
         Some(n) if n > facts.other_fleets => n,
-        _ => facts.other_fleets.max(facts.recorded).max(own.unwrap_or(0)) + 1,
+        // Saturating: the numbers come from annotations anyone can edit, and
+        // i64::MAX + 1 must not panic (it stays at the largest number instead).
+        _ => facts
+            .other_fleets
+            .max(facts.recorded)
+            .max(own.unwrap_or(0))
+            .saturating_add(1),
     }
 }
 
