@@ -34,10 +34,11 @@ fn blank(cfg: &MetricConfig) -> MetricResult {
         location: None,
         tail: None,
         rate: None,
+        sequential: None,
     }
 }
 
-fn decide(r: &mut MetricResult, label: Classification, by: DecidedBy, reason: String) {
+pub(crate) fn decide(r: &mut MetricResult, label: Classification, by: DecidedBy, reason: String) {
     r.classification = label;
     r.decided_by = by;
     r.reason = reason;
@@ -69,7 +70,7 @@ pub fn classify_missing(cfg: &MetricConfig) -> MetricResult {
 
 /// Applies the direction and effect-size rules to a significant finding.
 /// `ratio` may be +inf (baseline 0, canary > 0): beyond any bound.
-fn finish(
+pub(crate) fn finish(
     cfg: &MetricConfig,
     r: &mut MetricResult,
     label: Classification,

@@ -22,6 +22,25 @@ pub struct JudgeConfig {
     /// (Kayenta's NetflixACAJudge).
     #[serde(default = "default_confidence")]
     pub confidence: f64,
+    /// How the evidence is weighed: `fixed` (Kayenta's tests, one
+    /// judgement per look) or `sequential` (anytime-valid e-processes: any
+    /// number of looks, one error budget). Default fixed.
+    #[serde(default)]
+    pub mode: JudgeMode,
+}
+
+/// Fixed-horizon tests or anytime-valid sequential ones. See docs/judge.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum JudgeMode {
+    /// Every judgement is a test at `confidence` (Kayenta): each extra look
+    /// at a growing sample is another chance of a false failure.
+    #[default]
+    Fixed,
+    /// One e-process per metric and direction: the false failure
+    /// probability of the whole analysis stays below 1 − confidence however
+    /// often it is judged.
+    Sequential,
 }
 
 /// `score >= pass` is Pass, `score >= marginal` is Marginal, below is Fail.
@@ -222,6 +241,7 @@ impl JudgeConfig {
             groups: Vec::new(),
             metrics,
             confidence: default_confidence(),
+            mode: JudgeMode::default(),
         }
     }
 }

@@ -16,20 +16,21 @@ pub mod report;
 pub mod result;
 pub mod samples;
 pub mod score;
+pub mod sequential;
 pub mod tail;
 pub mod validate;
 
 use std::collections::{HashMap, HashSet};
 
 pub use config::{
-    Direction, EffectSize, GroupConfig, JudgeConfig, MetricConfig, MetricKind, NanStrategy,
-    OutlierConfig, ScoreThresholds, TailCheckConfig,
+    Direction, EffectSize, GroupConfig, JudgeConfig, JudgeMode, MetricConfig, MetricKind,
+    NanStrategy, OutlierConfig, ScoreThresholds, TailCheckConfig,
 };
 pub use error::{ConfigErrors, ConfigIssue, JudgeError};
 pub use report::render_report;
 pub use result::{
     Band, Classification, DecidedBy, ForcedZero, GroupScore, JudgeResult, LocationStats,
-    MetricResult, RateStats, TailStats,
+    MetricResult, RateStats, SequentialStats, TailStats,
 };
 pub use samples::{Counts, MetricSamples, Side};
 pub use validate::validate;
@@ -53,11 +54,18 @@ pub fn judge(config: &JudgeConfig, samples: &[MetricSamples]) -> Result<JudgeRes
             return Err(JudgeError::DuplicateSamples(s.name.clone()));
         }
     }
+    let alpha_test = sequential::alpha_per_test(config);
     let mut results = Vec::with_capacity(config.metrics.len());
     for cfg in &config.metrics {
         results.push(match by_name.get(cfg.name.as_str()) {
             None => classify::classify_missing(cfg),
-            Some(s) => judge_metric(cfg, config.confidence, s)?,
+            Some(s) => {
+                let mut r = judge_metric(cfg, config.confidence, s)?;
+                if config.mode == JudgeMode::Sequential {
+                    sequential::decide_sequential(cfg, alpha_test, s, &mut r);
+                }
+                r
+            }
         });
     }
     Ok(score::score(config, results))

@@ -41,6 +41,9 @@ pub enum DecidedBy {
     CriticalBound,
     /// The data was unusable (infinite values, negative counts, length mismatch).
     InvalidData,
+    /// The sequential test (`mode: sequential`): its e-value crossed 1/α, or
+    /// has not (yet).
+    Sequential,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -137,6 +140,35 @@ pub struct MetricResult {
     pub tail: Option<TailStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<RateStats>,
+    /// The sequential test's numbers (`mode: sequential` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<SequentialStats>,
+}
+
+/// The e-process of a metric (`mode: sequential`): what decided, and its
+/// path over the steps so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SequentialStats {
+    /// This test's share of the analysis' α (1 − confidence, split evenly
+    /// over every one-sided test of the analysis).
+    pub alpha: f64,
+    /// 1/alpha: an e-value at or above it is evidence enough.
+    pub threshold: f64,
+    /// The e-value after the last step (the larger of the two directions
+    /// for `either`); capped at 1e300.
+    pub e_value: f64,
+    /// The largest e-value so far: what the decision uses (once crossed,
+    /// always crossed).
+    pub max_e_value: f64,
+    /// Anytime-valid p-value, min(1, 1/maxEValue).
+    pub p_value: f64,
+    /// The first step (1-based) at which the e-value reached the threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossed_at_step: Option<usize>,
+    pub steps: usize,
+    /// The e-value after each step.
+    pub path: Vec<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

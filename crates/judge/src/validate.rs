@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::config::{JudgeConfig, MetricConfig};
+use super::config::{JudgeConfig, JudgeMode, MetricConfig};
 use super::error::{ConfigErrors, ConfigIssue};
 
 /// Checks a config; `Ok(())` means `judge` will accept it.
@@ -70,6 +70,15 @@ pub fn validate(config: &JudgeConfig) -> Result<(), ConfigErrors> {
             );
         }
         validate_metric(i, m, &mut push);
+        if config.mode == JudgeMode::Sequential && m.outliers.enabled {
+            // Which values are outliers depends on values not seen yet: a
+            // decision at step t could change with later data, which no
+            // anytime-valid test allows.
+            push(
+                format!("metrics[{i}].outliers.enabled"),
+                "outlier removal cannot be used with mode: sequential (it depends on later samples)",
+            );
+        }
     }
 
     if issues.is_empty() {
