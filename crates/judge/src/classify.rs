@@ -120,6 +120,27 @@ fn finish(
     }
 }
 
+/// A value for a reason a person reads: 4 significant digits, trailing
+/// zeros dropped (30 s prints as `30`, not `30.000000`); the JSON keeps the
+/// full value.
+fn short(x: f64) -> String {
+    let magnitude = x.abs();
+    if x == 0.0 || !x.is_finite() {
+        format!("{x}")
+    } else if !(1e-3..1e6).contains(&magnitude) {
+        format!("{x:.3e}")
+    } else {
+        // 1e-3 <= |x| < 1e6: log10 is in [-3, 6), so 0..=6 decimals.
+        let decimals = (3 - magnitude.log10().floor() as i32).max(0) as usize;
+        let text = format!("{x:.decimals$}");
+        if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text
+        }
+    }
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
@@ -245,9 +266,12 @@ pub fn classify_continuous(
         (Some(l), _) if bad(l) => finish(cfg, &mut r, l, DecidedBy::MannWhitney, ratio, &ci_text),
         (_, Some(t)) => {
             let what = tail.map_or(String::new(), |t| {
+                // Say when ties at the threshold were counted: the JSON has
+                // the threshold but not the comparison.
+                let at = if t.inclusive { "at or beyond" } else { "beyond" };
                 format!(
-                    "tail check: {} of {} canary vs {} of {} baseline beyond the pooled q{}, p={:.3e}",
-                    t.canary_exceedances, c.len(), t.baseline_exceedances, b.len(), t.quantile, t.p_value
+                    "tail check: {} of {} canary vs {} of {} baseline {at} the pooled q{} ({}), p={:.3e}",
+                    t.canary_exceedances, c.len(), t.baseline_exceedances, b.len(), t.quantile, short(t.threshold), t.p_value
                 )
             });
             finish(cfg, &mut r, t, DecidedBy::TailCheck, ratio, &what)
