@@ -141,6 +141,30 @@ fn short(x: f64) -> String {
     }
 }
 
+/// An event or exposure count for a reason a person reads. Counts from
+/// Prometheus' `increase()` are fractional (`421.9165009940358`); the JSON
+/// (RateStats) keeps them whole, the reason rounds: integers as integers,
+/// other counts with one decimal (`421.9`), below 1 with two significant
+/// digits so that a fractional event does not read as `0.0`, and beyond
+/// 1e15 in exponent form (not as a 300-digit integer).
+fn count(x: f64) -> String {
+    let magnitude = x.abs();
+    if !x.is_finite() || x == 0.0 {
+        format!("{x}")
+    } else if magnitude >= 1e15 {
+        format!("{x:.3e}")
+    } else if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else if magnitude >= 1.0 {
+        format!("{x:.1}")
+    } else {
+        // 0 < |x| < 1: log10 < 0, so at least 2 decimals; capped so that a
+        // subnormal does not print hundreds of zeros.
+        let decimals = (1 - magnitude.log10().floor() as i32).clamp(2, 17) as usize;
+        format!("{x:.decimals$}")
+    }
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
@@ -374,8 +398,13 @@ pub fn classify_rate(
     };
     r.ratio = ratio.filter(|x| x.is_finite());
     let Some(t) = rate_test(xc, nc, xb, nb, cfg.direction, confidence) else {
-        let reason =
-            format!("counts {xc}/{nc} vs {xb}/{nb} are beyond what the exact test can evaluate");
+        let reason = format!(
+            "counts {}/{} vs {}/{} are beyond what the exact test can evaluate",
+            count(xc),
+            count(nc),
+            count(xb),
+            count(nb)
+        );
         decide(
             &mut r,
             Classification::Error,
@@ -398,7 +427,11 @@ pub fn classify_rate(
         ratio_ci_upper: t.ratio_upper,
     });
     let what = format!(
-        "{xc}/{nc} vs {xb}/{nb}, exact rate test p={:.3e}",
+        "{}/{} vs {}/{}, exact rate test p={:.3e}",
+        count(xc),
+        count(nc),
+        count(xb),
+        count(nb),
         t.p_value
     );
     if t.p_value < 1.0 - confidence {
