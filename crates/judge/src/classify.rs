@@ -121,6 +121,51 @@ pub(crate) fn finish(
     }
 }
 
+/// A value for a reason a person reads: 4 significant digits, trailing
+/// zeros dropped (30 s prints as `30`, not `30.000000`); the JSON keeps the
+/// full value.
+fn short(x: f64) -> String {
+    let magnitude = x.abs();
+    if x == 0.0 || !x.is_finite() {
+        format!("{x}")
+    } else if !(1e-3..1e6).contains(&magnitude) {
+        format!("{x:.3e}")
+    } else {
+        // 1e-3 <= |x| < 1e6: log10 is in [-3, 6), so 0..=6 decimals.
+        let decimals = (3 - magnitude.log10().floor() as i32).max(0) as usize;
+        let text = format!("{x:.decimals$}");
+        if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text
+        }
+    }
+}
+
+/// An event or exposure count for a reason a person reads. Counts from
+/// Prometheus' `increase()` are fractional (`421.9165009940358`); the JSON
+/// (RateStats) keeps them whole, the reason rounds: integers as integers,
+/// other counts with one decimal (`421.9`), below 1 with two significant
+/// digits so that a fractional event does not read as `0.0`, and beyond
+/// 1e15 in exponent form (not as a 300-digit integer).
+fn count(x: f64) -> String {
+    let magnitude = x.abs();
+    if !x.is_finite() || x == 0.0 {
+        format!("{x}")
+    } else if magnitude >= 1e15 {
+        format!("{x:.3e}")
+    } else if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else if magnitude >= 1.0 {
+        format!("{x:.1}")
+    } else {
+        // 0 < |x| < 1: log10 < 0, so at least 2 decimals; capped so that a
+        // subnormal does not print hundreds of zeros.
+        let decimals = (1 - magnitude.log10().floor() as i32).clamp(2, 17) as usize;
+        format!("{x:.decimals$}")
+    }
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
@@ -246,9 +291,12 @@ pub fn classify_continuous(
         (Some(l), _) if bad(l) => finish(cfg, &mut r, l, DecidedBy::MannWhitney, ratio, &ci_text),
         (_, Some(t)) => {
             let what = tail.map_or(String::new(), |t| {
+                // Say when ties at the threshold were counted: the JSON has
+                // the threshold but not the comparison.
+                let at = if t.inclusive { "at or beyond" } else { "beyond" };
                 format!(
-                    "tail check: {} of {} canary vs {} of {} baseline beyond the pooled q{}, p={:.3e}",
-                    t.canary_exceedances, c.len(), t.baseline_exceedances, b.len(), t.quantile, t.p_value
+                    "tail check: {} of {} canary vs {} of {} baseline {at} the pooled q{} ({}), p={:.3e}",
+                    t.canary_exceedances, c.len(), t.baseline_exceedances, b.len(), t.quantile, short(t.threshold), t.p_value
                 )
             });
             finish(cfg, &mut r, t, DecidedBy::TailCheck, ratio, &what)
@@ -351,8 +399,13 @@ pub fn classify_rate(
     };
     r.ratio = ratio.filter(|x| x.is_finite());
     let Some(t) = rate_test(xc, nc, xb, nb, cfg.direction, confidence) else {
-        let reason =
-            format!("counts {xc}/{nc} vs {xb}/{nb} are beyond what the exact test can evaluate");
+        let reason = format!(
+            "counts {}/{} vs {}/{} are beyond what the exact test can evaluate",
+            count(xc),
+            count(nc),
+            count(xb),
+            count(nb)
+        );
         decide(
             &mut r,
             Classification::Error,
@@ -375,7 +428,11 @@ pub fn classify_rate(
         ratio_ci_upper: t.ratio_upper,
     });
     let what = format!(
-        "{xc}/{nc} vs {xb}/{nb}, exact rate test p={:.3e}",
+        "{}/{} vs {}/{}, exact rate test p={:.3e}",
+        count(xc),
+        count(nc),
+        count(xb),
+        count(nb),
         t.p_value
     );
     if t.p_value < 1.0 - confidence {

@@ -51,8 +51,9 @@ pub enum Band {
     Pass,
     Marginal,
     Fail,
-    /// Too little data to judge (≥ 50% of metrics without data): score 0,
-    /// but reported as such so the controller can say "no traffic?".
+    /// Too little data to judge (≥ 50% of metrics without data, or a
+    /// critical metric without data): score 0, but reported as such so the
+    /// controller can say "no traffic?" and hold the canary.
     Inconclusive,
 }
 
@@ -193,9 +194,17 @@ pub struct GroupScore {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", tag = "type")]
 pub enum ForcedZero {
+    /// A critical metric failed (High, Low, NodataFailMetric, Error) or a
+    /// metric crossed a critical effect-size bound: band Fail.
     CriticalMetricFailed { metrics: Vec<String> },
+    /// ≥ 50% of the metrics had no data: band Inconclusive.
     TooMuchNodata { nodata: usize, total: usize },
+    /// No metric of a weighted group was scored: band Inconclusive.
     NoScoredMetrics,
+    /// A critical metric had no data (Nodata) while the others would have
+    /// passed or been marginal: band Inconclusive, since a canary is not
+    /// promoted without the metrics marked critical.
+    CriticalMetricNodata { metrics: Vec<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

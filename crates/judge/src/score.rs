@@ -6,8 +6,10 @@ use super::result::{Band, Classification, ForcedZero, GroupScore, JudgeResult, M
 /// Scores classified metrics. Group score = 100·Pass/(Pass+High+Low+NodataFailMetric+Error);
 /// summary = Σ score·weight / Σ weight over groups that scored (weights are
 /// relative; a group whose metrics all had no data drops out and its weight is
-/// shared by the others). Forced to 0 by a critical failure (band Fail) or by
-/// ≥ 50% of metrics without data (band Inconclusive).
+/// shared by the others). Forced to 0 by a critical failure (band Fail), by
+/// ≥ 50% of metrics without data (band Inconclusive), or by a critical metric
+/// without data when the score is above the marginal threshold (band
+/// Inconclusive; at or below it the band is Fail).
 pub fn score(config: &JudgeConfig, metrics: Vec<MetricResult>) -> JudgeResult {
     let declared: Vec<(String, f64)> = if config.groups.is_empty() {
         let mut names: Vec<String> = Vec::new();
@@ -80,6 +82,12 @@ pub fn score(config: &JudgeConfig, metrics: Vec<MetricResult>) -> JudgeResult {
         .filter(|m| m.critical_failure)
         .map(|m| m.name.clone())
         .collect();
+    // NodataFailMetric (mustHaveData) is already a critical failure above.
+    let critical_nodata: Vec<String> = metrics
+        .iter()
+        .filter(|m| m.critical && m.classification == Classification::Nodata)
+        .map(|m| m.name.clone())
+        .collect();
     let nodata = metrics
         .iter()
         .filter(|m| {
@@ -117,6 +125,33 @@ pub fn score(config: &JudgeConfig, metrics: Vec<MetricResult>) -> JudgeResult {
             0.0,
             Band::Inconclusive,
             Some(ForcedZero::NoScoredMetrics),
+            reason,
+        )
+    } else if !critical_nodata.is_empty() && summary <= t.marginal {
+        // A critical metric without data cannot make a failing canary any
+        // better: Fail still rolls back, where Inconclusive would only hold.
+        // At the threshold too: the controller fails a score <= marginal
+        // (Kayenta's rule, docs/canary-analysis.md), so Inconclusive there
+        // would soften a failure into a hold.
+        let reason = format!(
+            "score {summary:.1} <= marginal threshold {}, and critical metric(s) without data: {}",
+            t.marginal,
+            critical_nodata.join(", ")
+        );
+        (summary, Band::Fail, None, reason)
+    } else if !critical_nodata.is_empty() {
+        // "No promotion on missing data": a Pass, or a Marginal that a human
+        // could promote, is not earned without the metrics marked critical.
+        let reason = format!(
+            "critical metric(s) without data: {} (score {summary:.1} without them): inconclusive",
+            critical_nodata.join(", ")
+        );
+        (
+            0.0,
+            Band::Inconclusive,
+            Some(ForcedZero::CriticalMetricNodata {
+                metrics: critical_nodata,
+            }),
             reason,
         )
     } else if summary >= t.pass {

@@ -136,7 +136,14 @@ proptest! {
         match r.band {
             Band::Pass => prop_assert!(r.score >= t.pass),
             Band::Marginal => prop_assert!(r.score >= t.marginal && r.score < t.pass),
-            Band::Fail => prop_assert!(r.score < t.marginal || r.forced_zero.is_some()),
+            Band::Fail => {
+                // With a critical metric without data a score at the
+                // threshold fails too (the controller's <= rule).
+                let critical_nodata = r.metrics.iter()
+                    .any(|m| m.critical && m.classification == Classification::Nodata);
+                prop_assert!(r.score < t.marginal || r.forced_zero.is_some()
+                    || (critical_nodata && r.score <= t.marginal));
+            }
             Band::Inconclusive => prop_assert!(r.score == 0.0 && r.forced_zero.is_some()),
         }
     }

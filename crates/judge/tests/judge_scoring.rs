@@ -200,3 +200,204 @@ fn result_serializes_camel_case_without_nan() {
     let back: redblack_judge::JudgeResult = serde_json::from_value(v).expect("roundtrip");
     assert_eq!(back, r);
 }
+
+/// "No promotion on missing data": a critical metric without data must not
+/// let the canary pass on the other metrics' score.
+#[test]
+fn critical_metric_without_data_is_never_a_pass() {
+    struct Case {
+        name: &'static str,
+        /// Metrics: (name, critical, mustHaveData, samples: None = absent,
+        /// Some(None) = empty, Some(Some(high)) = values).
+        metrics: Vec<(&'static str, bool, bool, Option<Option<bool>>)>,
+        band: Band,
+        forced: Option<ForcedZero>,
+        reason: &'static str,
+    }
+    let pass = Some(Some(false));
+    let high = Some(Some(true));
+    let crit_nodata = || ForcedZero::CriticalMetricNodata {
+        metrics: vec!["crit".into()],
+    };
+    let cases = [
+        Case {
+            name: "three passing, critical metric with empty samples",
+            metrics: vec![
+                ("a", false, false, pass),
+                ("b", false, false, pass),
+                ("c", false, false, pass),
+                ("crit", true, false, Some(None)),
+            ],
+            band: Band::Inconclusive,
+            forced: Some(crit_nodata()),
+            reason: "crit",
+        },
+        Case {
+            name: "three passing, critical metric absent",
+            metrics: vec![
+                ("a", false, false, pass),
+                ("b", false, false, pass),
+                ("c", false, false, pass),
+                ("crit", true, false, None),
+            ],
+            band: Band::Inconclusive,
+            forced: Some(crit_nodata()),
+            reason: "crit",
+        },
+        Case {
+            name: "a Marginal score is held too (a human could promote it)",
+            metrics: vec![
+                ("a", false, false, pass),
+                ("b", false, false, pass),
+                ("c", false, false, pass),
+                ("d", false, false, pass),
+                ("e", false, false, high),
+                ("crit", true, false, None),
+            ],
+            band: Band::Inconclusive,
+            forced: Some(crit_nodata()),
+            reason: "crit",
+        },
+        Case {
+            name: "a failing score stays Fail (Inconclusive would hold, not roll back)",
+            metrics: vec![
+                ("a", false, false, pass),
+                ("b", false, false, high),
+                ("c", false, false, high),
+                ("crit", true, false, None),
+            ],
+            band: Band::Fail,
+            forced: None,
+            reason: "crit",
+        },
+        Case {
+            name: "a score at the marginal threshold fails (the controller's <= rule)",
+            metrics: vec![
+                ("a", false, false, pass),
+                ("b", false, false, pass),
+                ("c", false, false, pass),
+                ("d", false, false, high),
+                ("crit", true, false, None),
+            ],
+            band: Band::Fail,
+            forced: None,
+            reason: "crit",
+        },
+        Case {
+            name: "a critical failure takes precedence",
+            metrics: vec![
+                ("a", false, false, pass),
+                ("b", false, false, pass),
+                ("failing", true, false, high),
+                ("crit", true, false, None),
+            ],
+            band: Band::Fail,
+            forced: Some(ForcedZero::CriticalMetricFailed {
+                metrics: vec!["failing".into()],
+            }),
+            reason: "failing",
+        },
+        Case {
+            name: "critical with mustHaveData stays a critical failure",
+            metrics: vec![
+                ("a", false, false, pass),
+                ("b", false, false, pass),
+                ("c", false, false, pass),
+                ("crit", true, true, None),
+            ],
+            band: Band::Fail,
+            forced: Some(ForcedZero::CriticalMetricFailed {
+                metrics: vec!["crit".into()],
+            }),
+            reason: "crit",
+        },
+        Case {
+            name: "half the metrics without data is still too much nodata",
+            metrics: vec![
+                ("a", false, false, pass),
+                ("b", false, false, None),
+                ("crit", true, false, None),
+                ("c", false, false, pass),
+            ],
+            band: Band::Inconclusive,
+            forced: Some(ForcedZero::TooMuchNodata {
+                nodata: 2,
+                total: 4,
+            }),
+            reason: "no data",
+        },
+        Case {
+            name: "a critical metric with data passes as before",
+            metrics: vec![
+                ("a", false, false, pass),
+                ("b", false, false, pass),
+                ("c", false, false, pass),
+                ("crit", true, false, pass),
+            ],
+            band: Band::Pass,
+            forced: None,
+            reason: "pass threshold",
+        },
+    ];
+    for case in &cases {
+        let cfg = JudgeConfig::new(
+            case.metrics
+                .iter()
+                .map(|(name, critical, must_have_data, _)| MetricConfig {
+                    critical: *critical,
+                    must_have_data: *must_have_data,
+                    ..MetricConfig::new(*name)
+                })
+                .collect(),
+        );
+        let samples: Vec<MetricSamples> = case
+            .metrics
+            .iter()
+            .filter_map(|(name, _, _, s)| match s {
+                None => None,
+                Some(None) => Some(MetricSamples::continuous(*name, &[], &[])),
+                Some(Some(high)) => Some(sample(name, *high)),
+            })
+            .collect();
+        let r = judge(&cfg, &samples).expect("judge");
+        println!(
+            "{}: {:?} score {:.1} {:?}: {}",
+            case.name, r.band, r.score, r.forced_zero, r.reason
+        );
+        assert_eq!(
+            (r.band, &r.forced_zero),
+            (case.band, &case.forced),
+            "{}: {}",
+            case.name,
+            r.reason
+        );
+        if r.band == Band::Inconclusive {
+            assert_eq!(r.score, 0.0, "{}", case.name);
+        }
+        assert!(
+            r.reason.contains(case.reason),
+            "{}: {}",
+            case.name,
+            r.reason
+        );
+    }
+}
+
+#[test]
+fn critical_metric_nodata_serializes_like_the_other_forced_zeros() {
+    let v = serde_json::to_value(ForcedZero::CriticalMetricNodata {
+        metrics: vec!["crit".into()],
+    })
+    .expect("serialize");
+    assert_eq!(
+        v,
+        serde_json::json!({"type": "criticalMetricNodata", "metrics": ["crit"]})
+    );
+    let back: ForcedZero = serde_json::from_value(v).expect("deserialize");
+    assert_eq!(
+        back,
+        ForcedZero::CriticalMetricNodata {
+            metrics: vec!["crit".into()]
+        }
+    );
+}
