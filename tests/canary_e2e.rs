@@ -457,12 +457,12 @@ async fn a_slow_tail_alone_is_caught_and_reverted() {
     let (mut live, h1) = live_on_v1(json!({})).await;
     live.start_load().await;
     // 3 requests in 100 take 800 ms; the rest are as fast as v1's: the
-    // median does not move, p99 does. Each point is the p99 of the last 20 s
-    // (`rate(...[${interval}])`, ~200 canary requests), which reaches the
-    // slow bucket only when 3 or more of them are slow. With 1 in 100 (2 slow
-    // per window on average) a whole 240 s analysis once passed in CI
-    // without a verdict of High: too little power for a test that must not
-    // fail. With 3 in 100, four runs beside two CPU burners were caught
+    // median does not move, p99 does. Each point is the p99 of one 1 s step
+    // (`${interval}` renders as the step), ~10 canary requests, so a point
+    // is slow when one of its requests is: 1 − 0.97¹⁰ ≈ 26% of the points.
+    // With 1 in 100 (≈ 10% of the points) a whole 240 s analysis once passed
+    // in CI without a verdict of High: too little power for a test that must
+    // not fail. With 3 in 100, four runs beside two CPU burners were caught
     // after 2-4 of the 12 intervals (docs/reliability.md).
     let h4 = live
         .apply(web(
