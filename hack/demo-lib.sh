@@ -225,6 +225,21 @@ analysis_state() {
 }
 
 
+# When analysis $1 ended, for people: "failed 9 s after judging started
+# (1 of 4 intervals judged)".
+failed_after() {
+  local from="" done="" progress="" fields
+  # jsonpath prints no trailing newline, which `read` would call a failure.
+  fields="$(kubectl get canaryanalyses.redblack.io "$1" \
+    -o jsonpath='{.status.window.judgedFrom} {.status.completedAt} {.status.intervalProgress}')" || true
+  read -r from done progress <<<"$fields" || true
+  if [[ -n "$from" && -n "$done" && -n "$progress" ]]; then
+    echo "failed $(($(date -d "$done" +%s) - $(date -d "$from" +%s))) s after judging started ($progress intervals judged)"
+  else
+    echo "after $progress intervals"
+  fi
+}
+
 # The version tag of an image: redblack/demo-app:v2 -> v2.
 tag_of() { echo "${1##*:}"; }
 

@@ -560,12 +560,13 @@ act_canary_v3() {
   wait_until 30 "the operator noticing the v3 template" current_changed_from "$V2_HASH"
   V3_HASH="$(current_hash)"
   info "v3 is revision hash $V3_HASH: a canary pod of v3 beside a baseline pod of v2. The warm v1 fleet is"
-  info "scaled down first (the widened Service would select it too). The error rate is a critical metric:"
-  info "a significant increase fails the canary at the end of the interval that shows it."
+  info "scaled down first (the widened Service would select it too). The error rate is a critical metric,"
+  info "judged sequentially (mode: sequential): the analysis looks at every 1 s step and fails the canary"
+  info "as soon as the evidence is strong enough, without waiting for the end of an interval."
   watch_canary 240 "v3 reverted: its canary Failed, the Rollout Degraded, the Service $APP on v2 alone" v3_reverted_or_stopped
   expect_verdict "$V3_HASH" Failed v3_reverted "v3" "failed and reverted"
   V3_ANALYSIS="$ANALYSIS"
-  ok "canary of v3 Failed (analysis $V3_ANALYSIS, score $ANALYSIS_SCORE, after $ANALYSIS_PROGRESS intervals): reverted"
+  ok "canary of v3 Failed (analysis $V3_ANALYSIS, score $ANALYSIS_SCORE, $(failed_after "$V3_ANALYSIS")): reverted"
   ok "traffic back on v2 alone: Service web selects v2 ($V2_HASH); Rollout Degraded"
   if [[ -n "$(fleets "$APP" | awk -v h="$V3_HASH" '$1 == h')" ]]; then
     die "a full v3 fleet ($APP-$V3_HASH) exists: a failed canary must never get one"

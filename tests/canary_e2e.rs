@@ -452,6 +452,82 @@ async fn a_healthy_canary_is_promoted_and_an_erroring_one_is_reverted() {
     live.shutdown().await;
 }
 
+/// `canary(interval, lifetime)` judged in `mode: sequential` at `confidence`.
+fn sequential_canary(interval: &str, lifetime: &str, confidence: f64) -> Value {
+    let mut body = analysis(interval, lifetime);
+    body["mode"] = json!("sequential");
+    body["confidence"] = json!(confidence);
+    json!({"canary": {"replicas": 1, "analysis": {"inline": body}}})
+}
+
+/// `mode: sequential` end to end: a healthy canary runs its whole lifetime
+/// and is promoted (no e-value crossed); a canary answering 30% errors is
+/// failed by a look between interval boundaries — before its first 60 s
+/// interval ends — and reverted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sequential_analysis_promotes_a_healthy_canary_and_fails_an_erroring_one_within_seconds()
+{
+    // 0.995: the whole analysis falsely fails a healthy canary with
+    // probability ≤ 0.5%, however often it looks (measured on simulations:
+    // docs/judge.md).
+    let (mut live, _) = live_on_v1(json!({})).await;
+    live.start_load().await;
+
+    let h2 = live
+        .apply(web("v2", &[], sequential_canary("12s", "24s", 0.995)))
+        .await;
+    let name = wait_analysing(&live, &h2).await;
+    live.wait_rollout("v2 promoted and Healthy", |r| {
+        status(r).phase == Some(Phase::Healthy)
+            && status(r).stable_revision.as_deref() == Some(h2.as_str())
+    })
+    .await;
+    let passed = live.analysis(&name).await;
+    let report = render_analysis(&passed);
+    eprintln!("{report}");
+    let errors = metric(&passed, "error-rate");
+    assert_eq!(errors.decided_by, DecidedBy::Sequential, "{report}");
+    let seq = errors.sequential.clone().expect("sequential numbers");
+    assert_eq!(seq.crossed_at_step, None, "{report}");
+    assert!(seq.steps >= 20, "judged at every step: {seq:?}");
+
+    let h3 = live
+        .apply(web(
+            "v3",
+            &[("DEMO_ERROR_RATE", "0.3")],
+            sequential_canary("60s", "120s", 0.995),
+        ))
+        .await;
+    let name = wait_analysing(&live, &h3).await;
+    let r = live
+        .wait_rollout("v3 reverted", |r| {
+            canary_phase(r) == Some(CanaryPhase::Failed)
+        })
+        .await;
+    assert_eq!(live.env.selected(APP).await.as_deref(), Some(h2.as_str()));
+    assert_eq!(status(&r).phase, Some(Phase::Degraded));
+    let failed = live.analysis(&name).await;
+    let report = render_analysis(&failed);
+    eprintln!("{report}");
+    let st = failed.status.clone().unwrap_or_default();
+    assert_eq!(st.phase, Some(CanaryAnalysisPhase::Failed), "{report}");
+    assert_eq!(
+        st.completed_intervals, 0,
+        "failed before its first interval ended: {report}"
+    );
+    assert!(
+        st.judgement.as_ref().and_then(|j| j.at.as_ref()).is_some(),
+        "{report}"
+    );
+    let errors = metric(&failed, "error-rate");
+    assert_eq!(errors.classification, Classification::High, "{report}");
+    assert_eq!(errors.decided_by, DecidedBy::Sequential, "{report}");
+    let crossed = errors.sequential.as_ref().and_then(|s| s.crossed_at_step);
+    eprintln!("v3 failed: the error rate's e-value crossed at step {crossed:?} (1 step = 1 s)");
+    assert!(crossed.is_some_and(|s| s < 60), "{report}");
+    live.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_tail_alone_is_caught_and_reverted() {
     let (mut live, h1) = live_on_v1(json!({})).await;

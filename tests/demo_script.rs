@@ -151,6 +151,7 @@ fn make_demo_tells_the_canary_story_and_leaves_nothing_running() {
         // v3: 10% errors, judged Failed on the error rate, reverted.
         "canary Analysing",
         "canary of v3 Failed (analysis web-",
+        "s after judging started (",
         "traffic back on v2 alone: Service web selects v2",
         "the full v3 fleet was never created",
         "Phase:       Failed",

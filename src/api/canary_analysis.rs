@@ -14,7 +14,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::DURATION_PATTERN;
-use redblack_judge::{Band, GroupConfig, GroupScore, MetricConfig, MetricResult, ScoreThresholds};
+use redblack_judge::{
+    Band, GroupConfig, GroupScore, JudgeMode, MetricConfig, MetricResult, ScoreThresholds,
+};
 
 /// API group of every redblack resource.
 pub const GROUP: &str = "redblack.io";
@@ -126,6 +128,14 @@ pub struct CanaryAnalysisSpec {
     /// Confidence of every statistical test, in (0, 1). Default 0.98.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
+    /// How the evidence is judged. `fixed` (default): Kayenta's tests at
+    /// every interval boundary, each at `confidence` (every extra look is
+    /// another chance of a false failure). `sequential`: anytime-valid tests
+    /// evaluated at every step; the analysis fails as soon as a metric's
+    /// evidence crosses, and the false failure probability of the whole
+    /// analysis stays below 1 − confidence. See docs/judge.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<JudgeMode>,
     /// The metrics (at least one).
     #[schemars(length(min = 1))]
     pub metrics: Vec<AnalysisMetric>,
@@ -381,6 +391,11 @@ pub struct Judgement {
     /// The interval it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<u32>,
+    /// `mode: sequential`: the end of the judged window when the judgement
+    /// was made between interval boundaries (the step at which the evidence
+    /// crossed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -240,13 +240,27 @@ pub fn render_analysis(ca: &CanaryAnalysis) -> String {
                 .iter()
                 .find(|i| Some(i.index) == j.interval)
                 .map(|i| time(&i.end));
-            let _ = writeln!(
-                out,
-                "Latest judgement: interval {}, over {} .. {}\n",
-                opt(j.interval),
-                opt_time(status.window.as_ref().and_then(|w| w.judged_from.as_ref())),
-                end.unwrap_or_else(|| "-".to_owned())
-            );
+            let from = opt_time(status.window.as_ref().and_then(|w| w.judged_from.as_ref()));
+            match &j.at {
+                // A sequential look between boundaries ended the run.
+                Some(at) => {
+                    let _ = writeln!(
+                        out,
+                        "Latest judgement: a sequential look at {}, over {from} .. {} (during interval {})\n",
+                        time(at),
+                        time(at),
+                        status.completed_intervals + 1
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "Latest judgement: interval {}, over {from} .. {}\n",
+                        opt(j.interval),
+                        end.unwrap_or_else(|| "-".to_owned())
+                    );
+                }
+            }
             let result = JudgeResult {
                 score: j.score.unwrap_or(0.0),
                 band: j.band.unwrap_or(Band::Inconclusive),

@@ -2,7 +2,7 @@
 //! the hot metrics (failures first) with the numbers behind each decision.
 //! Pure, so `redblack judge` and `redblack report` share it.
 
-use super::result::{Band, Classification, JudgeResult, MetricResult};
+use super::result::{Band, Classification, JudgeResult, MetricResult, SequentialStats};
 
 fn num(v: Option<f64>) -> String {
     match v {
@@ -176,7 +176,52 @@ pub fn render_report(result: &JudgeResult) -> String {
     for m in &metrics {
         out.push_str(&format!("  {}: {}\n", m.name, m.reason));
     }
+    let sequential: Vec<(&MetricResult, &SequentialStats)> = metrics
+        .iter()
+        .filter_map(|m| Some((*m, m.sequential.as_ref()?)))
+        .collect();
+    if !sequential.is_empty() {
+        out.push_str(
+            "\nSequential test (anytime-valid; the path: the e-value over the steps, ▁ at 1 or below, █ at 1/α):\n",
+        );
+        let mut rows = vec![vec![
+            "METRIC".to_string(),
+            "E-VALUE".into(),
+            "MAX".into(),
+            "1/α".into(),
+            "CROSSED AT STEP".into(),
+            "PATH".into(),
+        ]];
+        for (m, s) in sequential {
+            rows.push(vec![
+                m.name.clone(),
+                crate::sequential::fmt_e(s.e_value),
+                crate::sequential::fmt_e(s.max_e_value),
+                crate::sequential::fmt_e(s.threshold),
+                s.crossed_at_step.map_or_else(
+                    || format!("- ({} steps)", s.steps),
+                    |k| format!("{k} of {}", s.steps),
+                ),
+                sparkline(&s.path, s.threshold),
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
     out
+}
+
+/// The e-value path at a glance: log scale from 1 (or below) to the
+/// threshold (or above), one character per stored point.
+fn sparkline(path: &[f64], threshold: f64) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let top = threshold.max(1.0 + f64::EPSILON).ln();
+    path.iter()
+        .map(|e| {
+            let level = (e.max(1.0).ln() / top).clamp(0.0, 1.0);
+            // level in [0, 1] → 0..=7; the cast cannot overflow.
+            BARS[(level * 7.0).round() as usize]
+        })
+        .collect()
 }
 
 fn table(rows: &[Vec<String>]) -> String {

@@ -168,8 +168,41 @@ pub struct SequentialStats {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crossed_at_step: Option<usize>,
     pub steps: usize,
-    /// The e-value after each step.
+    /// The e-value after every `pathEvery`-th step (and after the last).
     pub path: Vec<f64>,
+    /// The stride of `path` in steps: 1 = every step.
+    #[serde(default = "one")]
+    pub path_every: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl SequentialStats {
+    /// Thins `path` to at most `max` entries (a status must stay small over
+    /// hours of 1 s steps): every k-th step, the last step always kept.
+    pub fn thin_path(&mut self, max: usize) {
+        let max = max.max(2);
+        if self.path.len() <= max {
+            return;
+        }
+        let every = self.path.len().div_ceil(max - 1);
+        let last = self.path.last().copied();
+        self.path = self
+            .path
+            .iter()
+            .skip(every - 1)
+            .step_by(every)
+            .copied()
+            .collect();
+        if self.path.len() * every < self.steps
+            && let Some(last) = last
+        {
+            self.path.push(last);
+        }
+        self.path_every *= every;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -64,3 +64,48 @@ fn ten_percent_errors_fail_within_seconds_in_sequential_mode() {
     assert!(steps[49] <= 10, "{steps:?}");
     assert!(steps[94] <= 20, "{steps:?}");
 }
+
+#[test]
+fn the_report_shows_the_e_value_path_and_the_crossing() {
+    let a = analysis(&REGRESSIONS[0], STEPS, 42);
+    let r = redblack_judge::judge(&config(JudgeMode::Sequential), &a).expect("judged");
+    let text = redblack_judge::render_report(&r);
+    assert!(text.contains("Sequential test (anytime-valid"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("error-rate") && l.contains(" of 40"))
+        .unwrap_or_else(|| panic!("no crossing row for error-rate in\n{text}"));
+    assert!(row.contains('█'), "{row}");
+    // The JSON keeps the path step by step.
+    let errors = r
+        .metrics
+        .iter()
+        .find(|m| m.name == "error-rate")
+        .expect("metric");
+    let seq = errors.sequential.as_ref().expect("sequential stats");
+    assert_eq!((seq.path.len(), seq.path_every), (40, 1));
+}
+
+#[test]
+fn a_long_path_is_thinned_for_the_status_keeping_the_last_step() {
+    let mut s = redblack_judge::SequentialStats {
+        alpha: 0.01,
+        threshold: 100.0,
+        e_value: 301.0,
+        max_e_value: 301.0,
+        p_value: 1.0 / 301.0,
+        crossed_at_step: None,
+        steps: 301,
+        path: (1..=301).map(f64::from).collect(),
+        path_every: 1,
+    };
+    s.thin_path(120);
+    assert_eq!(s.path_every, 3);
+    assert!(s.path.len() <= 120, "{}", s.path.len());
+    // path[i] is the e-value after step (i + 1)·3; the last step is kept.
+    assert_eq!(&s.path[..3], &[3.0, 6.0, 9.0]);
+    assert_eq!(s.path.last(), Some(&301.0));
+    let short = s.clone();
+    s.thin_path(120);
+    assert_eq!(s, short, "thinning twice changes nothing");
+}

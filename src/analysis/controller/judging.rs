@@ -11,6 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::AnalysisContext;
 use super::progress::{IntervalOutcome, Progress, Step};
 use super::spec::{MetricQueries, ResolvedSpec};
+use super::verdict::ends_early;
 use crate::analysis::query::{QueryTemplate, Scope, TemplateError};
 use crate::analysis::source::{MetricSource, Samples, SourceError};
 use crate::analysis::traffic_check::{Traffic, TrafficCheck, TrafficCheckError};
@@ -86,8 +87,63 @@ pub(super) async fn judge_intervals(
             Err(error) => return fail(spec, progress, k, error),
         }
     }
-    spec.schedule
-        .next_wake(progress.status.completed_intervals, progress.now)
+    let boundary = spec
+        .schedule
+        .next_wake(progress.status.completed_intervals, progress.now);
+    // Sequential mode looks at every step between the boundaries.
+    match super::plan::look_at(spec, progress.now) {
+        Some(at) if spec.judge.mode == judge::JudgeMode::Sequential => {
+            super::plan::next_look(spec, at, boundary)
+        }
+        _ => boundary,
+    }
+}
+
+/// `mode: sequential`, between interval boundaries: judges the window up to
+/// the step point `at` and ends the run Failed if the evidence crossed.
+/// Returns when to look next. A look that cannot query or judge changes
+/// nothing: the next interval boundary queries again and reports (retries,
+/// Error) as in the fixed mode.
+pub(super) async fn look(
+    ctx: &AnalysisContext,
+    spec: &ResolvedSpec,
+    progress: &mut Progress,
+    at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let boundary = spec
+        .schedule
+        .next_wake(progress.status.completed_intervals, progress.now);
+    let next = super::plan::next_look(spec, at, boundary);
+    let source = match (ctx.sources)(&spec.prometheus_url) {
+        Ok(source) => source,
+        Err(_) => return boundary,
+    };
+    let window = Window {
+        source: source.as_ref(),
+        from: spec.schedule.judged_from,
+        to: at,
+        step: spec.step,
+    };
+    let fetched = match fetch_all(ctx, spec, &window).await {
+        Ok(fetched) => fetched,
+        Err(error) => {
+            tracing::debug!(?error, %at, "sequential look: query failed; the boundary will retry");
+            return next;
+        }
+    };
+    let samples: Vec<MetricSamples> = fetched.iter().map(|f| f.until(at)).collect();
+    match judge::judge(&spec.judge, &samples) {
+        Ok(result) if ends_early(&result) => {
+            tracing::info!(%at, score = result.score, "sequential test crossed");
+            progress.look_failed(&spec.schedule, at, &result);
+            None
+        }
+        Ok(_) => next,
+        Err(error) => {
+            tracing::debug!(%error, %at, "sequential look: judge failed; the boundary will report it");
+            next
+        }
+    }
 }
 
 async fn fetch_all(

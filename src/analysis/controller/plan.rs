@@ -8,7 +8,8 @@
 //! begins and never rewritten, so a reconcile with nothing due produces an
 //! identical status — and writes nothing.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+use redblack_judge::JudgeMode;
 
 use super::bounds::Limits;
 use super::progress::Progress;
@@ -30,6 +31,38 @@ pub enum AnalysisPlan {
         progress: Progress,
         intervals: Vec<u32>,
     },
+    /// `mode: sequential`, between interval boundaries: judge the window up
+    /// to the step point `at`; a crossing ends the analysis Failed at once,
+    /// anything else changes nothing (no status write) and the next look is
+    /// at `at + step`.
+    Look {
+        spec: Box<ResolvedSpec>,
+        progress: Progress,
+        at: DateTime<Utc>,
+    },
+}
+
+/// The last step point at or before `now` (`judgedFrom + k·step`, k ≥ 1), if
+/// a whole step has been judged-from yet.
+pub fn look_at(spec: &ResolvedSpec, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let from = spec.schedule.judged_from;
+    let step = TimeDelta::from_std(spec.step).ok()?.num_milliseconds();
+    let elapsed = (now.min(spec.schedule.end) - from).num_milliseconds();
+    if step <= 0 || elapsed < step {
+        return None;
+    }
+    Some(from + TimeDelta::milliseconds(elapsed / step * step))
+}
+
+/// When the next look is due after one at `at`: the next step point, or the
+/// next interval boundary if that comes first.
+pub fn next_look(
+    spec: &ResolvedSpec,
+    at: DateTime<Utc>,
+    boundary: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    let next = at + TimeDelta::from_std(spec.step).ok()?;
+    Some(boundary.map_or(next, |b| b.min(next)))
 }
 
 /// Decides what is due for `ca` at `now`.
@@ -141,6 +174,23 @@ pub fn plan(
     if intervals.is_empty() {
         progress.finalize();
         let wake = schedule.next_wake(progress.status.completed_intervals, now);
+        if spec.judge.mode == JudgeMode::Sequential {
+            match look_at(&spec, now) {
+                Some(at) => {
+                    return AnalysisPlan::Look {
+                        spec: Box::new(spec),
+                        progress,
+                        at,
+                    };
+                }
+                // Not a whole step judged yet: the first look is one step
+                // after judging starts.
+                None => {
+                    let wake = next_look(&spec, schedule.judged_from, wake);
+                    return AnalysisPlan::Settle { progress, wake };
+                }
+            }
+        }
         return AnalysisPlan::Settle { progress, wake };
     }
     AnalysisPlan::Judge {

@@ -19,6 +19,10 @@ use crate::api::canary_analysis::{
 use crate::runtime::events::{EventType, PlannedEvent};
 use redblack_judge::JudgeResult;
 
+/// At most this many points of a metric's e-value path are kept in the
+/// status (thinned evenly; `pathEvery` says the stride).
+pub const MAX_PATH_POINTS: usize = 120;
+
 /// The result of one interval's I/O.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IntervalOutcome {
@@ -181,6 +185,7 @@ impl Progress {
         if let IntervalOutcome::Judged(r) = &outcome {
             self.status.judgement = Some(Judgement {
                 interval: Some(k),
+                at: None,
                 score: Some(r.score),
                 band: Some(r.band),
                 reason: Some(r.reason.clone()),
@@ -188,10 +193,7 @@ impl Progress {
                 marginal_threshold: Some(r.marginal_threshold),
                 pass_threshold: Some(r.pass_threshold),
             });
-            let (metrics, omitted) = bound_metrics(r.metrics.clone(), MAX_METRICS_BYTES);
-            self.status.metrics = metrics;
-            self.status.metrics_omitted = (omitted > 0).then_some(omitted);
-            self.status.groups = r.groups.clone();
+            self.store_metrics(r);
         }
         self.event(
             band == Band::Fail,
@@ -247,6 +249,52 @@ impl Progress {
         };
         self.finalize();
         step
+    }
+
+    /// The per-metric results of `r` into the status, bounded in size.
+    fn store_metrics(&mut self, r: &JudgeResult) {
+        let mut metrics = r.metrics.clone();
+        for m in &mut metrics {
+            if let Some(seq) = m.sequential.as_mut() {
+                seq.thin_path(MAX_PATH_POINTS);
+            }
+        }
+        let (metrics, omitted) = bound_metrics(metrics, MAX_METRICS_BYTES);
+        self.status.metrics = metrics;
+        self.status.metrics_omitted = (omitted > 0).then_some(omitted);
+        self.status.groups = r.groups.clone();
+    }
+
+    /// `mode: sequential`: a look between interval boundaries (the window
+    /// up to `at`) whose evidence crossed ends the run Failed at once.
+    pub fn look_failed(&mut self, schedule: &Schedule, at: DateTime<Utc>, r: &JudgeResult) {
+        let (k, total) = (self.status.completed_intervals + 1, schedule.total);
+        let crossed = r
+            .metrics
+            .iter()
+            .filter_map(|m| m.sequential.as_ref()?.crossed_at_step)
+            .min();
+        self.status.score = Some(r.score);
+        self.status.band = Some(r.band);
+        self.status.source_failures = None;
+        self.status.judgement = Some(Judgement {
+            interval: None,
+            at: Some(to_time(at)),
+            score: Some(r.score),
+            band: Some(r.band),
+            reason: Some(r.reason.clone()),
+            confidence: Some(r.confidence),
+            marginal_threshold: Some(r.marginal_threshold),
+            pass_threshold: Some(r.pass_threshold),
+        });
+        self.store_metrics(r);
+        let after = (at - schedule.judged_from).num_seconds();
+        let step = crossed.map_or_else(String::new, |s| format!(" at step {s}"));
+        let message = format!(
+            "the sequential test crossed{step} ({after}s after judging started, during interval {k}/{total}), score {:.1} at or below the marginal threshold {}: the analysis ended early ({})",
+            r.score, r.marginal_threshold, r.reason
+        );
+        self.finish(CanaryAnalysisPhase::Failed, message);
     }
 
     fn push_interval(&mut self, interval: IntervalResult) {

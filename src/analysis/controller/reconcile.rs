@@ -14,7 +14,7 @@ use tracing::Instrument;
 use super::AnalysisContext;
 use super::bounds::collapse_events;
 use super::canonical::canonical;
-use super::judging::judge_intervals;
+use super::judging::{judge_intervals, look};
 use super::plan::{AnalysisPlan, plan};
 use super::progress::Progress;
 use crate::api::canary_analysis::{CanaryAnalysis, CanaryAnalysisStatus, GROUP, VERSION};
@@ -108,6 +108,15 @@ async fn reconcile_inner(
         } => {
             tracing::info!(?intervals, "judging");
             let wake = judge_intervals(ctx, &spec, &mut progress, &intervals).await;
+            (progress, wake)
+        }
+        AnalysisPlan::Look {
+            spec,
+            mut progress,
+            at,
+        } => {
+            tracing::debug!(%at, "sequential look");
+            let wake = look(ctx, &spec, &mut progress, at).await;
             (progress, wake)
         }
     };

@@ -342,7 +342,7 @@ pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<Resolve
         groups: spec.groups.clone(),
         metrics: spec.metrics.iter().map(|m| m.judge.clone()).collect(),
         confidence: spec.confidence.unwrap_or(DEFAULT_CONFIDENCE),
-        mode: judge::JudgeMode::default(),
+        mode: spec.mode.unwrap_or_default(),
     };
     if let Err(errors) = judge::validate(&judge) {
         for issue in errors.issues {

@@ -50,6 +50,7 @@ fn settle(p: AnalysisPlan) -> (CanaryAnalysisStatus, Option<DateTime<Utc>>) {
     match p {
         AnalysisPlan::Settle { progress, wake } => (progress.status, wake),
         AnalysisPlan::Judge { intervals, .. } => panic!("expected Settle, got Judge {intervals:?}"),
+        AnalysisPlan::Look { at, .. } => panic!("expected Settle, got Look at {at}"),
     }
 }
 
@@ -63,6 +64,7 @@ fn judge_plan(p: AnalysisPlan) -> (Box<ResolvedSpec>, Progress, Vec<u32>) {
         AnalysisPlan::Settle { progress, .. } => {
             panic!("expected Judge, got Settle {:?}", progress.status)
         }
+        AnalysisPlan::Look { at, .. } => panic!("expected Judge, got Look at {at}"),
     }
 }
 
@@ -78,7 +80,9 @@ fn drive(
     outcome: impl Fn(u32) -> IntervalOutcome,
 ) -> (CanaryAnalysisStatus, Vec<PlannedEvent>) {
     match run(ca, now) {
-        AnalysisPlan::Settle { progress, .. } => (progress.status, progress.events),
+        AnalysisPlan::Settle { progress, .. } | AnalysisPlan::Look { progress, .. } => {
+            (progress.status, progress.events)
+        }
         AnalysisPlan::Judge {
             spec,
             mut progress,
@@ -501,4 +505,53 @@ proptest::proptest! {
         let split = split.status.unwrap();
         prop_assert_eq!(strip_times(split), strip_times(once));
     }
+}
+
+/// `mode: sequential`: between boundaries the plan looks at the last whole
+/// step; before the first step it settles and wakes one step after judging
+/// starts; a look that crossed ends the run Failed with the step named.
+#[test]
+fn sequential_mode_looks_at_every_step_and_fails_at_once() {
+    let ca = analysis(json!({"mode": "sequential", "step": "5s"}));
+    let (status, wake) = settle(run(&ca, 3));
+    assert_eq!(status.phase, Some(CanaryAnalysisPhase::Running));
+    assert_eq!(wake, Some(at(5)), "first look one step in");
+    let ca = with_status(ca, status);
+    let (spec, mut progress) = match run(&ca, 12) {
+        AnalysisPlan::Look {
+            spec,
+            progress,
+            at: look,
+        } => {
+            assert_eq!(look, at(10), "the last whole step");
+            assert_eq!(
+                super::plan::next_look(&spec, look, Some(at(60))),
+                Some(at(15))
+            );
+            assert_eq!(
+                super::plan::next_look(&spec, at(58), Some(at(60))),
+                Some(at(60)),
+                "a boundary before the next step comes first"
+            );
+            (spec, progress)
+        }
+        other => panic!("expected a Look, got {other:?}"),
+    };
+    // Fixed mode with the same spec never looks between boundaries.
+    let fixed = with_status(analysis(json!({"step": "5s"})), progress.status.clone());
+    assert!(matches!(run(&fixed, 12), AnalysisPlan::Settle { .. }));
+
+    let crossed = result(1, 1, 75.0);
+    progress.look_failed(&spec.schedule, at(10), &crossed);
+    let status = progress.status;
+    assert_eq!(status.phase, Some(CanaryAnalysisPhase::Failed));
+    assert_eq!(status.completed_intervals, 0, "no interval was completed");
+    let judgement = status.judgement.expect("the judgement that crossed");
+    assert_eq!(judgement.interval, None);
+    assert_eq!(judgement.at, Some(to_time(at(10))));
+    let message = status.message.unwrap_or_default();
+    assert!(
+        message.contains("10s after judging started, during interval 1/10"),
+        "{message}"
+    );
 }

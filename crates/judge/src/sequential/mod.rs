@@ -208,6 +208,7 @@ pub fn decide_sequential(
         crossed_at_step: crossing.map(|(step, _)| step + 1),
         steps,
         path,
+        path_every: 1,
     });
     // Start over: the fixed-horizon decision is description only.
     r.critical_failure = false;
@@ -247,7 +248,8 @@ pub fn decide_sequential(
 pub fn fmt_e(e: f64) -> String {
     if e >= 1e4 {
         format!("{e:.2e}")
-    } else if e >= 100.0 {
+    } else if e >= 99.5 {
+        // 1/0.01 is 99.99999999999999 in floating point: say 100.
         format!("{e:.0}")
     } else {
         format!("{e:.3}")
