@@ -12,7 +12,10 @@
 #[path = "../crates/judge/tests/support/sim.rs"]
 mod sim;
 
-use redblack_judge::JudgeMode;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, LogNormal};
+use redblack_judge::{Band, Direction, JudgeConfig, JudgeMode, MetricConfig, MetricSamples, judge};
 use sim::{REGRESSIONS, STEP_SECONDS, Scenario, analysis, config, first_failure};
 
 const STEPS: usize = 40;
@@ -29,6 +32,39 @@ fn median(mut steps: Vec<Option<usize>>) -> String {
         Some(s) => format!("{s} steps = {:.0} s", s as f64 * STEP_SECONDS),
         None => "not detected".into(),
     }
+}
+
+/// One latency metric (direction increase) at `n` points per side: a
+/// fraction `tail` of the canary's points 100× higher (kayenta #780), or the
+/// whole canary `shift` times higher. Fails at the end of the lifetime?
+fn labelled_power(mode: JudgeMode, n: usize, tail: f64, shift: f64, seeds: u64) -> usize {
+    let cfg = JudgeConfig {
+        mode,
+        ..JudgeConfig::new(vec![MetricConfig {
+            direction: Direction::Increase,
+            ..MetricConfig::new("latency")
+        }])
+    };
+    let dist = LogNormal::new(0.0, 0.3).expect("valid lognormal");
+    (0..seeds)
+        .filter(|seed| {
+            let mut rng = StdRng::seed_from_u64(7_000_000 + seed);
+            let b: Vec<f64> = (0..n).map(|_| dist.sample(&mut rng)).collect();
+            let c: Vec<f64> = (0..n)
+                .map(|i| {
+                    let v = dist.sample(&mut rng) * shift;
+                    // The slow points spread over the run, as they come.
+                    if (i as f64 + 0.5) * tail % 1.0 < tail {
+                        v * 100.0
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            judge(&cfg, &[MetricSamples::continuous("latency", &c, &b)])
+                .is_ok_and(|r| r.band == Band::Fail)
+        })
+        .count()
 }
 
 fn main() {
@@ -78,6 +114,32 @@ fn main() {
         "  sequential, at every step (40 looks):   {}",
         percent(counts[3], n)
     );
+
+    let seeds = (analyses / 10).max(50);
+    println!(
+        "\nPower at the end of the lifetime, one latency metric (increase), confidence 0.98, {seeds} seeds each:"
+    );
+    println!(
+        "  {:<34} {:>8} {:>12} {:>12}",
+        "scenario", "n/side", "fixed", "sequential"
+    );
+    for (name, tail, shift) in [
+        ("10% of points 100x (#780)", 0.1, 1.0),
+        ("20% of points 100x", 0.2, 1.0),
+        ("30% of points 100x (#780)", 0.3, 1.0),
+        ("all points +10%", 0.0, 1.1),
+        ("all points +30%", 0.0, 1.3),
+    ] {
+        for n in [50, 120] {
+            let f = labelled_power(JudgeMode::Fixed, n, tail, shift, seeds);
+            let q = labelled_power(JudgeMode::Sequential, n, tail, shift, seeds);
+            println!(
+                "  {name:<34} {n:>8} {:>12} {:>12}",
+                percent(f, seeds as usize),
+                percent(q, seeds as usize)
+            );
+        }
+    }
 
     let runs = (analyses / 10).max(50);
     println!(

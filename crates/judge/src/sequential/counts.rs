@@ -20,7 +20,7 @@
 //! new events (increase over the step), not a sliding window that counts an
 //! event at several steps.
 
-use super::ranks::log_sum_exp;
+use super::log_sum_exp;
 
 /// Events and exposure of both sides in one step.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -9,19 +9,30 @@
 //! probability ≤ α_test over the whole analysis, and by the union bound a
 //! healthy canary gets any false High/Low with probability ≤ α.
 //!
+//! Continuous metrics are judged on the pairs of a step (`paired`), rate
+//! metrics on the events of a step (`counts`).
+//!
 //! The fixed-horizon statistics (Mann-Whitney, Hodges-Lehmann, tail check,
 //! exact rate test) are still computed, as description for the report; only
 //! the decision is the e-process'.
 
 pub mod counts;
-pub mod ranks;
+pub mod paired;
 
 use super::classify::{decide, finish};
 use super::config::{Direction, JudgeConfig, MetricConfig, MetricKind, NanStrategy};
 use super::result::{Classification, DecidedBy, MetricResult, SequentialStats};
 use super::samples::{Counts, MetricSamples, Side};
 use counts::StepCounts;
-use ranks::Observation;
+
+/// ln Σ e^{x}, without overflow.
+pub(crate) fn log_sum_exp(xs: impl Iterator<Item = f64> + Clone) -> f64 {
+    let max = xs.clone().fold(f64::NEG_INFINITY, f64::max);
+    if !max.is_finite() {
+        return max;
+    }
+    max + xs.map(|x| (x - max).exp()).sum::<f64>().ln()
+}
 
 /// e-values above this are reported as this: "overwhelming" needs no digits,
 /// and JSON has no infinity.
@@ -54,29 +65,6 @@ fn per_step(values: &[Option<f64>], nan: NanStrategy) -> Vec<Option<f64>> {
             (None, NanStrategy::Remove) => None,
         })
         .collect()
-}
-
-/// Observations in arrival order: per step the baseline's, then the canary's.
-fn observations(
-    canary: &[Option<f64>],
-    baseline: &[Option<f64>],
-    nan: NanStrategy,
-) -> (Vec<Observation>, usize) {
-    let (c, b) = (per_step(canary, nan), per_step(baseline, nan));
-    let steps = c.len().max(b.len());
-    let mut out = Vec::with_capacity(2 * steps);
-    for step in 0..steps {
-        for (side, canary) in [(&b, false), (&c, true)] {
-            if let Some(Some(value)) = side.get(step) {
-                out.push(Observation {
-                    value: *value,
-                    canary,
-                    step,
-                });
-            }
-        }
-    }
-    (out, steps)
 }
 
 fn step_counts(canary: &Counts, baseline: &Counts, nan: NanStrategy) -> Vec<StepCounts> {
@@ -119,21 +107,21 @@ fn paths(cfg: &MetricConfig, samples: &MetricSamples) -> Vec<Path> {
         let higher = label == Classification::High;
         let log_e = match (&samples.canary, &samples.baseline) {
             (Side::Values(c), Side::Values(b)) => {
-                let (obs, steps) = observations(c, b, cfg.nan_strategy);
-                let side = if higher {
-                    ranks::Side::Higher
-                } else {
-                    ranks::Side::Lower
-                };
                 let quantiles: &[f64] = if cfg.tail.enabled {
                     &cfg.tail.quantiles
                 } else {
                     &[]
                 };
-                // The tail bets watch the upper tail when betting on
-                // "higher"; for "lower" they watch the lower tail, which is
-                // the same bet on mirrored values.
-                ranks::log_e_path(&obs, steps, side, quantiles)
+                let (c, b) = (per_step(c, cfg.nan_strategy), per_step(b, cfg.nan_strategy));
+                let pairs: Vec<Option<(f64, f64)>> = (0..c.len().max(b.len()))
+                    .map(|i| Some((c.get(i).copied().flatten()?, b.get(i).copied().flatten()?)))
+                    .collect();
+                let side = if higher {
+                    paired::Side::Higher
+                } else {
+                    paired::Side::Lower
+                };
+                paired::log_e_path(&pairs, side, quantiles)
             }
             (Side::Counts(c), Side::Counts(b)) => {
                 let e = cfg.effect_size;
