@@ -88,7 +88,8 @@ pub fn log_e_path(pairs: &[Option<(f64, f64)>], side: Side, tail_quantiles: &[f6
     let mut path = Vec::with_capacity(pairs.len());
     for pair in pairs {
         if let Some((c, b)) = *pair {
-            let s = match (c.total_cmp(&b), side) {
+            // A numeric comparison: −0 and +0 are a tie (total_cmp orders them).
+            let s = match (c.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal), side) {
                 (std::cmp::Ordering::Equal, _) => 0.0,
                 (std::cmp::Ordering::Greater, Side::Higher)
                 | (std::cmp::Ordering::Less, Side::Lower) => 1.0,
@@ -175,5 +176,16 @@ mod tests {
                 .iter()
                 .all(|l| l.abs() < 1e-12)
         );
+    }
+
+    #[test]
+    fn a_signed_zero_is_a_tie() {
+        // −0 = +0: no bet, whichever side has the sign bit.
+        let pairs = vec![Some((1.0, 2.0)), Some((-0.0, 0.0)), Some((0.0, -0.0))];
+        for side in [Side::Higher, Side::Lower] {
+            let path = log_e_path(&pairs, side, &[0.9]);
+            assert_eq!(path[0], path[1], "{side:?}: {path:?}");
+            assert_eq!(path[1], path[2], "{side:?}: {path:?}");
+        }
     }
 }
