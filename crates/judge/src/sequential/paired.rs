@@ -18,7 +18,9 @@
 //! - tail: w = 1 when the larger value of the pair is above the pooled
 //!   quantile q of the values before the step, else 0 — a canary whose slow
 //!   values are slower than anything normal (kayenta #780), judged on the
-//!   steps where something is slow.
+//!   steps where something is slow. Betting on lower values is the mirror
+//!   image: the smaller value below the order statistic ⌈(1−q)·(N−1)⌉, as
+//!   the fixed tail check's lower tail.
 //!
 //! A fixed mixture over both families and a few stakes λ is the e-value.
 
@@ -51,6 +53,16 @@ fn order_statistic(sorted: &[f64], q: f64) -> Option<f64> {
     }
     let i = ((q * (sorted.len() - 1) as f64).floor() as usize).min(sorted.len() - 1);
     sorted.get(i).copied()
+}
+
+/// The mirror image of `order_statistic(sorted, q)` from the bottom:
+/// index (N−1) − ⌊q·(N−1)⌋ = ⌈(1−q)·(N−1)⌉, the fixed tail check's lower
+/// threshold, so that betting on lower values is betting on higher values
+/// of the negated metric.
+fn lower_order_statistic(sorted: &[f64], q: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let from_top = ((q * last as f64).floor() as usize).min(last);
+    sorted.get(last - from_top).copied()
 }
 
 fn insert_sorted(v: &mut Vec<f64>, x: f64) {
@@ -112,7 +124,7 @@ pub fn log_e_path(pairs: &[Option<(f64, f64)>], side: Side, tail_quantiles: &[f6
                                 order_statistic(&past_values, *q).is_some_and(|t| extreme > t)
                             }
                             Side::Lower => {
-                                order_statistic(&past_values, 1.0 - q).is_some_and(|t| extreme < t)
+                                lower_order_statistic(&past_values, *q).is_some_and(|t| extreme < t)
                             }
                         };
                         if beyond { 1.0 } else { 0.0 }
@@ -176,6 +188,25 @@ mod tests {
                 .iter()
                 .all(|l| l.abs() < 1e-12)
         );
+    }
+
+    #[test]
+    fn betting_lower_is_betting_higher_on_the_negated_values() {
+        let pairs: Vec<Option<(f64, f64)>> = (0..40)
+            .map(|i| {
+                let x = f64::from((i * 37) % 23) + if i % 5 == 0 { 50.0 } else { 0.0 };
+                (i % 9 != 4).then_some((x, f64::from((i * 11) % 19)))
+            })
+            .collect();
+        let negated: Vec<Option<(f64, f64)>> =
+            pairs.iter().map(|p| p.map(|(c, b)| (-c, -b))).collect();
+        for quantiles in [&[][..], &[0.9], &[0.9, 0.95]] {
+            assert_eq!(
+                log_e_path(&pairs, Side::Lower, quantiles),
+                log_e_path(&negated, Side::Higher, quantiles),
+                "{quantiles:?}"
+            );
+        }
     }
 
     #[test]
