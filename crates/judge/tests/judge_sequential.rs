@@ -5,7 +5,9 @@
 #[path = "support/sim.rs"]
 mod sim;
 
-use redblack_judge::JudgeMode;
+use redblack_judge::{
+    Counts, Direction, JudgeConfig, JudgeMode, MetricConfig, MetricKind, MetricSamples, Side,
+};
 use sim::{REGRESSIONS, Scenario, analysis, config, first_failure};
 
 const STEPS: usize = 40;
@@ -108,4 +110,39 @@ fn a_long_path_is_thinned_for_the_status_keeping_the_last_step() {
     let short = s.clone();
     s.thin_path(120);
     assert_eq!(s, short, "thinning twice changes nothing");
+}
+
+#[test]
+fn a_rate_step_with_a_gap_is_still_a_step() {
+    // The canary's denominator is missing (NaN) at step 2: no bet there,
+    // but the step counts, as a continuous step without its pair, so the
+    // crossing step is a position in the samples.
+    let config = JudgeConfig {
+        mode: JudgeMode::Sequential,
+        ..JudgeConfig::new(vec![MetricConfig {
+            kind: MetricKind::Rate,
+            direction: Direction::Increase,
+            ..MetricConfig::new("errors")
+        }])
+    };
+    let mut denominator = vec![Some(10.0); 20];
+    denominator[1] = None;
+    let samples = MetricSamples {
+        name: "errors".into(),
+        canary: Side::Counts(Counts {
+            numerator: vec![Some(1.0); 20],
+            denominator,
+        }),
+        baseline: Side::counts(&[0.0; 20], &[10.0; 20]),
+    };
+    let r = redblack_judge::judge(&config, &[samples]).expect("judged");
+    let s = r.metrics[0].sequential.as_ref().expect("sequential stats");
+    assert_eq!((s.steps, s.path.len()), (20, 20));
+    assert_eq!(s.path[1], s.path[0], "no bet at the gap");
+    let at = s.crossed_at_step.expect("an error a step against none");
+    assert!(
+        s.path[at - 1] >= s.threshold * (1.0 - 1e-12) && s.path[at - 2] < s.threshold,
+        "{at}: {:?}",
+        s.path
+    );
 }

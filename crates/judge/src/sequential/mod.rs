@@ -75,15 +75,27 @@ fn step_counts(canary: &Counts, baseline: &Counts, nan: NanStrategy) -> Vec<Step
             NanStrategy::Remove => x,
         }
     };
+    // A step with a count missing is still a step, without a bet (no
+    // exposure is no evidence), as a continuous step without its pair: the
+    // path and the crossing step count the steps of the samples.
+    let no_data = StepCounts {
+        canary_events: 0.0,
+        canary_exposure: 0.0,
+        baseline_events: 0.0,
+        baseline_exposure: 0.0,
+    };
     let steps = canary.numerator.len().max(baseline.numerator.len());
     (0..steps)
-        .filter_map(|i| {
-            Some(StepCounts {
-                canary_events: get(&canary.numerator, i)?,
-                canary_exposure: get(&canary.denominator, i)?,
-                baseline_events: get(&baseline.numerator, i)?,
-                baseline_exposure: get(&baseline.denominator, i)?,
-            })
+        .map(|i| {
+            let step = || {
+                Some(StepCounts {
+                    canary_events: get(&canary.numerator, i)?,
+                    canary_exposure: get(&canary.denominator, i)?,
+                    baseline_events: get(&baseline.numerator, i)?,
+                    baseline_exposure: get(&baseline.denominator, i)?,
+                })
+            };
+            step().unwrap_or(no_data)
         })
         .collect()
 }
