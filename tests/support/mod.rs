@@ -446,12 +446,16 @@ where
     /// Starts watching `api` and waits until its first list is recorded.
     pub async fn start(api: Api<K>) -> Recorder<K> {
         use futures::StreamExt;
-        use kube::runtime::watcher;
+        use kube::runtime::{WatchStreamExt, watcher};
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let listed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (s, l) = (seen.clone(), listed.clone());
         let task = tokio::spawn(async move {
-            let mut stream = watcher(api, watcher::Config::default()).boxed();
+            // Backoff: a watch against a stopped sandbox must not spin
+            // without yielding (an aborted task would never stop).
+            let mut stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed();
             while let Some(event) = stream.next().await {
                 match event {
                     Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {

@@ -183,17 +183,7 @@ impl Progress {
         self.status.band = Some(band);
         let score_text = score.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}"));
         if let IntervalOutcome::Judged(r) = &outcome {
-            self.status.judgement = Some(Judgement {
-                interval: Some(k),
-                at: None,
-                score: Some(r.score),
-                band: Some(r.band),
-                reason: Some(r.reason.clone()),
-                confidence: Some(r.confidence),
-                marginal_threshold: Some(r.marginal_threshold),
-                pass_threshold: Some(r.pass_threshold),
-            });
-            self.store_metrics(r);
+            self.store_judgement(r, Some(k), None);
         }
         self.event(
             band == Band::Fail,
@@ -251,6 +241,27 @@ impl Progress {
         step
     }
 
+    /// The summary of `r` (made at the end of interval `interval`, or by a
+    /// sequential look `at` a step) and its per-metric results.
+    fn store_judgement(
+        &mut self,
+        r: &JudgeResult,
+        interval: Option<u32>,
+        at: Option<DateTime<Utc>>,
+    ) {
+        self.status.judgement = Some(Judgement {
+            interval,
+            at: at.map(to_time),
+            score: Some(r.score),
+            band: Some(r.band),
+            reason: Some(r.reason.clone()),
+            confidence: Some(r.confidence),
+            marginal_threshold: Some(r.marginal_threshold),
+            pass_threshold: Some(r.pass_threshold),
+        });
+        self.store_metrics(r);
+    }
+
     /// The per-metric results of `r` into the status, bounded in size.
     fn store_metrics(&mut self, r: &JudgeResult) {
         let mut metrics = r.metrics.clone();
@@ -277,17 +288,7 @@ impl Progress {
         self.status.score = Some(r.score);
         self.status.band = Some(r.band);
         self.status.source_failures = None;
-        self.status.judgement = Some(Judgement {
-            interval: None,
-            at: Some(to_time(at)),
-            score: Some(r.score),
-            band: Some(r.band),
-            reason: Some(r.reason.clone()),
-            confidence: Some(r.confidence),
-            marginal_threshold: Some(r.marginal_threshold),
-            pass_threshold: Some(r.pass_threshold),
-        });
-        self.store_metrics(r);
+        self.store_judgement(r, None, Some(at));
         let after = (at - schedule.judged_from).num_seconds();
         let step = crossed.map_or_else(String::new, |s| format!(" at step {s}"));
         let message = format!(

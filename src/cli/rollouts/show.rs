@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::api::ListParams;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use super::ops::owned_replica_sets;
@@ -354,11 +354,15 @@ pub async fn watch_status(client: &Client, ns: &str, name: &str) -> Result<(), V
         Api::<Rollout>::namespaced(client.clone(), ns),
         watcher::Config::default(),
     )
+    // Backoff: an unreachable API server is retried with a growing delay,
+    // not in a loop that keeps a core busy.
+    .default_backoff()
     .map(|_| ());
     let replica_sets = watcher(
         Api::<ReplicaSet>::namespaced(client.clone(), ns),
         watcher::Config::default().labels(POD_TEMPLATE_HASH_LABEL),
     )
+    .default_backoff()
     .map(|_| ());
     let mut changes = futures::stream::select(rollouts, replica_sets).boxed();
     let mut last = String::new();
