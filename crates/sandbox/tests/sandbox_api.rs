@@ -399,8 +399,13 @@ async fn scale_subresource_on_replicaset() {
         scale.status.as_ref().unwrap().selector.as_deref(),
         Some("app=web")
     );
+    // The sandbox's ReplicaSet controller writes this ReplicaSet's status at
+    // a moment the test does not control, and each write moves the
+    // resourceVersion the Scale carries; so, as `kubectl scale` does, scale
+    // unconditionally: an empty resourceVersion means "whatever is current".
     let mut bigger = scale.clone();
     bigger.spec.as_mut().unwrap().replicas = Some(5);
+    bigger.metadata.resource_version = None;
     let scaled = api
         .replace_scale("web", &PostParams::default(), &bigger)
         .await
@@ -409,7 +414,8 @@ async fn scale_subresource_on_replicaset() {
     let stored = api.get("web").await.unwrap();
     assert_eq!(stored.spec.replicas, Some(5));
     assert_eq!(stored.metadata.generation, Some(2));
-    // The stale Scale is now a conflict.
+    // The stale Scale (its resourceVersion predates the scale above) is now
+    // a conflict.
     let err = api_err(
         api.replace_scale("web", &PostParams::default(), &scale)
             .await
