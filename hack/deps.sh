@@ -63,6 +63,8 @@ debian_packages() {
   command -v curl >/dev/null || missing+=(curl)
   command -v python3 >/dev/null || missing+=(python3)
   python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+  # tests/gitops.rs runs the Argo CD health checks under a real Lua 5.1
+  command -v lua5.1 >/dev/null || missing+=(lua5.1)
   if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     apt_install "${missing[@]}"

@@ -1,0 +1,169 @@
+//! The operator image (`Dockerfile`) against the chart that runs it: no
+//! container engine exists here to build it, so what can drift is checked
+//! as text — the runtime user is the chart's `runAsUser`/`runAsGroup`, the
+//! entrypoint is the `redblack` binary, the chart does not override it, the
+//! default command is the verb the chart passes first, and every flag the
+//! chart passes is one `redblack controller` accepts.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The cached helm (hack/deps.sh) if present, else one on PATH.
+fn helm() -> PathBuf {
+    let cached = root().join(".cache/tools/bin/helm");
+    if cached.is_file() {
+        return cached;
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("helm"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("helm not found: run hack/deps.sh (make test does)"))
+}
+
+/// The final stage's instructions: (keyword, rest of the line), continuation
+/// lines joined.
+fn final_stage() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if current.is_empty() && (line.is_empty() || line.starts_with('#')) {
+            continue;
+        }
+        if let Some(body) = line.strip_suffix('\\') {
+            current.push_str(body);
+            current.push(' ');
+            continue;
+        }
+        current.push_str(line);
+        lines.push(std::mem::take(&mut current));
+    }
+    let start = lines
+        .iter()
+        .rposition(|l| l.to_uppercase().starts_with("FROM "))
+        .expect("a FROM");
+    lines[start..]
+        .iter()
+        .map(|l| {
+            let (keyword, rest) = l.split_once(' ').unwrap_or((l, ""));
+            (keyword.to_uppercase(), rest.trim().to_owned())
+        })
+        .collect()
+}
+
+/// The one instruction `keyword` of the final stage.
+fn instruction(stage: &[(String, String)], keyword: &str) -> String {
+    let found: Vec<&String> = stage
+        .iter()
+        .filter(|(k, _)| k == keyword)
+        .map(|(_, rest)| rest)
+        .collect();
+    assert_eq!(found.len(), 1, "one {keyword} in the final stage: {found:?}");
+    found[0].clone()
+}
+
+/// An exec-form (JSON array) instruction's words: the shell form would run
+/// `/bin/sh`, which the runtime image does not have.
+fn exec_form(stage: &[(String, String)], keyword: &str) -> Vec<String> {
+    let rest = instruction(stage, keyword);
+    serde_json::from_str(&rest)
+        .unwrap_or_else(|e| panic!("{keyword} must be a JSON array (exec form): {rest}: {e}"))
+}
+
+fn rendered_deployment() -> Value {
+    let out = Command::new(helm())
+        .args(["template", "rb", "charts/redblack", "--namespace", "ops"])
+        .current_dir(root())
+        .output()
+        .expect("helm runs");
+    assert!(
+        out.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).expect("YAML"))
+        .find(|v| v["kind"] == "Deployment")
+        .expect("the chart renders a Deployment")
+}
+
+#[test]
+fn the_image_runs_as_the_charts_user() {
+    let deployment = rendered_deployment();
+    let pod = &deployment["spec"]["template"]["spec"]["securityContext"];
+    let user = pod["runAsUser"].as_u64().expect("runAsUser");
+    let group = pod["runAsGroup"].as_u64().expect("runAsGroup");
+    let stage = final_stage();
+    assert_eq!(instruction(&stage, "USER"), format!("{user}:{group}"));
+    assert_ne!(user, 0, "non-root");
+    assert_eq!(pod["runAsNonRoot"].as_bool(), Some(true));
+}
+
+#[test]
+fn the_image_starts_the_verb_and_flags_the_chart_passes() {
+    let deployment = rendered_deployment();
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert!(
+        container.get("command").is_none(),
+        "the chart keeps the image's ENTRYPOINT"
+    );
+    let args: Vec<String> = container["args"]
+        .as_sequence()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("string arg").to_owned())
+        .collect();
+    let stage = final_stage();
+    let entrypoint = exec_form(&stage, "ENTRYPOINT");
+    assert_eq!(entrypoint.len(), 1, "{entrypoint:?}");
+    assert!(
+        entrypoint[0].ends_with("/redblack"),
+        "ENTRYPOINT runs the redblack binary: {entrypoint:?}"
+    );
+    // The binary's path is where the build stage put it.
+    let copy = instruction(&stage, "COPY");
+    assert!(copy.ends_with(&format!(" {}", entrypoint[0])), "{copy}");
+    assert_eq!(exec_form(&stage, "CMD"), vec![args[0].clone()]);
+    assert_eq!(args[0], "controller");
+
+    // Every flag the chart passes is one the verb knows.
+    let help = Command::new(env!("CARGO_BIN_EXE_redblack"))
+        .args(["controller", "--help"])
+        .output()
+        .expect("redblack runs");
+    assert!(help.status.success(), "redblack controller --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(
+            help.contains(flag.as_str()),
+            "`redblack controller` has no {flag}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn the_build_stage_builds_the_operator_alone() {
+    let text = std::fs::read_to_string(root().join("Dockerfile")).expect("Dockerfile");
+    assert!(
+        text.contains("--no-default-features") && text.contains("--bin redblack"),
+        "the image holds the operator-only build"
+    );
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).expect(".dockerignore");
+    for excluded in ["target", ".git", ".cache"] {
+        assert!(
+            ignore.lines().any(|l| l.trim() == excluded),
+            ".dockerignore leaves out {excluded}"
+        );
+    }
+}
