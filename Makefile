@@ -16,7 +16,7 @@ BENCHES ?= $(sort $(basename $(notdir $(wildcard examples/bench_*.rs))) \
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-deps: ## Install missing tools (prometheus, chromium, helm, kubectl, scipy, nextest)
+deps: ## Install missing tools (prometheus, chromium, lua5.1, helm, kubectl, scipy, nextest)
 	@hack/deps.sh >/dev/null
 
 test: ## Everything CI checks: deps, fmt, clippy, all tests (incl. chart checks)

@@ -406,7 +406,9 @@ fn the_argocd_cm_snippet_in_the_docs_is_the_shipped_scripts() {
         .filter_map(|rest| rest.split("\n```").next())
         .find(|b| b.contains("kind: ConfigMap") && b.contains("argocd-cm"))
         .expect("an argocd-cm ConfigMap block in docs/gitops.md");
-    let cm: serde_yaml::Value = serde_yaml::from_str(block).expect("the block is YAML");
+    // The split took the block's last line break with the fence.
+    let block = format!("{block}\n");
+    let cm: serde_yaml::Value = serde_yaml::from_str(&block).expect("the block is YAML");
     for (key, kind) in [
         (
             "resource.customizations.health.redblack.io_Rollout",
