@@ -29,7 +29,12 @@ pub fn save(kind: Kind, scenario: &str, object: &Value) {
     std::fs::create_dir_all(&dir).expect("fixture directory");
     let mut text = serde_json::to_string_pretty(object).expect("fixture JSON");
     text.push('\n');
-    std::fs::write(dir.join(format!("{scenario}.json")), text).expect("fixture written");
+    // Write then rename: a test reading the fixtures meanwhile sees the old
+    // file or the new one, never half of one.
+    let path = dir.join(format!("{scenario}.json"));
+    let part = dir.join(format!("{scenario}.json.part"));
+    std::fs::write(&part, text).expect("fixture written");
+    std::fs::rename(&part, &path).expect("fixture renamed");
 }
 
 /// Every fixture of `kind`, by scenario name, sorted.

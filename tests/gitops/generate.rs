@@ -353,7 +353,8 @@ async fn generate_rollout_fixtures() {
     })
     .await;
     env.set_image("judged", "demo:2").await;
-    let analysis = analysis_of(&env, "judged").await;
+    // The analysis exists (the test plays no controller for it here).
+    analysis_of(&env, "judged").await;
     wait_until(&env, "judged", "CanaryAnalysing", |r| {
         reason(r, "Ready") == "CanaryAnalysing"
     })
@@ -365,7 +366,6 @@ async fn generate_rollout_fixtures() {
     })
     .await;
     capture_rollout(&env, "judged", "canary-promoted-by-person").await;
-    drop(analysis);
 
     for (name, verdict_phase, expect) in [
         ("passed", "Passed", CanaryPhase::Passed),
