@@ -68,7 +68,11 @@ fn instruction(stage: &[(String, String)], keyword: &str) -> String {
         .filter(|(k, _)| k == keyword)
         .map(|(_, rest)| rest)
         .collect();
-    assert_eq!(found.len(), 1, "one {keyword} in the final stage: {found:?}");
+    assert_eq!(
+        found.len(),
+        1,
+        "one {keyword} in the final stage: {found:?}"
+    );
     found[0].clone()
 }
 
