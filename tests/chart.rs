@@ -460,8 +460,7 @@ fn service_monitor_and_dashboard_render_only_when_enabled() {
     assert_eq!(monitor["metadata"]["labels"]["release"], "kps");
     let service = find(&objs, "Service");
     assert_eq!(
-        monitor["spec"]["selector"]["matchLabels"],
-        service["spec"]["selector"],
+        monitor["spec"]["selector"]["matchLabels"], service["spec"]["selector"],
         "the ServiceMonitor selects the metrics Service's pods' labels"
     );
     let port = &monitor["spec"]["endpoints"][0];

@@ -508,7 +508,13 @@ async fn reconcile_inner(
         written.len() as u64,
     );
     // Counted by the reconcile that wrote the transition, like its Events.
-    metrics::record_written(&ctx.metrics, &ctx.caches.analyses, rollout, &plan.status, now);
+    metrics::record_written(
+        &ctx.metrics,
+        &ctx.caches.analyses,
+        rollout,
+        &plan.status,
+        now,
+    );
     // One Event per transition: only a plan whose writes all succeeded
     // (its status, which records the transition, included) is announced; a
     // failed plan is re-made and re-announced by the retry, and the next

@@ -112,9 +112,10 @@ fn switched_to_current(before: &RolloutStatus, after: &RolloutStatus) -> bool {
     let Some(current) = after.current_revision.as_deref() else {
         return false;
     };
-    after.history.iter().any(|r| {
-        r.outcome == Outcome::Promoted && r.hash == current && !before.history.contains(r)
-    })
+    after
+        .history
+        .iter()
+        .any(|r| r.outcome == Outcome::Promoted && r.hash == current && !before.history.contains(r))
 }
 
 /// The canary of the same revision had traffic and now has none, after a
@@ -123,9 +124,13 @@ fn switched_to_current(before: &RolloutStatus, after: &RolloutStatus) -> bool {
 fn canary_traffic_withdrawn(before: &RolloutStatus, after: &RolloutStatus) -> Option<&'static str> {
     let (old, new) = (before.canary.as_ref()?, after.canary.as_ref()?);
     let phase = new.phase?;
-    let withdrawn = old.revision == new.revision && old.traffic_percent > 0 && new.traffic_percent == 0;
+    let withdrawn =
+        old.revision == new.revision && old.traffic_percent > 0 && new.traffic_percent == 0;
     match phase {
-        CanaryPhase::Failed | CanaryPhase::Marginal | CanaryPhase::Inconclusive | CanaryPhase::Error
+        CanaryPhase::Failed
+        | CanaryPhase::Marginal
+        | CanaryPhase::Inconclusive
+        | CanaryPhase::Error
             if withdrawn =>
         {
             verdict_name(phase)
@@ -179,7 +184,12 @@ pub fn record_written(
         DateTime::from_timestamp(at.0.as_second(), 0)
     };
     let verdicts = VerdictTimes {
-        canary: completed_at(written.canary.as_ref().and_then(|c| c.analysis_name.as_ref())),
+        canary: completed_at(
+            written
+                .canary
+                .as_ref()
+                .and_then(|c| c.analysis_name.as_ref()),
+        ),
         post_promotion: completed_at(written.post_promotion.as_ref().map(|p| &p.analysis_name)),
     };
     let events = transitions(rollout.status.as_ref(), written, &verdicts, now);
@@ -194,10 +204,14 @@ pub fn record(metrics: &OperatorMetrics, namespace: &str, transitions: &[Transit
     for t in transitions {
         match t {
             Transition::Aborted { reason } => {
-                m.aborts.get_or_create(&reason_labels(namespace, reason)).inc();
+                m.aborts
+                    .get_or_create(&reason_labels(namespace, reason))
+                    .inc();
             }
             Transition::Reverted { reason } => {
-                m.reverts.get_or_create(&reason_labels(namespace, reason)).inc();
+                m.reverts
+                    .get_or_create(&reason_labels(namespace, reason))
+                    .inc();
             }
             Transition::Live { seconds } => {
                 m.time_to_live

@@ -141,7 +141,9 @@ impl RolloutMetrics {
             let _ = self.aborts.get_or_create(&reason_labels(namespace, reason));
         }
         for reason in REVERT_REASONS {
-            let _ = self.reverts.get_or_create(&reason_labels(namespace, reason));
+            let _ = self
+                .reverts
+                .get_or_create(&reason_labels(namespace, reason));
         }
         let _ = self.time_to_live.get_or_create(&NamespaceLabels {
             namespace: namespace.to_owned(),
@@ -156,7 +158,9 @@ impl RolloutMetrics {
     /// Creates the zero verdict series of `namespace`.
     pub fn touch_analysis_namespace(&self, namespace: &str) {
         for verdict in VERDICTS {
-            let _ = self.verdicts.get_or_create(&verdict_labels(namespace, verdict));
+            let _ = self
+                .verdicts
+                .get_or_create(&verdict_labels(namespace, verdict));
         }
     }
 }

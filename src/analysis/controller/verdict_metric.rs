@@ -55,37 +55,88 @@ mod tests {
 
     #[test]
     fn a_verdict_counts_when_written_not_when_observed_again() {
-        let rows: [(Option<CanaryAnalysisStatus>, CanaryAnalysisStatus, Option<CanaryAnalysisPhase>); 8] = [
+        let rows: [(
+            Option<CanaryAnalysisStatus>,
+            CanaryAnalysisStatus,
+            Option<CanaryAnalysisPhase>,
+        ); 8] = [
             (None, status(Some(Passed), 1), Some(Passed)),
-            (Some(status(Some(Running), 1)), status(Some(Passed), 1), Some(Passed)),
-            (Some(status(Some(Running), 1)), status(Some(Failed), 1), Some(Failed)),
-            (Some(status(Some(Running), 1)), status(Some(Running), 1), None),
-            (Some(status(Some(Pending), 1)), status(Some(Running), 1), None),
+            (
+                Some(status(Some(Running), 1)),
+                status(Some(Passed), 1),
+                Some(Passed),
+            ),
+            (
+                Some(status(Some(Running), 1)),
+                status(Some(Failed), 1),
+                Some(Failed),
+            ),
+            (
+                Some(status(Some(Running), 1)),
+                status(Some(Running), 1),
+                None,
+            ),
+            (
+                Some(status(Some(Pending), 1)),
+                status(Some(Running), 1),
+                None,
+            ),
             // Re-written (a message changed) or re-observed after a restart: not again.
             (Some(status(Some(Failed), 1)), status(Some(Failed), 1), None),
             // A new spec generation judged to the same verdict is a new verdict.
-            (Some(status(Some(Passed), 1)), status(Some(Passed), 2), Some(Passed)),
-            (Some(status(Some(Error), 1)), status(Some(Inconclusive), 1), Some(Inconclusive)),
+            (
+                Some(status(Some(Passed), 1)),
+                status(Some(Passed), 2),
+                Some(Passed),
+            ),
+            (
+                Some(status(Some(Error), 1)),
+                status(Some(Inconclusive), 1),
+                Some(Inconclusive),
+            ),
         ];
         for (before, after, want) in rows {
-            assert_eq!(verdict_written(before.as_ref(), &after), want, "{before:?} -> {after:?}");
+            assert_eq!(
+                verdict_written(before.as_ref(), &after),
+                want,
+                "{before:?} -> {after:?}"
+            );
         }
     }
 
     #[test]
     fn recording_creates_zero_series_and_counts_once() {
         let m = OperatorMetrics::new();
-        record(Some(&m), "shop", Some(&status(Some(Running), 1)), &status(Some(Running), 1));
+        record(
+            Some(&m),
+            "shop",
+            Some(&status(Some(Running), 1)),
+            &status(Some(Running), 1),
+        );
         let text = m.encode().unwrap_or_default();
         assert!(
-            text.contains(r#"redblack_analysis_verdicts_total{namespace="shop",verdict="Failed"} 0"#),
+            text.contains(
+                r#"redblack_analysis_verdicts_total{namespace="shop",verdict="Failed"} 0"#
+            ),
             "{text}"
         );
-        record(Some(&m), "shop", Some(&status(Some(Running), 1)), &status(Some(Failed), 1));
-        record(Some(&m), "shop", Some(&status(Some(Failed), 1)), &status(Some(Failed), 1));
+        record(
+            Some(&m),
+            "shop",
+            Some(&status(Some(Running), 1)),
+            &status(Some(Failed), 1),
+        );
+        record(
+            Some(&m),
+            "shop",
+            Some(&status(Some(Failed), 1)),
+            &status(Some(Failed), 1),
+        );
         let text = m.encode().unwrap_or_default();
         assert!(
-            text.contains(r#"redblack_analysis_verdicts_total{namespace="shop",verdict="Failed"} 1"#),
+            text.contains(
+                r#"redblack_analysis_verdicts_total{namespace="shop",verdict="Failed"} 1"#
+            ),
             "{text}"
         );
     }

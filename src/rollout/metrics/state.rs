@@ -172,7 +172,11 @@ mod tests {
         let s = series(&rollouts, |ns, name| {
             (ns == "shop" && name == "web-bbb-1").then_some(87.5)
         });
-        let phases: Vec<_> = s.info.iter().map(|i| (i.rollout.as_str(), i.phase.as_str())).collect();
+        let phases: Vec<_> = s
+            .info
+            .iter()
+            .map(|i| (i.rollout.as_str(), i.phase.as_str()))
+            .collect();
         assert_eq!(phases, [("new", "Unknown"), ("web", "Progressing")]);
         assert_eq!(s.info[1].stable_revision, "aaa");
         assert_eq!(s.info[1].current_revision, "bbb");

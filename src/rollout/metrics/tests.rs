@@ -45,53 +45,74 @@ fn transitions_table() {
         ),
         (
             "a passed canary's switch: time to live and verdict to traffic",
-            Some(json!({"currentRevision": "b", "stableRevision": "a", "revisionStartedAt": t(0),
-                        "canary": canary("Passed", 0)})),
+            Some(
+                json!({"currentRevision": "b", "stableRevision": "a", "revisionStartedAt": t(0),
+                        "canary": canary("Passed", 0)}),
+            ),
             json!({"currentRevision": "b", "stableRevision": "b", "revisionStartedAt": t(0),
                    "canary": canary("Passed", 0), "history": [promoted("b", 100)]}),
             vec![live(100.0), v2t("Passed", 10.0)],
         ),
         (
             "the same status observed again (restart): nothing",
-            Some(json!({"currentRevision": "b", "stableRevision": "b", "revisionStartedAt": t(0),
-                        "canary": canary("Passed", 0), "history": [promoted("b", 100)]})),
+            Some(
+                json!({"currentRevision": "b", "stableRevision": "b", "revisionStartedAt": t(0),
+                        "canary": canary("Passed", 0), "history": [promoted("b", 100)]}),
+            ),
             json!({"currentRevision": "b", "stableRevision": "b", "revisionStartedAt": t(0),
                    "canary": canary("Passed", 0), "history": [promoted("b", 100)]}),
             vec![],
         ),
         (
             "a manual promote: live, but no verdict",
-            Some(json!({"currentRevision": "b", "stableRevision": "a", "revisionStartedAt": t(0),
-                        "canary": canary("Promoted", 20)})),
+            Some(
+                json!({"currentRevision": "b", "stableRevision": "a", "revisionStartedAt": t(0),
+                        "canary": canary("Promoted", 20)}),
+            ),
             json!({"currentRevision": "b", "stableRevision": "b", "revisionStartedAt": t(0),
                    "canary": canary("Promoted", 0), "history": [promoted("b", 100)]}),
             vec![live(100.0)],
         ),
         (
             "a failed canary: abort, revert, verdict to traffic",
-            Some(json!({"currentRevision": "b", "stableRevision": "a", "canary": canary("Analysing", 20)})),
+            Some(
+                json!({"currentRevision": "b", "stableRevision": "a", "canary": canary("Analysing", 20)}),
+            ),
             json!({"currentRevision": "b", "stableRevision": "a", "canary": canary("Failed", 0),
                    "abort": {"revision": "b", "reason": "AnalysisFailed", "at": t(100)}}),
             vec![
-                Transition::Aborted { reason: "AnalysisFailed".into() },
-                Transition::Reverted { reason: "CanaryFailed" },
+                Transition::Aborted {
+                    reason: "AnalysisFailed".into(),
+                },
+                Transition::Reverted {
+                    reason: "CanaryFailed",
+                },
                 v2t("Failed", 10.0),
             ],
         ),
         (
             "the verdict recorded while traffic still flows: the revert counts when it leaves",
-            Some(json!({"currentRevision": "b", "canary": canary("Failed", 20),
-                        "abort": {"revision": "b", "reason": "AnalysisFailed", "at": t(100)}})),
+            Some(
+                json!({"currentRevision": "b", "canary": canary("Failed", 20),
+                        "abort": {"revision": "b", "reason": "AnalysisFailed", "at": t(100)}}),
+            ),
             json!({"currentRevision": "b", "canary": canary("Failed", 0),
                    "abort": {"revision": "b", "reason": "AnalysisFailed", "at": t(100)}}),
-            vec![Transition::Reverted { reason: "CanaryFailed" }, v2t("Failed", 10.0)],
+            vec![
+                Transition::Reverted {
+                    reason: "CanaryFailed",
+                },
+                v2t("Failed", 10.0),
+            ],
         ),
         (
             "a user abort of a canary without traffic: only the abort",
             Some(json!({"currentRevision": "b", "canary": canary("Progressing", 0)})),
             json!({"currentRevision": "b", "canary": canary("Progressing", 0),
                    "abort": {"revision": "b", "reason": "User", "at": t(100)}}),
-            vec![Transition::Aborted { reason: "User".into() }],
+            vec![Transition::Aborted {
+                reason: "User".into(),
+            }],
         ),
         (
             "a failed post-promotion analysis switches back",
@@ -103,15 +124,21 @@ fn transitions_table() {
                                      "switchedAt": t(50), "phase": "Failed"},
                    "abort": {"revision": "b", "reason": "PostPromotionAnalysisFailed", "at": t(210)}}),
             vec![
-                Transition::Aborted { reason: "PostPromotionAnalysisFailed".into() },
-                Transition::Reverted { reason: "PostPromotionFailed" },
+                Transition::Aborted {
+                    reason: "PostPromotionAnalysisFailed".into(),
+                },
+                Transition::Reverted {
+                    reason: "PostPromotionFailed",
+                },
                 v2t("Failed", 5.0),
             ],
         ),
         (
             "a rollback to an older revision is not a revision going live",
-            Some(json!({"currentRevision": "a", "stableRevision": "b", "revisionStartedAt": t(0),
-                        "history": [promoted("a", 10), promoted("b", 20)]})),
+            Some(
+                json!({"currentRevision": "a", "stableRevision": "b", "revisionStartedAt": t(0),
+                        "history": [promoted("a", 10), promoted("b", 20)]}),
+            ),
             json!({"currentRevision": "a", "stableRevision": "a", "revisionStartedAt": t(0),
                    "history": [promoted("a", 10), promoted("b", 20),
                                {"revision": 1, "hash": "a", "images": [], "outcome": "RolledBack", "time": t(100)}]}),
@@ -146,7 +173,9 @@ fn recording_counts_and_observes_with_zero_series_first() {
     super::record(&m, "shop", &[]);
     let text = m.encode().unwrap_or_default();
     assert!(
-        text.contains(r#"redblack_rollout_aborts_total{namespace="shop",reason="AnalysisFailed"} 0"#),
+        text.contains(
+            r#"redblack_rollout_aborts_total{namespace="shop",reason="AnalysisFailed"} 0"#
+        ),
         "{text}"
     );
     assert!(
@@ -157,9 +186,14 @@ fn recording_counts_and_observes_with_zero_series_first() {
         &m,
         "shop",
         &[
-            Transition::Aborted { reason: "AnalysisFailed".into() },
+            Transition::Aborted {
+                reason: "AnalysisFailed".into(),
+            },
             Transition::Live { seconds: 3.0 },
-            Transition::VerdictToTraffic { verdict: "Failed".into(), seconds: 0.5 },
+            Transition::VerdictToTraffic {
+                verdict: "Failed".into(),
+                seconds: 0.5,
+            },
         ],
     );
     let text = m.encode().unwrap_or_default();
