@@ -433,3 +433,70 @@ fn install_notes_render() {
     assert!(notes.contains("in namespace team-a only"), "{notes}");
     assert!(notes.contains("rb-redblack-metrics"), "{notes}");
 }
+
+/// The ServiceMonitor and the dashboard ConfigMap are rendered only when
+/// asked for; the ServiceMonitor scrapes the metrics Service's port, and the
+/// ConfigMap carries dashboards/redblack.json unchanged, labelled for
+/// Grafana's dashboard sidecar.
+#[test]
+fn service_monitor_and_dashboard_render_only_when_enabled() {
+    let default = kinds(&helm_template(&[]));
+    assert!(!default.contains("ServiceMonitor"), "{default:?}");
+    assert!(!default.contains("ConfigMap"), "{default:?}");
+
+    let objs = helm_template(&[
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.serviceMonitor.labels.release=kps",
+        "--set",
+        "grafana.dashboard.enabled=true",
+        "--set",
+        "grafana.dashboard.namespace=monitoring",
+    ]);
+    let monitor = find(&objs, "ServiceMonitor");
+    assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(monitor["metadata"]["namespace"], "ops");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "kps");
+    let service = find(&objs, "Service");
+    assert_eq!(
+        monitor["spec"]["selector"]["matchLabels"], service["spec"]["selector"],
+        "the ServiceMonitor selects the metrics Service's pods' labels"
+    );
+    let port = &monitor["spec"]["endpoints"][0];
+    assert_eq!(port["port"], service["spec"]["ports"][0]["name"]);
+    assert_eq!(port["path"], "/metrics");
+    assert_eq!(monitor["spec"]["namespaceSelector"]["matchNames"][0], "ops");
+
+    let dashboard = find(&objs, "ConfigMap");
+    assert_eq!(dashboard["metadata"]["namespace"], "monitoring");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    let shipped: serde_json::Value =
+        serde_json::from_str(dashboard["data"]["redblack.json"].as_str().unwrap()).unwrap();
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("charts/redblack/dashboards/redblack.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(shipped, file);
+
+    // Without the Service there is nothing to scrape: a clear failure.
+    let out = Command::new(tool("helm"))
+        .args([
+            "template",
+            "rb",
+            "charts/redblack",
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+            "--set",
+            "metrics.service.enabled=false",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs metrics.service.enabled"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

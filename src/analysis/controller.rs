@@ -31,6 +31,7 @@ mod tests;
 mod testutil;
 pub mod time;
 pub mod verdict;
+pub mod verdict_metric;
 
 use std::collections::HashMap;
 use std::future::Future;

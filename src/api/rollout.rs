@@ -527,6 +527,13 @@ pub struct RolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::api::conditions::date_time")]
     pub progress_started_at: Option<DateTime<Utc>>,
+    /// When `currentRevision` became the current revision (the template
+    /// changed to it, or the first plan of the Rollout); kept while the
+    /// template stays. Start of the `redblack_rollout_time_to_live_seconds`
+    /// measurement (docs/metrics.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::conditions::date_time")]
+    pub revision_started_at: Option<DateTime<Utc>>,
     /// Set when the current revision was abandoned; cleared by retry or a new template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abort: Option<AbortStatus>,

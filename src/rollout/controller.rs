@@ -48,6 +48,7 @@ use crate::api::analysis_template::CanaryAnalysisTemplate;
 use crate::api::canary_analysis::CanaryAnalysis;
 use crate::api::{POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL, Rollout};
 use crate::rollout::apply::{self, ApplyError};
+use crate::rollout::metrics;
 use crate::rollout::observe::{self, Before, Caches, Synced};
 use crate::rollout::plan;
 use crate::runtime::backoff::ErrorBackoff;
@@ -267,6 +268,13 @@ impl RolloutController {
             instance: self.settings.instance.clone(),
         };
         let concurrency = self.settings.concurrency;
+        // Per-Rollout state is read from these caches at each scrape.
+        metrics
+            .rollouts
+            .set_state_collector(Box::new(metrics::state::StateCollector::new(
+                self.caches.rollouts.clone(),
+                self.caches.analyses.clone(),
+            )));
         let ctx = Arc::new(RolloutContext {
             events: EventPublisher::new(self.client.clone(), reporter, "Reconcile"),
             client: self.client,
@@ -364,6 +372,9 @@ async fn reconcile(
             return Ok(Requeue::requeue(CACHE_SYNC_POLL));
         }
         let guard = ReconcileGuard::start(Some(&ctx.metrics), ROLLOUT_CONTROLLER_NAME);
+        ctx.metrics
+            .rollouts
+            .touch_rollout_namespace(&rollout.namespace().unwrap_or_default());
         let result = reconcile_inner(&rollout, &ctx).await;
         guard.outcome(&result);
         if result.is_ok() {
@@ -495,6 +506,14 @@ async fn reconcile_inner(
         Some(&ctx.metrics),
         ROLLOUT_CONTROLLER_NAME,
         written.len() as u64,
+    );
+    // Counted by the reconcile that wrote the transition, like its Events.
+    metrics::record_written(
+        &ctx.metrics,
+        &ctx.caches.analyses,
+        rollout,
+        &plan.status,
+        now,
     );
     // One Event per transition: only a plan whose writes all succeeded
     // (its status, which records the transition, included) is announced; a

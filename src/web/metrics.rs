@@ -13,6 +13,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::rollout_metrics::RolloutMetrics;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabels {
     pub controller: String,
@@ -31,6 +33,8 @@ pub struct OperatorMetrics {
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub reconcile_duration: Family<ControllerLabels, Histogram>,
     pub api_writes: Family<ControllerLabels, Counter>,
+    /// Rollout-level metrics: transitions, and per-Rollout state at scrape time.
+    pub rollouts: RolloutMetrics,
     registry: Arc<Mutex<Registry>>,
 }
 
@@ -66,7 +70,10 @@ impl OperatorMetrics {
             "Writes sent to the Kubernetes API",
             api_writes.clone(),
         );
+        let rollouts = RolloutMetrics::new();
+        rollouts.register(&mut registry);
         Self {
+            rollouts,
             reconciles,
             reconcile_errors,
             reconcile_duration,

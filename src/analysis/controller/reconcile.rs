@@ -17,6 +17,7 @@ use super::canonical::canonical;
 use super::judging::{judge_intervals, look};
 use super::plan::{AnalysisPlan, plan};
 use super::progress::Progress;
+use super::verdict_metric;
 use crate::api::canary_analysis::{CanaryAnalysis, CanaryAnalysisStatus, GROUP, VERSION};
 use crate::runtime::field_manager::ANALYSIS_FIELD_MANAGER;
 use crate::runtime::metrics::{ErrorKind, ReconcileGuard, count_writes};
@@ -125,6 +126,12 @@ async fn reconcile_inner(
     ensure_decodable(&mut progress);
     if canonical(ca.status.as_ref()) != canonical(Some(&progress.status)) {
         write_status(ctx, &namespace, &name, &progress.status).await?;
+        verdict_metric::record(
+            ctx.metrics.as_ref(),
+            &namespace,
+            ca.status.as_ref(),
+            &progress.status,
+        );
         tracing::info!(
             phase = ?progress.status.phase,
             intervals = ?progress.status.interval_progress,

@@ -108,6 +108,7 @@ fn recorded(ctx: &Ctx, decision: &Decision) -> RolloutStatus {
             | State::Canary(CanaryStep::Progressing { started_at, .. }) => Some(*started_at),
             _ => None,
         },
+        revision_started_at: revision_started_at(ctx),
         abort: ops.abort.clone(),
         approved_revision: ops.approved.clone(),
         operations: ops.consumed.clone(),
@@ -119,6 +120,17 @@ fn recorded(ctx: &Ctx, decision: &Decision) -> RolloutStatus {
         last_score: records.last_score,
         history: old.history.clone(),
         ..RolloutStatus::default()
+    }
+}
+
+/// When the current revision became current: kept from the old status while
+/// the template is unchanged, else now (a new template, or a status written
+/// before the field existed — then the measurement starts late, never early).
+fn revision_started_at(ctx: &Ctx) -> Option<chrono::DateTime<chrono::Utc>> {
+    let old = ctx.old;
+    match old.revision_started_at {
+        Some(at) if old.current_revision.as_deref() == Some(ctx.target()) => Some(at),
+        _ => Some(ctx.now),
     }
 }
 
