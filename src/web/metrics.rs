@@ -10,6 +10,7 @@ use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -31,6 +32,9 @@ pub struct OperatorMetrics {
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub reconcile_duration: Family<ControllerLabels, Histogram>,
     pub api_writes: Family<ControllerLabels, Counter>,
+    /// 1 while this process runs the controllers (the leader, or without
+    /// election), 0 while it stands by.
+    pub leader: Gauge,
     registry: Arc<Mutex<Registry>>,
 }
 
@@ -66,7 +70,14 @@ impl OperatorMetrics {
             "Writes sent to the Kubernetes API",
             api_writes.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 if this replica leads (runs the controllers), 0 if it stands by",
+            leader.clone(),
+        );
         Self {
+            leader,
             reconciles,
             reconcile_errors,
             reconcile_duration,
