@@ -374,7 +374,10 @@ fn overridden_values_change_the_render() {
     let deploy = find(&objs, "Deployment");
     assert_eq!(deploy["spec"]["strategy"]["type"], "Recreate");
     let args = strs(&container(&objs)["args"]);
-    assert!(args.contains(&"--leader-elect=false".to_owned()), "{args:?}");
+    assert!(
+        args.contains(&"--leader-elect=false".to_owned()),
+        "{args:?}"
+    );
     assert!(!args.contains(&"--lease-duration".to_owned()), "{args:?}");
 
     let objs = helm_template(&["--set", "rbac.create=false"]);

@@ -17,8 +17,11 @@ pub struct RequestCounts {
     /// Injected faults by (verb, kind), kind as in [`RequestCounts::record_fault`].
     faults: Arc<Mutex<BTreeMap<(String, String), u64>>>,
     /// Requests by (user agent, verb, resource).
-    clients: Arc<Mutex<BTreeMap<(String, String, String), u64>>>,
+    clients: Arc<Mutex<ClientCounts>>,
 }
+
+/// Requests by (user agent, verb, resource).
+type ClientCounts = BTreeMap<(String, String, String), u64>;
 
 /// The verbs that change something (the others read: get, list, watch).
 pub const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
