@@ -81,6 +81,32 @@ impl Operator {
         assert!(status.success(), "kill -{signal} {}", self.name);
     }
 
+    /// The address of its HTTP endpoints, from its log (it binds port 0).
+    async fn addr(&self) -> String {
+        const LINE: &str = "serving operator endpoints addr=";
+        eventually(&format!("{} serves HTTP", self.name), || async {
+            let log = std::fs::read_to_string(&self.log).ok()?;
+            let rest = &log[log.find(LINE)? + LINE.len()..];
+            let addr: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                .collect();
+            (!addr.is_empty()).then_some(addr)
+        })
+        .await
+    }
+
+    /// Waits until `path` answers `status` with a body containing `body`.
+    async fn wait_http(&self, path: &str, status: u16, body: &str) {
+        let addr = self.addr().await;
+        let what = format!("{} answers {status} {body:?} on {path}", self.name);
+        eventually(&what, || async {
+            let (code, text) = http_get(&addr, path).await?;
+            (code == status && text.contains(body)).then_some(())
+        })
+        .await
+    }
+
     /// Waits (bounded) until the process has exited.
     async fn exited(&mut self, what: &str) -> ExitStatus {
         let child = &mut self.child;
@@ -106,6 +132,19 @@ impl Drop for Operator {
             }
         }
     }
+}
+
+/// A plain HTTP/1.0 GET: (status, body), or None when it cannot connect.
+async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.ok()?;
+    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((status, body))
 }
 
 /// The sandbox, a kubeconfig for the processes, and the Service.
@@ -181,6 +220,12 @@ async fn a_frozen_leader_is_replaced_and_writes_nothing_after_it_resumes() {
     let a_id = wait_holder(&env, "op-a").await;
     let b = Operator::spawn("op-b", dir.path(), &kubeconfig, &[]);
     wait_standing_by(&env, "op-b").await;
+    // Both Ready (a standby must be, or a rolling update would stall);
+    // only the leader runs the controllers.
+    a.wait_http("/readyz", 200, "ok: leader").await;
+    b.wait_http("/readyz", 200, "ok: standby").await;
+    a.wait_http("/metrics", 200, "\nredblack_leader 1\n").await;
+    b.wait_http("/metrics", 200, "\nredblack_leader 0\n").await;
 
     let v1 = env.create_rollout(rollout_json(APP, "demo:1", 2)).await;
     wait_promoted(&env, &hash_of(&v1)).await;
@@ -209,6 +254,8 @@ async fn a_frozen_leader_is_replaced_and_writes_nothing_after_it_resumes() {
     a.signal("STOP");
 
     let b_id = wait_holder(&env, "op-b").await;
+    b.wait_http("/readyz", 200, "ok: leader").await;
+    b.wait_http("/metrics", 200, "\nredblack_leader 1\n").await;
     // op-a is frozen: every write it sent before the freeze has arrived.
     let a_writes_when_replaced = writes(&env, &a_id);
     let lease: Api<Lease> = Api::namespaced(env.client.clone(), NS);

@@ -23,7 +23,7 @@ use super::gate::WriteGate;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     /// Not leading; `healthy` while its last look at the Lease succeeded
-    /// (it could take over).
+    /// and found it held by another (it could take over).
     Standby { healthy: bool },
     /// Holds the Lease; the gate is open while renews succeed.
     Leader,
@@ -194,7 +194,6 @@ async fn run(election: Election, role: watch::Sender<Role>, mut release: oneshot
                 continue;
             }
         };
-        role.send_replace(Role::Standby { healthy: true });
         observed = current.as_ref().map(|lease| {
             decide::observe(
                 observed.as_ref(),
@@ -206,6 +205,10 @@ async fn run(election: Election, role: watch::Sender<Role>, mut release: oneshot
         let sent = Instant::now();
         let attempt = match decide::candidate(observed.as_ref(), me, &timing, sent) {
             Candidate::Wait { until } => {
+                // Ready as a standby only while another holds the Lease: a
+                // process about to acquire it is not ready before its caches
+                // have synced (scripts read /readyz as "the operator works").
+                role.send_replace(Role::Standby { healthy: true });
                 next = next.min(tokio::time::Instant::from_std(until));
                 continue;
             }

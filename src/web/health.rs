@@ -17,7 +17,7 @@ use crate::leader::Role;
 /// What `/readyz` answers. Without leader election the process is ready
 /// once its caches have synced. Under election (docs/operations.md, "High
 /// availability"): the leader once its caches have synced, a standby as long
-/// as its last look at the Lease succeeded (it could take over) — a standby
+/// as its last look found the Lease held by another (it could take over) — a standby
 /// must be Ready, or a rolling update of a 2-replica Deployment with a
 /// PodDisruptionBudget would never finish; a replica that lost the Lease is
 /// not ready (it is about to exit).
