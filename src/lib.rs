@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod api;
 pub mod cli;
+pub mod leader;
 pub mod rollout;
 pub mod runtime;
 pub mod telemetry;

@@ -172,6 +172,7 @@ fn default_render_runs_the_controller_with_probes_and_least_privilege() {
             "ClusterRole",
             "ClusterRoleBinding",
             "Deployment",
+            "PodDisruptionBudget",
             "Role",
             "RoleBinding",
             "Service",
@@ -181,8 +182,20 @@ fn default_render_runs_the_controller_with_probes_and_least_privilege() {
         .into(),
     );
     let deploy = find(&objs, "Deployment");
-    assert_eq!(deploy["spec"]["replicas"], 1);
+    // HA by default: one leader, one standby, rolling updates, a PDB.
+    assert_eq!(deploy["spec"]["replicas"], 2);
+    assert_eq!(deploy["spec"]["strategy"]["type"], "RollingUpdate");
+    assert_eq!(
+        deploy["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+        0
+    );
     assert_eq!(deploy["metadata"]["namespace"], "ops");
+    let pdb = find(&objs, "PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        deploy["spec"]["selector"]["matchLabels"]
+    );
     let c = container(&objs);
     assert_eq!(
         strs(&c["args"]),
@@ -193,9 +206,27 @@ fn default_render_runs_the_controller_with_probes_and_least_privilege() {
             "--health-addr",
             ":8081",
             "--log-format",
-            "json"
+            "json",
+            "--leader-elect=true",
+            "--leader-election-id",
+            "redblack-controller",
+            "--lease-duration",
+            "15s",
+            "--renew-deadline",
+            "10s",
+            "--retry-period",
+            "2s"
         ]
     );
+    // The election's identity and the Lease's namespace (downward API).
+    let env = c["env"].as_sequence().unwrap();
+    for (name, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        let var = env.iter().find(|e| e["name"] == name).unwrap();
+        assert_eq!(var["valueFrom"]["fieldRef"]["fieldPath"], field, "{name}");
+    }
     assert_eq!(c["image"], "redblack/redblack:0.1.0");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
@@ -218,7 +249,7 @@ fn default_render_runs_the_controller_with_probes_and_least_privilege() {
     let leases: BTreeSet<_> = triples(
         &["coordination.k8s.io"],
         &["leases"],
-        &["get", "list", "watch", "create", "update", "patch"],
+        &["get", "create", "update"],
     )
     .into_iter()
     .collect();
@@ -253,6 +284,11 @@ health:
 serviceAccount:
   create: false
   name: ops-operator
+leaderElection:
+  leaseName: ops-lease
+  leaseDuration: 30s
+  renewDeadline: 20s
+  retryPeriod: 4s
 "#;
 
 #[test]
@@ -263,9 +299,15 @@ fn overridden_values_change_the_render() {
     let objs = helm_template(&["-f", values.to_str().unwrap()]);
     assert_eq!(
         kinds(&objs),
-        ["ClusterRole", "Deployment", "Role", "RoleBinding"]
-            .map(String::from)
-            .into(),
+        [
+            "ClusterRole",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding"
+        ]
+        .map(String::from)
+        .into(),
         "no ServiceAccount, no ClusterRoleBinding, no metrics Service"
     );
     let deploy = find(&objs, "Deployment");
@@ -287,7 +329,16 @@ fn overridden_values_change_the_render() {
             "--log-format",
             "text",
             "--namespace",
-            "team-a"
+            "team-a",
+            "--leader-elect=true",
+            "--leader-election-id",
+            "ops-lease",
+            "--lease-duration",
+            "30s",
+            "--renew-deadline",
+            "20s",
+            "--retry-period",
+            "4s"
         ]
     );
     let env = c["env"].as_sequence().unwrap();
@@ -311,6 +362,24 @@ fn overridden_values_change_the_render() {
     assert_eq!(watched["subjects"][0]["name"], "ops-operator");
     assert_eq!(watched["subjects"][0]["namespace"], "ops");
 
+    // One replica without election: the old pod stops before a new one
+    // starts, and no PDB (it would block every drain).
+    let objs = helm_template(&[
+        "--set",
+        "replicaCount=1",
+        "--set",
+        "leaderElection.enabled=false",
+    ]);
+    assert!(!kinds(&objs).contains("PodDisruptionBudget"));
+    let deploy = find(&objs, "Deployment");
+    assert_eq!(deploy["spec"]["strategy"]["type"], "Recreate");
+    let args = strs(&container(&objs)["args"]);
+    assert!(
+        args.contains(&"--leader-elect=false".to_owned()),
+        "{args:?}"
+    );
+    assert!(!args.contains(&"--lease-duration".to_owned()), "{args:?}");
+
     let objs = helm_template(&["--set", "rbac.create=false"]);
     assert!(
         kinds(&objs).iter().all(|k| !k.contains("Role")),
@@ -331,6 +400,7 @@ fn kustomize_base_renders_the_same_operator_as_the_chart() {
         "Role",
         "RoleBinding",
         "Deployment",
+        "PodDisruptionBudget",
         "Service",
     ] {
         assert!(k.contains(kind), "missing {kind} in {k:?}");
@@ -356,6 +426,14 @@ fn kustomize_base_renders_the_same_operator_as_the_chart() {
     assert_eq!(c["image"], "redblack/redblack:0.1.0");
     assert_eq!(c["livenessProbe"], chart_c["livenessProbe"]);
     assert_eq!(c["readinessProbe"], chart_c["readinessProbe"]);
+    assert_eq!(c["env"], chart_c["env"]);
+    let (d, chart_d) = (find(&objs, "Deployment"), find(&chart, "Deployment"));
+    assert_eq!(d["spec"]["replicas"], chart_d["spec"]["replicas"]);
+    assert_eq!(d["spec"]["strategy"], chart_d["spec"]["strategy"]);
+    assert_eq!(
+        find(&objs, "PodDisruptionBudget")["spec"]["minAvailable"],
+        find(&chart, "PodDisruptionBudget")["spec"]["minAvailable"]
+    );
     let crds = objs
         .iter()
         .filter(|o| o["kind"] == "CustomResourceDefinition")

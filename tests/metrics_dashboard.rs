@@ -33,13 +33,6 @@ const ROLLOUT_WAIT: Duration = Duration::from_secs(300);
 /// Bound on a dashboard query returning a sample once the rollouts are done.
 const QUERY_WAIT: Duration = Duration::from_secs(60);
 
-/// Panel queries this test does not require a sample from, and why. Keep
-/// it to queries of metrics that another part of the operator adds.
-const SKIPPED: &[(&str, &str)] = &[(
-    "redblack_leader",
-    "the gauge comes with leader election (another branch); remove this entry once it is merged",
-)];
-
 /// Grafana's template variables as Grafana substitutes them: `$namespace`
 /// is "All" (the variable's `allValue`, `.*`), `$__rate_interval` is what
 /// Grafana computes for a Prometheus data source with its default 15 s
@@ -350,12 +343,7 @@ async fn every_dashboard_query_has_data_after_a_passed_and_a_reverted_canary() {
 
     // Every panel query, as Grafana would send it.
     let all = namespace_all_value(&dashboard);
-    let mut skipped = Vec::new();
     for (panel, expr) in &queries {
-        if let Some((_, why)) = SKIPPED.iter().find(|(e, _)| e == expr) {
-            skipped.push(format!("{panel}: `{expr}` ({why})"));
-            continue;
-        }
         let sent = substitute(expr, &all);
         assert!(
             !sent.contains('$'),
@@ -363,10 +351,7 @@ async fn every_dashboard_query_has_data_after_a_passed_and_a_reverted_canary() {
         );
         wait_value(&client, &format!("panel {panel:?}"), &sent, |_| true).await;
     }
-    eprintln!(
-        "{} dashboard queries returned samples; skipped: {skipped:#?}",
-        queries.len() - skipped.len()
-    );
+    eprintln!("{} dashboard queries returned samples", queries.len());
 
     // A deleted Rollout drops its series (read from the endpoint directly:
     // Prometheus keeps a vanished series for a staleness period).

@@ -1,7 +1,10 @@
 //! `redblack controller`: runs the operator's controllers (Rollout and
 //! CanaryAnalysis) with `/healthz`, `/readyz` (ready once the Rollout
-//! controller's caches have synced) and `/metrics`, until SIGINT or SIGTERM
-//! (in-flight reconciles then get [`SHUTDOWN_GRACE`] to finish).
+//! controller's caches have synced, or as a standby) and `/metrics`, until
+//! SIGINT or SIGTERM (in-flight reconciles then get [`SHUTDOWN_GRACE`] to
+//! finish). Under leader election (the default) the controllers run only
+//! while this replica holds the Lease; losing it cancels them and the verb
+//! exits with an error (see `crate::leader`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,10 +12,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::net::TcpListener;
 
 use super::CliResult;
 use crate::analysis::controller::{AnalysisController, AnalysisControllerConfig};
+use crate::leader::{self, ElectionArgs, Leadership};
 use crate::rollout::controller::{RolloutController, Settings, http_routes_served};
 /// Re-exported: the grace is the runtime's, the same for every controller verb.
 pub use crate::runtime::shutdown::SHUTDOWN_GRACE;
@@ -43,6 +48,8 @@ pub struct ControllerArgs {
     /// Prometheus for CanaryAnalyses that do not name one in `spec.prometheus`.
     #[arg(long, env = "REDBLACK_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
+    #[command(flatten)]
+    pub election: ElectionArgs,
 }
 
 /// `HOST:PORT`, or `:PORT` for every interface (as Go programs accept).
@@ -78,6 +85,8 @@ pub struct ControllerConfig {
     pub prometheus_url: Option<String>,
     /// Run the CanaryAnalysis controller too (tests that script verdicts turn it off).
     pub canary_analysis: bool,
+    /// Run the controllers at once, or only while an election is won.
+    pub leadership: Leadership,
 }
 
 impl Default for ControllerConfig {
@@ -92,12 +101,21 @@ impl Default for ControllerConfig {
             resync: Settings::default().resync,
             prometheus_url: None,
             canary_analysis: true,
+            leadership: Leadership::Unconditional,
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
+    /// The Lease could not be renewed in time (or was taken): the
+    /// controllers were stopped; a fresh process stands by again.
+    #[error("lost the leader Lease; stopped the controllers")]
+    LostLeadership,
+    #[error("invalid leader election settings")]
+    Election(#[source] leader::config::TimingError),
+    #[error("cannot build the controllers' client")]
+    Client(#[source] kube::Error),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
@@ -120,7 +138,14 @@ pub async fn run_controller(
     cfg: ControllerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ControllerError> {
-    let shutdown = shutdown::shared(shutdown);
+    // Losing the Lease stops the HTTP servers too (the process then exits).
+    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = shutdown::shared(async move {
+        tokio::select! {
+            () = shutdown => {}
+            _ = lost_rx => {}
+        }
+    });
     cfg.readiness.set_ready(false);
 
     // Bind first, so a taken port fails at start, not later.
@@ -154,6 +179,79 @@ pub async fn run_controller(
         }));
     }
 
+    let outcome = match &cfg.leadership {
+        Leadership::Unconditional => {
+            cfg.metrics.leader.set(1);
+            run_controllers(client, &cfg, shutdown.clone()).await;
+            Ok(())
+        }
+        Leadership::Elected(elector) => {
+            let follow = tokio::spawn(follow_role(
+                elector.role(),
+                cfg.readiness.clone(),
+                cfg.metrics.clone(),
+            ));
+            let outcome = tokio::select! {
+                // Shut down while standing by: nothing was written.
+                () = shutdown.clone() => Ok(()),
+                leading = elector.leading() => if leading {
+                    // Losing the Lease drops the controllers' future: every
+                    // in-flight reconcile is cancelled where it stands (and
+                    // its writes were already refused by the gate).
+                    tokio::select! {
+                        () = run_controllers(client, &cfg, shutdown.clone()) => Ok(()),
+                        () = elector.lost() => Err(ControllerError::LostLeadership),
+                    }
+                } else {
+                    Err(ControllerError::LostLeadership)
+                },
+            };
+            // Nothing of this process writes any more: hand the Lease back
+            // (a no-op after a loss) so a standby takes over at once.
+            elector.release().await;
+            follow.abort();
+            outcome
+        }
+    };
+    cfg.metrics.leader.set(0);
+    cfg.readiness.set_ready(false);
+    if outcome.is_err() {
+        cfg.readiness.set_role(leader::Role::Lost);
+        let _ = lost_tx.send(());
+    }
+
+    for server in servers {
+        match server.await {
+            Ok(result) => result?,
+            Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
+        }
+    }
+    outcome
+}
+
+/// Readiness and the `redblack_leader` gauge follow the election's role.
+async fn follow_role(
+    mut role: tokio::sync::watch::Receiver<leader::Role>,
+    readiness: Arc<Readiness>,
+    metrics: OperatorMetrics,
+) {
+    loop {
+        let now = *role.borrow_and_update();
+        readiness.set_role(now);
+        metrics.leader.set(i64::from(now == leader::Role::Leader));
+        if role.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The Rollout and CanaryAnalysis controllers, until `shutdown` (then at
+/// most [`SHUTDOWN_GRACE`] more).
+async fn run_controllers(
+    client: kube::Client,
+    cfg: &ControllerConfig,
+    shutdown: shutdown::Shutdown,
+) {
     // Watch HTTPRoutes only if the API serves them now (the Gateway API is
     // optional); otherwise routes are read per reconcile until a restart.
     let watch_http_routes = http_routes_served(&client).await;
@@ -199,39 +297,65 @@ pub async fn run_controller(
             tracing::info!("caches synced; ready");
         }
     };
-    let ready = tokio::spawn(ready);
-    let controllers = async {
-        tokio::join!(
-            rollouts.run(cfg.metrics.clone(), shutdown.clone()),
-            analyses
-        )
+    // Aborted when this future ends or is dropped (leadership lost).
+    let ready = AbortOnDrop(tokio::spawn(ready));
+    let controllers = {
+        let stop = shutdown.clone();
+        async move { tokio::join!(rollouts.run(cfg.metrics.clone(), stop), analyses) }
     };
     // In-flight reconciles finish after the signal, but never hold the
     // process beyond SHUTDOWN_GRACE (a cut reconcile is redone by the next
     // operator); when the grace runs out, within_grace logs it.
-    let _finished = within_grace(controllers, shutdown.clone(), SHUTDOWN_GRACE).await;
-    ready.abort();
-    cfg.readiness.set_ready(false);
+    let _finished = within_grace(controllers.boxed(), shutdown, SHUTDOWN_GRACE).await;
+    drop(ready);
+}
 
-    for server in servers {
-        match server.await {
-            Ok(result) => result?,
-            Err(e) => tracing::warn!(error = %e, "HTTP server task failed"),
-        }
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    Ok(())
 }
 
 pub async fn run(args: ControllerArgs) -> CliResult {
     telemetry::init(args.log_format);
-    let (client, _) = crate::runtime::client::connect(args.kubeconfig.as_deref(), None).await?;
-    let cfg = ControllerConfig {
+    let timing = args.election.timing().map_err(ControllerError::Election)?;
+    let mut config = crate::runtime::client::config(args.kubeconfig.as_deref()).await?;
+    // Every request names this process: the API server's audit log (and
+    // the sandbox's request counters) tell the replicas apart.
+    let identity = leader::config::identity_from_env();
+    if let Ok(agent) = http::HeaderValue::from_str(&leader::config::user_agent(&identity)) {
+        config.headers.push((http::header::USER_AGENT, agent));
+    }
+    let mut cfg = ControllerConfig {
         namespace: args.namespace,
         concurrency: args.concurrency,
         metrics_addr: Some(args.metrics_addr),
         health_addr: Some(args.health_addr),
         prometheus_url: args.prometheus_url,
         ..ControllerConfig::default()
+    };
+    let client = if args.election.leader_elect {
+        let namespace = leader::config::namespace_from_env(
+            args.election.leader_election_namespace.as_deref(),
+            &config.default_namespace,
+        );
+        let gate = leader::WriteGate::new(timing.renew_deadline);
+        let lease_client =
+            leader::client::plain(config.clone()).map_err(ControllerError::Client)?;
+        let elector = leader::Elector::start(leader::Election {
+            api: kube::Api::namespaced(lease_client, &namespace),
+            name: args.election.leader_election_id.clone(),
+            identity,
+            timing,
+            gate: gate.clone(),
+        });
+        cfg.leadership = Leadership::Elected(Arc::new(elector));
+        leader::client::gated(config, gate).map_err(ControllerError::Client)?
+    } else {
+        tracing::warn!("leader election disabled: run exactly one replica");
+        leader::client::plain(config).map_err(ControllerError::Client)?
     };
     run_controller(client, cfg, shutdown::on_signal()).await?;
     Ok(())

@@ -27,8 +27,19 @@ pub async fn connect(
     kubeconfig: Option<&Path>,
     namespace: Option<&str>,
 ) -> Result<(Client, String), ClientError> {
+    let config = config(kubeconfig).await?;
+    let namespace = namespace
+        .map(str::to_string)
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client = Client::try_from(config).map_err(ClientError::Client)?;
+    Ok((client, namespace))
+}
+
+/// The client configuration `connect` builds its client from (for a verb
+/// that builds its own stack, e.g. the controller's write-gated client).
+pub async fn config(kubeconfig: Option<&Path>) -> Result<Config, ClientError> {
     install_crypto_provider();
-    let config = match kubeconfig {
+    match kubeconfig {
         Some(path) => {
             let err = |source| ClientError::Kubeconfig {
                 path: path.to_path_buf(),
@@ -37,15 +48,10 @@ pub async fn connect(
             let kubeconfig = Kubeconfig::read_from(path).map_err(err)?;
             Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                 .await
-                .map_err(err)?
+                .map_err(err)
         }
-        None => Config::infer().await.map_err(ClientError::Infer)?,
-    };
-    let namespace = namespace
-        .map(str::to_string)
-        .unwrap_or_else(|| config.default_namespace.clone());
-    let client = Client::try_from(config).map_err(ClientError::Client)?;
-    Ok((client, namespace))
+        None => Config::infer().await.map_err(ClientError::Infer),
+    }
 }
 
 /// kube builds a rustls connector even for plain http; with both rustls

@@ -10,6 +10,7 @@ use axum::routing::get;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -35,6 +36,9 @@ pub struct OperatorMetrics {
     pub api_writes: Family<ControllerLabels, Counter>,
     /// Rollout-level metrics: transitions, and per-Rollout state at scrape time.
     pub rollouts: RolloutMetrics,
+    /// 1 while this process runs the controllers (the leader, or without
+    /// election), 0 while it stands by.
+    pub leader: Gauge,
     registry: Arc<Mutex<Registry>>,
 }
 
@@ -70,10 +74,17 @@ impl OperatorMetrics {
             "Writes sent to the Kubernetes API",
             api_writes.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 if this replica leads (runs the controllers), 0 if it stands by",
+            leader.clone(),
+        );
         let rollouts = RolloutMetrics::new();
         rollouts.register(&mut registry);
         Self {
             rollouts,
+            leader,
             reconciles,
             reconcile_errors,
             reconcile_duration,

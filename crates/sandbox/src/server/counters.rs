@@ -1,7 +1,9 @@
 //! Per (verb, resource) request counters, so tests can assert how chatty a
 //! controller is (e.g. "no relist storms"), and counters of the faults the
 //! fault injection answered with, so a reliability run can say how many of
-//! its requests failed on purpose.
+//! its requests failed on purpose. Requests are also counted per client
+//! (its `User-Agent`), so a test can prove one process wrote nothing (the
+//! operator names its process in its user agent: `redblack/VERSION (IDENTITY)`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +16,15 @@ pub struct RequestCounts {
     inner: Arc<Mutex<BTreeMap<(String, String), u64>>>,
     /// Injected faults by (verb, kind), kind as in [`RequestCounts::record_fault`].
     faults: Arc<Mutex<BTreeMap<(String, String), u64>>>,
+    /// Requests by (user agent, verb, resource).
+    clients: Arc<Mutex<ClientCounts>>,
 }
+
+/// Requests by (user agent, verb, resource).
+type ClientCounts = BTreeMap<(String, String, String), u64>;
+
+/// The verbs that change something (the others read: get, list, watch).
+pub const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
 
 impl RequestCounts {
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), u64>> {
@@ -24,6 +34,42 @@ impl RequestCounts {
 
     fn lock_faults(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), u64>> {
         self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_clients(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String, String), u64>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One request of the client with this user agent (`""` when it sent none).
+    pub fn record_client(&self, user_agent: &str, verb: &str, resource: &str) {
+        *self
+            .lock_clients()
+            .entry((
+                user_agent.to_string(),
+                verb.to_string(),
+                resource.to_string(),
+            ))
+            .or_insert(0) += 1;
+    }
+
+    /// (verb, resource) counts of the clients whose user agent contains `agent`.
+    pub fn by_client(&self, agent: &str) -> BTreeMap<(String, String), u64> {
+        let mut out = BTreeMap::new();
+        for ((ua, verb, resource), n) in self.lock_clients().iter() {
+            if ua.contains(agent) {
+                *out.entry((verb.clone(), resource.clone())).or_insert(0) += n;
+            }
+        }
+        out
+    }
+
+    /// Writes (any of [`WRITE_VERBS`]) of the clients whose user agent contains `agent`.
+    pub fn writes_by_client(&self, agent: &str) -> u64 {
+        self.by_client(agent)
+            .iter()
+            .filter(|((verb, _), _)| WRITE_VERBS.contains(&verb.as_str()))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// One injected fault on a `verb` request; `kind` names what was done
@@ -94,10 +140,12 @@ impl RequestCounts {
     pub fn reset(&self) {
         self.lock().clear();
         self.lock_faults().clear();
+        self.lock_clients().clear();
     }
 
     /// `{"total": N, "counts": [{"verb", "resource", "count"}], "faults":
-    /// {"total": F, "counts": [{"verb", "kind", "count"}]}}` for GET /sandbox/requests.
+    /// {"total": F, "counts": [{"verb", "kind", "count"}]}, "clients":
+    /// [{"userAgent", "verb", "resource", "count"}]}` for GET /sandbox/requests.
     pub fn to_json(&self) -> Value {
         let counts: Vec<Value> = self
             .snapshot()
@@ -111,10 +159,18 @@ impl RequestCounts {
             .iter()
             .map(|((verb, kind), count)| json!({"verb": verb, "kind": kind, "count": count}))
             .collect();
+        let clients: Vec<Value> = self
+            .lock_clients()
+            .iter()
+            .map(|((ua, verb, resource), count)| {
+                json!({"userAgent": ua, "verb": verb, "resource": resource, "count": count})
+            })
+            .collect();
         json!({
             "total": self.total(),
             "counts": counts,
             "faults": {"total": self.faults_total(), "counts": faults},
+            "clients": clients,
         })
     }
 }
@@ -143,5 +199,26 @@ mod tests {
         shared.reset();
         assert_eq!(c.total(), 0);
         assert_eq!(c.faults_total(), 0);
+    }
+
+    #[test]
+    fn counts_per_client() {
+        let c = RequestCounts::default();
+        c.record_client("redblack/0.1.0 (op-a-1)", "patch", "services");
+        c.record_client("redblack/0.1.0 (op-a-1)", "get", "leases");
+        c.record_client("redblack/0.1.0 (op-a-1)", "deletecollection", "pods");
+        c.record_client("redblack/0.1.0 (op-b-2)", "update", "leases");
+        c.record_client("", "create", "pods");
+        assert_eq!(c.writes_by_client("(op-a-"), 2);
+        assert_eq!(c.writes_by_client("(op-b-"), 1);
+        assert_eq!(c.writes_by_client("(op-c-"), 0);
+        assert_eq!(
+            c.by_client("(op-a-")
+                .get(&("get".to_string(), "leases".to_string())),
+            Some(&1)
+        );
+        assert_eq!(c.to_json()["clients"].as_array().map(Vec::len), Some(5));
+        c.reset();
+        assert_eq!(c.writes_by_client(""), 0);
     }
 }

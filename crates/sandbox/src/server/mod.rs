@@ -225,6 +225,11 @@ async fn object(
         None => rt.plural.clone(),
     };
     st.counts.record(verb, &resource);
+    let agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    st.counts.record_client(agent, verb, &resource);
     let injected = st.faults.decide(verb, &resource);
     if let Some(fault) = &injected {
         st.counts.record_fault(verb, &fault.kind());
