@@ -78,6 +78,9 @@ pub struct ControllerConfig {
     pub prometheus_url: Option<String>,
     /// Run the CanaryAnalysis controller too (tests that script verdicts turn it off).
     pub canary_analysis: bool,
+    /// The operator's own object (default: its Pod, from `POD_NAME` and
+    /// `POD_NAMESPACE`), where a refused Rollout watch is recorded as an Event.
+    pub operator: Option<k8s_openapi::api::core::v1::ObjectReference>,
 }
 
 impl Default for ControllerConfig {
@@ -92,6 +95,7 @@ impl Default for ControllerConfig {
             resync: Settings::default().resync,
             prometheus_url: None,
             canary_analysis: true,
+            operator: crate::runtime::events::operator_reference(),
         }
     }
 }
@@ -165,6 +169,7 @@ pub async fn run_controller(
             resync: cfg.resync,
             instance: crate::runtime::events::reporting_instance(),
             watch_http_routes,
+            operator: cfg.operator.clone(),
             ..Settings::default()
         },
     );

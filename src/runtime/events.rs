@@ -57,6 +57,21 @@ pub fn reporting_instance() -> Option<String> {
     std::env::var("POD_NAME").ok()
 }
 
+/// The operator's own Pod (`POD_NAME`, `POD_NAMESPACE`, set by the chart), on
+/// which it records what it cannot record on a Rollout (e.g. that it may not
+/// watch Rollouts at all).
+pub fn operator_reference() -> Option<ObjectReference> {
+    let name = std::env::var("POD_NAME").ok()?;
+    let namespace = std::env::var("POD_NAMESPACE").ok()?;
+    Some(ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: Some(name),
+        namespace: Some(namespace),
+        ..ObjectReference::default()
+    })
+}
+
 /// The API server rejects an Event whose note exceeds 1 kB (events.k8s.io/v1).
 pub const NOTE_LIMIT: usize = 1024;
 
