@@ -25,10 +25,10 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Service};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
+use kube::Client;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
-use kube::{Client, ResourceExt};
 use redblack::analysis::controller::{AnalysisController, AnalysisControllerConfig, SourceFactory};
 use redblack::analysis::source::{MetricSource, Sample, Samples, SourceError};
 use redblack::api::{Phase, Rollout, pod_template_hash};

@@ -476,6 +476,7 @@ async fn reconcile_inner(
         &ctx.caches,
         route.as_ref().map(apply::route_observation),
     );
+    observed.events_refused = ctx.events.refusal(&rollout.object_ref(&()));
     let now = Utc::now();
     let mut plan = plan(rollout, &observed, now);
     let requeue = Requeue::requeue(plan.requeue_after.unwrap_or(ctx.settings.resync));
