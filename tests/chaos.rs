@@ -48,6 +48,7 @@ async fn killed_at_any_point_the_operator_keeps_every_invariant() {
     let harness = point::Harness {
         client: env.client.clone(),
         url: env.sandbox.url(),
+        token: env.sandbox.admin_token(),
         journal: journal::Journal::start(&env.client).await,
     };
     let report = plan::run(&harness, &settings).await;

@@ -110,34 +110,38 @@ fn triples(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Vec<(String, 
 
 /// Exactly what the operator needs (README "Install" lists the same).
 fn expected_cluster_grants() -> BTreeSet<(String, String, String)> {
-    let crud = [
-        "get", "list", "watch", "create", "update", "patch", "delete",
-    ];
-    let sub = ["get", "update", "patch"];
-    let switch = ["get", "list", "watch", "patch", "update"];
+    // Every one is needed: tests/chart_rbac.rs removes each rule in turn.
+    let watch = ["list", "watch"];
     [
-        triples(&["redblack.io"], &["rollouts", "canaryanalyses"], &crud),
+        triples(&["redblack.io"], &["rollouts"], &watch),
         triples(
             &["redblack.io"],
-            &["canaryanalysistemplates"],
-            &["get", "list", "watch"],
+            &["canaryanalyses"],
+            &["list", "watch", "create"],
         ),
+        triples(&["redblack.io"], &["canaryanalysistemplates"], &watch),
         triples(
             &["redblack.io"],
-            &["rollouts/status", "canaryanalyses/status", "rollouts/scale"],
-            &sub,
+            &["rollouts/status", "canaryanalyses/status"],
+            &["patch"],
         ),
         triples(
             &["redblack.io"],
             &["rollouts/finalizers", "canaryanalyses/finalizers"],
             &["update"],
         ),
-        triples(&["apps"], &["replicasets"], &crud),
-        triples(&["apps"], &["replicasets/scale"], &sub),
-        triples(&[""], &["services"], &switch),
-        triples(&[""], &["pods"], &["list", "watch"]),
-        triples(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
-        triples(&["gateway.networking.k8s.io"], &["httproutes"], &switch),
+        triples(
+            &["apps"],
+            &["replicasets"],
+            &["list", "watch", "patch", "delete"],
+        ),
+        triples(&[""], &["services"], &["get", "list", "watch", "patch"]),
+        triples(&["events.k8s.io"], &["events"], &["create"]),
+        triples(
+            &["gateway.networking.k8s.io"],
+            &["httproutes"],
+            &["get", "list", "watch", "patch"],
+        ),
     ]
     .concat()
     .into_iter()
@@ -299,16 +303,10 @@ fn overridden_values_change_the_render() {
     let objs = helm_template(&["-f", values.to_str().unwrap()]);
     assert_eq!(
         kinds(&objs),
-        [
-            "ClusterRole",
-            "Deployment",
-            "PodDisruptionBudget",
-            "Role",
-            "RoleBinding"
-        ]
-        .map(String::from)
-        .into(),
-        "no ServiceAccount, no ClusterRoleBinding, no metrics Service"
+        ["Deployment", "PodDisruptionBudget", "Role", "RoleBinding"]
+            .map(String::from)
+            .into(),
+        "no ServiceAccount, no cluster-wide RBAC, no metrics Service"
     );
     let deploy = find(&objs, "Deployment");
     assert_eq!(deploy["spec"]["replicas"], 2);
@@ -352,13 +350,19 @@ fn overridden_values_change_the_render() {
         var("REDBLACK_PROMETHEUS_URL"),
         Some("http://prometheus.monitoring:9090".into())
     );
-    // Watching one namespace: the ClusterRole is granted there only.
-    let bindings: Vec<&Value> = objs.iter().filter(|o| o["kind"] == "RoleBinding").collect();
-    let watched = bindings
-        .iter()
-        .find(|b| b["roleRef"]["kind"] == "ClusterRole")
-        .unwrap();
-    assert_eq!(watched["metadata"]["namespace"], "team-a");
+    // Watching one namespace: the same rules, as a Role there.
+    let in_ns = |kind: &str, ns: &str| {
+        objs.iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["namespace"] == ns)
+            .unwrap_or_else(|| panic!("no {kind} in {ns}"))
+    };
+    assert_eq!(grants(in_ns("Role", "team-a")), expected_cluster_grants());
+    let watched = in_ns("RoleBinding", "team-a");
+    assert_eq!(watched["roleRef"]["kind"], "Role");
+    assert_eq!(
+        watched["roleRef"]["name"],
+        in_ns("Role", "team-a")["metadata"]["name"]
+    );
     assert_eq!(watched["subjects"][0]["name"], "ops-operator");
     assert_eq!(watched["subjects"][0]["namespace"], "ops");
 

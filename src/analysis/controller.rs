@@ -121,6 +121,9 @@ pub struct AnalysisContext {
     pub clock: Clock,
     /// Paces retries per analysis (progress never lives here).
     pub backoff: ErrorBackoff,
+    /// The last refused status write announced per analysis (uid → the
+    /// API's message), so a refusal is one Event, not one per retry.
+    pub refusals: Mutex<HashMap<String, String>>,
 }
 
 /// A `SourceFactory` of `PrometheusSource`s, one per URL, reused across reconciles.
@@ -190,6 +193,7 @@ impl AnalysisController {
             metrics: self.metrics.clone(),
             clock: self.clock.clone(),
             backoff: ErrorBackoff::new(self.config.error_requeue, self.config.error_requeue),
+            refusals: Mutex::default(),
         })
     }
 

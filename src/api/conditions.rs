@@ -13,6 +13,10 @@ pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 pub const PAUSED: &str = "Paused";
 pub const INVALID_SPEC: &str = "InvalidSpec";
+/// Abnormal-true: the API refuses the Events the operator records on the
+/// Rollout (e.g. RBAC without `create` on events.k8s.io Events), so the
+/// status is the only place left to say so.
+pub const EVENTS_REFUSED: &str = "EventsRefused";
 /// Abnormal-true: `previewService` is set but the Service does not exist.
 pub const PREVIEW_SERVICE_MISSING: &str = "PreviewServiceMissing";
 

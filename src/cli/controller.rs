@@ -87,6 +87,9 @@ pub struct ControllerConfig {
     pub canary_analysis: bool,
     /// Run the controllers at once, or only while an election is won.
     pub leadership: Leadership,
+    /// The operator's own object (default: its Pod, from `POD_NAME` and
+    /// `POD_NAMESPACE`), where a refused Rollout watch is recorded as an Event.
+    pub operator: Option<k8s_openapi::api::core::v1::ObjectReference>,
 }
 
 impl Default for ControllerConfig {
@@ -102,6 +105,7 @@ impl Default for ControllerConfig {
             prometheus_url: None,
             canary_analysis: true,
             leadership: Leadership::Unconditional,
+            operator: crate::runtime::events::operator_reference(),
         }
     }
 }
@@ -263,6 +267,7 @@ async fn run_controllers(
             resync: cfg.resync,
             instance: crate::runtime::events::reporting_instance(),
             watch_http_routes,
+            operator: cfg.operator.clone(),
             ..Settings::default()
         },
     );

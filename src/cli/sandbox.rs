@@ -28,6 +28,33 @@ pub struct SandboxArgs {
     /// Keep a Prometheus file-SD target list of the running demo-app pods here.
     #[arg(long)]
     pub prometheus_sd_file: Option<PathBuf>,
+    /// Also write a kubeconfig acting as ServiceAccount NS/NAME to PATH
+    /// (`NS/NAME=PATH`, repeatable); its token authenticates once the
+    /// ServiceAccount exists and may do what RBAC grants it.
+    #[arg(long = "kubeconfig-for-sa", value_parser = parse_sa_kubeconfig)]
+    pub kubeconfig_for_sa: Vec<SaKubeconfig>,
+}
+
+/// `--kubeconfig-for-sa NS/NAME=PATH`
+#[derive(Clone, Debug, PartialEq)]
+pub struct SaKubeconfig {
+    pub namespace: String,
+    pub name: String,
+    pub path: PathBuf,
+}
+
+fn parse_sa_kubeconfig(s: &str) -> Result<SaKubeconfig, String> {
+    let bad = || format!("{s:?} is not NAMESPACE/NAME=PATH");
+    let (account, path) = s.split_once('=').ok_or_else(bad)?;
+    let (namespace, name) = account.split_once('/').ok_or_else(bad)?;
+    if namespace.is_empty() || name.is_empty() || path.is_empty() || name.contains('/') {
+        return Err(bad());
+    }
+    Ok(SaKubeconfig {
+        namespace: namespace.into(),
+        name: name.into(),
+        path: path.into(),
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,9 +104,13 @@ pub async fn run(args: SandboxArgs) -> CliResult {
         // Pods of the demo-app image run this very binary as `redblack demo-app`.
         process: redblack_sandbox::controllers::process_runtime::ProcessConfig::with_current_exe(),
         prometheus_sd_file: args.prometheus_sd_file.clone(),
+        ..SandboxConfig::default()
     })
     .await?;
     sandbox.write_kubeconfig(&args.kubeconfig)?;
+    for sa in &args.kubeconfig_for_sa {
+        sandbox.write_kubeconfig_for_service_account(&sa.path, &sa.namespace, &sa.name)?;
+    }
     println!(
         "redblack sandbox (a simulator, not a cluster) ready at {} (kubeconfig: {})",
         sandbox.url(),
@@ -89,4 +120,24 @@ pub async fn run(args: SandboxArgs) -> CliResult {
     tracing::info!("shutting down");
     sandbox.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_account_kubeconfigs_are_ns_name_equals_path() {
+        assert_eq!(
+            parse_sa_kubeconfig("redblack-system/redblack=/tmp/sa.kubeconfig"),
+            Ok(SaKubeconfig {
+                namespace: "redblack-system".into(),
+                name: "redblack".into(),
+                path: "/tmp/sa.kubeconfig".into(),
+            })
+        );
+        for bad in ["redblack=/p", "ns/=p", "/n=p", "ns/n=", "ns/n", "a/b/c=p"] {
+            assert!(parse_sa_kubeconfig(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -33,9 +33,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList;
 use kube::api::DynamicObject;
 use kube::runtime::controller::{Action as Requeue, Controller};
@@ -52,9 +52,10 @@ use crate::rollout::metrics;
 use crate::rollout::observe::{self, Before, Caches, Synced};
 use crate::rollout::plan;
 use crate::runtime::backoff::ErrorBackoff;
-use crate::runtime::events::EventPublisher;
+use crate::runtime::events::{EventPublisher, PlannedEvent};
 use crate::runtime::metrics::{ErrorKind, ReconcileGuard, count_writes};
 use crate::runtime::run::{self, scoped_api as api};
+use crate::runtime::watch_refusals::WatchRefusals;
 use crate::web::metrics::OperatorMetrics;
 
 /// The `controller` label of this controller's metrics.
@@ -82,6 +83,9 @@ pub struct Settings {
     /// Watch HTTPRoutes (set when the API serves them, [`http_routes_served`]);
     /// false reads a routed Rollout's route from the API on every reconcile.
     pub watch_http_routes: bool,
+    /// The operator's own object (its Pod), on which a refused Rollout watch
+    /// is recorded as a Warning Event (there is no Rollout to record it on).
+    pub operator: Option<ObjectReference>,
 }
 
 impl Default for Settings {
@@ -93,6 +97,7 @@ impl Default for Settings {
             cache_wait: Duration::from_secs(5),
             instance: None,
             watch_http_routes: false,
+            operator: None,
         }
     }
 }
@@ -127,6 +132,9 @@ pub struct RolloutContext {
     pub metrics: OperatorMetrics,
     pub settings: Settings,
     events: EventPublisher,
+    /// Watches the API refuses (403): reported on the Rollouts while the
+    /// caches cannot sync.
+    refusals: WatchRefusals,
     /// Paces retries per Rollout (progress never lives here).
     backoff: ErrorBackoff,
 }
@@ -137,6 +145,7 @@ pub struct RolloutController {
     caches: Caches,
     client: Client,
     settings: Settings,
+    refusals: WatchRefusals,
 }
 
 impl RolloutController {
@@ -144,10 +153,16 @@ impl RolloutController {
         let ns = settings.namespace.as_deref();
         // Bits 0–4 below; 5 is the route cache, awaited only when it runs.
         let synced = Synced::new(if settings.watch_http_routes { 6 } else { 5 });
+        let refusals = WatchRefusals::default();
+        let operator_alert = settings.operator.clone().map(|reference| {
+            let publisher = EventPublisher::new(client.clone(), reporter(&settings), "Watch");
+            (publisher, reference)
+        });
 
         let (rollouts, rollout_writer) = reflector::store::<Rollout>();
         let rollout_events = watcher(api::<Rollout>(&client, ns), watcher::Config::default())
             .default_backoff()
+            .inspect(track(&refusals, "rollouts.redblack.io", operator_alert))
             .modify(observe::strip_managed_fields)
             .reflect(rollout_writer)
             .inspect_ok(mark_synced(&synced, 0))
@@ -160,6 +175,7 @@ impl RolloutController {
             watcher::Config::default().labels(POD_TEMPLATE_HASH_LABEL),
         )
         .default_backoff()
+        .inspect(track(&refusals, "replicasets.apps", None))
         .modify(observe::strip_managed_fields)
         .reflect(rs_writer)
         .inspect_ok(mark_synced(&synced, 1))
@@ -168,6 +184,7 @@ impl RolloutController {
         let (services, svc_writer) = reflector::store::<Service>();
         let svc_events = watcher(api::<Service>(&client, ns), watcher::Config::default())
             .default_backoff()
+            .inspect(track(&refusals, "services", None))
             .modify(observe::strip_service)
             .reflect(svc_writer)
             .inspect_ok(mark_synced(&synced, 2))
@@ -180,6 +197,7 @@ impl RolloutController {
             watcher::Config::default().labels(ROLLOUT_LABEL),
         )
         .default_backoff()
+        .inspect(track(&refusals, "canaryanalyses.redblack.io", None))
         .modify(observe::strip_managed_fields)
         .reflect(analysis_writer)
         .inspect_ok(mark_synced(&synced, 3))
@@ -193,6 +211,11 @@ impl RolloutController {
             watcher::Config::default(),
         )
         .default_backoff()
+        .inspect(track(
+            &refusals,
+            "canaryanalysistemplates.redblack.io",
+            None,
+        ))
         .modify(observe::strip_managed_fields)
         .reflect(template_writer)
         .inspect_ok(mark_synced(&synced, 4))
@@ -223,6 +246,11 @@ impl RolloutController {
             };
             let route_events = watcher(api, watcher::Config::default())
                 .default_backoff()
+                .inspect(track(
+                    &refusals,
+                    "httproutes.gateway.networking.k8s.io",
+                    None,
+                ))
                 .modify(observe::strip_route)
                 .reflect(writer)
                 .inspect_ok(mark_synced(&synced, 5))
@@ -250,6 +278,7 @@ impl RolloutController {
             },
             client,
             settings,
+            refusals,
         }
     }
 
@@ -263,10 +292,7 @@ impl RolloutController {
         metrics: OperatorMetrics,
         shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ) {
-        let reporter = Reporter {
-            controller: REPORTING_CONTROLLER.to_owned(),
-            instance: self.settings.instance.clone(),
-        };
+        let reporter = reporter(&self.settings);
         let concurrency = self.settings.concurrency;
         // Per-Rollout state is read from these caches at each scrape.
         metrics
@@ -279,6 +305,7 @@ impl RolloutController {
             events: EventPublisher::new(self.client.clone(), reporter, "Reconcile"),
             client: self.client,
             caches: self.caches,
+            refusals: self.refusals,
             metrics,
             settings: self.settings,
             backoff: ErrorBackoff::new(ERROR_BACKOFF_FIRST, ERROR_BACKOFF_CAP),
@@ -331,6 +358,40 @@ pub async fn http_routes_served(client: &Client) -> bool {
     }
 }
 
+fn reporter(settings: &Settings) -> Reporter {
+    Reporter {
+        controller: REPORTING_CONTROLLER.to_owned(),
+        instance: settings.instance.clone(),
+    }
+}
+
+/// Records the refusals of the watch of `what` (and clears them once it
+/// lists again); a new refusal is also announced on `alert`'s object.
+fn track<K>(
+    refusals: &WatchRefusals,
+    what: &'static str,
+    alert: Option<(EventPublisher, ObjectReference)>,
+) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) + use<K> {
+    let refusals = refusals.clone();
+    move |item| match item {
+        Ok(watcher::Event::InitDone) => refusals.succeeded(what),
+        Ok(_) => {}
+        Err(error) => {
+            let Some(message) = refusals.failed(what, error) else {
+                return;
+            };
+            warn!(%what, %message, "the API refuses a watch; the caches cannot sync");
+            if let Some((publisher, reference)) = alert.clone() {
+                let event = PlannedEvent::warning(
+                    "WatchRefused",
+                    format!("the API refused listing and watching {what}: {message}"),
+                );
+                tokio::spawn(async move { publisher.publish(&reference, &[event]).await });
+            }
+        }
+    }
+}
+
 /// Marks cache `bit` synced when its watcher completes a list.
 fn mark_synced<K>(synced: &Synced, bit: u8) -> impl FnMut(&watcher::Event<K>) + use<K> {
     let synced = synced.clone();
@@ -343,6 +404,9 @@ fn mark_synced<K>(synced: &Synced, bit: u8) -> impl FnMut(&watcher::Event<K>) + 
 
 /// How long a reconcile waits for unsynced caches before it requeues itself.
 const CACHE_SYNC_POLL: Duration = Duration::from_secs(1);
+/// How often a Rollout whose controller may not watch a kind is looked at
+/// again (the watch itself retries with its own backoff).
+const REFUSED_WATCH_RETRY: Duration = Duration::from_secs(10);
 
 /// True once every cache of the controller has completed its first list,
 /// waiting at most `wait`.
@@ -368,6 +432,18 @@ async fn reconcile(
         // is made until every cache has listed; the wait is bounded so a
         // shutdown is never held by a cache that cannot list.
         if !caches_synced(&ctx.caches.synced, CACHE_SYNC_POLL).await {
+            // A watch the API refuses never syncs: say so on the Rollout.
+            if let Some((what, message)) = ctx.refusals.first() {
+                let refusal = plan::WriteRefusal {
+                    what: format!("listing and watching {what}"),
+                    code: 403,
+                    reason: "Forbidden".into(),
+                    message,
+                };
+                let observed = observe::observe(&rollout, &ctx.caches);
+                report_refused(&ctx, &rollout, &observed, &refusal, Utc::now()).await;
+                return Ok(Requeue::requeue(REFUSED_WATCH_RETRY));
+            }
             debug!("caches not synced yet; the plan waits");
             return Ok(Requeue::requeue(CACHE_SYNC_POLL));
         }
@@ -411,6 +487,7 @@ async fn reconcile_inner(
         &ctx.caches,
         route.as_ref().map(apply::route_observation),
     );
+    observed.events_refused = ctx.events.refusal(&rollout.object_ref(&()));
     let now = Utc::now();
     let mut plan = plan(rollout, &observed, now);
     let requeue = Requeue::requeue(plan.requeue_after.unwrap_or(ctx.settings.resync));
@@ -595,7 +672,13 @@ async fn report_refused(
             )
             .await;
         }
-        Err(e) => warn!(error = %e, "cannot record the refused write in the status"),
+        Err(e) => {
+            // The status write is refused too (e.g. RBAC without
+            // rollouts/status): the Event is then the only trace; it
+            // repeats with the retries, which back off.
+            warn!(error = %e, "cannot record the refused write in the status");
+            ctx.events.publish(&rollout.object_ref(&()), &events).await;
+        }
     }
 }
 

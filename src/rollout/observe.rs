@@ -191,6 +191,7 @@ pub fn observe_with_route(
         role_services,
         analysis_templates,
         refused: None,
+        events_refused: None,
     }
 }
 

@@ -8,6 +8,9 @@
 //! the API refuses for objects whose names are longer than 236 characters
 //! (valid Rollout names go to 253), so their Events were lost.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
@@ -57,6 +60,21 @@ pub fn reporting_instance() -> Option<String> {
     std::env::var("POD_NAME").ok()
 }
 
+/// The operator's own Pod (`POD_NAME`, `POD_NAMESPACE`, set by the chart), on
+/// which it records what it cannot record on a Rollout (e.g. that it may not
+/// watch Rollouts at all).
+pub fn operator_reference() -> Option<ObjectReference> {
+    let name = std::env::var("POD_NAME").ok()?;
+    let namespace = std::env::var("POD_NAMESPACE").ok()?;
+    Some(ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: Some(name),
+        namespace: Some(namespace),
+        ..ObjectReference::default()
+    })
+}
+
 /// The API server rejects an Event whose note exceeds 1 kB (events.k8s.io/v1).
 pub const NOTE_LIMIT: usize = 1024;
 
@@ -80,6 +98,18 @@ pub struct EventPublisher {
     reporter: Reporter,
     /// The Event's `action` (what the controller was doing), e.g. `Reconcile`.
     action: &'static str,
+    /// Objects whose last Event the API refused (`namespace/name` → the
+    /// API's message), so a planner can say so where it still can: the
+    /// status.
+    refused: Arc<Mutex<HashMap<String, String>>>,
+}
+
+fn key(reference: &ObjectReference) -> String {
+    format!(
+        "{}/{}",
+        reference.namespace.as_deref().unwrap_or(""),
+        reference.name.as_deref().unwrap_or("")
+    )
 }
 
 impl EventPublisher {
@@ -88,7 +118,14 @@ impl EventPublisher {
             client,
             reporter,
             action,
+            refused: Arc::default(),
         }
+    }
+
+    /// The API's message if it refused (4xx) the last Event recorded on `reference`.
+    pub fn refusal(&self, reference: &ObjectReference) -> Option<String> {
+        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        refused.get(&key(reference)).cloned()
     }
 
     /// Records `events` on `reference`, in order. Best effort: an Event the
@@ -99,8 +136,21 @@ impl EventPublisher {
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
         for event in events {
             let body = self.event(reference, namespace, event);
-            if let Err(e) = api.create(&PostParams::default(), &body).await {
-                tracing::warn!(reason = %event.reason, error = %e, "could not record event");
+            let outcome = api.create(&PostParams::default(), &body).await;
+            let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+            match outcome {
+                Ok(_) => {
+                    refused.remove(&key(reference));
+                }
+                Err(e) => {
+                    tracing::warn!(reason = %event.reason, error = %e, "could not record event");
+                    if let kube::Error::Api(status) = &e
+                        && (400..500).contains(&status.code)
+                        && status.code != 429
+                    {
+                        refused.insert(key(reference), status.message.clone());
+                    }
+                }
             }
         }
     }

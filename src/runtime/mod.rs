@@ -10,3 +10,4 @@ pub mod field_manager;
 pub mod metrics;
 pub mod run;
 pub mod shutdown;
+pub mod watch_refusals;

@@ -96,11 +96,12 @@ impl Gate {
 }
 
 /// A client for `url` whose writes pass `gate`.
-pub fn gated_client(url: &str, namespace: &str, gate: Arc<Gate>) -> kube::Client {
+pub fn gated_client(url: &str, token: &str, namespace: &str, gate: Arc<Gate>) -> kube::Client {
     redblack_sandbox::install_crypto_provider();
     let uri: http::Uri = url.parse().expect("sandbox URL");
     let mut config = kube::Config::new(uri);
     config.default_namespace = namespace.to_owned();
+    config.auth_info.token = Some(token.to_owned().into());
     kube::client::ClientBuilder::try_from(config)
         .expect("client stack")
         .with_layer(&GateLayer(gate))

@@ -36,6 +36,8 @@ pub enum Kill {
 pub struct Harness {
     pub client: Client,
     pub url: String,
+    /// The sandbox administrator's bearer token.
+    pub token: String,
     pub journal: Journal,
 }
 
@@ -59,13 +61,18 @@ pub struct Outcome {
 /// machine is shared; a healthy point takes a few seconds).
 const POINT_DEADLINE: Duration = Duration::from_secs(120);
 
-fn start_operator(url: &str, namespace: &str, kill: Option<Kill>) -> (Running, Arc<Gate>) {
+fn start_operator(
+    url: &str,
+    token: &str,
+    namespace: &str,
+    kill: Option<Kill>,
+) -> (Running, Arc<Gate>) {
     let gate = match kill {
         Some(Kill::Writes(k)) => Gate::new(Some(k)),
         Some(Kill::ServiceWrite(n)) => Gate::after_service_writes(n),
         _ => Gate::new(None),
     };
-    let client = gated_client(url, namespace, gate.clone());
+    let client = gated_client(url, token, namespace, gate.clone());
     let running = Running::start_with(
         client,
         ControllerConfig {
@@ -91,10 +98,11 @@ pub async fn run(h: &Harness, flow: Flow, namespace: &str, schedule: &[Kill]) ->
     let chaos = {
         let schedule = schedule.to_vec();
         let url = h.url.clone();
+        let token = h.token.clone();
         let ns = namespace.to_owned();
         tokio::spawn(async move {
             let budget = |i: usize| schedule.get(i).copied();
-            let (mut op, mut gate) = start_operator(&url, &ns, budget(0));
+            let (mut op, mut gate) = start_operator(&url, &token, &ns, budget(0));
             let mut kills = 0;
             let mut writes = 0;
             let mut finished = false;
@@ -116,7 +124,7 @@ pub async fn run(h: &Harness, flow: Flow, namespace: &str, schedule: &[Kill]) ->
                 op.kill().await;
                 kills += 1;
                 writes += gate.sent();
-                (op, gate) = start_operator(&url, &ns, budget(i + 1));
+                (op, gate) = start_operator(&url, &token, &ns, budget(i + 1));
             }
             if !finished {
                 let _ = done_rx.await;

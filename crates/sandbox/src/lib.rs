@@ -4,6 +4,7 @@
 //!
 //! `testing` holds the harnesses tests start beside it (a real Prometheus).
 
+pub mod auth;
 pub mod controllers;
 pub mod dataplane;
 pub mod graceful;
@@ -47,6 +48,9 @@ pub struct SandboxConfig {
     pub process: controllers::process_runtime::ProcessConfig,
     /// Where to keep a Prometheus file-SD list of the running process pods.
     pub prometheus_sd_file: Option<std::path::PathBuf>,
+    /// Who a request without credentials is (default: the administrator,
+    /// because kubectl sends no token over plain http).
+    pub anonymous: auth::Anonymous,
 }
 
 impl Default for SandboxConfig {
@@ -58,6 +62,7 @@ impl Default for SandboxConfig {
             faults: FaultConfig::default(),
             process: Default::default(),
             prometheus_sd_file: None,
+            anonymous: auth::Anonymous::default(),
         }
     }
 }
@@ -139,14 +144,18 @@ impl Sandbox {
         let store = Arc::new(Store::new(config.watch_history));
         let registry = Arc::new(Registry::new());
         bootstrap(&store, &registry)?;
+        let tokens = Arc::new(auth::Tokens::new());
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-        let state = Arc::new(AppState::new(
+        let mut app_state = AppState::new(
             store.clone(),
             registry.clone(),
             Faults::new(config.faults.clone()),
+            tokens,
             addr,
             shutdown_rx.clone(),
-        ));
+        );
+        app_state.anonymous = config.anonymous;
+        let state = Arc::new(app_state);
 
         // The few controllers a rollout depends on work on the store directly.
         let controllers = controllers::start(
@@ -199,24 +208,80 @@ impl Sandbox {
         format!("http://{}", self.addr)
     }
 
-    /// A kube client for this sandbox, default namespace `default`.
+    /// The administrator's bearer token (user `sandbox-admin`, group
+    /// `system:masters`): what `client()` and `write_kubeconfig` carry.
+    pub fn admin_token(&self) -> String {
+        self.state.tokens.admin_token().to_string()
+    }
+
+    /// The bearer token of ServiceAccount `namespace/name`, which
+    /// authenticates as `system:serviceaccount:NAMESPACE:NAME` while the
+    /// ServiceAccount object exists (401 otherwise). An opaque string the
+    /// sandbox remembers, not a JWT.
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> String {
+        self.state.tokens.service_account_token(namespace, name)
+    }
+
+    /// A kube client for this sandbox as its administrator, default namespace `default`.
     pub fn client(&self) -> Result<kube::Client, SandboxError> {
+        self.client_with_token(self.admin_token(), "default")
+    }
+
+    /// A kube client acting as ServiceAccount `namespace/name` (default
+    /// namespace: its own), subject to RBAC.
+    pub fn client_for_service_account(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<kube::Client, SandboxError> {
+        self.client_with_token(self.service_account_token(namespace, name), namespace)
+    }
+
+    fn client_with_token(
+        &self,
+        token: String,
+        namespace: &str,
+    ) -> Result<kube::Client, SandboxError> {
         install_crypto_provider();
         let uri: http::Uri = self
             .url()
             .parse()
             .map_err(|e: http::uri::InvalidUri| SandboxError::Client(e.to_string()))?;
         let mut config = kube::Config::new(uri);
-        config.default_namespace = "default".into();
+        config.default_namespace = namespace.into();
+        config.auth_info.token = Some(token.into());
         kube::Client::try_from(config).map_err(|e| SandboxError::Client(e.to_string()))
     }
 
+    /// The administrator's kubeconfig.
     pub fn kubeconfig_yaml(&self) -> String {
-        kubeconfig::kubeconfig_yaml(&self.url())
+        kubeconfig::kubeconfig_yaml(
+            &self.url(),
+            kubeconfig::ADMIN_USER,
+            &self.admin_token(),
+            "default",
+        )
     }
 
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
-        kubeconfig::write_kubeconfig(path, &self.url())
+        kubeconfig::write_kubeconfig(path, &self.kubeconfig_yaml())
+    }
+
+    /// A kubeconfig acting as ServiceAccount `namespace/name` (its context's
+    /// namespace is the ServiceAccount's).
+    pub fn kubeconfig_for_service_account(&self, namespace: &str, name: &str) -> String {
+        let user = auth::tokens::service_account_user(namespace, name);
+        let token = self.service_account_token(namespace, name);
+        kubeconfig::kubeconfig_yaml(&self.url(), &user, &token, namespace)
+    }
+
+    pub fn write_kubeconfig_for_service_account(
+        &self,
+        path: &Path,
+        namespace: &str,
+        name: &str,
+    ) -> std::io::Result<()> {
+        kubeconfig::write_kubeconfig(path, &self.kubeconfig_for_service_account(namespace, name))
     }
 
     pub fn store(&self) -> Arc<Store> {

@@ -1148,6 +1148,7 @@ async fn fault_injection_and_request_counts() {
     // which would otherwise wait and retry the 429 for minutes).
     let mut no_retry = kube::Config::new(sb.url().parse().unwrap());
     no_retry.default_retry = false;
+    no_retry.auth_info.token = Some(sb.admin_token().into());
     let client = kube::Client::try_from(no_retry).unwrap();
     let cfg = json!({"rules": [{"verb": "get", "resource": "configmaps", "probability": 1.0, "action": {"type": "error", "code": 429}}]});
     let (code, _, body) = raw(

@@ -62,10 +62,51 @@ pub async fn reconcile(
     let guard = ReconcileGuard::start(ctx.metrics.as_ref(), super::ANALYSIS_CONTROLLER_NAME);
     let result = reconcile_inner(&ca, &ctx).instrument(span).await;
     guard.outcome(&result);
-    if result.is_ok() {
-        ctx.backoff.succeeded(&backoff_key(&ca));
+    match &result {
+        Ok(_) => {
+            ctx.backoff.succeeded(&backoff_key(&ca));
+        }
+        Err(error) => announce_refusal(&ca, &ctx, error).await,
     }
     result
+}
+
+/// A status write the API refuses for good (RBAC, a webhook: a 4xx other
+/// than 404/409/429) cannot be recorded in the status it failed to write:
+/// one Warning Event on the analysis says what was refused and quotes the
+/// API; the retries (which back off) stay silent while the words are the same.
+async fn announce_refusal(
+    ca: &CanaryAnalysis,
+    ctx: &AnalysisContext,
+    error: &AnalysisReconcileError,
+) {
+    let AnalysisReconcileError::WriteStatus {
+        name,
+        source: kube::Error::Api(status),
+    } = error
+    else {
+        return;
+    };
+    if !(400..500).contains(&status.code) || matches!(status.code, 404 | 409 | 429) {
+        return;
+    }
+    let key = backoff_key(ca);
+    {
+        let mut announced = ctx.refusals.lock().unwrap_or_else(|e| e.into_inner());
+        if announced.get(&key) == Some(&status.message) {
+            return;
+        }
+        announced.insert(key, status.message.clone());
+    }
+    let event = crate::runtime::events::PlannedEvent::warning(
+        "WriteRefused",
+        format!(
+            "the API refused writing the status of CanaryAnalysis {name} ({} {}): {}; \
+             redblack retries with backoff until the cause (RBAC, an admission webhook) is removed",
+            status.code, status.reason, status.message
+        ),
+    );
+    ctx.events.publish(&ca.object_ref(&()), &[event]).await;
 }
 
 /// Requeue after an error (the shared [`ErrorBackoff`](crate::runtime::backoff::ErrorBackoff));

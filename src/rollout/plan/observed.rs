@@ -30,6 +30,9 @@ pub struct Observed {
     /// other than AlreadyExists): the shell re-plans with it, and the planner
     /// records it in `status.canary.analysisRefused`. None otherwise.
     pub refused: Option<Refusal>,
+    /// The API refused the last Event recorded on this Rollout: its message.
+    /// None while Events are recorded.
+    pub events_refused: Option<String>,
 }
 
 /// A CanaryAnalysis create the API refused, with the API's message.

@@ -106,6 +106,8 @@ pub struct World {
     pub service_missing: bool,
     pub preview_hash: Option<String>,
     pub preview_exists: bool,
+    /// [`super::observed::Observed::events_refused`].
+    pub events_refused: Option<String>,
     /// Canary and baseline ReplicaSets (role-labelled), by name.
     pub role_sets: BTreeMap<String, Fleet>,
     /// The active Service selects `matchLabels` only: a canary's share by
@@ -183,6 +185,7 @@ impl World {
             service_missing: observed.active_service.is_none(),
             preview_hash: observed.preview_service.as_ref().and_then(selected_hash),
             preview_exists: observed.preview_service.is_some(),
+            events_refused: observed.events_refused.clone(),
             role_sets: role_sets.into_iter().map(|f| (f.name.clone(), f)).collect(),
             wide,
             analyses: observed.analyses.clone(),

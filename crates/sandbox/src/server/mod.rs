@@ -3,6 +3,7 @@
 //! purpose; this one wires them into an axum router.
 
 pub mod accept;
+pub mod authz;
 pub mod body;
 pub mod builtin_validation;
 pub mod counters;
@@ -14,6 +15,7 @@ pub mod jsonpath;
 pub mod list;
 pub mod openapi;
 pub mod protobuf;
+pub mod rbac_validation;
 pub mod respond;
 pub mod route;
 pub mod scale;
@@ -61,6 +63,10 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/sandbox/faults", get(faults_get).put(faults_put))
         .fallback(api)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            authz::authorize,
+        ))
         .layer(middleware::from_fn(log_requests))
         .with_state(state)
 }

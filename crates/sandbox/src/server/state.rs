@@ -11,6 +11,7 @@ use bytes::Bytes;
 use super::counters::RequestCounts;
 use super::faults::Faults;
 use super::route::ObjectPath;
+use crate::auth::Tokens;
 use crate::registry::{Registry, ResourceType};
 use crate::store::Store;
 
@@ -19,6 +20,10 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub counts: RequestCounts,
     pub faults: Faults,
+    /// The bearer tokens this sandbox issued.
+    pub tokens: Arc<Tokens>,
+    /// Who a request without credentials is.
+    pub anonymous: crate::auth::Anonymous,
     pub addr: SocketAddr,
     /// Flips to true when the sandbox shuts down, so long watches end.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -32,6 +37,7 @@ impl AppState {
         store: Arc<Store>,
         registry: Arc<Registry>,
         faults: Faults,
+        tokens: Arc<Tokens>,
         addr: SocketAddr,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
@@ -40,6 +46,8 @@ impl AppState {
             registry,
             counts: RequestCounts::default(),
             faults,
+            tokens,
+            anonymous: crate::auth::Anonymous::default(),
             addr,
             shutdown,
             // 10.96.0.1 is the `kubernetes` Service on real clusters; start after it.

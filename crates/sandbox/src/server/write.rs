@@ -12,6 +12,7 @@ use super::builtin_validation;
 use super::crd;
 use super::errors::{ApiError, ApiResult, Cause};
 use super::list::selectors;
+use super::rbac_validation;
 use super::respond::{json_response, with_warnings};
 use super::state::{Req, Shared};
 use crate::patch::{self, PatchError, PatchType};
@@ -72,7 +73,11 @@ fn admit(
             return Err(ApiError::invalid(rt, object_name(obj), &errs));
         }
     }
-    let errs = builtin_validation::validate(&rt.kind, rt.schema.is_none(), obj);
+    let mut errs = builtin_validation::validate(&rt.kind, rt.schema.is_none(), obj);
+    if rt.group == crate::auth::rbac::RBAC_GROUP {
+        rbac_validation::default(&rt.kind, obj);
+        errs.extend(rbac_validation::validate(&rt.kind, obj, old));
+    }
     if !errs.is_empty() {
         return Err(ApiError::invalid(rt, object_name(obj), &errs));
     }

@@ -73,6 +73,14 @@ fn common(ctx: &Ctx, active: Option<&str>) -> Vec<Desired> {
             "spec.paused is true",
         ));
     }
+    if let Some(message) = &ctx.world.events_refused {
+        desired.push(Desired::new(
+            conditions::EVENTS_REFUSED,
+            True,
+            "EventCreateRefused",
+            format!("the API refused recording an Event on this Rollout: {message}"),
+        ));
+    }
     if let Some(preview) = &spec.strategy.red_black.preview_service
         && !ctx.world.preview_exists
     {

@@ -1,0 +1,663 @@
+//! The operator under the RBAC the Helm chart grants, in a sandbox that
+//! enforces RBAC: the chart is rendered with the real `helm template`, its
+//! ServiceAccount and RBAC objects and the CRDs are applied, and the
+//! operator's two controllers run in-process with a client that
+//! authenticates as the chart's ServiceAccount.
+//!
+//! - Cluster-wide install: a canary-gated rollout passes and a bad one is
+//!   reverted.
+//! - Namespaced install (`watchNamespace`): the same with a Role only.
+//! - Every rule of the rendered ClusterRole is needed: without it the
+//!   operator fails visibly, a Warning Event or a Rollout condition quoting
+//!   the API's 403. Each rule is removed in its own namespace (one sandbox,
+//!   the operators run concurrently), bound there by a RoleBinding.
+//!
+//! The CanaryAnalysis controller judges a synthetic metric (a `MetricSource`
+//! that answers every query, high for the bad revision's pods): this test is
+//! about permissions, not statistics.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Service};
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use kube::Client;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use redblack::analysis::controller::{AnalysisController, AnalysisControllerConfig, SourceFactory};
+use redblack::analysis::source::{MetricSource, Sample, Samples, SourceError};
+use redblack::api::{Phase, Rollout, pod_template_hash};
+use redblack::rollout::controller::{RolloutController, Settings, http_routes_served};
+use redblack::web::metrics::OperatorMetrics;
+use redblack_sandbox::{Sandbox, SandboxConfig};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+const RELEASE_NS: &str = "redblack-system";
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// As tests/chart.rs finds them: `.cache/tools/bin` (hack/deps.sh), else PATH.
+fn tool(name: &str) -> PathBuf {
+    let cached = root().join(".cache/tools/bin").join(name);
+    if cached.is_file() {
+        return cached;
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} not found: run hack/deps.sh (make test does)"))
+}
+
+/// `helm template` of the chart, as JSON objects.
+fn render(extra: &[&str]) -> Vec<Value> {
+    let mut args = vec![
+        "template",
+        "rb",
+        "charts/redblack",
+        "--namespace",
+        RELEASE_NS,
+    ];
+    args.extend_from_slice(extra);
+    let out = Command::new(tool("helm"))
+        .args(&args)
+        .current_dir(root())
+        .output()
+        .expect("helm runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde_yaml::Value::deserialize(d).expect("yaml"))
+        .filter(|v| !v.is_null())
+        .map(|v| serde_json::to_value(v).expect("json"))
+        .collect()
+}
+
+fn is_rbac(o: &Value) -> bool {
+    matches!(
+        o["kind"].as_str(),
+        Some("ServiceAccount" | "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding")
+    )
+}
+
+fn api_for(client: &Client, obj: &Value) -> Api<DynamicObject> {
+    let api_version = obj["apiVersion"].as_str().expect("apiVersion");
+    let kind = obj["kind"].as_str().expect("kind");
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let plural = match kind {
+        "ServiceAccount" => "serviceaccounts",
+        "ClusterRole" => "clusterroles",
+        "ClusterRoleBinding" => "clusterrolebindings",
+        "Role" => "roles",
+        "RoleBinding" => "rolebindings",
+        "CustomResourceDefinition" => "customresourcedefinitions",
+        "Namespace" => "namespaces",
+        "HTTPRoute" => "httproutes",
+        other => panic!("no plural for {other}"),
+    };
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    match obj.pointer("/metadata/namespace").and_then(Value::as_str) {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    }
+}
+
+async fn create(client: &Client, obj: &Value) {
+    let dynamic: DynamicObject = serde_json::from_value(obj.clone()).expect("object");
+    api_for(client, obj)
+        .create(&PostParams::default(), &dynamic)
+        .await
+        .unwrap_or_else(|e| panic!("creating {} {}: {e}", obj["kind"], obj["metadata"]["name"]));
+}
+
+async fn namespace(client: &Client, name: &str) {
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    let _ = Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await;
+}
+
+/// A sandbox whose requests without credentials are anonymous (so only
+/// tokens count), with the CRDs installed.
+async fn sandbox() -> (Sandbox, Client) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let sandbox = Sandbox::start(SandboxConfig {
+        pod_ready_after: Duration::from_millis(200),
+        anonymous: redblack_sandbox::auth::Anonymous::Unauthenticated,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandbox");
+    let admin = sandbox.client().expect("admin client");
+    for file in ["rollouts", "canaryanalyses", "canaryanalysistemplates"] {
+        let path = root().join(format!("charts/redblack/crds/{file}.redblack.io.yaml"));
+        let yaml = std::fs::read_to_string(path).expect("CRD file");
+        let crd: Value = serde_yaml::from_str(&yaml).expect("CRD yaml");
+        create(&admin, &crd).await;
+    }
+    namespace(&admin, RELEASE_NS).await;
+    (sandbox, admin)
+}
+
+/// Answers every range query with one point per step: 100 for the pods of
+/// the `bad` revision, 10 (with a little noise) for every other.
+struct Synthetic {
+    bad: std::sync::Mutex<Vec<String>>,
+}
+
+impl MetricSource for Synthetic {
+    fn query_range<'a>(
+        &'a self,
+        query: &'a str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        step: Duration,
+    ) -> BoxFuture<'a, Result<Samples, SourceError>> {
+        let bad = self
+            .bad
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|hash| query.contains(hash.as_str()));
+        Box::pin(async move {
+            let step = chrono::Duration::from_std(step).unwrap();
+            let mut points = Vec::new();
+            let mut t = start;
+            let mut i = 0u32;
+            while t <= end {
+                let noise = f64::from(i % 5) * 0.1;
+                let value = if bad { 100.0 + noise } else { 10.0 + noise };
+                points.push(Sample {
+                    timestamp: t,
+                    value,
+                });
+                t += step;
+                i += 1;
+            }
+            Ok(Samples::new(points))
+        })
+    }
+
+    fn query_instant<'a>(
+        &'a self,
+        _query: &'a str,
+        time: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Samples, SourceError>> {
+        Box::pin(async move {
+            Ok(Samples::new(vec![Sample {
+                timestamp: time,
+                value: 10.0,
+            }]))
+        })
+    }
+}
+
+/// The operator's two controllers, as `client` (the chart's ServiceAccount).
+struct Operator {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Operator {
+    async fn start(client: Client, namespace: Option<&str>, source: Arc<Synthetic>) -> Operator {
+        let watch_http_routes = http_routes_served(&client).await;
+        // Refusals of a Rollout watch are recorded on this (fictitious) Pod.
+        let operator = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some("redblack-operator".into()),
+            namespace: Some(namespace.unwrap_or(RELEASE_NS).into()),
+            ..ObjectReference::default()
+        };
+        let rollouts = RolloutController::new(
+            client.clone(),
+            Settings {
+                namespace: namespace.map(str::to_owned),
+                concurrency: 2,
+                watch_http_routes,
+                operator: Some(operator),
+                ..Settings::default()
+            },
+        );
+        let factory: SourceFactory = Arc::new(move |_url: &str| {
+            let source: Arc<dyn MetricSource> = source.clone();
+            Ok(source)
+        });
+        let analyses = AnalysisController::new(
+            client,
+            AnalysisControllerConfig {
+                default_prometheus_url: Some("http://synthetic.invalid".into()),
+                namespace: namespace.map(str::to_owned),
+                ..AnalysisControllerConfig::default()
+            },
+        )
+        .with_sources(factory);
+        let never = futures::future::pending::<()>();
+        Operator {
+            tasks: vec![
+                tokio::spawn(rollouts.run(OperatorMetrics::new(), never)),
+                tokio::spawn(async move {
+                    if let Err(e) = analyses.run(futures::future::pending::<()>()).await {
+                        tracing::warn!(error = %e, "the CanaryAnalysis controller stopped");
+                    }
+                }),
+            ],
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn rollout(ns: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "redblack.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "app", "image": image}]}
+            },
+            "strategy": {"redBlack": {
+                "activeService": "web",
+                "scaleDownDelay": "30m",
+                "canary": {"replicas": 1, "analysis": {"inline": {
+                    "interval": "4s",
+                    "lifetime": "8s",
+                    "step": "1s",
+                    "metrics": [{"name": "latency", "direction": "increase",
+                                 "query": "avg(latency{pod=~\"${podRegex}\"})"}]
+                }}},
+                "trafficRouting": {"httpRoute": {"name": "web-route"}}
+            }}
+        }
+    })
+}
+
+/// The Service, the HTTPRoute and the Rollout at `image`, as the administrator.
+async fn deploy(admin: &Client, ns: &str, image: &str) {
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}
+    }))
+    .unwrap();
+    Api::<Service>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("service");
+    create(
+        admin,
+        &json!({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "web-route", "namespace": ns},
+            "spec": {"parentRefs": [{"name": "gw"}],
+                     "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}
+        }),
+    )
+    .await;
+    let r: Rollout = serde_json::from_value(rollout(ns, image)).unwrap();
+    Api::<Rollout>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &r)
+        .await
+        .expect("rollout");
+}
+
+async fn set_image(admin: &Client, ns: &str, image: &str) -> String {
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
+    let r = Api::<Rollout>::namespaced(admin.clone(), ns)
+        .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("image set");
+    pod_template_hash(&r.spec.template)
+}
+
+async fn eventually<T, Fut: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut f: impl FnMut() -> Fut,
+) -> T {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn selected(admin: &Client, ns: &str) -> Option<String> {
+    let svc = Api::<Service>::namespaced(admin.clone(), ns)
+        .get("web")
+        .await
+        .ok()?;
+    svc.spec?
+        .selector?
+        .get(redblack::api::POD_TEMPLATE_HASH_LABEL)
+        .cloned()
+}
+
+async fn wait_healthy_on(admin: &Client, ns: &str, hash: &str) {
+    eventually(&format!("{ns}: Healthy on {hash}"), || async {
+        let r = Api::<Rollout>::namespaced(admin.clone(), ns)
+            .get("web")
+            .await
+            .ok()?;
+        let healthy = r.status.as_ref()?.phase == Some(Phase::Healthy)
+            && r.status.as_ref()?.observed_generation == r.metadata.generation;
+        (healthy && selected(admin, ns).await.as_deref() == Some(hash)).then_some(())
+    })
+    .await;
+}
+
+/// v1 → v2 (healthy canary: promoted) → v3 (bad canary: reverted to v2).
+async fn canary_flow(admin: &Client, ns: &str, source: &Synthetic) {
+    deploy(admin, ns, "demo:1").await;
+    let r = Api::<Rollout>::namespaced(admin.clone(), ns)
+        .get("web")
+        .await
+        .unwrap();
+    wait_healthy_on(admin, ns, &pod_template_hash(&r.spec.template)).await;
+    let h2 = set_image(admin, ns, "demo:2").await;
+    wait_healthy_on(admin, ns, &h2).await;
+    let bad = pod_template_hash(
+        &serde_json::from_value::<Rollout>(rollout(ns, "demo:3"))
+            .unwrap()
+            .spec
+            .template,
+    );
+    source.bad.lock().unwrap().push(bad.clone());
+    assert_eq!(set_image(admin, ns, "demo:3").await, bad);
+    eventually(
+        &format!("{ns}: v3's canary fails and v2 keeps the traffic"),
+        || async {
+            let r = Api::<Rollout>::namespaced(admin.clone(), ns)
+                .get("web")
+                .await
+                .ok()?;
+            let st = r.status.clone()?;
+            let failed = st.phase == Some(Phase::Degraded)
+                && st.conditions.iter().any(|c| c.reason == "CanaryFailed");
+            (failed && selected(admin, ns).await.as_deref() == Some(h2.as_str())).then_some(())
+        },
+    )
+    .await;
+}
+
+fn synthetic() -> Arc<Synthetic> {
+    Arc::new(Synthetic {
+        bad: std::sync::Mutex::new(Vec::new()),
+    })
+}
+
+/// The chart's leader-election Role at work: as the operator's
+/// ServiceAccount, an election in the release namespace takes the Lease
+/// (get, create), renews it (update), and hands it back on release (update);
+/// the same in a namespace the chart grants nothing in never leads.
+async fn elects_under_the_charts_rbac(sa: &Client, admin: &Client) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use redblack::leader::{Election, Elector, Role, Timing, WriteGate};
+    let timing = Timing {
+        lease_duration: Duration::from_secs(3),
+        renew_deadline: Duration::from_secs(2),
+        retry_period: Duration::from_millis(100),
+    };
+    let start = |ns: &str| {
+        Elector::start(Election {
+            api: Api::namespaced(sa.clone(), ns),
+            name: "redblack-controller".into(),
+            identity: format!("rbac-test-{ns}"),
+            timing,
+            gate: WriteGate::new(timing.renew_deadline),
+        })
+    };
+    let elector = start(RELEASE_NS);
+    assert!(elector.leading().await, "the chart's ServiceAccount leads");
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), RELEASE_NS);
+    let renew_time = |lease: &Lease| lease.spec.as_ref().and_then(|s| s.renew_time.clone());
+    let first = leases.get("redblack-controller").await.expect("the Lease");
+    eventually("the Lease renewed by the ServiceAccount", || async {
+        let now = leases.get("redblack-controller").await.ok()?;
+        (renew_time(&now) != renew_time(&first)).then_some(())
+    })
+    .await;
+    elector.release().await;
+    let released = leases.get("redblack-controller").await.expect("the Lease");
+    assert_eq!(
+        released.spec.and_then(|s| s.holder_identity),
+        None,
+        "the Lease handed back"
+    );
+
+    // Elsewhere the chart grants nothing: the election never looks healthy.
+    namespace(admin, "no-leases-here").await;
+    let elsewhere = start("no-leases-here");
+    let mut role = elsewhere.role();
+    let waited = tokio::time::timeout(
+        Duration::from_secs(2),
+        role.wait_for(|r| !matches!(r, Role::Standby { healthy: false })),
+    )
+    .await
+    .map(|r| r.map(|r| *r));
+    assert!(
+        waited.is_err(),
+        "an election where the chart grants no Lease: {waited:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_wide_install_rolls_out_under_the_charts_rbac() {
+    let (sandbox, admin) = sandbox().await;
+    for obj in render(&[]).iter().filter(|o| is_rbac(o)) {
+        create(&admin, obj).await;
+    }
+    let sa = sandbox
+        .client_for_service_account(RELEASE_NS, "rb-redblack")
+        .expect("SA client");
+    // The token is sent and RBAC holds: the chart grants no Secrets.
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::all(sa.clone());
+    match secrets.list(&Default::default()).await {
+        Err(kube::Error::Api(s)) => assert_eq!(
+            s.message,
+            "secrets is forbidden: User \"system:serviceaccount:redblack-system:rb-redblack\" \
+             cannot list resource \"secrets\" in API group \"\" at the cluster scope"
+        ),
+        other => panic!("listing Secrets as the operator: {other:?}"),
+    }
+    elects_under_the_charts_rbac(&sa, &admin).await;
+    let source = synthetic();
+    let _operator = Operator::start(sa, None, source.clone()).await;
+    namespace(&admin, "apps").await;
+    canary_flow(&admin, "apps", &source).await;
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaced_install_rolls_out_with_a_role_only() {
+    let (sandbox, admin) = sandbox().await;
+    namespace(&admin, "team").await;
+    let objects = render(&["--set", "watchNamespace=team"]);
+    let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert!(
+        !kinds.contains(&"ClusterRole") && !kinds.contains(&"ClusterRoleBinding"),
+        "a namespaced install renders no cluster-wide RBAC: {kinds:?}"
+    );
+    for obj in objects.iter().filter(|o| is_rbac(o)) {
+        create(&admin, obj).await;
+    }
+    let sa = sandbox
+        .client_for_service_account(RELEASE_NS, "rb-redblack")
+        .expect("SA client");
+    elects_under_the_charts_rbac(&sa, &admin).await;
+    let source = synthetic();
+    let _operator = Operator::start(sa, Some("team"), source.clone()).await;
+    canary_flow(&admin, "team", &source).await;
+    sandbox.shutdown().await;
+}
+
+/// The Events and Rollout conditions of `ns` that quote a 403 about `resource`.
+async fn refusals(admin: &Client, ns: &str, resource: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let quotes = |text: &str| text.contains("is forbidden") && text.contains(resource);
+    if let Ok(events) = Api::<K8sEvent>::namespaced(admin.clone(), ns)
+        .list(&Default::default())
+        .await
+    {
+        out.extend(
+            events
+                .items
+                .into_iter()
+                .filter_map(|e| e.note)
+                .filter(|n| quotes(n))
+                .map(|n| format!("Event: {n}")),
+        );
+    }
+    if let Ok(r) = Api::<Rollout>::namespaced(admin.clone(), ns)
+        .get("web")
+        .await
+    {
+        out.extend(
+            r.status
+                .into_iter()
+                .flat_map(|s| s.conditions)
+                .filter(|c| quotes(&c.message))
+                .map(|c| format!("condition {}: {}", c.type_, c.message)),
+        );
+    }
+    out
+}
+
+/// Drives the flow in `ns` as far as it goes, until `done` says to stop.
+async fn drive_until(admin: &Client, ns: &str, done: &tokio::sync::watch::Receiver<bool>) {
+    deploy(admin, ns, "demo:1").await;
+    // Each step waits at most a little, then moves on: with a rule missing
+    // the operator may never get there, and the next step may need the rule.
+    for image in ["demo:2", "demo:3"] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while tokio::time::Instant::now() < deadline && !*done.borrow() {
+            let r = Api::<Rollout>::namespaced(admin.clone(), ns)
+                .get("web")
+                .await
+                .ok();
+            if r.and_then(|r| r.status).and_then(|s| s.phase) == Some(Phase::Healthy) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if *done.borrow() {
+            return;
+        }
+        set_image(admin, ns, image).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rule_of_the_cluster_role_is_needed() {
+    let (sandbox, admin) = sandbox().await;
+    let objects = render(&[]);
+    let role = objects
+        .iter()
+        .find(|o| o["kind"] == "ClusterRole")
+        .expect("a ClusterRole");
+    let rules = role["rules"].as_array().expect("rules").clone();
+    let source = synthetic();
+    let mut runs = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let resources: Vec<String> = rule["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_owned())
+            .collect();
+        // Only an OwnerReferencesPermissionEnforcement admission plugin
+        // needs the finalizers rule; the sandbox runs none (docs/sandbox.md).
+        if resources.iter().any(|r| r.ends_with("/finalizers")) {
+            continue;
+        }
+        let ns = format!("without-rule-{i}");
+        let sa = format!("op-{i}");
+        namespace(&admin, &ns).await;
+        let mut others = rules.clone();
+        others.remove(i);
+        let role_name = format!("without-rule-{i}");
+        for obj in [
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                   "metadata": {"name": sa, "namespace": RELEASE_NS}}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                   "metadata": {"name": role_name}, "rules": others}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                   "metadata": {"name": "op", "namespace": ns},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+                   "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": RELEASE_NS}]}),
+        ] {
+            create(&admin, &obj).await;
+        }
+        let client = sandbox
+            .client_for_service_account(RELEASE_NS, &sa)
+            .expect("SA client");
+        let (admin, source) = (admin.clone(), source.clone());
+        runs.push(tokio::spawn(async move {
+            let _operator = Operator::start(client, Some(&ns), source).await;
+            let (stop, done) = tokio::sync::watch::channel(false);
+            let driver = {
+                let (admin, ns) = (admin.clone(), ns.clone());
+                tokio::spawn(async move { drive_until(&admin, &ns, &done).await })
+            };
+            // Any of the rule's resources (`rollouts` of `rollouts/status`).
+            let names: Vec<String> = resources
+                .iter()
+                .map(|r| r.split('/').next().unwrap_or(r).to_owned())
+                .collect();
+            let seen = eventually(
+                &format!("{ns} (no {resources:?}) reports a 403"),
+                || async {
+                    for name in &names {
+                        let found = refusals(&admin, &ns, &format!("\"{name}")).await;
+                        if !found.is_empty() {
+                            return Some(found);
+                        }
+                    }
+                    None
+                },
+            )
+            .await;
+            let _ = stop.send(true);
+            let _ = driver.await;
+            (resources, seen)
+        }));
+    }
+    for run in runs {
+        let (resources, seen) = run.await.expect("run");
+        println!("without {resources:?}: {}", seen[0]);
+    }
+    sandbox.shutdown().await;
+}
