@@ -7,6 +7,11 @@
 //! - Cluster-wide install: a canary-gated rollout passes and a bad one is
 //!   reverted.
 //! - Namespaced install (`watchNamespace`): the same with a Role only.
+//! - Both: the leader-election Role lets the ServiceAccount take, renew and
+//!   hand back the Lease in the release namespace, and nowhere else.
+//! - The binaries: `redblack sandbox --kubeconfig-for-sa` and `redblack
+//!   controller` with the rendered Deployment's arguments (leader election
+//!   on) and the ServiceAccount's kubeconfig roll a Rollout out.
 //! - Every rule of the rendered ClusterRole is needed: without it the
 //!   operator fails visibly, a Warning Event or a Rollout condition quoting
 //!   the API's 403. Each rule is removed in its own namespace (one sandbox,
@@ -660,4 +665,165 @@ async fn every_rule_of_the_cluster_role_is_needed() {
         println!("without {resources:?}: {}", seen[0]);
     }
     sandbox.shutdown().await;
+}
+
+/// A child process killed on drop (the test's own processes only).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str], log: &Path, env: &[(&str, &str)]) -> Child {
+    let out = std::fs::File::create(log).expect("log file");
+    let err = out.try_clone().expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_redblack"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("KUBECONFIG")
+        .env_remove("REDBLACK_PROMETHEUS_URL")
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("redblack starts");
+    Child(child)
+}
+
+/// A client from a kubeconfig file, as every redblack verb builds one.
+async fn client_from(path: &Path) -> Client {
+    let config = redblack::runtime::client::config(Some(path))
+        .await
+        .expect("kubeconfig");
+    Client::try_from(config).expect("client")
+}
+
+/// The binaries as a user runs them: `redblack sandbox --kubeconfig-for-sa`
+/// writes the chart ServiceAccount's kubeconfig, and `redblack controller`
+/// runs with the rendered Deployment's own arguments (leader election on)
+/// and that kubeconfig: it takes the Lease in the release namespace and
+/// rolls a Rollout out, while the same kubeconfig is refused what the chart
+/// does not grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_binary_runs_under_a_service_account_kubeconfig() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin_kc = dir.path().join("admin.kubeconfig");
+    let sa_kc = dir.path().join("sa.kubeconfig");
+    let sandbox_log = dir.path().join("sandbox.log");
+    let _sandbox = spawn(
+        &[
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--pod-ready-after",
+            "200ms",
+            "--kubeconfig",
+            admin_kc.to_str().unwrap(),
+            "--kubeconfig-for-sa",
+            &format!("{RELEASE_NS}/rb-redblack={}", sa_kc.display()),
+        ],
+        &sandbox_log,
+        &[],
+    );
+    eventually("the sandbox is ready", || async {
+        let log = std::fs::read_to_string(&sandbox_log).ok()?;
+        log.contains("ready at").then_some(())
+    })
+    .await;
+    let admin = client_from(&admin_kc).await;
+    for file in ["rollouts", "canaryanalyses", "canaryanalysistemplates"] {
+        let path = root().join(format!("charts/redblack/crds/{file}.redblack.io.yaml"));
+        let crd: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        create(&admin, &crd).await;
+    }
+    namespace(&admin, RELEASE_NS).await;
+    let objects = render(&[]);
+    for obj in objects.iter().filter(|o| is_rbac(o)) {
+        create(&admin, obj).await;
+    }
+
+    // The kubeconfig's token is the ServiceAccount's, and RBAC holds.
+    let sa = client_from(&sa_kc).await;
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(sa, RELEASE_NS);
+    match secrets.list(&Default::default()).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 403, "{s:?}"),
+        other => panic!("listing Secrets with the ServiceAccount's kubeconfig: {other:?}"),
+    }
+
+    // The chart's arguments, but loopback ports of our choosing.
+    let deployment = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("a Deployment");
+    let chart_args: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("string").to_owned())
+        .collect();
+    assert!(
+        chart_args.iter().any(|a| a == "--leader-elect=true"),
+        "{chart_args:?}"
+    );
+    let mut args: Vec<String> = Vec::new();
+    let mut it = chart_args.iter();
+    while let Some(arg) = it.next() {
+        args.push(arg.clone());
+        if arg == "--metrics-addr" || arg == "--health-addr" {
+            it.next();
+            args.push("127.0.0.1:0".into());
+        }
+    }
+    args.extend(["--kubeconfig".into(), sa_kc.display().to_string()]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _operator = spawn(
+        &argv,
+        &dir.path().join("operator.log"),
+        &[("POD_NAME", "rb-redblack-0"), ("POD_NAMESPACE", RELEASE_NS)],
+    );
+
+    let leases =
+        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(admin.clone(), RELEASE_NS);
+    eventually("the operator holds the Lease", || async {
+        let lease = leases.get("redblack-controller").await.ok()?;
+        let holder = lease.spec?.holder_identity?;
+        holder.starts_with("rb-redblack-0").then_some(())
+    })
+    .await;
+
+    namespace(&admin, "apps").await;
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": "apps"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}
+    }))
+    .unwrap();
+    Api::<Service>::namespaced(admin.clone(), "apps")
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("service");
+    let plain: Rollout = serde_json::from_value(json!({
+        "apiVersion": "redblack.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "apps"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "app", "image": "demo:1"}]}
+            },
+            "strategy": {"redBlack": {"activeService": "web"}}
+        }
+    }))
+    .unwrap();
+    let created = Api::<Rollout>::namespaced(admin.clone(), "apps")
+        .create(&PostParams::default(), &plain)
+        .await
+        .expect("rollout");
+    wait_healthy_on(&admin, "apps", &pod_template_hash(&created.spec.template)).await;
+    let h2 = set_image(&admin, "apps", "demo:2").await;
+    wait_healthy_on(&admin, "apps", &h2).await;
 }
