@@ -1,5 +1,5 @@
 //! The few controllers a rollout depends on, run in-process against the sandbox
-//! store (no HTTP): ReplicaSets, a pod lifecycle simulator, garbage collection by
+//! store (no HTTP): Deployments, ReplicaSets, a pod lifecycle simulator, garbage collection by
 //! owner references, Endpoints for Services, and Namespace deletion.
 //!
 //! Every controller is level-triggered: store events only say *which* keys to look
@@ -14,6 +14,7 @@
 //!   honours metadata finalizers), which is what keeps a deleted namespace visible
 //!   in phase `Terminating` while its contents are deleted.
 
+mod deployment;
 pub(crate) mod endpoints;
 mod gc;
 pub mod labels;
@@ -126,6 +127,11 @@ pub fn start(
         resync,
     )));
     tasks.push(tokio::spawn(runner::run(
+        deployment::DeploymentController::new(store.clone(), types.clone()),
+        store.subscribe(),
+        resync,
+    )));
+    tasks.push(tokio::spawn(runner::run(
         pods::PodController::new(
             store.clone(),
             types.clone(),
@@ -159,6 +165,7 @@ pub fn start(
 pub(crate) struct Builtins {
     pub pods: ResourceType,
     pub replicasets: ResourceType,
+    pub deployments: ResourceType,
     pub services: ResourceType,
     pub endpoints: ResourceType,
     pub namespaces: ResourceType,
@@ -170,6 +177,7 @@ impl Builtins {
         Some(Self {
             pods: registry.by_kind("v1", "Pod")?,
             replicasets: registry.by_kind("apps/v1", "ReplicaSet")?,
+            deployments: registry.by_kind("apps/v1", "Deployment")?,
             services: registry.by_kind("v1", "Service")?,
             endpoints: registry.by_kind("v1", "Endpoints")?,
             namespaces: registry.by_kind("v1", "Namespace")?,
