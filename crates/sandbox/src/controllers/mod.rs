@@ -20,8 +20,13 @@ mod gc;
 pub mod labels;
 mod namespace;
 mod objects;
+pub mod operator_spec;
+pub mod pod_env;
+pub mod pod_logs;
 pub mod pod_runtime;
 pub mod pods;
+pub mod process_credentials;
+pub mod process_launch;
 pub mod process_probe;
 pub mod process_runtime;
 pub mod process_spec;
@@ -53,6 +58,11 @@ pub struct ControllersConfig {
     /// How demo-app pods run as real processes (`process_runtime`); set
     /// `process.command` to the `redblack` binary to enable them.
     pub process: process_runtime::ProcessConfig,
+    /// Where process pods' stdout and stderr go (served as `pods/log`).
+    pub logs: pod_logs::PodLogs,
+    /// How operator pods reach the API as their ServiceAccount; `None`: they
+    /// stay `waiting` with reason `RunContainerError`.
+    pub api: Option<process_credentials::ApiAccess>,
 }
 
 impl Default for ControllersConfig {
@@ -61,6 +71,8 @@ impl Default for ControllersConfig {
             pod_ready_after: Duration::from_secs(2),
             resync: Duration::from_secs(10),
             process: process_runtime::ProcessConfig::default(),
+            logs: pod_logs::PodLogs::default(),
+            api: None,
         }
     }
 }
@@ -133,10 +145,14 @@ pub fn start(
     )));
     tasks.push(tokio::spawn(runner::run(
         pods::PodController::new(
-            store.clone(),
             types.clone(),
             cfg.pod_ready_after,
             cfg.process.clone(),
+            process_launch::ProcessContext {
+                store: store.clone(),
+                logs: cfg.logs.clone(),
+                api: cfg.api.clone(),
+            },
         ),
         store.subscribe(),
         resync,
