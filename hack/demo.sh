@@ -237,7 +237,7 @@ step_operator() {
 step_operator_helm() {
   say "Installing the redblack operator with its Helm chart (the sandbox runs its pods as \`redblack controller\` processes)"
   show helm install "$RELEASE" charts/redblack --namespace "$OPERATOR_NS" --create-namespace \
-    --set prometheus.url="$PROM_URL" --set logging.format=text
+    --set prometheus.url="$PROM_URL" --set logging.format=pretty
   show kubectl -n "$OPERATOR_NS" rollout status "deployment/$RELEASE" --timeout=120s
   wait_until 60 "an operator pod holding the leader Lease (kubectl -n $OPERATOR_NS get lease,pods)" operator_leader
   local leader

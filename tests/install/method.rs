@@ -77,7 +77,7 @@ impl Method {
                     RELEASE_NS,
                     "--reuse-values",
                     "--set",
-                    "logging.format=text",
+                    "logging.format=pretty",
                 ])
                 .await
             }
@@ -108,7 +108,7 @@ impl Method {
             Method::Helm => container["args"]
                 .as_array()
                 .and_then(|args| args.windows(2).find(|w| w[0] == "--log-format"))
-                .is_some_and(|w| w[1] == "text"),
+                .is_some_and(|w| w[1] == "pretty"),
             Method::Kustomize => container["image"]
                 .as_str()
                 .is_some_and(|i| i.ends_with("-upgraded")),
