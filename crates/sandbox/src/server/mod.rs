@@ -24,6 +24,7 @@ pub mod selectors;
 pub mod state;
 pub mod table;
 pub mod watch;
+pub mod workload_validation;
 pub mod write;
 
 use std::time::Instant;

@@ -252,24 +252,40 @@ impl DeployView {
     }
 }
 
-/// The template without the `pod-template-hash` label (an empty label map
-/// counts as none, as `apiequality.Semantic` has it).
+/// The template without the `pod-template-hash` label, and without what a
+/// typed Go object cannot tell from absent: nulls, empty maps and lists (a
+/// real server decodes templates into structs, so `creationTimestamp: null`
+/// or `resources: {}` — which `kubectl rollout undo` sends — change nothing).
 pub fn template_without_hash(template: &Value) -> Value {
     let mut t = template.clone();
-    if let Some(meta) = t.get_mut("metadata").and_then(Value::as_object_mut) {
-        if let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut) {
-            labels.remove(HASH_LABEL);
-            if labels.is_empty() {
-                meta.remove("labels");
-            }
-        }
-        if meta.is_empty()
-            && let Some(map) = t.as_object_mut()
-        {
-            map.remove("metadata");
-        }
+    if let Some(labels) = t
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.remove(HASH_LABEL);
     }
+    prune_empty(&mut t);
     t
+}
+
+/// Removes nulls and empty objects and arrays, bottom up.
+fn prune_empty(v: &mut Value) {
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    match v {
+        Value::Object(map) => {
+            for child in map.values_mut() {
+                prune_empty(child);
+            }
+            map.retain(|_, child| !empty(child));
+        }
+        Value::Array(items) => items.iter_mut().for_each(prune_empty),
+        _ => {}
+    }
 }
 
 /// `EqualIgnoreHash`: whether a ReplicaSet runs the Deployment's template.

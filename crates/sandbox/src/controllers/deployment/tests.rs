@@ -111,7 +111,15 @@ fn a_new_deployment_creates_its_first_replica_set() {
 fn rolling_steps_follow_surge_and_unavailability() {
     // (replicas, maxSurge, maxUnavailable, old size, new RS (size, available) or none)
     //   → sizes written (old "a", new "b" or NEW)
-    let cases: Vec<(i64, Value, Value, i64, Option<(i64, i64)>, Vec<(&str, i64)>)> = vec![
+    type Case = (
+        i64,
+        Value,
+        Value,
+        i64,
+        Option<(i64, i64)>,
+        Vec<(&'static str, i64)>,
+    );
+    let cases: Vec<Case> = vec![
         // Surge one, then one old goes since one may be unavailable.
         (4, json!(1), json!(1), 4, None, vec![("a", 3), ("NEW", 1)]),
         // No unavailability: surge only, no old pod goes until a new one is available.
