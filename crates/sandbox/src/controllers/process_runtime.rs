@@ -234,8 +234,9 @@ pub fn for_pod(
         (Err(e), _) => waiting(e.reason(), e.to_string()),
         (Ok(_), None) => waiting(
             "CreateContainerError",
-            "the sandbox was started without a redblack command \
-             (ControllersConfig::process.command), so it cannot run redblack images"
+            "the sandbox was started without a demo-app command \
+             (ControllersConfig::process.command, the redblack binary), so it cannot \
+             run redblack/demo-app or redblack/redblack images"
                 .into(),
         ),
         (Ok((program, readiness, liveness)), Some(command)) => {
