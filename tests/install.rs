@@ -14,7 +14,7 @@
 //!   canary, passes and promotes it. `helm uninstall` removes every object
 //!   of the release and the operator processes; the CRDs stay.
 //! - The same with `kubectl apply --server-side -k deploy/`, an overlay
-//!   re-applied for the upgrade, and `kubectl delete -k deploy/` (which
+//!   re-applied for the upgrade, and `kubectl delete -k deploy/ --ignore-not-found` (which
 //!   deletes the CRDs too: they are in the kustomization).
 //! - Bad input answered as a real cluster and helm answer it: the chart
 //!   installed twice, a values typo (the chart's values.schema.json), a

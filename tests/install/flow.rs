@@ -47,6 +47,12 @@ pub async fn install_roll_out_upgrade_uninstall(method: Method) {
     println!("{method:?}: operator pods {first:?}, leader {leader}");
     runs_as_the_service_account(&client, method, &leader).await;
     logs_show_the_lease(&sb, &leader).await;
+    // As the chart's NOTES.txt suggests: kubectl picks one of the pods.
+    let deployment = format!("deploy/{}", method.deployment());
+    let logs = sb
+        .must("kubectl", &["logs", "-n", RELEASE_NS, &deployment])
+        .await;
+    assert!(logs.contains("leader election started"), "{logs}");
 
     // The demo app, canary-gated by the installed operator: a bad v2 is
     // reverted.

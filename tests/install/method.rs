@@ -1,7 +1,7 @@
 //! The two ways users install redblack, as the commands they type: the Helm
 //! chart (`helm install/upgrade/uninstall`) and the kustomize base
 //! (`kubectl apply --server-side -k deploy/`, an overlay for the upgrade,
-//! `kubectl delete -k deploy/`).
+//! `kubectl delete -k deploy/ --ignore-not-found`).
 
 use std::path::Path;
 
@@ -91,7 +91,7 @@ impl Method {
                          kind: Kustomization\n\
                          resources:\n  - {}\n\
                          images:\n  - name: redblack/redblack\n    newTag: \"{TAG}-upgraded\"\n",
-                        root().join("deploy").display()
+                        relative_to(&overlay, &root().join("deploy"))
                     ),
                 )
                 .expect("overlay");
@@ -118,7 +118,13 @@ impl Method {
     pub async fn uninstall(self, sb: &Sandbox) -> Ran {
         match self {
             Method::Helm => sb.helm(&["uninstall", "rb", "-n", RELEASE_NS]).await,
-            Method::Kustomize => sb.kubectl(&["delete", "-k", "deploy/"]).await,
+            // The namespace is deleted first (it is the first object), and
+            // its contents with it: without --ignore-not-found kubectl then
+            // fails on them, as against a real cluster (istio/istio#7422).
+            Method::Kustomize => {
+                sb.kubectl(&["delete", "-k", "deploy/", "--ignore-not-found"])
+                    .await
+            }
         }
     }
 
@@ -135,6 +141,14 @@ impl Method {
         };
         objects(&yaml)
     }
+}
+
+/// `to` as a path relative to `from` (kustomize takes no absolute bases):
+/// up to the root, then down.
+fn relative_to(from: &Path, to: &Path) -> String {
+    let ups = from.components().skip(1).count();
+    let down = to.strip_prefix("/").expect("an absolute path");
+    format!("{}{}", "../".repeat(ups), down.display())
 }
 
 fn path(p: &Path) -> &str {
