@@ -8,8 +8,9 @@
 # canary analysis that reads Prometheus.
 #
 # Acts, one function each, so the story can grow one act at a time:
-#   setup: build → sandbox → Prometheus → operator (--prometheus-url) →
-#          analysis template + app v1 → load
+#   setup: build → sandbox → Prometheus → operator (helm install of the
+#          chart with prometheus.url; or, DEMO_INSTALL=process, `redblack
+#          controller --prometheus-url`) → analysis template + app v1 → load
 #   act_canary_v2      v2 judged on a canary pod against a baseline pod of v1
 #                      under live traffic, Passed, promoted: full v2 fleet
 #                      beside v1, one switch, v1 kept warm; the report
@@ -28,12 +29,13 @@
 #   KUBECONFIG_FILE=PATH   where the sandbox writes its kubeconfig
 #                          (default ./sandbox.kubeconfig)
 #   DEMO_RPS=N             load on the Service (default 50 requests/s)
-#   DEMO_INSTALL=helm      install the operator with its Helm chart
-#                          (charts/redblack: a Deployment whose pods the
-#                          sandbox runs as `redblack controller` processes
-#                          under the chart's ServiceAccount) instead of
-#                          starting `redblack controller` directly (=process,
-#                          the default)
+#   DEMO_INSTALL=helm      (default) install the operator as users do, with
+#                          its Helm chart (charts/redblack: a Deployment whose
+#                          pods the sandbox runs as `redblack controller`
+#                          processes under the chart's ServiceAccount);
+#                          =process starts `redblack controller` directly
+#                          with the admin kubeconfig (~4 s faster: no pod
+#                          readiness probes to wait for)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
@@ -45,7 +47,7 @@ WORKDIR="${DEMO_WORKDIR:-$ROOT/.cache/demo}"
 # the baseline: enough for a 10% error rate to be significant within an
 # interval or two (as tests/canary_e2e.rs, which uses the same numbers).
 RPS="${DEMO_RPS:-50}"
-INSTALL="${DEMO_INSTALL:-process}"
+INSTALL="${DEMO_INSTALL:-helm}"
 # The release and namespace of DEMO_INSTALL=helm (README, "Install").
 RELEASE=redblack
 OPERATOR_NS=redblack-system
@@ -103,7 +105,7 @@ setup_workdir() {
   export PATH="$TOOLS_BIN:$PATH"
   case "$INSTALL" in
     process | helm) ;;
-    *) die "DEMO_INSTALL=$INSTALL: use process (the default) or helm" ;;
+    *) die "DEMO_INSTALL=$INSTALL: use helm (the default) or process" ;;
   esac
   local tool tools=(kubectl curl python3 "$PROMETHEUS" setsid)
   [[ "$INSTALL" == helm ]] && tools+=(helm)

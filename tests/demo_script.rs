@@ -82,9 +82,13 @@ fn kill_everything(child: &mut Child, pidfile: &Path) {
 /// `hack/demo.sh` run unattended against its own sandbox, in a process group
 /// of its own (as a terminal's foreground job), stdout and stderr piped.
 fn spawn_demo(root: &Path, workdir: &Path, kubeconfig: &Path, install: Install) -> Child {
-    Command::new("bash")
+    let mut command = Command::new("bash");
+    match install {
+        Install::Helm => command.env_remove("DEMO_INSTALL"),
+        Install::Process => command.env("DEMO_INSTALL", "process"),
+    };
+    command
         .arg(root.join("hack/demo.sh"))
-        .env("DEMO_INSTALL", install.env())
         .env("DEMO_NONINTERACTIVE", "1")
         .env("REDBLACK_BIN", env!("CARGO_BIN_EXE_redblack"))
         .env("DEMO_WORKDIR", workdir)
@@ -101,31 +105,33 @@ fn spawn_demo(root: &Path, workdir: &Path, kubeconfig: &Path, install: Install) 
 /// How the demo starts the operator (`DEMO_INSTALL`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Install {
-    /// `redblack controller` started by the script.
-    Process,
-    /// The Helm chart; the sandbox runs the operator's pods as processes.
+    /// The default (`DEMO_INSTALL` unset, = helm): `helm install` of
+    /// charts/redblack; the sandbox runs the operator's pods as processes.
     Helm,
+    /// `DEMO_INSTALL=process`: `redblack controller` started by the script.
+    Process,
 }
 
 impl Install {
-    fn env(self) -> &'static str {
+    /// The name the pid file gives the operator's processes.
+    fn operator(self) -> &'static str {
         match self {
-            Install::Process => "process",
-            Install::Helm => "helm",
+            Install::Helm => "operator-pod",
+            Install::Process => "operator",
         }
     }
 }
 
+/// `make demo` as it is: the operator installed with the Helm chart.
 #[test]
 fn make_demo_tells_the_canary_story_and_leaves_nothing_running() {
-    tells_the_story(Install::Process);
+    tells_the_story(Install::Helm);
 }
 
-/// `DEMO_INSTALL=helm make demo`: the same story with the operator installed
-/// by `helm install` of charts/redblack.
+/// `DEMO_INSTALL=process make demo`: the operator as a plain process.
 #[test]
-fn make_demo_with_the_helm_chart_tells_the_same_story() {
-    tells_the_story(Install::Helm);
+fn make_demo_with_the_operator_as_a_process_tells_the_same_story() {
+    tells_the_story(Install::Process);
 }
 
 fn tells_the_story(install: Install) {
@@ -254,12 +260,9 @@ fn tells_the_story(install: Install) {
     // Nothing it started survives: the sandbox, Prometheus, the operator, the
     // load and the demo-app processes of the pods.
     let pids = recorded_pids(&pidfile);
-    let started: &[&str] = match install {
-        Install::Process => &["sandbox", "prometheus", "operator", "load"],
-        // The operator's two pods, each a process the sandbox started.
-        Install::Helm => &["sandbox", "prometheus", "operator-pod", "load"],
-    };
-    for name in started {
+    // With the chart, the operator's processes are its two pods' (started
+    // by the sandbox).
+    for name in ["sandbox", "prometheus", install.operator(), "load"] {
         assert!(
             pids.iter().any(|(n, _)| n == name),
             "{name} not in {}: {pids:?}\n{transcript}",
@@ -301,7 +304,7 @@ fn ctrl_c_with_a_closed_stdout_still_stops_everything() {
     let workdir = tmp.path().join("demo");
     let kubeconfig = tmp.path().join("sandbox.kubeconfig");
     let pidfile = workdir.join("pids");
-    let mut child = spawn_demo(root, &workdir, &kubeconfig, Install::Process);
+    let mut child = spawn_demo(root, &workdir, &kubeconfig, Install::Helm);
     let stderr = drain(child.stderr.take().expect("stderr"));
 
     // Read stdout (as tee would) until the fleet runs, then close it.
@@ -353,7 +356,12 @@ fn ctrl_c_with_a_closed_stdout_still_stops_everything() {
     let Some(status) = status else {
         panic!("hack/demo.sh did not stop within 60 s of Ctrl-C\n{transcript}");
     };
-    for name in ["sandbox", "prometheus", "operator", "demo-app"] {
+    for name in [
+        "sandbox",
+        "prometheus",
+        Install::Helm.operator(),
+        "demo-app",
+    ] {
         assert!(
             pids.iter().any(|(n, _)| n == name),
             "{name} not in {}: {pids:?}\n{transcript}",

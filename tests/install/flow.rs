@@ -205,7 +205,7 @@ fn hash(rollout: &Value) -> String {
 }
 
 fn status_phase(r: &Rollout) -> Option<Phase> {
-    r.status.as_ref().and_then(|s| s.phase.clone())
+    r.status.as_ref().and_then(|s| s.phase)
 }
 
 /// `kubectl apply -f` of the objects, from a file.
@@ -250,7 +250,6 @@ async fn operator_pods_now(client: &Client, method: Method) -> Vec<(String, Opti
         Method::Helm => "app.kubernetes.io/instance=rb",
         Method::Kustomize => "app.kubernetes.io/name=redblack",
     };
-    let _ = method;
     pods.list(&ListParams::default().labels(selector))
         .await
         .map(|l| l.items)
@@ -430,7 +429,7 @@ async fn analysis_phase(client: &Client, hash: &str) -> Option<CanaryAnalysisPha
         .list(&ListParams::default().labels(&format!("{POD_TEMPLATE_HASH_LABEL}={hash}")))
         .await
         .ok()?;
-    list.items.last()?.status.as_ref()?.phase.clone()
+    list.items.last()?.status.as_ref()?.phase
 }
 
 /// Steady load on the Service's data-plane port until aborted.
