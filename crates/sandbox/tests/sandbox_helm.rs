@@ -26,9 +26,14 @@ spec:
   replicas: {{ .Values.replicas }}
   selector:
     matchLabels: {app: {{ .Release.Name }}-web}
+  # As charts/redblack does: one replica is replaced by Recreate.
   strategy:
+  {{- if gt (int .Values.replicas) 1 }}
     type: RollingUpdate
     rollingUpdate: {maxSurge: 1, maxUnavailable: 0}
+  {{- else }}
+    type: Recreate
+  {{- end }}
   template:
     metadata:
       labels: {app: {{ .Release.Name }}-web}
@@ -112,7 +117,7 @@ async fn images(client: &kube::Client) -> Vec<String> {
 }
 
 /// What `--wait` promises: the Deployment fully rolled out to `image`.
-async fn rolled_out(client: &kube::Client, image: &str) {
+async fn rolled_out(client: &kube::Client, image: &str, replicas: i32) {
     let d = Api::<Deployment>::namespaced(client.clone(), "default")
         .get("tiny-web")
         .await
@@ -121,7 +126,7 @@ async fn rolled_out(client: &kube::Client, image: &str) {
     assert_eq!(status.observed_generation, d.metadata.generation);
     assert_eq!(
         (status.updated_replicas, status.available_replicas),
-        (Some(2), Some(2))
+        (Some(replicas), Some(replicas))
     );
     let template_image = d.spec.template.spec.unwrap().containers[0].image.clone();
     assert_eq!(template_image.as_deref(), Some(image));
@@ -145,7 +150,7 @@ async fn run(sb: &Sandbox) {
 
     helm.ok(&["install", "tiny", &chart, "--wait", "--timeout", "60s"])
         .await;
-    rolled_out(&client, "busybox:1").await;
+    rolled_out(&client, "busybox:1", 2).await;
     let list = helm.ok(&["list"]).await;
     let row = list.lines().find(|l| l.starts_with("tiny")).unwrap_or("");
     assert!(
@@ -166,18 +171,28 @@ async fn run(sb: &Sandbox) {
         "tiny",
         &chart,
         "--set",
-        "image=busybox:2",
+        "image=busybox:2,replicas=1",
         "--wait=legacy",
         "--timeout",
         "60s",
     ])
     .await;
-    rolled_out(&client, "busybox:2").await;
-    assert!(eventually(WAIT, || async { images(&client).await == ["busybox:2"; 2] }).await);
+    // RollingUpdate → Recreate: server-side apply drops `rollingUpdate`.
+    rolled_out(&client, "busybox:2", 1).await;
+    let strategy = Api::<Deployment>::namespaced(client.clone(), "default")
+        .get("tiny-web")
+        .await
+        .unwrap()
+        .spec
+        .strategy
+        .unwrap();
+    assert_eq!(strategy.type_.as_deref(), Some("Recreate"));
+    assert!(strategy.rolling_update.is_none());
+    assert!(eventually(WAIT, || async { images(&client).await == ["busybox:2"] }).await);
 
     helm.ok(&["rollback", "tiny", "1", "--wait", "--timeout", "60s"])
         .await;
-    rolled_out(&client, "busybox:1").await;
+    rolled_out(&client, "busybox:1", 2).await;
     let history = helm.ok(&["history", "tiny"]).await;
     assert!(history.contains("Rollback to 1"), "{history}");
     let stored = secrets.list(&owned_by_helm).await.unwrap().items;
