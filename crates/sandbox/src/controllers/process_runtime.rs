@@ -67,8 +67,9 @@ pub const PID_ANNOTATION: &str = "sandbox.redblack.io/pid";
 /// How process pods are run (part of `ControllersConfig`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProcessConfig {
-    /// The `redblack` binary (`<command> demo-app` is run). `None`: demo-app
-    /// pods stay `waiting` with reason `CreateContainerError`.
+    /// The `redblack` binary (`<command> demo-app` is run for demo-app pods,
+    /// `<command> <args>` for operator pods). `None`: those pods stay
+    /// `waiting` with reason `CreateContainerError`.
     pub command: Option<PathBuf>,
     /// Delay before the first restart of an exited process; doubles per crash.
     pub restart_backoff: Duration,
@@ -199,8 +200,8 @@ pub fn for_pod(
     );
     let uid = crate::store::meta_str(pod, "uid").unwrap_or("").to_string();
     let name = containers[index].name.clone();
-    let prepared = Program::from_pod(pod, &container, &containers[index].image, &ctx.store)
-        .and_then(|program| {
+    let prepared =
+        Program::from_pod(pod, &container, &containers[index].image).and_then(|program| {
             let readiness = readiness_probe(&container)?;
             let liveness = liveness_probe(&container)?;
             Ok((program, readiness, liveness))
