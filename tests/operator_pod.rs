@@ -532,6 +532,21 @@ async fn a_missing_service_account_keeps_the_pod_from_starting() {
             r#"error looking up service account redblack-system/later: serviceaccount "later" not found"#
         )
     );
+    // Nothing ran, so there is no log: kubectl says why.
+    let out = Command::new(tool("kubectl"))
+        .arg("--kubeconfig")
+        .arg(&admin_kc)
+        .args(["logs", "-n", NS, "op"])
+        .output()
+        .expect("kubectl runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            r#"container "operator" in pod "op" is waiting to start: CreateContainerConfigError"#
+        ),
+        "{err}"
+    );
     create(
         &admin,
         &json!({"apiVersion": "v1", "kind": "ServiceAccount",

@@ -146,6 +146,7 @@ pub fn start(
                 store: store.clone(),
                 logs: cfg.logs.clone(),
                 api: cfg.api.clone(),
+                service_accounts: registry.by_kind("v1", "ServiceAccount"),
             },
         ),
         store.subscribe(),

@@ -17,7 +17,7 @@ use super::operator_spec::{
     rewrite_addresses, with_address_defaults,
 };
 use super::pod_env::{PodIps, expand, resolve_env, service_account_name};
-use super::process_credentials::ApiAccess;
+use super::process_credentials::{ApiAccess, ensure_service_account};
 use super::process_spec::{Probe, SpecError, container_env, demo_app_tag, process_env};
 
 /// The program a process pod runs.
@@ -92,11 +92,8 @@ impl Program {
     }
 
     /// Ports, flags and credentials for one start.
-    pub(crate) fn prepare(
-        &self,
-        store: &Store,
-        api: Option<&ApiAccess>,
-    ) -> Result<Prepared, SpecError> {
+    pub(crate) fn prepare(&self, ctx: &ProcessContext) -> Result<Prepared, SpecError> {
+        let store = &ctx.store;
         match self {
             Program::Demo { env } => {
                 let port = pick_port()?;
@@ -112,7 +109,7 @@ impl Program {
                 container,
                 declared,
             } => {
-                let Some(api) = api else {
+                let (Some(api), Some(service_accounts)) = (&ctx.api, &ctx.service_accounts) else {
                     return Err(SpecError::RunContainerError(
                         "the sandbox runs no API for process pods (ControllersConfig::api), \
                          so the operator has no credentials"
@@ -136,8 +133,9 @@ impl Program {
                     .collect();
                 let args = with_address_defaults(&args);
                 let uid = meta_str(pod, "uid").unwrap_or("");
-                let kubeconfig =
-                    api.kubeconfig(store, namespace, service_account_name(pod), uid)?;
+                let sa = service_account_name(pod);
+                ensure_service_account(store, service_accounts, namespace, sa)?;
+                let kubeconfig = api.kubeconfig(namespace, sa, uid)?;
                 let ports = ports_to_map(&args, declared)
                     .into_iter()
                     .map(|p| pick_port().map(|host| (p, host)))
@@ -197,4 +195,6 @@ pub struct ProcessContext {
     pub store: Arc<Store>,
     pub logs: super::pod_logs::PodLogs,
     pub api: Option<ApiAccess>,
+    /// The ServiceAccount kind (a pod's `default` one is made when missing).
+    pub service_accounts: Option<crate::registry::ResourceType>,
 }

@@ -559,10 +559,7 @@ enum Stop {
 }
 
 async fn run_once(launch: &Launch, shared: &Shared) -> Ended {
-    let prepared = match launch
-        .program
-        .prepare(&launch.ctx.store, launch.ctx.api.as_ref())
-    {
+    let prepared = match launch.program.prepare(&launch.ctx) {
         Ok(p) => p,
         Err(e) => return Ended::NotStarted(e),
     };
