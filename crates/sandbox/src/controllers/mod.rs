@@ -25,6 +25,7 @@ pub mod pod_logs;
 pub mod pod_runtime;
 pub mod pods;
 pub mod process_credentials;
+mod process_health;
 pub mod process_launch;
 pub mod process_probe;
 pub mod process_runtime;
