@@ -10,7 +10,9 @@
 //!   loopback ports (mapped from the chart's :8080/:8081); one holds the
 //!   leader Lease (as `system:serviceaccount:redblack-system:rb-redblack`,
 //!   the only credentials it has), the other stands by.
-//! - `kubectl logs` (the real one) shows a pod's startup lines.
+//! - The chart's metrics Service's Endpoints list each pod's mapped port.
+//! - Its logs (`pods/log`) show the startup lines; `kubectl logs` (the real
+//!   one) too.
 //! - A plain Rollout the leader reconciles goes Healthy.
 //! - Deleting the leader's pod SIGTERMs its process: it exits 0 (a SIGKILL
 //!   would be 137); its followed log (`follow=true`) shows it handing the
@@ -27,7 +29,7 @@ use std::time::Duration;
 use futures::AsyncBufReadExt;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, LogParams, PostParams,
     WatchEvent, WatchParams,
@@ -102,6 +104,7 @@ fn plural(kind: &str) -> &'static str {
         "CustomResourceDefinition" => "customresourcedefinitions",
         "ReplicaSet" => "replicasets",
         "Pod" => "pods",
+        "Service" => "services",
         other => panic!("no plural for {other}"),
     }
 }
@@ -293,6 +296,33 @@ async fn the_charts_pod_template_runs_the_operator() {
         );
     }
     assert_ne!(maps[0][&8081], maps[1][&8081], "{maps:?}");
+
+    // The chart's metrics Service reaches both, on their mapped ports.
+    let service = objects
+        .iter()
+        .find(|o| o["kind"] == "Service")
+        .expect("the metrics Service");
+    create(&admin, service).await;
+    let endpoints = Api::<Endpoints>::namespaced(admin.clone(), NS);
+    let service_name = service["metadata"]["name"].as_str().expect("name");
+    let mut want: Vec<i32> = maps.iter().map(|m| i32::from(m[&8080])).collect();
+    want.sort();
+    eventually(
+        "the metrics Endpoints list both pods' metrics ports",
+        || async {
+            let ep = endpoints.get(service_name).await.ok()?;
+            let mut got: Vec<i32> = ep
+                .subsets?
+                .iter()
+                .filter(|s| s.addresses.as_ref().is_some_and(|a| a.len() == 1))
+                .flat_map(|s| s.ports.clone().unwrap_or_default())
+                .map(|p| p.port)
+                .collect();
+            got.sort();
+            (got == want).then_some(())
+        },
+    )
+    .await;
 
     // One leads, as its ServiceAccount (its only credentials: the sandbox
     // refuses requests without a token); the other stands by, Ready.
@@ -501,6 +531,21 @@ async fn a_missing_service_account_keeps_the_pod_from_starting() {
         Some(
             r#"error looking up service account redblack-system/later: serviceaccount "later" not found"#
         )
+    );
+    // Nothing ran, so there is no log: kubectl says why.
+    let out = Command::new(tool("kubectl"))
+        .arg("--kubeconfig")
+        .arg(&admin_kc)
+        .args(["logs", "-n", NS, "op"])
+        .output()
+        .expect("kubectl runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            r#"container "operator" in pod "op" is waiting to start: CreateContainerConfigError"#
+        ),
+        "{err}"
     );
     create(
         &admin,

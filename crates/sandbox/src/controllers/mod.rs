@@ -26,6 +26,7 @@ pub mod pod_logs;
 pub mod pod_runtime;
 pub mod pods;
 pub mod process_credentials;
+mod process_health;
 pub mod process_launch;
 pub mod process_probe;
 pub mod process_runtime;
@@ -152,6 +153,7 @@ pub fn start(
                 store: store.clone(),
                 logs: cfg.logs.clone(),
                 api: cfg.api.clone(),
+                service_accounts: registry.by_kind("v1", "ServiceAccount"),
             },
         ),
         store.subscribe(),

@@ -183,15 +183,18 @@ impl ContainerLog {
     }
 }
 
+/// (pod uid, container name) → its log.
+type ByContainer = HashMap<(String, String), Arc<ContainerLog>>;
+
 /// Every process pod's container logs, shared by the pod controller (writer)
 /// and the API server (reader).
 #[derive(Clone, Debug, Default)]
 pub struct PodLogs {
-    inner: Arc<Mutex<HashMap<(String, String), Arc<ContainerLog>>>>,
+    inner: Arc<Mutex<ByContainer>>,
 }
 
 impl PodLogs {
-    fn lock(&self) -> MutexGuard<'_, HashMap<(String, String), Arc<ContainerLog>>> {
+    fn lock(&self) -> MutexGuard<'_, ByContainer> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 

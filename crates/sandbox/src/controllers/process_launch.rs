@@ -17,7 +17,7 @@ use super::operator_spec::{
     rewrite_addresses, with_address_defaults,
 };
 use super::pod_env::{PodIps, expand, resolve_env, service_account_name};
-use super::process_credentials::ApiAccess;
+use super::process_credentials::{ApiAccess, ensure_service_account};
 use super::process_spec::{Probe, SpecError, container_env, demo_app_tag, process_env};
 
 /// The program a process pod runs.
@@ -25,16 +25,13 @@ use super::process_spec::{Probe, SpecError, container_env, demo_app_tag, process
 pub(crate) enum Program {
     /// `redblack demo-app`, told its port by `PORT`.
     Demo { env: BTreeMap<String, String> },
-    /// `redblack <args>` (the operator image), as its ServiceAccount.
+    /// `redblack <args>` (the operator image), as its ServiceAccount. Read
+    /// again at every start, as a kubelet does: a ConfigMap or ServiceAccount
+    /// that appears later lets a waiting container start.
     Operator {
-        args: Vec<String>,
-        env: BTreeMap<String, String>,
+        pod: Value,
+        container: Value,
         declared: Vec<DeclaredPort>,
-        namespace: String,
-        service_account: String,
-        uid: String,
-        /// The pod's name: `HOSTNAME`, as in a container.
-        hostname: String,
     },
 }
 
@@ -67,7 +64,8 @@ fn process_ips() -> PodIps {
     }
 }
 
-/// Does this image run as a process? `Some(Err)`: it should, but cannot.
+/// Does this image run as a process (including one of those repositories
+/// with a bad tag, which then shows why it cannot)?
 pub(crate) fn is_process_image(image: &str) -> bool {
     !matches!(demo_app_tag(image), Ok(None)) || !matches!(operator_tag(image), Ok(None))
 }
@@ -78,7 +76,6 @@ impl Program {
         pod: &Value,
         container: &Value,
         image: &str,
-        store: &Store,
     ) -> Result<Program, SpecError> {
         if let Some(tag) = demo_app_tag(image)? {
             let env = container_env(container, &tag)?;
@@ -87,38 +84,16 @@ impl Program {
             return Ok(Program::Demo { env });
         }
         operator_tag(image)?;
-        let namespace = meta_str(pod, "namespace").unwrap_or("").to_string();
-        let lookup = |kind: &str, name: &str| {
-            let plural = if kind == "Secret" {
-                "secrets"
-            } else {
-                "configmaps"
-            };
-            let gr = crate::registry::GroupResource::new("", plural);
-            store.get(&gr, &namespace, name).map(|o| (*o).clone())
-        };
-        let env = resolve_env(container, pod, &process_ips(), &lookup)?;
-        let args = arguments(container)?
-            .iter()
-            .map(|a| expand(a, &env))
-            .collect::<Vec<_>>();
         Ok(Program::Operator {
-            args: with_address_defaults(&args),
-            env,
+            pod: pod.clone(),
+            container: container.clone(),
             declared: declared_ports(container),
-            service_account: service_account_name(pod).to_string(),
-            uid: meta_str(pod, "uid").unwrap_or("").to_string(),
-            hostname: meta_str(pod, "name").unwrap_or("").to_string(),
-            namespace,
         })
     }
 
     /// Ports, flags and credentials for one start.
-    pub(crate) fn prepare(
-        &self,
-        store: &Store,
-        api: Option<&ApiAccess>,
-    ) -> Result<Prepared, SpecError> {
+    pub(crate) fn prepare(&self, ctx: &ProcessContext) -> Result<Prepared, SpecError> {
+        let store = &ctx.store;
         match self {
             Program::Demo { env } => {
                 let port = pick_port()?;
@@ -130,30 +105,46 @@ impl Program {
                 })
             }
             Program::Operator {
-                args,
-                env,
+                pod,
+                container,
                 declared,
-                namespace,
-                service_account,
-                uid,
-                hostname,
             } => {
-                let Some(api) = api else {
+                let (Some(api), Some(service_accounts)) = (&ctx.api, &ctx.service_accounts) else {
                     return Err(SpecError::RunContainerError(
                         "the sandbox runs no API for process pods (ControllersConfig::api), \
                          so the operator has no credentials"
                             .into(),
                     ));
                 };
-                let kubeconfig = api.kubeconfig(store, namespace, service_account, uid)?;
-                let ports = ports_to_map(args, declared)
+                let namespace = meta_str(pod, "namespace").unwrap_or("");
+                let lookup = |kind: &str, name: &str| {
+                    let plural = if kind == "Secret" {
+                        "secrets"
+                    } else {
+                        "configmaps"
+                    };
+                    let gr = crate::registry::GroupResource::new("", plural);
+                    store.get(&gr, namespace, name).map(|o| (*o).clone())
+                };
+                let env = resolve_env(container, pod, &process_ips(), &lookup)?;
+                let args: Vec<String> = arguments(container)?
+                    .iter()
+                    .map(|a| expand(a, &env))
+                    .collect();
+                let args = with_address_defaults(&args);
+                let uid = meta_str(pod, "uid").unwrap_or("");
+                let sa = service_account_name(pod);
+                ensure_service_account(store, service_accounts, namespace, sa)?;
+                let kubeconfig = api.kubeconfig(namespace, sa, uid)?;
+                let ports = ports_to_map(&args, declared)
                     .into_iter()
                     .map(|p| pick_port().map(|host| (p, host)))
                     .collect::<Result<Vec<_>, _>>()?;
                 let map: BTreeMap<u16, u16> = ports.iter().copied().collect();
+                let hostname = meta_str(pod, "name").unwrap_or("");
                 Ok(Prepared {
-                    args: rewrite_addresses(args, &map),
-                    env: operator_env(env, &kubeconfig, hostname),
+                    args: rewrite_addresses(&args, &map),
+                    env: operator_env(&env, &kubeconfig, hostname),
                     app_port: None,
                     ports,
                 })
@@ -204,4 +195,6 @@ pub struct ProcessContext {
     pub store: Arc<Store>,
     pub logs: super::pod_logs::PodLogs,
     pub api: Option<ApiAccess>,
+    /// The ServiceAccount kind (a pod's `default` one is made when missing).
+    pub service_accounts: Option<crate::registry::ResourceType>,
 }

@@ -54,8 +54,8 @@ use super::pod_logs::ContainerLog;
 use super::pod_runtime::{
     ContainerReport, ContainerSpec, ContainerState, PodRuntime, RuntimeReport,
 };
+use super::process_health;
 use super::process_launch::{Prepared, ProcessContext, Program, is_process_image};
-use super::process_probe;
 use super::process_spec::{Probe, SpecError, liveness_probe, readiness_probe};
 use super::process_stop::{self, KillAt, kill_group};
 
@@ -67,8 +67,9 @@ pub const PID_ANNOTATION: &str = "sandbox.redblack.io/pid";
 /// How process pods are run (part of `ControllersConfig`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProcessConfig {
-    /// The `redblack` binary (`<command> demo-app` is run). `None`: demo-app
-    /// pods stay `waiting` with reason `CreateContainerError`.
+    /// The `redblack` binary (`<command> demo-app` is run for demo-app pods,
+    /// `<command> <args>` for operator pods). `None`: those pods stay
+    /// `waiting` with reason `CreateContainerError`.
     pub command: Option<PathBuf>,
     /// Delay before the first restart of an exited process; doubles per crash.
     pub restart_backoff: Duration,
@@ -199,8 +200,8 @@ pub fn for_pod(
     );
     let uid = crate::store::meta_str(pod, "uid").unwrap_or("").to_string();
     let name = containers[index].name.clone();
-    let prepared = Program::from_pod(pod, &container, &containers[index].image, &ctx.store)
-        .and_then(|program| {
+    let prepared =
+        Program::from_pod(pod, &container, &containers[index].image).and_then(|program| {
             let readiness = readiness_probe(&container)?;
             let liveness = liveness_probe(&container)?;
             Ok((program, readiness, liveness))
@@ -558,10 +559,7 @@ enum Stop {
 }
 
 async fn run_once(launch: &Launch, shared: &Shared) -> Ended {
-    let prepared = match launch
-        .program
-        .prepare(&launch.ctx.store, launch.ctx.api.as_ref())
-    {
+    let prepared = match launch.program.prepare(&launch.ctx) {
         Ok(p) => p,
         Err(e) => return Ended::NotStarted(e),
     };
@@ -689,26 +687,6 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
     status.code().unwrap_or(-1)
 }
 
-/// One probe, through the program's port mapping.
-async fn probe_once(launch: &Launch, probe: &Probe, prepared: &Prepared) -> Result<(), String> {
-    let Some(port) = launch.program.probe_port(probe, prepared) else {
-        return Err(format!(
-            "port {} is not a port of the container",
-            probe
-                .port
-                .as_ref()
-                .map_or("(none)".into(), Value::to_string)
-        ));
-    };
-    let result = match &probe.http_path {
-        Some(path) => process_probe::http_get(port, path, probe.timeout)
-            .await
-            .map(|_| ()),
-        None => process_probe::tcp_connect(port, probe.timeout).await,
-    };
-    result.map_err(|e| e.to_string())
-}
-
 /// Sets `ready` as the kubelet would; runs until the process ends.
 async fn readiness(
     launch: &Launch,
@@ -726,30 +704,8 @@ async fn readiness(
         }
         None => set_ready(true),
         Some(probe) => {
-            tokio::time::sleep(probe.initial_delay).await;
-            let (mut successes, mut failures, mut ready) = (0u32, 0u32, false);
-            loop {
-                match probe_once(launch, probe, prepared).await {
-                    Ok(()) => {
-                        successes = successes.saturating_add(1);
-                        failures = 0;
-                        if !ready && successes >= probe.success_threshold {
-                            ready = true;
-                            set_ready(true);
-                        }
-                    }
-                    Err(e) => {
-                        failures = failures.saturating_add(1);
-                        successes = 0;
-                        tracing::debug!(pod = %launch.pod, %e, failures, "readiness probe failed");
-                        if ready && failures >= probe.failure_threshold {
-                            ready = false;
-                            set_ready(false);
-                        }
-                    }
-                }
-                tokio::time::sleep(probe.period).await;
-            }
+            let port = launch.program.probe_port(probe, prepared);
+            process_health::readiness(probe, port, &launch.pod, set_ready).await;
         }
     }
     std::future::pending::<()>().await;
@@ -758,23 +714,12 @@ async fn readiness(
 /// Returns (with the last error) once the liveness probe has failed
 /// `failureThreshold` times in a row; never without a probe.
 async fn liveness(launch: &Launch, prepared: &Prepared) -> String {
-    let Some(probe) = &launch.liveness else {
-        return std::future::pending().await;
-    };
-    tokio::time::sleep(probe.initial_delay).await;
-    let mut failures = 0u32;
-    loop {
-        match probe_once(launch, probe, prepared).await {
-            Ok(()) => failures = 0,
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                tracing::debug!(pod = %launch.pod, %e, failures, "liveness probe failed");
-                if failures >= probe.failure_threshold {
-                    return e;
-                }
-            }
+    match &launch.liveness {
+        None => std::future::pending().await,
+        Some(probe) => {
+            let port = launch.program.probe_port(probe, prepared);
+            process_health::liveness(probe, port, &launch.pod).await
         }
-        tokio::time::sleep(probe.period).await;
     }
 }
 

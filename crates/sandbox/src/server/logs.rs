@@ -258,10 +258,7 @@ async fn follow_step(mut f: Follow) -> Option<(Result<Bytes, Infallible>, Follow
         if let Some(last) = lines.last() {
             f.last_seq = Some(last.seq);
             let text: String = lines.iter().map(|l| render(l, f.timestamps)).collect();
-            return match f.budget.take(text) {
-                Some(chunk) => Some((Ok(Bytes::from(chunk)), f)),
-                None => None,
-            };
+            return f.budget.take(text).map(|chunk| (Ok(Bytes::from(chunk)), f));
         }
         if f.done {
             return None;
