@@ -17,8 +17,9 @@
 //!   re-applied for the upgrade, and `kubectl delete -k deploy/ --ignore-not-found` (which
 //!   deletes the CRDs too: they are in the kustomization).
 //! - Bad input answered as a real cluster and helm answer it: the chart
-//!   installed twice, a values typo (the chart's values.schema.json), a
-//!   namespace that does not exist.
+//!   installed twice, a values typo (the chart's values.schema.json; and
+//!   without it, the API server's decoding error), a namespace that does
+//!   not exist.
 //! - The README's Install section, run exactly as written.
 //!
 //! Every wait is bounded and prints the last state it saw.
@@ -150,6 +151,43 @@ async fn bad_input_is_refused_as_a_real_cluster_refuses_it() {
     assert_eq!(releases[0]["name"], "rb", "{list}");
     assert_eq!(releases[0]["revision"], "1", "{list}");
     assert_eq!(releases[0]["status"], "deployed", "{list}");
+
+    // A chart without a values schema renders `replicas: two`: the API
+    // server's decoding refuses the Deployment, as a real one does.
+    let copy = sb.dir.path().join("chart-without-schema");
+    copy_dir(&harness::root().join("charts/redblack"), &copy);
+    std::fs::remove_file(copy.join("values.schema.json")).expect("the schema");
+    let ran = sb
+        .helm(&[
+            "install",
+            "noschema",
+            copy.to_str().expect("utf-8"),
+            "-n",
+            RELEASE_NS,
+            "--skip-crds",
+            "--set",
+            "replicaCount=two",
+        ])
+        .await;
+    refused(
+        "replicas: two without a schema",
+        &ran,
+        "Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot unmarshal \
+         string into Go struct field DeploymentSpec.spec.replicas of type int32",
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -134,6 +134,41 @@ fn strategy(spec: &Value, errs: &mut Vec<FieldError>) {
 }
 
 /// Every error of a Deployment or ReplicaSet `obj` (replacing `old`, if any).
+/// What the API server's JSON decoding refuses before any defaulting or
+/// validation: an `int32` field of a Deployment's or ReplicaSet's spec
+/// holding something else (a chart without a values schema rendering
+/// `replicas: two`). Go's `encoding/json` wording; the caller adds the
+/// `<Kind> in version "v1" cannot be handled as a <Kind>: ` prefix.
+pub fn decode_error(kind: &str, obj: &Value) -> Option<String> {
+    let fields: &[&str] = match kind {
+        "Deployment" => &[
+            "replicas",
+            "minReadySeconds",
+            "revisionHistoryLimit",
+            "progressDeadlineSeconds",
+        ],
+        "ReplicaSet" => &["replicas", "minReadySeconds"],
+        _ => return None,
+    };
+    let spec = obj.get("spec")?;
+    fields.iter().find_map(|field| {
+        let what = match spec.get(*field)? {
+            Value::Null => return None,
+            Value::Number(n) if n.as_i64().is_some_and(|i| i32::try_from(i).is_ok()) => {
+                return None;
+            }
+            Value::Number(n) => format!("number {n}"),
+            Value::String(_) => "string".to_owned(),
+            Value::Bool(_) => "bool".to_owned(),
+            Value::Array(_) => "array".to_owned(),
+            Value::Object(_) => "object".to_owned(),
+        };
+        Some(format!(
+            "json: cannot unmarshal {what} into Go struct field {kind}Spec.spec.{field} of type int32"
+        ))
+    })
+}
+
 pub fn validate(kind: &str, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if !matches!(kind, "Deployment" | "ReplicaSet") {
@@ -248,6 +283,46 @@ mod tests {
                 want,
                 "{strategy}"
             );
+        }
+    }
+
+    #[test]
+    fn decoding_refuses_what_is_not_an_int32() {
+        let with =
+            |kind: &str, field: &str, v: Value| decode_error(kind, &json!({"spec": {field: v}}));
+        let cases = [
+            ("Deployment", "replicas", json!("two"), Some("string")),
+            ("Deployment", "replicas", json!(1.5), Some("number 1.5")),
+            ("Deployment", "replicas", json!(true), Some("bool")),
+            (
+                "Deployment",
+                "progressDeadlineSeconds",
+                json!([1]),
+                Some("array"),
+            ),
+            (
+                "Deployment",
+                "revisionHistoryLimit",
+                json!({}),
+                Some("object"),
+            ),
+            (
+                "Deployment",
+                "replicas",
+                json!(5_000_000_000i64),
+                Some("number 5000000000"),
+            ),
+            ("ReplicaSet", "minReadySeconds", json!("10"), Some("string")),
+            ("Deployment", "replicas", json!(2), None),
+            ("Deployment", "replicas", Value::Null, None),
+            ("ReplicaSet", "progressDeadlineSeconds", json!("x"), None),
+            ("Pod", "replicas", json!("two"), None),
+        ];
+        for (kind, field, v, what) in cases {
+            let want = what.map(|w| {
+                format!("json: cannot unmarshal {w} into Go struct field {kind}Spec.spec.{field} of type int32")
+            });
+            assert_eq!(with(kind, field, v.clone()), want, "{kind} {field}={v}");
         }
     }
 

@@ -76,6 +76,14 @@ fn admit(
     }
     let builtin_apps = rt.schema.is_none() && rt.group == "apps";
     if builtin_apps {
+        if let Some(e) = workload_validation::decode_error(&rt.kind, obj) {
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
+                kind = rt.kind,
+                version = rt.version,
+            ))
+            .with_target(rt, object_name(obj)));
+        }
         workload_validation::default(&rt.kind, obj);
     }
     let mut errs = builtin_validation::validate(&rt.kind, rt.schema.is_none(), obj);
