@@ -84,17 +84,21 @@ check_alive() {
   done
 }
 
-# Pids of the demo-app processes behind the pods (the sandbox started them and
+# Pids of the processes behind the pods (demo-app; operator-pod for the
+# operator's pods of DEMO_INSTALL=helm) (the sandbox started them and
 # stops them with itself, or when their pod goes; recorded so that the cleanup
 # can prove it). Called whenever new pods run (e.g. a canary's, which are gone
 # by the end) and at cleanup; each pid is recorded once.
 record_pod_pids() {
-  local pids pid
-  pids="$(timeout 5 kubectl get pods -A -o go-template='{{range .items}}{{with .metadata.annotations}}{{index . "sandbox.redblack.io/pid"}}{{end}}{{"\n"}}{{end}}' 2>/dev/null)" || return 0
-  for pid in $pids; do
+  local pods ns pid name
+  pods="$(timeout 5 kubectl get pods -A -o go-template='{{range .items}}{{.metadata.namespace}} {{with .metadata.annotations}}{{index . "sandbox.redblack.io/pid"}}{{end}}{{"\n"}}{{end}}' 2>/dev/null)" || return 0
+  while read -r ns pid; do
     [[ "$pid" =~ ^[0-9]+$ ]] || continue
-    grep -qx "demo-app $pid" "$PIDFILE" || echo "demo-app $pid" >>"$PIDFILE"
-  done
+    # DEMO_INSTALL=helm: the operator's own pods (redblack controller).
+    name=demo-app
+    [[ "$ns" == "${OPERATOR_NS:-}" ]] && name=operator-pod
+    grep -qx "$name $pid" "$PIDFILE" || echo "$name $pid" >>"$PIDFILE"
+  done <<<"$pods"
   return 0
 }
 

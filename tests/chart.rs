@@ -277,7 +277,7 @@ watchNamespace: team-a
 prometheus:
   url: http://prometheus.monitoring:9090
 logging:
-  format: text
+  format: pretty
   level: debug
 metrics:
   port: 9090
@@ -325,7 +325,7 @@ fn overridden_values_change_the_render() {
             "--health-addr",
             ":9091",
             "--log-format",
-            "text",
+            "pretty",
             "--namespace",
             "team-a",
             "--leader-elect=true",

@@ -81,8 +81,13 @@ fn kill_everything(child: &mut Child, pidfile: &Path) {
 
 /// `hack/demo.sh` run unattended against its own sandbox, in a process group
 /// of its own (as a terminal's foreground job), stdout and stderr piped.
-fn spawn_demo(root: &Path, workdir: &Path, kubeconfig: &Path) -> Child {
-    Command::new("bash")
+fn spawn_demo(root: &Path, workdir: &Path, kubeconfig: &Path, install: Install) -> Child {
+    let mut command = Command::new("bash");
+    match install {
+        Install::Helm => command.env_remove("DEMO_INSTALL"),
+        Install::Process => command.env("DEMO_INSTALL", "process"),
+    };
+    command
         .arg(root.join("hack/demo.sh"))
         .env("DEMO_NONINTERACTIVE", "1")
         .env("REDBLACK_BIN", env!("CARGO_BIN_EXE_redblack"))
@@ -97,15 +102,46 @@ fn spawn_demo(root: &Path, workdir: &Path, kubeconfig: &Path) -> Child {
         .expect("start hack/demo.sh")
 }
 
+/// How the demo starts the operator (`DEMO_INSTALL`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Install {
+    /// The default (`DEMO_INSTALL` unset, = helm): `helm install` of
+    /// charts/redblack; the sandbox runs the operator's pods as processes.
+    Helm,
+    /// `DEMO_INSTALL=process`: `redblack controller` started by the script.
+    Process,
+}
+
+impl Install {
+    /// The name the pid file gives the operator's processes.
+    fn operator(self) -> &'static str {
+        match self {
+            Install::Helm => "operator-pod",
+            Install::Process => "operator",
+        }
+    }
+}
+
+/// `make demo` as it is: the operator installed with the Helm chart.
 #[test]
 fn make_demo_tells_the_canary_story_and_leaves_nothing_running() {
+    tells_the_story(Install::Helm);
+}
+
+/// `DEMO_INSTALL=process make demo`: the operator as a plain process.
+#[test]
+fn make_demo_with_the_operator_as_a_process_tells_the_same_story() {
+    tells_the_story(Install::Process);
+}
+
+fn tells_the_story(install: Install) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().expect("temporary directory");
     let workdir = tmp.path().join("demo");
     let kubeconfig = tmp.path().join("sandbox.kubeconfig");
     let pidfile = workdir.join("pids");
 
-    let mut child = spawn_demo(root, &workdir, &kubeconfig);
+    let mut child = spawn_demo(root, &workdir, &kubeconfig, install);
     let stdout = drain(child.stdout.take().expect("stdout"));
     let stderr = drain(child.stderr.take().expect("stderr"));
 
@@ -130,6 +166,25 @@ fn make_demo_tells_the_canary_story_and_leaves_nothing_running() {
         // Whatever it left, it must not outlive the test.
         kill_everything(&mut child, &pidfile);
         panic!("hack/demo.sh failed ({status}).\n{transcript}");
+    }
+
+    // How the operator came: started by the script, or installed by the chart.
+    let operator_milestones: &[&str] = match install {
+        Install::Process => &["operator ready; its log:"],
+        Install::Helm => &[
+            "$ helm install redblack charts/redblack --namespace redblack-system --create-namespace",
+            "STATUS: deployed",
+            "$ kubectl -n redblack-system rollout status deployment/redblack",
+            "deployment \"redblack\" successfully rolled out",
+            "operator installed: 2 pods under ServiceAccount redblack, redblack-",
+        ],
+    };
+    let mut from = 0;
+    for m in operator_milestones {
+        match stdout[from..].find(m) {
+            Some(at) => from += at + m.len(),
+            None => panic!("missing (or out of order): {m:?}\n{transcript}"),
+        }
     }
 
     // The story, in order.
@@ -163,7 +218,6 @@ fn make_demo_tells_the_canary_story_and_leaves_nothing_running() {
         "kubectl get rollouts,rbca",
         "Prometheus:  http://127.0.0.1:",
     ];
-    let mut from = 0;
     for m in milestones {
         match stdout[from..].find(m) {
             Some(at) => from += at + m.len(),
@@ -206,12 +260,18 @@ fn make_demo_tells_the_canary_story_and_leaves_nothing_running() {
     // Nothing it started survives: the sandbox, Prometheus, the operator, the
     // load and the demo-app processes of the pods.
     let pids = recorded_pids(&pidfile);
-    for name in ["sandbox", "prometheus", "operator", "load"] {
+    // With the chart, the operator's processes are its two pods' (started
+    // by the sandbox).
+    for name in ["sandbox", "prometheus", install.operator(), "load"] {
         assert!(
             pids.iter().any(|(n, _)| n == name),
             "{name} not in {}: {pids:?}\n{transcript}",
             pidfile.display()
         );
+    }
+    if install == Install::Helm {
+        let operator_pods = pids.iter().filter(|(n, _)| n == "operator-pod").count();
+        assert!(operator_pods >= 2, "two operator pods: {pids:?}");
     }
     let pod_processes = pids.iter().filter(|(n, _)| n == "demo-app").count();
     assert!(
@@ -244,7 +304,7 @@ fn ctrl_c_with_a_closed_stdout_still_stops_everything() {
     let workdir = tmp.path().join("demo");
     let kubeconfig = tmp.path().join("sandbox.kubeconfig");
     let pidfile = workdir.join("pids");
-    let mut child = spawn_demo(root, &workdir, &kubeconfig);
+    let mut child = spawn_demo(root, &workdir, &kubeconfig, Install::Helm);
     let stderr = drain(child.stderr.take().expect("stderr"));
 
     // Read stdout (as tee would) until the fleet runs, then close it.
@@ -296,7 +356,12 @@ fn ctrl_c_with_a_closed_stdout_still_stops_everything() {
     let Some(status) = status else {
         panic!("hack/demo.sh did not stop within 60 s of Ctrl-C\n{transcript}");
     };
-    for name in ["sandbox", "prometheus", "operator", "demo-app"] {
+    for name in [
+        "sandbox",
+        "prometheus",
+        Install::Helm.operator(),
+        "demo-app",
+    ] {
         assert!(
             pids.iter().any(|(n, _)| n == name),
             "{name} not in {}: {pids:?}\n{transcript}",

@@ -86,8 +86,13 @@ fn exec_form(stage: &[(String, String)], keyword: &str) -> Vec<String> {
 }
 
 fn rendered_deployment() -> Value {
+    rendered_deployment_with(&[])
+}
+
+fn rendered_deployment_with(extra: &[&str]) -> Value {
     let out = Command::new(helm())
         .args(["template", "rb", "charts/redblack", "--namespace", "ops"])
+        .args(extra)
         .current_dir(root())
         .output()
         .expect("helm runs");
@@ -167,5 +172,37 @@ fn the_build_stage_builds_the_operator_alone() {
             ignore.lines().any(|l| l.trim() == excluded),
             ".dockerignore leaves out {excluded}"
         );
+    }
+}
+
+/// Every `logging.format` the chart's values.schema.json allows renders
+/// arguments the binary accepts (values.yaml once advertised `text`, which
+/// it refuses: the upgraded operator pod crash-looped; tests/install.rs).
+#[test]
+fn every_log_format_the_values_schema_allows_parses() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("charts/redblack/values.schema.json"))
+            .expect("values.schema.json"),
+    )
+    .expect("JSON");
+    let formats = schema["properties"]["logging"]["properties"]["format"]["enum"]
+        .as_array()
+        .expect("an enum of log formats")
+        .clone();
+    assert!(!formats.is_empty());
+    for format in formats {
+        let format = format.as_str().expect("a string");
+        let set = format!("logging.format={format}");
+        let deployment = rendered_deployment_with(&["--set", &set]);
+        let args: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_sequence()
+            .expect("args")
+            .iter()
+            .map(|a| a.as_str().expect("string arg").to_owned())
+            .collect();
+        let argv = std::iter::once("redblack".to_owned()).chain(args.iter().cloned());
+        if let Err(e) = redblack::cli::Cli::try_parse_from(argv) {
+            panic!("logging.format={format}: the chart's args do not parse: {args:?}\n{e}");
+        }
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use redblack_sandbox::controllers::pod_logs::PodLogs;
 use redblack_sandbox::controllers::process_runtime::ProcessConfig;
 use redblack_sandbox::controllers::process_runtime::{PID_ANNOTATION, PORT_ANNOTATION};
 use redblack_sandbox::controllers::{self, ControllersConfig, ControllersHandle};
@@ -35,6 +36,8 @@ struct Fleet {
     registry: Arc<Registry>,
     controllers: Option<ControllersHandle>,
     dataplane: DataPlaneHandle,
+    /// What the process pods wrote (`kubectl logs`).
+    logs: PodLogs,
 }
 
 fn demo_app_command() -> Option<PathBuf> {
@@ -72,9 +75,12 @@ impl Fleet {
                 restart_backoff: Duration::from_millis(200),
                 max_restart_backoff: Duration::from_secs(2),
             },
+            ..ControllersConfig::default()
         };
+        let logs = cfg.logs.clone();
         let fleet = Self {
             controllers: Some(controllers::start(store.clone(), registry.clone(), cfg)),
+            logs,
             dataplane: dataplane::start(
                 store.clone(),
                 registry.clone(),
@@ -591,6 +597,60 @@ async fn killed_processes_restart_and_deleted_pods_stop_theirs() {
     .await;
     let replacement = fleet.wait_ready("web-v1", 1).await.remove(0);
     assert_ne!(replacement["metadata"]["name"], name.as_str());
+}
+
+/// A failing liveness probe restarts the process as a kubelet does (after
+/// `failureThreshold` failures, SIGTERM, a clean exit), and the log keeps the
+/// previous run (`kubectl logs --previous`) beside the current one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_liveness_probe_restarts_the_process_and_logs_keep_both_runs() {
+    let fleet = Fleet::start();
+    fleet.create(
+        "v1",
+        "Pod",
+        json!({"metadata": {"name": "sick", "namespace": NS},
+               "spec": {"containers": [{"name": "app", "image": "redblack/demo-app:v1",
+                   "livenessProbe": {"httpGet": {"path": "/no-such-page", "port": 8080},
+                                     "periodSeconds": 1, "failureThreshold": 2}}]}}),
+    );
+    let pod = wait_for("a restart after the liveness probe failed", || {
+        let p = fleet.get("v1", "Pod", "sick")?;
+        (p["status"]["containerStatuses"][0]["restartCount"].as_u64()? >= 1).then_some(p)
+    })
+    .await;
+    let c = &pod["status"]["containerStatuses"][0];
+    assert_eq!(
+        c["lastState"]["terminated"]["exitCode"], 0,
+        "SIGTERM, a clean exit: {c}"
+    );
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    let log = fleet.logs.get(uid, "app").expect("a log");
+    let previous = log.view(true, None).expect("the previous run");
+    assert!(!previous.open);
+    assert!(
+        previous
+            .lines
+            .iter()
+            .any(|l| l.text.starts_with("listening on http://127.0.0.1:")),
+        "{previous:?}"
+    );
+    let current = wait_for("the restarted process's first line", || {
+        let v = log.view(false, None)?;
+        (v.open && !v.lines.is_empty()).then_some(v)
+    })
+    .await;
+    assert!(current.generation > previous.generation);
+    // The waiting message says why, while the next start backs off.
+    let msg = wait_for("a back-off that names the liveness probe", || {
+        let p = fleet.get("v1", "Pod", "sick")?;
+        let w = &p["status"]["containerStatuses"][0]["state"]["waiting"];
+        w["message"]
+            .as_str()
+            .filter(|m| m.contains("liveness probe failed"))
+            .map(str::to_string)
+    })
+    .await;
+    assert!(msg.contains("404"), "{msg}");
 }
 
 /// Waits for the DELETED event of pod `name` and returns the pod as it was

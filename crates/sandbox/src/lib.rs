@@ -90,6 +90,8 @@ pub struct Sandbox {
     controllers: controllers::ControllersHandle,
     dataplane: dataplane::DataPlaneHandle,
     prometheus_sd: Option<prometheus_sd::PrometheusSdHandle>,
+    /// The operator pods' ServiceAccount kubeconfigs; removed with the sandbox.
+    _credentials: tempfile::TempDir,
 }
 
 /// Namespaces every cluster has, and the Gateway API HTTPRoute CRD.
@@ -146,6 +148,18 @@ impl Sandbox {
         bootstrap(&store, &registry)?;
         let tokens = Arc::new(auth::Tokens::new());
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        let logs = controllers::pod_logs::PodLogs::default();
+        let credentials = tempfile::Builder::new()
+            .prefix("redblack-sandbox-credentials-")
+            .tempdir()
+            .map_err(|e| {
+                SandboxError::Bootstrap(format!("cannot make a credentials directory: {e}"))
+            })?;
+        let api = controllers::process_credentials::ApiAccess {
+            server_url: format!("http://{addr}"),
+            tokens: tokens.clone(),
+            dir: credentials.path().to_path_buf(),
+        };
         let mut app_state = AppState::new(
             store.clone(),
             registry.clone(),
@@ -155,6 +169,7 @@ impl Sandbox {
             shutdown_rx.clone(),
         );
         app_state.anonymous = config.anonymous;
+        app_state.logs = logs.clone();
         let state = Arc::new(app_state);
 
         // The few controllers a rollout depends on work on the store directly.
@@ -164,6 +179,8 @@ impl Sandbox {
             controllers::ControllersConfig {
                 pod_ready_after: config.pod_ready_after,
                 process: config.process.clone(),
+                logs,
+                api: Some(api),
                 ..Default::default()
             },
         );
@@ -196,6 +213,7 @@ impl Sandbox {
             controllers,
             dataplane,
             prometheus_sd,
+            _credentials: credentials,
         })
     }
 

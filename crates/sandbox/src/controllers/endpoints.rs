@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::labels::{labels_of, map_matches};
+use super::operator_spec::{PORTS_ANNOTATION, parse_ports_annotation};
 use super::process_runtime::PORT_ANNOTATION;
 use super::runner::Reconciler;
 use super::{Builtins, ControllerError, ObjKey, is_deleting, obj_key, pod_phase, pod_ready};
@@ -52,6 +53,16 @@ fn named_port(pod: &Value, name: &str) -> Option<i64> {
         .as_i64()
 }
 
+/// An operator pod's ports moved to loopback (container port → loopback
+/// port), from its `sandbox.redblack.io/ports` annotation.
+fn mapped_ports(pod: &Value) -> Option<BTreeMap<u16, u16>> {
+    pod.get("metadata")?
+        .get("annotations")?
+        .get(PORTS_ANNOTATION)?
+        .as_str()
+        .map(parse_ports_annotation)
+}
+
 /// A process pod (`process_runtime`) serves every port on the one it was given,
 /// recorded in an annotation: `Some(None)` while it has none (not running), so
 /// nothing ever points at a template port on loopback.
@@ -73,15 +84,20 @@ fn process_port(pod: &Value) -> Option<Option<i64>> {
 /// The endpoint ports for one pod; ports whose named target the pod lacks are
 /// left out for that pod (as the real controller does).
 fn ports_for(service_ports: &[Value], pod: &Value) -> Vec<Value> {
-    let process = process_port(pod);
+    let mapped = mapped_ports(pod);
+    let process = if mapped.is_some() {
+        None
+    } else {
+        process_port(pod)
+    };
     if process == Some(None) {
         return Vec::new();
     }
     service_ports
         .iter()
         .filter_map(|sp| {
-            let port = match sp.get("targetPort") {
-                _ if process.is_some() => process.flatten(),
+            let target = match sp.get("targetPort") {
+                _ if process.is_some() => return process.flatten().map(|p| (sp, p)),
                 Some(Value::Number(n)) => n.as_i64(),
                 Some(Value::String(s)) => match s.parse::<i64>() {
                     Ok(n) => Some(n),
@@ -89,6 +105,17 @@ fn ports_for(service_ports: &[Value], pod: &Value) -> Vec<Value> {
                 },
                 _ => sp.get("port").and_then(Value::as_i64),
             }?;
+            // An operator pod: the target port as moved to loopback (a port it
+            // does not serve there is left out).
+            match &mapped {
+                Some(map) => u16::try_from(target)
+                    .ok()
+                    .and_then(|t| map.get(&t))
+                    .map(|p| (sp, i64::from(*p))),
+                None => Some((sp, target)),
+            }
+        })
+        .map(|(sp, port)| {
             let mut p = Map::new();
             if let Some(name) = sp
                 .get("name")
@@ -102,7 +129,7 @@ fn ports_for(service_ports: &[Value], pod: &Value) -> Vec<Value> {
                 "protocol".into(),
                 sp.get("protocol").cloned().unwrap_or_else(|| json!("TCP")),
             );
-            Some(Value::Object(p))
+            Value::Object(p)
         })
         .collect()
 }
@@ -432,6 +459,24 @@ mod tests {
             json!([{"name": "web", "port": 8080, "protocol": "TCP"},
                                       {"name": "admin", "port": 9001, "protocol": "UDP"}])
         );
+    }
+
+    #[test]
+    fn operator_pods_map_target_ports_through_their_annotation() {
+        let svc = json!({"spec": {"selector": {"app": "web"}, "ports": [
+            {"name": "metrics", "port": 8080, "targetPort": "http"},
+            {"name": "other", "port": 9000, "targetPort": 9000}]}});
+        let mut running = (*pod("op", "127.0.0.1", true, "web")).clone();
+        running["metadata"]["annotations"] = json!({PORTS_ANNOTATION: "8080=41000"});
+        let subsets = desired_subsets(&svc, &[Arc::new(running)]);
+        assert_eq!(
+            subsets[0]["ports"],
+            json!([{"name": "metrics", "port": 41000, "protocol": "TCP"}]),
+            "a port it does not serve on loopback is left out"
+        );
+        // Not running (no mapping, no port): no endpoint at all.
+        let stopped = pod("op", "127.0.0.1", false, "web");
+        assert!(desired_subsets(&svc, &[stopped]).is_empty());
     }
 
     /// A controller over a bare store, and a pod event for `pod`.

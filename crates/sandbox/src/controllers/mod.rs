@@ -1,5 +1,5 @@
 //! The few controllers a rollout depends on, run in-process against the sandbox
-//! store (no HTTP): ReplicaSets, a pod lifecycle simulator, garbage collection by
+//! store (no HTTP): Deployments, ReplicaSets, a pod lifecycle simulator, garbage collection by
 //! owner references, Endpoints for Services, and Namespace deletion.
 //!
 //! Every controller is level-triggered: store events only say *which* keys to look
@@ -14,13 +14,20 @@
 //!   honours metadata finalizers), which is what keeps a deleted namespace visible
 //!   in phase `Terminating` while its contents are deleted.
 
+mod deployment;
 pub(crate) mod endpoints;
 mod gc;
 pub mod labels;
 mod namespace;
 mod objects;
+pub mod operator_spec;
+pub mod pod_env;
+pub mod pod_logs;
 pub mod pod_runtime;
 pub mod pods;
+pub mod process_credentials;
+mod process_health;
+pub mod process_launch;
 pub mod process_probe;
 pub mod process_runtime;
 pub mod process_spec;
@@ -52,6 +59,11 @@ pub struct ControllersConfig {
     /// How demo-app pods run as real processes (`process_runtime`); set
     /// `process.command` to the `redblack` binary to enable them.
     pub process: process_runtime::ProcessConfig,
+    /// Where process pods' stdout and stderr go (served as `pods/log`).
+    pub logs: pod_logs::PodLogs,
+    /// How operator pods reach the API as their ServiceAccount; `None`: they
+    /// stay `waiting` with reason `RunContainerError`.
+    pub api: Option<process_credentials::ApiAccess>,
 }
 
 impl Default for ControllersConfig {
@@ -60,6 +72,8 @@ impl Default for ControllersConfig {
             pod_ready_after: Duration::from_secs(2),
             resync: Duration::from_secs(10),
             process: process_runtime::ProcessConfig::default(),
+            logs: pod_logs::PodLogs::default(),
+            api: None,
         }
     }
 }
@@ -126,11 +140,21 @@ pub fn start(
         resync,
     )));
     tasks.push(tokio::spawn(runner::run(
+        deployment::DeploymentController::new(store.clone(), types.clone()),
+        store.subscribe(),
+        resync,
+    )));
+    tasks.push(tokio::spawn(runner::run(
         pods::PodController::new(
-            store.clone(),
             types.clone(),
             cfg.pod_ready_after,
             cfg.process.clone(),
+            process_launch::ProcessContext {
+                store: store.clone(),
+                logs: cfg.logs.clone(),
+                api: cfg.api.clone(),
+                service_accounts: registry.by_kind("v1", "ServiceAccount"),
+            },
         ),
         store.subscribe(),
         resync,
@@ -159,6 +183,7 @@ pub fn start(
 pub(crate) struct Builtins {
     pub pods: ResourceType,
     pub replicasets: ResourceType,
+    pub deployments: ResourceType,
     pub services: ResourceType,
     pub endpoints: ResourceType,
     pub namespaces: ResourceType,
@@ -170,6 +195,7 @@ impl Builtins {
         Some(Self {
             pods: registry.by_kind("v1", "Pod")?,
             replicasets: registry.by_kind("apps/v1", "ReplicaSet")?,
+            deployments: registry.by_kind("apps/v1", "Deployment")?,
             services: registry.by_kind("v1", "Service")?,
             endpoints: registry.by_kind("v1", "Endpoints")?,
             namespaces: registry.by_kind("v1", "Namespace")?,

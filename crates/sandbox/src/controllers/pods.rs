@@ -26,9 +26,11 @@
 //! period ends; the simulation has nothing to drain), the final container states
 //! are written, and the pod is deleted again with a grace period of 0, which
 //! removes it (or leaves it to its finalizers). Which runtime plays a pod is chosen by
-//! `choose_runtime`: pods whose image is `redblack/demo-app:<tag>` run as real
-//! processes (`process_runtime`; the annotations above do not apply to them),
-//! with `podIP` 127.0.0.1 and the runtime's annotations (port, pid) kept on the pod.
+//! `choose_runtime`: pods whose image is `redblack/demo-app:<tag>` or the
+//! operator's `redblack/redblack[:tag]` run as real processes
+//! (`process_runtime`; the annotations above do not apply to them), with
+//! `podIP` 127.0.0.1 and the runtime's annotations (port, ports, pid) kept on
+//! the pod.
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -43,6 +45,7 @@ use tokio::time::Instant;
 use super::pod_runtime::{
     Behaviour, ContainerReport, ContainerSpec, ContainerState, PodRuntime, RuntimeReport, Simulated,
 };
+use super::process_launch::ProcessContext;
 use super::process_runtime::{self, ProcessConfig};
 use super::runner::Reconciler;
 use super::{Builtins, ControllerError, ObjKey, is_deleting, obj_key, parse_time};
@@ -55,7 +58,7 @@ pub const FAIL_AFTER: &str = "sandbox.redblack.io/fail-after";
 
 /// The one node every pod is scheduled to.
 pub const NODE_NAME: &str = "sandbox";
-const HOST_IP: &str = "10.240.0.1";
+pub(crate) const HOST_IP: &str = "10.240.0.1";
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -137,16 +140,17 @@ fn container_specs(pod: &Value) -> Vec<ContainerSpec> {
         .unwrap_or_default()
 }
 
-/// Picks the runtime for a pod: a real process for a demo-app image, otherwise
-/// the simulation.
+/// Picks the runtime for a pod: a real process for a demo-app or operator
+/// image, otherwise the simulation.
 pub fn choose_runtime(
     pod: &Value,
     behaviour: Behaviour,
     started: DateTime<Utc>,
     process: &ProcessConfig,
+    ctx: &ProcessContext,
 ) -> Box<dyn PodRuntime> {
     let containers = container_specs(pod);
-    match process_runtime::for_pod(pod, containers.clone(), process) {
+    match process_runtime::for_pod(pod, containers.clone(), process, ctx) {
         Some(runtime) => Box::new(runtime),
         None => Box::new(Simulated::new(behaviour, containers, started)),
     }
@@ -212,6 +216,7 @@ pub(crate) struct PodController {
     types: Builtins,
     ready_after: Duration,
     process: ProcessConfig,
+    ctx: ProcessContext,
     pods: HashMap<ObjKey, PodState>,
     ips: IpPool,
 }
@@ -345,16 +350,17 @@ fn running_status(
 
 impl PodController {
     pub(crate) fn new(
-        store: Arc<Store>,
         types: Builtins,
         ready_after: Duration,
         process: ProcessConfig,
+        ctx: ProcessContext,
     ) -> Self {
         Self {
-            store,
+            store: ctx.store.clone(),
             types,
             ready_after,
             process,
+            ctx,
             pods: HashMap::new(),
             ips: IpPool::default(),
         }
@@ -487,6 +493,7 @@ impl PodController {
             behaviour,
             resumed.unwrap_or_else(Utc::now),
             &self.process,
+            &self.ctx,
         );
         let previous_ip = status
             .and_then(|s| s.get("podIP"))

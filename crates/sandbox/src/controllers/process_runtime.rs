@@ -1,13 +1,21 @@
-//! Demo mode of the pod simulator: a pod whose container image is
+//! Process mode of the pod simulator: a pod whose container image is
 //! `redblack/demo-app:<tag>` (see `process_spec`) runs as a real local process of
-//! `redblack demo-app`, on a free 127.0.0.1 port.
+//! `redblack demo-app`, on a free 127.0.0.1 port; one whose image is the
+//! operator's, `redblack/redblack[:tag]` (see `operator_spec`), runs `redblack
+//! <args>` as its ServiceAccount (`process_credentials`), its ports moved to
+//! free loopback ports (`process_launch`).
 //!
 //! What the pod shows (docs/live-fleet.md has the full story):
 //! - `status.podIP` 127.0.0.1; the process's port and pid in the annotations
 //!   `sandbox.redblack.io/port` and `sandbox.redblack.io/pid` (Kubernetes has no
-//!   status field for a per-pod port; Endpoints and the data plane read these).
+//!   status field for a per-pod port; Endpoints and the data plane read these);
+//!   an operator pod's port mapping in `sandbox.redblack.io/ports`.
 //! - Ready after the `readinessProbe` (httpGet or tcpSocket) succeeds, or, without
-//!   one, as soon as the process prints its `listening on` line.
+//!   one, as soon as the demo app prints its `listening on` line (an operator:
+//!   once started). A `livenessProbe` failing `failureThreshold` times in a row
+//!   restarts the process (SIGTERM, the pod's grace period, SIGKILL).
+//! - What the process writes to stdout and stderr is kept for `kubectl logs`
+//!   (`pod_logs`).
 //! - A process that exits is restarted, like a kubelet with `restartPolicy:
 //!   Always` (what every ReplicaSet pod has): meanwhile the container is
 //!   `waiting` in `CrashLoopBackOff` with the exit code and the last lines of its
@@ -25,8 +33,8 @@
 //! started with `kill_on_drop` and, on Linux, dies with its parent
 //! (`PR_SET_PDEATHSIG`), so a sandbox killed by a signal leaves nothing behind.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::net::{Ipv4Addr, TcpListener};
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,13 +49,14 @@ use tokio::time::Instant;
 
 use redblack_demo::parse_listening_line;
 
+use super::operator_spec::{PORTS_ANNOTATION, ports_annotation};
+use super::pod_logs::ContainerLog;
 use super::pod_runtime::{
     ContainerReport, ContainerSpec, ContainerState, PodRuntime, RuntimeReport,
 };
-use super::process_probe;
-use super::process_spec::{
-    ReadinessProbe, container_env, demo_app_tag, process_env, readiness_probe,
-};
+use super::process_health;
+use super::process_launch::{Prepared, ProcessContext, Program, is_process_image};
+use super::process_spec::{Probe, SpecError, liveness_probe, readiness_probe};
 use super::process_stop::{self, KillAt, kill_group};
 
 /// The process's port, on the pod (written by the pod controller).
@@ -58,8 +67,9 @@ pub const PID_ANNOTATION: &str = "sandbox.redblack.io/pid";
 /// How process pods are run (part of `ControllersConfig`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProcessConfig {
-    /// The `redblack` binary (`<command> demo-app` is run). `None`: demo-app
-    /// pods stay `waiting` with reason `CreateContainerError`.
+    /// The `redblack` binary (`<command> demo-app` is run for demo-app pods,
+    /// `<command> <args>` for operator pods). `None`: those pods stay
+    /// `waiting` with reason `CreateContainerError`.
     pub command: Option<PathBuf>,
     /// Delay before the first restart of an exited process; doubles per crash.
     pub restart_backoff: Duration,
@@ -106,6 +116,8 @@ struct Snapshot {
     restart_count: u32,
     last_state: Option<ContainerState>,
     port: Option<u16>,
+    /// Container port → loopback port (operator pods), while it runs.
+    ports: Vec<(u16, u16)>,
     pid: Option<u32>,
     /// The process ended after `terminate` and will not be restarted.
     stopped: bool,
@@ -135,6 +147,10 @@ pub struct ProcessRuntime {
     supervisor: Option<JoinHandle<()>>,
     /// When to SIGKILL a terminating process (`None`: not terminating).
     kill_at: watch::Sender<KillAt>,
+    /// Where its output goes, and the pod's uid (its key there).
+    log: Option<Arc<ContainerLog>>,
+    uid: String,
+    ctx: ProcessContext,
 }
 
 /// Everything the supervisor needs to (re)start the process.
@@ -142,29 +158,35 @@ struct Launch {
     pod: String,
     container: String,
     command: PathBuf,
-    env: BTreeMap<String, String>,
-    probe: Option<ReadinessProbe>,
+    program: Program,
+    readiness: Option<Probe>,
+    liveness: Option<Probe>,
+    /// The pod's `terminationGracePeriodSeconds`, for a liveness restart.
+    grace: Duration,
     backoff: Duration,
     max_backoff: Duration,
     kill_at: watch::Receiver<KillAt>,
+    log: Arc<ContainerLog>,
+    ctx: ProcessContext,
 }
 
-/// The runtime for `pod` if one of its containers is the demo app, else `None`.
-/// Must be called within a Tokio runtime (the pod controller is one of its tasks).
+/// The pod's `terminationGracePeriodSeconds` (Kubernetes' default: 30 s).
+fn termination_grace(pod: &Value) -> Duration {
+    pod.pointer("/spec/terminationGracePeriodSeconds")
+        .and_then(Value::as_u64)
+        .map_or(Duration::from_secs(30), Duration::from_secs)
+}
+
+/// The runtime for `pod` if one of its containers is the demo app or the
+/// operator, else `None`. Must be called within a Tokio runtime (the pod
+/// controller is one of its tasks).
 pub fn for_pod(
     pod: &Value,
     containers: Vec<ContainerSpec>,
     cfg: &ProcessConfig,
+    ctx: &ProcessContext,
 ) -> Option<ProcessRuntime> {
-    let (index, tag) =
-        containers
-            .iter()
-            .enumerate()
-            .find_map(|(i, c)| match demo_app_tag(&c.image) {
-                Ok(None) => None,
-                Ok(Some(tag)) => Some((i, Ok(tag))),
-                Err(e) => Some((i, Err(e))),
-            })?;
+    let index = containers.iter().position(|c| is_process_image(&c.image))?;
     let container = pod
         .get("spec")
         .and_then(|s| s.get("containers"))
@@ -176,20 +198,21 @@ pub fn for_pod(
         crate::store::meta_str(pod, "namespace").unwrap_or(""),
         crate::store::meta_str(pod, "name").unwrap_or("")
     );
+    let uid = crate::store::meta_str(pod, "uid").unwrap_or("").to_string();
     let name = containers[index].name.clone();
-    let prepared = tag.and_then(|tag| {
-        let env = container_env(&container, &tag)?;
-        // Validated now, with any port, so a bad value never reaches a process.
-        process_env(&env, 0)?;
-        let probe = readiness_probe(&container)?;
-        Ok((env, probe))
-    });
+    let prepared =
+        Program::from_pod(pod, &container, &containers[index].image).and_then(|program| {
+            let readiness = readiness_probe(&container)?;
+            let liveness = liveness_probe(&container)?;
+            Ok((program, readiness, liveness))
+        });
     let initial = |state| Snapshot {
         state,
         ready: false,
         restart_count: 0,
         last_state: None,
         port: None,
+        ports: Vec::new(),
         pid: None,
         stopped: false,
     };
@@ -204,38 +227,51 @@ pub fn for_pod(
         )))),
         supervisor: None,
         kill_at,
+        log: None,
+        uid: uid.clone(),
+        ctx: ctx.clone(),
     };
     let state = match (prepared, &cfg.command) {
         (Err(e), _) => waiting(e.reason(), e.to_string()),
         (Ok(_), None) => waiting(
             "CreateContainerError",
             "the sandbox was started without a demo-app command \
-             (ControllersConfig::process.command), so it cannot run redblack/demo-app images"
+             (ControllersConfig::process.command, the redblack binary), so it cannot \
+             run redblack/demo-app or redblack/redblack images"
                 .into(),
         ),
-        (Ok((env, probe)), Some(command)) => match tokio::runtime::Handle::try_current() {
-            Err(_) => waiting(
-                "CreateContainerError",
-                "no async runtime to supervise the process".into(),
-            ),
-            Ok(handle) => {
-                let launch = Launch {
-                    pod: pod_name.clone(),
-                    container: name,
-                    command: command.clone(),
-                    env,
-                    probe,
-                    backoff: cfg.restart_backoff.max(Duration::from_millis(10)),
-                    max_backoff: cfg.max_restart_backoff,
-                    kill_at: kill_at_rx,
-                };
-                runtime.supervisor = Some(handle.spawn(supervise(launch, runtime.shared.clone())));
-                return Some(runtime);
+        (Ok((program, readiness, liveness)), Some(command)) => {
+            match tokio::runtime::Handle::try_current() {
+                Err(_) => waiting(
+                    "CreateContainerError",
+                    "no async runtime to supervise the process".into(),
+                ),
+                Ok(handle) => {
+                    let log = ctx.logs.container(&uid, &name);
+                    runtime.log = Some(log.clone());
+                    let launch = Launch {
+                        pod: pod_name.clone(),
+                        container: name,
+                        command: command.clone(),
+                        program,
+                        readiness,
+                        liveness,
+                        grace: termination_grace(pod),
+                        backoff: cfg.restart_backoff.max(Duration::from_millis(10)),
+                        max_backoff: cfg.max_restart_backoff,
+                        kill_at: kill_at_rx,
+                        log,
+                        ctx: ctx.clone(),
+                    };
+                    runtime.supervisor =
+                        Some(handle.spawn(supervise(launch, runtime.shared.clone())));
+                    return Some(runtime);
+                }
             }
-        },
+        }
     };
     if let ContainerState::Waiting { reason, message } = &state {
-        tracing::warn!(pod = %pod_name, %reason, %message, "demo-app pod cannot start");
+        tracing::warn!(pod = %pod_name, %reason, %message, "process pod cannot start");
     }
     *lock(&runtime.shared) = initial(state);
     Some(runtime)
@@ -303,6 +339,7 @@ impl PodRuntime for ProcessRuntime {
             let mut snap = lock(&self.shared);
             snap.ready = false;
             snap.port = None;
+            snap.ports.clear();
             snap.pid.take()
         };
         if let Some(pid) = pid {
@@ -310,6 +347,15 @@ impl PodRuntime for ProcessRuntime {
         }
         // Dropping the supervisor's future drops the `Child` (kill_on_drop).
         supervisor.abort();
+        // The pod is gone: so are its logs (followers see the run end) and
+        // its credentials.
+        if let Some(log) = self.log.take() {
+            log.end_run();
+        }
+        self.ctx.logs.remove_pod(&self.uid);
+        if let Some(api) = &self.ctx.api {
+            let _ = std::fs::remove_file(api.path(&self.uid));
+        }
     }
 
     fn terminate(&mut self, kill_at: Instant) {
@@ -342,6 +388,10 @@ impl PodRuntime for ProcessRuntime {
         vec![
             (PORT_ANNOTATION, snap.port.map(|p| p.to_string())),
             (PID_ANNOTATION, snap.pid.map(|p| p.to_string())),
+            (
+                PORTS_ANNOTATION,
+                (!snap.ports.is_empty()).then(|| ports_annotation(&snap.ports)),
+            ),
         ]
     }
 }
@@ -379,24 +429,17 @@ fn isolate(cmd: &mut tokio::process::Command) {
     }
 }
 
-/// A free loopback port, found by binding port 0. Another process may take it
-/// before the app binds: the app then exits with "address in use", the pod
-/// shows it, and the restart picks another port.
-fn pick_port() -> std::io::Result<u16> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()
-        .map(|a| a.port())
-}
-
 /// How one run ended.
 enum Ended {
-    NotStarted(String),
+    NotStarted(SpecError),
     Exited {
         code: i32,
         started: DateTime<Utc>,
         finished: DateTime<Utc>,
         ran: Duration,
         stderr_tail: Vec<String>,
+        /// Killed because its liveness probe failed (the probe's last error).
+        unhealthy: Option<String>,
     },
 }
 
@@ -423,21 +466,25 @@ async fn supervise(launch: Launch, shared: Shared) {
             .backoff
             .saturating_mul(1u32 << crashes_in_a_row.saturating_sub(1).min(16))
             .min(launch.max_backoff.max(launch.backoff));
+        // A container that never started is retried without counting a restart.
+        let restarts = matches!(ended, Ended::Exited { .. });
         {
             let mut snap = lock(&shared);
             snap.ready = false;
             snap.port = None;
+            snap.ports.clear();
             snap.pid = None;
             match ended {
-                Ended::NotStarted(message) => {
-                    tracing::warn!(pod = %launch.pod, %message, "demo-app process did not start");
-                    snap.state = waiting("RunContainerError", message);
+                Ended::NotStarted(e) => {
+                    tracing::warn!(pod = %launch.pod, reason = e.reason(), message = %e, "process did not start");
+                    snap.state = waiting(e.reason(), e.to_string());
                 }
                 Ended::Exited {
                     code,
                     started,
                     finished,
                     stderr_tail,
+                    unhealthy,
                     ..
                 } => {
                     let tail = if stderr_tail.is_empty() {
@@ -445,11 +492,15 @@ async fn supervise(launch: Launch, shared: Shared) {
                     } else {
                         stderr_tail.join("\n")
                     };
-                    tracing::warn!(pod = %launch.pod, code, ?delay, "demo-app process exited; restarting after back-off");
+                    let why = match &unhealthy {
+                        Some(e) => format!("killed: liveness probe failed ({e}), exit code {code}"),
+                        None => format!("exit code {code}"),
+                    };
+                    tracing::warn!(pod = %launch.pod, code, ?delay, %why, "process ended; restarting after back-off");
                     snap.state = waiting(
                         "CrashLoopBackOff",
                         format!(
-                            "back-off {delay:?} restarting failed container {}: exit code {code}; last lines of stderr:\n{tail}",
+                            "back-off {delay:?} restarting failed container {}: {why}; last lines of stderr:\n{tail}",
                             launch.container
                         ),
                     );
@@ -468,8 +519,10 @@ async fn supervise(launch: Launch, shared: Shared) {
             () = tokio::time::sleep(delay) => {}
             _ = kill_at.wait_for(Option::is_some) => {}
         }
-        let mut snap = lock(&shared);
-        snap.restart_count = snap.restart_count.saturating_add(1);
+        if restarts {
+            let mut snap = lock(&shared);
+            snap.restart_count = snap.restart_count.saturating_add(1);
+        }
     }
 }
 
@@ -479,6 +532,7 @@ fn stopped(launch: &Launch, shared: &Shared, ended: Ended) {
     let mut snap = lock(shared);
     snap.ready = false;
     snap.port = None;
+    snap.ports.clear();
     snap.pid = None;
     snap.stopped = true;
     if let Ended::Exited {
@@ -488,7 +542,7 @@ fn stopped(launch: &Launch, shared: &Shared, ended: Ended) {
         ..
     } = ended
     {
-        tracing::info!(pod = %launch.pod, code, "demo-app process stopped");
+        tracing::info!(pod = %launch.pod, code, "process stopped");
         snap.state = ContainerState::Terminated {
             exit_code: code,
             reason: if code == 0 { "Completed" } else { "Error" }.into(),
@@ -498,19 +552,21 @@ fn stopped(launch: &Launch, shared: &Shared, ended: Ended) {
     }
 }
 
+/// Why the process is being stopped, if not by its own exit.
+enum Stop {
+    Terminating,
+    Unhealthy(String),
+}
+
 async fn run_once(launch: &Launch, shared: &Shared) -> Ended {
-    let port = match pick_port() {
+    let prepared = match launch.program.prepare(&launch.ctx) {
         Ok(p) => p,
-        Err(e) => return Ended::NotStarted(format!("no free loopback port: {e}")),
-    };
-    let env = match process_env(&launch.env, port) {
-        Ok(env) => env,
-        Err(e) => return Ended::NotStarted(e.to_string()),
+        Err(e) => return Ended::NotStarted(e),
     };
     let mut cmd = tokio::process::Command::new(&launch.command);
-    cmd.arg("demo-app")
+    cmd.args(&prepared.args)
         .env_clear()
-        .envs(&env)
+        .envs(&prepared.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -519,48 +575,66 @@ async fn run_once(launch: &Launch, shared: &Shared) -> Ended {
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
-            return Ended::NotStarted(format!(
-                "cannot start {} demo-app: {e}",
-                launch.command.display()
-            ));
+            return Ended::NotStarted(SpecError::RunContainerError(format!(
+                "cannot start {} {}: {e}",
+                launch.command.display(),
+                prepared.args.join(" ")
+            )));
         }
     };
     let pid = child.id();
     let started = Utc::now();
     let started_at = Instant::now();
+    launch.log.start_run();
     {
         let mut snap = lock(shared);
         snap.state = ContainerState::Running {
             started_at: started,
         };
         snap.ready = false;
-        snap.port = Some(port);
+        snap.port = prepared.app_port;
+        snap.ports = prepared.ports.clone();
         snap.pid = pid;
     }
-    tracing::info!(pod = %launch.pod, ?pid, port, "demo-app process started");
+    tracing::info!(pod = %launch.pod, ?pid, ports = ?prepared.ports, port = ?prepared.app_port, "process started");
     let (listening_tx, listening_rx) = watch::channel(false);
     let tail = Arc::new(Mutex::new(VecDeque::new()));
-    let stdout = child
-        .stdout
-        .take()
-        .map(|out| tokio::spawn(read_stdout(out, port, listening_tx, launch.pod.clone())));
+    let stdout = child.stdout.take().map(|out| {
+        tokio::spawn(read_stdout(
+            out,
+            prepared.app_port,
+            listening_tx,
+            launch.log.clone(),
+            launch.pod.clone(),
+        ))
+    });
     let stderr = child
         .stderr
         .take()
-        .map(|err| tokio::spawn(read_tail(err, tail.clone())));
+        .map(|err| tokio::spawn(read_tail(err, tail.clone(), launch.log.clone())));
     let mut kill_at = launch.kill_at.clone();
-    let exited = tokio::select! {
+    let outcome = tokio::select! {
         // First, so that a readiness probe cannot mark a terminating pod ready.
         biased;
-        _ = kill_at.wait_for(Option::is_some) => None,
-        status = child.wait() => Some(status),
-        () = readiness(launch, port, listening_rx, shared.clone()) => Some(unreachable_wait()),
+        _ = kill_at.wait_for(Option::is_some) => Err(Stop::Terminating),
+        status = child.wait() => Ok(status),
+        e = liveness(launch, &prepared) => Err(Stop::Unhealthy(e)),
+        () = readiness(launch, &prepared, listening_rx, shared.clone()) => Ok(unreachable_wait()),
     };
-    let status = match exited {
-        Some(status) => status,
-        None => {
+    let mut unhealthy = None;
+    let status = match outcome {
+        Ok(status) => status,
+        Err(Stop::Terminating) => {
             lock(shared).ready = false;
             process_stop::drain(&mut child, pid, &mut kill_at, &launch.pod).await
+        }
+        Err(Stop::Unhealthy(e)) => {
+            tracing::warn!(pod = %launch.pod, error = %e, "liveness probe failed; container will be restarted");
+            lock(shared).ready = false;
+            unhealthy = Some(e);
+            // A deletion meanwhile may only bring the SIGKILL closer.
+            let (_tx, mut grace) = watch::channel(Some(Instant::now() + launch.grace));
+            process_stop::drain(&mut child, pid, &mut grace, &launch.pod).await
         }
     };
     // Reaped: the pid may be reused from now on, so it must not be signalled.
@@ -568,16 +642,18 @@ async fn run_once(launch: &Launch, shared: &Shared) -> Ended {
     let code = match status {
         Ok(status) => exit_code(status),
         Err(e) => {
-            tracing::warn!(pod = %launch.pod, %e, "cannot wait for the demo-app process");
+            tracing::warn!(pod = %launch.pod, %e, "cannot wait for the process");
             -1
         }
     };
-    if let Some(task) = stderr {
-        let _ = tokio::time::timeout(DRAIN_WAIT, task).await;
+    // The last lines may still be in the pipes; a pipe that a survivor holds
+    // open is given up on after DRAIN_WAIT.
+    for mut task in [stderr, stdout].into_iter().flatten() {
+        if tokio::time::timeout(DRAIN_WAIT, &mut task).await.is_err() {
+            task.abort();
+        }
     }
-    if let Some(task) = stdout {
-        task.abort();
-    }
+    launch.log.end_run();
     let stderr_tail = tail
         .lock()
         .map(|t| t.iter().cloned().collect())
@@ -588,6 +664,7 @@ async fn run_once(launch: &Launch, shared: &Shared) -> Ended {
         finished: Utc::now(),
         ran: started_at.elapsed(),
         stderr_tail,
+        unhealthy,
     }
 }
 
@@ -613,63 +690,52 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
 /// Sets `ready` as the kubelet would; runs until the process ends.
 async fn readiness(
     launch: &Launch,
-    port: u16,
+    prepared: &Prepared,
     mut listening: watch::Receiver<bool>,
     shared: Shared,
 ) {
     let set_ready = |ready: bool| lock(&shared).ready = ready;
-    match &launch.probe {
-        None => {
+    match &launch.readiness {
+        // The demo app says when it listens; anything else is ready once started.
+        None if launch.program.is_demo() => {
             if listening.wait_for(|l| *l).await.is_ok() {
                 set_ready(true);
             }
         }
+        None => set_ready(true),
         Some(probe) => {
-            tokio::time::sleep(probe.initial_delay).await;
-            let (mut successes, mut failures, mut ready) = (0u32, 0u32, false);
-            loop {
-                let result = match &probe.http_path {
-                    Some(path) => process_probe::http_get(port, path, probe.timeout)
-                        .await
-                        .map(|_| ()),
-                    None => process_probe::tcp_connect(port, probe.timeout).await,
-                };
-                match result {
-                    Ok(()) => {
-                        successes = successes.saturating_add(1);
-                        failures = 0;
-                        if !ready && successes >= probe.success_threshold {
-                            ready = true;
-                            set_ready(true);
-                        }
-                    }
-                    Err(e) => {
-                        failures = failures.saturating_add(1);
-                        successes = 0;
-                        tracing::debug!(pod = %launch.pod, %e, failures, "readiness probe failed");
-                        if ready && failures >= probe.failure_threshold {
-                            ready = false;
-                            set_ready(false);
-                        }
-                    }
-                }
-                tokio::time::sleep(probe.period).await;
-            }
+            let port = launch.program.probe_port(probe, prepared);
+            process_health::readiness(probe, port, &launch.pod, set_ready).await;
         }
     }
     std::future::pending::<()>().await;
 }
 
-/// Drains stdout (a full pipe would block the app) and spots the line the app
-/// prints once it listens on the port it was given.
+/// Returns (with the last error) once the liveness probe has failed
+/// `failureThreshold` times in a row; never without a probe.
+async fn liveness(launch: &Launch, prepared: &Prepared) -> String {
+    match &launch.liveness {
+        None => std::future::pending().await,
+        Some(probe) => {
+            let port = launch.program.probe_port(probe, prepared);
+            process_health::liveness(probe, port, &launch.pod).await
+        }
+    }
+}
+
+/// Drains stdout (a full pipe would block the app) into the log, and spots
+/// the line the demo app prints once it listens on the port it was given.
 async fn read_stdout(
     out: impl AsyncRead + Unpin,
-    port: u16,
+    port: Option<u16>,
     listening: watch::Sender<bool>,
+    log: Arc<ContainerLog>,
     pod: String,
 ) {
     let mut lines = BufReader::new(out).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        log.push(&line);
+        let Some(port) = port else { continue };
         match parse_listening_line(&line) {
             Some(addr) if addr.port() == port => {
                 listening.send_replace(true);
@@ -677,15 +743,21 @@ async fn read_stdout(
             Some(addr) => {
                 tracing::warn!(%pod, %addr, port, "demo-app listens on another port than it was given");
             }
-            None => tracing::debug!(%pod, %line, "demo-app stdout"),
+            None => {}
         }
     }
 }
 
-/// Keeps the last `TAIL_LINES` lines of stderr.
-async fn read_tail(err: impl AsyncRead + Unpin, tail: Arc<Mutex<VecDeque<String>>>) {
+/// Drains stderr into the log, keeping the last `TAIL_LINES` lines for the
+/// crash message.
+async fn read_tail(
+    err: impl AsyncRead + Unpin,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    log: Arc<ContainerLog>,
+) {
     let mut lines = BufReader::new(err).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        log.push(&line);
         let line: String = line.chars().take(TAIL_LINE_CHARS).collect();
         let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
         if t.len() == TAIL_LINES {

@@ -25,6 +25,8 @@ pub enum SpecError {
     InvalidImageName(String),
     #[error("{0}")]
     CreateContainerConfigError(String),
+    #[error("{0}")]
+    RunContainerError(String),
 }
 
 impl SpecError {
@@ -33,37 +35,49 @@ impl SpecError {
         match self {
             SpecError::InvalidImageName(_) => "InvalidImageName",
             SpecError::CreateContainerConfigError(_) => "CreateContainerConfigError",
+            SpecError::RunContainerError(_) => "RunContainerError",
         }
     }
 }
 
-/// Is `image` the demo app? `Ok(Some(tag))` if so, `Ok(None)` for any other image,
-/// `Err` for the demo app's repository without a usable tag.
-pub fn demo_app_tag(image: &str) -> Result<Option<String>, SpecError> {
+/// Is `image` of `repository` (optionally behind a registry host, with or
+/// without a digest)? `Ok(None)`: another image; `Ok(Some(None))`: no tag;
+/// `Err`: a tag that is not valid.
+pub fn repository_tag(image: &str, repository: &str) -> Result<Option<Option<String>>, SpecError> {
     let without_digest = image.split('@').next().unwrap_or(image);
     let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
-    let (repository, tag) = match without_digest[last_slash..].find(':') {
+    let (name, tag) = match without_digest[last_slash..].find(':') {
         Some(i) => (
             &without_digest[..last_slash + i],
             Some(&without_digest[last_slash + i + 1..]),
         ),
         None => (without_digest, None),
     };
-    let is_demo = repository == DEMO_APP_REPOSITORY
-        || repository
-            .strip_suffix(DEMO_APP_REPOSITORY)
+    let matches = name == repository
+        || name
+            .strip_suffix(repository)
             .is_some_and(|host| host.ends_with('/'));
-    if !is_demo {
+    if !matches {
         return Ok(None);
     }
     match tag {
-        Some(tag) if valid_tag(tag) => Ok(Some(tag.to_string())),
+        Some(tag) if valid_tag(tag) => Ok(Some(Some(tag.to_string()))),
         Some(tag) => Err(SpecError::InvalidImageName(format!(
             "image {image:?}: tag {tag:?} is not a valid tag (letters, digits, '_', '.', '-'; at most 128)"
         ))),
+        None => Ok(Some(None)),
+    }
+}
+
+/// Is `image` the demo app? `Ok(Some(tag))` if so, `Ok(None)` for any other image,
+/// `Err` for the demo app's repository without a usable tag.
+pub fn demo_app_tag(image: &str) -> Result<Option<String>, SpecError> {
+    match repository_tag(image, DEMO_APP_REPOSITORY)? {
+        None => Ok(None),
+        Some(Some(tag)) => Ok(Some(tag)),
         // Kubernetes would pull `:latest`; the sandbox has no registry, and the
         // tag is the demo's version, so it insists on one.
-        None => Err(SpecError::InvalidImageName(format!(
+        Some(None) => Err(SpecError::InvalidImageName(format!(
             "image {image:?} has no tag: the sandbox runs {DEMO_APP_REPOSITORY}:<tag>, \
              where the tag is the version (e.g. {DEMO_APP_REPOSITORY}:v1)"
         ))),
@@ -136,11 +150,14 @@ pub fn process_env(
     Ok(env)
 }
 
-/// A readiness probe, with the Kubernetes defaults.
+/// A readiness or liveness probe, with the Kubernetes defaults.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ReadinessProbe {
+pub struct Probe {
     /// `httpGet.path`; `None` for a `tcpSocket` probe (ready when listening).
     pub http_path: Option<String>,
+    /// `httpGet.port` / `tcpSocket.port` as written (a number or a port name);
+    /// the demo app serves everything on its one port and ignores it.
+    pub port: Option<Value>,
     pub initial_delay: Duration,
     pub period: Duration,
     pub timeout: Duration,
@@ -148,13 +165,22 @@ pub struct ReadinessProbe {
     pub failure_threshold: u32,
 }
 
-fn seconds(probe: &Value, field: &str, default: u64, min: u64) -> Result<Duration, SpecError> {
+/// The readiness probe is the first kind of probe the sandbox ran.
+pub type ReadinessProbe = Probe;
+
+fn seconds(
+    probe: &Value,
+    kind: &str,
+    field: &str,
+    default: u64,
+    min: u64,
+) -> Result<Duration, SpecError> {
     match probe.get(field) {
         None | Some(Value::Null) => Ok(Duration::from_secs(default)),
         Some(v) => match v.as_u64() {
             Some(n) if n >= min => Ok(Duration::from_secs(n)),
             _ => Err(SpecError::CreateContainerConfigError(format!(
-                "readinessProbe.{field}={v}: must be an integer >= {min}"
+                "{kind}.{field}={v}: must be an integer >= {min}"
             ))),
         },
     }
@@ -162,16 +188,25 @@ fn seconds(probe: &Value, field: &str, default: u64, min: u64) -> Result<Duratio
 
 /// Reads `readinessProbe`. `Ok(None)`: no probe, so the container is Ready as
 /// soon as the process listens. `exec` probes cannot run here and are refused.
-pub fn readiness_probe(container: &Value) -> Result<Option<ReadinessProbe>, SpecError> {
-    let Some(probe) = container.get("readinessProbe").filter(|p| !p.is_null()) else {
+pub fn readiness_probe(container: &Value) -> Result<Option<Probe>, SpecError> {
+    probe(container, "readinessProbe")
+}
+
+/// Reads `livenessProbe` (the same rules as `readiness_probe`).
+pub fn liveness_probe(container: &Value) -> Result<Option<Probe>, SpecError> {
+    probe(container, "livenessProbe")
+}
+
+fn probe(container: &Value, kind: &str) -> Result<Option<Probe>, SpecError> {
+    let Some(probe) = container.get(kind).filter(|p| !p.is_null()) else {
         return Ok(None);
     };
-    let http_path = if let Some(http) = probe.get("httpGet") {
+    let (http_path, port) = if let Some(http) = probe.get("httpGet") {
         let path = http.get("path").and_then(Value::as_str).unwrap_or("/");
         // The path goes into a request line: nothing that could split it.
         if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(SpecError::CreateContainerConfigError(format!(
-                "readinessProbe.httpGet.path {path:?} must start with '/' and contain no spaces"
+                "{kind}.httpGet.path {path:?} must start with '/' and contain no spaces"
             )));
         }
         if http
@@ -179,27 +214,28 @@ pub fn readiness_probe(container: &Value) -> Result<Option<ReadinessProbe>, Spec
             .and_then(Value::as_str)
             .is_some_and(|s| !s.eq_ignore_ascii_case("HTTP"))
         {
-            return Err(SpecError::CreateContainerConfigError(
-                "readinessProbe.httpGet.scheme: the demo app speaks plain HTTP only".into(),
-            ));
+            return Err(SpecError::CreateContainerConfigError(format!(
+                "{kind}.httpGet.scheme: the sandbox probes plain HTTP only"
+            )));
         }
-        Some(path.to_string())
-    } else if probe.get("tcpSocket").is_some() {
-        None
+        (Some(path.to_string()), http.get("port").cloned())
+    } else if let Some(tcp) = probe.get("tcpSocket") {
+        (None, tcp.get("port").cloned())
     } else {
-        return Err(SpecError::CreateContainerConfigError(
-            "readinessProbe: only httpGet and tcpSocket probes run in the sandbox".into(),
-        ));
+        return Err(SpecError::CreateContainerConfigError(format!(
+            "{kind}: only httpGet and tcpSocket probes run in the sandbox"
+        )));
     };
     let count = |field: &str, default: u64| -> Result<u32, SpecError> {
-        let d = seconds(probe, field, default, 1)?;
+        let d = seconds(probe, kind, field, default, 1)?;
         Ok(u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
     };
-    Ok(Some(ReadinessProbe {
+    Ok(Some(Probe {
         http_path,
-        initial_delay: seconds(probe, "initialDelaySeconds", 0, 0)?,
-        period: seconds(probe, "periodSeconds", 10, 1)?,
-        timeout: seconds(probe, "timeoutSeconds", 1, 1)?,
+        port,
+        initial_delay: seconds(probe, kind, "initialDelaySeconds", 0, 0)?,
+        period: seconds(probe, kind, "periodSeconds", 10, 1)?,
+        timeout: seconds(probe, kind, "timeoutSeconds", 1, 1)?,
         success_threshold: count("successThreshold", 1)?,
         failure_threshold: count("failureThreshold", 3)?,
     }))
@@ -281,6 +317,15 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(tcp.http_path, None);
+        assert_eq!(tcp.port, Some(json!(80)));
+        let live = liveness_probe(&json!({"livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "health"}, "failureThreshold": 2}}))
+        .unwrap()
+        .unwrap();
+        assert_eq!(live.port, Some(json!("health")));
+        assert_eq!(live.failure_threshold, 2);
+        let err = liveness_probe(&json!({"livenessProbe": {"exec": {}}})).unwrap_err();
+        assert!(err.to_string().starts_with("livenessProbe"), "{err}");
         for bad in [
             json!({"readinessProbe": {"exec": {"command": ["true"]}}}),
             json!({"readinessProbe": {"httpGet": {"path": "/a b"}}}),

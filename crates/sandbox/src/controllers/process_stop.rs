@@ -52,7 +52,7 @@ pub(crate) async fn drain(
         // Already reaped by tokio (it exited just now): nothing to signal.
         return child.wait().await;
     };
-    tracing::info!(%pod, pid, "sending SIGTERM to the demo-app process");
+    tracing::info!(%pod, pid, "sending SIGTERM to the pod's process");
     term_group(pid);
     loop {
         // Copied out at once: a borrow of the channel must not be held across awaits.
@@ -68,7 +68,7 @@ pub(crate) async fn drain(
             }
         }
     }
-    tracing::warn!(%pod, pid, "demo-app process still running at the end of its grace period: SIGKILL");
+    tracing::warn!(%pod, pid, "pod's process still running at the end of its grace period: SIGKILL");
     kill_group(pid);
     child.wait().await
 }

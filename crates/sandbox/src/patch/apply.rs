@@ -119,6 +119,7 @@ pub fn server_side_apply(
         });
         if !owned_elsewhere {
             remove_at(&mut merged, p);
+            prune_emptied_parents(&mut merged, p, &config_set);
         }
     }
 
@@ -135,6 +136,29 @@ pub fn server_side_apply(
     }
     write_entries(&mut merged, &entries);
     Ok(merged)
+}
+
+/// After `removed` went, its parent maps that are left empty and that the
+/// configuration no longer names go too. The real field sets also record the
+/// maps a manager applied (`f:rollingUpdate: {.: {}}`), so a manager that
+/// stops applying `strategy.rollingUpdate` removes the map itself, not only
+/// its fields (a Deployment switching to `Recreate` must not keep an empty
+/// `rollingUpdate`); this store records leaves only, hence the walk up.
+fn prune_emptied_parents(merged: &mut Value, removed: &[String], config: &FieldSet) {
+    let mut parent = removed;
+    while let Some((_, up)) = parent.split_last() {
+        parent = up;
+        if parent.is_empty() || !parent.last().is_some_and(|s| s.starts_with("f:")) {
+            return;
+        }
+        let empty_map = value_at(merged, parent)
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty);
+        if !empty_map || config.iter().any(|c| is_prefix(parent, c)) {
+            return;
+        }
+        remove_at(merged, parent);
+    }
 }
 
 /// Checks the fields every apply configuration needs; returns its apiVersion.
@@ -331,4 +355,39 @@ fn merge_assoc<'p>(
         }
     }
     Value::Array(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Helm switching a Deployment from RollingUpdate to Recreate: the map it
+    /// no longer applies goes with its fields; maps still applied stay.
+    #[test]
+    fn a_map_no_longer_applied_goes_with_its_fields() {
+        let deployment = |strategy: Value| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "labels": {"a": "b"}},
+                   "spec": {"replicas": 2, "strategy": strategy}})
+        };
+        let first = deployment(
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}),
+        );
+        let live =
+            server_side_apply("Deployment", None, None, &first, "helm", false, None).unwrap();
+        let mut second = deployment(json!({"type": "Recreate"}));
+        second["metadata"].as_object_mut().unwrap().remove("labels");
+        let out = server_side_apply(
+            "Deployment",
+            None,
+            Some(&live),
+            &second,
+            "helm",
+            false,
+            None,
+        )
+        .unwrap();
+        assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
+        assert!(out["metadata"].get("labels").is_none(), "{out}");
+        assert_eq!(out["spec"]["replicas"], 2);
+    }
 }

@@ -114,6 +114,16 @@ fn resource_entries(t: &ResourceType) -> Vec<Value> {
             "verbs": ["get", "patch", "update"],
         }));
     }
+    if t.group.is_empty() && t.plural == "pods" {
+        // As a real server lists it (kind Pod, served by `server::logs`).
+        out.push(json!({
+            "name": "pods/log",
+            "singularName": "",
+            "namespaced": true,
+            "kind": "Pod",
+            "verbs": ["get"],
+        }));
+    }
     out
 }
 

@@ -13,6 +13,7 @@ pub mod errors;
 pub mod faults;
 pub mod jsonpath;
 pub mod list;
+pub mod logs;
 pub mod openapi;
 pub mod protobuf;
 pub mod rbac_validation;
@@ -23,6 +24,7 @@ pub mod selectors;
 pub mod state;
 pub mod table;
 pub mod watch;
+pub mod workload_validation;
 pub mod write;
 
 use std::time::Instant;
@@ -289,8 +291,14 @@ async fn object(
         (Some("scale"), &Method::GET) => scale::get(st, &req),
         (Some("scale"), &Method::PUT) => scale::update(st, &req),
         (Some("scale"), &Method::PATCH) => scale::patch(st, &req),
+        (Some("log"), &Method::GET)
+            if named && req.rt.group.is_empty() && req.rt.plural == "pods" =>
+        {
+            logs::get(st, &req)
+        }
         (Some(_), _) if !named => Err(ApiError::no_route()),
-        (Some(sub), _) if sub != "status" && sub != "scale" => Err(ApiError::no_route()),
+        (Some(sub), _) if !matches!(sub, "status" | "scale" | "log") => Err(ApiError::no_route()),
+        (Some("log"), _) if req.rt.plural != "pods" => Err(ApiError::no_route()),
         (Some("status"), _) if !req.rt.status_subresource => Err(ApiError::no_route()),
         (_, m) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({m})"

@@ -1,7 +1,8 @@
 //! Just enough of the Kubernetes protobuf encoding to read what kubectl's
-//! imperative commands send (`kubectl create namespace|configmap|secret`): client-go
-//! writes built-in kinds as protobuf and does not fall back to JSON on 415.
-//! Everything else must come as JSON or YAML.
+//! imperative commands send (`kubectl create namespace|configmap|secret`) and
+//! the `DeleteOptions` helm sends when it deletes its release Secrets:
+//! client-go writes built-in kinds as protobuf and does not fall back to JSON
+//! on 415. Everything else must come as JSON or YAML.
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -137,7 +138,47 @@ fn object_meta(b: &[u8]) -> Decoded<Value> {
     Ok(Value::Object(meta))
 }
 
+/// `meta/v1.DeleteOptions`: gracePeriodSeconds = 1, preconditions = 2
+/// (uid = 1, resourceVersion = 2), orphanDependents = 3,
+/// propagationPolicy = 4, dryRun = 5.
+fn delete_options(raw: &[u8]) -> Decoded<Value> {
+    let mut r = Reader::new(raw);
+    let mut obj = Map::new();
+    let mut dry_run = Vec::new();
+    while let Some((field, wire)) = r.next()? {
+        match (field, wire) {
+            // An int64 varint is the two's complement of a negative number.
+            (1, Wire::Varint(v)) => drop(obj.insert("gracePeriodSeconds".into(), json!(v as i64))),
+            (2, Wire::Bytes(v)) => {
+                let mut p = Reader::new(v);
+                let mut pre = Map::new();
+                while let Some((f, w)) = p.next()? {
+                    match (f, w) {
+                        (1, Wire::Bytes(u)) => drop(pre.insert("uid".into(), json!(string(u)?))),
+                        (2, Wire::Bytes(u)) => {
+                            drop(pre.insert("resourceVersion".into(), json!(string(u)?)))
+                        }
+                        _ => {}
+                    }
+                }
+                obj.insert("preconditions".into(), Value::Object(pre));
+            }
+            (3, Wire::Varint(v)) => drop(obj.insert("orphanDependents".into(), json!(v != 0))),
+            (4, Wire::Bytes(v)) => drop(obj.insert("propagationPolicy".into(), json!(string(v)?))),
+            (5, Wire::Bytes(v)) => dry_run.push(json!(string(v)?)),
+            _ => {}
+        }
+    }
+    if !dry_run.is_empty() {
+        obj.insert("dryRun".into(), Value::Array(dry_run));
+    }
+    Ok(Value::Object(obj))
+}
+
 fn decode_kind(kind: &str, raw: &[u8]) -> Decoded<Option<Value>> {
+    if kind == "DeleteOptions" {
+        return delete_options(raw).map(Some);
+    }
     let mut r = Reader::new(raw);
     let mut obj = Map::new();
     let (mut data, mut binary, mut string_data) = (Map::new(), Map::new(), Map::new());
@@ -172,7 +213,8 @@ fn decode_kind(kind: &str, raw: &[u8]) -> Decoded<Option<Value>> {
     Ok(Some(Value::Object(obj)))
 }
 
-/// Decodes a `k8s\0` protobuf envelope holding a Namespace, ConfigMap or Secret.
+/// Decodes a `k8s\0` protobuf envelope holding a Namespace, ConfigMap,
+/// Secret or DeleteOptions.
 pub fn decode(body: &[u8]) -> ApiResult<Value> {
     let malformed = || ApiError::bad_request("the protobuf request body is malformed");
     let payload = body.strip_prefix(MAGIC).ok_or_else(malformed)?;
@@ -196,7 +238,7 @@ pub fn decode(body: &[u8]) -> ApiResult<Value> {
     }
     let Some(mut obj) = decode_kind(&kind, raw).map_err(|_| malformed())? else {
         return Err(ApiError::unsupported_media_type(format!(
-            "the sandbox reads protobuf only for Namespace, ConfigMap and Secret (got {kind}); send JSON or YAML"
+            "the sandbox reads protobuf only for Namespace, ConfigMap, Secret and DeleteOptions (got {kind}); send JSON or YAML"
         )));
     };
     obj["apiVersion"] = json!(api_version);
@@ -235,6 +277,23 @@ mod tests {
         assert_eq!(obj["metadata"]["labels"]["app"], "web");
         assert_eq!(obj["data"]["k"], "v");
         assert_eq!(obj["binaryData"]["b"], "AAE=");
+    }
+
+    #[test]
+    fn decodes_delete_options_as_helm_sends_them() {
+        // gracePeriodSeconds 0 (varint field 1), preconditions.uid, propagationPolicy.
+        let opts = [
+            vec![1 << 3, 0],
+            field(2, &field(1, b"u-1")),
+            field(4, b"Background"),
+        ]
+        .concat();
+        let type_meta = [field(1, b"meta.k8s.io/v1"), field(2, b"DeleteOptions")].concat();
+        let body = [MAGIC.to_vec(), field(1, &type_meta), field(2, &opts)].concat();
+        let obj = decode(&body).unwrap();
+        assert_eq!(obj["gracePeriodSeconds"], 0);
+        assert_eq!(obj["preconditions"]["uid"], "u-1");
+        assert_eq!(obj["propagationPolicy"], "Background");
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     /// Who a request without credentials is.
     pub anonymous: crate::auth::Anonymous,
+    /// What process pods wrote (`pods/log`).
+    pub logs: crate::controllers::pod_logs::PodLogs,
     pub addr: SocketAddr,
     /// Flips to true when the sandbox shuts down, so long watches end.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -48,6 +50,7 @@ impl AppState {
             faults,
             tokens,
             anonymous: crate::auth::Anonymous::default(),
+            logs: Default::default(),
             addr,
             shutdown,
             // 10.96.0.1 is the `kubernetes` Service on real clusters; start after it.

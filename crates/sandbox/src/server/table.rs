@@ -250,6 +250,67 @@ fn selector_string(obj: &Value, pointer: &str) -> String {
     }
 }
 
+/// The STATUS column as the API server's pod printer computes it
+/// (`printPod` in kubernetes/pkg/printers/internalversion): the phase, or the
+/// pod's reason, overridden by the last container's waiting or terminated
+/// reason (`CrashLoopBackOff`, `Error`, `ExitCode:N`), "Running" again if a
+/// container still runs after one `Completed`, and `Terminating` once
+/// deleted. Init containers are not modelled (the sandbox runs none).
+fn pod_status(obj: &Value) -> String {
+    let mut reason = str_at(obj, "/status/reason")
+        .or_else(|| str_at(obj, "/status/phase"))
+        .unwrap_or("Pending")
+        .to_owned();
+    let statuses = obj
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut has_running = false;
+    for c in statuses.iter().rev() {
+        let waiting = str_at(c, "/state/waiting/reason").filter(|r| !r.is_empty());
+        let terminated = c.pointer("/state/terminated");
+        if let Some(r) = waiting {
+            reason = r.to_owned();
+        } else if let Some(t) = terminated {
+            reason = match str_at(t, "/reason").filter(|r| !r.is_empty()) {
+                Some(r) => r.to_owned(),
+                None => match t.get("signal").and_then(Value::as_i64).filter(|s| *s != 0) {
+                    Some(signal) => format!("Signal:{signal}"),
+                    None => format!(
+                        "ExitCode:{}",
+                        t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)
+                    ),
+                },
+            };
+        } else if c.get("ready").and_then(Value::as_bool) == Some(true)
+            && c.pointer("/state/running").is_some()
+        {
+            has_running = true;
+        }
+    }
+    if reason == "Completed" && has_running {
+        let ready = obj
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    str_at(c, "/type") == Some("Ready") && str_at(c, "/status") == Some("True")
+                })
+            });
+        reason = if ready { "Running" } else { "NotReady" }.to_owned();
+    }
+    if obj.pointer("/metadata/deletionTimestamp").is_some() {
+        reason = if str_at(obj, "/status/reason") == Some("NodeLost") {
+            "Unknown"
+        } else {
+            "Terminating"
+        }
+        .to_owned();
+    }
+    reason
+}
+
 fn builtin_cells(rt: &ResourceType, obj: &Value) -> Vec<Value> {
     let age = json!(human_age(str_at(obj, "/metadata/creationTimestamp")));
     match (rt.group.as_str(), rt.kind.as_str()) {
@@ -271,11 +332,7 @@ fn builtin_cells(rt: &ResourceType, obj: &Value) -> Vec<Value> {
                     .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
                     .sum()
             });
-            let status = if obj.pointer("/metadata/deletionTimestamp").is_some() {
-                "Terminating"
-            } else {
-                str_at(obj, "/status/phase").unwrap_or("Pending")
-            };
+            let status = pod_status(obj);
             vec![
                 json!(format!("{ready}/{total}")),
                 json!(status),
@@ -417,6 +474,91 @@ pub fn table(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pod_status_is_the_printers() {
+        let pod = |phase: &str, states: Value, extra: Value| {
+            let mut p = json!({"status": {"phase": phase, "containerStatuses": states}});
+            if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
+                p.extend(extra.clone());
+            }
+            p
+        };
+        let running = json!({"ready": true, "state": {"running": {}}});
+        let cases = [
+            (pod("Pending", json!([]), json!({})), "Pending"),
+            (pod("Running", json!([running]), json!({})), "Running"),
+            (
+                pod(
+                    "Running",
+                    json!([{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]),
+                    json!({}),
+                ),
+                "CrashLoopBackOff",
+            ),
+            (
+                pod(
+                    "Pending",
+                    json!([{"state": {"waiting": {"reason": "ContainerCreating"}}}]),
+                    json!({}),
+                ),
+                "ContainerCreating",
+            ),
+            (
+                pod(
+                    "Running",
+                    json!([{"state": {"terminated": {"reason": "Error", "exitCode": 2}}}]),
+                    json!({}),
+                ),
+                "Error",
+            ),
+            (
+                pod(
+                    "Running",
+                    json!([{"state": {"terminated": {"exitCode": 3}}}]),
+                    json!({}),
+                ),
+                "ExitCode:3",
+            ),
+            (
+                pod(
+                    "Running",
+                    json!([{"state": {"terminated": {"signal": 9, "exitCode": 137}}}]),
+                    json!({}),
+                ),
+                "Signal:9",
+            ),
+            // The last container's state wins, a running one keeps "Completed" from showing.
+            (
+                pod(
+                    "Running",
+                    json!([running, {"state": {"terminated": {"reason": "Completed", "exitCode": 0}}}]),
+                    json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}],
+                                      "containerStatuses": [running, {"state": {"terminated": {"reason": "Completed"}}}]}}),
+                ),
+                "NotReady",
+            ),
+            (
+                pod(
+                    "Running",
+                    json!([running]),
+                    json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}}),
+                ),
+                "Terminating",
+            ),
+            (
+                pod(
+                    "Failed",
+                    json!([]),
+                    json!({"status": {"phase": "Failed", "reason": "Evicted"}}),
+                ),
+                "Evicted",
+            ),
+        ];
+        for (obj, want) in cases {
+            assert_eq!(pod_status(&obj), want, "{obj}");
+        }
+    }
+
     use super::*;
     use crate::registry::builtin_types;
 

@@ -15,6 +15,7 @@ use super::list::selectors;
 use super::rbac_validation;
 use super::respond::{json_response, with_warnings};
 use super::state::{Req, Shared};
+use super::workload_validation;
 use crate::patch::{self, PatchError, PatchType};
 use crate::registry::ResourceType;
 use crate::schema;
@@ -73,7 +74,22 @@ fn admit(
             return Err(ApiError::invalid(rt, object_name(obj), &errs));
         }
     }
+    let builtin_apps = rt.schema.is_none() && rt.group == "apps";
+    if builtin_apps {
+        if let Some(e) = workload_validation::decode_error(&rt.kind, obj) {
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
+                kind = rt.kind,
+                version = rt.version,
+            ))
+            .with_target(rt, object_name(obj)));
+        }
+        workload_validation::default(&rt.kind, obj);
+    }
     let mut errs = builtin_validation::validate(&rt.kind, rt.schema.is_none(), obj);
+    if builtin_apps {
+        errs.extend(workload_validation::validate(&rt.kind, obj, old));
+    }
     if rt.group == crate::auth::rbac::RBAC_GROUP {
         rbac_validation::default(&rt.kind, obj);
         errs.extend(rbac_validation::validate(&rt.kind, obj, old));

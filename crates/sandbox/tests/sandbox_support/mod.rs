@@ -124,20 +124,44 @@ pub fn widget_crd() -> Value {
 pub struct Kubectl {
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
+    pub binary: PathBuf,
+}
+
+/// A tool `hack/deps.sh` caches in the repository's `.cache/tools/bin`
+/// (kubectl 1.34, helm v4); a clear failure when it is missing.
+pub fn cached_tool(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.cache/tools/bin")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{} missing: run hack/deps.sh (make test does)",
+        path.display()
+    );
+    path
 }
 
 impl Kubectl {
+    /// kubectl 1.32 (/usr/bin/kubectl).
     pub fn new(sandbox: &Sandbox) -> Self {
+        Self::with_binary(sandbox, PathBuf::from("/usr/bin/kubectl"))
+    }
+
+    pub fn with_binary(sandbox: &Sandbox, binary: PathBuf) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
         sandbox
             .write_kubeconfig(&kubeconfig)
             .expect("kubeconfig written");
-        Self { dir, kubeconfig }
+        Self {
+            dir,
+            kubeconfig,
+            binary,
+        }
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("/usr/bin/kubectl");
+        let mut cmd = Command::new(&self.binary);
         cmd.arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--cache-dir")
