@@ -3,30 +3,16 @@
 //! `kubectl kustomize deploy`. helm v4 and kubectl 1.34 come from
 //! `hack/deps.sh` (`.cache/tools/bin`); `make test` runs it first.
 
+mod tools;
+
+use tools::{root, tool};
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde::Deserialize;
 use serde_yaml::Value;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The cached tool if present, else one on PATH; a clear failure otherwise.
-fn tool(name: &str) -> PathBuf {
-    let cached = root().join(".cache/tools/bin").join(name);
-    if cached.is_file() {
-        return cached;
-    }
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file());
-    on_path.unwrap_or_else(|| panic!("{name} not found: run hack/deps.sh (make test does)"))
-}
 
 fn run(program: &Path, args: &[&str]) -> String {
     let out = Command::new(program)

@@ -21,7 +21,11 @@
 //! that answers every query, high for the bad revision's pods): this test is
 //! about permissions, not statistics.
 
-use std::path::{Path, PathBuf};
+mod tools;
+
+use tools::{create, helm_template, root};
+
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,103 +35,23 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Service};
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use kube::Client;
-use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
-};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use redblack::analysis::controller::{AnalysisController, AnalysisControllerConfig, SourceFactory};
 use redblack::analysis::source::{MetricSource, Sample, Samples, SourceError};
 use redblack::api::{Phase, Rollout, pod_template_hash};
 use redblack::rollout::controller::{RolloutController, Settings, http_routes_served};
 use redblack::web::metrics::OperatorMetrics;
 use redblack_sandbox::{Sandbox, SandboxConfig};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 const RELEASE_NS: &str = "redblack-system";
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// As tests/chart.rs finds them: `.cache/tools/bin` (hack/deps.sh), else PATH.
-fn tool(name: &str) -> PathBuf {
-    let cached = root().join(".cache/tools/bin").join(name);
-    if cached.is_file() {
-        return cached;
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} not found: run hack/deps.sh (make test does)"))
-}
-
-/// `helm template` of the chart, as JSON objects.
-fn render(extra: &[&str]) -> Vec<Value> {
-    let mut args = vec![
-        "template",
-        "rb",
-        "charts/redblack",
-        "--namespace",
-        RELEASE_NS,
-    ];
-    args.extend_from_slice(extra);
-    let out = Command::new(tool("helm"))
-        .args(&args)
-        .current_dir(root())
-        .output()
-        .expect("helm runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("utf-8");
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde_yaml::Value::deserialize(d).expect("yaml"))
-        .filter(|v| !v.is_null())
-        .map(|v| serde_json::to_value(v).expect("json"))
-        .collect()
-}
 
 fn is_rbac(o: &Value) -> bool {
     matches!(
         o["kind"].as_str(),
         Some("ServiceAccount" | "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding")
     )
-}
-
-fn api_for(client: &Client, obj: &Value) -> Api<DynamicObject> {
-    let api_version = obj["apiVersion"].as_str().expect("apiVersion");
-    let kind = obj["kind"].as_str().expect("kind");
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let plural = match kind {
-        "ServiceAccount" => "serviceaccounts",
-        "ClusterRole" => "clusterroles",
-        "ClusterRoleBinding" => "clusterrolebindings",
-        "Role" => "roles",
-        "RoleBinding" => "rolebindings",
-        "CustomResourceDefinition" => "customresourcedefinitions",
-        "Namespace" => "namespaces",
-        "HTTPRoute" => "httproutes",
-        other => panic!("no plural for {other}"),
-    };
-    let resource =
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-    match obj.pointer("/metadata/namespace").and_then(Value::as_str) {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    }
-}
-
-async fn create(client: &Client, obj: &Value) {
-    let dynamic: DynamicObject = serde_json::from_value(obj.clone()).expect("object");
-    api_for(client, obj)
-        .create(&PostParams::default(), &dynamic)
-        .await
-        .unwrap_or_else(|e| panic!("creating {} {}: {e}", obj["kind"], obj["metadata"]["name"]));
 }
 
 async fn namespace(client: &Client, name: &str) {
@@ -482,7 +406,7 @@ async fn elects_under_the_charts_rbac(sa: &Client, admin: &Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_wide_install_rolls_out_under_the_charts_rbac() {
     let (sandbox, admin) = sandbox().await;
-    for obj in render(&[]).iter().filter(|o| is_rbac(o)) {
+    for obj in helm_template(RELEASE_NS, &[]).iter().filter(|o| is_rbac(o)) {
         create(&admin, obj).await;
     }
     let sa = sandbox
@@ -510,7 +434,7 @@ async fn cluster_wide_install_rolls_out_under_the_charts_rbac() {
 async fn namespaced_install_rolls_out_with_a_role_only() {
     let (sandbox, admin) = sandbox().await;
     namespace(&admin, "team").await;
-    let objects = render(&["--set", "watchNamespace=team"]);
+    let objects = helm_template(RELEASE_NS, &["--set", "watchNamespace=team"]);
     let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
     assert!(
         !kinds.contains(&"ClusterRole") && !kinds.contains(&"ClusterRoleBinding"),
@@ -588,7 +512,7 @@ async fn drive_until(admin: &Client, ns: &str, done: &tokio::sync::watch::Receiv
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rule_of_the_cluster_role_is_needed() {
     let (sandbox, admin) = sandbox().await;
-    let objects = render(&[]);
+    let objects = helm_template(RELEASE_NS, &[]);
     let role = objects
         .iter()
         .find(|o| o["kind"] == "ClusterRole")
@@ -740,7 +664,7 @@ async fn the_operator_binary_runs_under_a_service_account_kubeconfig() {
         create(&admin, &crd).await;
     }
     namespace(&admin, RELEASE_NS).await;
-    let objects = render(&[]);
+    let objects = helm_template(RELEASE_NS, &[]);
     for obj in objects.iter().filter(|o| is_rbac(o)) {
         create(&admin, obj).await;
     }

@@ -5,30 +5,15 @@
 //! default command is the verb the chart passes first, and every flag the
 //! chart passes is one `redblack controller` accepts.
 
+mod tools;
+
+use tools::{root, tool};
+
 use clap::Parser;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Deserialize;
 use serde_yaml::Value;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The cached helm (hack/deps.sh) if present, else one on PATH.
-fn helm() -> PathBuf {
-    let cached = root().join(".cache/tools/bin/helm");
-    if cached.is_file() {
-        return cached;
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join("helm"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("helm not found: run hack/deps.sh (make test does)"))
-}
 
 /// The final stage's instructions: (keyword, rest of the line), continuation
 /// lines joined.
@@ -90,7 +75,7 @@ fn rendered_deployment() -> Value {
 }
 
 fn rendered_deployment_with(extra: &[&str]) -> Value {
-    let out = Command::new(helm())
+    let out = Command::new(tool("helm"))
         .args(["template", "rb", "charts/redblack", "--namespace", "ops"])
         .args(extra)
         .current_dir(root())

@@ -34,6 +34,7 @@ mod harness;
 mod method;
 #[path = "install/readme.rs"]
 mod readme;
+mod tools;
 
 use harness::Sandbox;
 use method::{Method, RELEASE_NS};

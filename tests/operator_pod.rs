@@ -21,6 +21,10 @@
 //!   (CreateContainerConfigError with the admission plugin's words), and
 //!   starts once the ServiceAccount exists.
 
+mod tools;
+
+use tools::{create, helm_template, root, tool};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,102 +34,19 @@ use futures::AsyncBufReadExt;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service};
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, LogParams, PostParams,
-    WatchEvent, WatchParams,
-};
+use kube::api::{Api, DeleteParams, LogParams, PostParams, WatchEvent, WatchParams};
 use kube::{Client, ResourceExt};
 use redblack::api::{Phase, Rollout};
 use redblack_sandbox::auth::Anonymous;
 use redblack_sandbox::controllers::operator_spec::{PORTS_ANNOTATION, parse_ports_annotation};
 use redblack_sandbox::controllers::process_runtime::{PID_ANNOTATION, ProcessConfig};
 use redblack_sandbox::{Sandbox, SandboxConfig};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 const NS: &str = "redblack-system";
 const SA: &str = "rb-redblack";
 const LEASE: &str = "redblack-controller";
 const TIMEOUT: Duration = Duration::from_secs(90);
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// As tests/chart.rs finds them: `.cache/tools/bin` (hack/deps.sh), else PATH.
-fn tool(name: &str) -> PathBuf {
-    let cached = root().join(".cache/tools/bin").join(name);
-    if cached.is_file() {
-        return cached;
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} not found: run hack/deps.sh (make test does)"))
-}
-
-/// `helm template` of the chart with image tag `dev`, as JSON objects.
-fn render() -> Vec<Value> {
-    let out = Command::new(tool("helm"))
-        .args([
-            "template",
-            "rb",
-            "charts/redblack",
-            "--namespace",
-            NS,
-            "--set",
-            "image.tag=dev",
-        ])
-        .current_dir(root())
-        .output()
-        .expect("helm runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("utf-8");
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde_yaml::Value::deserialize(d).expect("yaml"))
-        .filter(|v| !v.is_null())
-        .map(|v| serde_json::to_value(v).expect("json"))
-        .collect()
-}
-
-fn plural(kind: &str) -> &'static str {
-    match kind {
-        "ServiceAccount" => "serviceaccounts",
-        "ClusterRole" => "clusterroles",
-        "ClusterRoleBinding" => "clusterrolebindings",
-        "Role" => "roles",
-        "RoleBinding" => "rolebindings",
-        "CustomResourceDefinition" => "customresourcedefinitions",
-        "ReplicaSet" => "replicasets",
-        "Pod" => "pods",
-        "Service" => "services",
-        other => panic!("no plural for {other}"),
-    }
-}
-
-async fn create(client: &Client, obj: &Value) {
-    let api_version = obj["apiVersion"].as_str().expect("apiVersion");
-    let kind = obj["kind"].as_str().expect("kind");
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(group, version, kind),
-        plural(kind),
-    );
-    let api: Api<DynamicObject> = match obj.pointer("/metadata/namespace").and_then(Value::as_str) {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    };
-    let dynamic: DynamicObject = serde_json::from_value(obj.clone()).expect("object");
-    api.create(&PostParams::default(), &dynamic)
-        .await
-        .unwrap_or_else(|e| panic!("creating {kind} {}: {e}", obj["metadata"]["name"]));
-}
 
 async fn namespace(client: &Client, name: &str) {
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
@@ -244,7 +165,7 @@ fn process_kubeconfig(pid: &str) -> String {
 async fn the_charts_pod_template_runs_the_operator() {
     // Requests without a token are refused: the operator has only its own.
     let (sandbox, admin) = sandbox(Anonymous::Unauthenticated).await;
-    let objects = render();
+    let objects = helm_template(NS, &["--set", "image.tag=dev"]);
     for obj in objects.iter().filter(|o| {
         matches!(
             o["kind"].as_str(),

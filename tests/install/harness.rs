@@ -4,30 +4,14 @@
 //! kubeconfig, a `kube::Client` for reading what they did, and bounded waits
 //! that print the last state they saw.
 
+pub use crate::tools::{root, tool};
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use kube::Client;
-
-pub fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The cached tool if present (hack/deps.sh), else one on PATH.
-pub fn tool(name: &str) -> PathBuf {
-    let cached = root().join(".cache/tools/bin").join(name);
-    if cached.is_file() {
-        return cached;
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} not found: run hack/deps.sh (make test does)"))
-}
 
 /// What a command printed and how it ended.
 #[derive(Debug)]
