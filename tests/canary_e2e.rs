@@ -29,7 +29,7 @@ use redblack_sandbox::controllers::process_runtime::ProcessConfig;
 use redblack_sandbox::prometheus_sd;
 use redblack_sandbox::testing::prometheus::{PrometheusOptions, PrometheusProcess};
 use serde_json::{Value, json};
-use support::{Env, NS, Running, eventually, eventually_within, hash_of};
+use support::{Env, NS, Running, eventually, eventually_within, hash_of, web};
 use tokio::task::JoinHandle;
 
 const APP: &str = "web";
@@ -206,44 +206,6 @@ impl Live {
         }
         self.env.sandbox.shutdown().await;
     }
-}
-
-/// The Rollout `web` of `redblack/demo-app:<version>`, 3 pods, with the
-/// demo app's behaviour from `env` and `strategy` merged into `redBlack`.
-fn web(version: &str, env: &[(&str, &str)], strategy: Value) -> Value {
-    let mut vars = vec![
-        json!({"name": "DEMO_VERSION", "value": version}),
-        // Some latency, so that the histogram quantiles are not all in the
-        // first bucket.
-        json!({"name": "DEMO_LATENCY_MS", "value": "5"}),
-    ];
-    vars.extend(env.iter().map(|(k, v)| json!({"name": k, "value": v})));
-    let mut red_black = json!({"activeService": APP, "scaleDownDelay": "10m"});
-    if let (Some(base), Some(extra)) = (red_black.as_object_mut(), strategy.as_object()) {
-        base.extend(extra.clone());
-    }
-    json!({
-        "apiVersion": "redblack.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": APP, "namespace": NS},
-        "spec": {
-            "replicas": 3,
-            "selector": {"matchLabels": {"app": APP}},
-            "progressDeadlineSeconds": 180,
-            "template": {
-                "metadata": {"labels": {"app": APP}},
-                "spec": {"containers": [{
-                    "name": "app",
-                    "image": format!("redblack/demo-app:{version}"),
-                    "ports": [{"containerPort": 8080}],
-                    "env": vars,
-                    "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080},
-                                       "periodSeconds": 1}
-                }]}
-            },
-            "strategy": {"redBlack": red_black}
-        }
-    })
 }
 
 /// An analysis body as a platform team would write it for the demo app: the

@@ -24,7 +24,7 @@ use redblack_sandbox::controllers::process_runtime::ProcessConfig;
 use redblack_sandbox::prometheus_sd;
 use redblack_sandbox::testing::prometheus::{PrometheusOptions, PrometheusProcess};
 use serde_json::{Value, json};
-use support::{Env, NS, Running, eventually, eventually_within, hash_of};
+use support::{Env, NS, Running, eventually, eventually_within, hash_of, web};
 
 const APP: &str = "web";
 /// Bound on one phase of a rollout (an analysis included); generous, the
@@ -103,40 +103,6 @@ async fn wait_value(
         query(prometheus, expr).await?.into_iter().find(|v| ok(*v))
     })
     .await
-}
-
-fn web(version: &str, env: &[(&str, &str)], strategy: Value) -> Value {
-    let mut vars = vec![
-        json!({"name": "DEMO_VERSION", "value": version}),
-        json!({"name": "DEMO_LATENCY_MS", "value": "5"}),
-    ];
-    vars.extend(env.iter().map(|(k, v)| json!({"name": k, "value": v})));
-    let mut red_black = json!({"activeService": APP, "scaleDownDelay": "10m"});
-    if let (Some(base), Some(extra)) = (red_black.as_object_mut(), strategy.as_object()) {
-        base.extend(extra.clone());
-    }
-    json!({
-        "apiVersion": "redblack.io/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": APP, "namespace": NS},
-        "spec": {
-            "replicas": 3,
-            "selector": {"matchLabels": {"app": APP}},
-            "progressDeadlineSeconds": 180,
-            "template": {
-                "metadata": {"labels": {"app": APP}},
-                "spec": {"containers": [{
-                    "name": "app",
-                    "image": format!("redblack/demo-app:{version}"),
-                    "ports": [{"containerPort": 8080}],
-                    "env": vars,
-                    "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080},
-                                       "periodSeconds": 1}
-                }]}
-            },
-            "strategy": {"redBlack": red_black}
-        }
-    })
 }
 
 /// A sequential analysis of the demo app's error rate: a healthy canary runs

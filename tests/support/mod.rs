@@ -542,3 +542,41 @@ pub fn service(name: &str, app: &str) -> Service {
         status: None,
     }
 }
+
+/// The Rollout `web` (in [`NS`]) of `redblack/demo-app:<version>`, 3 pods, with the
+/// demo app's behaviour from `env` and `strategy` merged into `redBlack`.
+pub fn web(version: &str, env: &[(&str, &str)], strategy: Value) -> Value {
+    let mut vars = vec![
+        json!({"name": "DEMO_VERSION", "value": version}),
+        // Some latency, so that the histogram quantiles are not all in the
+        // first bucket.
+        json!({"name": "DEMO_LATENCY_MS", "value": "5"}),
+    ];
+    vars.extend(env.iter().map(|(k, v)| json!({"name": k, "value": v})));
+    let mut red_black = json!({"activeService": "web", "scaleDownDelay": "10m"});
+    if let (Some(base), Some(extra)) = (red_black.as_object_mut(), strategy.as_object()) {
+        base.extend(extra.clone());
+    }
+    json!({
+        "apiVersion": "redblack.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": NS},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}},
+            "progressDeadlineSeconds": 180,
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{
+                    "name": "app",
+                    "image": format!("redblack/demo-app:{version}"),
+                    "ports": [{"containerPort": 8080}],
+                    "env": vars,
+                    "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8080},
+                                       "periodSeconds": 1}
+                }]}
+            },
+            "strategy": {"redBlack": red_black}
+        }
+    })
+}
