@@ -269,19 +269,9 @@ async fn set_image(admin: &Client, ns: &str, image: &str) -> String {
 
 async fn eventually<T, Fut: std::future::Future<Output = Option<T>>>(
     what: &str,
-    mut f: impl FnMut() -> Fut,
+    f: impl FnMut() -> Fut,
 ) -> T {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    tools::eventually_within(TIMEOUT, what, f).await
 }
 
 async fn selected(admin: &Client, ns: &str) -> Option<String> {

@@ -7,12 +7,10 @@
 
 mod tools;
 
-use tools::{root, tool};
+use tools::{helm_template, root};
 
 use clap::Parser;
-use std::process::Command;
 
-use serde::Deserialize;
 use serde_yaml::Value;
 
 /// The final stage's instructions: (keyword, rest of the line), continuation
@@ -75,22 +73,11 @@ fn rendered_deployment() -> Value {
 }
 
 fn rendered_deployment_with(extra: &[&str]) -> Value {
-    let out = Command::new(tool("helm"))
-        .args(["template", "rb", "charts/redblack", "--namespace", "ops"])
-        .args(extra)
-        .current_dir(root())
-        .output()
-        .expect("helm runs");
-    assert!(
-        out.status.success(),
-        "helm template: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("UTF-8");
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| Value::deserialize(d).expect("YAML"))
+    let deployment = helm_template("ops", extra)
+        .into_iter()
         .find(|v| v["kind"] == "Deployment")
-        .expect("the chart renders a Deployment")
+        .expect("the chart renders a Deployment");
+    serde_json::from_value(deployment).expect("a YAML value")
 }
 
 #[test]

@@ -58,19 +58,9 @@ async fn namespace(client: &Client, name: &str) {
 
 async fn eventually<T, Fut: std::future::Future<Output = Option<T>>>(
     what: &str,
-    mut f: impl FnMut() -> Fut,
+    f: impl FnMut() -> Fut,
 ) -> T {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    tools::eventually_within(TIMEOUT, what, f).await
 }
 
 /// A sandbox that runs redblack images with this build's binary, with the

@@ -3,8 +3,10 @@
 //! template` of the chart, and creating rendered objects with a kube client.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
@@ -97,4 +99,24 @@ pub async fn create(client: &Client, obj: &Value) {
         .create(&PostParams::default(), &dynamic)
         .await
         .unwrap_or_else(|e| panic!("creating {} {}: {e}", obj["kind"], obj["metadata"]["name"]));
+}
+
+/// Polls `f` every 100 ms until it gives a value; panics naming `what` once
+/// `limit` has passed.
+pub async fn eventually_within<T, Fut: Future<Output = Option<T>>>(
+    limit: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Fut,
+) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
