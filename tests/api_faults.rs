@@ -23,10 +23,11 @@ use std::time::Duration;
 use fake_prometheus::{FakePrometheus, Query, Reply};
 use futures::future::join_all;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use redblack::api::canary_analysis::{CanaryAnalysis, CanaryAnalysisPhase};
 use redblack::api::{
-    AbortReason, CanaryPhase, Outcome, POD_TEMPLATE_HASH_LABEL, Phase, ROLE_LABEL, Rollout,
+    AbortReason, CanaryPhase, Outcome, POD_TEMPLATE_HASH_LABEL, Phase, ROLE_LABEL, ROLLOUT_LABEL,
+    Rollout,
 };
 use redblack::cli::controller::ControllerConfig;
 use redblack_sandbox::store::{EventType, Store};
@@ -151,14 +152,70 @@ impl World<'_> {
         .await
     }
 
-    /// Waits until the Rollout's current generation satisfies `done`.
+    /// Waits until the Rollout's current generation satisfies `done`; on a
+    /// timeout the panic shows what the operator last wrote (the Rollout's
+    /// generation and status, its analyses), so a red run says where it stopped.
     async fn wait(&self, name: &str, what: &str, done: impl Fn(&Rollout) -> bool) -> Rollout {
-        eventually_within(STEP_WAIT, &format!("{name}: {what}"), || async {
-            let r = self.env.rollouts().get(name).await.ok()?;
-            let current = r.status.as_ref()?.observed_generation == r.metadata.generation;
-            (current && done(&r)).then_some(r)
-        })
-        .await
+        let deadline = tokio::time::Instant::now() + STEP_WAIT;
+        let mut last = None;
+        loop {
+            if let Ok(r) = self.env.rollouts().get(name).await {
+                let current = r
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.observed_generation == r.metadata.generation);
+                if current && done(&r) {
+                    return r;
+                }
+                last = Some(r);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!(
+                    "timed out after {STEP_WAIT:?} waiting until {name}: {what}\n{}",
+                    self.explain(name, last).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The Rollout's last generation and status and its analyses' phases,
+    /// read as well as the faults allow.
+    async fn explain(&self, name: &str, last: Option<Rollout>) -> String {
+        let rollout = match last {
+            Some(r) => format!(
+                "generation {:?}, status {}",
+                r.metadata.generation,
+                serde_json::to_string_pretty(&r.status).unwrap_or_default()
+            ),
+            None => "the Rollout was never read".into(),
+        };
+        let api: Api<CanaryAnalysis> = Api::namespaced(self.env.client.clone(), NS);
+        let lp = ListParams::default().labels(&format!("{ROLLOUT_LABEL}={name}"));
+        let mut analyses = None;
+        for _ in 0..20 {
+            if let Ok(list) = api.list(&lp).await {
+                analyses = Some(list.items);
+                break;
+            }
+        }
+        let analyses = match analyses {
+            Some(items) => items
+                .iter()
+                .map(|a| {
+                    let st = a.status.as_ref();
+                    format!(
+                        "  {}: {:?} {:?}",
+                        a.name_any(),
+                        st.and_then(|s| s.phase),
+                        st.and_then(|s| s.message.clone())
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            None => "  (could not list them through the faults)".into(),
+        };
+        format!("the Rollout's last {rollout}\nits analyses:\n{analyses}")
     }
 
     async fn wait_selected(&self, name: &str, hash: &str) {

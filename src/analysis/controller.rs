@@ -43,7 +43,7 @@ use kube::Client;
 use kube::api::Api;
 use kube::runtime::Controller;
 use kube::runtime::events::Reporter;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 
 use crate::analysis::prometheus::PrometheusSource;
 use crate::analysis::source::{MetricSource, SourceError};
@@ -52,6 +52,7 @@ use crate::runtime::backoff::ErrorBackoff;
 use crate::runtime::events::EventPublisher;
 use crate::runtime::field_manager::ANALYSIS_FIELD_MANAGER;
 use crate::runtime::run;
+use crate::runtime::watch_backoff::watch_backoff;
 use crate::web::metrics::OperatorMetrics;
 pub use bounds::Limits;
 
@@ -209,10 +210,16 @@ impl AnalysisController {
             return Ok(());
         }
         let context = self.context();
-        // managedFields stay in the cache (the Rollout controller strips them
-        // through `Controller::for_stream`): this cache holds only
-        // CanaryAnalyses, whose status (up to ~400 kB of metrics) dwarfs them.
-        let controller = Controller::new(api, watcher::Config::default());
+        // managedFields stay in the cache (the Rollout controller strips
+        // them): this cache holds only CanaryAnalyses, whose status (up to
+        // ~400 kB of metrics) dwarfs them. The watch backs off on its own
+        // (`run::run` never pauses the merged triggers).
+        let (analyses, writer) = reflector::store::<CanaryAnalysis>();
+        let events = watcher(api, watcher::Config::default())
+            .backoff(watch_backoff())
+            .reflect(writer)
+            .applied_objects();
+        let controller = Controller::for_stream(events, analyses);
         tracing::info!(
             namespace = self.config.namespace.as_deref().unwrap_or("<all>"),
             field_manager = ANALYSIS_FIELD_MANAGER,

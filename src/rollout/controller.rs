@@ -55,6 +55,7 @@ use crate::runtime::backoff::ErrorBackoff;
 use crate::runtime::events::{EventPublisher, PlannedEvent};
 use crate::runtime::metrics::{ErrorKind, ReconcileGuard, count_writes};
 use crate::runtime::run::{self, scoped_api as api};
+use crate::runtime::watch_backoff::watch_backoff;
 use crate::runtime::watch_refusals::WatchRefusals;
 use crate::web::metrics::OperatorMetrics;
 
@@ -161,7 +162,7 @@ impl RolloutController {
 
         let (rollouts, rollout_writer) = reflector::store::<Rollout>();
         let rollout_events = watcher(api::<Rollout>(&client, ns), watcher::Config::default())
-            .default_backoff()
+            .backoff(watch_backoff())
             .inspect(track(&refusals, "rollouts.redblack.io", operator_alert))
             .modify(observe::strip_managed_fields)
             .reflect(rollout_writer)
@@ -174,7 +175,7 @@ impl RolloutController {
             api::<ReplicaSet>(&client, ns),
             watcher::Config::default().labels(POD_TEMPLATE_HASH_LABEL),
         )
-        .default_backoff()
+        .backoff(watch_backoff())
         .inspect(track(&refusals, "replicasets.apps", None))
         .modify(observe::strip_managed_fields)
         .reflect(rs_writer)
@@ -183,7 +184,7 @@ impl RolloutController {
 
         let (services, svc_writer) = reflector::store::<Service>();
         let svc_events = watcher(api::<Service>(&client, ns), watcher::Config::default())
-            .default_backoff()
+            .backoff(watch_backoff())
             .inspect(track(&refusals, "services", None))
             .modify(observe::strip_service)
             .reflect(svc_writer)
@@ -196,7 +197,7 @@ impl RolloutController {
             api::<CanaryAnalysis>(&client, ns),
             watcher::Config::default().labels(ROLLOUT_LABEL),
         )
-        .default_backoff()
+        .backoff(watch_backoff())
         .inspect(track(&refusals, "canaryanalyses.redblack.io", None))
         .modify(observe::strip_managed_fields)
         .reflect(analysis_writer)
@@ -210,7 +211,7 @@ impl RolloutController {
             api::<CanaryAnalysisTemplate>(&client, ns),
             watcher::Config::default(),
         )
-        .default_backoff()
+        .backoff(watch_backoff())
         .inspect(track(
             &refusals,
             "canaryanalysistemplates.redblack.io",
@@ -245,7 +246,7 @@ impl RolloutController {
                 None => Api::all_with(client.clone(), &resource),
             };
             let route_events = watcher(api, watcher::Config::default())
-                .default_backoff()
+                .backoff(watch_backoff())
                 .inspect(track(
                     &refusals,
                     "httproutes.gateway.networking.k8s.io",

@@ -10,4 +10,5 @@ pub mod field_manager;
 pub mod metrics;
 pub mod run;
 pub mod shutdown;
+pub mod watch_backoff;
 pub mod watch_refusals;

@@ -12,6 +12,8 @@ use kube::runtime::controller::{self, Action, Controller};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
+use super::watch_backoff::TriggerBackoff;
+
 /// The API of `K` in `namespace`, or in all namespaces (`None`): the scope
 /// every watch of a controller shares.
 pub fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -27,6 +29,10 @@ where
 
 /// Runs `controller` until `shutdown` resolves and the reconciles in flight
 /// finish (bounded by the caller, see [`super::shutdown::within_grace`]).
+///
+/// Every watch merged into `controller` must back off on its own
+/// ([`super::watch_backoff::watch_backoff`]): the merged trigger stream does
+/// not ([`TriggerBackoff`], which says why).
 pub async fn run<K, Ctx, Fut>(
     controller: Controller<K>,
     name: &'static str,
@@ -44,6 +50,7 @@ pub async fn run<K, Ctx, Fut>(
     tracing::info!(controller = name, concurrency, "controller started");
     controller
         .with_config(controller::Config::default().concurrency(concurrency))
+        .trigger_backoff(TriggerBackoff)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| {

@@ -18,6 +18,7 @@ use crate::api::{
     POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, Rollout, SCALE_DOWN_AT_ANNOTATION,
     pod_template_hash,
 };
+use crate::runtime::watch_backoff::watch_backoff;
 
 fn age(created: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     let Some(created) = created else {
@@ -356,13 +357,13 @@ pub async fn watch_status(client: &Client, ns: &str, name: &str) -> Result<(), V
     )
     // Backoff: an unreachable API server is retried with a growing delay,
     // not in a loop that keeps a core busy.
-    .default_backoff()
+    .backoff(watch_backoff())
     .map(|_| ());
     let replica_sets = watcher(
         Api::<ReplicaSet>::namespaced(client.clone(), ns),
         watcher::Config::default().labels(POD_TEMPLATE_HASH_LABEL),
     )
-    .default_backoff()
+    .backoff(watch_backoff())
     .map(|_| ());
     let mut changes = futures::stream::select(rollouts, replica_sets).boxed();
     let mut last = String::new();
