@@ -2,7 +2,7 @@
 //! simulated canary analyses — how soon healthy (A/A) canaries pass early,
 //! and how often canaries exactly at or beyond the margin falsely do.
 //!
-//!     cargo run --release --example bench_early_pass [-- ANALYSES]
+//!     cargo run --release -p redblack-judge --example bench_early_pass [-- ANALYSES]
 //!
 //! 300 one-second steps (a 5-minute lifetime), confidence 0.98, margin 1.2,
 //! looks at every step. Metrics: the demo's p99 latency point per step
@@ -11,7 +11,7 @@
 //! demo's 10 requests a step).
 
 #[allow(dead_code)] // the helpers this benchmark does not use
-#[path = "../crates/judge/tests/support/sim.rs"]
+#[path = "../tests/support/sim.rs"]
 mod sim;
 
 use rand::SeedableRng;
