@@ -567,6 +567,16 @@ async fn bad_input_is_an_error_naming_the_field() {
             w(json!({"metrics": [{"name": "m", "kind": "rate", "numerator": ERRORS}]})),
             "a rate metric (kind: rate) has numerator and denominator",
         ),
+        (
+            "earlyfixed",
+            w(json!({"earlyPass": {"minDuration": "1m"}})),
+            "earlyPass needs mode: sequential",
+        ),
+        (
+            "earlydur",
+            w(json!({"mode": "sequential", "earlyPass": {"minDuration": "2 min"}})),
+            "spec.earlyPass.minDuration",
+        ),
     ];
     for (name, spec, needle) in &refused {
         let err = api
@@ -588,6 +598,18 @@ async fn bad_input_is_an_error_naming_the_field() {
             "x-1",
             w(json!({"metrics": [{"name": "m", "query": "avg(x{a=\"${nope}\"})"}]})),
             "spec.metrics[0].query: unknown variable ${nope}",
+        ),
+        (
+            "earlymargin",
+            "x-1",
+            w(json!({"mode": "sequential", "earlyPass": {"minDuration": "1m", "margin": 1.0}})),
+            "spec.earlyPass.margin: must be a finite ratio > 1",
+        ),
+        (
+            "earlylong",
+            "x-1",
+            w(json!({"mode": "sequential", "earlyPass": {"minDuration": "100h"}})),
+            "spec.earlyPass.minDuration: 100h is longer than the analysis window",
         ),
         (
             "warmup",

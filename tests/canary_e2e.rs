@@ -452,6 +452,10 @@ async fn a_sequential_analysis_promotes_a_healthy_canary_and_fails_an_erroring_o
     let seq = errors.sequential.clone().expect("sequential numbers");
     assert_eq!(seq.crossed_at_step, None, "{report}");
     assert!(seq.steps >= 20, "judged at every step: {seq:?}");
+    // Without earlyPass a passing analysis runs its whole window.
+    let st = passed.status.clone().unwrap_or_default();
+    assert_eq!(st.completed_intervals, st.total_intervals, "{report}");
+    assert!(st.early_pass.is_none(), "{report}");
 
     let h3 = live
         .apply(web(
@@ -487,6 +491,65 @@ async fn a_sequential_analysis_promotes_a_healthy_canary_and_fails_an_erroring_o
     let crossed = errors.sequential.as_ref().and_then(|s| s.crossed_at_step);
     eprintln!("v3 failed: the error rate's e-value crossed at step {crossed:?} (1 step = 1 s)");
     assert!(crossed.is_some_and(|s| s < 60), "{report}");
+    live.shutdown().await;
+}
+
+/// `earlyPass` end to end: a healthy canary judged on its p99 latency
+/// (sequential, margin 1.5, minDuration 15 s) passes as soon as the
+/// evidence allows after 15 s — well before its 240 s lifetime — and is
+/// promoted. (Only latency: the healthy demo answers no errors, and a rate
+/// with no events is never evidence of a ratio within a margin.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sequential_analysis_with_early_pass_promotes_a_healthy_canary_before_its_lifetime() {
+    let (mut live, _) = live_on_v1(json!({})).await;
+    live.start_load().await;
+    let mut body = analysis("30s", "240s");
+    body["metrics"] = json!([body["metrics"][1].clone()]);
+    body["mode"] = json!("sequential");
+    body["earlyPass"] = json!({"minDuration": "15s", "margin": 1.5});
+    let strategy = json!({"canary": {"replicas": 1, "analysis": {"inline": body}}});
+    let h2 = live.apply(web("v2", &[], strategy)).await;
+    let name = wait_analysing(&live, &h2).await;
+    live.wait_rollout("v2 promoted and Healthy", |r| {
+        status(r).phase == Some(Phase::Healthy)
+            && status(r).stable_revision.as_deref() == Some(h2.as_str())
+    })
+    .await;
+    let passed = live.analysis(&name).await;
+    let report = render_analysis(&passed);
+    eprintln!("{report}");
+    let st = passed.status.clone().unwrap_or_default();
+    assert_eq!(st.phase, Some(CanaryAnalysisPhase::Passed), "{report}");
+    let early = st.early_pass.clone().expect("passed early");
+    let passed_at = early.passed_at.as_ref().expect("passedAt").0;
+    let start = st
+        .window
+        .as_ref()
+        .and_then(|w| w.start.as_ref())
+        .expect("window start")
+        .0;
+    let after = passed_at.as_second() - start.as_second();
+    eprintln!(
+        "passed early {after}s after the start (minDuration 15s, lifetime 240s), evidence crossed at step {:?}",
+        early.crossed_at_step
+    );
+    assert!(after >= 15, "not before minDuration: {report}");
+    assert!(
+        st.completed_intervals < st.total_intervals,
+        "before the end of the window: {report}"
+    );
+    assert!(
+        st.message.as_deref().unwrap_or("").contains("passed early"),
+        "{report}"
+    );
+    assert!(report.contains("Early pass:"), "{report}");
+    let latency = metric(&passed, "latency-p99");
+    let e = latency
+        .sequential
+        .as_ref()
+        .and_then(|s| s.early_pass.as_ref())
+        .expect("early-pass numbers");
+    assert!(e.crossed_at_step.is_some(), "{report}");
     live.shutdown().await;
 }
 

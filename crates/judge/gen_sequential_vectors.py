@@ -130,6 +130,70 @@ def paired_log_e(pairs, side, quantiles):
     return path
 
 
+# ------------------------------------------- early pass (non-inferiority, continuous)
+
+NI_STAKES = [0.2, 0.4, 0.6, 0.8]
+
+
+def noninferior_log_e(pairs, margin, side):
+    """docs/judge.md, "Early pass": the sign bet against "canary worse by the
+    margin". side "higher" (direction increase): s = +1 when max(c,0) <
+    margin*max(b,0), -1 when above, 0 on a tie; "lower" (decrease): the same
+    with canary and baseline swapped. Uniform mixture over NI_STAKES of
+    prod (1 + lambda s), written here as running products per stake."""
+    log_prod = np.zeros(len(NI_STAKES))
+    path = []
+    for p in pairs:
+        if p is not None:
+            c, b = max(p[0], 0.0), max(p[1], 0.0)
+            low, high = (c, margin * b) if side == "higher" else (b, margin * c)
+            s = (low < high) - (low > high)
+            for i, lam in enumerate(NI_STAKES):
+                log_prod[i] += math.log(1.0 + lam * s)
+        path.append(float(special.logsumexp(log_prod, b=np.full(len(NI_STAKES), 1.0 / len(NI_STAKES)))))
+    return path
+
+
+def noninferior_cases(rng):
+    cases = []
+    lengths = [1, 3, 10, 40, 120]
+    k = 0
+    for shape in ["alike", "at_margin", "beyond", "better", "signed", "gaps", "rounded"]:
+        for _ in range(6):
+            side = "higher" if k % 2 == 0 else "lower"
+            margin = [1.2, 1.1, 1.5, 2.0][k % 4]
+            n = lengths[k % len(lengths)]
+            k += 1
+            b = rng.lognormal(0.0, 0.2, n) * 100.0
+            c = rng.lognormal(0.0, 0.2, n) * 100.0
+            worse = margin if side == "higher" else 1.0 / margin
+            if shape == "at_margin":
+                c = c * worse
+            elif shape == "beyond":
+                c = c * worse * worse
+            elif shape == "better":
+                c = c / worse
+            elif shape == "signed":
+                c, b = c - 100.0, b - 100.0
+            elif shape == "rounded":
+                c, b = np.round(c / 10.0), np.round(b / 10.0)
+            pairs = [(short(x), short(y)) for x, y in zip(c, b)]
+            if shape in ("gaps", "rounded"):
+                pairs = [None if rng.uniform() < 0.2 else p for p in pairs]
+            cases.append({"name": f"noninferior_{shape}_{side}_m{margin}_n{n}_{k}", "pairs": pairs,
+                          "side": side, "margin": margin, "logE": noninferior_log_e(pairs, margin, side)})
+    fixed = [
+        ("exact_ties", [(120.0, 100.0), (100.0, 100.0 / 1.2 * 1.2), (0.0, 0.0)]),
+        ("zeros_and_negatives", [(-1.0, -2.0), (0.0, 5.0), (5.0, 0.0), (-0.0, 0.0), (3.0, -1.0)]),
+        ("all_missing", [None] * 3),
+    ]
+    for name, pairs in fixed:
+        for side in ("higher", "lower"):
+            cases.append({"name": f"noninferior_{name}_{side}", "pairs": pairs, "side": side, "margin": 1.2,
+                          "logE": noninferior_log_e(pairs, 1.2, side)})
+    return cases
+
+
 # ---------------------------------------------------------------- case makers
 
 def short(x):
@@ -404,6 +468,19 @@ def self_check(rng):
         mean = sum(stats.binom.pmf(k, x, pi0) * math.exp(counts_log_e([(k, nc, x - k, nb)], rho0, higher)[0])
                    for k in range(x + 1))
         assert abs(mean - 1.0) < 1e-12, mean
+        # Early pass: at the null's boundary (canary = margin x an independent copy of the
+        # baseline) the next e-value averages to the current one over a finite support.
+        support = [float(a) for a in rng.lognormal(0.0, 1.0, int(rng.integers(1, 6)))]
+        margin = float(rng.choice([1.1, 1.2, 2.0]))
+        for side in ("higher", "lower"):
+            now = math.exp(noninferior_log_e(past_ni := [(1.0, 2.0), None], margin, side)[-1])
+            total = 0.0
+            for x in support:
+                for y in support:
+                    pair = (margin * y, x) if side == "higher" else (y, margin * x)
+                    total += math.exp(noninferior_log_e(past_ni + [pair], margin, side)[-1])
+            mean = total / len(support) ** 2
+            assert abs(mean - now) < 1e-12 * max(now, 1.0), (now, mean)
         # Continuous: given the past, the two labellings of the next pair average to the current e-value.
         past = [(float(a), float(b)) for a, b in rng.lognormal(0.0, 1.0, (int(rng.integers(0, 12)), 2))]
         u, v = (float(a) for a in rng.lognormal(0.0, 1.0, 2))
@@ -421,13 +498,16 @@ def main():
     counts = counts_cases(rng)
     paired = paired_cases(rng)
     whole = judge_cases(rng)
+    # Its own generator: the cases above stay as they were.
+    noninferior = noninferior_cases(np.random.default_rng(20261203))
     with open(OUT, "w") as f:
         json.dump({"generator": "crates/judge/gen_sequential_vectors.py", "scipy": scipy.__version__,
-                   "counts": counts, "paired": paired, "judge": whole}, f, indent=1)
+                   "counts": counts, "paired": paired, "judge": whole, "nonInferior": noninferior},
+                  f, indent=1)
         f.write("\n")
     crossed = sum(1 for c in whole for m in c["expected"] if m["crossedAtStep"] is not None)
-    print(f"wrote {len(counts)} counts, {len(paired)} paired and {len(whole)} whole-judge cases "
-          f"({crossed} crossings) to {os.path.normpath(OUT)}")
+    print(f"wrote {len(counts)} counts, {len(paired)} paired, {len(whole)} whole-judge "
+          f"({crossed} crossings) and {len(noninferior)} early-pass cases to {os.path.normpath(OUT)}")
 
 
 if __name__ == "__main__":

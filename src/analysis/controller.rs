@@ -19,6 +19,7 @@
 
 pub mod bounds;
 pub mod canonical;
+pub mod early_pass;
 pub mod interval;
 pub mod judging;
 pub mod plan;

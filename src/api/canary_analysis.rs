@@ -31,13 +31,14 @@ pub const MIN_STEP: Duration = Duration::from_secs(1);
 /// Every duration field of a CanaryAnalysis spec (all carry
 /// [`DURATION_PATTERN`]): its path under `spec` and the least value the
 /// analysis controller takes. A Rollout checks its inline analyses with it.
-pub const DURATION_FIELDS: [(&[&str], Duration); 6] = [
+pub const DURATION_FIELDS: [(&[&str], Duration); 7] = [
     (&["lifetime"], Duration::ZERO),
     (&["interval"], MIN_INTERVAL),
     (&["warmup"], Duration::ZERO),
     (&["step"], MIN_STEP),
     (&["control", "timeShift"], Duration::ZERO),
     (&["experiment", "timeShift"], Duration::ZERO),
+    (&["earlyPass", "minDuration"], Duration::ZERO),
 ];
 
 /// One automated canary analysis: metrics of an experiment scope compared with a
@@ -81,7 +82,9 @@ pub const DURATION_FIELDS: [(&[&str], Duration); 6] = [
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "has(self.endTime) != has(self.lifetime)", "message": "set exactly one of endTime and lifetime"},
     {"rule": "!has(self.scoreThresholds) || !has(self.scoreThresholds.marginal) || !has(self.scoreThresholds.pass) || self.scoreThresholds.marginal <= self.scoreThresholds.pass",
-     "message": "scoreThresholds.marginal must not exceed scoreThresholds.pass"}
+     "message": "scoreThresholds.marginal must not exceed scoreThresholds.pass"},
+    {"rule": "!has(self.earlyPass) || (has(self.mode) && self.mode == 'sequential')",
+     "message": "earlyPass needs mode: sequential"}
 ]))]
 pub struct CanaryAnalysisSpec {
     /// Prometheus to query. Default: the operator's `--prometheus-url`.
@@ -136,9 +139,34 @@ pub struct CanaryAnalysisSpec {
     /// analysis stays below 1 − confidence. See docs/judge.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<JudgeMode>,
+    /// `mode: sequential` only, opt-in: end the analysis Passed as soon as
+    /// every metric is shown (anytime-valid, at `confidence`) to be no worse
+    /// than the baseline by `margin`, but not before `minDuration` after
+    /// the start. Absent: a passing analysis runs its whole window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_pass: Option<EarlyPass>,
     /// The metrics (at least one).
     #[schemars(length(min = 1))]
     pub metrics: Vec<AnalysisMetric>,
+}
+
+/// When a sequential analysis may pass before its end (`spec.earlyPass`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+// The margin is checked by the controller (phase Error naming
+// spec.earlyPass.margin), not by CEL: an integer written in a number field
+// would make a CEL comparison with 1.0 a type question.
+pub struct EarlyPass {
+    /// The least time from the analysis start before it may pass early
+    /// (e.g. `2m`: slow leaks and the first cache misses need some time to
+    /// show). At most the analysis window.
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub min_duration: String,
+    /// The non-inferiority margin, a ratio > 1: the canary passes early once
+    /// no metric can be `margin` times worse than the baseline (rate:
+    /// its rate; `direction: decrease`: `margin` times lower). Default 1.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
 }
 
 /// Where to query.
@@ -306,6 +334,31 @@ pub struct CanaryAnalysisStatus {
     /// `Ready`, `Completed`, `Stalled` (kstatus-friendly; see docs/canary-analysis.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Set when the analysis passed early (`spec.earlyPass`): when the
+    /// evidence crossed and when the analysis passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_pass: Option<EarlyPassStatus>,
+}
+
+/// How a sequential analysis passed early (`spec.earlyPass`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EarlyPassStatus {
+    /// The step point at which the last metric's non-inferiority test
+    /// crossed (`judgedFrom + crossedAtStep × step`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossed_at: Option<Time>,
+    /// That step, 1-based from `judgedFrom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossed_at_step: Option<u32>,
+    /// The look that passed the analysis (≥ start + minDuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passed_at: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
+    /// The judge's reason (every metric shown within the margin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 // Nested status objects have only optional fields: server-side apply removes

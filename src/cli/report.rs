@@ -193,6 +193,16 @@ pub fn render_analysis(ca: &CanaryAnalysis) -> String {
     if let Some(t) = &status.completed_at {
         let _ = writeln!(out, "Completed:   {}", time(t));
     }
+    if let Some(e) = &status.early_pass {
+        let _ = writeln!(
+            out,
+            "Early pass:  passed at {}; the last metric crossed at step {} ({}), margin {}",
+            opt_time(e.passed_at.as_ref()),
+            opt(e.crossed_at_step),
+            opt_time(e.crossed_at.as_ref()),
+            opt(e.margin)
+        );
+    }
     let _ = write!(
         out,
         "Intervals:   {}/{} judged",

@@ -18,6 +18,12 @@ pub struct JudgeConfig {
     pub groups: Vec<GroupConfig>,
     /// The metrics to judge (at least one).
     pub metrics: Vec<MetricConfig>,
+    /// `mode: sequential` only: also run, per metric, the anytime-valid
+    /// test that the canary is *not worse* than the baseline by `margin`,
+    /// so that a caller may pass the analysis early (docs/judge.md, "Early
+    /// pass"). Absent: never (and no early-pass numbers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_pass: Option<EarlyPassConfig>,
     /// Confidence level of every test and interval, in (0, 1). Default 0.98
     /// (Kayenta's NetflixACAJudge).
     #[serde(default = "default_confidence")]
@@ -41,6 +47,35 @@ pub enum JudgeMode {
     /// probability of the whole analysis stays below 1 − confidence however
     /// often it is judged.
     Sequential,
+}
+
+/// The early-pass tests' parameter (see [`JudgeConfig::early_pass`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EarlyPassConfig {
+    /// The non-inferiority margin, a ratio > 1: a canary is "worse" when its
+    /// values are at least `margin` × the baseline's (rates: its rate; for
+    /// `direction: decrease`, at most baseline / `margin`). Early pass needs
+    /// evidence that no metric is that much worse. Default 1.2.
+    #[serde(default = "default_margin")]
+    pub margin: f64,
+}
+
+/// 1.2: a 20 % degradation is what `allowedIncrease` examples and most
+/// SLO-style guards tolerate; a tighter margin costs samples fast (the
+/// evidence per step shrinks with ln(margin)², so 1.1 needs ~3× the steps).
+pub const DEFAULT_EARLY_PASS_MARGIN: f64 = 1.2;
+
+fn default_margin() -> f64 {
+    DEFAULT_EARLY_PASS_MARGIN
+}
+
+impl Default for EarlyPassConfig {
+    fn default() -> Self {
+        Self {
+            margin: DEFAULT_EARLY_PASS_MARGIN,
+        }
+    }
 }
 
 /// `score >= pass` is Pass, `score >= marginal` is Marginal, below is Fail.
@@ -240,6 +275,7 @@ impl JudgeConfig {
             score_thresholds: ScoreThresholds::default(),
             groups: Vec::new(),
             metrics,
+            early_pass: None,
             confidence: default_confidence(),
             mode: JudgeMode::default(),
         }

@@ -23,16 +23,17 @@ pub mod validate;
 use std::collections::{HashMap, HashSet};
 
 pub use config::{
-    Direction, EffectSize, GroupConfig, JudgeConfig, JudgeMode, MetricConfig, MetricKind,
-    NanStrategy, OutlierConfig, ScoreThresholds, TailCheckConfig,
+    Direction, EarlyPassConfig, EffectSize, GroupConfig, JudgeConfig, JudgeMode, MetricConfig,
+    MetricKind, NanStrategy, OutlierConfig, ScoreThresholds, TailCheckConfig,
 };
 pub use error::{ConfigErrors, ConfigIssue, JudgeError};
 pub use report::render_report;
 pub use result::{
-    Band, Classification, DecidedBy, ForcedZero, GroupScore, JudgeResult, LocationStats,
-    MetricResult, RateStats, SequentialStats, TailStats,
+    Band, Classification, DecidedBy, EarlyPassStats, ForcedZero, GroupScore, JudgeResult,
+    LocationStats, MetricResult, RateStats, SequentialStats, TailStats,
 };
 pub use samples::{Counts, MetricSamples, Side};
+pub use sequential::early_pass::{EarlyPassVerdict, early_pass_verdict};
 pub use validate::validate;
 
 /// Judges one interval (or a whole window) of samples against `config`.
@@ -63,6 +64,7 @@ pub fn judge(config: &JudgeConfig, samples: &[MetricSamples]) -> Result<JudgeRes
                 let mut r = judge_metric(cfg, config.confidence, s)?;
                 if config.mode == JudgeMode::Sequential {
                     sequential::decide_sequential(cfg, alpha_test, s, &mut r);
+                    sequential::early_pass::attach(config, cfg, s, &mut r);
                 }
                 r
             }

@@ -207,6 +207,45 @@ pub fn render_report(result: &JudgeResult) -> String {
         }
         out.push_str(&table(&rows));
     }
+    let early: Vec<(&MetricResult, &crate::result::EarlyPassStats)> = metrics
+        .iter()
+        .filter_map(|m| Some((*m, m.sequential.as_ref()?.early_pass.as_ref()?)))
+        .collect();
+    if !early.is_empty() {
+        out.push_str(
+            "\nEarly pass (anytime-valid evidence that the canary is not worse by the margin):\n",
+        );
+        let mut rows = vec![vec![
+            "METRIC".to_string(),
+            "MARGIN".into(),
+            "E-VALUE".into(),
+            "MAX".into(),
+            "1/α".into(),
+            "CROSSED AT STEP".into(),
+            "PATH".into(),
+        ]];
+        for (m, e) in early {
+            rows.push(vec![
+                m.name.clone(),
+                format!("{}", e.margin),
+                crate::sequential::fmt_e(e.e_value),
+                crate::sequential::fmt_e(e.max_e_value),
+                crate::sequential::fmt_e(e.threshold),
+                e.crossed_at_step
+                    .map_or_else(|| "-".to_owned(), |k| k.to_string()),
+                sparkline(&e.path, e.threshold),
+            ]);
+        }
+        out.push_str(&table(&rows));
+        if let Some(v) = crate::sequential::early_pass::early_pass_verdict(result) {
+            let verdict = if v.eligible {
+                "eligible"
+            } else {
+                "not eligible"
+            };
+            out.push_str(&format!("Early pass: {verdict}: {}\n", v.reason));
+        }
+    }
     out
 }
 

@@ -173,10 +173,59 @@ pub struct SequentialStats {
     /// The stride of `path` in steps: 1 = every step.
     #[serde(default = "one")]
     pub path_every: usize,
+    /// The early-pass (non-inferiority) test, when the config asks for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_pass: Option<EarlyPassStats>,
 }
 
 fn one() -> usize {
     1
+}
+
+/// A metric's early-pass e-process (`earlyPass` in the config): evidence
+/// against "the canary is worse than the baseline by at least `margin`" in
+/// every checked direction (docs/judge.md, "Early pass"). Crossing proves
+/// non-inferiority; it never fails a canary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EarlyPassStats {
+    pub margin: f64,
+    /// The early-pass error budget of this test: 1 − confidence (not split:
+    /// early pass needs every test to cross, see docs/judge.md).
+    pub alpha: f64,
+    /// 1/alpha.
+    pub threshold: f64,
+    /// The e-value after the last step (the smaller of the two directions
+    /// for `either`); capped at 1e300.
+    pub e_value: f64,
+    /// The largest e-value so far (for `either`, the smaller direction's).
+    pub max_e_value: f64,
+    /// Anytime-valid p-value of "worse by the margin", min(1, 1/maxEValue).
+    pub p_value: f64,
+    /// The first step (1-based) by which every checked direction had crossed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossed_at_step: Option<usize>,
+    /// The e-value after every `pathEvery`-th step (and after the last).
+    pub path: Vec<f64>,
+    #[serde(default = "one")]
+    pub path_every: usize,
+}
+
+/// Keeps every `every`-th value of `path` and always the last one, where
+/// `path` covers `steps` steps.
+fn thin(path: &mut Vec<f64>, every: usize, steps: usize) {
+    let last = path.last().copied();
+    *path = path
+        .iter()
+        .skip(every - 1)
+        .step_by(every)
+        .copied()
+        .collect();
+    if path.len() * every < steps
+        && let Some(last) = last
+    {
+        path.push(last);
+    }
 }
 
 impl SequentialStats {
@@ -184,24 +233,18 @@ impl SequentialStats {
     /// hours of 1 s steps): every k-th step, the last step always kept.
     pub fn thin_path(&mut self, max: usize) {
         let max = max.max(2);
-        if self.path.len() <= max {
-            return;
+        if self.path.len() > max {
+            let every = self.path.len().div_ceil(max - 1);
+            thin(&mut self.path, every, self.steps);
+            self.path_every *= every;
         }
-        let every = self.path.len().div_ceil(max - 1);
-        let last = self.path.last().copied();
-        self.path = self
-            .path
-            .iter()
-            .skip(every - 1)
-            .step_by(every)
-            .copied()
-            .collect();
-        if self.path.len() * every < self.steps
-            && let Some(last) = last
+        if let Some(early) = self.early_pass.as_mut()
+            && early.path.len() > max
         {
-            self.path.push(last);
+            let every = early.path.len().div_ceil(max - 1);
+            thin(&mut early.path, every, self.steps);
+            early.path_every *= every;
         }
-        self.path_every *= every;
     }
 }
 

@@ -32,6 +32,19 @@ pub fn validate(config: &JudgeConfig) -> Result<(), ConfigErrors> {
         );
     }
 
+    if let Some(early) = &config.early_pass {
+        if config.mode != JudgeMode::Sequential {
+            push(
+                "earlyPass".into(),
+                "needs mode: sequential (only anytime-valid tests may end an analysis early)",
+            );
+        }
+        // NaN fails the comparison too.
+        if !(early.margin > 1.0 && early.margin.is_finite()) {
+            push("earlyPass.margin".into(), "must be a finite ratio > 1");
+        }
+    }
+
     let mut group_names = HashSet::new();
     for (i, g) in config.groups.iter().enumerate() {
         if g.name.is_empty() {

@@ -4,7 +4,7 @@
 //! continuous metrics step by step, and the whole judge's α, threshold,
 //! crossing step and path.
 
-use redblack_judge::sequential::{counts, paired};
+use redblack_judge::sequential::{counts, non_inferior, paired};
 use redblack_judge::{Classification, DecidedBy, JudgeConfig, JudgeMode, MetricSamples, judge};
 use serde::Deserialize;
 use std::cell::Cell;
@@ -51,11 +51,24 @@ struct JudgeCase {
     expected: Vec<Expected>,
 }
 
+/// Early pass, continuous metrics: the sign bet against "worse by the margin".
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NonInferiorCase {
+    name: String,
+    pairs: Vec<Option<(f64, f64)>>,
+    side: String,
+    margin: f64,
+    log_e: Vec<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Vectors {
     counts: Vec<CountsCase>,
     paired: Vec<PairedCase>,
     judge: Vec<JudgeCase>,
+    non_inferior: Vec<NonInferiorCase>,
 }
 
 fn load() -> Vectors {
@@ -120,6 +133,29 @@ fn rate_e_values_match_the_reference() {
     }
     eprintln!(
         "{} rate paths: max difference {:e}",
+        cases.len(),
+        WORST.with(Cell::get)
+    );
+}
+
+#[test]
+fn early_pass_e_values_match_the_reference() {
+    let cases = load().non_inferior;
+    assert!(cases.len() >= 40, "too few vectors: {}", cases.len());
+    for c in &cases {
+        let side = match c.side.as_str() {
+            "higher" => paired::Side::Higher,
+            "lower" => paired::Side::Lower,
+            other => panic!("{}: side {other}", c.name),
+        };
+        assert_path(
+            &c.name,
+            &non_inferior::log_e_path(&c.pairs, c.margin, side),
+            &c.log_e,
+        );
+    }
+    eprintln!(
+        "{} early-pass paths: max difference {:e}",
         cases.len(),
         WORST.with(Cell::get)
     );

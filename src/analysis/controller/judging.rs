@@ -17,6 +17,16 @@ use crate::analysis::source::{MetricSource, Samples, SourceError};
 use crate::analysis::traffic_check::{Traffic, TrafficCheck, TrafficCheckError};
 use redblack_judge::{self as judge, Counts, JudgeError, MetricSamples, Side};
 
+/// [`super::early_pass::passes_early`] for this spec.
+fn passes_early(
+    spec: &ResolvedSpec,
+    at: DateTime<Utc>,
+    result: &judge::JudgeResult,
+) -> Option<super::early_pass::EarlyPassed> {
+    let step = TimeDelta::from_std(spec.step).ok()?;
+    super::early_pass::passes_early(spec.early_pass_after, &spec.schedule, step, at, result)
+}
+
 /// Why one interval could not be judged.
 #[derive(Debug)]
 enum IntervalError {
@@ -79,8 +89,19 @@ pub(super) async fn judge_intervals(
         };
         match outcome {
             Ok(outcome) => {
+                // The boundary's judgement may pass the analysis early too.
+                let (_, until) = spec.schedule.judged_window(k);
+                let early = match &outcome {
+                    IntervalOutcome::Judged(r) => passes_early(spec, until, r),
+                    IntervalOutcome::NoTraffic => None,
+                };
                 if let Step::Finished(phase) = progress.record(&spec.schedule, k, outcome) {
                     tracing::info!(interval = k, %phase, "analysis finished");
+                    return None;
+                }
+                if let Some(passed) = early {
+                    tracing::info!(interval = k, step = passed.crossed_at_step, "passed early");
+                    progress.passed_early(&spec.schedule, until, None, &passed);
                     return None;
                 }
             }
@@ -100,7 +121,8 @@ pub(super) async fn judge_intervals(
 }
 
 /// `mode: sequential`, between interval boundaries: judges the window up to
-/// the step point `at` and ends the run Failed if the evidence crossed.
+/// the step point `at` and ends the run Failed if the evidence crossed, or
+/// Passed if it allows an early pass (`spec.earlyPass`).
 /// Returns when to look next. A look that cannot query or judge changes
 /// nothing: the next interval boundary queries again and reports (retries,
 /// Error) as in the fixed mode.
@@ -138,7 +160,14 @@ pub(super) async fn look(
             progress.look_failed(&spec.schedule, at, &result);
             None
         }
-        Ok(_) => next,
+        Ok(result) => match passes_early(spec, at, &result) {
+            Some(passed) => {
+                tracing::info!(%at, step = passed.crossed_at_step, "passed early");
+                progress.passed_early(&spec.schedule, at, Some(&result), &passed);
+                None
+            }
+            None => next,
+        },
         Err(error) => {
             tracing::debug!(%error, %at, "sequential look: judge failed; the boundary will report it");
             next

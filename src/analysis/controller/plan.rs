@@ -33,8 +33,9 @@ pub enum AnalysisPlan {
     },
     /// `mode: sequential`, between interval boundaries: judge the window up
     /// to the step point `at`; a crossing ends the analysis Failed at once,
-    /// anything else changes nothing (no status write) and the next look is
-    /// at `at + step`.
+    /// an eligible early pass (`spec.earlyPass`, after its minDuration) ends
+    /// it Passed, anything else changes nothing (no status write) and the
+    /// next look is at `at + step`.
     Look {
         spec: Box<ResolvedSpec>,
         progress: Progress,

@@ -7,14 +7,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use redblack_judge::Band;
 
 use super::bounds::{Limits, MAX_METRICS_BYTES, bound_metrics};
+use super::early_pass::EarlyPassed;
 use super::interval::Schedule;
 use super::spec::ResolvedSpec;
 use super::time::{fmt_time, to_time, truncate};
 use super::verdict::{band_name, ends_early, verdict};
 use crate::analysis::traffic_check::NO_TRAFFIC_MESSAGE;
 use crate::api::canary_analysis::{
-    AnalysisWindow, CanaryAnalysisPhase, CanaryAnalysisStatus, IntervalAggregate, IntervalResult,
-    Judgement, SourceFailures,
+    AnalysisWindow, CanaryAnalysisPhase, CanaryAnalysisStatus, EarlyPassStatus, IntervalAggregate,
+    IntervalResult, Judgement, SourceFailures,
 };
 use crate::runtime::events::{EventType, PlannedEvent};
 use redblack_judge::JudgeResult;
@@ -296,6 +297,47 @@ impl Progress {
             r.score, r.marginal_threshold, r.reason
         );
         self.finish(CanaryAnalysisPhase::Failed, message);
+    }
+
+    /// `spec.earlyPass`: the judgement of the window up to `at` showed every
+    /// metric within the margin after `minDuration`: the run ends Passed.
+    /// `look` is the judgement of a sequential look between boundaries
+    /// (None: the judgement of the interval just recorded).
+    pub fn passed_early(
+        &mut self,
+        schedule: &Schedule,
+        at: DateTime<Utc>,
+        look: Option<&JudgeResult>,
+        passed: &EarlyPassed,
+    ) {
+        if let Some(r) = look {
+            self.status.score = Some(r.score);
+            self.status.band = Some(r.band);
+            self.store_judgement(r, None, Some(at));
+        }
+        let (k, total) = (self.status.completed_intervals, schedule.total);
+        let during = if look.is_some() {
+            format!("during interval {}/{total}", k + 1)
+        } else {
+            format!("at the end of interval {k}/{total}")
+        };
+        self.status.early_pass = Some(EarlyPassStatus {
+            crossed_at: Some(to_time(passed.crossed_at)),
+            crossed_at_step: Some(passed.crossed_at_step),
+            passed_at: Some(to_time(at)),
+            margin: Some(passed.margin),
+            reason: Some(passed.reason.clone()),
+        });
+        let message = format!(
+            "passed early at {} ({}s after the start, {during}, {}s before the end): {}; the last metric crossed at step {} ({})",
+            fmt_time(at),
+            (at - schedule.start).num_seconds(),
+            (schedule.end - at).num_seconds(),
+            passed.reason,
+            passed.crossed_at_step,
+            fmt_time(passed.crossed_at),
+        );
+        self.finish(CanaryAnalysisPhase::Passed, message);
     }
 
     fn push_interval(&mut self, interval: IntervalResult) {

@@ -13,7 +13,8 @@ use crate::analysis::query::{QueryTemplate, Scope};
 use crate::api::canary_analysis::{AnalysisScope, CanaryAnalysis, MIN_STEP};
 use crate::api::validate::parse_duration;
 use redblack_judge::config::DEFAULT_CONFIDENCE;
-use redblack_judge::{self as judge, JudgeConfig, MetricKind};
+use redblack_judge::config::DEFAULT_EARLY_PASS_MARGIN;
+use redblack_judge::{self as judge, EarlyPassConfig, JudgeConfig, MetricKind};
 
 /// Default query resolution.
 pub const DEFAULT_STEP: Duration = Duration::from_secs(30);
@@ -62,6 +63,9 @@ pub struct ResolvedSpec {
     pub experiment_shift: TimeDelta,
     pub traffic: Option<QueryTemplate>,
     pub judge: JudgeConfig,
+    /// `spec.earlyPass.minDuration`: early pass is allowed, this long
+    /// after the start at the earliest (its margin is in `judge.early_pass`).
+    pub early_pass_after: Option<TimeDelta>,
     /// Parallel to `judge.metrics`.
     pub queries: Vec<MetricQueries>,
 }
@@ -176,6 +180,10 @@ pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<Resolve
         "spec.experiment.timeShift",
         spec.experiment.time_shift.as_ref(),
     );
+    let early_pass_after = spec
+        .early_pass
+        .as_ref()
+        .and_then(|e| duration("spec.earlyPass.minDuration", Some(&e.min_duration)));
     let step_given = spec.step.is_some();
     let step = step.unwrap_or(DEFAULT_STEP);
     let step_usable = step >= MIN_STEP;
@@ -343,7 +351,24 @@ pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<Resolve
         metrics: spec.metrics.iter().map(|m| m.judge.clone()).collect(),
         confidence: spec.confidence.unwrap_or(DEFAULT_CONFIDENCE),
         mode: spec.mode.unwrap_or_default(),
+        early_pass: spec.early_pass.as_ref().map(|e| EarlyPassConfig {
+            margin: e.margin.unwrap_or(DEFAULT_EARLY_PASS_MARGIN),
+        }),
     };
+    if let (Some(min), Some(s)) = (early_pass_after, &schedule)
+        && delta(min) > s.end - s.start
+    {
+        push!(
+            "spec.earlyPass.minDuration",
+            format!(
+                "{} is longer than the analysis window ({}s): the analysis could never pass early",
+                spec.early_pass
+                    .as_ref()
+                    .map_or("", |e| e.min_duration.as_str()),
+                (s.end - s.start).num_seconds()
+            ),
+        );
+    }
     if let Err(errors) = judge::validate(&judge) {
         for issue in errors.issues {
             push!(&format!("spec.{}", issue.path), issue.message);
@@ -361,6 +386,7 @@ pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<Resolve
             experiment_shift: delta(experiment_shift.unwrap_or_default()),
             traffic,
             judge,
+            early_pass_after: early_pass_after.map(delta),
             queries,
         }),
         _ => Err(SpecErrors(issues)),
@@ -428,6 +454,29 @@ mod tests {
         assert_eq!(r.queries.len(), 2);
     }
 
+    /// `earlyPass`: the margin defaults to 1.2, minDuration is kept; absent
+    /// means never.
+    #[test]
+    fn early_pass_resolves() {
+        let r = resolve(
+            &analysis(json!({"mode": "sequential", "earlyPass": {"minDuration": "2m"}})),
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.early_pass_after, Some(TimeDelta::seconds(120)));
+        assert_eq!(r.judge.early_pass, Some(EarlyPassConfig { margin: 1.2 }));
+        let r = resolve(
+            &analysis(json!({"mode": "sequential",
+                             "earlyPass": {"minDuration": "10m", "margin": 1.5}})),
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.early_pass_after, Some(TimeDelta::seconds(600)));
+        assert_eq!(r.judge.early_pass, Some(EarlyPassConfig { margin: 1.5 }));
+        let r = resolve(&analysis(json!({"mode": "sequential"})), None).unwrap();
+        assert_eq!((r.early_pass_after, r.judge.early_pass), (None, None));
+    }
+
     /// Each bad input names its field.
     #[test]
     fn bad_specs_name_their_field() {
@@ -463,6 +512,26 @@ mod tests {
                 "empty",
             ),
             (json!({"confidence": 1.5}), "spec.confidence", "(0, 1)"),
+            (
+                json!({"earlyPass": {"minDuration": "2m"}}),
+                "spec.earlyPass",
+                "needs mode: sequential",
+            ),
+            (
+                json!({"mode": "sequential", "earlyPass": {"minDuration": "11m"}}),
+                "spec.earlyPass.minDuration",
+                "longer than the analysis window (600s)",
+            ),
+            (
+                json!({"mode": "sequential", "earlyPass": {"minDuration": "2 min"}}),
+                "spec.earlyPass.minDuration",
+                "not a duration",
+            ),
+            (
+                json!({"mode": "sequential", "earlyPass": {"minDuration": "2m", "margin": 1.0}}),
+                "spec.earlyPass.margin",
+                "finite ratio > 1",
+            ),
             (
                 json!({"interval": "1s", "lifetime": "2h"}),
                 "spec.interval",

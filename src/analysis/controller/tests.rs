@@ -555,3 +555,63 @@ fn sequential_mode_looks_at_every_step_and_fails_at_once() {
         "{message}"
     );
 }
+
+/// `spec.earlyPass`: a look whose judgement is eligible after minDuration
+/// ends the run Passed, with a message, an Event and `status.earlyPass`
+/// saying when and why; before minDuration the same judgement does not.
+#[test]
+fn an_eligible_look_after_min_duration_passes_early() {
+    let ca = analysis(json!({"mode": "sequential", "step": "1s",
+                             "earlyPass": {"minDuration": "90s", "margin": 1.2}}));
+    let (status, _) = settle(run(&ca, 0));
+    let ca = with_status(ca, status);
+    let (spec, mut progress, intervals) = judge_plan(run(&ca, 150));
+    assert_eq!(intervals, vec![1, 2]);
+    for k in intervals {
+        let step = progress.record(
+            &spec.schedule,
+            k,
+            IntervalOutcome::Judged(result(1, 0, 75.0)),
+        );
+        assert_eq!(step, Step::Continue);
+    }
+    // 150 steps of a canary like its baseline, latency only.
+    let base: Vec<f64> = (0..150).map(|i| 100.0 + f64::from((i * 53) % 21)).collect();
+    let canary: Vec<f64> = (0..150).map(|i| 100.0 + f64::from((i * 37) % 21)).collect();
+    let mut config = spec.judge.clone();
+    config.metrics.truncate(1);
+    let r = judge(
+        &config,
+        &[MetricSamples::continuous("latency", &canary, &base)],
+    )
+    .unwrap();
+    let step = chrono::TimeDelta::seconds(1);
+    let decide = |t: i64| {
+        super::early_pass::passes_early(spec.early_pass_after, &spec.schedule, step, at(t), &r)
+    };
+    assert_eq!(decide(89), None, "before minDuration");
+    let passed = decide(150).expect("eligible after minDuration");
+    progress.passed_early(&spec.schedule, at(150), Some(&r), &passed);
+    let status = progress.status;
+    assert_eq!(status.phase, Some(CanaryAnalysisPhase::Passed));
+    assert_eq!(status.completed_intervals, 2, "two 1m intervals were over");
+    let early = status.early_pass.expect("status.earlyPass");
+    assert_eq!(early.passed_at, Some(to_time(at(150))));
+    assert_eq!(early.crossed_at_step, Some(passed.crossed_at_step));
+    assert_eq!(early.margin, Some(1.2));
+    let message = status.message.unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "passed early at 2023-11-14T22:15:50Z (150s after the start, during interval 3/10, 450s before the end): all 1 metric(s) shown no worse than the baseline by a factor of 1.2"
+        ),
+        "{message}"
+    );
+    assert!(
+        progress
+            .events
+            .iter()
+            .any(|e| e.reason == "Passed" && e.message.contains("passed early")),
+        "{:?}",
+        progress.events
+    );
+}

@@ -17,6 +17,8 @@
 //! the decision is the e-process'.
 
 pub mod counts;
+pub mod early_pass;
+pub mod non_inferior;
 pub mod paired;
 
 use super::classify::{decide, finish};
@@ -56,7 +58,7 @@ pub fn alpha_per_test(config: &JudgeConfig) -> f64 {
 }
 
 /// The values of one side per step after the NaN strategy (None: no value).
-fn per_step(values: &[Option<f64>], nan: NanStrategy) -> Vec<Option<f64>> {
+pub(super) fn per_step(values: &[Option<f64>], nan: NanStrategy) -> Vec<Option<f64>> {
     values
         .iter()
         .map(|v| match (v.filter(|x| !x.is_nan()), nan) {
@@ -67,7 +69,7 @@ fn per_step(values: &[Option<f64>], nan: NanStrategy) -> Vec<Option<f64>> {
         .collect()
 }
 
-fn step_counts(canary: &Counts, baseline: &Counts, nan: NanStrategy) -> Vec<StepCounts> {
+pub(super) fn step_counts(canary: &Counts, baseline: &Counts, nan: NanStrategy) -> Vec<StepCounts> {
     let get = |v: &[Option<f64>], i: usize| {
         let x = v.get(i).copied().flatten().filter(|x| !x.is_nan());
         match nan {
@@ -153,7 +155,7 @@ fn paths(cfg: &MetricConfig, samples: &MetricSamples) -> Vec<Path> {
     out
 }
 
-fn e_of(log_e: f64) -> f64 {
+pub(super) fn e_of(log_e: f64) -> f64 {
     log_e.exp().min(E_VALUE_CAP)
 }
 
@@ -209,6 +211,7 @@ pub fn decide_sequential(
         steps,
         path,
         path_every: 1,
+        early_pass: None,
     });
     // Start over: the fixed-horizon decision is description only.
     r.critical_failure = false;
