@@ -343,6 +343,7 @@ pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<Resolve
         metrics: spec.metrics.iter().map(|m| m.judge.clone()).collect(),
         confidence: spec.confidence.unwrap_or(DEFAULT_CONFIDENCE),
         mode: spec.mode.unwrap_or_default(),
+        tolerance: spec.tolerance,
     };
     if let Err(errors) = judge::validate(&judge) {
         for issue in errors.issues {
