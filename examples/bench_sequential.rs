@@ -8,6 +8,8 @@
 //! errors/requests count per 1 s step, ~10 requests a step per side),
 //! direction increase, confidence 0.98, 40 steps; fixed mode's controller
 //! looks at interval boundaries (every 10 steps), sequential mode every step.
+//! Each mode runs its default configuration (fixed: Kayenta's tolerance 0.25),
+//! the honest baseline a user gets.
 
 #[path = "../crates/judge/tests/support/sim.rs"]
 mod sim;

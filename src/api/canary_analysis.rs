@@ -145,6 +145,13 @@ pub struct CanaryAnalysisSpec {
     /// the start. Absent: a passing analysis runs its whole window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_pass: Option<EarlyPass>,
+    /// Kayenta's tolerance (`mode: fixed` only; an error with `sequential`):
+    /// a shift is High (Low) only when its interval's lower bound exceeds
+    /// tolerance·|Hodges-Lehmann shift| (upper bound below −tolerance·|shift|).
+    /// Finite, >= 0; 0 = the interval only has to exclude 0. Default 0.25
+    /// (Kayenta's production NetflixACAJudge). See docs/judge.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
     /// The metrics (at least one).
     #[schemars(length(min = 1))]
     pub metrics: Vec<AnalysisMetric>,

@@ -277,6 +277,11 @@ pub fn render_analysis(ca: &CanaryAnalysis) -> String {
                 reason: j.reason.clone().unwrap_or_default(),
                 forced_zero: None,
                 confidence: j.confidence.unwrap_or(0.0),
+                // Not recorded per judgement: the spec's, as the judge applied it.
+                tolerance: redblack_judge::effective_tolerance(
+                    ca.spec.mode.unwrap_or_default(),
+                    ca.spec.tolerance,
+                ),
                 marginal_threshold: j.marginal_threshold.unwrap_or(0.0),
                 pass_threshold: j.pass_threshold.unwrap_or(0.0),
                 metrics: status.metrics.clone(),

@@ -166,14 +166,38 @@ fn count(x: f64) -> String {
     }
 }
 
+fn short_opt(x: Option<f64>) -> String {
+    x.map_or("unbounded".to_string(), short)
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
 
-/// Continuous metric: Mann-Whitney + Hodges-Lehmann interval, then the tail check.
+/// Kayenta's location rule with its tolerance: High when the interval's
+/// lower bound exceeds c = tolerance·|HL|, Low when its upper bound is below
+/// −c (an unbounded interval finds nothing). Tolerance 0: the interval
+/// excludes 0.
+pub fn location_finding(
+    lower: Option<f64>,
+    upper: Option<f64>,
+    estimate: f64,
+    tolerance: f64,
+) -> Option<Classification> {
+    let c = tolerance * estimate.abs();
+    match (lower, upper) {
+        (Some(lo), _) if lo > c => Some(Classification::High),
+        (_, Some(hi)) if hi < -c => Some(Classification::Low),
+        _ => None,
+    }
+}
+
+/// Continuous metric: Mann-Whitney + Hodges-Lehmann interval (with Kayenta's
+/// `tolerance`), then the tail check.
 pub fn classify_continuous(
     cfg: &MetricConfig,
     confidence: f64,
+    tolerance: f64,
     canary: &[Option<f64>],
     baseline: &[Option<f64>],
 ) -> MetricResult {
@@ -249,6 +273,7 @@ pub fn classify_continuous(
         cliffs_delta: 2.0 * mw.u / nm - 1.0,
         relative_shift: (baseline_median != 0.0).then(|| hl.estimate / baseline_median.abs()),
         comparisons: hl.comparisons,
+        tolerance_bound: Some(tolerance * hl.estimate.abs()),
     });
 
     let alpha = 1.0 - confidence;
@@ -272,11 +297,11 @@ pub fn classify_continuous(
         });
     }
 
-    let location_finding = match (hl.lower, hl.upper) {
-        (Some(lo), _) if lo > 0.0 => Some(Classification::High),
-        (_, Some(hi)) if hi < 0.0 => Some(Classification::Low),
-        _ => None,
-    };
+    // The raw finding (interval excludes 0) and Kayenta's (clears the
+    // tolerance): a raw finding in a checked direction that does not clear
+    // the tolerance is a Pass said as such (`tolerance`).
+    let raw_finding = location_finding(hl.lower, hl.upper, hl.estimate, 0.0);
+    let finding = location_finding(hl.lower, hl.upper, hl.estimate, tolerance);
     let bad = |label: Classification| match label {
         Classification::High => cfg.direction.checks_increase(),
         _ => cfg.direction.checks_decrease(),
@@ -286,8 +311,19 @@ pub fn classify_continuous(
         Tail::Lower => Classification::Low,
     });
 
-    let ci_text = format!("p={:.3e}, HL interval excludes 0", mw.p_value);
-    match (location_finding, tail_finding) {
+    let interval = format!("[{}, {}]", short_opt(hl.lower), short_opt(hl.upper));
+    let ci_text = if tolerance > 0.0 {
+        format!(
+            "p={:.3e}, HL {} interval {interval} clears the tolerance {}·|HL| = {}",
+            mw.p_value,
+            short(hl.estimate),
+            short(tolerance),
+            short(tolerance * hl.estimate.abs())
+        )
+    } else {
+        format!("p={:.3e}, HL interval excludes 0", mw.p_value)
+    };
+    match (finding, tail_finding) {
         (Some(l), _) if bad(l) => finish(cfg, &mut r, l, DecidedBy::MannWhitney, ratio, &ci_text),
         (_, Some(t)) => {
             let what = tail.map_or(String::new(), |t| {
@@ -302,15 +338,36 @@ pub fn classify_continuous(
             finish(cfg, &mut r, t, DecidedBy::TailCheck, ratio, &what)
         }
         (Some(l), None) => finish(cfg, &mut r, l, DecidedBy::MannWhitney, ratio, &ci_text),
-        (None, None) => decide(
-            &mut r,
-            Classification::Pass,
-            DecidedBy::CiContainsZero,
-            format!(
-                "HL interval contains 0 (p={:.3e}) and no tail regression",
-                mw.p_value
+        (None, None) => match raw_finding {
+            Some(l) if bad(l) => {
+                let (word, bound) = if l == Classification::High {
+                    ("higher", "lower bound")
+                } else {
+                    ("lower", "upper bound")
+                };
+                let reason = format!(
+                    "canary is {word} (p={:.3e}, HL {} interval {interval} excludes 0) but within the tolerance: its {bound} is within {}·|HL| = {} of 0, and no tail regression",
+                    mw.p_value,
+                    short(hl.estimate),
+                    short(tolerance),
+                    short(tolerance * hl.estimate.abs())
+                );
+                decide(&mut r, Classification::Pass, DecidedBy::Tolerance, reason);
+            }
+            Some(l) => {
+                let what = format!("p={:.3e}, HL interval excludes 0", mw.p_value);
+                finish(cfg, &mut r, l, DecidedBy::MannWhitney, ratio, &what)
+            }
+            None => decide(
+                &mut r,
+                Classification::Pass,
+                DecidedBy::CiContainsZero,
+                format!(
+                    "HL interval contains 0 (p={:.3e}) and no tail regression",
+                    mw.p_value
+                ),
             ),
-        ),
+        },
     }
     r
 }

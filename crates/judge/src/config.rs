@@ -33,6 +33,31 @@ pub struct JudgeConfig {
     /// number of looks, one error budget). Default fixed.
     #[serde(default)]
     pub mode: JudgeMode,
+    /// Kayenta's tolerance, fixed mode only: a shift is High (Low) only when
+    /// its interval's lower bound exceeds tolerance·|Hodges-Lehmann shift|
+    /// (its upper bound is below −tolerance·|shift|). 0 = the interval only
+    /// has to exclude 0. Finite and >= 0; unset = 0.25 (Kayenta's
+    /// production NetflixACAJudge). Does not apply to `mode: sequential`
+    /// (setting it there is a validation error). See docs/judge.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
+}
+
+impl JudgeConfig {
+    /// The tolerance the fixed mode applies (None in sequential mode).
+    pub fn effective_tolerance(&self) -> Option<f64> {
+        effective_tolerance(self.mode, self.tolerance)
+    }
+}
+
+/// The tolerance a config with this `mode` and `tolerance` field applies:
+/// the field, else [`DEFAULT_TOLERANCE`], in fixed mode; None in sequential
+/// mode, whose e-processes have no interval to compare.
+pub fn effective_tolerance(mode: JudgeMode, tolerance: Option<f64>) -> Option<f64> {
+    match mode {
+        JudgeMode::Fixed => Some(tolerance.unwrap_or(DEFAULT_TOLERANCE)),
+        JudgeMode::Sequential => None,
+    }
 }
 
 /// Fixed-horizon tests or anytime-valid sequential ones. See docs/judge.md.
@@ -158,7 +183,9 @@ pub enum MetricKind {
 pub struct OutlierConfig {
     #[serde(default)]
     pub enabled: bool,
-    /// Values outside [Q1 - factor*IQR, Q3 + factor*IQR] are dropped. Default 3.
+    /// Values outside [min(Q1 - factor*IQR, P1), max(Q3 + factor*IQR, P99)]
+    /// are dropped (Kayenta's fences: never a value between the 1st and
+    /// 99th percentiles). Default 3.
     #[serde(default = "default_iqr_factor")]
     pub factor: f64,
 }
@@ -278,11 +305,14 @@ impl JudgeConfig {
             early_pass: None,
             confidence: default_confidence(),
             mode: JudgeMode::default(),
+            tolerance: None,
         }
     }
 }
 
 pub const DEFAULT_CONFIDENCE: f64 = 0.98;
+/// Kayenta's production NetflixACAJudge: MannWhitneyClassifier(fraction = 0.25).
+pub const DEFAULT_TOLERANCE: f64 = 0.25;
 
 fn default_confidence() -> f64 {
     DEFAULT_CONFIDENCE

@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 
 pub use config::{
     Direction, EarlyPassConfig, EffectSize, GroupConfig, JudgeConfig, JudgeMode, MetricConfig,
-    MetricKind, NanStrategy, OutlierConfig, ScoreThresholds, TailCheckConfig,
+    MetricKind, NanStrategy, OutlierConfig, ScoreThresholds, TailCheckConfig, effective_tolerance,
 };
 pub use error::{ConfigErrors, ConfigIssue, JudgeError};
 pub use report::render_report;
@@ -56,12 +56,15 @@ pub fn judge(config: &JudgeConfig, samples: &[MetricSamples]) -> Result<JudgeRes
         }
     }
     let alpha_test = sequential::alpha_per_test(config);
+    // Sequential mode: the fixed statistics are description only, so they
+    // are computed with the raw rule.
+    let tolerance = config.effective_tolerance().unwrap_or(0.0);
     let mut results = Vec::with_capacity(config.metrics.len());
     for cfg in &config.metrics {
         results.push(match by_name.get(cfg.name.as_str()) {
             None => classify::classify_missing(cfg),
             Some(s) => {
-                let mut r = judge_metric(cfg, config.confidence, s)?;
+                let mut r = judge_metric(cfg, config.confidence, tolerance, s)?;
                 if config.mode == JudgeMode::Sequential {
                     sequential::decide_sequential(cfg, alpha_test, s, &mut r);
                     sequential::early_pass::attach(config, cfg, s, &mut r);
@@ -73,18 +76,21 @@ pub fn judge(config: &JudgeConfig, samples: &[MetricSamples]) -> Result<JudgeRes
     Ok(score::score(config, results))
 }
 
-/// Classifies one metric (no scoring). `cfg` and `confidence` should come
-/// from a config that passed [`validate`]; other values never panic but can
-/// give meaningless statistics.
+/// Classifies one metric (no scoring), fixed mode. `cfg`, `confidence` and
+/// `tolerance` (Kayenta's, 0 = the interval only has to exclude 0; what
+/// [`JudgeConfig::effective_tolerance`] gives) should come from a config
+/// that passed [`validate`]; other values never panic but can give
+/// meaningless statistics.
 pub fn judge_metric(
     cfg: &MetricConfig,
     confidence: f64,
+    tolerance: f64,
     samples: &MetricSamples,
 ) -> Result<MetricResult, JudgeError> {
     match (cfg.kind, &samples.canary, &samples.baseline) {
-        (MetricKind::Continuous, Side::Values(c), Side::Values(b)) => {
-            Ok(classify::classify_continuous(cfg, confidence, c, b))
-        }
+        (MetricKind::Continuous, Side::Values(c), Side::Values(b)) => Ok(
+            classify::classify_continuous(cfg, confidence, tolerance, c, b),
+        ),
         (MetricKind::Rate, Side::Counts(c), Side::Counts(b)) => {
             Ok(classify::classify_rate(cfg, confidence, c, b))
         }

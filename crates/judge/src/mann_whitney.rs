@@ -14,7 +14,8 @@ pub struct MannWhitney {
     pub u: f64,
     /// Tie-corrected standard deviation of U under H0.
     pub sigma: f64,
-    /// Continuity-corrected z of |U - nm/2|.
+    /// Continuity-corrected z, signed: positive when the canary ranks
+    /// higher (U > nm/2). |z| = max(0, |U - nm/2| - ½)/σ.
     pub z: f64,
     pub p_value: f64,
 }
@@ -59,8 +60,12 @@ pub fn mann_whitney(x: &[f64], y: &[f64]) -> MannWhitney {
             p_value: 1.0,
         };
     }
-    let z = ((u - mu).abs() - 0.5) / sigma;
-    let p_value = (2.0 * normal_sf(z)).clamp(0.0, 1.0);
+    // scipy's statistic is (|U - μ| - ½)/σ, negative when |U - μ| < ½ (its
+    // p-value is then clipped to 1); with the magnitude floored at 0 the
+    // p-value is the same and the sign can say which side ranks higher.
+    let magnitude = ((u - mu).abs() - 0.5).max(0.0) / sigma;
+    let p_value = (2.0 * normal_sf(magnitude)).clamp(0.0, 1.0);
+    let z = if u < mu { -magnitude } else { magnitude };
     MannWhitney {
         u,
         sigma,

@@ -1,4 +1,5 @@
-//! Cleaning before any test: NaN strategy, then (optionally) IQR outlier removal.
+//! Cleaning before any test: NaN strategy, then (optionally) IQR outlier
+//! removal with Kayenta's percentile-widened fences.
 
 use super::config::{NanStrategy, OutlierConfig};
 
@@ -29,7 +30,14 @@ pub fn clean(values: &[f64], nan: NanStrategy, outliers: OutlierConfig) -> (Vec<
         let q1 = quantile_sorted(&sorted, 0.25);
         let q3 = quantile_sorted(&sorted, 0.75);
         let iqr = q3 - q1;
-        let (lo, hi) = (q1 - outliers.factor * iqr, q3 + outliers.factor * iqr);
+        // Kayenta's fences: the IQR rule widened to the 1st/99th
+        // percentiles, so a value between them is never removed.
+        let (p1, p99) = (
+            quantile_sorted(&sorted, 0.01),
+            quantile_sorted(&sorted, 0.99),
+        );
+        let lo = (q1 - outliers.factor * iqr).min(p1);
+        let hi = (q3 + outliers.factor * iqr).max(p99);
         let before = kept.len();
         kept.retain(|v| *v >= lo && *v <= hi);
         removed.outliers = before - kept.len();

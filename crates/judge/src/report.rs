@@ -79,9 +79,15 @@ pub fn render_report(result: &JudgeResult) -> String {
         Band::Fail => "FAIL",
         Band::Inconclusive => "INCONCLUSIVE",
     };
+    // The tolerance changes which shifts fail, so the header says which one
+    // was used; sequential mode has none (its e-processes decide).
+    let tolerance = result
+        .tolerance
+        .map_or(String::new(), |t| format!(", tolerance {t}"));
     let mut out = format!(
-        "Canary Score: {:.0}% {band}\n{}\n(confidence {}, marginal {}, pass {})\n\n",
-        result.score,
+        "Canary Score: {}% {band}\n{}\n(confidence {}{tolerance}, marginal {}, pass {})\n\n",
+        // Two decimals at most, as the judge rounds it (Kayenta).
+        (result.score * 100.0).round() / 100.0,
         result.reason,
         result.confidence,
         result.marginal_threshold,

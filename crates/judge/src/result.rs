@@ -27,8 +27,11 @@ pub enum DecidedBy {
     Identical,
     /// The Hodges-Lehmann interval contains 0 and the tail check found nothing.
     CiContainsZero,
-    /// The interval excludes 0: location shift.
+    /// The interval clears the tolerance (excludes 0 when it is 0): location shift.
     MannWhitney,
+    /// The interval excludes 0 in a checked direction, but its bound nearest
+    /// 0 is within tolerance·|HL| of 0 (Kayenta's tolerance): Pass.
+    Tolerance,
     /// The exceedance test on the tails.
     TailCheck,
     /// The exact count test (rate metrics).
@@ -74,6 +77,9 @@ pub struct LocationStats {
     /// Hodges-Lehmann shift / |baseline median|; null when the median is 0.
     pub relative_shift: Option<f64>,
     pub comparisons: usize,
+    /// tolerance·|hodgesLehmann|: the bound must clear it for High/Low.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance_bound: Option<f64>,
 }
 
 /// Exceedance test numbers (continuous metrics).
@@ -286,13 +292,17 @@ pub enum ForcedZero {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JudgeResult {
-    /// In [0, 100].
+    /// In [0, 100], rounded to two decimals (Kayenta); the band is decided
+    /// on the rounded score.
     pub score: f64,
     pub band: Band,
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forced_zero: Option<ForcedZero>,
     pub confidence: f64,
+    /// The tolerance the fixed mode applied; null in sequential mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
     pub marginal_threshold: f64,
     pub pass_threshold: f64,
     pub metrics: Vec<MetricResult>,

@@ -1,4 +1,5 @@
-//! Kayenta's scoring, with our documented choices for weights and empty groups.
+//! Kayenta's scoring (summary rounded to two decimals), with our documented
+//! choices for weights, empty groups, errors and missing data.
 
 use super::config::JudgeConfig;
 use super::result::{Band, Classification, ForcedZero, GroupScore, JudgeResult, MetricResult};
@@ -74,7 +75,9 @@ pub fn score(config: &JudgeConfig, metrics: Vec<MetricResult>) -> JudgeResult {
             }
         }
     }
-    let summary = summary.clamp(0.0, 100.0);
+    // Kayenta rounds the summary score to two decimals; the bands are decided
+    // on the rounded score, so the score shown is the score judged.
+    let summary = round2(summary.clamp(0.0, 100.0));
 
     let t = config.score_thresholds;
     let critical: Vec<String> = metrics
@@ -134,7 +137,7 @@ pub fn score(config: &JudgeConfig, metrics: Vec<MetricResult>) -> JudgeResult {
         // (Kayenta's rule, docs/canary-analysis.md), so Inconclusive there
         // would soften a failure into a hold.
         let reason = format!(
-            "score {summary:.1} <= marginal threshold {}, and critical metric(s) without data: {}",
+            "score {summary} <= marginal threshold {}, and critical metric(s) without data: {}",
             t.marginal,
             critical_nodata.join(", ")
         );
@@ -143,7 +146,7 @@ pub fn score(config: &JudgeConfig, metrics: Vec<MetricResult>) -> JudgeResult {
         // "No promotion on missing data": a Pass, or a Marginal that a human
         // could promote, is not earned without the metrics marked critical.
         let reason = format!(
-            "critical metric(s) without data: {} (score {summary:.1} without them): inconclusive",
+            "critical metric(s) without data: {} (score {summary} without them): inconclusive",
             critical_nodata.join(", ")
         );
         (
@@ -159,11 +162,11 @@ pub fn score(config: &JudgeConfig, metrics: Vec<MetricResult>) -> JudgeResult {
             summary,
             Band::Pass,
             None,
-            format!("score {summary:.1} >= pass threshold {}", t.pass),
+            format!("score {summary} >= pass threshold {}", t.pass),
         )
     } else if summary >= t.marginal {
         let reason = format!(
-            "score {summary:.1} >= marginal threshold {} but < pass threshold {}",
+            "score {summary} >= marginal threshold {} but < pass threshold {}",
             t.marginal, t.pass
         );
         (summary, Band::Marginal, None, reason)
@@ -172,7 +175,7 @@ pub fn score(config: &JudgeConfig, metrics: Vec<MetricResult>) -> JudgeResult {
             summary,
             Band::Fail,
             None,
-            format!("score {summary:.1} < marginal threshold {}", t.marginal),
+            format!("score {summary} < marginal threshold {}", t.marginal),
         )
     };
 
@@ -182,9 +185,15 @@ pub fn score(config: &JudgeConfig, metrics: Vec<MetricResult>) -> JudgeResult {
         reason,
         forced_zero,
         confidence: config.confidence,
+        tolerance: config.effective_tolerance(),
         marginal_threshold: t.marginal,
         pass_threshold: t.pass,
         metrics,
         groups,
     }
+}
+
+/// Two decimals, as Kayenta reports the summary score.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }

@@ -19,6 +19,19 @@ pub fn validate(config: &JudgeConfig) -> Result<(), ConfigErrors> {
     if !(config.confidence > 0.0 && config.confidence < 1.0) {
         push("confidence".into(), "must be in (0, 1)");
     }
+    if let Some(tol) = config.tolerance {
+        if !(tol >= 0.0 && tol.is_finite()) {
+            push("tolerance".into(), "must be a finite number >= 0");
+        } else if config.mode == JudgeMode::Sequential {
+            // The tolerance is a rule on a fixed-horizon interval; an
+            // e-process has none. Silently ignoring it would let a user
+            // believe it applies.
+            push(
+                "tolerance".into(),
+                "applies to mode: fixed only (the sequential e-processes have no interval to compare); use effectSize bounds",
+            );
+        }
+    }
     let t = config.score_thresholds;
     for (name, v) in [("marginal", t.marginal), ("pass", t.pass)] {
         if !(0.0..=100.0).contains(&v) {

@@ -1,6 +1,7 @@
 //! False-positive rate on pure noise at the default confidence (0.98),
 //! measured over 2,000 seeds × a realistic metric set, 60 intervals per side.
-//! Run with `--nocapture` to see the measured numbers.
+//! Run with `--nocapture` to see the measured numbers: at the fixed mode's
+//! default tolerance (0.25, Kayenta's production judge) and at 0.
 
 use std::collections::BTreeMap;
 
@@ -77,7 +78,17 @@ fn noise(rng: &mut StdRng) -> Vec<MetricSamples> {
 
 #[test]
 fn false_positive_rate_on_noise_is_controlled() {
-    let cfg = config();
+    for tolerance in [None, Some(0.0)] {
+        false_positive_rate_at(tolerance);
+    }
+}
+
+fn false_positive_rate_at(tolerance: Option<f64>) {
+    let cfg = JudgeConfig {
+        tolerance,
+        ..config()
+    };
+    let tolerance = cfg.effective_tolerance().unwrap_or(0.0);
     let mut false_positives = 0usize;
     let mut judged = 0usize;
     let mut by_rule: BTreeMap<String, usize> = BTreeMap::new();
@@ -100,7 +111,7 @@ fn false_positive_rate_on_noise_is_controlled() {
     }
     let rate = false_positives as f64 / judged as f64;
     println!(
-        "noise FPR per metric: {false_positives}/{judged} = {:.2}% (confidence 0.98); by rule {by_rule:?}; by metric {by_metric:?}; canaries not Pass (thresholds 75/95, 7 metrics): {}/{SEEDS} = {:.1}%",
+        "tolerance {tolerance}: noise FPR per metric: {false_positives}/{judged} = {:.2}% (confidence 0.98); by rule {by_rule:?}; by metric {by_metric:?}; canaries not Pass (thresholds 75/95, 7 metrics): {}/{SEEDS} = {:.1}%",
         100.0 * rate,
         canaries_not_passing,
         100.0 * canaries_not_passing as f64 / SEEDS as f64

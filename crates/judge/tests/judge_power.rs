@@ -1,16 +1,18 @@
 //! Power of the judge against tail regressions (kayenta #780 family), with
-//! and without the tail check. Run with `--nocapture` for the table that
-//! docs/judge.md quotes.
+//! and without the tail check, at tolerance 0 (the interval excludes 0) and
+//! at the fixed mode's default 0.25 (Kayenta's production judge). Run with
+//! `--nocapture` for the table that docs/judge.md quotes.
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, LogNormal};
+use redblack_judge::config::DEFAULT_TOLERANCE;
 use redblack_judge::{Classification, Direction, MetricConfig, MetricSamples, judge_metric};
 
 const SEEDS: u64 = 200;
 
 /// Share of seeds where a canary with `fraction` of its samples 100× higher is High.
-fn detection(n: usize, fraction: f64, tail: bool) -> f64 {
+fn detection(n: usize, fraction: f64, tail: bool, tolerance: f64) -> f64 {
     let mut cfg = MetricConfig {
         direction: Direction::Increase,
         ..MetricConfig::new("latency")
@@ -26,7 +28,10 @@ fn detection(n: usize, fraction: f64, tail: bool) -> f64 {
                 .map(|i| d.sample(&mut rng) * if i < bad { 100.0 } else { 1.0 })
                 .collect();
             let s = MetricSamples::continuous("latency", &c, &b);
-            judge_metric(&cfg, 0.98, &s).expect("judge").classification == Classification::High
+            judge_metric(&cfg, 0.98, tolerance, &s)
+                .expect("judge")
+                .classification
+                == Classification::High
         })
         .count();
     high as f64 / SEEDS as f64
@@ -34,18 +39,34 @@ fn detection(n: usize, fraction: f64, tail: bool) -> f64 {
 
 #[test]
 fn tail_check_adds_power_against_tail_regressions() {
-    println!("n/side  tail-fraction  High with MW only  High with MW + tail check");
+    println!(
+        "n/side  tail-fraction  MW only tol 0  MW only tol 0.25  MW+tail tol 0  MW+tail tol 0.25"
+    );
     for n in [50, 120] {
         for fraction in [0.05, 0.08, 0.10, 0.20, 0.30] {
-            let (mw, both) = (detection(n, fraction, false), detection(n, fraction, true));
+            let mut row = Vec::new();
+            for tail in [false, true] {
+                for tolerance in [0.0, DEFAULT_TOLERANCE] {
+                    row.push(detection(n, fraction, tail, tolerance));
+                }
+            }
+            let [mw0, mw, both0, both] = row[..] else {
+                unreachable!("four columns")
+            };
             println!(
-                "{n:>6}  {:>12.0}%  {:>16.1}%  {:>24.1}%",
+                "{n:>6}  {:>12.0}%  {:>12.1}%  {:>15.1}%  {:>12.1}%  {:>15.1}%",
                 100.0 * fraction,
+                100.0 * mw0,
                 100.0 * mw,
+                100.0 * both0,
                 100.0 * both
             );
-            // The tail check only adds High findings in the checked direction.
+            // The tail check only adds High findings in the checked
+            // direction, and the tolerance only removes location findings.
             assert!(both >= mw, "n={n} fraction={fraction}: {both} < {mw}");
+            assert!(both0 >= mw0, "n={n} fraction={fraction}: {both0} < {mw0}");
+            assert!(mw0 >= mw, "n={n} fraction={fraction}: {mw0} < {mw}");
+            // The product (default tolerance) must keep catching #780.
             if fraction >= 0.30 {
                 assert!(
                     both >= 0.99,

@@ -9,6 +9,9 @@ use redblack_judge::{
 };
 
 const CONF: f64 = 0.98;
+/// The product's tolerance (Kayenta's production 0.25): these tests are about
+/// what a user of the default fixed mode gets.
+const TOL: f64 = redblack_judge::config::DEFAULT_TOLERANCE;
 
 /// `PROPTEST_CASES` (make fuzz: 20,000) or `default` (make test).
 fn cases(default: u32) -> u32 {
@@ -29,7 +32,7 @@ fn pair() -> impl Strategy<Value = (Vec<f64>, Vec<f64>)> {
 }
 
 fn classify(cfg: &MetricConfig, c: &[f64], b: &[f64]) -> redblack_judge::MetricResult {
-    judge_metric(cfg, CONF, &MetricSamples::continuous("m", c, b)).expect("judge")
+    judge_metric(cfg, CONF, TOL, &MetricSamples::continuous("m", c, b)).expect("judge")
 }
 
 fn mirrored(l: Classification) -> Classification {
@@ -70,7 +73,7 @@ proptest! {
                 canary: Side::counts(&[f64::from(c.0)], &[f64::from(c.1)]),
                 baseline: Side::counts(&[f64::from(b.0)], &[f64::from(b.1)]),
             };
-            judge_metric(&cfg, CONF, &s).expect("judge").classification
+            judge_metric(&cfg, CONF, TOL, &s).expect("judge").classification
         };
         prop_assert_eq!(run((xb, nb), (xc, nc)), mirrored(run((xc, nc), (xb, nb))));
     }

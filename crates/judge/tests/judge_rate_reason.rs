@@ -52,7 +52,13 @@ fn rate_reason_rounds_counts_and_json_keeps_them() {
             canary: Side::counts(&[case.canary.0], &[case.canary.1]),
             baseline: Side::counts(&[case.baseline.0], &[case.baseline.1]),
         };
-        let r = judge_metric(&cfg, 0.98, &samples).expect("judge");
+        let r = judge_metric(
+            &cfg,
+            0.98,
+            redblack_judge::config::DEFAULT_TOLERANCE,
+            &samples,
+        )
+        .expect("judge");
         println!("{}: {:?}: {}", case.name, r.classification, r.reason);
         assert_ne!(r.classification, Classification::Error, "{}", case.name);
         assert!(
@@ -87,7 +93,13 @@ fn huge_counts_in_an_error_reason_are_short() {
         canary: Side::counts(&[1e300], &[2e300]),
         baseline: Side::counts(&[1e299], &[2e300]),
     };
-    let r = judge_metric(&cfg, 0.98, &samples).expect("judge");
+    let r = judge_metric(
+        &cfg,
+        0.98,
+        redblack_judge::config::DEFAULT_TOLERANCE,
+        &samples,
+    )
+    .expect("judge");
     println!("huge: {:?}: {}", r.classification, r.reason);
     assert!(r.reason.len() < 200, "{}", r.reason);
 }

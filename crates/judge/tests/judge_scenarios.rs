@@ -9,6 +9,9 @@ use redblack_judge::{
 };
 
 const CONF: f64 = 0.98;
+/// The product's tolerance (Kayenta's production 0.25): these tests are about
+/// what a user of the default fixed mode gets.
+const TOL: f64 = redblack_judge::config::DEFAULT_TOLERANCE;
 
 fn latency(rng: &mut StdRng, n: usize, scale: f64) -> Vec<f64> {
     let d = LogNormal::new(4.0, 0.4).expect("lognormal");
@@ -16,9 +19,19 @@ fn latency(rng: &mut StdRng, n: usize, scale: f64) -> Vec<f64> {
 }
 
 fn run(cfg: &MetricConfig, canary: &[f64], baseline: &[f64]) -> redblack_judge::MetricResult {
+    run_at(TOL, cfg, canary, baseline)
+}
+
+fn run_at(
+    tolerance: f64,
+    cfg: &MetricConfig,
+    canary: &[f64],
+    baseline: &[f64],
+) -> redblack_judge::MetricResult {
     judge_metric(
         cfg,
         CONF,
+        tolerance,
         &MetricSamples::continuous(&cfg.name, canary, baseline),
     )
     .expect("judge")
@@ -34,7 +47,7 @@ fn rate(
         canary: Side::counts(c.0, c.1),
         baseline: Side::counts(b.0, b.1),
     };
-    judge_metric(cfg, CONF, &s).expect("judge")
+    judge_metric(cfg, CONF, TOL, &s).expect("judge")
 }
 
 fn rate_cfg() -> MetricConfig {
@@ -63,7 +76,9 @@ fn pure_noise_mostly_passes() {
 fn small_shift_within_allowed_effect_size_passes() {
     let mut rng = StdRng::seed_from_u64(7);
     let (c, b) = (latency(&mut rng, 2000, 1.04), latency(&mut rng, 2000, 1.0));
-    let plain = run(&MetricConfig::new("latency"), &c, &b);
+    // About the effect-size rule, so the raw location rule (tolerance 0):
+    // at 0.25 this 4% shift is already a Pass by the tolerance.
+    let plain = run_at(0.0, &MetricConfig::new("latency"), &c, &b);
     // The shift is real and detected...
     assert_eq!(
         plain.classification,
@@ -79,7 +94,7 @@ fn small_shift_within_allowed_effect_size_passes() {
         ..MetricConfig::new("latency")
     };
     // ...but tolerated by the effect-size bound.
-    let r = run(&cfg, &c, &b);
+    let r = run_at(0.0, &cfg, &c, &b);
     assert_eq!(r.classification, Classification::Pass);
     assert_eq!(r.decided_by, DecidedBy::EffectSizeWithinAllowed);
 }

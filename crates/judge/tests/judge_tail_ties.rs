@@ -12,6 +12,9 @@ use redblack_judge::{Classification, DecidedBy, Direction, MetricConfig, MetricS
 use redblack_judge::{MetricResult, judge_metric};
 
 const CONF: f64 = 0.98;
+/// The product's tolerance (Kayenta's production 0.25): these tests are about
+/// what a user of the default fixed mode gets.
+const TOL: f64 = redblack_judge::config::DEFAULT_TOLERANCE;
 const QUANTILES: [f64; 2] = [0.9, 0.95];
 
 /// Latencies in seconds, lognormal around 0.1 s.
@@ -45,7 +48,7 @@ fn run(direction: Direction, canary: &[f64], baseline: &[f64]) -> MetricResult {
         ..MetricConfig::new("m")
     };
     let samples = MetricSamples::continuous("m", canary, baseline);
-    judge_metric(&cfg, CONF, &samples).expect("judge")
+    judge_metric(&cfg, CONF, TOL, &samples).expect("judge")
 }
 
 struct Case {

@@ -94,7 +94,7 @@ fn judge_metric_reports_reference_numbers() {
     for c in load().iter().filter(|c| c.canary.len() >= 5) {
         let cfg = MetricConfig::new("m");
         let s = MetricSamples::continuous("m", &c.canary, &c.baseline);
-        let r = judge_metric(&cfg, c.confidence, &s).expect("judge");
+        let r = judge_metric(&cfg, c.confidence, 0.0, &s).expect("judge");
         let Some(loc) = r.location else {
             // Only identical samples skip the test, never in these vectors.
             panic!("{}: no location stats ({:?})", c.name, r.decided_by);

@@ -354,6 +354,7 @@ pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<Resolve
         early_pass: spec.early_pass.as_ref().map(|e| EarlyPassConfig {
             margin: e.margin.unwrap_or(DEFAULT_EARLY_PASS_MARGIN),
         }),
+        tolerance: spec.tolerance,
     };
     if let (Some(min), Some(s)) = (early_pass_after, &schedule)
         && delta(min) > s.end - s.start
