@@ -7,9 +7,11 @@ SHELL := /usr/bin/env bash
 TOOLS_BIN := $(CURDIR)/.cache/tools/bin
 export PATH := $(TOOLS_BIN):$(PATH)
 
-# Benchmarks are examples named bench_*; add one and `make bench` runs it.
+# Benchmarks are examples named bench_*; add one and `make bench` runs it
+# (the judge's own in crates/judge/examples, built without the operator).
 BENCHES ?= $(sort $(basename $(notdir $(wildcard examples/bench_*.rs))) \
                   $(notdir $(patsubst %/,%,$(wildcard examples/bench_*/))))
+JUDGE_BENCHES ?= $(sort $(basename $(notdir $(wildcard crates/judge/examples/bench_*.rs))))
 
 .PHONY: help deps test lint fmt nextest chart demo crds bench fuzz test-repeat faults chaos
 
@@ -51,6 +53,10 @@ bench: ## Run every examples/bench_* in release mode (see docs/benchmarks.md)
 	@for b in $(BENCHES); do \
 	  echo "== $$b"; \
 	  cargo run --release --quiet --example "$$b" || exit 1; \
+	done
+	@for b in $(JUDGE_BENCHES); do \
+	  echo "== $$b (redblack-judge)"; \
+	  cargo run --release --quiet -p redblack-judge --example "$$b" || exit 1; \
 	done
 
 fuzz: ## The fuzz properties at 20,000 cases each (make test runs a few hundred; docs/reliability.md)

@@ -2,7 +2,7 @@
 //! canary analyses — false failures of healthy analyses by look schedule,
 //! time to detect four regressions, and power at the end of the lifetime.
 //!
-//!     cargo run --release --example bench_sequential [-- ANALYSES]
+//!     cargo run --release -p redblack-judge --example bench_sequential [-- ANALYSES]
 //!
 //! Two metrics as `make demo` judges them (a p99 latency point and an
 //! errors/requests count per 1 s step, ~10 requests a step per side),
@@ -11,7 +11,7 @@
 //! Each mode runs its default configuration (fixed: Kayenta's tolerance 0.25),
 //! the honest baseline a user gets.
 
-#[path = "../crates/judge/tests/support/sim.rs"]
+#[path = "../tests/support/sim.rs"]
 mod sim;
 
 use rand::SeedableRng;
