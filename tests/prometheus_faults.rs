@@ -233,6 +233,7 @@ async fn no_prometheus_fault_passes_and_each_says_what_happened() {
         AnalysisControllerConfig {
             query_timeout: Duration::from_secs(1),
             query_retries: 1,
+            allowed_endpoint_regex: Some(r"http://127\.0\.0\.1:\d+/".into()),
             limits: Limits {
                 max_source_attempts: 2,
                 retry_backoff: Duration::from_millis(200),

@@ -53,6 +53,8 @@ pub enum MetricQueries {
 #[derive(Debug, Clone)]
 pub struct ResolvedSpec {
     pub prometheus_url: String,
+    /// `spec.prometheus` (TLS, auth, headers); `None`: the operator's default endpoint.
+    pub endpoint: Option<crate::api::canary_analysis::PrometheusRef>,
     pub schedule: Schedule,
     pub step: Duration,
     pub control: Scope,
@@ -353,6 +355,7 @@ pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<Resolve
     match schedule {
         Some(schedule) if issues.is_empty() => Ok(ResolvedSpec {
             prometheus_url,
+            endpoint: spec.prometheus.clone(),
             schedule,
             step,
             control,
