@@ -368,19 +368,20 @@ async fn read_bounded(
 /// The certificate or handshake problem in `error`'s chain, if that is what
 /// failed: permanent (a retry meets the same certificate), unlike a refused
 /// connection.
-fn tls_failure<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<String> {
-    let mut current: Option<&'a (dyn std::error::Error + 'static)> = Some(error);
+fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls.to_string());
         }
-        // io::Error's source() skips the error it wraps.
+        // io::Error's source() skips the error it wraps (rustls' errors
+        // arrive wrapped in io::Errors, sometimes twice): look inside.
         if let Some(inner) = e
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            && let Some(found) = tls_failure(inner)
         {
-            return Some(inner.to_string());
+            return Some(found);
         }
         current = e.source();
     }
