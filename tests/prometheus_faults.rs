@@ -101,7 +101,8 @@ fn rows() -> Vec<Row> {
                 Reply::Http(503, "upstream connect error".into())
             })),
             phases: &[Error],
-            says: &["unreachable", "HTTP 503", "upstream connect error"],
+            // The status line only: a proxy's body never reaches the status.
+            says: &["unreachable", "HTTP 503: Service Unavailable"],
         },
         Row {
             name: "empty",
