@@ -403,7 +403,9 @@ async fn cluster_wide_install_rolls_out_under_the_charts_rbac() {
     let sa = sandbox
         .client_for_service_account(RELEASE_NS, "rb-redblack")
         .expect("SA client");
-    // The token is sent and RBAC holds: the chart grants no Secrets.
+    // The token is sent and RBAC holds: the chart grants no listing of
+    // Secrets, only `get` by name (the Secrets an analysis' spec.prometheus
+    // names, docs/canary-analysis.md).
     let secrets = Api::<k8s_openapi::api::core::v1::Secret>::all(sa.clone());
     match secrets.list(&Default::default()).await {
         Err(kube::Error::Api(s)) => assert_eq!(
@@ -412,6 +414,11 @@ async fn cluster_wide_install_rolls_out_under_the_charts_rbac() {
              cannot list resource \"secrets\" in API group \"\" at the cluster scope"
         ),
         other => panic!("listing Secrets as the operator: {other:?}"),
+    }
+    let named = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(sa.clone(), "default");
+    match named.get_opt("no-such-secret").await {
+        Ok(None) => {}
+        other => panic!("getting a Secret by name as the operator: {other:?}"),
     }
     elects_under_the_charts_rbac(&sa, &admin).await;
     let source = synthetic();
