@@ -373,7 +373,7 @@ mod tests {
         let pid = std::sync::Mutex::new(None);
         let outcome = std::panic::catch_unwind(|| {
             let prometheus = PrometheusProcess::start(None, None).unwrap();
-            assert!(probe_ready(prometheus.port()));
+            assert!(probe_ready(prometheus.port(), false));
             *pid.lock().unwrap() = Some(prometheus.pid());
             panic!("test failure while Prometheus runs");
         });
