@@ -34,7 +34,9 @@ pub enum HarnessError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{binary} not found: install the Debian package `prometheus` (or set {variable})")]
+    #[error(
+        "{binary} not found: install its Debian package, e.g. `prometheus` or `victoria-metrics` (or set {variable})"
+    )]
     MissingBinary {
         binary: String,
         variable: &'static str,
@@ -292,7 +294,7 @@ fn config_text(options: &PrometheusOptions) -> String {
     )
 }
 
-fn free_port() -> Result<u16, HarnessError> {
+pub(crate) fn free_port() -> Result<u16, HarnessError> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(HarnessError::io("find a free port"))?;
     listener
@@ -303,12 +305,17 @@ fn free_port() -> Result<u16, HarnessError> {
 
 /// `GET /-/ready` over plain TCP; true on HTTP 200 (or any status, with `any_answer`).
 fn probe_ready(port: u16, any_answer: bool) -> bool {
+    probe_path(port, "/-/ready", any_answer)
+}
+
+/// `GET path` over plain TCP; true on HTTP 200 (or any status, with `any_answer`).
+pub(crate) fn probe_path(port: u16, path: &str, any_answer: bool) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let request = format!("GET /-/ready HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
         return false;
     }
