@@ -290,7 +290,9 @@ impl PrometheusSource {
                 message: "success body with an error status".to_owned(),
             },
             Ok(Envelope::Error { error_type, error }) => match error_type.as_str() {
-                "bad_data" => SourceError::InvalidQuery {
+                // VictoriaMetrics says "422" (with HTTP 422) where Prometheus
+                // says bad_data (HTTP 400): a query that cannot be parsed.
+                "bad_data" | "422" => SourceError::InvalidQuery {
                     message: bounded(&error),
                 },
                 "timeout" => SourceError::Timeout(self.timeout),
