@@ -4,7 +4,9 @@
 //!   test generates with rcgen, basic auth with a bcrypt hash): an analysis
 //!   with the right Secret passes, a wrong password is `Error` naming the
 //!   401, a wrong CA is `Error` naming the certificate problem, and
-//!   `insecureSkipVerify` passes with the `InsecureEndpoint` condition.
+//!   `insecureSkipVerify` passes with the `InsecureEndpoint` condition, a
+//!   `serverName` the certificate does not name fails, a missing Secret key
+//!   is named.
 //! * An endpoint the allow-list refuses: `Error` naming the URL and the
 //!   flag, and a listener at that URL receives no connection.
 //! * Hostile endpoints (local listeners): a 10 MB non-JSON body, a body
@@ -289,6 +291,11 @@ async fn tls_and_basic_auth_against_a_real_prometheus() {
             endpoint(("other-ca", "ca.crt"), "password", true),
         ),
         ("missing-key", endpoint(("prom", "ca.crt"), "nope", false)),
+        ("wrong-name", {
+            let mut e = endpoint(("prom", "ca.crt"), "password", false);
+            e["tls"]["serverName"] = json!("prometheus.invalid");
+            e
+        }),
     ];
     let api: Api<CanaryAnalysis> = Api::namespaced(client.clone(), NS);
     for (name, prom) in &cases {
@@ -310,11 +317,13 @@ async fn tls_and_basic_auth_against_a_real_prometheus() {
     );
 
     let (phase, message) = phase_and_message(&wait_terminal(&api, "wrong-password").await);
+    eprintln!("wrong-password: {message}");
     assert_eq!(phase, CanaryAnalysisPhase::Error, "{message}");
     assert!(message.contains("HTTP 401: Unauthorized"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
 
     let (phase, message) = phase_and_message(&wait_terminal(&api, "wrong-ca").await);
+    eprintln!("wrong-ca: {message}");
     assert_eq!(phase, CanaryAnalysisPhase::Error, "{message}");
     assert!(
         message.contains("TLS failure") && message.contains("certificate"),
@@ -339,6 +348,11 @@ async fn tls_and_basic_auth_against_a_real_prometheus() {
         message.contains("Secret shop/prom has no key \"nope\""),
         "{message}"
     );
+    // serverName is what the certificate is checked against.
+    let (phase, message) = phase_and_message(&wait_terminal(&api, "wrong-name").await);
+    eprintln!("wrong-name: {message}");
+    assert_eq!(phase, CanaryAnalysisPhase::Error, "{message}");
+    assert!(message.contains("TLS failure"), "{message}");
     eprintln!("took {:?}", started.elapsed());
 }
 
