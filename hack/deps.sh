@@ -58,6 +58,8 @@ apt_install() {
 debian_packages() {
   local missing=()
   command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
+  # the second real metric backend of the live canary e2e (tests/canary_e2e.rs)
+  command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
   command -v chromium >/dev/null || missing+=(chromium)
   # the demo script talks to Prometheus and the Service proxies with curl
   command -v curl >/dev/null || missing+=(curl)

@@ -16,6 +16,7 @@ use redblack::analysis::controller::spec::scope;
 use redblack::analysis::controller::{
     AnalysisController, AnalysisControllerConfig, Limits, SourceFactory,
 };
+use redblack::analysis::endpoint::EndpointConfig;
 use redblack::analysis::query::QueryTemplate;
 use redblack::analysis::source::{MetricSource, Sample, SourceError};
 use redblack::analysis::static_source::StaticSource;
@@ -87,6 +88,7 @@ fn config() -> AnalysisControllerConfig {
             ..Limits::default()
         },
         error_requeue: Duration::from_millis(500),
+        allowed_endpoints: vec!["http://127.0.0.1:9".into()],
         ..AnalysisControllerConfig::default()
     }
 }
@@ -123,7 +125,7 @@ fn static_sources(source: StaticSource) -> (SourceFactory, Arc<StaticSource>, Ar
     let source = Arc::new(source);
     let calls = Arc::new(AtomicUsize::new(0));
     let (s, c) = (source.clone(), calls.clone());
-    let factory: SourceFactory = Arc::new(move |_url: &str| {
+    let factory: SourceFactory = Arc::new(move |_endpoint: &EndpointConfig| {
         c.fetch_add(1, Ordering::SeqCst);
         Ok(s.clone() as Arc<dyn MetricSource>)
     });

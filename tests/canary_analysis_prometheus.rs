@@ -235,6 +235,7 @@ async fn verdicts_from_real_prometheus_and_the_report() {
 
     let config = AnalysisControllerConfig {
         query_retries: 0,
+        allowed_endpoint_regex: Some(r"http://127\.0\.0\.1:\d+/".into()),
         limits: Limits {
             max_source_attempts: 2,
             retry_backoff: Duration::from_millis(200),

@@ -28,6 +28,7 @@ use redblack_sandbox::SandboxConfig;
 use redblack_sandbox::controllers::process_runtime::ProcessConfig;
 use redblack_sandbox::prometheus_sd;
 use redblack_sandbox::testing::prometheus::{PrometheusOptions, PrometheusProcess};
+use redblack_sandbox::testing::victoria_metrics::{VictoriaMetricsOptions, VictoriaMetricsProcess};
 use serde_json::{Value, json};
 use support::{Env, NS, Running, eventually, eventually_within, hash_of, web};
 use tokio::task::JoinHandle;
@@ -39,10 +40,35 @@ const ANALYSIS_WAIT: Duration = Duration::from_secs(420);
 /// Offered load on the Service; the canary gets its replica share (1 of 5 pods).
 const RPS: f64 = 50.0;
 
-/// The sandbox, Prometheus and (once started) the operator and the load.
+/// Which real metric backend scrapes the pods.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Backend {
+    Prometheus,
+    /// VictoriaMetrics: the same scrape job, the same queries (its
+    /// Prometheus-compatible API); see docs/canary-analysis.md.
+    VictoriaMetrics,
+}
+
+/// A running backend, killed on drop.
+#[allow(dead_code)] // held only to keep the process alive
+enum Scraper {
+    Prometheus(PrometheusProcess),
+    VictoriaMetrics(VictoriaMetricsProcess),
+}
+
+impl Scraper {
+    fn url(&self) -> &str {
+        match self {
+            Scraper::Prometheus(p) => p.url(),
+            Scraper::VictoriaMetrics(v) => v.url(),
+        }
+    }
+}
+
+/// The sandbox, the metric backend and (once started) the operator and the load.
 struct Live {
     env: Env,
-    prometheus: PrometheusProcess,
+    prometheus: Scraper,
     operator: Option<Running>,
     load: Option<JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -50,6 +76,10 @@ struct Live {
 
 impl Live {
     async fn start() -> Live {
+        Live::start_on(Backend::Prometheus).await
+    }
+
+    async fn start_on(backend: Backend) -> Live {
         let dir = tempfile::tempdir().expect("temp dir");
         let sd_file = dir.path().join("pods.json");
         let env = Env::start_with(SandboxConfig {
@@ -63,13 +93,26 @@ impl Live {
             ..SandboxConfig::default()
         })
         .await;
-        let prometheus = PrometheusProcess::start_with(PrometheusOptions {
-            scrape_configs: Some(prometheus_sd::scrape_config("pods", &sd_file)),
-            // 4 scrapes per 1 s step: every step's rate() has data.
-            scrape_interval: Duration::from_millis(250),
-            ..PrometheusOptions::default()
-        })
-        .expect("prometheus starts");
+        // 4 scrapes per 1 s step: every step's rate() has data.
+        let scrape_interval = Duration::from_millis(250);
+        let prometheus = match backend {
+            Backend::Prometheus => Scraper::Prometheus(
+                PrometheusProcess::start_with(PrometheusOptions {
+                    scrape_configs: Some(prometheus_sd::scrape_config("pods", &sd_file)),
+                    scrape_interval,
+                    ..PrometheusOptions::default()
+                })
+                .expect("prometheus starts"),
+            ),
+            Backend::VictoriaMetrics => Scraper::VictoriaMetrics(
+                VictoriaMetricsProcess::start_with(VictoriaMetricsOptions {
+                    scrape_configs: Some(prometheus_sd::scrape_config("pods", &sd_file)),
+                    scrape_interval,
+                    ..VictoriaMetricsOptions::default()
+                })
+                .expect("victoria-metrics starts"),
+            ),
+        };
         env.create_service(APP, APP).await;
         Live {
             env,
@@ -269,7 +312,11 @@ fn metric<'a>(ca: &'a CanaryAnalysis, name: &str) -> &'a redblack_judge::MetricR
 
 /// Brings v1 up (first deploy: never a canary) with the operator running.
 async fn live_on_v1(strategy: Value) -> (Live, String) {
-    let mut live = Live::start().await;
+    live_on_v1_with(Backend::Prometheus, strategy).await
+}
+
+async fn live_on_v1_with(backend: Backend, strategy: Value) -> (Live, String) {
+    let mut live = Live::start_on(backend).await;
     live.env.create_rollout(web("v1", &[], strategy)).await;
     live.start_operator();
     let r = live
@@ -303,7 +350,17 @@ async fn wait_analysing(live: &Live, hash: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_healthy_canary_is_promoted_and_an_erroring_one_is_reverted() {
-    let (mut live, h1) = live_on_v1(canary("8s", "24s")).await;
+    healthy_promoted_then_erroring_reverted(Backend::Prometheus).await;
+}
+
+/// The same with VictoriaMetrics scraping the pods instead of Prometheus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_victoria_metrics_a_healthy_canary_is_promoted_and_an_erroring_one_is_reverted() {
+    healthy_promoted_then_erroring_reverted(Backend::VictoriaMetrics).await;
+}
+
+async fn healthy_promoted_then_erroring_reverted(backend: Backend) {
+    let (mut live, h1) = live_on_v1_with(backend, canary("8s", "24s")).await;
     live.start_load().await;
 
     // (a) v2, as healthy as v1: judged, promoted, switched in one write.

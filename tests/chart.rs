@@ -121,6 +121,8 @@ fn expected_cluster_grants() -> BTreeSet<(String, String, String)> {
             &["replicasets"],
             &["list", "watch", "patch", "delete"],
         ),
+        // Secrets an analysis' spec.prometheus names (TLS, auth, headers).
+        triples(&[""], &["secrets"], &["get"]),
         triples(&[""], &["services"], &["get", "list", "watch", "patch"]),
         triples(&["events.k8s.io"], &["events"], &["create"]),
         triples(

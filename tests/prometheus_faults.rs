@@ -101,7 +101,8 @@ fn rows() -> Vec<Row> {
                 Reply::Http(503, "upstream connect error".into())
             })),
             phases: &[Error],
-            says: &["unreachable", "HTTP 503", "upstream connect error"],
+            // The status line only: a proxy's body never reaches the status.
+            says: &["unreachable", "HTTP 503: Service Unavailable"],
         },
         Row {
             name: "empty",
@@ -233,6 +234,7 @@ async fn no_prometheus_fault_passes_and_each_says_what_happened() {
         AnalysisControllerConfig {
             query_timeout: Duration::from_secs(1),
             query_retries: 1,
+            allowed_endpoint_regex: Some(r"http://127\.0\.0\.1:\d+/".into()),
             limits: Limits {
                 max_source_attempts: 2,
                 retry_backoff: Duration::from_millis(200),

@@ -46,6 +46,8 @@ use kube::runtime::Controller;
 use kube::runtime::events::Reporter;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 
+use crate::analysis::allow::AllowList;
+use crate::analysis::endpoint::{DefaultEndpoint, EndpointConfig};
 use crate::analysis::prometheus::PrometheusSource;
 use crate::analysis::source::{MetricSource, SourceError};
 use crate::api::canary_analysis::CanaryAnalysis;
@@ -60,10 +62,11 @@ pub use bounds::Limits;
 /// Name of this controller in events, logs and metrics.
 pub const ANALYSIS_CONTROLLER_NAME: &str = "canaryanalysis";
 
-/// Builds the metric source for a Prometheus URL. Tests inject a
-/// `StaticSource` through it.
+/// Builds the metric source for an endpoint (URL, TLS, credentials,
+/// headers). Called only for endpoints the allow-list permits. Tests inject
+/// a `StaticSource` through it.
 pub type SourceFactory =
-    Arc<dyn Fn(&str) -> Result<Arc<dyn MetricSource>, SourceError> + Send + Sync>;
+    Arc<dyn Fn(&EndpointConfig) -> Result<Arc<dyn MetricSource>, SourceError> + Send + Sync>;
 
 /// The clock; tests may fix it.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -73,6 +76,16 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 pub struct AnalysisControllerConfig {
     /// Prometheus for analyses without `spec.prometheus` (`--prometheus-url`).
     pub default_prometheus_url: Option<String>,
+    /// TLS, credentials and headers of the default endpoint (its `url`
+    /// field is ignored: `default_prometheus_url` is the URL).
+    pub default_endpoint: DefaultEndpoint,
+    /// URL prefixes analyses may query (`--allowed-metric-endpoint`); the
+    /// default endpoint is always allowed. See `analysis::allow`.
+    pub allowed_endpoints: Vec<String>,
+    /// A regex the whole normalised URL may match instead (`--allowed-metric-endpoint-regex`).
+    pub allowed_endpoint_regex: Option<String>,
+    /// Requests in flight per endpoint (`--metric-endpoint-concurrency`).
+    pub endpoint_concurrency: usize,
     /// Watch one namespace only; all namespaces if `None`.
     pub namespace: Option<String>,
     /// Timeout of one Prometheus request.
@@ -90,10 +103,25 @@ pub struct AnalysisControllerConfig {
     pub concurrency: u16,
 }
 
+impl AnalysisControllerConfig {
+    /// The allow-list these settings describe (an invalid one is a startup error).
+    pub fn allow_list(&self) -> Result<AllowList, crate::analysis::allow::AllowListError> {
+        AllowList::new(
+            &self.allowed_endpoints,
+            self.allowed_endpoint_regex.as_deref(),
+            self.default_prometheus_url.as_deref(),
+        )
+    }
+}
+
 impl Default for AnalysisControllerConfig {
     fn default() -> Self {
         AnalysisControllerConfig {
             default_prometheus_url: None,
+            default_endpoint: DefaultEndpoint::default(),
+            allowed_endpoints: Vec::new(),
+            allowed_endpoint_regex: None,
+            endpoint_concurrency: crate::analysis::prometheus::DEFAULT_CONCURRENCY,
             namespace: None,
             query_timeout: Duration::from_secs(30),
             query_retries: 2,
@@ -118,6 +146,8 @@ pub struct AnalysisContext {
     pub client: Client,
     pub config: AnalysisControllerConfig,
     pub sources: SourceFactory,
+    /// Which endpoints analyses may query; checked before any request.
+    pub allow: AllowList,
     pub events: EventPublisher,
     pub metrics: Option<OperatorMetrics>,
     pub clock: Clock,
@@ -128,16 +158,31 @@ pub struct AnalysisContext {
     pub refusals: Mutex<HashMap<String, String>>,
 }
 
-/// A `SourceFactory` of `PrometheusSource`s, one per URL, reused across reconciles.
-pub fn prometheus_sources(timeout: Duration, retries: u32) -> SourceFactory {
-    let cache: Mutex<HashMap<String, Arc<dyn MetricSource>>> = Mutex::new(HashMap::new());
-    Arc::new(move |url: &str| {
+/// Sources kept at most; beyond, the cache starts over (rotated
+/// credentials make new keys, so it must not grow without bound).
+const MAX_CACHED_SOURCES: usize = 256;
+
+/// A `SourceFactory` of `PrometheusSource`s, one per endpoint configuration
+/// (URL *and* TLS, credentials, headers: two analyses with different
+/// Secrets for one URL get different clients), reused across reconciles.
+/// `concurrency` bounds the requests in flight per endpoint.
+pub fn prometheus_sources(timeout: Duration, retries: u32, concurrency: usize) -> SourceFactory {
+    let cache: Mutex<HashMap<EndpointConfig, Arc<dyn MetricSource>>> = Mutex::new(HashMap::new());
+    Arc::new(move |endpoint: &EndpointConfig| {
         let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(source) = cache.get(url) {
+        if let Some(source) = cache.get(endpoint) {
             return Ok(source.clone());
         }
-        let source: Arc<dyn MetricSource> = Arc::new(PrometheusSource::new(url, timeout, retries)?);
-        cache.insert(url.to_owned(), source.clone());
+        let source: Arc<dyn MetricSource> = Arc::new(PrometheusSource::for_endpoint(
+            endpoint,
+            timeout,
+            retries,
+            concurrency,
+        )?);
+        if cache.len() >= MAX_CACHED_SOURCES {
+            cache.clear();
+        }
+        cache.insert(endpoint.clone(), source.clone());
         Ok(source)
     })
 }
@@ -181,7 +226,18 @@ impl AnalysisController {
     /// The shared context (also used to call [`reconcile::reconcile`] directly).
     pub fn context(&self) -> Arc<AnalysisContext> {
         let sources = self.sources.clone().unwrap_or_else(|| {
-            prometheus_sources(self.config.query_timeout, self.config.query_retries)
+            prometheus_sources(
+                self.config.query_timeout,
+                self.config.query_retries,
+                self.config.endpoint_concurrency,
+            )
+        });
+        // The CLI checked the list at startup; a bad one here (a library
+        // caller) allows the default endpoint only.
+        let allow = self.config.allow_list().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "invalid metric endpoint allow-list; allowing the default endpoint only");
+            AllowList::new(&[], None, self.config.default_prometheus_url.as_deref())
+                .unwrap_or_default()
         });
         let reporter = Reporter {
             controller: format!("redblack-{ANALYSIS_CONTROLLER_NAME}"),
@@ -191,6 +247,7 @@ impl AnalysisController {
             client: self.client.clone(),
             config: self.config.clone(),
             sources,
+            allow,
             events: EventPublisher::new(self.client.clone(), reporter, "Analyze"),
             metrics: self.metrics.clone(),
             clock: self.clock.clone(),

@@ -12,7 +12,15 @@
 //!   status, which decides between "retry" and "give up".
 //! * Queries are sent as POST forms: rendered templates can be long, and
 //!   POST keeps them out of URL-length limits and access logs.
+//! * A hostile or broken endpoint cannot flood the operator or its status:
+//!   answers are read up to [`MAX_BODY`] (error answers up to
+//!   [`MAX_ERROR_BODY`]), and what reaches an error message is at most
+//!   [`MAX_MESSAGE`] characters of Prometheus' JSON `errorType`/`error` or
+//!   the HTTP status line — never the raw body.
+//! * At most `concurrency` requests are in flight per endpoint (a semaphore
+//!   per source; sources are cached per endpoint configuration).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -21,7 +29,15 @@ use prometheus_http_query::Client;
 use prometheus_http_query::response::{Data, PromqlResult};
 use serde::Deserialize;
 
+use super::endpoint::EndpointConfig;
 use super::source::{MetricSource, Sample, Samples, SourceError};
+
+/// The largest successful answer read (a range query of 10 000 points is ~0.5 MB).
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+/// The largest error answer read (only its JSON error fields are used).
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+/// The longest backend-provided text copied into an error (and so into status).
+pub const MAX_MESSAGE: usize = 256;
 
 /// How often and how patiently to retry transient failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +67,8 @@ pub struct PrometheusSource {
     url: String,
     timeout: Duration,
     retry: RetryPolicy,
+    /// Requests in flight to this endpoint.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for PrometheusSource {
@@ -93,22 +111,33 @@ impl From<SourceError> for Failure {
     }
 }
 
-/// How much of an unparseable body to quote in an error.
-const BODY_EXCERPT: usize = 300;
-
 impl PrometheusSource {
     /// `url` is the server's base URL (e.g. `http://prometheus:9090`);
     /// `timeout` bounds each attempt; `retries` is the number of retries of
     /// transient failures (backoff 200ms doubling up to 5s by default).
     pub fn new(url: &str, timeout: Duration, retries: u32) -> Result<Self, SourceError> {
+        Self::for_endpoint(
+            &EndpointConfig::plain(url),
+            timeout,
+            retries,
+            DEFAULT_CONCURRENCY,
+        )
+    }
+
+    /// A source for `endpoint` (TLS, credentials, headers) with at most
+    /// `concurrency` requests in flight.
+    pub fn for_endpoint(
+        endpoint: &EndpointConfig,
+        timeout: Duration,
+        retries: u32,
+        concurrency: usize,
+    ) -> Result<Self, SourceError> {
+        let url = endpoint.url.as_str();
         let invalid = |message: String| SourceError::InvalidUrl {
             url: url.to_owned(),
             message,
         };
-        let http = prometheus_http_query::reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| invalid(format!("cannot build HTTP client: {e}")))?;
+        let http = super::http_client::build(endpoint, timeout).map_err(|e| invalid(e.0))?;
         let client = Client::from(http, url).map_err(|e| invalid(e.to_string()))?;
         Ok(PrometheusSource {
             client,
@@ -119,6 +148,7 @@ impl PrometheusSource {
                 initial_backoff: Duration::from_millis(200),
                 max_backoff: Duration::from_secs(5),
             },
+            slots: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
         })
     }
 
@@ -193,7 +223,11 @@ impl PrometheusSource {
         let mut retry = 0;
         loop {
             tracing::debug!(url = %self.url, query, attempt = retry + 1, "querying Prometheus");
-            match attempt().await {
+            // The semaphore is never closed; a permit is held for one attempt.
+            let permit = self.slots.acquire().await.ok();
+            let outcome = attempt().await;
+            drop(permit);
+            match outcome {
                 Ok(samples) => return Ok(samples),
                 Err(failure) if failure.error.is_transient() && retry < self.retry.retries => {
                     let wait = failure.retry_after.map_or_else(
@@ -226,13 +260,27 @@ impl PrometheusSource {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = response.bytes().await.map_err(|e| {
-            if e.is_timeout() {
-                SourceError::Timeout(self.timeout)
-            } else {
-                self.unreachable(&e)
+        let success = (200..300).contains(&status);
+        let cap = if success { MAX_BODY } else { MAX_ERROR_BODY };
+        let reason = response
+            .status()
+            .canonical_reason()
+            .unwrap_or("unknown status")
+            .to_owned();
+        let body = match read_bounded(response, cap).await {
+            Ok(Some(body)) => body,
+            Ok(None) if success => {
+                return Err(Failure::from(SourceError::InvalidResponse {
+                    message: format!("the answer is larger than {} MiB", MAX_BODY >> 20),
+                }));
             }
-        })?;
+            // An error answer this large is not Prometheus': the status line says enough.
+            Ok(None) => Vec::new(),
+            Err(e) if e.is_timeout() => {
+                return Err(Failure::from(SourceError::Timeout(self.timeout)));
+            }
+            Err(e) => return Err(Failure::from(self.unreachable(&e))),
+        };
         let error = match serde_json::from_slice::<Envelope>(&body) {
             Ok(Envelope::Success { data }) if (200..300).contains(&status) => {
                 return one_series(data).map_err(Failure::from);
@@ -242,20 +290,31 @@ impl PrometheusSource {
                 message: "success body with an error status".to_owned(),
             },
             Ok(Envelope::Error { error_type, error }) => match error_type.as_str() {
-                "bad_data" => SourceError::InvalidQuery { message: error },
+                // VictoriaMetrics says "422" (with HTTP 422) where Prometheus
+                // says bad_data (HTTP 400): a query that cannot be parsed.
+                "bad_data" | "422" => SourceError::InvalidQuery {
+                    message: bounded(&error),
+                },
                 "timeout" => SourceError::Timeout(self.timeout),
                 _ => SourceError::Server {
                     status,
-                    message: format!("{error_type}: {error}"),
+                    message: bounded(&format!("{error_type}: {error}")),
                 },
             },
-            Err(parse) if (200..300).contains(&status) => SourceError::InvalidResponse {
-                message: format!("{parse}; body starts with {:?}", excerpt(&body)),
+            // serde's message may quote the body: only its category and position.
+            Err(parse) if success => SourceError::InvalidResponse {
+                message: format!(
+                    "not a Prometheus API answer ({:?} error at line {}, column {})",
+                    parse.classify(),
+                    parse.line(),
+                    parse.column()
+                ),
             },
-            // Proxies and load balancers answer errors in plain text or HTML.
+            // Proxies, load balancers and auth layers answer errors in plain
+            // text or HTML: the status line only.
             Err(_) => SourceError::Server {
                 status,
-                message: excerpt(&body),
+                message: reason,
             },
         };
         Err(Failure { error, retry_after })
@@ -273,12 +332,72 @@ impl PrometheusSource {
         Failure::from(error)
     }
 
-    fn unreachable(&self, error: &dyn std::error::Error) -> SourceError {
+    fn unreachable(&self, error: &(dyn std::error::Error + 'static)) -> SourceError {
+        if let Some(cause) = tls_failure(error) {
+            return SourceError::Tls {
+                url: self.url.clone(),
+                cause: bounded(&cause),
+            };
+        }
         SourceError::Unreachable {
             url: self.url.clone(),
-            cause: error_chain(error),
+            cause: bounded(&error_chain(error)),
         }
     }
+}
+
+/// Requests in flight per endpoint unless configured.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// The body, or `None` if it is longer than `cap` (reading stops there).
+async fn read_bounded(
+    mut response: prometheus_http_query::reqwest::Response,
+    cap: usize,
+) -> Result<Option<Vec<u8>>, prometheus_http_query::reqwest::Error> {
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// The certificate or handshake problem in `error`'s chain, if that is what
+/// failed: permanent (a retry meets the same certificate), unlike a refused
+/// connection.
+fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        // io::Error's source() skips the error it wraps (rustls' errors
+        // arrive wrapped in io::Errors, sometimes twice): look inside.
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && let Some(found) = tls_failure(inner)
+        {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// At most [`MAX_MESSAGE`] characters, marked when cut.
+pub fn bounded(text: &str) -> String {
+    if text.chars().count() <= MAX_MESSAGE {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(MAX_MESSAGE).collect();
+    cut.push('…');
+    cut
 }
 
 /// `error: cause: cause…`, because reqwest's top-level message alone
@@ -292,13 +411,6 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-fn excerpt(body: &[u8]) -> String {
-    String::from_utf8_lossy(body)
-        .chars()
-        .take(BODY_EXCERPT)
-        .collect()
 }
 
 /// Apply the one-series-per-scope rule (see `source.rs`).
@@ -348,7 +460,7 @@ fn multiple(count: usize, labels: &std::collections::HashMap<String, String>) ->
         .join(", ");
     SourceError::MultipleSeries {
         count,
-        example: format!("{{{example}}}"),
+        example: bounded(&format!("{{{example}}}")),
     }
 }
 

@@ -61,6 +61,10 @@ pub enum SourceError {
     /// No connection could be made (after the bounded retries).
     #[error("metric source {url} is unreachable: {cause}")]
     Unreachable { url: String, cause: String },
+    /// The TLS handshake failed: an unknown issuer, a name mismatch… Not
+    /// retried: the next attempt meets the same certificate.
+    #[error("metric source {url}: TLS failure: {cause}")]
+    Tls { url: String, cause: String },
     /// The request or the query evaluation timed out (after the bounded retries).
     #[error("metric query timed out after {0:?}")]
     Timeout(Duration),

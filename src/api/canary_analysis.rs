@@ -176,12 +176,41 @@ pub struct EarlyPass {
     pub margin: Option<f64>,
 }
 
-/// Where to query.
+/// Where to query, and how (docs/canary-analysis.md, "Metric endpoints").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!(has(self.basicAuth) && has(self.bearerTokenSecretRef))", "message": "set at most one of basicAuth and bearerTokenSecretRef"}
+]))]
 pub struct PrometheusRef {
-    /// Base URL, e.g. `http://prometheus.monitoring:9090`.
+    /// Base URL, e.g. `http://prometheus.monitoring:9090`. The operator
+    /// queries only URLs its allow-list permits.
     pub url: String,
+    /// TLS settings (CA, client certificate, server name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<super::endpoint::EndpointTls>,
+    /// Basic authentication; the password from a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<super::endpoint::BasicAuth>,
+    /// `Authorization: Bearer` token from a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_secret_ref: Option<super::endpoint::SecretKeyRef>,
+    /// Extra request headers (e.g. a tenant ID).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<super::endpoint::EndpointHeader>,
+}
+
+impl PrometheusRef {
+    /// A plain endpoint: the URL alone.
+    pub fn url(url: impl Into<String>) -> Self {
+        PrometheusRef {
+            url: url.into(),
+            tls: None,
+            basic_auth: None,
+            bearer_token_secret_ref: None,
+            headers: Vec::new(),
+        }
+    }
 }
 
 /// One side of the comparison: the values its query templates see.

@@ -7,6 +7,7 @@ use kube::CustomResourceExt;
 pub mod analysis_template;
 pub mod canary_analysis;
 pub mod conditions;
+pub mod endpoint;
 pub mod hash;
 pub mod k8s_names;
 pub mod rollout;

@@ -16,6 +16,7 @@ use futures::FutureExt;
 use tokio::net::TcpListener;
 
 use super::CliResult;
+use super::endpoint_args::EndpointArgs;
 use crate::analysis::controller::{AnalysisController, AnalysisControllerConfig};
 use crate::leader::{self, ElectionArgs, Leadership};
 use crate::rollout::controller::{RolloutController, Settings, http_routes_served};
@@ -48,6 +49,8 @@ pub struct ControllerArgs {
     /// Prometheus for CanaryAnalyses that do not name one in `spec.prometheus`.
     #[arg(long, env = "REDBLACK_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
     #[command(flatten)]
     pub election: ElectionArgs,
 }
@@ -83,6 +86,11 @@ pub struct ControllerConfig {
     pub resync: Duration,
     /// Prometheus for CanaryAnalyses without `spec.prometheus`.
     pub prometheus_url: Option<String>,
+    /// The metric endpoint settings: allow-list, the default endpoint's
+    /// TLS/auth, per-endpoint concurrency and timeout (flags in
+    /// [`EndpointArgs`]). Its `default_prometheus_url` and `namespace` are
+    /// overridden by the fields above.
+    pub analysis: AnalysisControllerConfig,
     /// Run the CanaryAnalysis controller too (tests that script verdicts turn it off).
     pub canary_analysis: bool,
     /// Run the controllers at once, or only while an election is won.
@@ -103,6 +111,7 @@ impl Default for ControllerConfig {
             readiness: Arc::new(Readiness::default()),
             resync: Settings::default().resync,
             prometheus_url: None,
+            analysis: AnalysisControllerConfig::default(),
             canary_analysis: true,
             leadership: Leadership::Unconditional,
             operator: crate::runtime::events::operator_reference(),
@@ -278,7 +287,7 @@ async fn run_controllers(
         AnalysisControllerConfig {
             default_prometheus_url: cfg.prometheus_url.clone(),
             namespace: cfg.namespace.clone(),
-            ..AnalysisControllerConfig::default()
+            ..cfg.analysis.clone()
         },
     )
     .with_metrics(cfg.metrics.clone());
@@ -325,6 +334,11 @@ impl Drop for AbortOnDrop {
 
 pub async fn run(args: ControllerArgs) -> CliResult {
     telemetry::init(args.log_format);
+    let mut analysis = AnalysisControllerConfig {
+        default_prometheus_url: args.prometheus_url.clone(),
+        ..AnalysisControllerConfig::default()
+    };
+    args.endpoints.apply(&mut analysis)?;
     let timing = args.election.timing().map_err(ControllerError::Election)?;
     let mut config = crate::runtime::client::config(args.kubeconfig.as_deref()).await?;
     // Every request names this process: the API server's audit log (and
@@ -339,6 +353,7 @@ pub async fn run(args: ControllerArgs) -> CliResult {
         metrics_addr: Some(args.metrics_addr),
         health_addr: Some(args.health_addr),
         prometheus_url: args.prometheus_url,
+        analysis,
         ..ControllerConfig::default()
     };
     let client = if args.election.leader_elect {

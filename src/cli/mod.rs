@@ -9,6 +9,7 @@ pub mod crd;
 pub mod demo_app;
 #[cfg(feature = "sandbox")]
 pub mod demo_load;
+pub mod endpoint_args;
 pub mod judge;
 pub mod report;
 pub mod rollouts;

@@ -18,6 +18,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use redblack::analysis::controller::{AnalysisController, AnalysisControllerConfig, SourceFactory};
+use redblack::analysis::endpoint::EndpointConfig;
 use redblack::analysis::source::{MetricSource, Sample, Samples, SourceError};
 use redblack::api::canary_analysis::{self, CanaryAnalysis, CanaryAnalysisPhase};
 use redblack::api::{CanaryPhase, Phase, ROLLOUT_LABEL, Rollout};
@@ -558,10 +559,13 @@ async fn generate_analysis_fixtures() {
     .await;
 
     let factory: SourceFactory =
-        Arc::new(|_url: &str| Ok(Arc::new(Synthetic) as Arc<dyn MetricSource>));
+        Arc::new(|_endpoint: &EndpointConfig| Ok(Arc::new(Synthetic) as Arc<dyn MetricSource>));
     let (stop, stopped) = oneshot::channel::<()>();
-    let controller = AnalysisController::new(client.clone(), AnalysisControllerConfig::default())
-        .with_sources(factory);
+    let config = AnalysisControllerConfig {
+        allowed_endpoints: vec!["http://127.0.0.1:9".into()],
+        ..AnalysisControllerConfig::default()
+    };
+    let controller = AnalysisController::new(client.clone(), config).with_sources(factory);
     let task = tokio::spawn(async move {
         controller
             .run(async move {

@@ -56,8 +56,12 @@ impl Method {
                 ])
                 .await
             }
+            // The base allows no metric endpoint (it sets no
+            // --prometheus-url): an overlay allows the test's Prometheus,
+            // as a user's overlay names theirs.
             Method::Kustomize => {
-                sb.kubectl(&["apply", "--server-side", "-k", "deploy/"])
+                let overlay = install_overlay(sb, prometheus_url);
+                sb.kubectl(&["apply", "--server-side", "-k", path(&overlay)])
                     .await
             }
         }
@@ -91,7 +95,7 @@ impl Method {
                          kind: Kustomization\n\
                          resources:\n  - {}\n\
                          images:\n  - name: redblack/redblack\n    newTag: \"{TAG}-upgraded\"\n",
-                        relative_to(&overlay, &root().join("deploy"))
+                        relative_to(&overlay, &sb.dir.path().join("install"))
                     ),
                 )
                 .expect("overlay");
@@ -141,6 +145,26 @@ impl Method {
         };
         objects(&yaml)
     }
+}
+
+/// The kustomize base plus `--allowed-metric-endpoint=<prometheus_url>`.
+fn install_overlay(sb: &Sandbox, prometheus_url: &str) -> std::path::PathBuf {
+    let overlay = sb.dir.path().join("install");
+    std::fs::create_dir_all(&overlay).expect("install overlay dir");
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\n\
+             kind: Kustomization\n\
+             resources:\n  - {}\n\
+             patches:\n  - target: {{kind: Deployment, name: redblack}}\n    patch: |-\n      \
+             - op: add\n        path: /spec/template/spec/containers/0/args/-\n        \
+             value: --allowed-metric-endpoint={prometheus_url}\n",
+            relative_to(&overlay, &root().join("deploy"))
+        ),
+    )
+    .expect("install overlay");
+    overlay
 }
 
 /// `to` as a path relative to `from` (kustomize takes no absolute bases):

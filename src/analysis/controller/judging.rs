@@ -52,14 +52,18 @@ enum IntervalError {
 /// instead of N.
 pub(super) async fn judge_intervals(
     ctx: &AnalysisContext,
+    namespace: &str,
     spec: &ResolvedSpec,
     progress: &mut Progress,
     intervals: &[u32],
 ) -> Option<DateTime<Utc>> {
-    let source = match (ctx.sources)(&spec.prometheus_url) {
-        Ok(source) => source,
-        Err(error) => {
-            progress.fail_with_error("InvalidSpec", format!("spec.prometheus.url: {error}"));
+    let source = match open_source(ctx, namespace, spec).await {
+        Ok((source, insecure)) => {
+            progress.set_insecure_endpoint(insecure);
+            source
+        }
+        Err((reason, message)) => {
+            progress.fail_with_error(reason, message);
             return None;
         }
     };
@@ -128,6 +132,7 @@ pub(super) async fn judge_intervals(
 /// Error) as in the fixed mode.
 pub(super) async fn look(
     ctx: &AnalysisContext,
+    namespace: &str,
     spec: &ResolvedSpec,
     progress: &mut Progress,
     at: DateTime<Utc>,
@@ -136,8 +141,8 @@ pub(super) async fn look(
         .schedule
         .next_wake(progress.status.completed_intervals, progress.now);
     let next = super::plan::next_look(spec, at, boundary);
-    let source = match (ctx.sources)(&spec.prometheus_url) {
-        Ok(source) => source,
+    let source = match open_source(ctx, namespace, spec).await {
+        Ok((source, _)) => source,
         Err(_) => return boundary,
     };
     let window = Window {
@@ -173,6 +178,35 @@ pub(super) async fn look(
             next
         }
     }
+}
+
+/// The source of `spec`'s endpoint, and whether it skips TLS verification —
+/// or why it may not or cannot be queried (reason, message): the allow-list
+/// is checked first, so a refused endpoint gets no request at all (nor are
+/// its Secrets read).
+async fn open_source(
+    ctx: &AnalysisContext,
+    namespace: &str,
+    spec: &ResolvedSpec,
+) -> Result<(std::sync::Arc<dyn MetricSource>, bool), (&'static str, String)> {
+    if let Err(refusal) = ctx.allow.check(&spec.prometheus_url) {
+        tracing::warn!(url = %spec.prometheus_url, %refusal, "metric endpoint refused");
+        return Err((refusal.reason(), format!("spec.prometheus.url: {refusal}")));
+    }
+    let endpoint = match &spec.endpoint {
+        Some(settings) => {
+            crate::analysis::endpoint::resolve(&ctx.client, namespace, settings).await
+        }
+        None => {
+            let mut default = ctx.config.default_endpoint.clone();
+            default.url = spec.prometheus_url.clone();
+            default.load()
+        }
+    }
+    .map_err(|e| ("EndpointSettings", e.to_string()))?;
+    let source =
+        (ctx.sources)(&endpoint).map_err(|e| ("InvalidSpec", format!("spec.prometheus: {e}")))?;
+    Ok((source, endpoint.tls.insecure_skip_verify))
 }
 
 async fn fetch_all(

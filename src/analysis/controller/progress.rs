@@ -32,6 +32,9 @@ pub enum IntervalOutcome {
     NoTraffic,
 }
 
+/// The warning condition of an analysis whose endpoint skips TLS verification.
+pub const INSECURE_ENDPOINT: &str = "InsecureEndpoint";
+
 /// The status being built, and the Events that go with it (published after
 /// the status write).
 #[derive(Debug, Clone, PartialEq)]
@@ -383,6 +386,11 @@ impl Progress {
         ];
         let previous = std::mem::take(&mut self.status.conditions);
         let generation = self.status.observed_generation;
+        let kept: Vec<Condition> = previous
+            .iter()
+            .filter(|c| c.type_ == INSECURE_ENDPOINT)
+            .cloned()
+            .collect();
         self.status.conditions = wanted
             .iter()
             .map(|(type_, ok, reason)| {
@@ -402,5 +410,35 @@ impl Progress {
                 }
             })
             .collect();
+        self.status.conditions.extend(kept);
+    }
+
+    /// The `InsecureEndpoint` warning condition: present (True) while the
+    /// analysis' endpoint skips TLS verification, absent otherwise.
+    pub fn set_insecure_endpoint(&mut self, insecure: bool) {
+        let present = self
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == INSECURE_ENDPOINT);
+        if insecure == present {
+            return;
+        }
+        if !insecure {
+            self.status
+                .conditions
+                .retain(|c| c.type_ != INSECURE_ENDPOINT);
+            return;
+        }
+        let message = "spec.prometheus.tls.insecureSkipVerify is set: the metric endpoint's certificate is not verified, so anyone on the path can forge its answers".to_owned();
+        self.event(true, "InsecureEndpoint", message.clone());
+        self.status.conditions.push(Condition {
+            type_: INSECURE_ENDPOINT.to_owned(),
+            status: "True".to_owned(),
+            reason: "InsecureSkipVerify".to_owned(),
+            message,
+            observed_generation: self.status.observed_generation,
+            last_transition_time: to_time(self.now),
+        });
     }
 }

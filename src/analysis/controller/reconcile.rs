@@ -149,7 +149,7 @@ async fn reconcile_inner(
             intervals,
         } => {
             tracing::info!(?intervals, "judging");
-            let wake = judge_intervals(ctx, &spec, &mut progress, &intervals).await;
+            let wake = judge_intervals(ctx, &namespace, &spec, &mut progress, &intervals).await;
             (progress, wake)
         }
         AnalysisPlan::Look {
@@ -158,7 +158,7 @@ async fn reconcile_inner(
             at,
         } => {
             tracing::debug!(%at, "sequential look");
-            let wake = look(ctx, &spec, &mut progress, at).await;
+            let wake = look(ctx, &namespace, &spec, &mut progress, at).await;
             (progress, wake)
         }
     };

@@ -54,6 +54,8 @@ pub enum MetricQueries {
 #[derive(Debug, Clone)]
 pub struct ResolvedSpec {
     pub prometheus_url: String,
+    /// `spec.prometheus` (TLS, auth, headers); `None`: the operator's default endpoint.
+    pub endpoint: Option<crate::api::canary_analysis::PrometheusRef>,
     pub schedule: Schedule,
     pub step: Duration,
     pub control: Scope,
@@ -379,6 +381,7 @@ pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<Resolve
     match schedule {
         Some(schedule) if issues.is_empty() => Ok(ResolvedSpec {
             prometheus_url,
+            endpoint: spec.prometheus.clone(),
             schedule,
             step,
             control,

@@ -615,3 +615,48 @@ fn an_eligible_look_after_min_duration_passes_early() {
         progress.events
     );
 }
+
+/// `insecureSkipVerify`: the warning condition appears once (with a Warning
+/// Event), survives the phase's own conditions being recomputed, and goes
+/// when the endpoint verifies again.
+#[test]
+fn the_insecure_endpoint_condition_comes_and_goes() {
+    use super::progress::INSECURE_ENDPOINT;
+    let insecure = |p: &Progress| {
+        p.status
+            .conditions
+            .iter()
+            .filter(|c| c.type_ == INSECURE_ENDPOINT)
+            .count()
+    };
+    let mut p = Progress::new(CanaryAnalysisStatus::default(), at(0), Limits::default());
+    p.set_insecure_endpoint(true);
+    p.set_insecure_endpoint(true);
+    assert_eq!(insecure(&p), 1);
+    assert_eq!(
+        p.events
+            .iter()
+            .filter(|e| e.reason == "InsecureEndpoint")
+            .count(),
+        1
+    );
+    p.fail_with_error("QueryFailed", "boom".into());
+    assert_eq!(insecure(&p), 1, "kept by finalize");
+    p.set_insecure_endpoint(false);
+    assert_eq!(insecure(&p), 0);
+}
+
+/// The source cache keys on the whole endpoint configuration: another
+/// credential for the same URL is another client; the same one is reused.
+#[test]
+fn sources_are_cached_per_whole_endpoint_config() {
+    use crate::analysis::endpoint::{Auth, EndpointConfig, SecretValue};
+    let factory = super::prometheus_sources(std::time::Duration::from_secs(1), 0, 2);
+    let plain = EndpointConfig::plain("http://127.0.0.1:9");
+    let mut token = plain.clone();
+    token.auth = Auth::Bearer(SecretValue(b"t0ken".to_vec()));
+    let address = |c: &EndpointConfig| std::sync::Arc::as_ptr(&factory(c).unwrap()) as *const ();
+    assert_eq!(address(&plain), address(&plain));
+    assert_eq!(address(&token), address(&token));
+    assert_ne!(address(&plain), address(&token));
+}

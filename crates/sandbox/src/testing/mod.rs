@@ -5,3 +5,4 @@
 
 pub mod openmetrics;
 pub mod prometheus;
+pub mod victoria_metrics;

@@ -34,7 +34,9 @@ pub enum HarnessError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{binary} not found: install the Debian package `prometheus` (or set {variable})")]
+    #[error(
+        "{binary} not found: install its Debian package, e.g. `prometheus` or `victoria-metrics` (or set {variable})"
+    )]
     MissingBinary {
         binary: String,
         variable: &'static str,
@@ -76,6 +78,11 @@ pub struct PrometheusOptions {
     pub lookback_delta: Option<Duration>,
     /// Bound on the wait for `/-/ready`.
     pub ready_timeout: Duration,
+    /// `--web.config.file` contents (TLS, basic auth). With it the URL is
+    /// `https://` when `tls_server_config` is in it, and readiness is only
+    /// "the port answers HTTP" (a plain request to a TLS port gets a 400):
+    /// the caller, which holds the credentials, waits for real readiness.
+    pub web_config: Option<String>,
 }
 
 impl Default for PrometheusOptions {
@@ -88,6 +95,7 @@ impl Default for PrometheusOptions {
             lookback_delta: None,
             // Generous: the machine is shared with parallel compiles.
             ready_timeout: Duration::from_secs(30),
+            web_config: None,
         }
     }
 }
@@ -104,6 +112,8 @@ pub fn prometheus_binary() -> PathBuf {
 pub struct PrometheusProcess {
     child: Child,
     port: u16,
+    /// Ready when the port answers any HTTP status (a web config is in use).
+    any_answer: bool,
     url: String,
     data_dir: PathBuf,
     log: PathBuf,
@@ -174,16 +184,27 @@ impl PrometheusProcess {
             // A file, not a pipe: nobody drains a pipe, and a full pipe
             // would block Prometheus's logging.
             .stderr(log_file);
+        if let Some(web) = &options.web_config {
+            let path = work.path().join("web.yml");
+            std::fs::write(&path, web).map_err(HarnessError::io("write web.yml"))?;
+            command.arg(format!("--web.config.file={}", path.display()));
+        }
         if let Some(lookback) = options.lookback_delta {
             command.arg(format!("--query.lookback-delta={}ms", lookback.as_millis()));
         }
         let child = command
             .spawn()
             .map_err(HarnessError::io("start prometheus"))?;
+        let tls = options
+            .web_config
+            .as_deref()
+            .is_some_and(|w| w.contains("tls_server_config"));
+        let scheme = if tls { "https" } else { "http" };
         let mut process = PrometheusProcess {
             child,
             port,
-            url: format!("http://127.0.0.1:{port}"),
+            any_answer: options.web_config.is_some(),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             data_dir,
             log,
             work,
@@ -202,7 +223,7 @@ impl PrometheusProcess {
                     stderr_tail: self.log_tail(20),
                 });
             }
-            if probe_ready(self.port) {
+            if probe_ready(self.port, self.any_answer) {
                 return Ok(());
             }
             if started.elapsed() > timeout {
@@ -273,7 +294,7 @@ fn config_text(options: &PrometheusOptions) -> String {
     )
 }
 
-fn free_port() -> Result<u16, HarnessError> {
+pub(crate) fn free_port() -> Result<u16, HarnessError> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(HarnessError::io("find a free port"))?;
     listener
@@ -282,14 +303,19 @@ fn free_port() -> Result<u16, HarnessError> {
         .map_err(HarnessError::io("find a free port"))
 }
 
-/// `GET /-/ready` over plain TCP; true on HTTP 200.
-fn probe_ready(port: u16) -> bool {
+/// `GET /-/ready` over plain TCP; true on HTTP 200 (or any status, with `any_answer`).
+fn probe_ready(port: u16, any_answer: bool) -> bool {
+    probe_path(port, "/-/ready", any_answer)
+}
+
+/// `GET path` over plain TCP; true on HTTP 200 (or any status, with `any_answer`).
+pub(crate) fn probe_path(port: u16, path: &str, any_answer: bool) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let request = format!("GET /-/ready HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
         return false;
     }
@@ -302,7 +328,7 @@ fn probe_ready(port: u16) -> bool {
         }
     }
     let head = String::from_utf8_lossy(&head[..read]);
-    head.starts_with("HTTP/1.") && head.get(9..12) == Some("200")
+    head.starts_with("HTTP/1.") && (any_answer || head.get(9..12) == Some("200"))
 }
 
 /// One scrape job reading its targets from `targets_file` (JSON, written
@@ -354,7 +380,7 @@ mod tests {
         let pid = std::sync::Mutex::new(None);
         let outcome = std::panic::catch_unwind(|| {
             let prometheus = PrometheusProcess::start(None, None).unwrap();
-            assert!(probe_ready(prometheus.port()));
+            assert!(probe_ready(prometheus.port(), false));
             *pid.lock().unwrap() = Some(prometheus.pid());
             panic!("test failure while Prometheus runs");
         });
