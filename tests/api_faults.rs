@@ -33,7 +33,10 @@ use redblack::cli::controller::ControllerConfig;
 use redblack_sandbox::store::{EventType, Store};
 use redblack_sandbox::{FaultAction, FaultConfig, FaultRule, SandboxConfig};
 use serde_json::{Value, json};
-use support::{Env, NS, Running, eventually_within, hash_of, rollout_json, service, set};
+use support::{
+    Env, NS, Running, eventually_within, hash_of, rollout_json, service, set,
+    wait_rollout_explained,
+};
 
 /// Bound on one step of one Rollout under faults (generous: shared machine).
 const STEP_WAIT: Duration = Duration::from_secs(240);
@@ -156,27 +159,15 @@ impl World<'_> {
     /// timeout the panic shows what the operator last wrote (the Rollout's
     /// generation and status, its analyses), so a red run says where it stopped.
     async fn wait(&self, name: &str, what: &str, done: impl Fn(&Rollout) -> bool) -> Rollout {
-        let deadline = tokio::time::Instant::now() + STEP_WAIT;
-        let mut last = None;
-        loop {
-            if let Ok(r) = self.env.rollouts().get(name).await {
-                let current = r
-                    .status
-                    .as_ref()
-                    .is_some_and(|s| s.observed_generation == r.metadata.generation);
-                if current && done(&r) {
-                    return r;
-                }
-                last = Some(r);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                panic!(
-                    "timed out after {STEP_WAIT:?} waiting until {name}: {what}\n{}",
-                    self.explain(name, last).await
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_rollout_explained(
+            &self.env.rollouts(),
+            name,
+            STEP_WAIT,
+            &format!("{name}: {what}"),
+            done,
+            |last| self.explain(name, last),
+        )
+        .await
     }
 
     /// The Rollout's last generation and status and its analyses' phases,

@@ -30,7 +30,9 @@ use redblack_sandbox::prometheus_sd;
 use redblack_sandbox::testing::prometheus::{PrometheusOptions, PrometheusProcess};
 use redblack_sandbox::testing::victoria_metrics::{VictoriaMetricsOptions, VictoriaMetricsProcess};
 use serde_json::{Value, json};
-use support::{Env, NS, Running, eventually, eventually_within, hash_of, web};
+use support::{
+    Env, NS, Running, eventually, eventually_within, hash_of, wait_rollout_explained, web,
+};
 use tokio::task::JoinHandle;
 
 const APP: &str = "web";
@@ -180,34 +182,26 @@ impl Live {
     /// timeout the panic shows the Rollout's last status and every analysis
     /// report, so a failure in CI says what the canary did instead.
     async fn wait_rollout(&self, what: &str, done: impl Fn(&Rollout) -> bool) -> Rollout {
-        let deadline = tokio::time::Instant::now() + ANALYSIS_WAIT;
-        let mut last = None;
-        loop {
-            if let Ok(r) = self.env.rollouts().get(APP).await {
-                let current = r
-                    .status
-                    .as_ref()
-                    .is_some_and(|s| s.observed_generation == r.metadata.generation);
-                if current && done(&r) {
-                    return r;
-                }
-                last = Some(r);
-            }
-            if tokio::time::Instant::now() >= deadline {
+        wait_rollout_explained(
+            &self.env.rollouts(),
+            APP,
+            ANALYSIS_WAIT,
+            what,
+            done,
+            |last| async move {
                 let status = last
                     .and_then(|r| r.status)
                     .map(|s| serde_json::to_string_pretty(&s).unwrap_or_default())
                     .unwrap_or_else(|| "no Rollout read".into());
                 let reports: Vec<String> =
                     self.analyses().await.iter().map(render_analysis).collect();
-                panic!(
-                    "timed out waiting until {what}; the Rollout's last status:\n{status}\n\
-                     its analyses:\n{}",
+                format!(
+                    "the Rollout's last status:\n{status}\nits analyses:\n{}",
                     reports.join("\n")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                )
+            },
+        )
+        .await
     }
 
     async fn analysis(&self, name: &str) -> CanaryAnalysis {

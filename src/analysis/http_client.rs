@@ -106,11 +106,17 @@ fn tls_config(endpoint: &EndpointConfig) -> Result<rustls::ClientConfig, ClientE
         .with_safe_default_protocol_versions()
         .map_err(|e| ClientError(format!("tls: {e}")))?;
     let verifier: Arc<dyn ServerCertVerifier> = if tls.insecure_skip_verify {
-        Arc::new(NoVerification(provider.clone()))
+        Arc::new(FixedCertVerdict {
+            provider: provider.clone(),
+            accept: true,
+        })
     } else if roots.is_empty() {
         // An https endpoint without any root (no CA given, none on the
         // system): every handshake fails, with rustls' own message.
-        Arc::new(NoRoots(provider.clone()))
+        Arc::new(FixedCertVerdict {
+            provider: provider.clone(),
+            accept: false,
+        })
     } else {
         let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
             Arc::new(roots),
@@ -194,61 +200,17 @@ impl ServerCertVerifier for Renamed {
     }
 }
 
-/// `insecureSkipVerify`: any certificate is accepted (the handshake's
-/// signatures are still checked, so the peer holds the key it presents).
+/// A fixed answer on the server certificate: `accept` for
+/// `insecureSkipVerify` (any certificate), refuse for a configuration with no
+/// trust anchor at all. The handshake's signatures are still checked, so the
+/// peer holds the key it presents.
 #[derive(Debug)]
-struct NoVerification(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct FixedCertVerdict {
+    provider: Arc<CryptoProvider>,
+    accept: bool,
 }
 
-/// No trust anchor at all: every server certificate is refused.
-#[derive(Debug)]
-struct NoRoots(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoRoots {
+impl ServerCertVerifier for FixedCertVerdict {
     fn verify_server_cert(
         &self,
         _end_entity: &CertificateDer<'_>,
@@ -257,9 +219,13 @@ impl ServerCertVerifier for NoRoots {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Err(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::UnknownIssuer,
-        ))
+        if self.accept {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ))
+        }
     }
 
     fn verify_tls12_signature(
@@ -272,7 +238,7 @@ impl ServerCertVerifier for NoRoots {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -286,11 +252,13 @@ impl ServerCertVerifier for NoRoots {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

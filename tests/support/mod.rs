@@ -355,6 +355,45 @@ where
     }
 }
 
+/// Polls the Rollout `name` until its current generation (status observed
+/// it) satisfies `done`, for at most `timeout`. On a timeout the panic says
+/// `what` and what `explain` makes of the last Rollout read (its status,
+/// its analyses…), so a red run in CI says where the rollout stopped.
+pub async fn wait_rollout_explained<Ex, ExFut>(
+    rollouts: &Api<Rollout>,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&Rollout) -> bool,
+    explain: Ex,
+) -> Rollout
+where
+    Ex: FnOnce(Option<Rollout>) -> ExFut,
+    ExFut: Future<Output = String>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = None;
+    loop {
+        if let Ok(r) = rollouts.get(name).await {
+            let current = r
+                .status
+                .as_ref()
+                .is_some_and(|s| s.observed_generation == r.metadata.generation);
+            if current && done(&r) {
+                return r;
+            }
+            last = Some(r);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "timed out after {timeout:?} waiting until {what}\n{}",
+                explain(last).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A Rollout of `image` with `replicas` pods, selecting `app=<name>`, switching
 /// the Service `<name>`. Adjust with [`set`].
 pub fn rollout_json(name: &str, image: &str, replicas: i32) -> Value {
