@@ -98,6 +98,8 @@ struct Window {
     step: Option<u64>,
     control_shift: Option<u64>,
     experiment_shift: Option<u64>,
+    /// `earlyPass.minDuration` (at most the window; written with `mode: sequential`).
+    early_pass_min: Option<u64>,
 }
 
 fn window() -> impl Strategy<Value = Window> {
@@ -115,16 +117,28 @@ fn window() -> impl Strategy<Value = Window> {
                 proptest::option::of(least_step..least_step + 600_000),
                 proptest::option::of(0u64..86_400_000),
                 proptest::option::of(0u64..86_400_000),
+                proptest::option::of(0..=lifetime),
             )
         })
         .prop_map(
-            |(lifetime, warmup, interval, step, control_shift, experiment_shift)| Window {
+            |(
                 lifetime,
                 warmup,
                 interval,
                 step,
                 control_shift,
                 experiment_shift,
+                early_pass_min,
+            )| {
+                Window {
+                    lifetime,
+                    warmup,
+                    interval,
+                    step,
+                    control_shift,
+                    experiment_shift,
+                    early_pass_min,
+                }
             },
         )
 }
@@ -165,6 +179,7 @@ fn case() -> impl Strategy<Value = Case> {
             w.step,
             w.control_shift,
             w.experiment_shift,
+            w.early_pass_min,
         ];
         let written: Vec<_> = millis
             .iter()
@@ -216,6 +231,10 @@ fn body(case: &Case) -> Value {
                 .or_insert_with(|| json!({}));
         }
         object[*last] = value;
+    }
+    // Early pass is for the sequential mode only.
+    if body.get("earlyPass").is_some() {
+        body["mode"] = json!("sequential");
     }
     body
 }
@@ -339,6 +358,7 @@ fn check(flow: Flow, case: &Case) -> Result<(), TestCaseError> {
         Flow::Canary => w.control_shift.unwrap_or(0),
     };
     prop_assert_eq!(resolved.control_shift, ms(control_shift));
+    prop_assert_eq!(resolved.early_pass_after, w.early_pass_min.map(ms));
     Ok(())
 }
 
