@@ -399,7 +399,12 @@ async fn retrospective_verdicts() {
     assert!(message(&errs).contains("ended early"), "{}", message(&errs));
     let e = s.metrics.iter().find(|m| m.name == "errors").unwrap();
     assert_eq!(e.classification, Classification::High);
-    assert_eq!(e.decided_by, DecidedBy::RateTest);
+    // 120 steps and no `mode`: the default on such a window is sequential.
+    assert_eq!(
+        s.judgement.as_ref().and_then(|j| j.mode),
+        Some(redblack_judge::JudgeMode::Sequential)
+    );
+    assert_eq!(e.decided_by, DecidedBy::Sequential, "{}", e.reason);
 
     let slow = wait_terminal(&api, "slow").await;
     assert_eq!(
@@ -571,7 +576,7 @@ async fn bad_input_is_an_error_naming_the_field() {
         ),
         (
             "earlyfixed",
-            w(json!({"earlyPass": {"minDuration": "1m"}})),
+            w(json!({"mode": "fixed", "earlyPass": {"minDuration": "1m"}})),
             "earlyPass needs mode: sequential",
         ),
         (

@@ -253,7 +253,14 @@ async fn verdicts_from_real_prometheus_and_the_report() {
     let cases = [
         ("good", "api-good-7d9f8c6b5", url.as_str(), json!({})),
         ("errs", "api-errs-7d9f8c6b5", url.as_str(), json!({})),
-        ("tail", "api-tail-7d9f8c6b5", url.as_str(), json!({})),
+        // Fixed mode: pins Kayenta's tests plus the tail check on real data
+        // (the default on this 120-step window is sequential, `errs` above).
+        (
+            "tail",
+            "api-tail-7d9f8c6b5",
+            url.as_str(),
+            json!({"mode": "fixed"}),
+        ),
         ("idle", "api-idle-7d9f8c6b5", url.as_str(), json!({})),
         // Prometheus rejects the query (HTTP 400): its own message is shown.
         (
@@ -307,7 +314,12 @@ async fn verdicts_from_real_prometheus_and_the_report() {
     assert_eq!(s.completed_intervals, 1, "ends early: {message}");
     let e = s.metrics.iter().find(|m| m.name == "errors").unwrap();
     assert_eq!(e.classification, Classification::High, "{e:?}");
-    assert_eq!(e.decided_by, DecidedBy::RateTest);
+    // 120 steps and no `mode`: the default on such a window is sequential.
+    assert_eq!(
+        s.judgement.as_ref().and_then(|j| j.mode),
+        Some(redblack_judge::JudgeMode::Sequential)
+    );
+    assert_eq!(e.decided_by, DecidedBy::Sequential, "{}", e.reason);
     let rate = e.rate.as_ref().unwrap();
     assert!(
         (rate.canary_rate - 0.10).abs() < 0.01 && (rate.baseline_rate - 0.01).abs() < 0.005,

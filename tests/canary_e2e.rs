@@ -344,21 +344,29 @@ async fn wait_analysing(live: &Live, hash: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_healthy_canary_is_promoted_and_an_erroring_one_is_reverted() {
-    healthy_promoted_then_erroring_reverted(Backend::Prometheus).await;
+    // 24 steps and no `mode`: the fixed mode (Kayenta's tests).
+    healthy_promoted_then_erroring_reverted(Backend::Prometheus, canary("8s", "24s")).await;
 }
 
-/// The same with VictoriaMetrics scraping the pods instead of Prometheus.
+/// The same with VictoriaMetrics scraping the pods instead of Prometheus, and
+/// judged in `mode: sequential` (e-processes at every step, the final look).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn with_victoria_metrics_a_healthy_canary_is_promoted_and_an_erroring_one_is_reverted() {
-    healthy_promoted_then_erroring_reverted(Backend::VictoriaMetrics).await;
+async fn with_victoria_metrics_in_sequential_mode_a_healthy_canary_is_promoted_and_an_erroring_one_is_reverted()
+ {
+    // 0.995 as the other sequential e2e tests: a healthy canary is falsely
+    // failed with probability ≤ 0.5% (and the healthy demo answers no
+    // errors; its p99 may move within the allowed 1.5×).
+    let strategy = sequential_canary("8s", "24s", 0.995);
+    healthy_promoted_then_erroring_reverted(Backend::VictoriaMetrics, strategy).await;
 }
 
-async fn healthy_promoted_then_erroring_reverted(backend: Backend) {
-    let (mut live, h1) = live_on_v1_with(backend, canary("8s", "24s")).await;
+async fn healthy_promoted_then_erroring_reverted(backend: Backend, strategy: Value) {
+    let sequential = strategy["canary"]["analysis"]["inline"]["mode"] == "sequential";
+    let (mut live, h1) = live_on_v1_with(backend, strategy.clone()).await;
     live.start_load().await;
 
     // (a) v2, as healthy as v1: judged, promoted, switched in one write.
-    let h2 = live.apply(web("v2", &[], canary("8s", "24s"))).await;
+    let h2 = live.apply(web("v2", &[], strategy.clone())).await;
     let name = wait_analysing(&live, &h2).await;
     let during = live.rollout().await;
     let share = status(&during).canary.map_or(0, |c| c.traffic_percent);
@@ -417,11 +425,7 @@ async fn healthy_promoted_then_erroring_reverted(backend: Backend) {
 
     // (b) v3 answers 10% of requests with 500: reverted on the error rate.
     let h3 = live
-        .apply(web(
-            "v3",
-            &[("DEMO_ERROR_RATE", "0.1")],
-            canary("8s", "24s"),
-        ))
+        .apply(web("v3", &[("DEMO_ERROR_RATE", "0.1")], strategy))
         .await;
     let name = wait_analysing(&live, &h3).await;
     let r = live
@@ -459,7 +463,12 @@ async fn healthy_promoted_then_erroring_reverted(backend: Backend) {
     );
     let errors = metric(&failed, "error-rate");
     assert_eq!(errors.classification, Classification::High, "{report}");
-    assert_eq!(errors.decided_by, DecidedBy::RateTest, "{report}");
+    let by = if sequential {
+        DecidedBy::Sequential
+    } else {
+        DecidedBy::RateTest
+    };
+    assert_eq!(errors.decided_by, by, "{report}");
     assert!(report.contains("error-rate"), "{report}");
     live.env.wait_event_reasons(&r, &["CanaryFailed"]).await;
     live.shutdown().await;
@@ -639,15 +648,24 @@ async fn a_slow_tail_alone_is_caught_and_reverted() {
     eprintln!("{report}");
     let latency = metric(&failed, "latency-p99");
     assert_eq!(latency.classification, Classification::High, "{report}");
-    // Which test decides depends on how many points carry a slow p99: when
-    // most do, the whole distribution of p99 points shifts and Mann-Whitney
-    // sees it first; when fewer do, the tail check. Both are right; that the
-    // tail check alone catches a slow tail the location test misses is pinned
-    // deterministically in crates/judge/tests/judge_scenarios.rs.
+    // 240 steps: judged in sequential mode (the default on a window of 50
+    // steps or more), so the e-process decides as soon as it crosses — or,
+    // had it not by the end, the final look's fixed tests: Mann-Whitney when
+    // most points carry a slow p99, the tail check when fewer do. That the
+    // tail check alone catches a slow tail the location test misses is
+    // pinned deterministically in crates/judge/tests/judge_scenarios.rs.
+    assert_eq!(
+        failed
+            .status
+            .as_ref()
+            .and_then(|s| s.judgement.as_ref()?.mode),
+        Some(redblack_judge::JudgeMode::Sequential),
+        "{report}"
+    );
     assert!(
         matches!(
             latency.decided_by,
-            DecidedBy::TailCheck | DecidedBy::MannWhitney
+            DecidedBy::Sequential | DecidedBy::TailCheck | DecidedBy::MannWhitney
         ),
         "{report}"
     );

@@ -52,7 +52,7 @@ fn table_output_shows_score_and_hot_metrics_first() {
     assert!(out.starts_with("Canary Score: 66.67% MARGINAL"), "{out}");
     // The tolerance decides which shifts fail: the header says which was used.
     assert!(
-        out.contains("(confidence 0.98, tolerance 0.25, marginal 50, pass 90)"),
+        out.contains("(confidence 0.98, mode fixed, tolerance 0.25, marginal 50, pass 90)"),
         "{out}"
     );
     let lines: Vec<&str> = out.lines().collect();

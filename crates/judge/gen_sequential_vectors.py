@@ -38,8 +38,9 @@ split evenly over the quantiles (all of it on signed rank without quantiles);
 evenly over the stakes within each. A step where a side has no value is no
 bet (the e-value carries over).
 
-Whole judge: alpha = (1 - confidence) / T, T = one-sided tests of the config
-(1 per metric, 2 for `either`); threshold 1/alpha; a direction crosses at the
+Whole judge (interim looks): alpha = 0.75 * (1 - confidence) / T, T = one-sided
+tests of the config (1 per metric, 2 for `either`; the e-processes' share 0.75,
+the rest is the final look's); threshold 1/alpha; a direction crosses at the
 first step whose e-value is >= 1/alpha; the metric's path is the larger ln
 e-value of its directions at each step, steps being the positions of the
 samples (a gap is a step without a bet).
@@ -357,9 +358,13 @@ def metric_paths(metric, samples):
     return out
 
 
+SEQUENTIAL_SHARE = 0.75
+
+
 def expected_judgement(config, samples):
     tests = sum(2 if m.get("direction", "either") == "either" else 1 for m in config["metrics"])
-    alpha = (1.0 - config["confidence"]) / tests
+    # The e-processes' share of alpha; the final look (not vectored here) has the rest.
+    alpha = SEQUENTIAL_SHARE * (1.0 - config["confidence"]) / tests
     log_threshold = math.log(1.0 / alpha)
     by_name = {s["name"]: s for s in samples}
     out = []

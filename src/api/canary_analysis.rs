@@ -83,7 +83,7 @@ pub const DURATION_FIELDS: [(&[&str], Duration); 7] = [
     {"rule": "has(self.endTime) != has(self.lifetime)", "message": "set exactly one of endTime and lifetime"},
     {"rule": "!has(self.scoreThresholds) || !has(self.scoreThresholds.marginal) || !has(self.scoreThresholds.pass) || self.scoreThresholds.marginal <= self.scoreThresholds.pass",
      "message": "scoreThresholds.marginal must not exceed scoreThresholds.pass"},
-    {"rule": "!has(self.earlyPass) || (has(self.mode) && self.mode == 'sequential')",
+    {"rule": "!has(self.earlyPass) || !has(self.mode) || self.mode == 'sequential'",
      "message": "earlyPass needs mode: sequential"}
 ]))]
 pub struct CanaryAnalysisSpec {
@@ -131,12 +131,15 @@ pub struct CanaryAnalysisSpec {
     /// Confidence of every statistical test, in (0, 1). Default 0.98.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
-    /// How the evidence is judged. `fixed` (default): Kayenta's tests at
-    /// every interval boundary, each at `confidence` (every extra look is
-    /// another chance of a false failure). `sequential`: anytime-valid tests
-    /// evaluated at every step; the analysis fails as soon as a metric's
-    /// evidence crosses, and the false failure probability of the whole
-    /// analysis stays below 1 − confidence. See docs/judge.md.
+    /// How the evidence is judged. `sequential`: anytime-valid tests
+    /// evaluated at every step — the analysis fails as soon as a metric's
+    /// evidence crosses — and the fixed-horizon tests once at the end; the
+    /// false failure probability of the whole analysis stays below
+    /// 1 − confidence. `fixed`: Kayenta's tests at every interval boundary,
+    /// each at `confidence` (every extra look is another chance of a false
+    /// failure). Unset: `sequential` when the judged window holds at least
+    /// 50 steps or `earlyPass` is set, `fixed` when `tolerance` or outlier
+    /// removal is set or the window is shorter. See docs/judge.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<JudgeMode>,
     /// `mode: sequential` only, opt-in: end the analysis Passed as soon as
@@ -145,7 +148,8 @@ pub struct CanaryAnalysisSpec {
     /// the start. Absent: a passing analysis runs its whole window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_pass: Option<EarlyPass>,
-    /// Kayenta's tolerance (`mode: fixed` only; an error with `sequential`):
+    /// Kayenta's tolerance (`mode: fixed` only; an error with `sequential`;
+    /// set without a mode, it keeps the analysis in `fixed`):
     /// a shift is High (Low) only when its interval's lower bound exceeds
     /// tolerance·|Hodges-Lehmann shift| (upper bound below −tolerance·|shift|).
     /// Finite, >= 0; 0 = the interval only has to exclude 0. Default 0.25
@@ -155,6 +159,37 @@ pub struct CanaryAnalysisSpec {
     /// The metrics (at least one).
     #[schemars(length(min = 1))]
     pub metrics: Vec<AnalysisMetric>,
+}
+
+/// The fewest steps in the judged window for which an analysis without
+/// `mode` is judged sequentially ([`CanaryAnalysisSpec::resolved_mode`]).
+pub const SEQUENTIAL_DEFAULT_MIN_STEPS: u64 = 50;
+
+impl CanaryAnalysisSpec {
+    /// The judge mode: `mode` when set; else `fixed` when the spec sets a
+    /// field only the fixed mode has (Kayenta's `tolerance`, outlier
+    /// removal on a metric); else `sequential` when it sets `earlyPass` or
+    /// the judged window holds at least [`SEQUENTIAL_DEFAULT_MIN_STEPS`]
+    /// steps; else `fixed` (docs/judge.md, "Which mode"). Why the window: below ~50 points per side one fixed look has
+    /// more power than the anytime-valid tests and the final look's share
+    /// of α (measured there); why the fields: such a spec was written for
+    /// the fixed mode and keeps it rather than failing validation after an
+    /// upgrade.
+    pub fn resolved_mode(&self, judged_steps: u64) -> JudgeMode {
+        if let Some(mode) = self.mode {
+            return mode;
+        }
+        let fixed_only =
+            self.tolerance.is_some() || self.metrics.iter().any(|m| m.judge.outliers.enabled);
+        if fixed_only {
+            JudgeMode::Fixed
+        } else if self.early_pass.is_some() || judged_steps >= SEQUENTIAL_DEFAULT_MIN_STEPS {
+            // earlyPass exists only in sequential mode: asking for it asks for the mode.
+            JudgeMode::Sequential
+        } else {
+            JudgeMode::Fixed
+        }
+    }
 }
 
 /// When a sequential analysis may pass before its end (`spec.earlyPass`).
@@ -493,6 +528,9 @@ pub struct Judgement {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
+    /// The mode that judged (`spec.mode`, or the default it resolved to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<JudgeMode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marginal_threshold: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

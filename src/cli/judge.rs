@@ -7,7 +7,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use super::CliResult;
-use redblack_judge::{JudgeConfig, JudgeError, MetricSamples, judge, render_report};
+use redblack_judge::{JudgeConfig, JudgeError, Look, MetricSamples, judge_at, render_report};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -23,6 +23,26 @@ pub struct JudgeArgs {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
+    /// `mode: sequential` only: judge the file as the analysis' final look
+    /// (the e-processes and, once, the fixed-horizon tests of the whole
+    /// window) or as an interim look (the e-processes alone).
+    #[arg(long, value_enum, default_value_t = LookArg::Final)]
+    pub look: LookArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LookArg {
+    Final,
+    Interim,
+}
+
+impl From<LookArg> for Look {
+    fn from(look: LookArg) -> Self {
+        match look {
+            LookArg::Final => Look::Final,
+            LookArg::Interim => Look::Interim,
+        }
+    }
 }
 
 /// The offline judge input file.
@@ -59,14 +79,21 @@ pub enum JudgeCliError {
 }
 
 /// Parses and judges an input document; pure apart from the error path label.
-pub fn judge_text(text: &str, path: &str, output: OutputFormat) -> Result<String, JudgeCliError> {
+pub fn judge_text(
+    text: &str,
+    path: &str,
+    output: OutputFormat,
+    look: LookArg,
+) -> Result<String, JudgeCliError> {
     let input: JudgeInput = serde_json::from_str(text).map_err(|source| JudgeCliError::Parse {
         path: path.to_string(),
         source,
     })?;
-    let result = judge(&input.config, &input.metrics).map_err(|source| JudgeCliError::Judge {
-        path: path.to_string(),
-        source,
+    let result = judge_at(&input.config, &input.metrics, look.into()).map_err(|source| {
+        JudgeCliError::Judge {
+            path: path.to_string(),
+            source,
+        }
     })?;
     match output {
         OutputFormat::Table => Ok(render_report(&result)),
@@ -95,6 +122,6 @@ pub async fn run(args: JudgeArgs) -> CliResult {
                 source,
             })?
     };
-    print!("{}", judge_text(&text, &path, args.output)?);
+    print!("{}", judge_text(&text, &path, args.output, args.look)?);
     Ok(())
 }

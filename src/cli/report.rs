@@ -278,8 +278,9 @@ pub fn render_analysis(ca: &CanaryAnalysis) -> String {
                 forced_zero: None,
                 confidence: j.confidence.unwrap_or(0.0),
                 // Not recorded per judgement: the spec's, as the judge applied it.
+                mode: j.mode.unwrap_or_default(),
                 tolerance: redblack_judge::effective_tolerance(
-                    ca.spec.mode.unwrap_or_default(),
+                    j.mode.unwrap_or_default(),
                     ca.spec.tolerance,
                 ),
                 marginal_threshold: j.marginal_threshold.unwrap_or(0.0),

@@ -29,19 +29,44 @@ pub use config::{
 pub use error::{ConfigErrors, ConfigIssue, JudgeError};
 pub use report::render_report;
 pub use result::{
-    Band, Classification, DecidedBy, EarlyPassStats, ForcedZero, GroupScore, JudgeResult,
-    LocationStats, MetricResult, RateStats, SequentialStats, TailStats,
+    Band, Classification, DecidedBy, EarlyPassStats, FinalLookStats, ForcedZero, GroupScore,
+    JudgeResult, LocationStats, MetricResult, RateStats, SequentialStats, TailStats,
 };
 pub use samples::{Counts, MetricSamples, Side};
 pub use sequential::early_pass::{EarlyPassVerdict, early_pass_verdict};
 pub use validate::validate;
+
+/// Which look at an analysis a judgement is (`mode: sequential` only; the
+/// fixed mode judges every look alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Look {
+    /// A look before the end of the analysis' lifetime: the e-processes
+    /// decide alone.
+    #[default]
+    Interim,
+    /// The last look, at the end of the lifetime fixed in advance: the
+    /// fixed-horizon tests also judge the whole window, at the final look's
+    /// share of α (docs/judge.md, "Final look"). Judge at most one window
+    /// per analysis as `Final`.
+    Final,
+}
+
+/// Judges one interval (or a whole window) of samples against `config`, as
+/// an interim look ([`judge_at`] with [`Look::Interim`]).
+pub fn judge(config: &JudgeConfig, samples: &[MetricSamples]) -> Result<JudgeResult, JudgeError> {
+    judge_at(config, samples, Look::Interim)
+}
 
 /// Judges one interval (or a whole window) of samples against `config`.
 ///
 /// Metrics declared in the config but absent from `samples` are Nodata (or
 /// NodataFailMetric with `mustHaveData`). Samples naming an undeclared
 /// metric, given twice, or of the wrong kind are caller errors.
-pub fn judge(config: &JudgeConfig, samples: &[MetricSamples]) -> Result<JudgeResult, JudgeError> {
+pub fn judge_at(
+    config: &JudgeConfig,
+    samples: &[MetricSamples],
+    look: Look,
+) -> Result<JudgeResult, JudgeError> {
     validate(config)?;
     // Sets, not scans: Netflix ACA judged >1500 metrics per canary, and the
     // benchmark 10,000; a linear scan per sample would be quadratic.
@@ -67,6 +92,10 @@ pub fn judge(config: &JudgeConfig, samples: &[MetricSamples]) -> Result<JudgeRes
                 let mut r = judge_metric(cfg, config.confidence, tolerance, s)?;
                 if config.mode == JudgeMode::Sequential {
                     sequential::decide_sequential(cfg, alpha_test, s, &mut r);
+                    if look == Look::Final {
+                        let alpha_metric = alpha_test * sequential::tests_of(cfg) as f64;
+                        sequential::final_look::decide_final(cfg, alpha_metric, s, &mut r);
+                    }
                     sequential::early_pass::attach(config, cfg, s, &mut r);
                 }
                 r

@@ -84,8 +84,12 @@ pub fn render_report(result: &JudgeResult) -> String {
     let tolerance = result
         .tolerance
         .map_or(String::new(), |t| format!(", tolerance {t}"));
+    let mode = match result.mode {
+        crate::config::JudgeMode::Fixed => "fixed",
+        crate::config::JudgeMode::Sequential => "sequential",
+    };
     let mut out = format!(
-        "Canary Score: {}% {band}\n{}\n(confidence {}{tolerance}, marginal {}, pass {})\n\n",
+        "Canary Score: {}% {band}\n{}\n(confidence {}, mode {mode}{tolerance}, marginal {}, pass {})\n\n",
         // Two decimals at most, as the judge rounds it (Kayenta).
         (result.score * 100.0).round() / 100.0,
         result.reason,
@@ -212,6 +216,26 @@ pub fn render_report(result: &JudgeResult) -> String {
             ]);
         }
         out.push_str(&table(&rows));
+        let finals: Vec<String> = metrics
+            .iter()
+            .filter_map(|m| {
+                let f = m.sequential.as_ref()?.final_look.as_ref()?;
+                let rule = serde_json::to_value(f.decided_by)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                Some(format!(
+                    "{} {:?} ({rule}, level {:.2e})",
+                    m.name, f.classification, f.level
+                ))
+            })
+            .collect();
+        if !finals.is_empty() {
+            out.push_str(&format!(
+                "Final look (the fixed-horizon tests of the whole window, once, on the rest of α): {}\n",
+                finals.join("; ")
+            ));
+        }
     }
     let early: Vec<(&MetricResult, &crate::result::EarlyPassStats)> = metrics
         .iter()

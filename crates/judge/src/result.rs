@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::config::{Direction, EffectSize, MetricKind};
+use super::config::{Direction, EffectSize, JudgeMode, MetricKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Classification {
@@ -157,8 +157,9 @@ pub struct MetricResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SequentialStats {
-    /// This test's share of the analysis' α (1 − confidence, split evenly
-    /// over every one-sided test of the analysis).
+    /// This test's e-process' share of the analysis' α: 1 − confidence
+    /// split evenly over every one-sided test of the analysis, times the
+    /// sequential share 0.75 (the rest is the final look's).
     pub alpha: f64,
     /// 1/alpha: an e-value at or above it is evidence enough.
     pub threshold: f64,
@@ -182,6 +183,25 @@ pub struct SequentialStats {
     /// The early-pass (non-inferiority) test, when the config asks for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_pass: Option<EarlyPassStats>,
+    /// The final look's fixed-horizon tests, at the end of the lifetime only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_look: Option<FinalLookStats>,
+}
+
+/// The final look of a sequential analysis (docs/judge.md, "Final look"):
+/// the fixed-horizon rules on the whole window, once, at a level paid from
+/// the analysis' α.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FinalLookStats {
+    /// This metric's share of the analysis' α spent on the final look.
+    pub alpha: f64,
+    /// The level of the fixed tests (the Hodges-Lehmann interval's
+    /// 1 − confidence, the tail check's and the rate test's p threshold).
+    pub level: f64,
+    /// What the fixed rules said at that level.
+    pub classification: Classification,
+    pub decided_by: DecidedBy,
 }
 
 fn one() -> usize {
@@ -300,6 +320,10 @@ pub struct JudgeResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forced_zero: Option<ForcedZero>,
     pub confidence: f64,
+    /// The mode that judged (`fixed` when absent: results written before
+    /// the field existed were all fixed mode).
+    #[serde(default)]
+    pub mode: JudgeMode,
     /// The tolerance the fixed mode applied; null in sequential mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerance: Option<f64>,

@@ -185,6 +185,7 @@ pub fn score(config: &JudgeConfig, metrics: Vec<MetricResult>) -> JudgeResult {
         reason,
         forced_zero,
         confidence: config.confidence,
+        mode: config.mode,
         tolerance: config.effective_tolerance(),
         marginal_threshold: t.marginal,
         pass_threshold: t.pass,

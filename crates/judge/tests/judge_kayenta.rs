@@ -222,7 +222,9 @@ fn the_tolerance_defaults_to_kayentas_in_fixed_mode_only() {
     let json = serde_json::to_value(&r).expect("json");
     assert_eq!(json["tolerance"], 0.25);
     assert_eq!(json["metrics"][0]["decidedBy"], "tolerance");
-    assert!(redblack_judge::render_report(&r).contains("(confidence 0.98, tolerance 0.25,"));
+    assert!(
+        redblack_judge::render_report(&r).contains("(confidence 0.98, mode fixed, tolerance 0.25,")
+    );
     let mut seq = fixed.clone();
     seq.mode = JudgeMode::Sequential;
     let r = judge(&seq, &s).expect("judge");

@@ -101,6 +101,7 @@ fn a_long_path_is_thinned_for_the_status_keeping_the_last_step() {
         path: (1..=301).map(f64::from).collect(),
         path_every: 1,
         early_pass: None,
+        final_look: None,
     };
     s.thin_path(120);
     assert_eq!(s.path_every, 3);

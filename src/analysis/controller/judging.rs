@@ -302,7 +302,14 @@ fn judge_interval(
 ) -> Result<IntervalOutcome, IntervalError> {
     let (_, until) = spec.schedule.judged_window(k);
     let samples: Vec<MetricSamples> = fetched.iter().map(|f| f.until(until)).collect();
-    let result = judge::judge(&spec.judge, &samples).map_err(IntervalError::Judge)?;
+    // The last interval's judgement is the analysis' final look: sequential
+    // mode spends the rest of its α on the fixed-horizon tests there, once.
+    let look = if k == spec.schedule.total {
+        judge::Look::Final
+    } else {
+        judge::Look::Interim
+    };
+    let result = judge::judge_at(&spec.judge, &samples, look).map_err(IntervalError::Judge)?;
     tracing::info!(interval = k, score = result.score, band = ?result.band, "interval judged");
     Ok(IntervalOutcome::Judged(result))
 }

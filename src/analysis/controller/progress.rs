@@ -260,6 +260,7 @@ impl Progress {
             band: Some(r.band),
             reason: Some(r.reason.clone()),
             confidence: Some(r.confidence),
+            mode: Some(r.mode),
             marginal_threshold: Some(r.marginal_threshold),
             pass_threshold: Some(r.pass_threshold),
         });

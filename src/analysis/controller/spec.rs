@@ -347,12 +347,17 @@ pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<Resolve
         }
     }
 
+    // The judged window in steps: what an unset `mode` resolves by.
+    let judged_steps = schedule.map_or(0, |s| {
+        let step_ms = i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1);
+        u64::try_from((s.end - s.judged_from).num_milliseconds() / step_ms).unwrap_or(0)
+    });
     let judge = JudgeConfig {
         score_thresholds: spec.score_thresholds.unwrap_or_default(),
         groups: spec.groups.clone(),
         metrics: spec.metrics.iter().map(|m| m.judge.clone()).collect(),
         confidence: spec.confidence.unwrap_or(DEFAULT_CONFIDENCE),
-        mode: spec.mode.unwrap_or_default(),
+        mode: spec.resolved_mode(judged_steps),
         early_pass: spec.early_pass.as_ref().map(|e| EarlyPassConfig {
             margin: e.margin.unwrap_or(DEFAULT_EARLY_PASS_MARGIN),
         }),
@@ -401,6 +406,7 @@ pub fn resolve(ca: &CanaryAnalysis, default_url: Option<&str>) -> Result<Resolve
 mod tests {
     use super::*;
     use crate::analysis::controller::testutil::{analysis, at};
+    use redblack_judge::JudgeMode;
     use serde_json::json;
 
     /// Durations are read by the one grammar, to the millisecond: sub-second
@@ -440,6 +446,51 @@ mod tests {
             err.0[0].message,
             redblack_duration::parse("1.5m").unwrap_err().to_string()
         );
+    }
+
+    /// Sequential unless asked otherwise — or unless the spec sets a field
+    /// only the fixed mode has, which keeps the mode it was written for.
+    #[test]
+    fn the_mode_defaults_to_sequential_on_long_windows_and_fixed_only_fields_keep_fixed() {
+        // The test analysis: 10m at a 30s step = 20 steps; at 1s, 600.
+        let outliers = json!({"step": "1s", "metrics": [{"name": "latency",
+            "direction": "increase", "query": "avg(lat)", "outliers": {"enabled": true}}]});
+        for (patch, want) in [
+            (json!({"step": "1s"}), JudgeMode::Sequential),
+            // 50 steps exactly (warmup excluded), and one fewer.
+            (json!({"step": "12s"}), JudgeMode::Sequential),
+            (json!({"step": "12s", "warmup": "12s"}), JudgeMode::Fixed),
+            (json!({}), JudgeMode::Fixed),
+            (json!({"mode": "sequential"}), JudgeMode::Sequential),
+            (json!({"step": "1s", "mode": "fixed"}), JudgeMode::Fixed),
+            (json!({"step": "1s", "tolerance": 0.25}), JudgeMode::Fixed),
+            (outliers, JudgeMode::Fixed),
+            (
+                json!({"step": "1s", "earlyPass": {"minDuration": "2m"}}),
+                JudgeMode::Sequential,
+            ),
+        ] {
+            let r =
+                resolve(&analysis(patch.clone()), None).unwrap_or_else(|e| panic!("{patch}: {e}"));
+            assert_eq!(r.judge.mode, want, "{patch}");
+        }
+        // Explicitly sequential with a fixed-only field is still an error.
+        let err = resolve(
+            &analysis(json!({"mode": "sequential", "tolerance": 0.25})),
+            None,
+        )
+        .expect_err("tolerance with sequential");
+        assert!(err.to_string().contains("tolerance"), "{err}");
+        // earlyPass asks for the sequential mode, even on a short window…
+        let r = resolve(&analysis(json!({"earlyPass": {"minDuration": "2m"}})), None).unwrap();
+        assert_eq!(r.judge.mode, JudgeMode::Sequential);
+        // …but not against a fixed-only field: refused by name.
+        let err = resolve(
+            &analysis(json!({"tolerance": 0.1, "earlyPass": {"minDuration": "2m"}})),
+            None,
+        )
+        .expect_err("earlyPass with tolerance");
+        assert!(err.to_string().contains("spec.earlyPass"), "{err}");
     }
 
     #[test]
@@ -517,7 +568,7 @@ mod tests {
             ),
             (json!({"confidence": 1.5}), "spec.confidence", "(0, 1)"),
             (
-                json!({"earlyPass": {"minDuration": "2m"}}),
+                json!({"mode": "fixed", "earlyPass": {"minDuration": "2m"}}),
                 "spec.earlyPass",
                 "needs mode: sequential",
             ),

@@ -100,7 +100,9 @@ fn drive(
 
 #[test]
 fn pending_then_running_then_due() {
-    let ca = analysis(json!({"startTime": "2023-11-14T22:23:20Z"})); // at(600)
+    // Fixed mode: wakes at interval boundaries only (sequential mode looks
+    // at every step between them).
+    let ca = analysis(json!({"mode": "fixed", "startTime": "2023-11-14T22:23:20Z"})); // at(600)
     let (status, wake) = settle(run(&ca, 0));
     assert_eq!(status.phase, Some(CanaryAnalysisPhase::Pending));
     assert_eq!(wake, Some(at(600)));
@@ -117,7 +119,7 @@ fn pending_then_running_then_due() {
 
 #[test]
 fn nothing_due_writes_the_same_status() {
-    let ca = analysis(json!({}));
+    let ca = analysis(json!({"mode": "fixed"}));
     let (status, _) = settle(run(&ca, 10));
     let ca = with_status(ca, status.clone());
     for now in [11, 30, 59] {
@@ -538,7 +540,10 @@ fn sequential_mode_looks_at_every_step_and_fails_at_once() {
         other => panic!("expected a Look, got {other:?}"),
     };
     // Fixed mode with the same spec never looks between boundaries.
-    let fixed = with_status(analysis(json!({"step": "5s"})), progress.status.clone());
+    let fixed = with_status(
+        analysis(json!({"mode": "fixed", "step": "5s"})),
+        progress.status.clone(),
+    );
     assert!(matches!(run(&fixed, 12), AnalysisPlan::Settle { .. }));
 
     let crossed = result(1, 1, 75.0);

@@ -18,6 +18,7 @@
 
 pub mod counts;
 pub mod early_pass;
+pub mod final_look;
 pub mod non_inferior;
 pub mod paired;
 
@@ -42,19 +43,22 @@ const E_VALUE_CAP: f64 = 1e300;
 
 /// The number of one-sided tests `config` makes.
 pub fn tests_in(config: &JudgeConfig) -> usize {
-    config
-        .metrics
-        .iter()
-        .map(|m| match m.direction {
-            Direction::Either => 2,
-            _ => 1,
-        })
-        .sum()
+    config.metrics.iter().map(tests_of).sum()
 }
 
 /// α of one one-sided test: the analysis' α = 1 − confidence, split evenly.
+/// Its e-process spends [`final_look::SEQUENTIAL_SHARE`] of it over all
+/// looks, the final look the rest.
 pub fn alpha_per_test(config: &JudgeConfig) -> f64 {
     (1.0 - config.confidence) / tests_in(config).max(1) as f64
+}
+
+/// The number of one-sided tests of one metric.
+pub fn tests_of(cfg: &MetricConfig) -> usize {
+    match cfg.direction {
+        Direction::Either => 2,
+        _ => 1,
+    }
 }
 
 /// The values of one side per step after the NaN strategy (None: no value).
@@ -160,13 +164,15 @@ pub(super) fn e_of(log_e: f64) -> f64 {
 }
 
 /// Decides `r` (already filled with the fixed-horizon description by
-/// `judge_metric`) from the e-processes of its checked directions.
+/// `judge_metric`) from the e-processes of its checked directions, each
+/// spending [`final_look::SEQUENTIAL_SHARE`] of `alpha_test`.
 pub fn decide_sequential(
     cfg: &MetricConfig,
     alpha_test: f64,
     samples: &MetricSamples,
     r: &mut MetricResult,
 ) {
+    let alpha_test = alpha_test * final_look::SEQUENTIAL_SHARE;
     // No data and unusable data are decided as in the fixed mode.
     if matches!(
         r.classification,
@@ -212,6 +218,7 @@ pub fn decide_sequential(
         path,
         path_every: 1,
         early_pass: None,
+        final_look: None,
     });
     // Start over: the fixed-horizon decision is description only.
     r.critical_failure = false;

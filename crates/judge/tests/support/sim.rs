@@ -9,7 +9,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Binomial, Distribution, LogNormal, Poisson};
 use redblack_judge::{
-    Band, Direction, JudgeConfig, JudgeMode, MetricConfig, MetricKind, MetricSamples, Side, judge,
+    Band, Direction, JudgeConfig, JudgeMode, Look, MetricConfig, MetricKind, MetricSamples, Side,
+    judge, judge_at,
 };
 
 /// Requests per step per side: the demo's canary gets ~10 requests/s and
@@ -152,9 +153,11 @@ pub fn fails_at(cfg: &JudgeConfig, samples: &[MetricSamples], t: usize) -> bool 
         .unwrap_or(false)
 }
 
-/// The first look (a step count) at which the analysis fails, if any.
+/// The first look (a step count) at which the analysis fails, if any; the
+/// last of `looks` is the end of the analysis' lifetime.
 /// Sequential mode: the e-process' first crossing is the first failing look
-/// when looking every step, read off one judgement of all the steps.
+/// when looking every step, read off one judgement of all the steps as the
+/// final look; a metric the final look's fixed tests failed fails at the end.
 pub fn first_failure(
     cfg: &JudgeConfig,
     samples: &[MetricSamples],
@@ -162,7 +165,7 @@ pub fn first_failure(
 ) -> Option<usize> {
     if cfg.mode == JudgeMode::Sequential {
         let last = *looks.last()?;
-        let r = judge(cfg, &prefix(samples, last)).ok()?;
+        let r = judge_at(cfg, &prefix(samples, last), Look::Final).ok()?;
         if r.band != Band::Fail {
             return None;
         }
@@ -175,7 +178,12 @@ pub fn first_failure(
                     redblack_judge::Classification::High | redblack_judge::Classification::Low
                 )
             })
-            .filter_map(|m| m.sequential.as_ref()?.crossed_at_step)
+            .map(|m| {
+                m.sequential
+                    .as_ref()
+                    .and_then(|s| s.crossed_at_step)
+                    .unwrap_or(last)
+            })
             .min();
     }
     looks.iter().copied().find(|&t| fails_at(cfg, samples, t))
