@@ -284,6 +284,75 @@ fn window_spec(from: DateTime<Utc>, to: DateTime<Utc>) -> Value {
     json!({"startTime": rfc3339(from), "endTime": rfc3339(to)})
 }
 
+/// The sequential mode's final look, end to end through the controller: a
+/// canary whose latency is 100× slower at one step in ten (kayenta #780 at
+/// 10 %) gives the e-process too little to cross at any interval boundary
+/// of a 120-step window, but the last boundary is judged as the final look
+/// and its tail check fails the canary — at the end, not before.
+#[tokio::test]
+async fn a_rare_slow_tail_is_failed_by_the_final_look() {
+    let env = env().await;
+    let (from, to) = past_window();
+    let mut source = StaticSource::new();
+    source = side(source, "base-1", "baseline", (from, to), 0.100, 0.01, 1);
+    source = side(source, "rare-1", "canary", (from, to), 0.100, 0.01, 2);
+    let step = Duration::from_secs(STEP as u64);
+    let slow: Vec<Sample> = (0..=(to - from).num_seconds() / STEP)
+        .map(|k| Sample {
+            timestamp: from + TimeDelta::seconds(k * STEP),
+            value: 0.100 * (1.0 + 0.2 * noise(k, 2)) * if k % 10 == 5 { 100.0 } else { 1.0 },
+        })
+        .collect();
+    source = source.with_series(render(LATENCY, "rare-1", "canary", step), slow);
+    let (factory, _, _) = static_sources(source);
+    let controller = start_controller(&env.client, factory);
+    let api: Api<CanaryAnalysis> = Api::namespaced(env.client.clone(), NS);
+    api.create(
+        &PostParams::default(),
+        &analysis("rare", "rare-1", "base-1", window_spec(from, to)),
+    )
+    .await
+    .unwrap();
+
+    let ca = wait_terminal(&api, "rare").await;
+    eprintln!("{}", redblack::cli::report::render_analysis(&ca));
+    assert_eq!(phase(&ca), CanaryAnalysisPhase::Failed, "{}", message(&ca));
+    let s = ca.status.clone().unwrap();
+    assert_eq!(
+        s.judgement.as_ref().and_then(|j| j.mode),
+        Some(redblack_judge::JudgeMode::Sequential),
+        "120 steps and no mode: sequential"
+    );
+    assert_eq!(
+        s.completed_intervals,
+        6,
+        "judged to the end: {}",
+        message(&ca)
+    );
+    let l = s.metrics.iter().find(|m| m.name == "latency").unwrap();
+    assert_eq!(l.classification, Classification::High, "{}", l.reason);
+    assert_eq!(l.decided_by, DecidedBy::TailCheck, "{}", l.reason);
+    assert!(l.reason.starts_with("final look"), "{}", l.reason);
+    let seq = l.sequential.as_ref().expect("the e-process is kept");
+    assert_eq!(
+        seq.crossed_at_step, None,
+        "the e-process alone never crossed"
+    );
+    let fl = seq.final_look.as_ref().expect("final look stats");
+    assert_eq!(fl.classification, Classification::High);
+    // The errors metric was looked at too, and found nothing.
+    let e = s.metrics.iter().find(|m| m.name == "errors").unwrap();
+    assert_eq!(e.classification, Classification::Pass, "{}", e.reason);
+    assert!(
+        e.sequential
+            .as_ref()
+            .and_then(|q| q.final_look.as_ref())
+            .is_some_and(|f| f.classification == Classification::Pass)
+    );
+    controller.stop().await;
+    env.sandbox.shutdown().await;
+}
+
 #[tokio::test]
 async fn retrospective_verdicts() {
     let env = env().await;
