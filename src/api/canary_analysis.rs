@@ -170,11 +170,11 @@ impl CanaryAnalysisSpec {
     /// field only the fixed mode has (Kayenta's `tolerance`, outlier
     /// removal on a metric); else `sequential` when it sets `earlyPass` or
     /// the judged window holds at least [`SEQUENTIAL_DEFAULT_MIN_STEPS`]
-    /// steps; else `fixed` (docs/judge.md, "Which mode"). Why the window: below ~50 points per side one fixed look has
-    /// more power than the anytime-valid tests and the final look's share
-    /// of α (measured there); why the fields: such a spec was written for
-    /// the fixed mode and keeps it rather than failing validation after an
-    /// upgrade.
+    /// steps; else `fixed` (docs/judge.md, "Which mode"). Why the window:
+    /// below ~50 points per side one fixed look has more power than the
+    /// anytime-valid tests and the final look's share of α (measured
+    /// there); why the fields: such a spec was written for the fixed mode
+    /// and keeps it rather than failing validation after an upgrade.
     pub fn resolved_mode(&self, judged_steps: u64) -> JudgeMode {
         if let Some(mode) = self.mode {
             return mode;

@@ -277,10 +277,11 @@ pub fn render_analysis(ca: &CanaryAnalysis) -> String {
                 reason: j.reason.clone().unwrap_or_default(),
                 forced_zero: None,
                 confidence: j.confidence.unwrap_or(0.0),
+                // Statuses written before `judgement.mode` existed: the spec's.
+                mode: j.mode.or(ca.spec.mode).unwrap_or_default(),
                 // Not recorded per judgement: the spec's, as the judge applied it.
-                mode: j.mode.unwrap_or_default(),
                 tolerance: redblack_judge::effective_tolerance(
-                    j.mode.unwrap_or_default(),
+                    j.mode.or(ca.spec.mode).unwrap_or_default(),
                     ca.spec.tolerance,
                 ),
                 marginal_threshold: j.marginal_threshold.unwrap_or(0.0),

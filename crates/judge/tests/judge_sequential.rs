@@ -43,7 +43,8 @@ fn a_healthy_analysis_judged_every_step_rarely_fails_in_sequential_mode() {
 fn ten_percent_errors_fail_within_seconds_in_sequential_mode() {
     // 10 requests a step per side, 10% errors on the canary, none on the
     // baseline: ~1 canary error a step. With equal traffic each such error
-    // can at most double the evidence, and α per test is 1%: about 7-9
+    // can at most double the evidence, and the e-process spends 0.75% per
+    // test (¾ of α/2; the final look has the rest): about 7-9
     // errors are needed, whatever the test.
     let scenario = REGRESSIONS[0];
     let every_step: Vec<usize> = (1..=STEPS).collect();
