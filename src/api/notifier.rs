@@ -1,0 +1,212 @@
+//! The `Notifier` custom resource (`redblack.io/v1alpha1`): where the
+//! notifications of the Rollouts that subscribe to it go (a generic webhook,
+//! or a Slack-compatible incoming webhook), and the Rollout's side, its
+//! subscriptions (`spec.notifications`). Secrets are only ever referenced
+//! (`*SecretRef`, a key of a Secret in the Notifier's namespace), never
+//! written in the spec. See docs/notifications.md.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{CustomResource, CustomResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::conditions::Condition;
+use super::endpoint::SecretKeyRef;
+
+/// A channel notifications are delivered to: exactly one of `webhook` and `slack`.
+// kube's attribute syntax repeats `type_ = ...` per column; clippy mistakes
+// that for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "redblack.io",
+    version = "v1alpha1",
+    kind = "Notifier",
+    namespaced,
+    status = "NotifierStatus",
+    shortname = "rbn",
+    category = "redblack",
+    doc = "Where a Rollout's notifications go: a webhook or a Slack-compatible incoming webhook.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.webhook) != has(self.slack)",
+    "message": "set exactly one of webhook and slack"
+}]))]
+pub struct NotifierSpec {
+    /// A generic webhook: a POST of the versioned JSON payload
+    /// `redblack.notification/v1` (docs/notifications.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookChannel>,
+    /// A Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat):
+    /// a POST of `{"text": ..., "blocks": [...]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackChannel>,
+}
+
+/// A generic webhook.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookChannel {
+    /// `http://` or `https://` URL the payload is POSTed to. Checked by the
+    /// operator (the Notifier's `Ready` condition names a bad one).
+    #[schemars(length(min = 1, max = 2048))]
+    pub url: String,
+    /// A key of a Secret whose value signs each body: the header
+    /// `X-Redblack-Signature: sha256=<hex HMAC-SHA256(value, body)>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret_ref: Option<SecretKeyRef>,
+}
+
+/// A Slack-compatible incoming webhook; its URL is a credential, so it is
+/// read from a Secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SlackChannel {
+    /// The key of a Secret holding the incoming webhook's URL.
+    pub url_secret_ref: SecretKeyRef,
+}
+
+/// What the operator found of the Notifier.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifierStatus {
+    /// `Ready`: False with reason `InvalidConfig` (the message names the
+    /// field) or `DeliveryFailed` (the last delivery failed; retried).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl NotifierSpec {
+    /// The channel's name in metrics and payloads (`webhook`, `slack`).
+    pub fn channel_name(&self) -> &'static str {
+        if self.slack.is_some() {
+            "slack"
+        } else {
+            "webhook"
+        }
+    }
+}
+
+/// One subscription of a Rollout: these triggers go to this Notifier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationSubscription {
+    /// A Notifier in the Rollout's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub notifier: String,
+    /// The triggers to send; empty = every trigger.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<Trigger>,
+    /// Only notifications at least this severe (default `Info`: all).
+    #[serde(default)]
+    pub min_severity: Severity,
+}
+
+/// What happened to a Rollout (docs/notifications.md, "Triggers").
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub enum Trigger {
+    /// A new revision became current (`status.currentRevision` changed).
+    RolloutStarted,
+    /// A canary analysis attempt started.
+    CanaryStarted,
+    /// The canary analysis reached a verdict (Passed, Marginal, Failed,
+    /// Inconclusive, Error).
+    CanaryVerdict,
+    /// Traffic was switched to a new revision.
+    Promoted,
+    /// Traffic was taken back from a revision after a verdict (a failed
+    /// canary's share withdrawn, or a failed post-promotion analysis).
+    Reverted,
+    /// The post-promotion analysis failed.
+    PostPromotionFailed,
+    /// Traffic went back to a previously promoted revision (`redblack undo`).
+    Undo,
+    /// The revision was not available within `progressDeadlineSeconds`.
+    ProgressDeadlineExceeded,
+    /// A person aborted the revision.
+    Aborted,
+    /// The revision is ready and waits for a promotion window.
+    PromotionWaiting,
+    /// The revision is ready and waits for `redblack promote` (Manual, or a Marginal canary).
+    PausedForPromote,
+}
+
+/// How much a notification matters; subscriptions filter on it.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+pub enum Severity {
+    #[default]
+    Info,
+    Warning,
+    Critical,
+}
+
+/// The CustomResourceDefinition, for `redblack crd` and tests.
+pub fn crd() -> CustomResourceDefinition {
+    Notifier::crd()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crd_is_namespaced_with_status_and_one_channel_rule() {
+        let crd = crd();
+        assert_eq!(crd.spec.group, "redblack.io");
+        assert_eq!(crd.spec.names.kind, "Notifier");
+        assert_eq!(crd.spec.scope, "Namespaced");
+        let version = &crd.spec.versions[0];
+        assert!(version.subresources.as_ref().unwrap().status.is_some());
+        let schema = serde_json::to_value(&version.schema).unwrap();
+        let spec = &schema["openAPIV3Schema"]["properties"]["spec"];
+        assert_eq!(
+            spec["x-kubernetes-validations"][0]["rule"],
+            "has(self.webhook) != has(self.slack)"
+        );
+        let slack = &spec["properties"]["slack"]["properties"];
+        assert!(slack.get("urlSecretRef").is_some(), "{slack}");
+        assert!(slack.get("url").is_none(), "the Slack URL is a secret");
+    }
+
+    #[test]
+    fn severities_order_and_subscriptions_default_to_everything() {
+        assert!(Severity::Info < Severity::Warning && Severity::Warning < Severity::Critical);
+        let s: NotificationSubscription =
+            serde_json::from_value(serde_json::json!({"notifier": "team"})).unwrap();
+        assert_eq!(s.min_severity, Severity::Info);
+        assert!(s.triggers.is_empty());
+    }
+}

@@ -1,0 +1,260 @@
+//! PURE: a Notifier's spec and the Secret values it references, checked and
+//! resolved into what a delivery needs. Every problem names the field
+//! (`spec.webhook.url`, `spec.slack.urlSecretRef`, ...) for the Notifier's
+//! `Ready` condition. The Secret reads are the shell's ([`super::secrets`]).
+
+use url::Url;
+
+use crate::api::endpoint::SecretKeyRef;
+use crate::api::notifier::NotifierSpec;
+
+/// A checked channel.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Channel {
+    Webhook {
+        url: Url,
+        signing_secret: Option<Vec<u8>>,
+    },
+    Slack {
+        url: Url,
+    },
+}
+
+// The Slack URL and the signing secret are credentials: never in logs.
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Channel::Webhook {
+                url,
+                signing_secret,
+            } => f
+                .debug_struct("Webhook")
+                .field("url", &url.as_str())
+                .field("signed", &signing_secret.is_some())
+                .finish(),
+            Channel::Slack { .. } => f.write_str("Slack { url: <secret> }"),
+        }
+    }
+}
+
+impl Channel {
+    pub fn url(&self) -> &Url {
+        match self {
+            Channel::Webhook { url, .. } | Channel::Slack { url } => url,
+        }
+    }
+}
+
+/// What reading one Secret key gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretValue {
+    Found(Vec<u8>),
+    NoSecret,
+    NoKey,
+    /// The read failed (RBAC, the API down): the message.
+    Unreadable(String),
+}
+
+/// Why a Notifier cannot deliver, naming the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+    /// A read that may work later (not the user's mistake).
+    pub transient: bool,
+}
+
+fn err(field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.to_owned(),
+        message: message.into(),
+        transient: false,
+    }
+}
+
+/// Checks `spec` with the Secret values `secret` returns.
+pub fn resolve(
+    spec: &NotifierSpec,
+    secret: impl Fn(&SecretKeyRef) -> SecretValue,
+) -> Result<Channel, ConfigError> {
+    let read = |field: &str, r: &SecretKeyRef| -> Result<Vec<u8>, ConfigError> {
+        match secret(r) {
+            SecretValue::Found(v) if !v.is_empty() => Ok(v),
+            SecretValue::Found(_) => Err(err(
+                field,
+                format!("key {:?} of Secret {} is empty", r.key, r.name),
+            )),
+            SecretValue::NoSecret => Err(err(field, format!("Secret {} not found", r.name))),
+            SecretValue::NoKey => Err(err(
+                field,
+                format!("Secret {} has no key {:?}", r.name, r.key),
+            )),
+            SecretValue::Unreadable(m) => Err(ConfigError {
+                transient: true,
+                ..err(field, format!("cannot read Secret {}: {m}", r.name))
+            }),
+        }
+    };
+    match (&spec.webhook, &spec.slack) {
+        (Some(w), None) => {
+            let url = check_url("spec.webhook.url", &w.url, true)?;
+            let signing_secret = match &w.signing_secret_ref {
+                Some(r) => Some(read("spec.webhook.signingSecretRef", r)?),
+                None => None,
+            };
+            Ok(Channel::Webhook {
+                url,
+                signing_secret,
+            })
+        }
+        (None, Some(s)) => {
+            let field = "spec.slack.urlSecretRef";
+            let raw = read(field, &s.url_secret_ref)?;
+            let text = String::from_utf8(raw)
+                .map_err(|_| err(field, "the Secret's value is not UTF-8 text"))?;
+            // Never quote the value: it is a credential.
+            let url = check_url(field, text.trim(), false)?;
+            Ok(Channel::Slack { url })
+        }
+        _ => Err(err("spec", "set exactly one of webhook and slack")),
+    }
+}
+
+/// An absolute `http://` or `https://` URL with a host. `quote`: the value
+/// may appear in the message (not a secret).
+fn check_url(field: &str, raw: &str, quote: bool) -> Result<Url, ConfigError> {
+    let shown = if quote {
+        format!("{raw:?} ")
+    } else {
+        String::new()
+    };
+    let url =
+        Url::parse(raw).map_err(|e| err(field, format!("{shown}is not a valid URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(err(
+            field,
+            format!("{shown}must be an http:// or https:// URL"),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(err(field, format!("{shown}has no host")));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::notifier::{SlackChannel, WebhookChannel};
+
+    fn webhook(url: &str, secret: Option<(&str, &str)>) -> NotifierSpec {
+        NotifierSpec {
+            webhook: Some(WebhookChannel {
+                url: url.into(),
+                signing_secret_ref: secret.map(|(n, k)| SecretKeyRef {
+                    name: n.into(),
+                    key: k.into(),
+                }),
+            }),
+            slack: None,
+        }
+    }
+
+    fn secrets(r: &SecretKeyRef) -> SecretValue {
+        match (r.name.as_str(), r.key.as_str()) {
+            ("hooks", "signing") => SecretValue::Found(b"s3cret".to_vec()),
+            ("hooks", "slack") => SecretValue::Found(b" https://hooks.example/T/B/X \n".to_vec()),
+            ("hooks", "bad") => SecretValue::Found(b"hooks.example/no-scheme".to_vec()),
+            ("hooks", "empty") => SecretValue::Found(vec![]),
+            ("hooks", _) => SecretValue::NoKey,
+            ("locked", _) => SecretValue::Unreadable("forbidden".into()),
+            _ => SecretValue::NoSecret,
+        }
+    }
+
+    #[test]
+    fn the_table() {
+        let slack = |key: &str| NotifierSpec {
+            webhook: None,
+            slack: Some(SlackChannel {
+                url_secret_ref: SecretKeyRef {
+                    name: "hooks".into(),
+                    key: key.into(),
+                },
+            }),
+        };
+        let ok: Vec<(NotifierSpec, &str)> = vec![
+            (
+                webhook("http://127.0.0.1:9/hook", None),
+                "Webhook { url: \"http://127.0.0.1:9/hook\", signed: false }",
+            ),
+            (
+                webhook("https://x.example/h", Some(("hooks", "signing"))),
+                "Webhook { url: \"https://x.example/h\", signed: true }",
+            ),
+            (slack("slack"), "Slack { url: <secret> }"),
+        ];
+        for (spec, debug) in ok {
+            assert_eq!(format!("{:?}", resolve(&spec, secrets).unwrap()), debug);
+        }
+        let bad: Vec<(NotifierSpec, &str, &str)> = vec![
+            (
+                webhook("not a url", None),
+                "spec.webhook.url",
+                "\"not a url\" is not a valid URL",
+            ),
+            (
+                webhook("ftp://x.example/", None),
+                "spec.webhook.url",
+                "must be an http:// or https:// URL",
+            ),
+            (
+                webhook("http://h/", Some(("hooks", "nope"))),
+                "spec.webhook.signingSecretRef",
+                "Secret hooks has no key \"nope\"",
+            ),
+            (
+                webhook("http://h/", Some(("gone", "k"))),
+                "spec.webhook.signingSecretRef",
+                "Secret gone not found",
+            ),
+            (
+                webhook("http://h/", Some(("hooks", "empty"))),
+                "spec.webhook.signingSecretRef",
+                "is empty",
+            ),
+            (
+                slack("nope"),
+                "spec.slack.urlSecretRef",
+                "Secret hooks has no key \"nope\"",
+            ),
+            (
+                slack("bad"),
+                "spec.slack.urlSecretRef",
+                "is not a valid URL",
+            ),
+            (NotifierSpec::default(), "spec", "set exactly one"),
+        ];
+        for (spec, field, message) in bad {
+            let e = resolve(&spec, secrets).unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.message.contains(message), "{e}");
+            assert!(!e.transient);
+            assert!(
+                !e.to_string().contains("no-scheme"),
+                "a Slack URL is never quoted: {e}"
+            );
+        }
+        let locked = NotifierSpec {
+            webhook: None,
+            slack: Some(SlackChannel {
+                url_secret_ref: SecretKeyRef {
+                    name: "locked".into(),
+                    key: "k".into(),
+                },
+            }),
+        };
+        assert!(resolve(&locked, secrets).unwrap_err().transient);
+    }
+}
