@@ -72,6 +72,14 @@ mod tests {
         }
     }
 
+    /// (name, current Ready, observation, expected (status, reason) or no write)
+    type Row<'a> = (
+        &'a str,
+        Option<&'a Condition>,
+        &'a Observation,
+        Option<(ConditionStatus, &'a str)>,
+    );
+
     #[test]
     fn the_table() {
         let invalid = cond(False, INVALID_CONFIG, "spec.webhook.url: bad");
@@ -80,12 +88,7 @@ mod tests {
         let bad = Observation::Checked(Err("spec.webhook.url: bad".into()));
         let good = Observation::Checked(Ok(()));
         let fail = Observation::DeliveryFailed("503".into());
-        let rows: Vec<(
-            &str,
-            Option<&Condition>,
-            &Observation,
-            Option<(ConditionStatus, &str)>,
-        )> = vec![
+        let rows: Vec<Row> = vec![
             ("new, valid", None, &good, Some((True, "Valid"))),
             ("new, invalid", None, &bad, Some((False, INVALID_CONFIG))),
             ("invalid seen again: no write", Some(&invalid), &bad, None),

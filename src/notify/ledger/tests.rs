@@ -109,12 +109,12 @@ fn failures_back_off_capped_and_delivery_removes() {
         t(0),
     );
     let key = ledger.pending[0].key.clone();
-    assert_eq!(ledger.due(t(0)), [key.clone()]);
+    assert_eq!(ledger.due(t(0)), std::slice::from_ref(&key));
     assert_eq!(ledger.failed(&key, "503", backoff, t(0)), 1);
     assert_eq!(ledger.failed(&key, "503", backoff, t(1)), 2);
     assert_eq!(ledger.next_attempt(), Some(t(3)));
     assert!(ledger.due(t(2)).is_empty());
-    assert_eq!(ledger.due(t(3)), [key.clone()]);
+    assert_eq!(ledger.due(t(3)), std::slice::from_ref(&key));
     assert_eq!(ledger.get(&key).unwrap().last_error.as_deref(), Some("503"));
     ledger.delivered(&key);
     assert!(ledger.pending.is_empty());

@@ -83,6 +83,14 @@ fn ids(before: &RolloutStatus, after: &RolloutStatus) -> Vec<(Trigger, String)> 
         .collect()
 }
 
+/// (name, before, after, the (trigger, id)s that fire)
+type Row = (
+    &'static str,
+    RolloutStatus,
+    RolloutStatus,
+    Vec<(Trigger, String)>,
+);
+
 #[test]
 fn the_table() {
     use Trigger::*;
@@ -128,7 +136,7 @@ fn the_table() {
         .history
         .push(record("v1", Outcome::RolledBack, 280));
 
-    let rows: Vec<(&str, RolloutStatus, RolloutStatus, Vec<(Trigger, String)>)> = vec![
+    let rows: Vec<Row> = vec![
         ("no change", healthy("v1"), healthy("v1"), vec![]),
         (
             "a new Rollout's first status: started and promoted",

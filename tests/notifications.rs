@@ -1,0 +1,471 @@
+//! Notifications end to end: the operator in-process against the sandbox,
+//! real receivers on 127.0.0.1 started by the test (tests/notifications/
+//! receiver.rs). The test plays the CanaryAnalysis controller: it writes the
+//! verdict (a recorded failed analysis' status, with its metrics).
+//!
+//! - A failed canary reaches a signed webhook (HMAC checked here with the
+//!   `hmac` crate, independently of the operator's code) and a Slack-format
+//!   chat subscribed only to Critical notifications; each exactly once.
+//! - The endpoint down when the verdict comes, the operator killed after it
+//!   recorded the pending notifications, restarted, the endpoint back: each
+//!   notification arrives exactly once.
+//! - Bad Notifiers (a malformed URL, a missing Secret key) are Ready=False
+//!   naming the field, and the Rollout rolls out regardless.
+
+mod support;
+
+#[path = "notifications/receiver.rs"]
+mod receiver;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hmac::{KeyInit, Mac};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use receiver::{Received, Receiver};
+use redblack::api::canary_analysis::CanaryAnalysis;
+use redblack::api::notifier::Notifier;
+use redblack::api::{CanaryPhase, Phase, ROLLOUT_LABEL, Rollout};
+use redblack::cli::controller::ControllerConfig;
+use redblack::notify::controller::NotifySettings;
+use redblack::notify::ledger::Backoff;
+use serde_json::{Value, json};
+use support::*;
+
+const FAST: Duration = Duration::from_millis(200);
+
+/// Quick retries: the test waits for them.
+fn config() -> ControllerConfig {
+    ControllerConfig {
+        canary_analysis: false,
+        notify: NotifySettings {
+            backoff: Backoff {
+                first: Duration::from_millis(200),
+                cap: Duration::from_secs(1),
+            },
+            recheck: Duration::from_secs(1),
+            ..NotifySettings::default()
+        },
+        ..ControllerConfig::default()
+    }
+}
+
+/// `web` with a canary judged by an inline analysis (never run: the test
+/// writes the verdict).
+fn canary_rollout() -> Value {
+    set(
+        rollout_json("web", "demo:1", 2),
+        "/spec/strategy/redBlack/canary",
+        json!({
+            "replicas": 1,
+            "analysis": {"inline": {
+                "interval": "1m",
+                "lifetime": "10m",
+                "experiment": {"variables": {"app": "web"}},
+                "metrics": [{"name": "latency", "query": "q{pod=~\"${podRegex}\"}"}]
+            }}
+        }),
+    )
+}
+
+async fn create<K>(env: &Env, object: Value) -> K
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + serde::Serialize,
+    K::DynamicType: Default,
+{
+    let object: K = serde_json::from_value(object).expect("valid object");
+    Api::<K>::namespaced(env.client.clone(), NS)
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("created")
+}
+
+async fn secret(env: &Env, data: &[(&str, &str)]) {
+    let data: BTreeMap<&str, &str> = data.iter().copied().collect();
+    let _: Secret = create(
+        env,
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "hooks", "namespace": NS}, "stringData": data}),
+    )
+    .await;
+}
+
+async fn notifier(env: &Env, name: &str, spec: Value) {
+    let _: Notifier = create(
+        env,
+        json!({"apiVersion": "redblack.io/v1alpha1", "kind": "Notifier",
+               "metadata": {"name": name, "namespace": NS}, "spec": spec}),
+    )
+    .await;
+}
+
+/// The ledger of `web`, once it exists.
+async fn ledger(env: &Env) -> Option<Value> {
+    let cm = Api::<ConfigMap>::namespaced(env.client.clone(), NS)
+        .get_opt("web-notifications")
+        .await
+        .ok()??;
+    serde_json::from_str(cm.data?.get("ledger.json")?).ok()
+}
+
+/// Subscribes `web` and waits until its ledger starts at revision `hash`
+/// (so what happened before is not announced).
+async fn subscribe(env: &Env, subscriptions: Value, hash: &str) {
+    env.patch("web", json!({"spec": {"notifications": subscriptions}}))
+        .await;
+    eventually("the ledger starts at the live revision", || async {
+        let l = ledger(env).await?;
+        (l["observed"]["currentRevision"] == hash).then_some(())
+    })
+    .await;
+}
+
+/// Rolls out `demo:2` to its canary, writes the recorded failed verdict and
+/// waits until the Rollout reverted it.
+async fn fail_a_canary(env: &Env) -> CanaryAnalysis {
+    env.set_image("web", "demo:2").await;
+    let analyses: Api<CanaryAnalysis> = Api::namespaced(env.client.clone(), NS);
+    eventually("the canary is analysing", || async {
+        let r = env.rollouts().get("web").await.ok()?;
+        (r.status?.canary?.phase == Some(CanaryPhase::Analysing)).then_some(())
+    })
+    .await;
+    let analysis = analyses
+        .list(&ListParams::default().labels(ROLLOUT_LABEL))
+        .await
+        .expect("list analyses")
+        .items
+        .into_iter()
+        .next()
+        .expect("the canary's analysis");
+    let recorded: Value =
+        serde_json::from_str(include_str!("data/gitops/canaryanalysis/failed.json")).unwrap();
+    let s = &recorded["status"];
+    let verdict = json!({"status": {
+        "phase": s["phase"], "message": s["message"], "score": s["score"],
+        "band": s["band"], "metrics": s["metrics"]
+    }});
+    analyses
+        .patch_status(
+            &analysis.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&verdict),
+        )
+        .await
+        .expect("verdict written");
+    eventually("the canary is reverted", || async {
+        let r = env.rollouts().get("web").await.ok()?;
+        (r.status?.canary?.phase == Some(CanaryPhase::Failed)).then_some(())
+    })
+    .await;
+    analysis
+}
+
+/// Waits until the ledger has nothing pending and `receiver` got `n` at `path`.
+async fn all_delivered(env: &Env, receiver: &Receiver, path: &str, n: usize) -> Vec<Received> {
+    eventually(
+        &format!("{n} notifications at {path}, none pending"),
+        || async {
+            let l = ledger(env).await?;
+            let got = receiver.at(path);
+            (l["pending"].as_array()?.is_empty() && got.len() >= n).then_some(got)
+        },
+    )
+    .await
+}
+
+fn triggers(received: &[Received]) -> Vec<String> {
+    let mut t: Vec<String> = received
+        .iter()
+        .map(|r| r.json()["event"]["trigger"].as_str().unwrap().to_owned())
+        .collect();
+    t.sort();
+    t
+}
+
+/// Each delivery key once.
+fn assert_once(received: &[Received]) {
+    let mut ids: Vec<String> = received
+        .iter()
+        .map(|r| r.header("x-redblack-delivery").expect("delivery header"))
+        .collect();
+    ids.sort();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "a notification arrived twice: {ids:?}");
+}
+
+async fn ready(env: &Env, name: &str) -> Option<(String, String, String)> {
+    let n = Api::<Notifier>::namespaced(env.client.clone(), NS)
+        .get(name)
+        .await
+        .ok()?;
+    let c = n
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")?;
+    Some((format!("{:?}", c.status), c.reason, c.message))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_canary_reaches_a_signed_webhook_and_a_slack_channel_once() {
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let hooks = Receiver::start().await;
+    secret(
+        &env,
+        &[
+            ("signing", "s3cret"),
+            ("slack", &format!("{}/slack", hooks.url)),
+        ],
+    )
+    .await;
+    notifier(
+        &env,
+        "team-hook",
+        json!({"webhook": {"url": format!("{}/hook", hooks.url),
+                           "signingSecretRef": {"name": "hooks", "key": "signing"}}}),
+    )
+    .await;
+    notifier(
+        &env,
+        "team-chat",
+        json!({"slack": {"urlSecretRef": {"name": "hooks", "key": "slack"}}}),
+    )
+    .await;
+    env.create_rollout(canary_rollout()).await;
+    let running = Running::start_with(env.client.clone(), config());
+    let r1 = env.wait_phase("web", Phase::Healthy).await;
+    subscribe(
+        &env,
+        json!([{"notifier": "team-hook"},
+               {"notifier": "team-chat", "minSeverity": "Critical"}]),
+        &hash_of(&r1),
+    )
+    .await;
+    fail_a_canary(&env).await;
+
+    let hook = all_delivered(&env, &hooks, "/hook", 4).await;
+    let chat = all_delivered(&env, &hooks, "/slack", 2).await;
+    assert_eq!(
+        triggers(&hook),
+        [
+            "CanaryStarted",
+            "CanaryVerdict",
+            "Reverted",
+            "RolloutStarted"
+        ]
+    );
+    assert_once(&hook);
+    assert_once(&chat);
+    for r in &hook {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+        mac.update(&r.body);
+        let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(r.header("x-redblack-signature"), Some(expected));
+        let body = r.json();
+        assert_eq!(body["apiVersion"], "redblack.notification/v1");
+        assert_eq!(body["kind"], "Notification");
+        assert_eq!(
+            r.header("x-redblack-delivery").as_deref(),
+            body["id"].as_str()
+        );
+        assert_eq!(body["rollout"]["name"], "web");
+        assert_eq!(body["rollout"]["uid"], r1.uid().unwrap());
+        assert_eq!(body["notifier"], "team-hook");
+    }
+    let verdict = hook
+        .iter()
+        .map(Received::json)
+        .find(|b| b["event"]["trigger"] == "CanaryVerdict")
+        .unwrap();
+    println!("verdict payload: {verdict:#}");
+    assert_eq!(verdict["event"]["verdict"], "Failed");
+    assert_eq!(verdict["event"]["severity"], "Critical");
+    assert_eq!(verdict["report"]["band"], "Fail");
+    let metric = &verdict["report"]["failingMetrics"][0];
+    assert_eq!(metric["name"], "latency");
+    assert_eq!(metric["classification"], "High");
+    assert!((metric["canaryMean"].as_f64().unwrap() - 3.2850).abs() < 1e-3);
+
+    // Slack: only the Critical ones, in the documented shape.
+    let mut chat_triggers: Vec<String> = Vec::new();
+    for r in &chat {
+        assert!(r.header("x-redblack-signature").is_none(), "unsigned");
+        let body = r.json();
+        let text = body["text"].as_str().unwrap();
+        assert!(text.starts_with("[Critical] default/web: "), "{text}");
+        let blocks = body["blocks"].as_array().unwrap();
+        assert_eq!(blocks[0]["type"], "header");
+        let fields = serde_json::to_string(&blocks[2]["fields"]).unwrap();
+        let trigger = ["CanaryVerdict", "Reverted"]
+            .into_iter()
+            .find(|t| fields.contains(&format!("*Trigger*\\n{t}")))
+            .unwrap_or_else(|| panic!("no trigger field in {fields}"));
+        chat_triggers.push(trigger.to_owned());
+        if trigger == "CanaryVerdict" {
+            println!("slack text: {text}");
+            assert!(text.contains("Score 0.0 (Fail)"), "{text}");
+            assert!(
+                text.contains("• latency: High (canary 3.2851, baseline 1.1043"),
+                "{text}"
+            );
+        }
+    }
+    chat_triggers.sort();
+    assert_eq!(chat_triggers, ["CanaryVerdict", "Reverted"]);
+
+    let metrics = running.metrics.encode().unwrap();
+    for line in [
+        r#"redblack_notifications_total{channel="webhook",trigger="CanaryVerdict",result="delivered"} 1"#,
+        r#"redblack_notifications_total{channel="slack",trigger="Reverted",result="delivered"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+    let hook_ready = eventually("team-hook is Ready", || async {
+        ready(&env, "team-hook").await.filter(|r| r.0 == "True")
+    })
+    .await;
+    assert_eq!(hook_ready.1, "Delivered");
+    running.stop().await.unwrap();
+    // Nothing more arrives after the ledger emptied.
+    assert_eq!(hooks.received().len(), 6);
+    env.sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_the_verdict_with_the_endpoint_down_each_notification_arrives_once() {
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let hooks = Receiver::start().await;
+    notifier(
+        &env,
+        "team-hook",
+        json!({"webhook": {"url": format!("{}/hook", hooks.url)}}),
+    )
+    .await;
+    env.create_rollout(canary_rollout()).await;
+    let running = Running::start_with(env.client.clone(), config());
+    let r1 = env.wait_phase("web", Phase::Healthy).await;
+    subscribe(&env, json!([{"notifier": "team-hook"}]), &hash_of(&r1)).await;
+    hooks.set_down(true);
+    fail_a_canary(&env).await;
+    // The verdict's notification is recorded and failed at least once.
+    eventually("the verdict's notification failed once", || async {
+        let l = ledger(&env).await?;
+        l["pending"]
+            .as_array()?
+            .iter()
+            .any(|p| {
+                p["happening"]["trigger"] == "CanaryVerdict" && p["attempts"].as_u64() >= Some(1)
+            })
+            .then_some(())
+    })
+    .await;
+    let down = eventually("team-hook is not Ready", || async {
+        ready(&env, "team-hook").await.filter(|r| r.0 == "False")
+    })
+    .await;
+    assert_eq!(down.1, "DeliveryFailed", "{down:?}");
+    assert!(down.2.contains("503"), "{down:?}");
+    let rollout: Rollout = env.get("web").await;
+    env.wait_event_reasons(&rollout, &["NotificationFailed"])
+        .await;
+    running.kill().await;
+    let refused = hooks.refused();
+    assert!(refused >= 1);
+
+    hooks.set_down(false);
+    let running = Running::start_with(env.client.clone(), config());
+    let hook = all_delivered(&env, &hooks, "/hook", 4).await;
+    assert_eq!(
+        triggers(&hook),
+        [
+            "CanaryStarted",
+            "CanaryVerdict",
+            "Reverted",
+            "RolloutStarted"
+        ]
+    );
+    assert_once(&hook);
+    eventually("team-hook is Ready again", || async {
+        ready(&env, "team-hook").await.filter(|r| r.0 == "True")
+    })
+    .await;
+    running.stop().await.unwrap();
+    assert_eq!(hooks.received().len(), 4, "nothing arrived twice");
+    env.sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_notifiers_are_not_ready_naming_the_field_and_rollouts_go_on() {
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    secret(&env, &[("other", "x")]).await;
+    notifier(&env, "bad-url", json!({"webhook": {"url": "http//nope"}})).await;
+    notifier(
+        &env,
+        "no-key",
+        json!({"slack": {"urlSecretRef": {"name": "hooks", "key": "slack"}}}),
+    )
+    .await;
+    env.create_rollout(rollout_json("web", "demo:1", 2)).await;
+    let running = Running::start_with(env.client.clone(), config());
+    let r1 = env.wait_phase("web", Phase::Healthy).await;
+    subscribe(
+        &env,
+        json!([{"notifier": "bad-url"}, {"notifier": "no-key"}]),
+        &hash_of(&r1),
+    )
+    .await;
+    let r2 = env.set_image("web", "demo:2").await;
+    env.wait_selected("web", &hash_of(&r2)).await;
+    env.wait_phase("web", Phase::Healthy).await;
+
+    let bad = eventually("bad-url is not Ready", || async {
+        ready(&env, "bad-url").await.filter(|r| r.0 == "False")
+    })
+    .await;
+    println!("bad-url: {bad:?}");
+    assert_eq!(bad.1, "InvalidConfig");
+    assert!(bad.2.starts_with("spec.webhook.url: "), "{bad:?}");
+    let key = eventually("no-key is not Ready", || async {
+        ready(&env, "no-key").await.filter(|r| r.0 == "False")
+    })
+    .await;
+    println!("no-key: {key:?}");
+    assert_eq!(key.1, "InvalidConfig");
+    assert!(
+        key.2
+            .starts_with("spec.slack.urlSecretRef: Secret hooks has no key \"slack\""),
+        "{key:?}"
+    );
+    // The notifications wait in the ledger, saying why.
+    let pending = eventually("the failures are recorded", || async {
+        let l = ledger(&env).await?;
+        let p = l["pending"].as_array()?.clone();
+        (p.len() >= 2 && p.iter().all(|p| p["attempts"].as_u64() >= Some(1))).then_some(p)
+    })
+    .await;
+    let errors: Vec<&str> = pending
+        .iter()
+        .filter_map(|p| p["lastError"].as_str())
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.contains("spec.webhook.url")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("spec.slack.urlSecretRef")),
+        "{errors:?}"
+    );
+    running.stop().await.unwrap();
+    env.sandbox.shutdown().await;
+}
