@@ -9,6 +9,11 @@
 //! - The endpoint down when the verdict comes, the operator killed after it
 //!   recorded the pending notifications, restarted, the endpoint back: each
 //!   notification arrives exactly once.
+//! - The operator stopped right after the verdict (the endpoint down) and
+//!   started again with the endpoint back: each notification arrives once.
+//! - A slow endpoint (holding every request) does not slow the Rollout: it
+//!   is live on the new revision while the first notification is still
+//!   unanswered; released, everything arrives once.
 //! - Bad Notifiers (a malformed URL, a missing Secret key) are Ready=False
 //!   naming the field, and the Rollout rolls out regardless.
 
@@ -466,6 +471,84 @@ async fn bad_notifiers_are_not_ready_naming_the_field_and_rollouts_go_on() {
         errors.iter().any(|e| e.contains("spec.slack.urlSecretRef")),
         "{errors:?}"
     );
+    running.stop().await.unwrap();
+    env.sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_right_after_the_verdict_and_restarted_each_notification_arrives_once() {
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let hooks = Receiver::start().await;
+    notifier(
+        &env,
+        "team-hook",
+        json!({"webhook": {"url": format!("{}/hook", hooks.url)}}),
+    )
+    .await;
+    env.create_rollout(canary_rollout()).await;
+    let running = Running::start_with(env.client.clone(), config());
+    let r1 = env.wait_phase("web", Phase::Healthy).await;
+    subscribe(&env, json!([{"notifier": "team-hook"}]), &hash_of(&r1)).await;
+    // Down, so that the verdict cannot be delivered before the stop (a
+    // graceful stop lets a delivery in flight finish).
+    hooks.set_down(true);
+    // fail_a_canary returns as soon as the status records the verdict.
+    fail_a_canary(&env).await;
+    running.stop().await.unwrap();
+    let recorded = ledger(&env)
+        .await
+        .map(|l| l["pending"].as_array().map_or(0, Vec::len));
+    println!("pending in the ledger at the stop: {recorded:?}");
+    hooks.set_down(false);
+    let running = Running::start_with(env.client.clone(), config());
+    let hook = all_delivered(&env, &hooks, "/hook", 4).await;
+    assert_eq!(
+        triggers(&hook),
+        [
+            "CanaryStarted",
+            "CanaryVerdict",
+            "Reverted",
+            "RolloutStarted"
+        ]
+    );
+    assert_once(&hook);
+    running.stop().await.unwrap();
+    assert_eq!(hooks.received().len(), 4);
+    env.sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_endpoint_does_not_slow_the_rollout() {
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let hooks = Receiver::start().await;
+    notifier(
+        &env,
+        "slow",
+        json!({"webhook": {"url": format!("{}/hook", hooks.url)}}),
+    )
+    .await;
+    env.create_rollout(rollout_json("web", "demo:1", 2)).await;
+    let mut cfg = config();
+    // Longer than the test: the held request is never cut short.
+    cfg.notify.timeout = Duration::from_secs(600);
+    let running = Running::start_with(env.client.clone(), cfg);
+    let r1 = env.wait_phase("web", Phase::Healthy).await;
+    subscribe(&env, json!([{"notifier": "slow"}]), &hash_of(&r1)).await;
+    let release = hooks.hold();
+    let r2 = env.set_image("web", "demo:2").await;
+    env.wait_selected("web", &hash_of(&r2)).await;
+    env.wait_phase("web", Phase::Healthy).await;
+    assert!(hooks.received().is_empty(), "nothing was answered yet");
+    eventually("the first notification is in flight", || async {
+        (hooks.in_flight() >= 1).then_some(())
+    })
+    .await;
+    release.send(true).unwrap();
+    let hook = all_delivered(&env, &hooks, "/hook", 2).await;
+    assert_eq!(triggers(&hook), ["Promoted", "RolloutStarted"]);
+    assert_once(&hook);
     running.stop().await.unwrap();
     env.sandbox.shutdown().await;
 }

@@ -32,6 +32,9 @@ struct Inner {
     down: bool,
     received: Vec<Received>,
     refused: u32,
+    /// While set, requests wait (unanswered) until it is cleared: a slow endpoint.
+    held: Option<tokio::sync::watch::Receiver<bool>>,
+    in_flight: u32,
 }
 
 pub struct Receiver {
@@ -60,6 +63,18 @@ impl Receiver {
     /// While down, every request is answered 503 and not recorded.
     pub fn set_down(&self, down: bool) {
         self.inner.lock().unwrap().down = down;
+    }
+
+    /// Holds every request unanswered until the returned sender sends `true`.
+    pub fn hold(&self) -> tokio::sync::watch::Sender<bool> {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        self.inner.lock().unwrap().held = Some(rx);
+        tx
+    }
+
+    /// Requests waiting for an answer.
+    pub fn in_flight(&self) -> u32 {
+        self.inner.lock().unwrap().in_flight
     }
 
     /// The requests acknowledged (200) so far, in arrival order.
@@ -93,6 +108,12 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    let held = inner.lock().unwrap().held.clone();
+    if let Some(mut released) = held {
+        inner.lock().unwrap().in_flight += 1;
+        let _ = released.wait_for(|r| *r).await;
+        inner.lock().unwrap().in_flight -= 1;
+    }
     let mut inner = inner.lock().unwrap();
     if inner.down {
         inner.refused += 1;
