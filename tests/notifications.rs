@@ -14,6 +14,9 @@
 //! - A slow endpoint (holding every request) does not slow the Rollout: it
 //!   is live on the new revision while the first notification is still
 //!   unanswered; released, everything arrives once.
+//! - A failed canary is emailed, over SMTP to a real server (Python's
+//!   aiosmtpd, tests/notifications/smtp_sink.py), as its canary report in a
+//!   text and an HTML part.
 //! - Bad Notifiers (a malformed URL, a missing Secret key) are Ready=False
 //!   naming the field, and the Rollout rolls out regardless.
 
@@ -21,6 +24,8 @@ mod support;
 
 #[path = "notifications/receiver.rs"]
 mod receiver;
+#[path = "notifications/smtp.rs"]
+mod smtp;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -414,6 +419,24 @@ async fn bad_notifiers_are_not_ready_naming_the_field_and_rollouts_go_on() {
     let env = Env::start(FAST).await;
     env.create_service("web", "web").await;
     secret(&env, &[("other", "x")]).await;
+    // Two channels: refused at admission (the CRD's CEL rule).
+    let two: Result<Notifier, _> = Api::<Notifier>::namespaced(env.client.clone(), NS)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "apiVersion": "redblack.io/v1alpha1", "kind": "Notifier",
+                "metadata": {"name": "two", "namespace": NS},
+                "spec": {"webhook": {"url": "http://127.0.0.1:9/"},
+                         "slack": {"urlSecretRef": {"name": "hooks", "key": "slack"}}}
+            }))
+            .unwrap(),
+        )
+        .await;
+    let refused = format!("{:?}", two.expect_err("two channels are refused"));
+    assert!(
+        refused.contains("set exactly one of webhook, slack and email"),
+        "{refused}"
+    );
     notifier(&env, "bad-url", json!({"webhook": {"url": "http//nope"}})).await;
     notifier(
         &env,
@@ -550,5 +573,78 @@ async fn a_slow_endpoint_does_not_slow_the_rollout() {
     assert_eq!(triggers(&hook), ["Promoted", "RolloutStarted"]);
     assert_once(&hook);
     running.stop().await.unwrap();
+    env.sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_canary_is_emailed_as_its_report_over_smtp() {
+    let sink = smtp::SmtpSink::start();
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    notifier(
+        &env,
+        "team-mail",
+        json!({"email": {"host": "127.0.0.1", "port": sink.port, "tls": "None",
+                         "from": "redblack <redblack@example.com>",
+                         "to": ["team@example.com", "Oncall <oncall@example.com>"]}}),
+    )
+    .await;
+    env.create_rollout(canary_rollout()).await;
+    let running = Running::start_with(env.client.clone(), config());
+    let r1 = env.wait_phase("web", Phase::Healthy).await;
+    subscribe(
+        &env,
+        json!([{"notifier": "team-mail", "triggers": ["CanaryVerdict"]}]),
+        &hash_of(&r1),
+    )
+    .await;
+    fail_a_canary(&env).await;
+    let mails = eventually("the report is mailed, none pending", || async {
+        let l = ledger(&env).await?;
+        let mails = sink.messages();
+        (l["pending"].as_array()?.is_empty() && !mails.is_empty()).then_some(mails)
+    })
+    .await;
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    let mail = &mails[0];
+    println!(
+        "subject: {}\ntext:\n{}",
+        mail["subject"],
+        mail["text"].as_str().unwrap_or("")
+    );
+    let subject = mail["subject"].as_str().unwrap();
+    assert!(
+        subject.starts_with("[Critical] default/web: canary of revision "),
+        "{subject}"
+    );
+    assert!(subject.ends_with(": Failed (score 0.0)"), "{subject}");
+    assert_eq!(mail["mailFrom"], "redblack@example.com");
+    assert_eq!(
+        mail["rcptTos"],
+        json!(["team@example.com", "oncall@example.com"])
+    );
+    assert_eq!(mail["contentType"], "multipart/alternative");
+    assert!(
+        mail["messageId"]
+            .as_str()
+            .unwrap()
+            .ends_with("@redblack.notification>")
+    );
+    let text = mail["text"].as_str().unwrap();
+    assert!(text.contains("Score 0.0 (Fail)"), "{text}");
+    assert!(
+        text.contains("• latency: High (canary 3.2851, baseline 1.1043"),
+        "{text}"
+    );
+    let html = mail["html"].as_str().unwrap();
+    assert!(
+        html.contains("<tr><td>latency</td><td>High</td><td>3.2851</td><td>1.1043</td>"),
+        "{html}"
+    );
+    let metrics = running.metrics.encode().unwrap();
+    let line = r#"redblack_notifications_total{channel="email",trigger="CanaryVerdict",result="delivered"} 1"#;
+    assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    running.stop().await.unwrap();
+    assert_eq!(sink.messages().len(), 1);
     env.sandbox.shutdown().await;
 }

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::conditions::Condition;
 use super::endpoint::SecretKeyRef;
 
-/// A channel notifications are delivered to: exactly one of `webhook` and `slack`.
+/// A channel notifications are delivered to: exactly one of `webhook`,
+/// `slack` and `email`.
 // kube's attribute syntax repeats `type_ = ...` per column; clippy mistakes
 // that for duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
@@ -45,8 +46,8 @@ use super::endpoint::SecretKeyRef;
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "has(self.webhook) != has(self.slack)",
-    "message": "set exactly one of webhook and slack"
+    "rule": "(has(self.webhook) ? 1 : 0) + (has(self.slack) ? 1 : 0) + (has(self.email) ? 1 : 0) == 1",
+    "message": "set exactly one of webhook, slack and email"
 }]))]
 pub struct NotifierSpec {
     /// A generic webhook: a POST of the versioned JSON payload
@@ -57,6 +58,56 @@ pub struct NotifierSpec {
     /// a POST of `{"text": ..., "blocks": [...]}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack: Option<SlackChannel>,
+    /// Email over SMTP: an HTML + text message; a verdict's body is the
+    /// canary report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailChannel>,
+}
+
+/// Email over SMTP.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailChannel {
+    /// The SMTP server's host name or address.
+    #[schemars(length(min = 1, max = 253))]
+    pub host: String,
+    /// Default: 587 with `StartTLS`, 465 with `TLS`, 25 with `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<u16>,
+    /// How the connection is secured (default `StartTLS`, required).
+    #[serde(default)]
+    pub tls: EmailTls,
+    /// The sender, e.g. `redblack <redblack@example.com>`.
+    #[schemars(length(min = 3))]
+    pub from: String,
+    /// The recipients.
+    #[schemars(length(min = 1, max = 50))]
+    pub to: Vec<String>,
+    /// SMTP authentication (PLAIN/LOGIN), only over TLS or STARTTLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<EmailAuth>,
+}
+
+/// How an SMTP connection is secured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum EmailTls {
+    /// Plain connection upgraded with STARTTLS; refused if the server does not offer it.
+    #[default]
+    StartTLS,
+    /// TLS from the first byte (SMTPS).
+    TLS,
+    /// No encryption (a relay on the same host or network only; tests).
+    None,
+}
+
+/// SMTP credentials, from a Secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailAuth {
+    #[schemars(length(min = 1))]
+    pub username: String,
+    pub password_secret_ref: SecretKeyRef,
 }
 
 /// A generic webhook.
@@ -95,10 +146,12 @@ pub struct NotifierStatus {
 }
 
 impl NotifierSpec {
-    /// The channel's name in metrics and payloads (`webhook`, `slack`).
+    /// The channel's name in metrics and payloads (`webhook`, `slack`, `email`).
     pub fn channel_name(&self) -> &'static str {
         if self.slack.is_some() {
             "slack"
+        } else if self.email.is_some() {
+            "email"
         } else {
             "webhook"
         }
@@ -194,11 +247,38 @@ mod tests {
         let spec = &schema["openAPIV3Schema"]["properties"]["spec"];
         assert_eq!(
             spec["x-kubernetes-validations"][0]["rule"],
-            "has(self.webhook) != has(self.slack)"
+            "(has(self.webhook) ? 1 : 0) + (has(self.slack) ? 1 : 0) + (has(self.email) ? 1 : 0) == 1"
         );
         let slack = &spec["properties"]["slack"]["properties"];
         assert!(slack.get("urlSecretRef").is_some(), "{slack}");
         assert!(slack.get("url").is_none(), "the Slack URL is a secret");
+        let email = &spec["properties"]["email"]["properties"];
+        assert!(
+            email["auth"]["properties"]
+                .get("passwordSecretRef")
+                .is_some(),
+            "{email}"
+        );
+        assert!(
+            email["auth"]["properties"].get("password").is_none(),
+            "{email}"
+        );
+    }
+
+    #[test]
+    fn channel_names() {
+        let spec = |v: serde_json::Value| serde_json::from_value::<NotifierSpec>(v).unwrap();
+        let r = serde_json::json!({"name": "s", "key": "k"});
+        assert_eq!(
+            spec(serde_json::json!({"webhook": {"url": "http://x/"}})).channel_name(),
+            "webhook"
+        );
+        assert_eq!(
+            spec(serde_json::json!({"slack": {"urlSecretRef": r}})).channel_name(),
+            "slack"
+        );
+        let email = serde_json::json!({"email": {"host": "h", "from": "a@b.c", "to": ["d@e.f"]}});
+        assert_eq!(spec(email).channel_name(), "email");
     }
 
     #[test]

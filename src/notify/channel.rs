@@ -3,10 +3,11 @@
 //! (`spec.webhook.url`, `spec.slack.urlSecretRef`, ...) for the Notifier's
 //! `Ready` condition. The Secret reads are the shell's ([`super::secrets`]).
 
+use lettre::message::Mailbox;
 use url::Url;
 
 use crate::api::endpoint::SecretKeyRef;
-use crate::api::notifier::NotifierSpec;
+use crate::api::notifier::{EmailChannel, EmailTls, NotifierSpec};
 
 /// A checked channel.
 #[derive(Clone, PartialEq, Eq)]
@@ -18,6 +19,19 @@ pub enum Channel {
     Slack {
         url: Url,
     },
+    Email(Box<Smtp>),
+}
+
+/// A checked SMTP channel.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub tls: EmailTls,
+    pub from: Mailbox,
+    pub to: Vec<Mailbox>,
+    /// (user name, password).
+    pub credentials: Option<(String, String)>,
 }
 
 // The Slack URL and the signing secret are credentials: never in logs.
@@ -33,14 +47,13 @@ impl std::fmt::Debug for Channel {
                 .field("signed", &signing_secret.is_some())
                 .finish(),
             Channel::Slack { .. } => f.write_str("Slack { url: <secret> }"),
-        }
-    }
-}
-
-impl Channel {
-    pub fn url(&self) -> &Url {
-        match self {
-            Channel::Webhook { url, .. } | Channel::Slack { url } => url,
+            Channel::Email(smtp) => f
+                .debug_struct("Email")
+                .field("server", &format!("{}:{}", smtp.host, smtp.port))
+                .field("tls", &smtp.tls)
+                .field("to", &smtp.to.len())
+                .field("auth", &smtp.credentials.is_some())
+                .finish(),
         }
     }
 }
@@ -96,8 +109,24 @@ pub fn resolve(
             }),
         }
     };
-    match (&spec.webhook, &spec.slack) {
-        (Some(w), None) => {
+    match (&spec.webhook, &spec.slack, &spec.email) {
+        (None, None, Some(e)) => {
+            let credentials = match &e.auth {
+                Some(auth) => {
+                    let field = "spec.email.auth.passwordSecretRef";
+                    let raw = read(field, &auth.password_secret_ref)?;
+                    let password = String::from_utf8(raw)
+                        .map_err(|_| err(field, "the Secret's value is not UTF-8 text"))?;
+                    Some((
+                        auth.username.clone(),
+                        password.trim_end_matches('\n').to_owned(),
+                    ))
+                }
+                None => None,
+            };
+            email(e, credentials)
+        }
+        (Some(w), None, None) => {
             let url = check_url("spec.webhook.url", &w.url, true)?;
             let signing_secret = match &w.signing_secret_ref {
                 Some(r) => Some(read("spec.webhook.signingSecretRef", r)?),
@@ -108,7 +137,7 @@ pub fn resolve(
                 signing_secret,
             })
         }
-        (None, Some(s)) => {
+        (None, Some(s), None) => {
             let field = "spec.slack.urlSecretRef";
             let raw = read(field, &s.url_secret_ref)?;
             let text = String::from_utf8(raw)
@@ -117,8 +146,50 @@ pub fn resolve(
             let url = check_url(field, text.trim(), false)?;
             Ok(Channel::Slack { url })
         }
-        _ => Err(err("spec", "set exactly one of webhook and slack")),
+        _ => Err(err("spec", "set exactly one of webhook, slack and email")),
     }
+}
+
+fn email(e: &EmailChannel, credentials: Option<(String, String)>) -> Result<Channel, ConfigError> {
+    let host = e.host.trim();
+    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/' || c == ':') {
+        return Err(err(
+            "spec.email.host",
+            format!("{:?} is not a host name or address", e.host),
+        ));
+    }
+    if credentials.is_some() && e.tls == EmailTls::None {
+        return Err(err(
+            "spec.email.auth",
+            "credentials are never sent without TLS: set tls to StartTLS or TLS",
+        ));
+    }
+    let mailbox = |field: String, text: &str| -> Result<Mailbox, ConfigError> {
+        text.parse::<Mailbox>()
+            .map_err(|e| err(&field, format!("{text:?} is not an email address ({e})")))
+    };
+    let from = mailbox("spec.email.from".to_owned(), &e.from)?;
+    let to =
+        e.to.iter()
+            .enumerate()
+            .map(|(i, t)| mailbox(format!("spec.email.to[{i}]"), t))
+            .collect::<Result<Vec<_>, _>>()?;
+    if to.is_empty() {
+        return Err(err("spec.email.to", "at least one recipient"));
+    }
+    let port = e.port.unwrap_or(match e.tls {
+        EmailTls::StartTLS => 587,
+        EmailTls::TLS => 465,
+        EmailTls::None => 25,
+    });
+    Ok(Channel::Email(Box::new(Smtp {
+        host: host.to_owned(),
+        port,
+        tls: e.tls,
+        from,
+        to,
+        credentials,
+    })))
 }
 
 /// An absolute `http://` or `https://` URL with a host. `quote`: the value
@@ -158,6 +229,27 @@ mod tests {
                 }),
             }),
             slack: None,
+            email: None,
+        }
+    }
+
+    fn mail(tls: EmailTls, to: &[&str], auth: Option<(&str, &str)>) -> NotifierSpec {
+        NotifierSpec {
+            email: Some(EmailChannel {
+                host: "smtp.example".into(),
+                port: None,
+                tls,
+                from: "redblack <rb@example.com>".into(),
+                to: to.iter().map(|t| (*t).to_owned()).collect(),
+                auth: auth.map(|(n, k)| crate::api::notifier::EmailAuth {
+                    username: "rb".into(),
+                    password_secret_ref: SecretKeyRef {
+                        name: n.into(),
+                        key: k.into(),
+                    },
+                }),
+            }),
+            ..NotifierSpec::default()
         }
     }
 
@@ -177,6 +269,7 @@ mod tests {
     fn the_table() {
         let slack = |key: &str| NotifierSpec {
             webhook: None,
+            email: None,
             slack: Some(SlackChannel {
                 url_secret_ref: SecretKeyRef {
                     name: "hooks".into(),
@@ -194,6 +287,26 @@ mod tests {
                 "Webhook { url: \"https://x.example/h\", signed: true }",
             ),
             (slack("slack"), "Slack { url: <secret> }"),
+            (
+                mail(
+                    EmailTls::StartTLS,
+                    &["team@example.com"],
+                    Some(("hooks", "signing")),
+                ),
+                "Email { server: \"smtp.example:587\", tls: StartTLS, to: 1, auth: true }",
+            ),
+            (
+                mail(
+                    EmailTls::None,
+                    &["a@example.com", "B <b@example.com>"],
+                    None,
+                ),
+                "Email { server: \"smtp.example:25\", tls: None, to: 2, auth: false }",
+            ),
+            (
+                mail(EmailTls::TLS, &["a@example.com"], None),
+                "Email { server: \"smtp.example:465\", tls: TLS, to: 1, auth: false }",
+            ),
         ];
         for (spec, debug) in ok {
             assert_eq!(format!("{:?}", resolve(&spec, secrets).unwrap()), debug);
@@ -235,6 +348,29 @@ mod tests {
                 "is not a valid URL",
             ),
             (NotifierSpec::default(), "spec", "set exactly one"),
+            (
+                mail(EmailTls::StartTLS, &["not an address"], None),
+                "spec.email.to[0]",
+                "is not an email address",
+            ),
+            (
+                mail(
+                    EmailTls::None,
+                    &["a@example.com"],
+                    Some(("hooks", "signing")),
+                ),
+                "spec.email.auth",
+                "never sent without TLS",
+            ),
+            (
+                mail(
+                    EmailTls::StartTLS,
+                    &["a@example.com"],
+                    Some(("hooks", "nope")),
+                ),
+                "spec.email.auth.passwordSecretRef",
+                "no key",
+            ),
         ];
         for (spec, field, message) in bad {
             let e = resolve(&spec, secrets).unwrap_err();
@@ -248,6 +384,7 @@ mod tests {
         }
         let locked = NotifierSpec {
             webhook: None,
+            email: None,
             slack: Some(SlackChannel {
                 url_secret_ref: SecretKeyRef {
                     name: "locked".into(),

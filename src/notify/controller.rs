@@ -250,11 +250,7 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Ctx>) -> Result<Actio
         let (channel_name, outcome) = attempt(&ctx, &namespace, &pending, &rollout_ref).await;
         match outcome {
             Ok(()) => {
-                ledger.delivered(key);
-                // Marked delivered right after the 2xx, before anything else.
-                write_ledger(&configmaps, &rollout, &name, &ledger)
-                    .await
-                    .map_err(ledger_err)?;
+                // Counted at the 2xx (before the ledger says so).
                 count(
                     &ctx.metrics,
                     channel_name,
@@ -262,6 +258,11 @@ async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Ctx>) -> Result<Actio
                     "delivered",
                 );
                 tracing::info!(key = %key, "notification delivered");
+                ledger.delivered(key);
+                // Marked delivered right after the 2xx, before anything else.
+                write_ledger(&configmaps, &rollout, &name, &ledger)
+                    .await
+                    .map_err(ledger_err)?;
             }
             Err(error) => {
                 failed_any = true;
@@ -341,7 +342,8 @@ async fn attempt(
             );
         }
     };
-    let outcome = deliver::deliver(&ctx.http, &channel, pending, rollout).await;
+    let outcome =
+        deliver::deliver(&ctx.http, &channel, pending, rollout, ctx.settings.timeout).await;
     let seen = match &outcome {
         Ok(()) => Observation::Delivered,
         Err(e) => Observation::DeliveryFailed(format!("delivery of {} failed: {e}", pending.key)),

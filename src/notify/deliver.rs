@@ -23,19 +23,24 @@ pub async fn deliver(
     channel: &Channel,
     pending: &Pending,
     rollout: &RolloutRef,
+    timeout: Duration,
 ) -> Result<(), String> {
-    let (body, signature) = match channel {
-        Channel::Webhook { signing_secret, .. } => {
+    let (url, body, signature) = match channel {
+        Channel::Email(smtp) => return super::smtp::send(smtp, pending, rollout, timeout).await,
+        Channel::Webhook {
+            url,
+            signing_secret,
+        } => {
             let body = payload::webhook_body(pending, rollout);
             let signature = signing_secret
                 .as_ref()
                 .map(|s| payload::signature(s, &body));
-            (body, signature)
+            (url, body, signature)
         }
-        Channel::Slack { .. } => (payload::slack_body(pending, rollout), None),
+        Channel::Slack { url } => (url, payload::slack_body(pending, rollout), None),
     };
     let mut request = http
-        .post(channel.url().clone())
+        .post(url.clone())
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(DELIVERY_HEADER, &pending.key)
         .body(body);
@@ -43,8 +48,8 @@ pub async fn deliver(
         request = request.header(SIGNATURE_HEADER, signature);
     }
     let target = match channel {
-        Channel::Webhook { url, .. } => url.to_string(),
         Channel::Slack { url } => format!("the Slack webhook at {}", url.host_str().unwrap_or("?")),
+        _ => url.to_string(),
     };
     match request.send().await {
         Ok(response) if response.status().is_success() => Ok(()),
@@ -55,7 +60,7 @@ pub async fn deliver(
 }
 
 /// The error and its sources, e.g. "error sending request: connection refused".
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -6,9 +6,11 @@
 pub mod channel;
 pub mod controller;
 pub mod deliver;
+pub mod email;
 pub mod ledger;
 pub mod payload;
 pub mod ready;
 pub mod report;
 pub mod secrets;
+pub mod smtp;
 pub mod trigger;

@@ -1,0 +1,53 @@
+//! Shell: one email over SMTP with lettre (STARTTLS required, TLS, or none;
+//! rustls with the system's roots), built from [`super::email::content`].
+
+use std::time::Duration;
+
+use lettre::message::MultiPart;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::channel::Smtp;
+use super::deliver::error_chain;
+use super::email::content;
+use super::ledger::Pending;
+use super::payload::RolloutRef;
+use crate::api::notifier::EmailTls;
+
+pub async fn send(
+    smtp: &Smtp,
+    pending: &Pending,
+    rollout: &RolloutRef,
+    timeout: Duration,
+) -> Result<(), String> {
+    let target = format!("SMTP server {}:{}", smtp.host, smtp.port);
+    let c = content(pending, rollout);
+    let mut builder = Message::builder()
+        .from(smtp.from.clone())
+        .subject(c.subject)
+        .message_id(Some(c.message_id));
+    for to in &smtp.to {
+        builder = builder.to(to.clone());
+    }
+    let message = builder
+        .multipart(MultiPart::alternative_plain_html(c.text, c.html))
+        .map_err(|e| format!("cannot build the email: {e}"))?;
+    let transport = match smtp.tls {
+        EmailTls::StartTLS => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host),
+        EmailTls::TLS => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host),
+        EmailTls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+            &smtp.host,
+        )),
+    }
+    .map_err(|e| format!("{target}: {}", error_chain(&e)))?;
+    let mut transport = transport.port(smtp.port).timeout(Some(timeout));
+    if let Some((user, password)) = &smtp.credentials {
+        transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    let transport = transport.build();
+    match transport.send(message).await {
+        Ok(response) if response.is_positive() => Ok(()),
+        Ok(response) => Err(format!("{target} answered {}", response.code())),
+        Err(e) => Err(format!("{target}: {}", error_chain(&e))),
+    }
+}
