@@ -17,8 +17,10 @@
 //! - A failed canary is emailed, over SMTP to a real server (Python's
 //!   aiosmtpd, tests/notifications/smtp_sink.py), as its canary report in a
 //!   text and an HTML part.
-//! - Bad Notifiers (a malformed URL, a missing Secret key) are Ready=False
-//!   naming the field, and the Rollout rolls out regardless.
+//! - Bad Notifiers (a malformed URL, a missing Secret key, a template that
+//!   does not compile; two channels are refused at admission) are
+//!   Ready=False naming the field, and the Rollout rolls out regardless; a
+//!   good, templated Notifier beside them delivers its text.
 
 mod support;
 
@@ -418,7 +420,8 @@ async fn killed_after_the_verdict_with_the_endpoint_down_each_notification_arriv
 async fn bad_notifiers_are_not_ready_naming_the_field_and_rollouts_go_on() {
     let env = Env::start(FAST).await;
     env.create_service("web", "web").await;
-    secret(&env, &[("other", "x")]).await;
+    let hooks = Receiver::start().await;
+    secret(&env, &[("chat", &format!("{}/chat", hooks.url))]).await;
     // Two channels: refused at admission (the CRD's CEL rule).
     let two: Result<Notifier, _> = Api::<Notifier>::namespaced(env.client.clone(), NS)
         .create(
@@ -444,12 +447,28 @@ async fn bad_notifiers_are_not_ready_naming_the_field_and_rollouts_go_on() {
         json!({"slack": {"urlSecretRef": {"name": "hooks", "key": "slack"}}}),
     )
     .await;
+    notifier(
+        &env,
+        "bad-template",
+        json!({"slack": {"urlSecretRef": {"name": "hooks", "key": "chat"}},
+               "template": {"text": "{{ rollout.name }} {% if %}"}}),
+    )
+    .await;
+    // A good one beside them, templated.
+    notifier(
+        &env,
+        "templated",
+        json!({"slack": {"urlSecretRef": {"name": "hooks", "key": "chat"}},
+               "template": {"text": "{{ rollout.name }} is live on {{ event.revision }} ({{ event.trigger }})"}}),
+    )
+    .await;
     env.create_rollout(rollout_json("web", "demo:1", 2)).await;
     let running = Running::start_with(env.client.clone(), config());
     let r1 = env.wait_phase("web", Phase::Healthy).await;
     subscribe(
         &env,
-        json!([{"notifier": "bad-url"}, {"notifier": "no-key"}]),
+        json!([{"notifier": "bad-url"}, {"notifier": "no-key"}, {"notifier": "bad-template"},
+               {"notifier": "templated", "triggers": ["Promoted"]}]),
         &hash_of(&r1),
     )
     .await;
@@ -475,11 +494,33 @@ async fn bad_notifiers_are_not_ready_naming_the_field_and_rollouts_go_on() {
             .starts_with("spec.slack.urlSecretRef: Secret hooks has no key \"slack\""),
         "{key:?}"
     );
-    // The notifications wait in the ledger, saying why.
+    let template = eventually("bad-template is not Ready", || async {
+        ready(&env, "bad-template").await.filter(|r| r.0 == "False")
+    })
+    .await;
+    println!("bad-template: {template:?}");
+    assert_eq!(template.1, "InvalidConfig");
+    assert!(
+        template.2.starts_with("spec.template.text: syntax error"),
+        "{template:?}"
+    );
+    // The good one delivered its templated text.
+    let chat = eventually("the templated notifier delivered", || async {
+        let got = hooks.at("/chat");
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    assert_eq!(chat.len(), 1, "only Promoted: {chat:?}");
+    let body = chat[0].json();
+    assert_eq!(
+        body["text"],
+        format!("web is live on {} (Promoted)", hash_of(&r2))
+    );
+    // The bad ones' notifications wait in the ledger, saying why.
     let pending = eventually("the failures are recorded", || async {
         let l = ledger(&env).await?;
         let p = l["pending"].as_array()?.clone();
-        (p.len() >= 2 && p.iter().all(|p| p["attempts"].as_u64() >= Some(1))).then_some(p)
+        (p.len() >= 6 && p.iter().all(|p| p["attempts"].as_u64() >= Some(1))).then_some(p)
     })
     .await;
     let errors: Vec<&str> = pending

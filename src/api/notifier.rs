@@ -62,6 +62,32 @@ pub struct NotifierSpec {
     /// canary report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailChannel>,
+    /// Replaces the built-in message (Slack text, email subject/text/HTML)
+    /// with minijinja templates; the webhook's payload is a versioned
+    /// contract and never templated (docs/notifications.md, "Templates").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<MessageTemplate>,
+}
+
+/// minijinja templates over the `redblack.notification/v1` payload's fields
+/// (`rollout`, `event`, `report`, `id`, `notifier`). Checked by the operator:
+/// a template that does not compile makes the Notifier `Ready=False` naming
+/// the field.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageTemplate {
+    /// Email subject (one line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub subject: Option<String>,
+    /// Slack `text` (mrkdwn) and the email's text part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16384))]
+    pub text: Option<String>,
+    /// The email's HTML part (values are HTML-escaped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16384))]
+    pub html: Option<String>,
 }
 
 /// Email over SMTP.

@@ -91,6 +91,9 @@ pub fn resolve(
     spec: &NotifierSpec,
     secret: impl Fn(&SecretKeyRef) -> SecretValue,
 ) -> Result<Channel, ConfigError> {
+    if let Some(t) = &spec.template {
+        super::template::check(t)?;
+    }
     let read = |field: &str, r: &SecretKeyRef| -> Result<Vec<u8>, ConfigError> {
         match secret(r) {
             SecretValue::Found(v) if !v.is_empty() => Ok(v),
@@ -230,6 +233,7 @@ mod tests {
             }),
             slack: None,
             email: None,
+            template: None,
         }
     }
 
@@ -270,6 +274,7 @@ mod tests {
         let slack = |key: &str| NotifierSpec {
             webhook: None,
             email: None,
+            template: None,
             slack: Some(SlackChannel {
                 url_secret_ref: SecretKeyRef {
                     name: "hooks".into(),
@@ -385,6 +390,7 @@ mod tests {
         let locked = NotifierSpec {
             webhook: None,
             email: None,
+            template: None,
             slack: Some(SlackChannel {
                 url_secret_ref: SecretKeyRef {
                     name: "locked".into(),

@@ -342,8 +342,15 @@ async fn attempt(
             );
         }
     };
-    let outcome =
-        deliver::deliver(&ctx.http, &channel, pending, rollout, ctx.settings.timeout).await;
+    let outcome = deliver::deliver(
+        &ctx.http,
+        &channel,
+        pending,
+        rollout,
+        notifier.spec.template.as_ref(),
+        ctx.settings.timeout,
+    )
+    .await;
     let seen = match &outcome {
         Ok(()) => Observation::Delivered,
         Err(e) => Observation::DeliveryFailed(format!("delivery of {} failed: {e}", pending.key)),

@@ -8,6 +8,8 @@ use std::time::Duration;
 use super::channel::Channel;
 use super::ledger::Pending;
 use super::payload::{self, DELIVERY_HEADER, RolloutRef, SIGNATURE_HEADER};
+use super::template::{Part, render};
+use crate::api::notifier::MessageTemplate;
 
 /// The one HTTP client of the notifier: system roots for `https://`, a
 /// timeout on every request, no redirects.
@@ -23,10 +25,13 @@ pub async fn deliver(
     channel: &Channel,
     pending: &Pending,
     rollout: &RolloutRef,
+    template: Option<&MessageTemplate>,
     timeout: Duration,
 ) -> Result<(), String> {
     let (url, body, signature) = match channel {
-        Channel::Email(smtp) => return super::smtp::send(smtp, pending, rollout, timeout).await,
+        Channel::Email(smtp) => {
+            return super::smtp::send(smtp, pending, rollout, template, timeout).await;
+        }
         Channel::Webhook {
             url,
             signing_secret,
@@ -37,7 +42,13 @@ pub async fn deliver(
                 .map(|s| payload::signature(s, &body));
             (url, body, signature)
         }
-        Channel::Slack { url } => (url, payload::slack_body(pending, rollout), None),
+        Channel::Slack { url } => {
+            let body = match render(template, Part::Text, pending, rollout) {
+                Some(text) => payload::slack_templated(pending, &text?),
+                None => payload::slack_body(pending, rollout),
+            };
+            (url, body, None)
+        }
     };
     let mut request = http
         .post(url.clone())

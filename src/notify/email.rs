@@ -7,7 +7,9 @@ use sha2::Digest;
 
 use super::ledger::Pending;
 use super::payload::{RolloutRef, report_lines};
+use super::template::{Part, render};
 use super::trigger::kebab;
+use crate::api::notifier::MessageTemplate;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EmailContent {
@@ -121,6 +123,27 @@ pub fn content(pending: &Pending, rollout: &RolloutRef) -> EmailContent {
         html,
         message_id: format!("<{}@redblack.notification>", &digest[..32]),
     }
+}
+
+/// [`content`] with the Notifier's templates in place of the built-in
+/// subject, text and HTML (each only if it has one); `Err` names the
+/// template that failed to render.
+pub fn templated(
+    pending: &Pending,
+    rollout: &RolloutRef,
+    template: Option<&MessageTemplate>,
+) -> Result<EmailContent, String> {
+    let mut c = content(pending, rollout);
+    for (part, slot) in [
+        (Part::Subject, &mut c.subject),
+        (Part::Text, &mut c.text),
+        (Part::Html, &mut c.html),
+    ] {
+        if let Some(rendered) = render(template, part, pending, rollout) {
+            *slot = rendered?;
+        }
+    }
+    Ok(c)
 }
 
 /// HTML text and attribute escaping.

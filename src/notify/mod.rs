@@ -13,4 +13,5 @@ pub mod ready;
 pub mod report;
 pub mod secrets;
 pub mod smtp;
+pub mod template;
 pub mod trigger;

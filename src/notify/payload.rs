@@ -48,7 +48,17 @@ pub struct WebhookPayload<'a> {
 
 /// The webhook body of `pending`.
 pub fn webhook_body(pending: &Pending, rollout: &RolloutRef) -> Vec<u8> {
-    let payload = WebhookPayload {
+    // Serializing plain data with string keys cannot fail.
+    serde_json::to_vec(&payload(pending, rollout)).unwrap_or_default()
+}
+
+/// The payload as a JSON value (what templates see).
+pub fn payload_value(pending: &Pending, rollout: &RolloutRef) -> Value {
+    serde_json::to_value(payload(pending, rollout)).unwrap_or(Value::Null)
+}
+
+fn payload<'a>(pending: &'a Pending, rollout: &'a RolloutRef) -> WebhookPayload<'a> {
+    WebhookPayload {
         api_version: PAYLOAD_VERSION,
         kind: "Notification",
         id: &pending.key,
@@ -56,9 +66,7 @@ pub fn webhook_body(pending: &Pending, rollout: &RolloutRef) -> Vec<u8> {
         rollout,
         event: &pending.happening,
         report: pending.report.as_ref(),
-    };
-    // Serializing plain data with string keys cannot fail.
-    serde_json::to_vec(&payload).unwrap_or_default()
+    }
 }
 
 /// `sha256=<hex HMAC-SHA256(secret, body)>`.
@@ -72,7 +80,20 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The Slack-compatible body of `pending`.
+/// The Slack-compatible body of `pending`: `text` (the `text` template's
+/// output when the Notifier has one) and one section block of it.
+pub fn slack_templated(pending: &Pending, text: &str) -> Vec<u8> {
+    let body = json!({
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": bounded(text, 3000)}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(&format!("id {}", pending.key))}]}
+        ]
+    });
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The Slack-compatible body of `pending`, built in.
 pub fn slack_body(pending: &Pending, rollout: &RolloutRef) -> Vec<u8> {
     let h = &pending.happening;
     let title = format!(

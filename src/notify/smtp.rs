@@ -9,19 +9,20 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::channel::Smtp;
 use super::deliver::error_chain;
-use super::email::content;
+use super::email::templated;
 use super::ledger::Pending;
 use super::payload::RolloutRef;
-use crate::api::notifier::EmailTls;
+use crate::api::notifier::{EmailTls, MessageTemplate};
 
 pub async fn send(
     smtp: &Smtp,
     pending: &Pending,
     rollout: &RolloutRef,
+    template: Option<&MessageTemplate>,
     timeout: Duration,
 ) -> Result<(), String> {
     let target = format!("SMTP server {}:{}", smtp.host, smtp.port);
-    let c = content(pending, rollout);
+    let c = templated(pending, rollout, template)?;
     let mut builder = Message::builder()
         .from(smtp.from.clone())
         .subject(c.subject)
