@@ -97,6 +97,10 @@ struct Ctx {
     metrics: OperatorMetrics,
     events: EventPublisher,
     http: reqwest::Client,
+    /// The last ledger failure announced per Rollout (`namespace/name`), so
+    /// that a failure retried every few seconds is one Event, not one per
+    /// retry; removed at the next success (bounded by the Rollouts failing).
+    ledger_failures: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// The name of a Rollout's ledger ConfigMap.
@@ -129,6 +133,7 @@ pub async fn run(
         settings: settings.clone(),
         metrics,
         http,
+        ledger_failures: Default::default(),
     });
     let ns = namespace.as_deref();
     let rollouts = Controller::new(
@@ -172,6 +177,45 @@ fn error_policy(rollout: Arc<Rollout>, error: &NotifyError, _: Arc<Ctx>) -> Acti
 }
 
 async fn reconcile_rollout(rollout: Arc<Rollout>, ctx: Arc<Ctx>) -> Result<Action, NotifyError> {
+    let outcome = advance_and_deliver(&rollout, &ctx).await;
+    let key = format!(
+        "{}/{}",
+        rollout.namespace().unwrap_or_default(),
+        rollout.name_any()
+    );
+    let announce = {
+        let mut failures = ctx
+            .ledger_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match &outcome {
+            Err(e @ NotifyError::Ledger { source, .. }) => {
+                let message = format!("{e}: {}", api_text(source));
+                (failures.insert(key, message.clone()).as_ref() != Some(&message))
+                    .then_some(message)
+            }
+            _ => {
+                failures.remove(&key);
+                None
+            }
+        }
+    };
+    // The only place a refused ledger read or write (RBAC, a quota) shows.
+    if let Some(message) = announce {
+        let event = PlannedEvent::warning(
+            "NotificationLedgerFailed",
+            format!("notifications wait: {message}"),
+        );
+        ctx.events.publish(&rollout.object_ref(&()), &[event]).await;
+    }
+    outcome
+}
+
+async fn advance_and_deliver(
+    rollout: &Arc<Rollout>,
+    ctx: &Arc<Ctx>,
+) -> Result<Action, NotifyError> {
+    let (rollout, ctx) = (rollout.clone(), ctx.clone());
     if rollout.spec.notifications.is_empty() || rollout.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -325,7 +369,11 @@ async fn attempt(
         Err(e) => {
             return (
                 "unknown",
-                Err(format!("cannot read Notifier {}: {e}", pending.notifier)),
+                Err(format!(
+                    "cannot read Notifier {}: {}",
+                    pending.notifier,
+                    api_text(&e)
+                )),
             );
         }
     };
@@ -501,6 +549,17 @@ async fn write_ledger(
     api.patch(name, &params, &Patch::Apply(&cm))
         .await
         .map(|_| ())
+}
+
+/// The API's own message for a refusal (`<message> (403 Forbidden)`), the
+/// error otherwise.
+pub(super) fn api_text(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => {
+            format!("{} ({} {})", status.message, status.code, status.reason)
+        }
+        other => other.to_string(),
+    }
 }
 
 fn count(metrics: &OperatorMetrics, channel: &str, trigger: Trigger, result: &str) {

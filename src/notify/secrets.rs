@@ -10,7 +10,7 @@ use crate::api::endpoint::SecretKeyRef;
 pub async fn read(api: &Api<Secret>, r: &SecretKeyRef) -> SecretValue {
     match api.get_opt(&r.name).await {
         Ok(None) => SecretValue::NoSecret,
-        Err(e) => SecretValue::Unreadable(e.to_string()),
+        Err(e) => SecretValue::Unreadable(super::controller::api_text(&e)),
         Ok(Some(secret)) => {
             let data = secret
                 .data
