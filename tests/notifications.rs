@@ -17,6 +17,8 @@
 //! - A failed canary is emailed, over SMTP to a real server (Python's
 //!   aiosmtpd, tests/notifications/smtp_sink.py), as its canary report in a
 //!   text and an HTML part.
+//! - A Notifier's namespace-wide default subscription (a label selector)
+//!   covers a Rollout that names no Notifier.
 //! - Bad Notifiers (a malformed URL, a missing Secret key, a template that
 //!   does not compile; two channels are refused at admission) are
 //!   Ready=False naming the field, and the Rollout rolls out regardless; a
@@ -687,5 +689,44 @@ async fn a_failed_canary_is_emailed_as_its_report_over_smtp() {
     assert!(metrics.contains(line), "{line} not in\n{metrics}");
     running.stop().await.unwrap();
     assert_eq!(sink.messages().len(), 1);
+    env.sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notifiers_default_subscription_covers_the_rollouts_it_selects() {
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let hooks = Receiver::start().await;
+    let mut manifest = rollout_json("web", "demo:1", 2);
+    manifest["metadata"]["labels"] = json!({"team": "shop"});
+    env.create_rollout(manifest).await;
+    let running = Running::start_with(env.client.clone(), config());
+    let r1 = env.wait_phase("web", Phase::Healthy).await;
+    assert!(
+        r1.spec.notifications.is_empty(),
+        "no subscription of its own"
+    );
+    // Created after v1 is live: the ledger starts there.
+    notifier(
+        &env,
+        "shop-feed",
+        json!({"webhook": {"url": format!("{}/feed", hooks.url)},
+               "subscribe": {"rolloutSelector": {"matchLabels": {"team": "shop"}},
+                             "triggers": ["Promoted"]}}),
+    )
+    .await;
+    eventually("the ledger starts at the live revision", || async {
+        let l = ledger(&env).await?;
+        (l["observed"]["currentRevision"] == hash_of(&r1)).then_some(())
+    })
+    .await;
+    let r2 = env.set_image("web", "demo:2").await;
+    env.wait_selected("web", &hash_of(&r2)).await;
+    let feed = all_delivered(&env, &hooks, "/feed", 1).await;
+    assert_eq!(triggers(&feed), ["Promoted"]);
+    assert_eq!(feed[0].json()["event"]["revision"], hash_of(&r2));
+    assert_once(&feed);
+    running.stop().await.unwrap();
+    assert_eq!(hooks.received().len(), 1);
     env.sandbox.shutdown().await;
 }

@@ -67,6 +67,25 @@ pub struct NotifierSpec {
     /// contract and never templated (docs/notifications.md, "Templates").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<MessageTemplate>,
+    /// A namespace-wide default: the Rollouts of this namespace whose labels
+    /// match subscribe to this Notifier without naming it (in addition to
+    /// their own `spec.notifications`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribe: Option<DefaultSubscription>,
+}
+
+/// Which Rollouts of the namespace subscribe by default, and to what.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DefaultSubscription {
+    /// Rollouts whose labels match (`{}`: every Rollout of the namespace).
+    pub rollout_selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    /// The triggers to send; empty = every trigger.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<Trigger>,
+    /// Only notifications at least this severe (default `Info`: all).
+    #[serde(default)]
+    pub min_severity: Severity,
 }
 
 /// minijinja templates over the `redblack.notification/v1` payload's fields

@@ -94,6 +94,10 @@ pub fn resolve(
     if let Some(t) = &spec.template {
         super::template::check(t)?;
     }
+    if let Some(d) = &spec.subscribe {
+        super::subscriptions::selector(&d.rollout_selector)
+            .map_err(|e| err("spec.subscribe.rolloutSelector", e))?;
+    }
     let read = |field: &str, r: &SecretKeyRef| -> Result<Vec<u8>, ConfigError> {
         match secret(r) {
             SecretValue::Found(v) if !v.is_empty() => Ok(v),
@@ -234,6 +238,7 @@ mod tests {
             slack: None,
             email: None,
             template: None,
+            subscribe: None,
         }
     }
 
@@ -275,6 +280,7 @@ mod tests {
             webhook: None,
             email: None,
             template: None,
+            subscribe: None,
             slack: Some(SlackChannel {
                 url_secret_ref: SecretKeyRef {
                     name: "hooks".into(),
@@ -391,6 +397,7 @@ mod tests {
             webhook: None,
             email: None,
             template: None,
+            subscribe: None,
             slack: Some(SlackChannel {
                 url_secret_ref: SecretKeyRef {
                     name: "locked".into(),

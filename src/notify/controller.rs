@@ -14,12 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
@@ -29,7 +31,7 @@ use super::payload::RolloutRef;
 use super::ready::{self, Observation};
 use super::report::{VerdictReport, report};
 use super::trigger::Happening;
-use super::{deliver, secrets};
+use super::{deliver, secrets, subscriptions};
 use crate::api::canary_analysis::CanaryAnalysis;
 use crate::api::conditions::{self, READY};
 use crate::api::notifier::{Notifier, Trigger};
@@ -37,6 +39,7 @@ use crate::api::{Rollout, k8s_names};
 use crate::runtime::events::{EventPublisher, PlannedEvent};
 use crate::runtime::field_manager::NOTIFIER_FIELD_MANAGER;
 use crate::runtime::run::{self, scoped_api};
+use crate::runtime::watch_backoff::watch_backoff;
 use crate::web::metrics::{NotificationLabels, OperatorMetrics};
 
 /// The `controller` label of the notifier's reconciles.
@@ -97,6 +100,8 @@ struct Ctx {
     metrics: OperatorMetrics,
     events: EventPublisher,
     http: reqwest::Client,
+    /// Every Notifier (for the namespace-wide default subscriptions).
+    notifiers: Store<Notifier>,
     /// The last ledger failure announced per Rollout (`namespace/name`), so
     /// that a failure retried every few seconds is one Event, not one per
     /// retry; removed at the next success (bounded by the Rollouts failing).
@@ -127,7 +132,39 @@ pub async fn run(
         controller: REPORTING_CONTROLLER.into(),
         instance: crate::runtime::events::reporting_instance(),
     };
+    let ns = namespace.as_deref();
+    // The Notifier cache of the default subscriptions; each change of a
+    // Notifier re-examines every Rollout (cheap: a Rollout nothing
+    // subscribes is left at once), so that a new default subscription
+    // starts its Rollouts' ledgers at once.
+    let (notifiers, writer) = reflector::store();
+    let (tx, rx) = futures::channel::mpsc::channel::<()>(1);
+    let notifier_watch = reflector(
+        writer,
+        watcher(
+            scoped_api::<Notifier>(&client, ns),
+            watcher::Config::default(),
+        )
+        .backoff(watch_backoff()),
+    )
+    .applied_objects()
+    // Spec changes only: the Notifier's own status writes (Ready) must not
+    // re-examine every Rollout.
+    .predicate_filter(kube::runtime::predicates::generation, Default::default());
+    let feed = tokio::spawn(async move {
+        let mut tx = tx;
+        let mut stream = std::pin::pin!(notifier_watch);
+        while let Some(event) = stream.next().await {
+            if let Err(e) = event {
+                tracing::debug!(error = %e, "Notifier watch");
+                continue;
+            }
+            // Full: a re-examination is already due.
+            let _ = tx.try_send(());
+        }
+    });
     let ctx = Arc::new(Ctx {
+        notifiers: notifiers.clone(),
         events: EventPublisher::new(client.clone(), reporter, "Notify"),
         client: client.clone(),
         settings: settings.clone(),
@@ -135,11 +172,11 @@ pub async fn run(
         http,
         ledger_failures: Default::default(),
     });
-    let ns = namespace.as_deref();
     let rollouts = Controller::new(
         scoped_api::<Rollout>(&client, ns),
         watcher::Config::default(),
-    );
+    )
+    .reconcile_all_on(rx);
     let notifiers = Controller::new(
         scoped_api::<Notifier>(&client, ns),
         watcher::Config::default(),
@@ -168,6 +205,7 @@ pub async fn run(
             ctx,
         ),
     );
+    feed.abort();
     Ok(())
 }
 
@@ -216,7 +254,13 @@ async fn advance_and_deliver(
     ctx: &Arc<Ctx>,
 ) -> Result<Action, NotifyError> {
     let (rollout, ctx) = (rollout.clone(), ctx.clone());
-    if rollout.spec.notifications.is_empty() || rollout.meta().deletion_timestamp.is_some() {
+    let subscriptions = subscriptions::effective(
+        &rollout.spec.notifications,
+        &rollout.namespace().unwrap_or_default(),
+        rollout.labels(),
+        ctx.notifiers.state().iter().map(|n| n.as_ref()),
+    );
+    if subscriptions.is_empty() || rollout.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
     let namespace = rollout.namespace().unwrap_or_default();
@@ -247,7 +291,7 @@ async fn advance_and_deliver(
         let advanced = ledger.advance(
             &status,
             &uid,
-            &rollout.spec.notifications,
+            &subscriptions,
             |h: &Happening| {
                 let analysis = h.analysis.as_deref()?;
                 h.verdict.as_ref()?;

@@ -13,5 +13,6 @@ pub mod ready;
 pub mod report;
 pub mod secrets;
 pub mod smtp;
+pub mod subscriptions;
 pub mod template;
 pub mod trigger;
