@@ -19,6 +19,9 @@
 //!   text and an HTML part.
 //! - A Notifier's namespace-wide default subscription (a label selector)
 //!   covers a Rollout that names no Notifier.
+//! - The same over STARTTLS (required by the server; its certificate from a
+//!   CA the test makes with rcgen, trusted through `caSecretRef`) with AUTH
+//!   (the password from a Secret).
 //! - Bad Notifiers (a malformed URL, a missing Secret key, a template that
 //!   does not compile; two channels are refused at admission) are
 //!   Ready=False naming the field, and the Rollout rolls out regardless; a
@@ -728,5 +731,94 @@ async fn a_notifiers_default_subscription_covers_the_rollouts_it_selects() {
     assert_once(&feed);
     running.stop().await.unwrap();
     assert_eq!(hooks.received().len(), 1);
+    env.sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_over_starttls_with_auth_trusts_the_notifiers_ca() {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "notify test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let sink = smtp::SmtpSink::start_with(Some(smtp::Secured {
+        cert: &cert.pem(),
+        key: &key.serialize_pem(),
+        user: "redblack",
+        password: "correct horse",
+    }));
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    secret(
+        &env,
+        &[("smtp-password", "correct horse"), ("ca.crt", &ca.pem())],
+    )
+    .await;
+    notifier(
+        &env,
+        "team-mail",
+        json!({"email": {"host": "127.0.0.1", "port": sink.port, "tls": "StartTLS",
+                         "from": "redblack@example.com", "to": ["team@example.com"],
+                         "auth": {"username": "redblack",
+                                  "passwordSecretRef": {"name": "hooks", "key": "smtp-password"}},
+                         "caSecretRef": {"name": "hooks", "key": "ca.crt"}}}),
+    )
+    .await;
+    // The same without the CA: the server's certificate is not trusted.
+    notifier(
+        &env,
+        "no-ca",
+        json!({"email": {"host": "127.0.0.1", "port": sink.port, "tls": "StartTLS",
+                         "from": "redblack@example.com", "to": ["team@example.com"],
+                         "auth": {"username": "redblack",
+                                  "passwordSecretRef": {"name": "hooks", "key": "smtp-password"}}}}),
+    )
+    .await;
+    env.create_rollout(rollout_json("web", "demo:1", 2)).await;
+    let running = Running::start_with(env.client.clone(), config());
+    let r1 = env.wait_phase("web", Phase::Healthy).await;
+    subscribe(
+        &env,
+        json!([{"notifier": "team-mail", "triggers": ["Promoted"]},
+               {"notifier": "no-ca", "triggers": ["Promoted"]}]),
+        &hash_of(&r1),
+    )
+    .await;
+    let r2 = env.set_image("web", "demo:2").await;
+    env.wait_selected("web", &hash_of(&r2)).await;
+    let (mails, untrusted) = eventually("mailed once, and refused without the CA", || async {
+        let l = ledger(&env).await?;
+        let pending = l["pending"].as_array()?.clone();
+        let mails = sink.messages();
+        let untrusted = pending
+            .iter()
+            .find(|p| p["notifier"] == "no-ca" && p["attempts"].as_u64() >= Some(1))?;
+        (pending.len() == 1 && !mails.is_empty()).then_some((mails, untrusted.clone()))
+    })
+    .await;
+    let error = untrusted["lastError"].as_str().unwrap();
+    println!("without the CA: {error}");
+    assert!(error.contains("certificate"), "{error}");
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    assert_eq!(mails[0]["tls"], true, "STARTTLS");
+    assert_eq!(mails[0]["authenticated"], true);
+    assert_eq!(mails[0]["login"], "redblack");
+    let subject = mails[0]["subject"].as_str().unwrap();
+    assert_eq!(
+        subject,
+        format!(
+            "[Info] default/web: traffic switched to revision {}",
+            hash_of(&r2)
+        )
+    );
+    running.stop().await.unwrap();
     env.sandbox.shutdown().await;
 }

@@ -132,6 +132,10 @@ pub struct EmailChannel {
     /// SMTP authentication (PLAIN/LOGIN), only over TLS or STARTTLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<EmailAuth>,
+    /// A PEM CA bundle to verify the server with, in addition to the
+    /// system's roots (a private mail relay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
 }
 
 /// How an SMTP connection is secured.

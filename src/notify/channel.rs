@@ -32,6 +32,8 @@ pub struct Smtp {
     pub to: Vec<Mailbox>,
     /// (user name, password).
     pub credentials: Option<(String, String)>,
+    /// Extra trust anchors (PEM), from `caSecretRef`.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 // The Slack URL and the signing secret are credentials: never in logs.
@@ -86,6 +88,23 @@ fn err(field: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Every Secret key `spec` references: what the shell reads before
+/// [`resolve`] (one list, so a new reference cannot be forgotten there).
+pub fn secret_refs(spec: &NotifierSpec) -> Vec<SecretKeyRef> {
+    let mut refs = Vec::new();
+    if let Some(w) = &spec.webhook {
+        refs.extend(w.signing_secret_ref.clone());
+    }
+    if let Some(s) = &spec.slack {
+        refs.push(s.url_secret_ref.clone());
+    }
+    if let Some(e) = &spec.email {
+        refs.extend(e.auth.as_ref().map(|a| a.password_secret_ref.clone()));
+        refs.extend(e.ca_secret_ref.clone());
+    }
+    refs
+}
+
 /// Checks `spec` with the Secret values `secret` returns.
 pub fn resolve(
     spec: &NotifierSpec,
@@ -131,7 +150,11 @@ pub fn resolve(
                 }
                 None => None,
             };
-            email(e, credentials)
+            let ca_pem = match &e.ca_secret_ref {
+                Some(r) => Some(read("spec.email.caSecretRef", r)?),
+                None => None,
+            };
+            email(e, credentials, ca_pem)
         }
         (Some(w), None, None) => {
             let url = check_url("spec.webhook.url", &w.url, true)?;
@@ -157,13 +180,22 @@ pub fn resolve(
     }
 }
 
-fn email(e: &EmailChannel, credentials: Option<(String, String)>) -> Result<Channel, ConfigError> {
+fn email(
+    e: &EmailChannel,
+    credentials: Option<(String, String)>,
+    ca_pem: Option<Vec<u8>>,
+) -> Result<Channel, ConfigError> {
     let host = e.host.trim();
     if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/' || c == ':') {
         return Err(err(
             "spec.email.host",
             format!("{:?} is not a host name or address", e.host),
         ));
+    }
+    if let Some(pem) = &ca_pem
+        && lettre::transport::smtp::client::Certificate::from_pem(pem).is_err()
+    {
+        return Err(err("spec.email.caSecretRef", "not a PEM certificate"));
     }
     if credentials.is_some() && e.tls == EmailTls::None {
         return Err(err(
@@ -196,6 +228,7 @@ fn email(e: &EmailChannel, credentials: Option<(String, String)>) -> Result<Chan
         from,
         to,
         credentials,
+        ca_pem,
     })))
 }
 
@@ -250,6 +283,7 @@ mod tests {
                 tls,
                 from: "redblack <rb@example.com>".into(),
                 to: to.iter().map(|t| (*t).to_owned()).collect(),
+                ca_secret_ref: None,
                 auth: auth.map(|(n, k)| crate::api::notifier::EmailAuth {
                     username: "rb".into(),
                     password_secret_ref: SecretKeyRef {
@@ -271,6 +305,61 @@ mod tests {
             ("hooks", _) => SecretValue::NoKey,
             ("locked", _) => SecretValue::Unreadable("forbidden".into()),
             _ => SecretValue::NoSecret,
+        }
+    }
+
+    /// Every `*SecretRef` anywhere in a spec is listed by `secret_refs`:
+    /// found by walking the spec's JSON, so a new one cannot be missed.
+    #[test]
+    fn secret_refs_lists_every_reference() {
+        fn walk(v: &serde_json::Value, out: &mut Vec<SecretKeyRef>) {
+            if let Some(o) = v.as_object() {
+                for (k, child) in o {
+                    if k.ends_with("SecretRef") {
+                        out.push(serde_json::from_value(child.clone()).unwrap());
+                    } else {
+                        walk(child, out);
+                    }
+                }
+            }
+        }
+        let r = |k: &str| SecretKeyRef {
+            name: "s".into(),
+            key: k.into(),
+        };
+        let specs = [
+            webhook("http://h/", Some(("s", "signing"))),
+            webhook("http://h/", None),
+            NotifierSpec {
+                slack: Some(SlackChannel {
+                    url_secret_ref: r("url"),
+                }),
+                ..NotifierSpec::default()
+            },
+            NotifierSpec {
+                email: Some(EmailChannel {
+                    host: "h".into(),
+                    port: None,
+                    tls: EmailTls::StartTLS,
+                    from: "a@b.c".into(),
+                    to: vec!["d@e.f".into()],
+                    auth: Some(crate::api::notifier::EmailAuth {
+                        username: "u".into(),
+                        password_secret_ref: r("password"),
+                    }),
+                    ca_secret_ref: Some(r("ca")),
+                }),
+                ..NotifierSpec::default()
+            },
+        ];
+        for spec in specs {
+            let mut expected = Vec::new();
+            walk(&serde_json::to_value(&spec).unwrap(), &mut expected);
+            let mut got = secret_refs(&spec);
+            let key = |r: &SecretKeyRef| r.key.clone();
+            expected.sort_by_key(key);
+            got.sort_by_key(key);
+            assert_eq!(got, expected, "{spec:?}");
         }
     }
 

@@ -456,19 +456,8 @@ async fn resolve(ctx: &Ctx, notifier: &Notifier) -> Result<Channel, ConfigError>
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     // Read every referenced key first; `resolve` is pure.
     let mut values = Vec::new();
-    let refs = [
-        notifier
-            .spec
-            .webhook
-            .as_ref()
-            .and_then(|w| w.signing_secret_ref.clone()),
-        notifier
-            .spec
-            .slack
-            .as_ref()
-            .map(|s| s.url_secret_ref.clone()),
-    ];
-    for r in refs.into_iter().flatten() {
+    let refs = channel::secret_refs(&notifier.spec);
+    for r in refs {
         let v = secrets::read(&api, &r).await;
         values.push((r, v));
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use lettre::message::MultiPart;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::channel::Smtp;
@@ -33,14 +34,14 @@ pub async fn send(
     let message = builder
         .multipart(MultiPart::alternative_plain_html(c.text, c.html))
         .map_err(|e| format!("cannot build the email: {e}"))?;
-    let transport = match smtp.tls {
-        EmailTls::StartTLS => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host),
-        EmailTls::TLS => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host),
-        EmailTls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-            &smtp.host,
-        )),
-    }
-    .map_err(|e| format!("{target}: {}", error_chain(&e)))?;
+    let tls = match smtp.tls {
+        EmailTls::None => Tls::None,
+        EmailTls::StartTLS => {
+            Tls::Required(tls_parameters(smtp).map_err(|e| format!("{target}: {e}"))?)
+        }
+        EmailTls::TLS => Tls::Wrapper(tls_parameters(smtp).map_err(|e| format!("{target}: {e}"))?),
+    };
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host).tls(tls);
     let mut transport = transport.port(smtp.port).timeout(Some(timeout));
     if let Some((user, password)) = &smtp.credentials {
         transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
@@ -51,4 +52,16 @@ pub async fn send(
         Ok(response) => Err(format!("{target} answered {}", response.code())),
         Err(e) => Err(format!("{target}: {}", error_chain(&e))),
     }
+}
+
+/// rustls with the system's roots and the Notifier's CA, verifying the host name.
+fn tls_parameters(smtp: &Smtp) -> Result<TlsParameters, String> {
+    let mut builder = TlsParameters::builder(smtp.host.clone());
+    if let Some(pem) = &smtp.ca_pem {
+        let ca = Certificate::from_pem(pem).map_err(|e| format!("the CA bundle: {e}"))?;
+        builder = builder.add_root_certificate(ca);
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| format!("TLS settings: {}", error_chain(&e)))
 }

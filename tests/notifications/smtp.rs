@@ -14,16 +14,35 @@ pub struct SmtpSink {
     child: Child,
 }
 
+/// STARTTLS with this certificate and key (PEM), and AUTH with these credentials.
+pub struct Secured<'a> {
+    pub cert: &'a str,
+    pub key: &'a str,
+    pub user: &'a str,
+    pub password: &'a str,
+}
+
 impl SmtpSink {
+    /// Plain SMTP, no authentication.
     pub fn start() -> SmtpSink {
+        SmtpSink::start_with(None)
+    }
+
+    pub fn start_with(secured: Option<Secured>) -> SmtpSink {
         let dir = tempfile::tempdir().expect("tempdir");
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/notifications/smtp_sink.py"
         );
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(dir.path())
+        let mut command = Command::new("python3");
+        command.arg(script).arg(dir.path());
+        if let Some(s) = secured {
+            let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+            std::fs::write(&cert, s.cert).expect("write cert");
+            std::fs::write(&key, s.key).expect("write key");
+            command.arg(cert).arg(key).arg(s.user).arg(s.password);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs (hack/deps.sh installs aiosmtpd)");
