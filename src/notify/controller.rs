@@ -163,15 +163,28 @@ pub async fn run(
         http,
         ledger_failures: Default::default(),
     });
-    let rollouts = Controller::new(
+    // Each watch backs off on its own (the run loop's trigger stream never
+    // waits, runtime::run): a refused or missing resource must not spin.
+    let (rollout_store, rollout_writer) = reflector::store::<Rollout>();
+    let rollout_events = watcher(
         scoped_api::<Rollout>(&client, ns),
         watcher::Config::default(),
     )
-    .reconcile_all_on(rx);
-    let notifiers = Controller::new(
+    .backoff(watch_backoff())
+    .modify(|r| r.managed_fields_mut().clear())
+    .reflect(rollout_writer)
+    .applied_objects();
+    let rollouts = Controller::for_stream(rollout_events, rollout_store).reconcile_all_on(rx);
+    let (status_store, status_writer) = reflector::store::<Notifier>();
+    let notifier_events = watcher(
         scoped_api::<Notifier>(&client, ns),
         watcher::Config::default(),
-    );
+    )
+    .backoff(watch_backoff())
+    .modify(|n| n.managed_fields_mut().clear())
+    .reflect(status_writer)
+    .applied_objects();
+    let notifiers = Controller::for_stream(notifier_events, status_store);
     let concurrency = settings.concurrency.max(1);
     tokio::join!(
         run::run(
