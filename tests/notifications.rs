@@ -254,7 +254,8 @@ async fn a_failed_canary_reaches_a_signed_webhook_and_a_slack_channel_once() {
     notifier(
         &env,
         "team-chat",
-        json!({"slack": {"urlSecretRef": {"name": "hooks", "key": "slack"}}}),
+        json!({"slack": {"urlSecretRef": {"name": "hooks", "key": "slack"}},
+               "dashboardUrl": "https://grafana.example/d/rb?var-rollout={{ rollout.name }}"}),
     )
     .await;
     env.create_rollout(canary_rollout()).await;
@@ -297,6 +298,10 @@ async fn a_failed_canary_reaches_a_signed_webhook_and_a_slack_channel_once() {
         assert_eq!(body["rollout"]["name"], "web");
         assert_eq!(body["rollout"]["uid"], r1.uid().unwrap());
         assert_eq!(body["notifier"], "team-hook");
+        assert!(
+            body["rollout"].get("dashboard").is_none(),
+            "no dashboardUrl"
+        );
     }
     let verdict = hook
         .iter()
@@ -327,6 +332,10 @@ async fn a_failed_canary_reaches_a_signed_webhook_and_a_slack_channel_once() {
             .find(|t| fields.contains(&format!("*Trigger*\\n{t}")))
             .unwrap_or_else(|| panic!("no trigger field in {fields}"));
         chat_triggers.push(trigger.to_owned());
+        assert!(
+            text.contains("\nDashboard: https://grafana.example/d/rb?var-rollout=web"),
+            "{text}"
+        );
         if trigger == "CanaryVerdict" {
             println!("slack text: {text}");
             assert!(text.contains("Score 0.0 (Fail)"), "{text}");
@@ -632,7 +641,8 @@ async fn a_failed_canary_is_emailed_as_its_report_over_smtp() {
         "team-mail",
         json!({"email": {"host": "127.0.0.1", "port": sink.port, "tls": "None",
                          "from": "redblack <redblack@example.com>",
-                         "to": ["team@example.com", "Oncall <oncall@example.com>"]}}),
+                         "to": ["team@example.com", "Oncall <oncall@example.com>"]},
+               "dashboardUrl": "https://grafana.example/d/rb?var-ns={{ rollout.namespace }}&var-rollout={{ rollout.name }}"}),
     )
     .await;
     env.create_rollout(canary_rollout()).await;
@@ -682,7 +692,17 @@ async fn a_failed_canary_is_emailed_as_its_report_over_smtp() {
         text.contains("• latency: High (canary 3.2851, baseline 1.1043"),
         "{text}"
     );
+    assert!(
+        text.contains("Dashboard: https://grafana.example/d/rb?var-ns=default&var-rollout=web"),
+        "{text}"
+    );
     let html = mail["html"].as_str().unwrap();
+    assert!(
+        html.contains(
+            "<a href=\"https://grafana.example/d/rb?var-ns=default&amp;var-rollout=web\">"
+        ),
+        "{html}"
+    );
     assert!(
         html.contains("<tr><td>latency</td><td>High</td><td>3.2851</td><td>1.1043</td>"),
         "{html}"

@@ -67,6 +67,13 @@ pub struct NotifierSpec {
     /// contract and never templated (docs/notifications.md, "Templates").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<MessageTemplate>,
+    /// The dashboard page of a Rollout, as a minijinja template over the
+    /// payload (e.g. `https://grafana.example/d/redblack?var-namespace={{
+    /// rollout.namespace }}&var-rollout={{ rollout.name }}`): linked in
+    /// Slack and email messages, `rollout.dashboard` in the webhook payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub dashboard_url: Option<String>,
     /// A namespace-wide default: the Rollouts of this namespace whose labels
     /// match subscribe to this Notifier without naming it (in addition to
     /// their own `spec.notifications`).

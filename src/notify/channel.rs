@@ -113,6 +113,9 @@ pub fn resolve(
     if let Some(t) = &spec.template {
         super::template::check(t)?;
     }
+    if let Some(url) = &spec.dashboard_url {
+        super::template::check_dashboard(url)?;
+    }
     if let Some(d) = &spec.subscribe {
         super::subscriptions::selector(&d.rollout_selector)
             .map_err(|e| err("spec.subscribe.rolloutSelector", e))?;

@@ -26,8 +26,16 @@ pub async fn deliver(
     pending: &Pending,
     rollout: &RolloutRef,
     template: Option<&MessageTemplate>,
+    dashboard_url: Option<&str>,
     timeout: Duration,
 ) -> Result<(), String> {
+    let mut with_link;
+    let mut rollout = rollout;
+    if let Some(url) = dashboard_url {
+        with_link = rollout.clone();
+        with_link.dashboard = Some(super::template::dashboard(url, pending, rollout)?);
+        rollout = &with_link;
+    }
     let (url, body, signature) = match channel {
         Channel::Email(smtp) => {
             return super::smtp::send(smtp, pending, rollout, template, timeout).await;

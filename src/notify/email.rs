@@ -48,6 +48,9 @@ pub fn content(pending: &Pending, rollout: &RolloutRef) -> EmailContent {
         rows.push(("Message", message.clone()));
     }
     rows.push(("At", h.at.to_rfc3339()));
+    if let Some(url) = &rollout.dashboard {
+        rows.push(("Dashboard", url.clone()));
+    }
 
     let mut text = format!("{}\n\n", h.summary);
     for (label, value) in &rows {
@@ -58,10 +61,14 @@ pub fn content(pending: &Pending, rollout: &RolloutRef) -> EmailContent {
         escape(&h.summary)
     );
     for (label, value) in &rows {
-        html.push_str(&format!(
-            "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
-            escape(label),
+        let cell = if *label == "Dashboard" {
+            format!("<a href=\"{0}\">{0}</a>", escape(value))
+        } else {
             escape(value)
+        };
+        html.push_str(&format!(
+            "<tr><th align=\"left\">{}</th><td>{cell}</td></tr>",
+            escape(label)
         ));
     }
     html.push_str("</table>");
@@ -212,6 +219,7 @@ mod tests {
             namespace: "shop".into(),
             name: "web".into(),
             uid: "uid".into(),
+            dashboard: None,
         };
         let c = content(&pending, &rollout);
         assert_eq!(

@@ -29,6 +29,9 @@ pub struct RolloutRef {
     pub namespace: String,
     pub name: String,
     pub uid: String,
+    /// Its dashboard page, when the Notifier has `dashboardUrl`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dashboard: Option<String>,
 }
 
 /// The webhook payload (`redblack.notification/v1`).
@@ -116,6 +119,10 @@ pub fn slack_body(pending: &Pending, rollout: &RolloutRef) -> Vec<u8> {
         fields.push(field("Analysis", analysis));
     }
     blocks.push(json!({"type": "section", "fields": fields}));
+    if let Some(url) = &rollout.dashboard {
+        text.push_str(&format!("\nDashboard: {url}"));
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("<{}|Dashboard>", escape(url))}}));
+    }
     if let Some(message) = &h.message {
         text.push_str(&format!("\n{message}"));
         blocks

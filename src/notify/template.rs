@@ -76,6 +76,38 @@ pub fn check(t: &MessageTemplate) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `spec.dashboardUrl` rendered for `pending`: an absolute http(s) URL, or
+/// why not (naming the field).
+pub fn dashboard(url: &str, pending: &Pending, rollout: &RolloutRef) -> Result<String, String> {
+    const FIELD: &str = "spec.dashboardUrl";
+    let env = environment();
+    let context = Value::from(minijinja::value::Serde(payload_value(pending, rollout)));
+    let out = env
+        .template_from_named_str("dashboard.txt", url)
+        .and_then(|t| t.render(context))
+        .map_err(|e| format!("{FIELD}: {}", bounded(&error_text(&e), 512)))?;
+    let out = out.trim();
+    match url::Url::parse(out) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(u.to_string()),
+        _ => Err(format!(
+            "{FIELD}: {:?} is not an http(s) URL",
+            bounded(out, 256)
+        )),
+    }
+}
+
+/// `spec.dashboardUrl` compiles.
+pub fn check_dashboard(url: &str) -> Result<(), ConfigError> {
+    environment()
+        .template_from_named_str("dashboard.txt", url)
+        .map(|_| ())
+        .map_err(|e| ConfigError {
+            field: "spec.dashboardUrl".to_owned(),
+            message: bounded(&error_text(&e), 512),
+            transient: false,
+        })
+}
+
 /// `part` of `t` rendered for `pending` (`None`: no such template, use the
 /// built-in message).
 pub fn render(
@@ -154,6 +186,7 @@ mod tests {
             namespace: "shop".into(),
             name: "web".into(),
             uid: "uid".into(),
+            dashboard: None,
         }
     }
 
@@ -215,6 +248,19 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    #[test]
+    fn the_dashboard_url_is_rendered_and_must_be_http() {
+        let url = "https://grafana.example/d/rb?var-ns={{ rollout.namespace }}&var-rollout={{ rollout.name }}";
+        assert_eq!(
+            dashboard(url, &pending(), &rollout()).unwrap(),
+            "https://grafana.example/d/rb?var-ns=shop&var-rollout=web"
+        );
+        let e = dashboard("{{ rollout.name }}", &pending(), &rollout()).unwrap_err();
+        assert_eq!(e, "spec.dashboardUrl: \"web\" is not an http(s) URL");
+        assert!(check_dashboard("https://x/{{ oops").is_err());
+        assert!(check_dashboard(url).is_ok());
     }
 
     #[test]

@@ -15,6 +15,7 @@ fn webhook(url: &str, secret: Option<(&str, &str)>) -> NotifierSpec {
         email: None,
         template: None,
         subscribe: None,
+        dashboard_url: None,
     }
 }
 
@@ -113,6 +114,7 @@ fn the_table() {
         email: None,
         template: None,
         subscribe: None,
+        dashboard_url: None,
         slack: Some(SlackChannel {
             url_secret_ref: SecretKeyRef {
                 name: "hooks".into(),
@@ -230,6 +232,7 @@ fn the_table() {
         email: None,
         template: None,
         subscribe: None,
+        dashboard_url: None,
         slack: Some(SlackChannel {
             url_secret_ref: SecretKeyRef {
                 name: "locked".into(),

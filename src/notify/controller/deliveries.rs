@@ -147,6 +147,7 @@ async fn advance_and_deliver(
         namespace: namespace.clone(),
         name: rollout.name_any(),
         uid: rollout.uid().unwrap_or_default(),
+        dashboard: None,
     };
     let due = ledger.due(now);
     let mut failed_any = false;
@@ -259,6 +260,7 @@ async fn attempt(
         pending,
         rollout,
         notifier.spec.template.as_ref(),
+        notifier.spec.dashboard_url.as_deref(),
         ctx.settings.timeout,
     )
     .await;

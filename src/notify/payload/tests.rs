@@ -47,6 +47,7 @@ fn rollout() -> RolloutRef {
         namespace: "default".into(),
         name: "web".into(),
         uid: "uid-1".into(),
+        dashboard: None,
     }
 }
 
@@ -94,6 +95,24 @@ fn the_webhook_payload_is_the_documented_v1() {
                 "failingOmitted": 0
             }
         })
+    );
+}
+
+#[test]
+fn a_dashboard_link_is_part_of_the_rollout() {
+    let mut r = rollout();
+    r.dashboard = Some("https://grafana.example/d/rb?var-rollout=web".into());
+    let body: Value = serde_json::from_slice(&webhook_body(&pending(), &r)).unwrap();
+    assert_eq!(
+        body["rollout"],
+        json!({"namespace": "default", "name": "web", "uid": "uid-1",
+               "dashboard": "https://grafana.example/d/rb?var-rollout=web"})
+    );
+    let slack: Value = serde_json::from_slice(&slack_body(&pending(), &r)).unwrap();
+    let all = serde_json::to_string(&slack["blocks"]).unwrap();
+    assert!(
+        all.contains("<https://grafana.example/d/rb?var-rollout=web|Dashboard>"),
+        "{all}"
     );
 }
 
