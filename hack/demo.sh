@@ -10,7 +10,10 @@
 # Acts, one function each, so the story can grow one act at a time:
 #   setup: build → sandbox → Prometheus → operator (helm install of the
 #          chart with prometheus.url; or, DEMO_INSTALL=process, `redblack
-#          controller --prometheus-url`) → analysis template + app v1 → load
+#          controller --prometheus-url`) → analysis template + app v1 →
+#          notifications (a local Slack-compatible chat, hack/demo-receiver.py,
+#          and a Notifier subscribing every Rollout; each act then prints
+#          what the chat received) → load
 #   act_canary_v2      v2 judged on a canary pod against a baseline pod of v1
 #                      under live traffic, Passed, promoted: full v2 fleet
 #                      beside v1, one switch, v1 kept warm; the report
@@ -325,6 +328,49 @@ step_app_v1() {
   show redblack status "$APP"
 }
 
+# The chat the Rollout's notifications go to: a local Slack-compatible
+# receiver (hack/demo-receiver.py) and a Notifier whose default subscription
+# covers every Rollout of the namespace (docs/notifications.md).
+step_notifications() {
+  say "Notifications: a Slack-compatible chat (a local receiver) hears of every step"
+  : >"$WORKDIR/chat.txt"
+  rm -f "$WORKDIR/chat.port"
+  start_bg chat "$WORKDIR/chat.log" python3 "$ROOT/hack/demo-receiver.py" "$WORKDIR/chat.port" "$WORKDIR/chat.txt"
+  wait_until 15 "the chat receiver listening" test -s "$WORKDIR/chat.port"
+  local url
+  url="http://127.0.0.1:$(cat "$WORKDIR/chat.port")/hooks/demo"
+  kubectl create secret generic demo-chat --from-literal=url="$url" --dry-run=client -o yaml |
+    kubectl apply -f - >/dev/null || die "creating the Secret demo-chat failed"
+  show kubectl apply -f - <<'YAML'
+apiVersion: redblack.io/v1alpha1
+kind: Notifier
+metadata: {name: demo-chat}
+spec:
+  slack: {urlSecretRef: {name: demo-chat, key: url}}
+  subscribe: {rolloutSelector: {}}
+YAML
+  wait_until 30 "Notifier demo-chat Ready" notifier_ready demo-chat
+  CHAT_SHOWN=0
+  ok "Notifier demo-chat is Ready; the chat's messages: $WORKDIR/chat.txt"
+}
+
+notifier_ready() {
+  [[ "$(kubectl get notifier "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
+}
+
+chat_has() { grep -qF -- "$1" "$WORKDIR/chat.txt"; }
+
+# Prints the chat's messages that arrived since the last call, once it has
+# one containing TEXT (delivery is asynchronous: it may lag the status).
+show_chat() {
+  wait_until 30 "the chat hearing: $1" chat_has "$1"
+  local n
+  n="$(wc -l <"$WORKDIR/chat.txt")"
+  info "The chat received (hack/demo-receiver.py; the Notifier demo-chat):"
+  tail -n "+$((CHAT_SHOWN + 1))" "$WORKDIR/chat.txt" | head -n "$((n - CHAT_SHOWN))" | sed 's/^/     💬 /'
+  CHAT_SHOWN="$n"
+}
+
 step_load() {
   say "Sending steady load through the Service: $RPS requests/s to $SERVICE_URL"
   local duration=1h
@@ -586,6 +632,7 @@ act_canary_v2() {
   record_pod_pids
   ok "Service web now selects v2 ($V2_HASH); Rollout Healthy"
   show_report "$V2_ANALYSIS"
+  show_chat "traffic switched to revision $V2_HASH"
   info "Prometheus follows within a scrape or two (the canary and baseline pods are gone):"
   watch_until 30 "Prometheus seeing only v2 answering" only_traffic_to v2
   ok "traffic moved to v2: $(traffic_summary)"
@@ -613,6 +660,7 @@ act_undo_redo() {
   wait_until 30 "Rollout $APP Healthy on v2 after the redo" rollout_healthy
   LOAD_BEFORE_V3="$(load_totals)"
   ok "Rollout $APP Healthy on v2; load so far: $LOAD_BEFORE_V3"
+  show_chat "traffic switched back to revision $V2_HASH"
 }
 
 act_canary_v3() {
@@ -640,6 +688,7 @@ act_canary_v3() {
   show redblack status "$APP"
   watch_until 30 "Prometheus seeing only v2 answering after the revert" only_traffic_to v2
   ok "traffic on v2 alone: $(traffic_summary)"
+  show_chat "revision $V3_HASH failed its canary analysis"
 }
 
 act_metrics() {
@@ -775,6 +824,7 @@ main() {
   step_prometheus
   if [[ "$INSTALL" == helm ]]; then step_operator_helm; else step_operator; fi
   step_app_v1
+  step_notifications
   step_load
   act_canary_v2
   act_undo_redo

@@ -121,12 +121,12 @@ PY
 }
 
 python_modules() {
-  python3 -c 'import scipy, numpy' >/dev/null 2>&1 && return 0
-  log "installing Python scipy + numpy (judge test-vector generator)"
+  python3 -c 'import scipy, numpy, aiosmtpd' >/dev/null 2>&1 && return 0
+  log "installing Python scipy + numpy (judge test-vector generator) and aiosmtpd (the notification tests' SMTP server)"
   # Debian's system Python refuses pip installs (PEP 668) unless told.
-  if ! python3 -m pip install --quiet --disable-pip-version-check scipy numpy >/tmp/redblack-deps-pip.log 2>&1; then
-    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages scipy numpy >/tmp/redblack-deps-pip.log 2>&1 ||
-      { cat /tmp/redblack-deps-pip.log >&2; die "pip install scipy numpy failed"; }
+  if ! python3 -m pip install --quiet --disable-pip-version-check scipy numpy aiosmtpd >/tmp/redblack-deps-pip.log 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages scipy numpy aiosmtpd >/tmp/redblack-deps-pip.log 2>&1 ||
+      { cat /tmp/redblack-deps-pip.log >&2; die "pip install scipy numpy aiosmtpd failed"; }
   fi
 }
 

@@ -100,15 +100,24 @@ fn expected_cluster_grants() -> BTreeSet<(String, String, String)> {
     let watch = ["list", "watch"];
     [
         triples(&["redblack.io"], &["rollouts"], &watch),
+        // get: the notifier reads a verdict's report.
         triples(
             &["redblack.io"],
             &["canaryanalyses"],
-            &["list", "watch", "create"],
+            &["get", "list", "watch", "create"],
         ),
+        // The notifier: Notifiers read, their status and the ledger
+        // ConfigMaps written (docs/notifications.md).
+        triples(&["redblack.io"], &["notifiers"], &["get", "list", "watch"]),
+        triples(&[""], &["configmaps"], &["get", "patch"]),
         triples(&["redblack.io"], &["canaryanalysistemplates"], &watch),
         triples(
             &["redblack.io"],
-            &["rollouts/status", "canaryanalyses/status"],
+            &[
+                "rollouts/status",
+                "canaryanalyses/status",
+                "notifiers/status",
+            ],
             &["patch"],
         ),
         triples(

@@ -1,7 +1,8 @@
 //! The operator under the RBAC the Helm chart grants, in a sandbox that
 //! enforces RBAC: the chart is rendered with the real `helm template`, its
 //! ServiceAccount and RBAC objects and the CRDs are applied, and the
-//! operator's two controllers run in-process with a client that
+//! operator's controllers (Rollout, CanaryAnalysis, the notifier: the
+//! Rollout subscribes to a Notifier) run in-process with a client that
 //! authenticates as the chart's ServiceAccount.
 //!
 //! - Cluster-wide install: a canary-gated rollout passes and a bad one is
@@ -77,7 +78,12 @@ async fn sandbox() -> (Sandbox, Client) {
     .await
     .expect("sandbox");
     let admin = sandbox.client().expect("admin client");
-    for file in ["rollouts", "canaryanalyses", "canaryanalysistemplates"] {
+    for file in [
+        "rollouts",
+        "canaryanalyses",
+        "canaryanalysistemplates",
+        "notifiers",
+    ] {
         let path = root().join(format!("charts/redblack/crds/{file}.redblack.io.yaml"));
         let yaml = std::fs::read_to_string(path).expect("CRD file");
         let crd: Value = serde_yaml::from_str(&yaml).expect("CRD yaml");
@@ -170,6 +176,7 @@ impl Operator {
             let source: Arc<dyn MetricSource> = source.clone();
             Ok(source)
         });
+        let notifier_client = client.clone();
         let analyses = AnalysisController::new(
             client,
             AnalysisControllerConfig {
@@ -180,8 +187,26 @@ impl Operator {
         )
         .with_sources(factory);
         let never = futures::future::pending::<()>();
+        let notifier = {
+            let (client, namespace) = (notifier_client, namespace.map(str::to_owned));
+            tokio::spawn(async move {
+                let settings = redblack::notify::controller::NotifySettings::default();
+                let stop = std::future::pending::<()>();
+                let run = redblack::notify::controller::run(
+                    client,
+                    namespace,
+                    settings,
+                    OperatorMetrics::new(),
+                    stop,
+                );
+                if let Err(e) = run.await {
+                    tracing::warn!(error = %e, "the notifier stopped");
+                }
+            })
+        };
         Operator {
             tasks: vec![
+                notifier,
                 tokio::spawn(rollouts.run(OperatorMetrics::new(), never)),
                 tokio::spawn(async move {
                     if let Err(e) = analyses.run(futures::future::pending::<()>()).await {
@@ -224,7 +249,8 @@ fn rollout(ns: &str, image: &str) -> Value {
                                  "query": "avg(latency{pod=~\"${podRegex}\"})"}]
                 }}},
                 "trafficRouting": {"httpRoute": {"name": "web-route"}}
-            }}
+            }},
+            "notifications": [{"notifier": "team"}]
         }
     })
 }
@@ -248,6 +274,18 @@ async fn deploy(admin: &Client, ns: &str, image: &str) {
             "metadata": {"name": "web-route", "namespace": ns},
             "spec": {"parentRefs": [{"name": "gw"}],
                      "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}
+        }),
+    )
+    .await;
+    // Its notifications go nowhere (port 9 refuses): what is tested is that
+    // the notifier may read the Notifier and keep the Rollout's ledger.
+    create(
+        admin,
+        &json!({
+            "apiVersion": "redblack.io/v1alpha1",
+            "kind": "Notifier",
+            "metadata": {"name": "team", "namespace": ns},
+            "spec": {"webhook": {"url": "http://127.0.0.1:9/hook"}}
         }),
     )
     .await;
@@ -536,6 +574,7 @@ async fn every_rule_of_the_cluster_role_is_needed() {
         if resources == ["secrets"] {
             continue;
         }
+
         let ns = format!("without-rule-{i}");
         let sa = format!("op-{i}");
         namespace(&admin, &ns).await;
@@ -662,7 +701,12 @@ async fn the_operator_binary_runs_under_a_service_account_kubeconfig() {
     })
     .await;
     let admin = client_from(&admin_kc).await;
-    for file in ["rollouts", "canaryanalyses", "canaryanalysistemplates"] {
+    for file in [
+        "rollouts",
+        "canaryanalyses",
+        "canaryanalysistemplates",
+        "notifiers",
+    ] {
         let path = root().join(format!("charts/redblack/crds/{file}.redblack.io.yaml"));
         let crd: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         create(&admin, &crd).await;

@@ -2,7 +2,8 @@
 //! the real script, the real sandbox, operator, demo-app processes, load
 //! generator, Prometheus and canary analyses. Checks the story's milestones in
 //! its output (v2 promoted by its canary, undo/redo, v3 reverted by its
-//! canary, the failed requests accounted for) and that every process the
+//! canary, each told to the demo's chat by a Notifier, the failed requests
+//! accounted for) and that every process the
 //! script started (the pids it records, including the demo-app processes
 //! behind the pods) is gone once it exits.
 
@@ -190,6 +191,7 @@ fn tells_the_story(install: Install) {
     // The story, in order.
     let milestones = [
         "Rollout web is Healthy on v1",
+        "Notifier demo-chat is Ready",
         "Prometheus sees the requests: v1=",
         // v2: judged on a canary pod against a baseline pod, then promoted.
         "canary Analysing",
@@ -197,12 +199,16 @@ fn tells_the_story(install: Install) {
         "Service web now selects v2",
         "$ redblack report web-",
         "Phase:       Passed",
+        // The chat (a Notifier's Slack-compatible webhook) heard of it.
+        ": Passed (score ",
+        "💬 [Info] default/web: traffic switched to revision ",
         "traffic moved to v2:",
         "v1 fleet web-",
         // Rollbacks: no canary.
         "Service web selects v1 again",
         "Service web selects v2 again",
         "Rollout web Healthy on v2",
+        "💬 [Warning] default/web: traffic switched back to revision ",
         // v3: 10% errors, judged Failed on the error rate, reverted.
         "canary Analysing",
         "canary of v3 Failed (analysis web-",
@@ -211,6 +217,8 @@ fn tells_the_story(install: Install) {
         "the full v3 fleet was never created",
         "Phase:       Failed",
         "the report names the cause: error-rate High",
+        "💬 [Critical] default/web: canary of revision ",
+        "failed its canary analysis; traffic is back on the stable revision",
         "Prometheus returned data for v2",
         "not one request failed before v3",
         "the only failed requests were v3's",

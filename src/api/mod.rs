@@ -10,6 +10,7 @@ pub mod conditions;
 pub mod endpoint;
 pub mod hash;
 pub mod k8s_names;
+pub mod notifier;
 pub mod rollout;
 pub mod validate;
 
@@ -40,6 +41,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         Rollout::crd(),
         canary_analysis::crd(),
         analysis_template::crd(),
+        notifier::crd(),
     ]
 }
 

@@ -83,6 +83,9 @@ pub struct RolloutSpec {
     #[serde(default)]
     pub paused: bool,
     pub strategy: RolloutStrategy,
+    /// Which triggers go to which Notifier (docs/notifications.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<super::notifier::NotificationSubscription>,
 }
 
 fn default_replicas() -> i32 {

@@ -95,6 +95,8 @@ pub struct ControllerConfig {
     pub canary_analysis: bool,
     /// Run the controllers at once, or only while an election is won.
     pub leadership: Leadership,
+    /// The notifier (docs/notifications.md): delivery timeout, retry backoff.
+    pub notify: crate::notify::controller::NotifySettings,
     /// The operator's own object (default: its Pod, from `POD_NAME` and
     /// `POD_NAMESPACE`), where a refused Rollout watch is recorded as an Event.
     pub operator: Option<k8s_openapi::api::core::v1::ObjectReference>,
@@ -114,6 +116,7 @@ impl Default for ControllerConfig {
             analysis: AnalysisControllerConfig::default(),
             canary_analysis: true,
             leadership: Leadership::Unconditional,
+            notify: crate::notify::controller::NotifySettings::default(),
             operator: crate::runtime::events::operator_reference(),
         }
     }
@@ -303,6 +306,23 @@ async fn run_controllers(
             }
         }
     };
+    // The notifier runs beside them: a slow or dead endpoint delays only
+    // notifications, never a Rollout's reconcile.
+    let notifier = {
+        let stop = shutdown.clone();
+        let (client, namespace) = (client.clone(), cfg.namespace.clone());
+        let (settings, metrics) = (cfg.notify.clone(), cfg.metrics.clone());
+        async move {
+            if !settings.enabled {
+                return;
+            }
+            if let Err(e) =
+                crate::notify::controller::run(client, namespace, settings, metrics, stop).await
+            {
+                tracing::error!(error = %e, "the notifier stopped");
+            }
+        }
+    };
     let caches = rollouts.caches();
     let readiness = cfg.readiness.clone();
     let ready = async move {
@@ -315,7 +335,7 @@ async fn run_controllers(
     let ready = AbortOnDrop(tokio::spawn(ready));
     let controllers = {
         let stop = shutdown.clone();
-        async move { tokio::join!(rollouts.run(cfg.metrics.clone(), stop), analyses) }
+        async move { tokio::join!(rollouts.run(cfg.metrics.clone(), stop), analyses, notifier) }
     };
     // In-flight reconciles finish after the signal, but never hold the
     // process beyond SHUTDOWN_GRACE (a cut reconcile is redone by the next

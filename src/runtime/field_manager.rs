@@ -10,3 +10,7 @@ pub const ROLLOUT_FIELD_MANAGER: &str = "redblack";
 
 /// The CanaryAnalysis controller: a CanaryAnalysis's status.
 pub const ANALYSIS_FIELD_MANAGER: &str = "redblack-canaryanalysis";
+
+/// The notifier: the notification ledgers (ConfigMaps owned by Rollouts)
+/// and a Notifier's status.
+pub const NOTIFIER_FIELD_MANAGER: &str = "redblack-notifier";

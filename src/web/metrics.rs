@@ -27,6 +27,17 @@ pub struct ErrorLabels {
     pub error: String,
 }
 
+/// `redblack_notifications_total`'s labels (docs/notifications.md).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// `webhook`, `slack`, or `unknown` (the Notifier is missing).
+    pub channel: String,
+    /// The trigger's name, e.g. `CanaryVerdict`.
+    pub trigger: String,
+    /// `delivered`, `failed` (an attempt; retried) or `dropped` (too many pending).
+    pub result: String,
+}
+
 /// Counters and histograms every controller updates.
 #[derive(Clone)]
 pub struct OperatorMetrics {
@@ -39,6 +50,8 @@ pub struct OperatorMetrics {
     /// 1 while this process runs the controllers (the leader, or without
     /// election), 0 while it stands by.
     pub leader: Gauge,
+    /// Notification delivery attempts and their results.
+    pub notifications: Family<NotificationLabels, Counter>,
     registry: Arc<Mutex<Registry>>,
 }
 
@@ -80,11 +93,18 @@ impl OperatorMetrics {
             "1 if this replica leads (runs the controllers), 0 if it stands by",
             leader.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notification delivery attempts by channel, trigger and result",
+            notifications.clone(),
+        );
         let rollouts = RolloutMetrics::new();
         rollouts.register(&mut registry);
         Self {
             rollouts,
             leader,
+            notifications,
             reconciles,
             reconcile_errors,
             reconcile_duration,

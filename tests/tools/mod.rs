@@ -73,6 +73,7 @@ pub fn plural(kind: &str) -> &'static str {
         "ReplicaSet" => "replicasets",
         "Pod" => "pods",
         "Service" => "services",
+        "Notifier" => "notifiers",
         other => panic!("no plural for {other}"),
     }
 }
