@@ -15,7 +15,7 @@ use redblack::api::{
     ROLLOUT_LABEL, SCALE_DOWN_AT_ANNOTATION,
 };
 use redblack::rollout::plan::windows::{self, WindowCheck};
-use redblack::rollout::plan::{AnalysisPhase, Refusal, RouteBackend};
+use redblack::rollout::plan::{AnalysisPhase, CanaryStep, Refusal, RouteBackend};
 use redblack::rollout::{Action, EventType, Plan, State};
 
 struct Case {
@@ -943,9 +943,10 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        name: "canary fleets miss the progress deadline: Degraded, removed, stable keeps traffic",
+        name: "canary fleets miss the progress deadline with progressDeadlineAbort: Degraded, removed, stable keeps traffic",
         given: || {
             let mut sim = created(true, true, "Pause");
+            sim.rollout.spec.progress_deadline_abort = true;
             sim.advance(600);
             sim
         },
@@ -956,6 +957,47 @@ const CASES: &[Case] = &[
                 condition(plan, "Ready").unwrap().reason,
                 "ProgressDeadlineExceeded"
             );
+        },
+    },
+    Case {
+        name: "canary fleets miss the progress deadline (default): Degraded while late, kept, judged once ready",
+        given: || {
+            let mut sim = created(true, true, "Pause");
+            sim.advance(600);
+            sim
+        },
+        then: |_, plan| {
+            assert_eq!(phase(plan), Phase::Degraded);
+            assert!(deleted(plan).is_empty());
+            assert!(plan.status.abort.is_none());
+            assert!(matches!(
+                plan.state,
+                State::Canary(CanaryStep::Progressing { late: true, .. })
+            ));
+            assert_eq!(
+                condition(plan, "Ready").unwrap().reason,
+                "ProgressDeadlineExceeded"
+            );
+            let warnings = plan
+                .events
+                .iter()
+                .filter(|e| e.reason == "ProgressDeadlineExceeded")
+                .count();
+            assert_eq!(warnings, 1);
+        },
+    },
+    Case {
+        name: "late canary fleets become ready: the canary goes on to its analysis",
+        given: || {
+            let mut sim = created(true, true, "Pause");
+            sim.advance(600);
+            sim.step();
+            sim.make_ready();
+            sim
+        },
+        then: |_, plan| {
+            assert!(matches!(plan.state, State::Canary(CanaryStep::Analysing)));
+            assert_ne!(phase(plan), Phase::Degraded);
         },
     },
     Case {

@@ -75,10 +75,17 @@ pub struct RolloutSpec {
     #[schemars(range(min = 0))]
     pub min_ready_seconds: i32,
     /// Seconds a new revision may take to become fully available before the
-    /// rollout is marked Degraded and the new fleet abandoned.
+    /// rollout is marked Degraded. It goes on when its pods become ready,
+    /// unless `progressDeadlineAbort` abandons it.
     #[serde(default = "default_progress_deadline_seconds")]
     #[schemars(range(min = 1))]
     pub progress_deadline_seconds: i32,
+    /// Abandon a revision that misses `progressDeadlineSeconds` (Argo's name
+    /// and default: false). False: it is reported Degraded while late and
+    /// carries on once available; true: it is aborted until a `retry` or a
+    /// new template.
+    #[serde(default)]
+    pub progress_deadline_abort: bool,
     /// Freezes progression: no new fleet is brought up and traffic is not switched.
     #[serde(default)]
     pub paused: bool,

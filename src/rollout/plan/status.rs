@@ -160,6 +160,10 @@ fn announce_phase(ctx: &Ctx, phase: Phase, what: &str, out: &mut Builder) {
     if ctx.old.phase == Some(phase) || out.events.has_reason(&format!("{phase:?}")) {
         return;
     }
+    // Degraded by a missed progress deadline: its own Warning said so.
+    if phase == Phase::Degraded && out.events.has_reason(super::deadline::EXCEEDED) {
+        return;
+    }
     let message = format!("phase {phase:?}: {what}");
     match phase {
         Phase::Degraded | Phase::Aborted | Phase::InvalidSpec => {

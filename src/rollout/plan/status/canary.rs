@@ -4,6 +4,7 @@
 use super::super::analysis_spec::AnalysisProblem;
 use super::super::builder::Builder;
 use super::super::ctx::Ctx;
+use super::super::deadline::EXCEEDED;
 use super::super::records::Records;
 use super::super::state::CanaryStep;
 use crate::api::conditions::{self, Desired};
@@ -48,7 +49,12 @@ pub(super) fn canary_phase(
     out: &mut Builder,
 ) -> Phase {
     let c = records.canary.clone().unwrap_or_default();
-    if let CanaryStep::Progressing { deadline, .. } = step {
+    if let CanaryStep::Progressing {
+        deadline,
+        late: false,
+        ..
+    } = step
+    {
         out.wakeups.push(*deadline);
     }
     let observed = c
@@ -56,6 +62,7 @@ pub(super) fn canary_phase(
         .as_deref()
         .is_some_and(|name| ctx.world.analysis(name).is_some());
     let reading = read(step, &c, observed, what, &waiting_for(ctx));
+    let reading = late(ctx, step, reading);
     let Reading {
         reason,
         msg,
@@ -83,6 +90,25 @@ pub(super) fn canary_phase(
         desired.push(Desired::new(conditions::STALLED, True, reason, msg));
     }
     phase
+}
+
+/// Canary fleets past the progress deadline (`progressDeadlineAbort` false):
+/// Degraded while late, still reconciling — they go on once ready.
+fn late(ctx: &Ctx, step: &CanaryStep, reading: Reading) -> Reading {
+    if !matches!(step, CanaryStep::Progressing { late: true, .. }) {
+        return reading;
+    }
+    Reading {
+        reason: EXCEEDED,
+        msg: format!(
+            "{}, and were not ready within {}s; the canary goes on once they are (fix the template if they never will)",
+            reading.msg,
+            ctx.spec().progress_deadline_seconds
+        ),
+        phase: Phase::Degraded,
+        reconciling: true,
+        stalled: true,
+    }
 }
 
 /// What a ready canary without traffic waits for: the HTTPRoute (named, and

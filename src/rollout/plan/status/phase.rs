@@ -4,6 +4,7 @@
 use super::super::analysis_spec::AnalysisProblem;
 use super::super::builder::Builder;
 use super::super::ctx::Ctx;
+use super::super::deadline::EXCEEDED;
 use super::super::state::{Decision, State};
 use super::canary::canary_phase;
 use crate::api::conditions::{self, Desired};
@@ -37,6 +38,7 @@ pub(super) fn desired(
         State::Steady | State::Switch { .. } => live(ctx, &decision.state, what, d),
         State::Aborted(abort) => aborted(ctx, decision, abort, what, d),
         State::Paused => paused(what, d),
+        State::Progressing { late: true, .. } => late(ctx, what, d),
         State::Progressing { deadline, .. } => {
             out.wakeups.push(*deadline);
             progressing(what, d)
@@ -259,6 +261,19 @@ fn progressing(what: &str, d: &mut Vec<Desired>) -> Phase {
     d.push(Desired::new(conditions::READY, False, reason, msg.clone()));
     d.push(Desired::new(conditions::RECONCILING, True, reason, msg));
     Phase::Progressing
+}
+
+/// Past the progress deadline, still brought up (`progressDeadlineAbort`
+/// false): Degraded while late, Reconciling because the operator goes on by
+/// itself once the pods are ready — no `retry` needed.
+fn late(ctx: &Ctx, what: &str, d: &mut Vec<Desired>) -> Phase {
+    let msg = format!(
+        "{what} was not available within {}s; it goes on once its pods are ready (traffic stays where it was until then); fix the template if they never will",
+        ctx.spec().progress_deadline_seconds
+    );
+    stalled(EXCEEDED, &msg, d);
+    d.push(Desired::new(conditions::RECONCILING, True, EXCEEDED, msg));
+    Phase::Degraded
 }
 
 /// Available, but its post-promotion analysis cannot be created: no switch.
