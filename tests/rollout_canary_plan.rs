@@ -86,6 +86,15 @@ fn phase(plan: &Plan) -> Phase {
 }
 
 /// v2 applied; canary + baseline created (not ready).
+/// The `Paused` condition is True with `reason` (the gate a person must pass).
+fn assert_paused(plan: &Plan, reason: &str) {
+    let paused = condition(plan, "Paused").expect("a Paused condition");
+    assert_eq!(
+        (paused.status, paused.reason.as_str()),
+        (ConditionStatus::True, reason)
+    );
+}
+
 fn created(route: bool, baseline: bool, marginal: &str) -> Sim {
     let mut sim = Sim::with_canary(route, baseline, marginal);
     sim.set_image("web:2");
@@ -748,6 +757,7 @@ const CASES: &[Case] = &[
             assert_eq!(ready.reason, "CanaryMarginal");
             assert!(ready.message.contains("80.0") && ready.message.contains("promote"));
             assert_eq!(plan.status.canary.as_ref().unwrap().traffic_percent, 10);
+            assert_paused(plan, "CanaryMarginal");
         },
     },
     Case {
@@ -821,6 +831,7 @@ const CASES: &[Case] = &[
             let ready = condition(plan, "Ready").unwrap();
             assert_eq!(ready.reason, "CanaryInconclusive");
             assert!(ready.message.contains("canary received no traffic"));
+            assert_paused(plan, "CanaryInconclusive");
             assert_eq!(traffic_writes(plan).len(), 1);
             assert!(ensured(plan).is_empty());
             assert_eq!(canary_phase(plan), Some(CanaryPhase::Inconclusive));
@@ -1366,6 +1377,7 @@ const CASES: &[Case] = &[
             );
             let opens = Utc.with_ymd_and_hms(2026, 1, 1, 14, 0, 0).unwrap();
             assert_eq!(plan.requeue_after, (opens - sim.now).to_std().ok());
+            assert_paused(plan, "PromotionWindowClosed");
         },
     },
     Case {

@@ -307,7 +307,7 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        name: "manual promotion: available fleet waits, phase Paused",
+        name: "manual promotion: available fleet waits, phase Paused, Paused=True AwaitingPromotion",
         given: || {
             let mut sim = Sim::steady("web:1", 3);
             sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
@@ -322,6 +322,11 @@ const CASES: &[Case] = &[
             assert_eq!(
                 condition(plan, "Ready").unwrap().reason,
                 "AwaitingPromotion"
+            );
+            let paused = condition(plan, "Paused").unwrap();
+            assert_eq!(
+                (paused.status, paused.reason.as_str()),
+                (ConditionStatus::True, "AwaitingPromotion")
             );
         },
     },

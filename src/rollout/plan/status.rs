@@ -4,7 +4,8 @@
 //!
 //! `build` assembles it from parts: the recorded fields (here), the counters
 //! (`counters.rs`), the history (`history.rs`), and the phase with its
-//! conditions (`phase.rs`, the canary's in `canary.rs`). A write the API
+//! conditions (`phase.rs`, the canary's in `canary.rs`, the `Paused`
+//! condition of a person-gate in `paused.rs`). A write the API
 //! refused gets the status of `refused.rs` instead.
 
 use crate::api::conditions::{self, Desired};
@@ -18,6 +19,7 @@ use super::traffic;
 mod canary;
 mod counters;
 mod history;
+mod paused;
 mod phase;
 mod refused;
 

@@ -7,6 +7,7 @@ use super::super::ctx::Ctx;
 use super::super::deadline::EXCEEDED;
 use super::super::records::Records;
 use super::super::state::CanaryStep;
+use super::paused::waits_for_a_person;
 use crate::api::conditions::{self, Desired};
 use crate::api::{CanaryPhase, CanaryStatus, ConditionStatus, Phase};
 
@@ -87,7 +88,11 @@ pub(super) fn canary_phase(
         ));
     }
     if stalled {
-        desired.push(Desired::new(conditions::STALLED, True, reason, msg));
+        desired.push(Desired::new(conditions::STALLED, True, reason, msg.clone()));
+    }
+    // Held on a Marginal or Inconclusive verdict: a person decides.
+    if phase == Phase::Paused {
+        return waits_for_a_person(reason, msg, desired);
     }
     phase
 }

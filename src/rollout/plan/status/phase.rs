@@ -7,6 +7,7 @@ use super::super::ctx::Ctx;
 use super::super::deadline::EXCEEDED;
 use super::super::state::{Decision, State};
 use super::canary::canary_phase;
+use super::paused::{AWAITING_PROMOTION, PROMOTION_WINDOW_CLOSED, waits_for_a_person};
 use crate::api::conditions::{self, Desired};
 use crate::api::{AbortReason, AbortStatus, ConditionStatus, Phase};
 
@@ -139,8 +140,8 @@ fn awaiting_window(
         reason,
         msg.clone(),
     ));
-    d.push(Desired::new(conditions::READY, False, reason, msg));
-    Phase::Paused
+    d.push(Desired::new(conditions::READY, False, reason, msg.clone()));
+    waits_for_a_person(PROMOTION_WINDOW_CLOSED, msg, d)
 }
 
 fn revert(to: &str, what: &str, d: &mut Vec<Desired>) -> Phase {
@@ -308,13 +309,13 @@ fn analysis_unavailable(problem: &AnalysisProblem, what: &str, d: &mut Vec<Desir
 
 fn awaiting_promotion(what: &str, d: &mut Vec<Desired>) -> Phase {
     let msg = format!("{what} is available; run `redblack promote` to switch traffic");
-    let reason = "AwaitingPromotion";
+    let reason = AWAITING_PROMOTION;
     d.push(Desired::new(
         conditions::PROGRESSING,
         True,
         reason,
         msg.clone(),
     ));
-    d.push(Desired::new(conditions::READY, False, reason, msg));
-    Phase::Paused
+    d.push(Desired::new(conditions::READY, False, reason, msg.clone()));
+    waits_for_a_person(reason, msg, d)
 }
