@@ -1298,9 +1298,10 @@ fn progress_deadline_table() {
         assert!(progressing.message.contains(&sim.hash()));
         assert!(progressing.message.contains("goes on once"));
         assert_eq!(
-            condition(plan, "Reconciling").unwrap().status,
+            condition(plan, "Stalled").unwrap().status,
             ConditionStatus::True
         );
+        assert!(condition(plan, "Reconciling").is_none());
         // The late fleet is not retired and not scaled down.
         assert!(!plan.actions.iter().any(|a| matches!(
             a,

@@ -98,7 +98,7 @@ pub(super) fn canary_phase(
 }
 
 /// Canary fleets past the progress deadline (`progressDeadlineAbort` false):
-/// Degraded while late, still reconciling — they go on once ready.
+/// Degraded (Stalled) while late, as `phase::late` — they go on once ready.
 fn late(ctx: &Ctx, step: &CanaryStep, reading: Reading) -> Reading {
     if !matches!(step, CanaryStep::Progressing { late: true, .. }) {
         return reading;
@@ -111,7 +111,7 @@ fn late(ctx: &Ctx, step: &CanaryStep, reading: Reading) -> Reading {
             ctx.spec().progress_deadline_seconds
         ),
         phase: Phase::Degraded,
-        reconciling: true,
+        reconciling: false,
         stalled: true,
     }
 }

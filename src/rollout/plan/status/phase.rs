@@ -265,15 +265,16 @@ fn progressing(what: &str, d: &mut Vec<Desired>) -> Phase {
 }
 
 /// Past the progress deadline, still brought up (`progressDeadlineAbort`
-/// false): Degraded while late, Reconciling because the operator goes on by
-/// itself once the pods are ready — no `retry` needed.
+/// false): Degraded while late — Stalled, not Reconciling, so kstatus says
+/// Failed as Argo says Degraded (the two are exclusive by the kstatus
+/// convention) — and it goes on by itself once the pods are ready: no
+/// `retry` needed.
 fn late(ctx: &Ctx, what: &str, d: &mut Vec<Desired>) -> Phase {
     let msg = format!(
         "{what} was not available within {}s; it goes on once its pods are ready (traffic stays where it was until then); fix the template if they never will",
         ctx.spec().progress_deadline_seconds
     );
     stalled(EXCEEDED, &msg, d);
-    d.push(Desired::new(conditions::RECONCILING, True, EXCEEDED, msg));
     Phase::Degraded
 }
 
