@@ -65,6 +65,7 @@ pub struct RolloutSpec {
     /// The active Service selects `selector.matchLabels` plus the revision hash.
     pub selector: LabelSelector,
     /// The pod template; each distinct template is one revision.
+    #[schemars(schema_with = "pod_template_schema")]
     pub template: PodTemplateSpec,
     /// How many scaled-down ReplicaSets are kept for `undo` (like a Deployment).
     #[serde(default = "default_revision_history_limit")]
@@ -246,6 +247,25 @@ pub struct AnalysisSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserve_unknown_object")]
     pub inline: Option<serde_json::Value>,
+}
+
+/// The PodTemplateSpec schema with its container lists keyed by `name`
+/// (`x-kubernetes-list-type: map`), as the API server treats a Pod's: a
+/// server-side apply of one container's image (`redblack set image`) merges
+/// into that container instead of replacing the whole list.
+fn pod_template_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<PodTemplateSpec>();
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        let pointer = format!("/properties/spec/properties/{list}");
+        if let Some(serde_json::Value::Object(node)) = schema.pointer_mut(&pointer) {
+            node.insert("x-kubernetes-list-type".into(), "map".into());
+            node.insert(
+                "x-kubernetes-list-map-keys".into(),
+                serde_json::json!(["name"]),
+            );
+        }
+    }
+    schema
 }
 
 fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
