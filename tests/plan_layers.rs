@@ -64,6 +64,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "status/canary.rs",
             "status/counters.rs",
             "status/history.rs",
+            "status/paused.rs",
             "status/phase.rs",
             "status/refused.rs",
         ],

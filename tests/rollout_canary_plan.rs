@@ -15,7 +15,7 @@ use redblack::api::{
     ROLLOUT_LABEL, SCALE_DOWN_AT_ANNOTATION,
 };
 use redblack::rollout::plan::windows::{self, WindowCheck};
-use redblack::rollout::plan::{AnalysisPhase, Refusal, RouteBackend};
+use redblack::rollout::plan::{AnalysisPhase, CanaryStep, Refusal, RouteBackend};
 use redblack::rollout::{Action, EventType, Plan, State};
 
 struct Case {
@@ -86,6 +86,15 @@ fn phase(plan: &Plan) -> Phase {
 }
 
 /// v2 applied; canary + baseline created (not ready).
+/// The `Paused` condition is True with `reason` (the gate a person must pass).
+fn assert_paused(plan: &Plan, reason: &str) {
+    let paused = condition(plan, "Paused").expect("a Paused condition");
+    assert_eq!(
+        (paused.status, paused.reason.as_str()),
+        (ConditionStatus::True, reason)
+    );
+}
+
 fn created(route: bool, baseline: bool, marginal: &str) -> Sim {
     let mut sim = Sim::with_canary(route, baseline, marginal);
     sim.set_image("web:2");
@@ -748,6 +757,7 @@ const CASES: &[Case] = &[
             assert_eq!(ready.reason, "CanaryMarginal");
             assert!(ready.message.contains("80.0") && ready.message.contains("promote"));
             assert_eq!(plan.status.canary.as_ref().unwrap().traffic_percent, 10);
+            assert_paused(plan, "CanaryMarginal");
         },
     },
     Case {
@@ -821,6 +831,7 @@ const CASES: &[Case] = &[
             let ready = condition(plan, "Ready").unwrap();
             assert_eq!(ready.reason, "CanaryInconclusive");
             assert!(ready.message.contains("canary received no traffic"));
+            assert_paused(plan, "CanaryInconclusive");
             assert_eq!(traffic_writes(plan).len(), 1);
             assert!(ensured(plan).is_empty());
             assert_eq!(canary_phase(plan), Some(CanaryPhase::Inconclusive));
@@ -943,9 +954,10 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        name: "canary fleets miss the progress deadline: Degraded, removed, stable keeps traffic",
+        name: "canary fleets miss the progress deadline with progressDeadlineAbort: Degraded, removed, stable keeps traffic",
         given: || {
             let mut sim = created(true, true, "Pause");
+            sim.rollout.spec.progress_deadline_abort = true;
             sim.advance(600);
             sim
         },
@@ -956,6 +968,47 @@ const CASES: &[Case] = &[
                 condition(plan, "Ready").unwrap().reason,
                 "ProgressDeadlineExceeded"
             );
+        },
+    },
+    Case {
+        name: "canary fleets miss the progress deadline (default): Degraded while late, kept, judged once ready",
+        given: || {
+            let mut sim = created(true, true, "Pause");
+            sim.advance(600);
+            sim
+        },
+        then: |_, plan| {
+            assert_eq!(phase(plan), Phase::Degraded);
+            assert!(deleted(plan).is_empty());
+            assert!(plan.status.abort.is_none());
+            assert!(matches!(
+                plan.state,
+                State::Canary(CanaryStep::Progressing { late: true, .. })
+            ));
+            assert_eq!(
+                condition(plan, "Ready").unwrap().reason,
+                "ProgressDeadlineExceeded"
+            );
+            let warnings = plan
+                .events
+                .iter()
+                .filter(|e| e.reason == "ProgressDeadlineExceeded")
+                .count();
+            assert_eq!(warnings, 1);
+        },
+    },
+    Case {
+        name: "late canary fleets become ready: the canary goes on to its analysis",
+        given: || {
+            let mut sim = created(true, true, "Pause");
+            sim.advance(600);
+            sim.step();
+            sim.make_ready();
+            sim
+        },
+        then: |_, plan| {
+            assert!(matches!(plan.state, State::Canary(CanaryStep::Analysing)));
+            assert_ne!(phase(plan), Phase::Degraded);
         },
     },
     Case {
@@ -1324,6 +1377,7 @@ const CASES: &[Case] = &[
             );
             let opens = Utc.with_ymd_and_hms(2026, 1, 1, 14, 0, 0).unwrap();
             assert_eq!(plan.requeue_after, (opens - sim.now).to_std().ok());
+            assert_paused(plan, "PromotionWindowClosed");
         },
     },
     Case {

@@ -278,3 +278,108 @@ async fn the_examples_deploy_and_update_with_kubectl() {
     assert_eq!(rs1.spec.replicas, Some(3));
     running.stop().await.unwrap();
 }
+
+/// `redblack rollouts set image` (Argo's verb) through a kubeconfig: a
+/// server-side apply of one container's image rolls out a new revision; the
+/// other container, and every other field of the changed one, keep their
+/// values and owners; an unknown container or a malformed pair is refused
+/// without a write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_image_applies_one_image_and_rolls_it_out() {
+    let env = Env::start(Duration::from_millis(200)).await;
+    env.create_service("web", "web").await;
+    let manifest = set(
+        rollout_json("web", "demo:1", 2),
+        "/spec/template/spec/containers",
+        serde_json::json!([
+            {"name": "app", "image": "demo:1", "env": [{"name": "MODE", "value": "blue"}]},
+            {"name": "side", "image": "side:1"}
+        ]),
+    );
+    env.create_rollout(manifest).await;
+    let running = env.start_controller();
+    let h1 = hash_of(&env.wait_phase("web", Phase::Healthy).await);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    env.sandbox.write_kubeconfig(&kubeconfig).unwrap();
+    let kc = kubeconfig.to_str().unwrap();
+
+    // Refusals: nothing is written (the generation stays).
+    let before = env.get("web").await.metadata.generation;
+    let out = run(
+        REDBLACK,
+        &[
+            "rollouts",
+            "set",
+            "image",
+            "web",
+            "nope=x:1",
+            "--kubeconfig",
+            kc,
+        ],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no container \"nope\"") && text(&out).contains("app, side"),
+        "{}",
+        text(&out)
+    );
+    let out = run(
+        REDBLACK,
+        &["set", "image", "web", "app", "--kubeconfig", kc],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(text(&out).contains("CONTAINER=IMAGE"), "{}", text(&out));
+    assert_eq!(env.get("web").await.metadata.generation, before);
+
+    let out = run(
+        REDBLACK,
+        &[
+            "rollouts",
+            "set",
+            "image",
+            "web",
+            "app=demo:2",
+            "--kubeconfig",
+            kc,
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("app=demo:2"), "{}", text(&out));
+
+    let rollout = env.get("web").await;
+    let h2 = hash_of(&rollout);
+    assert_ne!(h1, h2, "a new revision");
+    let containers =
+        serde_json::to_value(&rollout.spec.template.spec.as_ref().unwrap().containers).unwrap();
+    assert_eq!(
+        containers,
+        serde_json::json!([
+            {"name": "app", "image": "demo:2", "env": [{"name": "MODE", "value": "blue"}]},
+            {"name": "side", "image": "side:1"}
+        ])
+    );
+    // The CLI's manager owns the image it set, not the rest of the template.
+    let cli = rollout
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .find(|m| m.manager.as_deref() == Some("redblack-cli"))
+        .expect("redblack-cli manages a field");
+    assert_eq!(cli.operation.as_deref(), Some("Apply"));
+    let owned = serde_json::to_string(&cli.fields_v1).unwrap();
+    assert!(owned.contains(r#"k:{\"name\":\"app\"}"#), "{owned}");
+    assert!(owned.contains("f:image"), "{owned}");
+    assert!(
+        !owned.contains("f:env") && !owned.contains("side"),
+        "{owned}"
+    );
+
+    env.wait_selected("web", &h2).await;
+    env.wait_phase("web", Phase::Healthy).await;
+    running.stop().await.unwrap();
+}

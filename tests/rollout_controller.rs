@@ -243,14 +243,79 @@ async fn undo_after_the_warm_window_scales_up_waits_then_switches() {
     running.stop().await.unwrap();
 }
 
+/// The default (`progressDeadlineAbort: false`): a first deploy whose pods
+/// are ready only after the deadline is Degraded while late (one Warning) and
+/// goes live by itself once they are — no retry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missed_progress_deadline_degrades_and_leaves_traffic_alone() {
+async fn a_late_first_deploy_is_degraded_then_heals_without_retry() {
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    // Ready 12s after start against a 2s deadline: a wide window in which
+    // the late state is observed even on a busy machine.
+    let manifest = set(
+        set(
+            rollout_json("web", "demo:1", 2),
+            "/spec/progressDeadlineSeconds",
+            json!(2),
+        ),
+        "/spec/template/metadata/annotations",
+        json!({"sandbox.redblack.io/ready-after": "12s"}),
+    );
+    env.create_rollout(manifest).await;
+    let running = env.start_controller();
+
+    let degraded = env.wait_phase("web", Phase::Degraded).await;
+    let hash = hash_of(&degraded);
+    let status = degraded.status.clone().unwrap();
+    assert_eq!(status.abort, None, "a late revision is not aborted");
+    assert_eq!(
+        env.selected("web").await,
+        None,
+        "nothing switched while late"
+    );
+    let progressing = find(&status.conditions, conditions::PROGRESSING).unwrap();
+    assert_eq!(progressing.status, ConditionStatus::False);
+    assert_eq!(progressing.reason, "ProgressDeadlineExceeded");
+    assert!(
+        progressing.message.contains(&hash),
+        "{}",
+        progressing.message
+    );
+
+    let healthy = env.wait_phase("web", Phase::Healthy).await;
+    assert_eq!(hash_of(&healthy), hash);
+    assert_eq!(env.selected("web").await.as_deref(), Some(hash.as_str()));
+    let status = healthy.status.clone().unwrap();
+    assert!(
+        status.history.iter().all(|h| h.outcome != Outcome::Failed),
+        "{:?}",
+        status.history
+    );
+    // Events are recorded after the status write: wait for the switch's.
+    let reasons = env
+        .wait_event_reasons(&healthy, &["ProgressDeadlineExceeded", "SwitchedTraffic"])
+        .await;
+    let warnings = reasons
+        .iter()
+        .filter(|r| *r == "ProgressDeadlineExceeded")
+        .count();
+    assert_eq!(warnings, 1, "one Warning for one miss: {reasons:?}");
+    assert!(!reasons.iter().any(|r| r == "Retried"), "{reasons:?}");
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_progress_deadline_with_abort_degrades_and_leaves_traffic_alone() {
     let env = Env::start(FAST).await;
     env.create_service("web", "web").await;
     let manifest = set(
-        rollout_json("web", "demo:1", 2),
-        "/spec/progressDeadlineSeconds",
-        json!(2),
+        set(
+            rollout_json("web", "demo:1", 2),
+            "/spec/progressDeadlineSeconds",
+            json!(2),
+        ),
+        "/spec/progressDeadlineAbort",
+        json!(true),
     );
     env.create_rollout(manifest).await;
     let running = env.start_controller();

@@ -7,7 +7,7 @@ use redblack::api::{
     ABORT_ANNOTATION, ConditionStatus, Outcome, PROMOTE_ANNOTATION, Phase, PromotionPolicy,
     RETRY_ANNOTATION, REVISION_ANNOTATION, SCALE_DOWN_AT_ANNOTATION,
 };
-use redblack::rollout::{Action, EventType, Plan};
+use redblack::rollout::{Action, EventType, Plan, State};
 
 struct Case {
     name: &'static str,
@@ -307,7 +307,7 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        name: "manual promotion: available fleet waits, phase Paused",
+        name: "manual promotion: available fleet waits, phase Paused, Paused=True AwaitingPromotion",
         given: || {
             let mut sim = Sim::steady("web:1", 3);
             sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
@@ -322,6 +322,11 @@ const CASES: &[Case] = &[
             assert_eq!(
                 condition(plan, "Ready").unwrap().reason,
                 "AwaitingPromotion"
+            );
+            let paused = condition(plan, "Paused").unwrap();
+            assert_eq!(
+                (paused.status, paused.reason.as_str()),
+                (ConditionStatus::True, "AwaitingPromotion")
             );
         },
     },
@@ -417,9 +422,10 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        name: "deadline miss: traffic stays, Degraded, Progressing=False names the revision",
+        name: "deadline miss with progressDeadlineAbort: traffic stays, Degraded, Progressing=False names the revision",
         given: || {
             let mut sim = v2_created();
+            sim.rollout.spec.progress_deadline_abort = true;
             sim.advance(600);
             sim
         },
@@ -450,9 +456,10 @@ const CASES: &[Case] = &[
         },
     },
     Case {
-        name: "deadline miss: failed fleet scaled down after abortScaleDownDelay",
+        name: "deadline miss with progressDeadlineAbort: failed fleet scaled down after abortScaleDownDelay",
         given: || {
             let mut sim = v2_created();
+            sim.rollout.spec.progress_deadline_abort = true;
             sim.advance(600);
             sim.step();
             sim.advance(600);
@@ -492,6 +499,7 @@ const CASES: &[Case] = &[
         name: "retry: aborted revision progresses again, fleet back up, deadline cleared",
         given: || {
             let mut sim = v2_created();
+            sim.rollout.spec.progress_deadline_abort = true;
             sim.advance(600);
             sim.step();
             sim.advance(600);
@@ -1241,4 +1249,220 @@ fn a_refused_write_is_said_once_in_conditions_and_cleared_by_the_next_plan() {
         plan.status.conditions
     );
     assert_ne!(plan.status.phase, Some(Phase::Degraded));
+}
+
+/// Progress deadline: a missed deadline without `progressDeadlineAbort` is
+/// reported (Degraded, one Warning) and heals once the pods are ready; with
+/// it the revision is abandoned. One row per (when, abort, what then).
+#[test]
+fn progress_deadline_table() {
+    struct Row {
+        name: &'static str,
+        given: fn() -> Sim,
+        then: fn(&Sim, &Plan),
+    }
+    fn late_update() -> Sim {
+        let mut sim = v2_created();
+        sim.advance(600);
+        sim
+    }
+    fn late_first_deploy() -> Sim {
+        let mut sim = Sim::new("web:1", 3);
+        sim.step();
+        sim.advance(600);
+        sim
+    }
+    fn deadline_events(plan: &Plan) -> usize {
+        plan.events
+            .iter()
+            .filter(|e| e.type_ == EventType::Warning && e.reason == "ProgressDeadlineExceeded")
+            .count()
+    }
+    fn is_late(sim: &Sim, plan: &Plan) {
+        assert_eq!(phase(plan), Phase::Degraded);
+        assert_eq!(
+            plan.state,
+            State::Progressing {
+                started_at: plan.status.progress_started_at.unwrap(),
+                deadline: plan.status.progress_started_at.unwrap() + chrono::Duration::seconds(600),
+                late: true,
+            }
+        );
+        assert!(plan.status.abort.is_none(), "no abort is recorded");
+        assert!(!plan.actions.iter().any(Action::touches_traffic));
+        let progressing = condition(plan, "Progressing").unwrap();
+        assert_eq!(
+            (progressing.status, progressing.reason.as_str()),
+            (ConditionStatus::False, "ProgressDeadlineExceeded")
+        );
+        assert!(progressing.message.contains(&sim.hash()));
+        assert!(progressing.message.contains("goes on once"));
+        assert_eq!(
+            condition(plan, "Stalled").unwrap().status,
+            ConditionStatus::True
+        );
+        assert!(condition(plan, "Reconciling").is_none());
+        // The late fleet is not retired and not scaled down.
+        assert!(!plan.actions.iter().any(|a| matches!(
+            a,
+            Action::ScaleReplicaSet { replicas: 0, .. } | Action::DeleteReplicaSet { .. }
+        )));
+        assert!(
+            plan.status
+                .history
+                .iter()
+                .all(|h| !(h.hash == sim.hash() && h.outcome == Outcome::Failed))
+        );
+        // No timer from a deadline in the past (it would spin).
+        assert!(
+            plan.requeue_after
+                .is_none_or(|d| d > std::time::Duration::from_secs(0))
+        );
+    }
+    let rows = [
+        Row {
+            name: "update within the deadline: Progressing, timer at the deadline",
+            given: || {
+                let mut sim = v2_created();
+                sim.advance(599);
+                sim
+            },
+            then: |_, plan| {
+                assert_eq!(phase(plan), Phase::Progressing);
+                assert_eq!(plan.requeue_after, Some(std::time::Duration::from_secs(1)));
+                assert_eq!(deadline_events(plan), 0);
+            },
+        },
+        Row {
+            name: "update late (default): Degraded while late, fleet kept, one Warning",
+            given: late_update,
+            then: |sim, plan| {
+                is_late(sim, plan);
+                assert_eq!(deadline_events(plan), 1);
+                assert!(!plan.events.iter().any(|e| e.reason == "Degraded"));
+            },
+        },
+        Row {
+            name: "update still late on the next plan: no second Warning",
+            given: || {
+                let mut sim = late_update();
+                sim.step();
+                sim.advance(30);
+                sim
+            },
+            then: |sim, plan| {
+                is_late(sim, plan);
+                assert_eq!(deadline_events(plan), 0);
+                assert!(plan.events.is_empty(), "{:?}", plan.events);
+            },
+        },
+        Row {
+            name: "update late, then ready: switched without retry",
+            given: || {
+                let mut sim = late_update();
+                sim.step();
+                sim.advance(120);
+                sim.make_ready();
+                sim
+            },
+            then: |sim, plan| {
+                assert_eq!(switches_to(plan, "web"), Some(sim.hash()));
+                assert_eq!(phase(plan), Phase::Healthy);
+                assert_eq!(
+                    condition(plan, "Progressing").unwrap().reason,
+                    "NewReplicaSetAvailable"
+                );
+            },
+        },
+        Row {
+            name: "first deploy late: Degraded, nothing switched",
+            given: late_first_deploy,
+            then: |sim, plan| {
+                is_late(sim, plan);
+                assert_eq!(switches_to(plan, "web"), None);
+                assert_eq!(deadline_events(plan), 1);
+            },
+        },
+        Row {
+            name: "first deploy late, then ready: switched, Healthy",
+            given: || {
+                let mut sim = late_first_deploy();
+                sim.step();
+                sim.make_ready();
+                sim
+            },
+            then: |sim, plan| {
+                assert_eq!(switches_to(plan, "web"), Some(sim.hash()));
+                assert_eq!(phase(plan), Phase::Healthy);
+            },
+        },
+        Row {
+            name: "late with manual promotion, then ready: awaits the promote",
+            given: || {
+                let mut sim = late_update();
+                sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
+                sim.step();
+                sim.make_ready();
+                sim
+            },
+            then: |_, plan| {
+                assert_eq!(phase(plan), Phase::Paused);
+                assert_eq!(switches_to(plan, "web"), None);
+                assert_eq!(
+                    condition(plan, "Progressing").unwrap().reason,
+                    "AwaitingPromotion"
+                );
+            },
+        },
+        Row {
+            name: "progressDeadlineAbort: aborted, ready pods do not bring it back",
+            given: || {
+                let mut sim = late_update();
+                sim.rollout.spec.progress_deadline_abort = true;
+                sim.step();
+                sim.make_ready();
+                sim
+            },
+            then: |sim, plan| {
+                assert_eq!(phase(plan), Phase::Degraded);
+                assert!(matches!(plan.state, State::Aborted(_)));
+                assert_eq!(switches_to(plan, "web"), None);
+                assert_eq!(
+                    plan.status.abort.as_ref().map(|a| a.revision.clone()),
+                    Some(sim.hash())
+                );
+            },
+        },
+        Row {
+            name: "retry while late is not needed: ignored, still late",
+            given: || {
+                let mut sim = late_update();
+                sim.step();
+                let h = sim.hash();
+                sim.annotate(RETRY_ANNOTATION, &h);
+                sim
+            },
+            then: |sim, plan| {
+                is_late(sim, plan);
+                assert!(plan.events.iter().any(|e| e.reason == "RetryIgnored"));
+            },
+        },
+    ];
+    let mut failures = Vec::new();
+    for row in rows {
+        let sim = (row.given)();
+        let plan = sim.plan();
+        assert_eq!(plan, sim.plan(), "{}: planning twice differs", row.name);
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (row.then)(&sim, &plan)));
+        if let Err(err) = result {
+            let msg = err
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| err.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            failures.push(format!("{}: {msg}", row.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -4,12 +4,12 @@
 
 mod common;
 
-use common::{Sim, service};
+use common::{Sim, condition, service};
 use kube::ResourceExt;
 use proptest::prelude::*;
 use redblack::api::{
-    ABORT_ANNOTATION, PROMOTE_ANNOTATION, Phase, PromotionPolicy, RETRY_ANNOTATION,
-    REVISION_ANNOTATION, SCALE_DOWN_AT_ANNOTATION, validate,
+    ABORT_ANNOTATION, ConditionStatus, PROMOTE_ANNOTATION, Phase, PromotionPolicy,
+    RETRY_ANNOTATION, REVISION_ANNOTATION, SCALE_DOWN_AT_ANNOTATION, validate,
 };
 use redblack::rollout::{Action, Plan};
 
@@ -54,8 +54,45 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// Invariants of one plan, judged against the world it was made from.
+/// Phase `Paused` ⇒ a `Paused` condition (True) naming its gate, so that
+/// `kubectl wait --for=condition=Paused` returns whenever a person is
+/// waited for; a `Paused` condition in another phase only for `spec.paused`
+/// (set whatever the phase, as Argo does). (An invalid spec keeps its old
+/// conditions.)
+fn check_paused(plan: &Plan) -> Result<(), TestCaseError> {
+    let phase = plan.status.phase;
+    if phase == Some(Phase::InvalidSpec) {
+        return Ok(());
+    }
+    let paused = condition(plan, "Paused");
+    let paused_true = paused.is_some_and(|c| c.status == ConditionStatus::True);
+    let spec_paused = paused.is_some_and(|c| c.reason == "SpecPaused");
+    prop_assert!(
+        (phase == Some(Phase::Paused)) == paused_true || spec_paused,
+        "phase {:?} with Paused condition {:?}",
+        phase,
+        paused
+    );
+    if let Some(c) = paused {
+        prop_assert!(
+            [
+                "SpecPaused",
+                "AwaitingPromotion",
+                "PromotionWindowClosed",
+                "CanaryMarginal",
+                "CanaryInconclusive"
+            ]
+            .contains(&c.reason.as_str()),
+            "Paused reason {}",
+            c.reason
+        );
+    }
+    Ok(())
+}
+
 fn check(sim: &Sim, plan: &Plan) -> Result<(), TestCaseError> {
     prop_assert_eq!(plan, &sim.plan(), "planning twice differs");
+    check_paused(plan)?;
     let want = sim.rollout.spec.replicas;
     if !validate(&sim.rollout).is_empty() {
         prop_assert!(
@@ -383,6 +420,7 @@ fn judged(sim: &Sim, plan: &Plan) -> bool {
 
 fn check_canary(sim: &Sim, plan: &Plan) -> Result<(), TestCaseError> {
     prop_assert_eq!(plan, &sim.plan(), "planning twice differs");
+    check_paused(plan)?;
     // Canary traffic on => its analysis observed: a plan that turns traffic
     // on (it was off) does so only for a canary whose analysis exists.
     let turns_on = plan.actions.iter().any(|a| match a {

@@ -65,6 +65,7 @@ pub struct RolloutSpec {
     /// The active Service selects `selector.matchLabels` plus the revision hash.
     pub selector: LabelSelector,
     /// The pod template; each distinct template is one revision.
+    #[schemars(schema_with = "pod_template_schema")]
     pub template: PodTemplateSpec,
     /// How many scaled-down ReplicaSets are kept for `undo` (like a Deployment).
     #[serde(default = "default_revision_history_limit")]
@@ -75,10 +76,17 @@ pub struct RolloutSpec {
     #[schemars(range(min = 0))]
     pub min_ready_seconds: i32,
     /// Seconds a new revision may take to become fully available before the
-    /// rollout is marked Degraded and the new fleet abandoned.
+    /// rollout is marked Degraded. It goes on when its pods become ready,
+    /// unless `progressDeadlineAbort` abandons it.
     #[serde(default = "default_progress_deadline_seconds")]
     #[schemars(range(min = 1))]
     pub progress_deadline_seconds: i32,
+    /// Abandon a revision that misses `progressDeadlineSeconds` (Argo's name
+    /// and default: false). False: it is reported Degraded while late and
+    /// carries on once available; true: it is aborted until a `retry` or a
+    /// new template.
+    #[serde(default)]
+    pub progress_deadline_abort: bool,
     /// Freezes progression: no new fleet is brought up and traffic is not switched.
     #[serde(default)]
     pub paused: bool,
@@ -242,6 +250,25 @@ pub struct AnalysisSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserve_unknown_object")]
     pub inline: Option<serde_json::Value>,
+}
+
+/// The PodTemplateSpec schema with its container lists keyed by `name`
+/// (`x-kubernetes-list-type: map`), as the API server treats a Pod's: a
+/// server-side apply of one container's image (`redblack set image`) merges
+/// into that container instead of replacing the whole list.
+fn pod_template_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<PodTemplateSpec>();
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        let pointer = format!("/properties/spec/properties/{list}");
+        if let Some(serde_json::Value::Object(node)) = schema.pointer_mut(&pointer) {
+            node.insert("x-kubernetes-list-type".into(), "map".into());
+            node.insert(
+                "x-kubernetes-list-map-keys".into(),
+                serde_json::json!(["name"]),
+            );
+        }
+    }
+    schema
 }
 
 fn preserve_unknown_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -53,6 +53,12 @@ pub enum Command {
     DemoLoad(demo_load::DemoLoadArgs),
     #[command(flatten)]
     Rollout(rollouts::RolloutCommand),
+    /// The Rollout verbs again under Argo's prefix: `redblack rollouts set image …`
+    /// as `kubectl argo rollouts set image …`, for scripts being migrated.
+    Rollouts {
+        #[command(subcommand)]
+        command: rollouts::RolloutCommand,
+    },
 }
 
 pub async fn run(cli: Cli) -> CliResult {
@@ -68,7 +74,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::DemoApp(args) => demo_app::run(args).await,
         #[cfg(feature = "sandbox")]
         Command::DemoLoad(args) => demo_load::run(args).await,
-        Command::Rollout(command) => rollouts::run(command).await,
+        Command::Rollout(command) | Command::Rollouts { command } => rollouts::run(command).await,
     }
 }
 

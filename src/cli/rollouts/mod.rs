@@ -1,5 +1,5 @@
 //! The Rollout verbs: `list`, `status`, `promote`, `abort`, `retry`, `pause`,
-//! `resume`, `undo`. Shared by `redblack VERB` and the kubectl plugin
+//! `resume`, `undo`, `set image`. Shared by `redblack VERB` and the kubectl plugin
 //! (`kubectl redblack VERB`). Each verb is an async function returning the text
 //! to print, so tests call them in-process against the sandbox.
 
@@ -9,9 +9,11 @@ use clap::Subcommand;
 use kube::Client;
 
 mod ops;
+mod set_image;
 mod show;
 
 pub use ops::{abort, pause, promote, resume, retry, undo};
+pub use set_image::{parse_images, set_image};
 pub use show::{list, render_status, status, watch_status};
 
 use super::CliResult;
@@ -61,6 +63,30 @@ pub struct UndoArgs {
     pub conn: Conn,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct SetArgs {
+    #[command(subcommand)]
+    pub what: SetCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetCommand {
+    /// Set container images (a new revision): `set image NAME CONTAINER=IMAGE...`,
+    /// a server-side apply of only those images.
+    Image(SetImageArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SetImageArgs {
+    /// The Rollout's name.
+    pub name: String,
+    /// `CONTAINER=IMAGE`, one or more (containers or initContainers).
+    #[arg(required = true, value_name = "CONTAINER=IMAGE")]
+    pub images: Vec<String>,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
 /// The verbs, flattened into `redblack`'s commands and the kubectl plugin's.
 #[derive(Debug, Subcommand)]
 pub enum RolloutCommand {
@@ -80,6 +106,8 @@ pub enum RolloutCommand {
     Resume(NameArgs),
     /// Go back to a previous revision (lands on its fleet; instant while it is warm).
     Undo(UndoArgs),
+    /// Change the spec: `set image NAME CONTAINER=IMAGE...` (Argo Rollouts' verb).
+    Set(SetArgs),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +179,12 @@ pub async fn run(command: RolloutCommand) -> CliResult {
         RolloutCommand::Undo(a) => {
             let (c, ns) = connect(&a.conn).await?;
             undo(&c, &ns, &a.name, a.to_revision).await?
+        }
+        RolloutCommand::Set(SetArgs {
+            what: SetCommand::Image(a),
+        }) => {
+            let (c, ns) = connect(&a.conn).await?;
+            set_image(&c, &ns, &a.name, &a.images).await?
         }
     };
     print!("{out}");

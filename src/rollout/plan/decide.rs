@@ -98,7 +98,19 @@ fn derive(ctx: &Ctx, ops: &mut Ops, records: &mut Records, events: &mut Events) 
             } => State::Progressing {
                 started_at,
                 deadline,
+                late: false,
             },
+            Progress::Late {
+                started_at,
+                deadline,
+            } => {
+                deadline::announce_late(ctx, events);
+                State::Progressing {
+                    started_at,
+                    deadline,
+                    late: true,
+                }
+            }
         };
     }
     switch_or_wait(ctx, kind, ops, records)

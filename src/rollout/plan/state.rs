@@ -34,10 +34,12 @@ pub enum State {
     Aborted(AbortStatus),
     /// `spec.paused` while the current revision is not live.
     Paused,
-    /// The current revision's fleet is being brought up; deadline at `deadline`.
+    /// The current revision's fleet is being brought up; deadline at
+    /// `deadline`, missed when `late` (Degraded, still brought up).
     Progressing {
         started_at: DateTime<Utc>,
         deadline: DateTime<Utc>,
+        late: bool,
     },
     /// Available, waiting for a manual promote.
     AwaitingPromotion,
@@ -57,10 +59,12 @@ pub enum State {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum CanaryStep {
-    /// Canary and baseline fleets are being brought up; deadline at `deadline`.
+    /// Canary and baseline fleets are being brought up; deadline at
+    /// `deadline`, missed when `late` (Degraded, still brought up).
     Progressing {
         started_at: DateTime<Utc>,
         deadline: DateTime<Utc>,
+        late: bool,
     },
     /// Both are ready: traffic is shared and the analysis runs.
     Analysing,

@@ -4,7 +4,8 @@
 //!
 //! `build` assembles it from parts: the recorded fields (here), the counters
 //! (`counters.rs`), the history (`history.rs`), and the phase with its
-//! conditions (`phase.rs`, the canary's in `canary.rs`). A write the API
+//! conditions (`phase.rs`, the canary's in `canary.rs`, the `Paused`
+//! condition of a person-gate in `paused.rs`). A write the API
 //! refused gets the status of `refused.rs` instead.
 
 use crate::api::conditions::{self, Desired};
@@ -18,6 +19,7 @@ use super::traffic;
 mod canary;
 mod counters;
 mod history;
+mod paused;
 mod phase;
 mod refused;
 
@@ -158,6 +160,10 @@ fn announce_phase(ctx: &Ctx, phase: Phase, what: &str, out: &mut Builder) {
     // already said so under the same reason (`Aborted` by a user's abort) is
     // not announced a second time.
     if ctx.old.phase == Some(phase) || out.events.has_reason(&format!("{phase:?}")) {
+        return;
+    }
+    // Degraded by a missed progress deadline: its own Warning said so.
+    if phase == Phase::Degraded && out.events.has_reason(super::deadline::EXCEEDED) {
         return;
     }
     let message = format!("phase {phase:?}: {what}");

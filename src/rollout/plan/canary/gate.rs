@@ -115,7 +115,7 @@ fn step(
         Some(CanaryPhase::Analysing) => {}
         Some(CanaryPhase::Progressing) | None => {
             if !ctx.world.canary_fleets_ready(ctx.rollout, c) {
-                return Some(progressing(ctx, ops, c));
+                return Some(progressing(ctx, ops, c, out));
             }
             c.phase = Some(CanaryPhase::Analysing);
         }
@@ -124,23 +124,30 @@ fn step(
 }
 
 /// The canary's fleets are not ready yet: the progress deadline decides.
-fn progressing(ctx: &Ctx, ops: &mut Ops, c: &mut CanaryStatus) -> State {
-    match deadline::progress(ctx, ops.retried) {
+fn progressing(ctx: &Ctx, ops: &mut Ops, c: &mut CanaryStatus, out: &mut Events) -> State {
+    let (started_at, deadline, late) = match deadline::progress(ctx, ops.retried) {
         Progress::Exceeded(abort) => {
             ops.abort = Some(abort.clone());
-            State::Aborted(abort)
+            return State::Aborted(abort);
         }
         Progress::Within {
             started_at,
             deadline,
+        } => (started_at, deadline, false),
+        Progress::Late {
+            started_at,
+            deadline,
         } => {
-            c.phase = Some(CanaryPhase::Progressing);
-            State::Canary(CanaryStep::Progressing {
-                started_at,
-                deadline,
-            })
+            deadline::announce_late(ctx, out);
+            (started_at, deadline, true)
         }
-    }
+    };
+    c.phase = Some(CanaryPhase::Progressing);
+    State::Canary(CanaryStep::Progressing {
+        started_at,
+        deadline,
+        late,
+    })
 }
 
 /// The canary's fleets are ready: traffic, then the analysis and its verdict.

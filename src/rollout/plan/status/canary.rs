@@ -4,8 +4,10 @@
 use super::super::analysis_spec::AnalysisProblem;
 use super::super::builder::Builder;
 use super::super::ctx::Ctx;
+use super::super::deadline::EXCEEDED;
 use super::super::records::Records;
 use super::super::state::CanaryStep;
+use super::paused::waits_for_a_person;
 use crate::api::conditions::{self, Desired};
 use crate::api::{CanaryPhase, CanaryStatus, ConditionStatus, Phase};
 
@@ -48,7 +50,12 @@ pub(super) fn canary_phase(
     out: &mut Builder,
 ) -> Phase {
     let c = records.canary.clone().unwrap_or_default();
-    if let CanaryStep::Progressing { deadline, .. } = step {
+    if let CanaryStep::Progressing {
+        deadline,
+        late: false,
+        ..
+    } = step
+    {
         out.wakeups.push(*deadline);
     }
     let observed = c
@@ -56,6 +63,7 @@ pub(super) fn canary_phase(
         .as_deref()
         .is_some_and(|name| ctx.world.analysis(name).is_some());
     let reading = read(step, &c, observed, what, &waiting_for(ctx));
+    let reading = late(ctx, step, reading);
     let Reading {
         reason,
         msg,
@@ -80,9 +88,32 @@ pub(super) fn canary_phase(
         ));
     }
     if stalled {
-        desired.push(Desired::new(conditions::STALLED, True, reason, msg));
+        desired.push(Desired::new(conditions::STALLED, True, reason, msg.clone()));
+    }
+    // Held on a Marginal or Inconclusive verdict: a person decides.
+    if phase == Phase::Paused {
+        return waits_for_a_person(reason, msg, desired);
     }
     phase
+}
+
+/// Canary fleets past the progress deadline (`progressDeadlineAbort` false):
+/// Degraded (Stalled) while late, as `phase::late` — they go on once ready.
+fn late(ctx: &Ctx, step: &CanaryStep, reading: Reading) -> Reading {
+    if !matches!(step, CanaryStep::Progressing { late: true, .. }) {
+        return reading;
+    }
+    Reading {
+        reason: EXCEEDED,
+        msg: format!(
+            "{}, and were not ready within {}s; the canary goes on once they are (fix the template if they never will)",
+            reading.msg,
+            ctx.spec().progress_deadline_seconds
+        ),
+        phase: Phase::Degraded,
+        reconciling: false,
+        stalled: true,
+    }
 }
 
 /// What a ready canary without traffic waits for: the HTTPRoute (named, and

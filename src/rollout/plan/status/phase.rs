@@ -4,8 +4,10 @@
 use super::super::analysis_spec::AnalysisProblem;
 use super::super::builder::Builder;
 use super::super::ctx::Ctx;
+use super::super::deadline::EXCEEDED;
 use super::super::state::{Decision, State};
 use super::canary::canary_phase;
+use super::paused::{AWAITING_PROMOTION, PROMOTION_WINDOW_CLOSED, waits_for_a_person};
 use crate::api::conditions::{self, Desired};
 use crate::api::{AbortReason, AbortStatus, ConditionStatus, Phase};
 
@@ -37,6 +39,7 @@ pub(super) fn desired(
         State::Steady | State::Switch { .. } => live(ctx, &decision.state, what, d),
         State::Aborted(abort) => aborted(ctx, decision, abort, what, d),
         State::Paused => paused(what, d),
+        State::Progressing { late: true, .. } => late(ctx, what, d),
         State::Progressing { deadline, .. } => {
             out.wakeups.push(*deadline);
             progressing(what, d)
@@ -137,8 +140,8 @@ fn awaiting_window(
         reason,
         msg.clone(),
     ));
-    d.push(Desired::new(conditions::READY, False, reason, msg));
-    Phase::Paused
+    d.push(Desired::new(conditions::READY, False, reason, msg.clone()));
+    waits_for_a_person(PROMOTION_WINDOW_CLOSED, msg, d)
 }
 
 fn revert(to: &str, what: &str, d: &mut Vec<Desired>) -> Phase {
@@ -261,6 +264,20 @@ fn progressing(what: &str, d: &mut Vec<Desired>) -> Phase {
     Phase::Progressing
 }
 
+/// Past the progress deadline, still brought up (`progressDeadlineAbort`
+/// false): Degraded while late — Stalled, not Reconciling, so kstatus says
+/// Failed as Argo says Degraded (the two are exclusive by the kstatus
+/// convention) — and it goes on by itself once the pods are ready: no
+/// `retry` needed.
+fn late(ctx: &Ctx, what: &str, d: &mut Vec<Desired>) -> Phase {
+    let msg = format!(
+        "{what} was not available within {}s; it goes on once its pods are ready (traffic stays where it was until then); fix the template if they never will",
+        ctx.spec().progress_deadline_seconds
+    );
+    stalled(EXCEEDED, &msg, d);
+    Phase::Degraded
+}
+
 /// Available, but its post-promotion analysis cannot be created: no switch.
 fn analysis_unavailable(problem: &AnalysisProblem, what: &str, d: &mut Vec<Desired>) -> Phase {
     let msg = format!(
@@ -293,13 +310,13 @@ fn analysis_unavailable(problem: &AnalysisProblem, what: &str, d: &mut Vec<Desir
 
 fn awaiting_promotion(what: &str, d: &mut Vec<Desired>) -> Phase {
     let msg = format!("{what} is available; run `redblack promote` to switch traffic");
-    let reason = "AwaitingPromotion";
+    let reason = AWAITING_PROMOTION;
     d.push(Desired::new(
         conditions::PROGRESSING,
         True,
         reason,
         msg.clone(),
     ));
-    d.push(Desired::new(conditions::READY, False, reason, msg));
-    Phase::Paused
+    d.push(Desired::new(conditions::READY, False, reason, msg.clone()));
+    waits_for_a_person(reason, msg, d)
 }
