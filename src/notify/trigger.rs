@@ -206,6 +206,40 @@ pub fn fired(before: &RolloutStatus, after: &RolloutStatus, now: DateTime<Utc>) 
         out.push(h);
     }
 
+    // A revision late for its progress deadline without `progressDeadlineAbort`
+    // (the default) is not aborted: it goes on once its pods are ready. Its
+    // Ready condition says so; once per revision.
+    let late = |s: &RolloutStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == READY && c.reason == "ProgressDeadlineExceeded")
+            .map(|c| c.message.clone())
+    };
+    let aborted_late = after
+        .abort
+        .as_ref()
+        .is_some_and(|a| a.reason == AbortReason::ProgressDeadlineExceeded);
+    if let Some(message) = late(after)
+        && late(before).is_none()
+        && !aborted_late
+    {
+        let since = after
+            .revision_started_at
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        let mut h = new(
+            Trigger::ProgressDeadlineExceeded,
+            Severity::Warning,
+            format!("progress-deadline-exceeded/{current}/{since}"),
+            format!(
+                "revision {current} missed its progress deadline; it goes on once its pods are ready"
+            ),
+            None,
+        );
+        h.message = Some(message);
+        out.push(h);
+    }
+
     let ready = |s: &RolloutStatus| {
         s.conditions
             .iter()

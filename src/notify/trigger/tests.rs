@@ -76,6 +76,15 @@ fn with_abort(mut s: RolloutStatus, reason: AbortReason) -> RolloutStatus {
     s
 }
 
+/// The Ready condition of a revision late for its progress deadline.
+fn late(mut s: RolloutStatus) -> RolloutStatus {
+    s.conditions = vec![ready(
+        "ProgressDeadlineExceeded",
+        "revision v2 was not available within 600s; it goes on once its pods are ready",
+    )];
+    s
+}
+
 fn ids(before: &RolloutStatus, after: &RolloutStatus) -> Vec<(Trigger, String)> {
     fired(before, after, t(300))
         .into_iter()
@@ -226,6 +235,33 @@ fn the_table() {
                 canary(CanaryPhase::Progressing, 0),
                 AbortReason::ProgressDeadlineExceeded,
             ),
+            vec![(
+                ProgressDeadlineExceeded,
+                format!("progress-deadline-exceeded/v2/{t200}"),
+            )],
+        ),
+        (
+            "a late revision (progressDeadlineAbort: false): not aborted, said once",
+            canary(CanaryPhase::Progressing, 0),
+            late(canary(CanaryPhase::Progressing, 0)),
+            vec![(
+                ProgressDeadlineExceeded,
+                format!("progress-deadline-exceeded/v2/{}", t(100).to_rfc3339()),
+            )],
+        ),
+        (
+            "still late: nothing new",
+            late(canary(CanaryPhase::Progressing, 0)),
+            late(canary(CanaryPhase::Progressing, 0)),
+            vec![],
+        ),
+        (
+            "aborted for the deadline: the abort says it, once",
+            canary(CanaryPhase::Progressing, 0),
+            late(with_abort(
+                canary(CanaryPhase::Progressing, 0),
+                AbortReason::ProgressDeadlineExceeded,
+            )),
             vec![(
                 ProgressDeadlineExceeded,
                 format!("progress-deadline-exceeded/v2/{t200}"),
