@@ -133,6 +133,24 @@ async fn ledger(env: &Env) -> Option<Value> {
 
 /// Subscribes `web` and waits until its ledger starts at revision `hash`
 /// (so what happened before is not announced).
+/// A healthy canary Rollout `web` subscribed to the webhook Notifier
+/// `team-hook` (a receiver on 127.0.0.1), with the operator running.
+async fn live_canary_rollout_with_a_webhook(env: &Env) -> (Receiver, Running) {
+    env.create_service("web", "web").await;
+    let hooks = Receiver::start().await;
+    notifier(
+        env,
+        "team-hook",
+        json!({"webhook": {"url": format!("{}/hook", hooks.url)}}),
+    )
+    .await;
+    env.create_rollout(canary_rollout()).await;
+    let running = Running::start_with(env.client.clone(), config());
+    let r1 = env.wait_phase("web", Phase::Healthy).await;
+    subscribe(env, json!([{"notifier": "team-hook"}]), &hash_of(&r1)).await;
+    (hooks, running)
+}
+
 async fn subscribe(env: &Env, subscriptions: Value, hash: &str) {
     env.patch("web", json!({"spec": {"notifications": subscriptions}}))
         .await;
@@ -182,6 +200,30 @@ async fn fail_a_canary(env: &Env) -> CanaryAnalysis {
     })
     .await;
     analysis
+}
+
+/// The recorded failed analysis `fail_a_canary` writes (a gitops fixture,
+/// regenerated with the code): its latency's canary and baseline means.
+fn recorded_latency_means() -> (f64, f64) {
+    let recorded: Value =
+        serde_json::from_str(include_str!("data/gitops/canaryanalysis/failed.json")).unwrap();
+    let latency = recorded["status"]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "latency")
+        .unwrap()
+        .clone();
+    (
+        latency["canaryMean"].as_f64().unwrap(),
+        latency["baselineMean"].as_f64().unwrap(),
+    )
+}
+
+/// The report line of that latency, as Slack and email print it.
+fn latency_line() -> String {
+    let (c, b) = recorded_latency_means();
+    format!("• latency: High (canary {c:.4}, baseline {b:.4}")
 }
 
 /// Waits until the ledger has nothing pending and `receiver` got `n` at `path`.
@@ -315,7 +357,8 @@ async fn a_failed_canary_reaches_a_signed_webhook_and_a_slack_channel_once() {
     let metric = &verdict["report"]["failingMetrics"][0];
     assert_eq!(metric["name"], "latency");
     assert_eq!(metric["classification"], "High");
-    assert!((metric["canaryMean"].as_f64().unwrap() - 3.2850).abs() < 1e-3);
+    let (canary_mean, _) = recorded_latency_means();
+    assert!((metric["canaryMean"].as_f64().unwrap() - canary_mean).abs() < 1e-9);
 
     // Slack: only the Critical ones, in the documented shape.
     let mut chat_triggers: Vec<String> = Vec::new();
@@ -339,10 +382,7 @@ async fn a_failed_canary_reaches_a_signed_webhook_and_a_slack_channel_once() {
         if trigger == "CanaryVerdict" {
             println!("slack text: {text}");
             assert!(text.contains("Score 0.0 (Fail)"), "{text}");
-            assert!(
-                text.contains("• latency: High (canary 3.2851, baseline 1.1043"),
-                "{text}"
-            );
+            assert!(text.contains(&latency_line()), "{text}");
         }
     }
     chat_triggers.sort();
@@ -369,18 +409,7 @@ async fn a_failed_canary_reaches_a_signed_webhook_and_a_slack_channel_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_the_verdict_with_the_endpoint_down_each_notification_arrives_once() {
     let env = Env::start(FAST).await;
-    env.create_service("web", "web").await;
-    let hooks = Receiver::start().await;
-    notifier(
-        &env,
-        "team-hook",
-        json!({"webhook": {"url": format!("{}/hook", hooks.url)}}),
-    )
-    .await;
-    env.create_rollout(canary_rollout()).await;
-    let running = Running::start_with(env.client.clone(), config());
-    let r1 = env.wait_phase("web", Phase::Healthy).await;
-    subscribe(&env, json!([{"notifier": "team-hook"}]), &hash_of(&r1)).await;
+    let (hooks, running) = live_canary_rollout_with_a_webhook(&env).await;
     hooks.set_down(true);
     fail_a_canary(&env).await;
     // The verdict's notification is recorded and failed at least once.
@@ -556,18 +585,7 @@ async fn bad_notifiers_are_not_ready_naming_the_field_and_rollouts_go_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_right_after_the_verdict_and_restarted_each_notification_arrives_once() {
     let env = Env::start(FAST).await;
-    env.create_service("web", "web").await;
-    let hooks = Receiver::start().await;
-    notifier(
-        &env,
-        "team-hook",
-        json!({"webhook": {"url": format!("{}/hook", hooks.url)}}),
-    )
-    .await;
-    env.create_rollout(canary_rollout()).await;
-    let running = Running::start_with(env.client.clone(), config());
-    let r1 = env.wait_phase("web", Phase::Healthy).await;
-    subscribe(&env, json!([{"notifier": "team-hook"}]), &hash_of(&r1)).await;
+    let (hooks, running) = live_canary_rollout_with_a_webhook(&env).await;
     // Down, so that the verdict cannot be delivered before the stop (a
     // graceful stop lets a delivery in flight finish).
     hooks.set_down(true);
@@ -688,10 +706,7 @@ async fn a_failed_canary_is_emailed_as_its_report_over_smtp() {
     );
     let text = mail["text"].as_str().unwrap();
     assert!(text.contains("Score 0.0 (Fail)"), "{text}");
-    assert!(
-        text.contains("• latency: High (canary 3.2851, baseline 1.1043"),
-        "{text}"
-    );
+    assert!(text.contains(&latency_line()), "{text}");
     assert!(
         text.contains("Dashboard: https://grafana.example/d/rb?var-ns=default&var-rollout=web"),
         "{text}"
@@ -703,8 +718,11 @@ async fn a_failed_canary_is_emailed_as_its_report_over_smtp() {
         ),
         "{html}"
     );
+    let (c, b) = recorded_latency_means();
     assert!(
-        html.contains("<tr><td>latency</td><td>High</td><td>3.2851</td><td>1.1043</td>"),
+        html.contains(&format!(
+            "<tr><td>latency</td><td>High</td><td>{c:.4}</td><td>{b:.4}</td>"
+        )),
         "{html}"
     );
     let metrics = running.metrics.encode().unwrap();
