@@ -226,6 +226,25 @@ fn latency_line() -> String {
     format!("• latency: High (canary {c:.4}, baseline {b:.4}")
 }
 
+/// The endpoint back up and a fresh operator started: the four
+/// notifications of a failed canary arrive, each exactly once.
+async fn back_up_and_restarted_each_delivered_once(env: &Env, hooks: &Receiver) -> Running {
+    hooks.set_down(false);
+    let running = Running::start_with(env.client.clone(), config());
+    let hook = all_delivered(env, hooks, "/hook", 4).await;
+    assert_eq!(
+        triggers(&hook),
+        [
+            "CanaryStarted",
+            "CanaryVerdict",
+            "Reverted",
+            "RolloutStarted"
+        ]
+    );
+    assert_once(&hook);
+    running
+}
+
 /// Waits until the ledger has nothing pending and `receiver` got `n` at `path`.
 async fn all_delivered(env: &Env, receiver: &Receiver, path: &str, n: usize) -> Vec<Received> {
     eventually(
@@ -437,19 +456,7 @@ async fn killed_after_the_verdict_with_the_endpoint_down_each_notification_arriv
     let refused = hooks.refused();
     assert!(refused >= 1);
 
-    hooks.set_down(false);
-    let running = Running::start_with(env.client.clone(), config());
-    let hook = all_delivered(&env, &hooks, "/hook", 4).await;
-    assert_eq!(
-        triggers(&hook),
-        [
-            "CanaryStarted",
-            "CanaryVerdict",
-            "Reverted",
-            "RolloutStarted"
-        ]
-    );
-    assert_once(&hook);
+    let running = back_up_and_restarted_each_delivered_once(&env, &hooks).await;
     eventually("team-hook is Ready again", || async {
         ready(&env, "team-hook").await.filter(|r| r.0 == "True")
     })
@@ -596,19 +603,7 @@ async fn stopped_right_after_the_verdict_and_restarted_each_notification_arrives
         .await
         .map(|l| l["pending"].as_array().map_or(0, Vec::len));
     println!("pending in the ledger at the stop: {recorded:?}");
-    hooks.set_down(false);
-    let running = Running::start_with(env.client.clone(), config());
-    let hook = all_delivered(&env, &hooks, "/hook", 4).await;
-    assert_eq!(
-        triggers(&hook),
-        [
-            "CanaryStarted",
-            "CanaryVerdict",
-            "Reverted",
-            "RolloutStarted"
-        ]
-    );
-    assert_once(&hook);
+    let running = back_up_and_restarted_each_delivered_once(&env, &hooks).await;
     running.stop().await.unwrap();
     assert_eq!(hooks.received().len(), 4);
     env.sandbox.shutdown().await;
