@@ -43,6 +43,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "operations.rs",
             "state.rs",
             "deadline.rs",
+            "auto_promotion.rs",
             "canary/gate.rs",
             "post_promotion/verdict.rs",
             "decide.rs",

@@ -1682,3 +1682,56 @@ async fn a_250_character_rollout_rolls_out_and_its_events_are_recorded() {
         "{reasons:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_promotion_seconds_promotes_a_waiting_revision_without_a_person() {
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let manifest = set(
+        set(
+            rollout_json("web", "demo:1", 2),
+            "/spec/strategy/redBlack/promotion",
+            json!("Manual"),
+        ),
+        "/spec/strategy/redBlack/autoPromotionSeconds",
+        json!(2),
+    );
+    env.create_rollout(manifest).await;
+    let running = env.start_controller();
+    env.wait_phase("web", Phase::Healthy).await;
+
+    let h2 = hash_of(&env.set_image("web", "demo:2").await);
+    let waiting = eventually("v2 waits, with the start of its wait", || async {
+        let r = env.get("web").await;
+        let s = r.status.clone()?;
+        (s.phase == Some(Phase::Paused) && s.current_revision.as_deref() == Some(h2.as_str()))
+            .then_some(s.awaiting_promotion_since?)
+    })
+    .await;
+    let paused = find(
+        &env.get("web").await.status.unwrap().conditions,
+        conditions::PAUSED,
+    )
+    .unwrap()
+    .clone();
+    assert_eq!(paused.reason, "AwaitingPromotion");
+    // No promote from anyone: the operator's timer switches, not before
+    // the wait's start + 2 s (checked on the Promoted record below).
+    env.wait_selected("web", &h2).await;
+    let done = env.wait_phase("web", Phase::Healthy).await;
+    let status = done.status.clone().unwrap();
+    let promoted = status
+        .history
+        .iter()
+        .rev()
+        .find(|h| h.hash == h2 && h.outcome == Outcome::Promoted)
+        .expect("a Promoted record");
+    assert!(
+        promoted.time >= waiting + chrono::Duration::seconds(2),
+        "promoted at {} but waiting since {waiting}",
+        promoted.time
+    );
+    assert_eq!(status.awaiting_promotion_since, None);
+    env.wait_event_reasons(&done, &["AutoPromoted"]).await;
+    running.stop().await.unwrap();
+}

@@ -43,6 +43,18 @@ fn v2_created() -> Sim {
     sim
 }
 
+/// v1 live, manual promotion with `autoPromotionSeconds: secs`, v2's fleet
+/// available (the next plan finds it waiting).
+fn manual_auto(secs: i32) -> Sim {
+    let mut sim = Sim::steady("web:1", 3);
+    sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
+    sim.rollout.spec.strategy.red_black.auto_promotion_seconds = Some(secs);
+    sim.set_image("web:2");
+    sim.step();
+    sim.make_ready();
+    sim
+}
+
 /// v1 live, v2 promoted just now; v1 warm.
 fn v2_promoted() -> (Sim, String) {
     let mut sim = v2_created();
@@ -327,6 +339,119 @@ const CASES: &[Case] = &[
             assert_eq!(
                 (paused.status, paused.reason.as_str()),
                 (ConditionStatus::True, "AwaitingPromotion")
+            );
+        },
+    },
+    Case {
+        name: "autoPromotionSeconds: the waiting fleet records since when and wakes at the deadline",
+        given: || {
+            let mut sim = manual_auto(60);
+            sim.step();
+            sim.advance(20);
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(switches_to(plan, "web"), None);
+            assert_eq!(phase(plan), Phase::Paused);
+            let since = sim
+                .rollout
+                .status
+                .as_ref()
+                .unwrap()
+                .awaiting_promotion_since;
+            assert!(since.is_some(), "the first wait recorded its start");
+            assert_eq!(plan.status.awaiting_promotion_since, since, "kept");
+            assert_eq!(plan.requeue_after, Some(std::time::Duration::from_secs(40)));
+            let paused = condition(plan, "Paused").unwrap();
+            assert_eq!(paused.reason, "AwaitingPromotion");
+            assert!(
+                paused.message.contains("promoted automatically at"),
+                "{}",
+                paused.message
+            );
+        },
+    },
+    Case {
+        name: "autoPromotionSeconds: one second early still waits",
+        given: || {
+            let mut sim = manual_auto(60);
+            sim.step();
+            sim.advance(59);
+            sim
+        },
+        then: |_, plan| {
+            assert_eq!(switches_to(plan, "web"), None);
+            assert_eq!(plan.requeue_after, Some(std::time::Duration::from_secs(1)));
+        },
+    },
+    Case {
+        name: "autoPromotionSeconds: at the deadline the revision is promoted, with an AutoPromoted Event",
+        given: || {
+            let mut sim = manual_auto(60);
+            sim.step();
+            sim.advance(60);
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(switches_to(plan, "web"), Some(sim.hash()));
+            assert!(plan.events.iter().any(|e| e.reason == "AutoPromoted"));
+            assert_eq!(plan.status.awaiting_promotion_since, None);
+        },
+    },
+    Case {
+        name: "autoPromotionSeconds: the clock starts when the fleet becomes available, not at the new template",
+        given: || {
+            let mut sim = Sim::steady("web:1", 3);
+            sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
+            sim.rollout.spec.strategy.red_black.auto_promotion_seconds = Some(60);
+            sim.set_image("web:2");
+            sim.step();
+            sim.advance(300);
+            sim.step();
+            sim.make_ready();
+            sim.advance(30);
+            sim
+        },
+        then: |_, plan| {
+            assert_eq!(switches_to(plan, "web"), None, "waited 30s of 60");
+            assert!(plan.status.awaiting_promotion_since.is_some());
+        },
+    },
+    Case {
+        name: "autoPromotionSeconds: a new template restarts the clock",
+        given: || {
+            let mut sim = manual_auto(60);
+            sim.step();
+            sim.advance(50);
+            sim.set_image("web:3");
+            sim.step();
+            sim.make_ready();
+            sim.advance(30);
+            sim
+        },
+        then: |_, plan| {
+            assert_eq!(switches_to(plan, "web"), None, "web:3 waited 30s of 60");
+        },
+    },
+    Case {
+        name: "autoPromotionSeconds: a closed promotion window still holds the auto-promoted revision, approved",
+        given: || {
+            let mut sim = manual_auto(60);
+            sim.rollout.spec.strategy.red_black.promotion_windows =
+                serde_json::from_value(serde_json::json!([
+                    {"days": ["Sat"], "start": "00:00", "end": "00:01", "timeZone": "UTC"}
+                ]))
+                .unwrap();
+            sim.step();
+            sim.advance(60);
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(switches_to(plan, "web"), None);
+            assert_eq!(plan.status.approved_revision, Some(sim.hash()));
+            assert_eq!(
+                condition(plan, "Paused").unwrap().reason,
+                "PromotionWindowClosed"
             );
         },
     },

@@ -132,6 +132,12 @@ pub struct RedBlackStrategy {
     /// `redblack promote` (Manual).
     #[serde(default)]
     pub promotion: PromotionPolicy,
+    /// With `promotion: Manual`: promote automatically this many seconds after
+    /// the new fleet became available and started waiting (Argo Rollouts'
+    /// `autoPromotionSeconds`). A `redblack promote` before then still works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub auto_promotion_seconds: Option<i32>,
     /// How long the previous fleet stays at full size after the switch, so that
     /// a rollback is one selector write.
     #[serde(default = "default_scale_down_delay")]
@@ -564,6 +570,12 @@ pub struct RolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::api::conditions::date_time")]
     pub revision_started_at: Option<DateTime<Utc>>,
+    /// When the current revision started waiting for a manual promote, while
+    /// `strategy.redBlack.autoPromotionSeconds` is set; the automatic promote
+    /// is measured from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::conditions::date_time")]
+    pub awaiting_promotion_since: Option<DateTime<Utc>>,
     /// Set when the current revision was abandoned; cleared by retry or a new template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abort: Option<AbortStatus>,

@@ -33,7 +33,7 @@
 //! | 2 names | `names` | names, labels and selectors of every child |
 //! | 3 world | `world` | the observed world, indexed, and every question about it |
 //! | 4 input | `ctx` | the one input value of every step |
-//! | 5 decide | `operations`, `state`, `deadline`, `canary/gate`, `post_promotion/verdict`, `decide` | manual operations, the states, the progress deadline, the canary gate, the post-promotion verdict, the state machine |
+//! | 5 decide | `operations`, `state`, `deadline`, `auto_promotion`, `canary/gate`, `post_promotion/verdict`, `decide` | manual operations, the states, the progress deadline, the canary gate, the post-promotion verdict, the state machine |
 //! | 6 act | `traffic`, `fleets`, `canary/fleets`, `post_promotion/analysis` | the actions for a decision |
 //! | 7 status | `status`, `status/*` | the status to write |
 //! | 8 pipeline | `plan.rs` | [`plan`], [`Plan`] and the public re-exports |
@@ -48,6 +48,7 @@ use crate::api::{Rollout, RolloutStatus, validate};
 
 mod action;
 mod analysis_spec;
+mod auto_promotion;
 mod builder;
 mod canary;
 mod ctx;

@@ -10,6 +10,7 @@
 //! nothing outside `decide` changes until `plan()` takes its result.
 
 use super::analysis_spec;
+use super::auto_promotion::{self, Wait};
 use super::builder::Events;
 use super::canary::gate;
 use super::ctx::Ctx;
@@ -113,7 +114,7 @@ fn derive(ctx: &Ctx, ops: &mut Ops, records: &mut Records, events: &mut Events) 
             }
         };
     }
-    switch_or_wait(ctx, kind, ops, records)
+    switch_or_wait(ctx, kind, ops, records, events)
 }
 
 /// What the switch to the current revision would be.
@@ -128,14 +129,42 @@ fn switch_kind(ctx: &Ctx) -> SwitchKind {
 }
 
 /// The current revision is available: switch now, or say what it waits for.
-fn switch_or_wait(ctx: &Ctx, kind: SwitchKind, ops: &Ops, records: &mut Records) -> State {
+fn switch_or_wait(
+    ctx: &Ctx,
+    kind: SwitchKind,
+    ops: &mut Ops,
+    records: &mut Records,
+    events: &mut Events,
+) -> State {
     let rb = &ctx.spec().strategy.red_black;
     let promotion = kind == SwitchKind::Promotion;
     let allowed = !promotion
         || rb.promotion == PromotionPolicy::Automatic
         || ops.approved.as_deref() == Some(ctx.target());
     if !allowed {
-        return State::AwaitingPromotion;
+        match auto_promotion::wait(ctx) {
+            Wait::ForAPerson => return State::AwaitingPromotion { wait: None },
+            Wait::Until { since, at } => {
+                return State::AwaitingPromotion {
+                    wait: Some((since, at)),
+                };
+            }
+            // Recorded as an approval, as a `redblack promote` would be: a
+            // closed window or an unavailable analysis still holds the
+            // switch, and the approval survives until it happens.
+            Wait::Due { since } => {
+                ops.approved = Some(ctx.target().to_owned());
+                events.normal(
+                    "AutoPromoted",
+                    format!(
+                        "revision {} promoted automatically: it waited since {} ({}s, autoPromotionSeconds)",
+                        ctx.target(),
+                        since.to_rfc3339(),
+                        rb.auto_promotion_seconds.unwrap_or_default()
+                    ),
+                );
+            }
+        }
     }
     // Never switch to a revision whose post-promotion analysis cannot be created.
     if promotion

@@ -41,8 +41,11 @@ pub enum State {
         deadline: DateTime<Utc>,
         late: bool,
     },
-    /// Available, waiting for a manual promote.
-    AwaitingPromotion,
+    /// Available, waiting for a manual promote; with `autoPromotionSeconds`,
+    /// `wait` is (since when, promoted automatically at).
+    AwaitingPromotion {
+        wait: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    },
     /// Available and allowed: switch the active Service in this plan.
     Switch { kind: SwitchKind },
     /// A canary of the current revision is judged before its fleet is brought up.
