@@ -53,6 +53,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "act",
         &[
             "traffic.rs",
+            "restart.rs",
             "fleets.rs",
             "canary/fleets.rs",
             "post_promotion/analysis.rs",

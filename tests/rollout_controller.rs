@@ -1735,3 +1735,98 @@ async fn auto_promotion_seconds_promotes_a_waiting_revision_without_a_person() {
     env.wait_event_reasons(&done, &["AutoPromoted"]).await;
     running.stop().await.unwrap();
 }
+
+/// The live fleet's pods (not terminating) and how many are ready.
+async fn live_pods(env: &Env, hash: &str) -> (Vec<String>, usize) {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: kube::Api<Pod> = kube::Api::namespaced(env.client.clone(), NS);
+    let list = pods
+        .list(
+            &kube::api::ListParams::default().labels(&format!("{POD_TEMPLATE_HASH_LABEL}={hash}")),
+        )
+        .await
+        .unwrap();
+    let up: Vec<&Pod> = list
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    let ready = up
+        .iter()
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .count();
+    (up.iter().map(|p| p.name_any()).collect(), ready)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_through_the_cli_recreates_the_live_pods_one_at_a_time() {
+    use redblack::cli::rollouts::restart;
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    env.create_rollout(rollout_json("web", "demo:1", 3)).await;
+    let running = env.start_controller();
+    let before = env.wait_phase("web", Phase::Healthy).await;
+    let hash = hash_of(&before);
+    let (old, _) = eventually("3 ready pods", || async {
+        let (names, ready) = live_pods(&env, &hash).await;
+        (ready == 3 && names.len() == 3).then_some((names, ready))
+    })
+    .await;
+    // The restart is only asked for once the second of the newest pod's
+    // creation has passed: pods created in restartAt's second count as new.
+    eventually("a second after the pods' creation", || async {
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(env.client.clone(), NS);
+        let list = pods.list(&Default::default()).await.ok()?;
+        let newest = list
+            .items
+            .iter()
+            .filter_map(|p| p.metadata.creation_timestamp.as_ref())
+            .map(|t| t.0.as_second())
+            .max()?;
+        (chrono::Utc::now().timestamp() > newest).then_some(())
+    })
+    .await;
+
+    restart(&env.client, NS, "web").await.expect("restart");
+    // Sample the fleet until the restart is recorded: never fewer than 2 of 3
+    // ready pods in any sample.
+    let min_ready = std::cell::Cell::new(3);
+    let done = eventually("status.restartedAt = spec.restartAt", || async {
+        let (_, ready) = live_pods(&env, &hash).await;
+        min_ready.set(min_ready.get().min(ready));
+        let r = env.get("web").await;
+        let s = r.status.clone()?;
+        (s.restarted_at.is_some() && s.restarted_at == r.spec.restart_at).then_some(r)
+    })
+    .await;
+    assert!(
+        min_ready.get() >= 2,
+        "a sample saw {} ready",
+        min_ready.get()
+    );
+    let (now, ready) = live_pods(&env, &hash).await;
+    assert_eq!(ready, 3);
+    assert!(
+        now.iter().all(|n| !old.contains(n)),
+        "every old pod was replaced: old {old:?}, now {now:?}"
+    );
+    // No new revision, no switch.
+    assert_eq!(hash_of(&done), hash);
+    assert_eq!(env.selected("web").await.as_deref(), Some(hash.as_str()));
+    assert_eq!(env.owned(&done).await.len(), 1, "one ReplicaSet");
+    let reasons = env
+        .wait_event_reasons(&done, &["RestartingPod", "Restarted"])
+        .await;
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "RestartingPod").count(),
+        3,
+        "one pod at a time, three in all: {reasons:?}"
+    );
+    running.stop().await.unwrap();
+}

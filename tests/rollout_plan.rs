@@ -55,6 +55,58 @@ fn manual_auto(secs: i32) -> Sim {
     sim
 }
 
+/// v1 live with 3 replicas, `spec.restartAt = now + at_offset` seconds, and
+/// the live fleet's pods `pod-i` created `offset` seconds from now, ready or not.
+fn restarting(at_offset: i64, pods: &[(i64, bool)]) -> Sim {
+    use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+    let mut sim = Sim::steady("web:1", 3);
+    let hash = sim.active_hash().unwrap();
+    let now = sim.now;
+    sim.rollout.spec.restart_at = Some(now + chrono::Duration::seconds(at_offset));
+    let ts = |t: chrono::DateTime<chrono::Utc>| {
+        Time(k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).unwrap())
+    };
+    sim.observed.pods = pods
+        .iter()
+        .enumerate()
+        .map(|(i, (offset, ready))| Pod {
+            metadata: ObjectMeta {
+                name: Some(format!("pod-{i}")),
+                labels: Some(
+                    [(
+                        redblack::api::POD_TEMPLATE_HASH_LABEL.to_owned(),
+                        hash.clone(),
+                    )]
+                    .into(),
+                ),
+                creation_timestamp: Some(ts(now + chrono::Duration::seconds(*offset))),
+                ..ObjectMeta::default()
+            },
+            status: Some(PodStatus {
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".to_owned(),
+                    status: if *ready { "True" } else { "False" }.to_owned(),
+                    ..PodCondition::default()
+                }]),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        })
+        .collect();
+    sim
+}
+
+fn deleted_pods(plan: &Plan) -> Vec<String> {
+    plan.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DeletePod { name } => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// v1 live, v2 promoted just now; v1 warm.
 fn v2_promoted() -> (Sim, String) {
     let mut sim = v2_created();
@@ -154,7 +206,8 @@ fn check_names(action: &Action) -> &'static str {
         }
         Action::ScaleReplicaSet { .. }
         | Action::AnnotateReplicaSet { .. }
-        | Action::DeleteReplicaSet { .. } => "other",
+        | Action::DeleteReplicaSet { .. }
+        | Action::DeletePod { .. } => "other",
     }
 }
 
@@ -454,6 +507,73 @@ const CASES: &[Case] = &[
                 "PromotionWindowClosed"
             );
         },
+    },
+    Case {
+        name: "restart: restartAt in the future deletes nothing and wakes at it",
+        given: || restarting(30, &[(-100, true), (-90, true), (-80, true)]),
+        then: |_, plan| {
+            assert!(deleted_pods(plan).is_empty());
+            assert_eq!(plan.requeue_after, Some(std::time::Duration::from_secs(30)));
+        },
+    },
+    Case {
+        name: "restart: all ready, all older — the oldest pod alone is deleted",
+        given: || restarting(0, &[(-90, true), (-100, true), (-80, true)]),
+        then: |sim, plan| {
+            assert_eq!(deleted_pods(plan), vec!["pod-1".to_owned()]);
+            assert!(plan.events.iter().any(|e| e.reason == "RestartingPod"));
+            assert_eq!(switches_to(plan, "web"), None, "no traffic switch");
+            assert!(
+                ensures(plan).iter().all(
+                    |a| matches!(a, Action::EnsureReplicaSet { hash, .. } if *hash == sim.hash())
+                ),
+                "no new revision"
+            );
+            assert_eq!(plan.status.restarted_at, None, "not done");
+        },
+    },
+    Case {
+        name: "restart: a pod still terminating holds the next delete",
+        given: || {
+            let mut sim = restarting(0, &[(-100, true), (-90, true), (-80, true)]);
+            sim.observed.pods[0].metadata.deletion_timestamp =
+                sim.observed.pods[0].metadata.creation_timestamp.clone();
+            sim
+        },
+        then: |_, plan| assert!(deleted_pods(plan).is_empty()),
+    },
+    Case {
+        name: "restart: 2 of 3 ready (the replacement not ready yet) holds the next delete",
+        given: || restarting(0, &[(-100, true), (-90, true), (5, false)]),
+        then: |_, plan| assert!(deleted_pods(plan).is_empty()),
+    },
+    Case {
+        name: "restart: every pod newer and all ready — done, recorded in restartedAt",
+        given: || restarting(0, &[(1, true), (2, true), (3, true)]),
+        then: |sim, plan| {
+            assert!(deleted_pods(plan).is_empty());
+            assert_eq!(plan.status.restarted_at, sim.rollout.spec.restart_at);
+            assert!(plan.events.iter().any(|e| e.reason == "Restarted"));
+        },
+    },
+    Case {
+        name: "restart: a restartAt already done deletes nothing, even older pods",
+        given: || {
+            let mut sim = restarting(0, &[(-100, true), (-90, true), (-80, true)]);
+            let at = sim.rollout.spec.restart_at;
+            sim.rollout.status.as_mut().unwrap().restarted_at = at;
+            sim
+        },
+        then: |_, plan| assert!(deleted_pods(plan).is_empty()),
+    },
+    Case {
+        name: "restart: waits while a new revision rolls out (not steady)",
+        given: || {
+            let mut sim = restarting(0, &[(-100, true), (-90, true), (-80, true)]);
+            sim.set_image("web:2");
+            sim
+        },
+        then: |_, plan| assert!(deleted_pods(plan).is_empty()),
     },
     Case {
         name: "manual promotion: promote annotation switches, once",

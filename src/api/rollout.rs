@@ -90,6 +90,11 @@ pub struct RolloutSpec {
     /// Freezes progression: no new fleet is brought up and traffic is not switched.
     #[serde(default)]
     pub paused: bool,
+    /// Recreate the live fleet's pods that started before this instant, one
+    /// at a time (Argo Rollouts' `restartAt`; set by `redblack restart`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::conditions::date_time")]
+    pub restart_at: Option<DateTime<Utc>>,
     pub strategy: RolloutStrategy,
     /// Which triggers go to which Notifier (docs/notifications.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -576,6 +581,11 @@ pub struct RolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::api::conditions::date_time")]
     pub awaiting_promotion_since: Option<DateTime<Utc>>,
+    /// The `spec.restartAt` whose restart is complete (every pod of the live
+    /// fleet started after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::conditions::date_time")]
+    pub restarted_at: Option<DateTime<Utc>>,
     /// Set when the current revision was abandoned; cleared by retry or a new template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abort: Option<AbortStatus>,
