@@ -1830,3 +1830,43 @@ async fn restart_through_the_cli_recreates_the_live_pods_one_at_a_time() {
     );
     running.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_replica_count_waits_small_and_scales_up_on_the_cli_promote() {
+    use redblack::cli::rollouts::promote;
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let manifest = set(
+        set(
+            rollout_json("web", "demo:1", 3),
+            "/spec/strategy/redBlack/promotion",
+            json!("Manual"),
+        ),
+        "/spec/strategy/redBlack/previewReplicaCount",
+        json!(1),
+    );
+    env.create_rollout(manifest).await;
+    let running = env.start_controller();
+    let h1 = hash_of(&env.wait_phase("web", Phase::Healthy).await);
+    assert_eq!(
+        env.rs_for("web", &h1).await.unwrap().spec.replicas,
+        Some(3),
+        "a first deploy is full size"
+    );
+
+    let h2 = hash_of(&env.set_image("web", "demo:2").await);
+    env.wait_phase("web", Phase::Paused).await;
+    assert_eq!(env.rs_for("web", &h2).await.unwrap().spec.replicas, Some(1));
+    assert_eq!(env.selected("web").await.as_deref(), Some(h1.as_str()));
+
+    promote(&env.client, NS, "web").await.expect("promote");
+    env.wait_selected("web", &h2).await;
+    let rs2 = env.rs_for("web", &h2).await.unwrap();
+    assert_eq!(rs2.spec.replicas, Some(3));
+    assert_eq!(
+        rs2.status.unwrap().ready_replicas,
+        Some(3),
+        "the promoted fleet is full (the switch waits for it: planner rows)"
+    );
+    running.stop().await.unwrap();
+}

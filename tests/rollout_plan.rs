@@ -576,6 +576,89 @@ const CASES: &[Case] = &[
         then: |_, plan| assert!(deleted_pods(plan).is_empty()),
     },
     Case {
+        name: "previewReplicaCount: the new fleet is created at the preview size and waits for its promote",
+        given: || {
+            let mut sim = Sim::steady("web:1", 3);
+            sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
+            sim.rollout.spec.strategy.red_black.preview_replica_count = Some(1);
+            sim.set_image("web:2");
+            sim.step();
+            sim.make_ready();
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(sim.size(&sim.hash()), Some(1), "created at 1");
+            assert_eq!(scaled(plan, sim, &sim.hash()), None);
+            assert_eq!(switches_to(plan, "web"), None);
+            assert_eq!(
+                condition(plan, "Paused").unwrap().reason,
+                "AwaitingPromotion"
+            );
+        },
+    },
+    Case {
+        name: "previewReplicaCount: a promote scales the fleet to replicas first, no switch yet",
+        given: || {
+            let mut sim = Sim::steady("web:1", 3);
+            sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
+            sim.rollout.spec.strategy.red_black.preview_replica_count = Some(1);
+            sim.set_image("web:2");
+            sim.step();
+            sim.make_ready();
+            sim.step();
+            let h = sim.hash();
+            sim.annotate(PROMOTE_ANNOTATION, &h);
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(scaled(plan, sim, &sim.hash()), Some(3));
+            assert_eq!(switches_to(plan, "web"), None, "1 of 3 available");
+            assert_eq!(phase(plan), Phase::Progressing);
+        },
+    },
+    Case {
+        name: "previewReplicaCount: once full and available after the promote, one switch",
+        given: || {
+            let mut sim = Sim::steady("web:1", 3);
+            sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
+            sim.rollout.spec.strategy.red_black.preview_replica_count = Some(1);
+            sim.set_image("web:2");
+            sim.step();
+            sim.make_ready();
+            sim.step();
+            let h = sim.hash();
+            sim.annotate(PROMOTE_ANNOTATION, &h);
+            sim.step();
+            sim.make_ready();
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(switches_to(plan, "web"), Some(sim.hash()));
+        },
+    },
+    Case {
+        name: "previewReplicaCount + autoPromotionSeconds: at the deadline the fleet is scaled up, then switched",
+        given: || {
+            let mut sim = Sim::steady("web:1", 3);
+            sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
+            sim.rollout.spec.strategy.red_black.preview_replica_count = Some(1);
+            sim.rollout.spec.strategy.red_black.auto_promotion_seconds = Some(60);
+            sim.set_image("web:2");
+            sim.step();
+            sim.make_ready();
+            sim.step();
+            sim.advance(60);
+            let plan = sim.step();
+            assert_eq!(switches_to(&plan, "web"), None, "not at 1 of 3");
+            assert_eq!(sim.size(&sim.hash()), Some(3), "scaled up at the deadline");
+            sim.make_ready();
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(switches_to(plan, "web"), Some(sim.hash()));
+        },
+    },
+    Case {
         name: "manual promotion: promote annotation switches, once",
         given: || {
             let mut sim = Sim::steady("web:1", 3);

@@ -143,6 +143,13 @@ pub struct RedBlackStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub auto_promotion_seconds: Option<i32>,
+    /// With `promotion: Manual`: the new fleet is brought up at this size
+    /// (behind the preview Service) and scaled to `replicas` only once
+    /// promoted, then switched to when fully available (Argo Rollouts'
+    /// `previewReplicaCount`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub preview_replica_count: Option<i32>,
     /// How long the previous fleet stays at full size after the switch, so that
     /// a rollback is one selector write.
     #[serde(default = "default_scale_down_delay")]

@@ -31,10 +31,12 @@ pub fn decide(ctx: &Ctx, ops: Ops) -> (Decision, Events) {
     if let State::Aborted(abort) = &state {
         deadline::announce(ctx, abort, &mut events);
     }
+    let target_size = target_size(ctx, &ops);
     let decision = Decision {
         state,
         ops,
         records,
+        target_size,
     };
     (decision, events)
 }
@@ -87,34 +89,57 @@ fn derive(ctx: &Ctx, ops: &mut Ops, records: &mut Records, events: &mut Events) 
     {
         return held;
     }
-    if !world.revision_available(target, spec.replicas) {
-        return match deadline::progress(ctx, ops.retried) {
-            Progress::Exceeded(abort) => {
-                ops.abort = Some(abort.clone());
-                State::Aborted(abort)
-            }
-            Progress::Within {
-                started_at,
-                deadline,
-            } => State::Progressing {
-                started_at,
-                deadline,
-                late: false,
-            },
-            Progress::Late {
-                started_at,
-                deadline,
-            } => {
-                deadline::announce_late(ctx, events);
-                State::Progressing {
-                    started_at,
-                    deadline,
-                    late: true,
-                }
-            }
-        };
+    if !world.revision_available(target, target_size(ctx, ops)) {
+        return progressing(ctx, ops, events);
     }
     switch_or_wait(ctx, kind, ops, records, events)
+}
+
+/// `previewReplicaCount` (Argo's): a Manual promotion's fleet is kept at that
+/// size until it is approved (a promote, or `autoPromotionSeconds`), then
+/// brought to `replicas` and switched to once fully available. Full size
+/// otherwise (Automatic, first deploy, rollback, live).
+fn target_size(ctx: &Ctx, ops: &Ops) -> i32 {
+    let (spec, target) = (ctx.spec(), ctx.target());
+    let rb = &spec.strategy.red_black;
+    let waits = rb.promotion == PromotionPolicy::Manual
+        && ops.approved.as_deref() != Some(target)
+        && ctx.world.active_hash.as_deref() != Some(target)
+        && switch_kind(ctx) == SwitchKind::Promotion;
+    match rb.preview_replica_count {
+        Some(n) if waits => n.clamp(0, spec.replicas),
+        _ => spec.replicas,
+    }
+}
+
+/// The current revision's fleet is not (fully) available: still progressing,
+/// late, or abandoned by its deadline.
+fn progressing(ctx: &Ctx, ops: &mut Ops, events: &mut Events) -> State {
+    match deadline::progress(ctx, ops.retried) {
+        Progress::Exceeded(abort) => {
+            ops.abort = Some(abort.clone());
+            State::Aborted(abort)
+        }
+        Progress::Within {
+            started_at,
+            deadline,
+        } => State::Progressing {
+            started_at,
+            deadline,
+            late: false,
+        },
+        Progress::Late {
+            started_at,
+            deadline,
+        } => {
+            deadline::announce_late(ctx, events);
+            State::Progressing {
+                started_at,
+                deadline,
+                late: true,
+            }
+        }
+    }
 }
 
 /// What the switch to the current revision would be.
@@ -154,6 +179,14 @@ fn switch_or_wait(
             // switch, and the approval survives until it happens.
             Wait::Due { since } => {
                 ops.approved = Some(ctx.target().to_owned());
+                // A preview fleet (`previewReplicaCount`) is brought to full
+                // size first; the switch follows once it is available.
+                if !ctx
+                    .world
+                    .revision_available(ctx.target(), ctx.spec().replicas)
+                {
+                    return progressing(ctx, ops, events);
+                }
                 events.normal(
                     "AutoPromoted",
                     format!(

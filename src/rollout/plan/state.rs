@@ -19,6 +19,9 @@ pub(crate) struct Decision {
     pub ops: Ops,
     /// Canary and post-promotion records after deciding.
     pub records: Records,
+    /// The size the current revision's fleet is brought to: `replicas`, or
+    /// `previewReplicaCount` while a Manual promotion is not approved.
+    pub target_size: i32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
