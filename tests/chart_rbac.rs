@@ -526,7 +526,8 @@ async fn drive_until(admin: &Client, ns: &str, done: &tokio::sync::watch::Receiv
     deploy(admin, ns, "demo:1").await;
     // Each step waits at most a little, then moves on: with a rule missing
     // the operator may never get there, and the next step may need the rule.
-    for image in ["demo:2", "demo:3"] {
+    // Two new images, then a restart (`spec.restartAt`: the pods rule).
+    for step in ["demo:2", "demo:3", "restart"] {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while tokio::time::Instant::now() < deadline && !*done.borrow() {
             let r = Api::<Rollout>::namespaced(admin.clone(), ns)
@@ -541,7 +542,15 @@ async fn drive_until(admin: &Client, ns: &str, done: &tokio::sync::watch::Receiv
         if *done.borrow() {
             return;
         }
-        set_image(admin, ns, image).await;
+        if step == "restart" {
+            let patch = json!({"spec": {"restartAt": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}});
+            Api::<Rollout>::namespaced(admin.clone(), ns)
+                .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .expect("set restartAt");
+        } else {
+            set_image(admin, ns, step).await;
+        }
     }
 }
 

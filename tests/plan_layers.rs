@@ -43,6 +43,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "operations.rs",
             "state.rs",
             "deadline.rs",
+            "auto_promotion.rs",
             "canary/gate.rs",
             "post_promotion/verdict.rs",
             "decide.rs",
@@ -52,6 +53,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "act",
         &[
             "traffic.rs",
+            "restart.rs",
             "fleets.rs",
             "canary/fleets.rs",
             "post_promotion/analysis.rs",

@@ -1682,3 +1682,191 @@ async fn a_250_character_rollout_rolls_out_and_its_events_are_recorded() {
         "{reasons:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_promotion_seconds_promotes_a_waiting_revision_without_a_person() {
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let manifest = set(
+        set(
+            rollout_json("web", "demo:1", 2),
+            "/spec/strategy/redBlack/promotion",
+            json!("Manual"),
+        ),
+        "/spec/strategy/redBlack/autoPromotionSeconds",
+        json!(2),
+    );
+    env.create_rollout(manifest).await;
+    let running = env.start_controller();
+    env.wait_phase("web", Phase::Healthy).await;
+
+    let h2 = hash_of(&env.set_image("web", "demo:2").await);
+    let waiting = eventually("v2 waits, with the start of its wait", || async {
+        let r = env.get("web").await;
+        let s = r.status.clone()?;
+        (s.phase == Some(Phase::Paused) && s.current_revision.as_deref() == Some(h2.as_str()))
+            .then_some(s.awaiting_promotion_since?)
+    })
+    .await;
+    let paused = find(
+        &env.get("web").await.status.unwrap().conditions,
+        conditions::PAUSED,
+    )
+    .unwrap()
+    .clone();
+    assert_eq!(paused.reason, "AwaitingPromotion");
+    // No promote from anyone: the operator's timer switches, not before
+    // the wait's start + 2 s (checked on the Promoted record below).
+    env.wait_selected("web", &h2).await;
+    let done = env.wait_phase("web", Phase::Healthy).await;
+    let status = done.status.clone().unwrap();
+    let promoted = status
+        .history
+        .iter()
+        .rev()
+        .find(|h| h.hash == h2 && h.outcome == Outcome::Promoted)
+        .expect("a Promoted record");
+    assert!(
+        promoted.time >= waiting + chrono::Duration::seconds(2),
+        "promoted at {} but waiting since {waiting}",
+        promoted.time
+    );
+    assert_eq!(status.awaiting_promotion_since, None);
+    env.wait_event_reasons(&done, &["AutoPromoted"]).await;
+    running.stop().await.unwrap();
+}
+
+/// The live fleet's pods (not terminating) and how many are ready.
+async fn live_pods(env: &Env, hash: &str) -> (Vec<String>, usize) {
+    use k8s_openapi::api::core::v1::Pod;
+    let pods: kube::Api<Pod> = kube::Api::namespaced(env.client.clone(), NS);
+    let list = pods
+        .list(
+            &kube::api::ListParams::default().labels(&format!("{POD_TEMPLATE_HASH_LABEL}={hash}")),
+        )
+        .await
+        .unwrap();
+    let up: Vec<&Pod> = list
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+    let ready = up
+        .iter()
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .count();
+    (up.iter().map(|p| p.name_any()).collect(), ready)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_through_the_cli_recreates_the_live_pods_one_at_a_time() {
+    use redblack::cli::rollouts::restart;
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    env.create_rollout(rollout_json("web", "demo:1", 3)).await;
+    let running = env.start_controller();
+    let before = env.wait_phase("web", Phase::Healthy).await;
+    let hash = hash_of(&before);
+    let (old, _) = eventually("3 ready pods", || async {
+        let (names, ready) = live_pods(&env, &hash).await;
+        (ready == 3 && names.len() == 3).then_some((names, ready))
+    })
+    .await;
+    // The restart is only asked for once the second of the newest pod's
+    // creation has passed: pods created in restartAt's second count as new.
+    eventually("a second after the pods' creation", || async {
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(env.client.clone(), NS);
+        let list = pods.list(&Default::default()).await.ok()?;
+        let newest = list
+            .items
+            .iter()
+            .filter_map(|p| p.metadata.creation_timestamp.as_ref())
+            .map(|t| t.0.as_second())
+            .max()?;
+        (chrono::Utc::now().timestamp() > newest).then_some(())
+    })
+    .await;
+
+    restart(&env.client, NS, "web").await.expect("restart");
+    // Sample the fleet until the restart is recorded: never fewer than 2 of 3
+    // ready pods in any sample.
+    let min_ready = std::cell::Cell::new(3);
+    let done = eventually("status.restartedAt = spec.restartAt", || async {
+        let (_, ready) = live_pods(&env, &hash).await;
+        min_ready.set(min_ready.get().min(ready));
+        let r = env.get("web").await;
+        let s = r.status.clone()?;
+        (s.restarted_at.is_some() && s.restarted_at == r.spec.restart_at).then_some(r)
+    })
+    .await;
+    assert!(
+        min_ready.get() >= 2,
+        "a sample saw {} ready",
+        min_ready.get()
+    );
+    let (now, ready) = live_pods(&env, &hash).await;
+    assert_eq!(ready, 3);
+    assert!(
+        now.iter().all(|n| !old.contains(n)),
+        "every old pod was replaced: old {old:?}, now {now:?}"
+    );
+    // No new revision, no switch.
+    assert_eq!(hash_of(&done), hash);
+    assert_eq!(env.selected("web").await.as_deref(), Some(hash.as_str()));
+    assert_eq!(env.owned(&done).await.len(), 1, "one ReplicaSet");
+    let reasons = env
+        .wait_event_reasons(&done, &["RestartingPod", "Restarted"])
+        .await;
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "RestartingPod").count(),
+        3,
+        "one pod at a time, three in all: {reasons:?}"
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_replica_count_waits_small_and_scales_up_on_the_cli_promote() {
+    use redblack::cli::rollouts::promote;
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let manifest = set(
+        set(
+            rollout_json("web", "demo:1", 3),
+            "/spec/strategy/redBlack/promotion",
+            json!("Manual"),
+        ),
+        "/spec/strategy/redBlack/previewReplicaCount",
+        json!(1),
+    );
+    env.create_rollout(manifest).await;
+    let running = env.start_controller();
+    let h1 = hash_of(&env.wait_phase("web", Phase::Healthy).await);
+    assert_eq!(
+        env.rs_for("web", &h1).await.unwrap().spec.replicas,
+        Some(3),
+        "a first deploy is full size"
+    );
+
+    let h2 = hash_of(&env.set_image("web", "demo:2").await);
+    env.wait_phase("web", Phase::Paused).await;
+    assert_eq!(env.rs_for("web", &h2).await.unwrap().spec.replicas, Some(1));
+    assert_eq!(env.selected("web").await.as_deref(), Some(h1.as_str()));
+
+    promote(&env.client, NS, "web").await.expect("promote");
+    env.wait_selected("web", &h2).await;
+    let rs2 = env.rs_for("web", &h2).await.unwrap();
+    assert_eq!(rs2.spec.replicas, Some(3));
+    assert_eq!(
+        rs2.status.unwrap().ready_replicas,
+        Some(3),
+        "the promoted fleet is full (the switch waits for it: planner rows)"
+    );
+    running.stop().await.unwrap();
+}

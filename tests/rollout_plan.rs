@@ -43,6 +43,70 @@ fn v2_created() -> Sim {
     sim
 }
 
+/// v1 live, manual promotion with `autoPromotionSeconds: secs`, v2's fleet
+/// available (the next plan finds it waiting).
+fn manual_auto(secs: i32) -> Sim {
+    let mut sim = Sim::steady("web:1", 3);
+    sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
+    sim.rollout.spec.strategy.red_black.auto_promotion_seconds = Some(secs);
+    sim.set_image("web:2");
+    sim.step();
+    sim.make_ready();
+    sim
+}
+
+/// v1 live with 3 replicas, `spec.restartAt = now + at_offset` seconds, and
+/// the live fleet's pods `pod-i` created `offset` seconds from now, ready or not.
+fn restarting(at_offset: i64, pods: &[(i64, bool)]) -> Sim {
+    use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+    let mut sim = Sim::steady("web:1", 3);
+    let hash = sim.active_hash().unwrap();
+    let now = sim.now;
+    sim.rollout.spec.restart_at = Some(now + chrono::Duration::seconds(at_offset));
+    let ts = |t: chrono::DateTime<chrono::Utc>| {
+        Time(k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).unwrap())
+    };
+    sim.observed.pods = pods
+        .iter()
+        .enumerate()
+        .map(|(i, (offset, ready))| Pod {
+            metadata: ObjectMeta {
+                name: Some(format!("pod-{i}")),
+                labels: Some(
+                    [(
+                        redblack::api::POD_TEMPLATE_HASH_LABEL.to_owned(),
+                        hash.clone(),
+                    )]
+                    .into(),
+                ),
+                creation_timestamp: Some(ts(now + chrono::Duration::seconds(*offset))),
+                ..ObjectMeta::default()
+            },
+            status: Some(PodStatus {
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".to_owned(),
+                    status: if *ready { "True" } else { "False" }.to_owned(),
+                    ..PodCondition::default()
+                }]),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        })
+        .collect();
+    sim
+}
+
+fn deleted_pods(plan: &Plan) -> Vec<String> {
+    plan.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DeletePod { name } => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// v1 live, v2 promoted just now; v1 warm.
 fn v2_promoted() -> (Sim, String) {
     let mut sim = v2_created();
@@ -142,7 +206,8 @@ fn check_names(action: &Action) -> &'static str {
         }
         Action::ScaleReplicaSet { .. }
         | Action::AnnotateReplicaSet { .. }
-        | Action::DeleteReplicaSet { .. } => "other",
+        | Action::DeleteReplicaSet { .. }
+        | Action::DeletePod { .. } => "other",
     }
 }
 
@@ -328,6 +393,269 @@ const CASES: &[Case] = &[
                 (paused.status, paused.reason.as_str()),
                 (ConditionStatus::True, "AwaitingPromotion")
             );
+        },
+    },
+    Case {
+        name: "autoPromotionSeconds: the waiting fleet records since when and wakes at the deadline",
+        given: || {
+            let mut sim = manual_auto(60);
+            sim.step();
+            sim.advance(20);
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(switches_to(plan, "web"), None);
+            assert_eq!(phase(plan), Phase::Paused);
+            let since = sim
+                .rollout
+                .status
+                .as_ref()
+                .unwrap()
+                .awaiting_promotion_since;
+            assert!(since.is_some(), "the first wait recorded its start");
+            assert_eq!(plan.status.awaiting_promotion_since, since, "kept");
+            assert_eq!(plan.requeue_after, Some(std::time::Duration::from_secs(40)));
+            let paused = condition(plan, "Paused").unwrap();
+            assert_eq!(paused.reason, "AwaitingPromotion");
+            assert!(
+                paused.message.contains("promoted automatically at"),
+                "{}",
+                paused.message
+            );
+        },
+    },
+    Case {
+        name: "autoPromotionSeconds: one second early still waits",
+        given: || {
+            let mut sim = manual_auto(60);
+            sim.step();
+            sim.advance(59);
+            sim
+        },
+        then: |_, plan| {
+            assert_eq!(switches_to(plan, "web"), None);
+            assert_eq!(plan.requeue_after, Some(std::time::Duration::from_secs(1)));
+        },
+    },
+    Case {
+        name: "autoPromotionSeconds: at the deadline the revision is promoted, with an AutoPromoted Event",
+        given: || {
+            let mut sim = manual_auto(60);
+            sim.step();
+            sim.advance(60);
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(switches_to(plan, "web"), Some(sim.hash()));
+            assert!(plan.events.iter().any(|e| e.reason == "AutoPromoted"));
+            assert_eq!(plan.status.awaiting_promotion_since, None);
+        },
+    },
+    Case {
+        name: "autoPromotionSeconds: the clock starts when the fleet becomes available, not at the new template",
+        given: || {
+            let mut sim = Sim::steady("web:1", 3);
+            sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
+            sim.rollout.spec.strategy.red_black.auto_promotion_seconds = Some(60);
+            sim.set_image("web:2");
+            sim.step();
+            sim.advance(300);
+            sim.step();
+            sim.make_ready();
+            sim.advance(30);
+            sim
+        },
+        then: |_, plan| {
+            assert_eq!(switches_to(plan, "web"), None, "waited 30s of 60");
+            assert!(plan.status.awaiting_promotion_since.is_some());
+        },
+    },
+    Case {
+        name: "autoPromotionSeconds: a new template restarts the clock",
+        given: || {
+            let mut sim = manual_auto(60);
+            sim.step();
+            sim.advance(50);
+            sim.set_image("web:3");
+            sim.step();
+            sim.make_ready();
+            sim.advance(30);
+            sim
+        },
+        then: |_, plan| {
+            assert_eq!(switches_to(plan, "web"), None, "web:3 waited 30s of 60");
+        },
+    },
+    Case {
+        name: "autoPromotionSeconds: a closed promotion window still holds the auto-promoted revision, approved",
+        given: || {
+            let mut sim = manual_auto(60);
+            sim.rollout.spec.strategy.red_black.promotion_windows =
+                serde_json::from_value(serde_json::json!([
+                    {"days": ["Sat"], "start": "00:00", "end": "00:01", "timeZone": "UTC"}
+                ]))
+                .unwrap();
+            sim.step();
+            sim.advance(60);
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(switches_to(plan, "web"), None);
+            assert_eq!(plan.status.approved_revision, Some(sim.hash()));
+            assert_eq!(
+                condition(plan, "Paused").unwrap().reason,
+                "PromotionWindowClosed"
+            );
+        },
+    },
+    Case {
+        name: "restart: restartAt in the future deletes nothing and wakes at it",
+        given: || restarting(30, &[(-100, true), (-90, true), (-80, true)]),
+        then: |_, plan| {
+            assert!(deleted_pods(plan).is_empty());
+            assert_eq!(plan.requeue_after, Some(std::time::Duration::from_secs(30)));
+        },
+    },
+    Case {
+        name: "restart: all ready, all older — the oldest pod alone is deleted",
+        given: || restarting(0, &[(-90, true), (-100, true), (-80, true)]),
+        then: |sim, plan| {
+            assert_eq!(deleted_pods(plan), vec!["pod-1".to_owned()]);
+            assert!(plan.events.iter().any(|e| e.reason == "RestartingPod"));
+            assert_eq!(switches_to(plan, "web"), None, "no traffic switch");
+            assert!(
+                ensures(plan).iter().all(
+                    |a| matches!(a, Action::EnsureReplicaSet { hash, .. } if *hash == sim.hash())
+                ),
+                "no new revision"
+            );
+            assert_eq!(plan.status.restarted_at, None, "not done");
+        },
+    },
+    Case {
+        name: "restart: a pod still terminating holds the next delete",
+        given: || {
+            let mut sim = restarting(0, &[(-100, true), (-90, true), (-80, true)]);
+            sim.observed.pods[0].metadata.deletion_timestamp =
+                sim.observed.pods[0].metadata.creation_timestamp.clone();
+            sim
+        },
+        then: |_, plan| assert!(deleted_pods(plan).is_empty()),
+    },
+    Case {
+        name: "restart: 2 of 3 ready (the replacement not ready yet) holds the next delete",
+        given: || restarting(0, &[(-100, true), (-90, true), (5, false)]),
+        then: |_, plan| assert!(deleted_pods(plan).is_empty()),
+    },
+    Case {
+        name: "restart: every pod newer and all ready — done, recorded in restartedAt",
+        given: || restarting(0, &[(1, true), (2, true), (3, true)]),
+        then: |sim, plan| {
+            assert!(deleted_pods(plan).is_empty());
+            assert_eq!(plan.status.restarted_at, sim.rollout.spec.restart_at);
+            assert!(plan.events.iter().any(|e| e.reason == "Restarted"));
+        },
+    },
+    Case {
+        name: "restart: a restartAt already done deletes nothing, even older pods",
+        given: || {
+            let mut sim = restarting(0, &[(-100, true), (-90, true), (-80, true)]);
+            let at = sim.rollout.spec.restart_at;
+            sim.rollout.status.as_mut().unwrap().restarted_at = at;
+            sim
+        },
+        then: |_, plan| assert!(deleted_pods(plan).is_empty()),
+    },
+    Case {
+        name: "restart: waits while a new revision rolls out (not steady)",
+        given: || {
+            let mut sim = restarting(0, &[(-100, true), (-90, true), (-80, true)]);
+            sim.set_image("web:2");
+            sim
+        },
+        then: |_, plan| assert!(deleted_pods(plan).is_empty()),
+    },
+    Case {
+        name: "previewReplicaCount: the new fleet is created at the preview size and waits for its promote",
+        given: || {
+            let mut sim = Sim::steady("web:1", 3);
+            sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
+            sim.rollout.spec.strategy.red_black.preview_replica_count = Some(1);
+            sim.set_image("web:2");
+            sim.step();
+            sim.make_ready();
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(sim.size(&sim.hash()), Some(1), "created at 1");
+            assert_eq!(scaled(plan, sim, &sim.hash()), None);
+            assert_eq!(switches_to(plan, "web"), None);
+            assert_eq!(
+                condition(plan, "Paused").unwrap().reason,
+                "AwaitingPromotion"
+            );
+        },
+    },
+    Case {
+        name: "previewReplicaCount: a promote scales the fleet to replicas first, no switch yet",
+        given: || {
+            let mut sim = Sim::steady("web:1", 3);
+            sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
+            sim.rollout.spec.strategy.red_black.preview_replica_count = Some(1);
+            sim.set_image("web:2");
+            sim.step();
+            sim.make_ready();
+            sim.step();
+            let h = sim.hash();
+            sim.annotate(PROMOTE_ANNOTATION, &h);
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(scaled(plan, sim, &sim.hash()), Some(3));
+            assert_eq!(switches_to(plan, "web"), None, "1 of 3 available");
+            assert_eq!(phase(plan), Phase::Progressing);
+        },
+    },
+    Case {
+        name: "previewReplicaCount: once full and available after the promote, one switch",
+        given: || {
+            let mut sim = Sim::steady("web:1", 3);
+            sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
+            sim.rollout.spec.strategy.red_black.preview_replica_count = Some(1);
+            sim.set_image("web:2");
+            sim.step();
+            sim.make_ready();
+            sim.step();
+            let h = sim.hash();
+            sim.annotate(PROMOTE_ANNOTATION, &h);
+            sim.step();
+            sim.make_ready();
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(switches_to(plan, "web"), Some(sim.hash()));
+        },
+    },
+    Case {
+        name: "previewReplicaCount + autoPromotionSeconds: at the deadline the fleet is scaled up, then switched",
+        given: || {
+            let mut sim = Sim::steady("web:1", 3);
+            sim.rollout.spec.strategy.red_black.promotion = PromotionPolicy::Manual;
+            sim.rollout.spec.strategy.red_black.preview_replica_count = Some(1);
+            sim.rollout.spec.strategy.red_black.auto_promotion_seconds = Some(60);
+            sim.set_image("web:2");
+            sim.step();
+            sim.make_ready();
+            sim.step();
+            sim.advance(60);
+            let plan = sim.step();
+            assert_eq!(switches_to(&plan, "web"), None, "not at 1 of 3");
+            assert_eq!(sim.size(&sim.hash()), Some(3), "scaled up at the deadline");
+            sim.make_ready();
+            sim
+        },
+        then: |sim, plan| {
+            assert_eq!(switches_to(plan, "web"), Some(sim.hash()));
         },
     },
     Case {

@@ -90,6 +90,11 @@ pub struct RolloutSpec {
     /// Freezes progression: no new fleet is brought up and traffic is not switched.
     #[serde(default)]
     pub paused: bool,
+    /// Recreate the live fleet's pods that started before this instant, one
+    /// at a time (Argo Rollouts' `restartAt`; set by `redblack restart`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::conditions::date_time")]
+    pub restart_at: Option<DateTime<Utc>>,
     pub strategy: RolloutStrategy,
     /// Which triggers go to which Notifier (docs/notifications.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -132,6 +137,19 @@ pub struct RedBlackStrategy {
     /// `redblack promote` (Manual).
     #[serde(default)]
     pub promotion: PromotionPolicy,
+    /// With `promotion: Manual`: promote automatically this many seconds after
+    /// the new fleet became available and started waiting (Argo Rollouts'
+    /// `autoPromotionSeconds`). A `redblack promote` before then still works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub auto_promotion_seconds: Option<i32>,
+    /// With `promotion: Manual`: the new fleet is brought up at this size
+    /// (behind the preview Service) and scaled to `replicas` only once
+    /// promoted, then switched to when fully available (Argo Rollouts'
+    /// `previewReplicaCount`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub preview_replica_count: Option<i32>,
     /// How long the previous fleet stays at full size after the switch, so that
     /// a rollback is one selector write.
     #[serde(default = "default_scale_down_delay")]
@@ -564,6 +582,17 @@ pub struct RolloutStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::api::conditions::date_time")]
     pub revision_started_at: Option<DateTime<Utc>>,
+    /// When the current revision started waiting for a manual promote, while
+    /// `strategy.redBlack.autoPromotionSeconds` is set; the automatic promote
+    /// is measured from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::conditions::date_time")]
+    pub awaiting_promotion_since: Option<DateTime<Utc>>,
+    /// The `spec.restartAt` whose restart is complete (every pod of the live
+    /// fleet started after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::conditions::date_time")]
+    pub restarted_at: Option<DateTime<Utc>>,
     /// Set when the current revision was abandoned; cleared by retry or a new template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abort: Option<AbortStatus>,

@@ -10,6 +10,7 @@
 //! | `ScaleReplicaSet` | JSON merge patch of `spec.replicas` | an apply of a partial object by the same manager would *drop* the fields it omits (template, selector) |
 //! | `AnnotateReplicaSet` | JSON merge patch of `metadata.annotations` (removed keys → `null`) | as the planner specifies; touches no other annotation |
 //! | `DeleteReplicaSet` | DELETE, background propagation; 404 is success | |
+//! | `DeletePod` | DELETE (graceful); 404 is success | a restart: the ReplicaSet recreates the pod |
 //! | `SwitchService` | server-side apply of ONLY `spec.selector`, `force` | see below |
 //! | `EnsureRoleService` | server-side apply of the `<rollout>-canary/-baseline` Service, `force`, owned by the Rollout | ours entirely |
 //! | `SetRouteWeights` | a merge patch of `spec.rules` (the rules of the route the plan was made from, every rule's `backendRefs` replaced), guarded by that route's resourceVersion | the user's object: one write, 409 if it changed since it was observed (the next plan sees the change) |
@@ -40,7 +41,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Service, ServicePort};
+use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
@@ -133,6 +134,8 @@ pub enum Written {
     ReplicaSetDeleted {
         name: String,
     },
+    /// A pod of the live fleet was deleted (a restart; not cached).
+    PodDeleted,
     Service {
         name: String,
         resource_version: Option<String>,
@@ -202,6 +205,17 @@ pub async fn execute(
                 name: name.clone(),
                 resource_version: patched.resource_version(),
             })
+        }
+        Action::DeletePod { name } => {
+            let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+            match pods.delete(name, &DeleteParams::default()).await {
+                Ok(_) => Ok(Written::PodDeleted),
+                Err(kube::Error::Api(status)) if status.code == 404 => Ok(Written::PodDeleted),
+                Err(source) => Err(ApplyError::Api {
+                    what: format!("deleting pod {name}"),
+                    source,
+                }),
+            }
         }
         Action::DeleteReplicaSet { name } => {
             match replica_sets.delete(name, &DeleteParams::background()).await {
@@ -353,6 +367,35 @@ pub async fn read_route(
             what: format!("reading HTTPRoute {name}"),
             source,
         })
+}
+
+/// The pods of the Rollout's fleets (its `selector.matchLabels`), read per
+/// reconcile only while a `spec.restartAt` is not done: a pod watch for every
+/// Rollout would cache every pod for a rare operation.
+pub async fn read_pods(client: &Client, rollout: &Rollout) -> Result<Vec<Pod>, ApplyError> {
+    let pending = rollout.spec.restart_at.is_some()
+        && rollout.status.as_ref().and_then(|s| s.restarted_at) != rollout.spec.restart_at;
+    let Some(ns) = rollout.namespace().filter(|_| pending) else {
+        return Ok(Vec::new());
+    };
+    let selector = rollout
+        .spec
+        .selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let list = pods
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| ApplyError::Api {
+            what: "listing the fleets' pods (restart)".to_owned(),
+            source,
+        })?;
+    Ok(list.items)
 }
 
 /// The first rule's backendRefs, as the planner sees them (weight default 1).

@@ -490,6 +490,17 @@ async fn reconcile_inner(
     );
     observed.events_refused = ctx.events.refusal(&rollout.object_ref(&()));
     let now = Utc::now();
+    // A restart's pod list refused for good (RBAC) is reported as a refused
+    // write is: a condition and a Warning Event quoting the API.
+    observed.pods = match apply::read_pods(&ctx.client, rollout).await {
+        Ok(pods) => pods,
+        Err(error) => {
+            if let Some(refusal) = error.refusal() {
+                report_refused(ctx, rollout, &observed, &refusal, now).await;
+            }
+            return Err(error.into());
+        }
+    };
     let mut plan = plan(rollout, &observed, now);
     let requeue = Requeue::requeue(plan.requeue_after.unwrap_or(ctx.settings.resync));
     if plan.is_noop(rollout.status.as_ref()) {

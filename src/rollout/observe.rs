@@ -192,6 +192,7 @@ pub fn observe_with_route(
         analysis_templates,
         refused: None,
         events_refused: None,
+        pods: Vec::new(),
     }
 }
 
@@ -325,6 +326,8 @@ pub fn caches_reflect(
             resource_version,
             &before.replica_set(name),
         ),
+        // Pods are read from the API per reconcile, never cached.
+        Written::PodDeleted => true,
         Written::ReplicaSetDeleted { name } => caches
             .replica_sets
             .get(&ObjectRef::new(name).within(&ns))

@@ -33,8 +33,8 @@
 //! | 2 names | `names` | names, labels and selectors of every child |
 //! | 3 world | `world` | the observed world, indexed, and every question about it |
 //! | 4 input | `ctx` | the one input value of every step |
-//! | 5 decide | `operations`, `state`, `deadline`, `canary/gate`, `post_promotion/verdict`, `decide` | manual operations, the states, the progress deadline, the canary gate, the post-promotion verdict, the state machine |
-//! | 6 act | `traffic`, `fleets`, `canary/fleets`, `post_promotion/analysis` | the actions for a decision |
+//! | 5 decide | `operations`, `state`, `deadline`, `auto_promotion`, `canary/gate`, `post_promotion/verdict`, `decide` | manual operations, the states, the progress deadline, the canary gate, the post-promotion verdict, the state machine |
+//! | 6 act | `traffic`, `fleets`, `restart`, `canary/fleets`, `post_promotion/analysis` | the actions for a decision |
 //! | 7 status | `status`, `status/*` | the status to write |
 //! | 8 pipeline | `plan.rs` | [`plan`], [`Plan`] and the public re-exports |
 //!
@@ -48,6 +48,7 @@ use crate::api::{Rollout, RolloutStatus, validate};
 
 mod action;
 mod analysis_spec;
+mod auto_promotion;
 mod builder;
 mod canary;
 mod ctx;
@@ -59,6 +60,7 @@ mod observed;
 mod operations;
 mod post_promotion;
 mod records;
+mod restart;
 pub mod state;
 mod status;
 mod traffic;
@@ -158,6 +160,7 @@ fn pipeline(ctx: Ctx) -> Plan {
     canary::fleets::act(&ctx, &decision, &mut out);
     post_promotion::analysis::act(&ctx, &decision, &mut out);
     fleets::retire(&ctx, &decision, &stamped, &mut out);
+    restart::act(&ctx, &decision, &mut out);
 
     // 5. status: written after the actions succeeded.
     let status = status::build(&ctx, &decision, &mut out);

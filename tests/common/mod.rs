@@ -222,6 +222,11 @@ impl Sim {
             Action::DeleteReplicaSet { name } => {
                 rss.retain(|r| r.metadata.name.as_ref() != Some(name));
             }
+            Action::DeletePod { name } => {
+                self.observed
+                    .pods
+                    .retain(|p| p.metadata.name.as_ref() != Some(name));
+            }
             Action::EnsureRoleService {
                 name,
                 selector,

@@ -1,5 +1,5 @@
 //! The Rollout verbs: `list`, `status`, `promote`, `abort`, `retry`, `pause`,
-//! `resume`, `undo`, `set image`. Shared by `redblack VERB` and the kubectl plugin
+//! `resume`, `restart`, `undo`, `set image`. Shared by `redblack VERB` and the kubectl plugin
 //! (`kubectl redblack VERB`). Each verb is an async function returning the text
 //! to print, so tests call them in-process against the sandbox.
 
@@ -12,7 +12,7 @@ mod ops;
 mod set_image;
 mod show;
 
-pub use ops::{abort, pause, promote, resume, retry, undo};
+pub use ops::{abort, pause, promote, restart, resume, retry, undo};
 pub use set_image::{parse_images, set_image};
 pub use show::{list, render_status, status, watch_status};
 
@@ -104,6 +104,8 @@ pub enum RolloutCommand {
     Pause(NameArgs),
     /// Clear spec.paused.
     Resume(NameArgs),
+    /// Recreate the live fleet's pods one at a time (sets spec.restartAt).
+    Restart(NameArgs),
     /// Go back to a previous revision (lands on its fleet; instant while it is warm).
     Undo(UndoArgs),
     /// Change the spec: `set image NAME CONTAINER=IMAGE...` (Argo Rollouts' verb).
@@ -175,6 +177,10 @@ pub async fn run(command: RolloutCommand) -> CliResult {
         RolloutCommand::Resume(a) => {
             let (c, ns) = connect(&a.conn).await?;
             resume(&c, &ns, &a.name).await?
+        }
+        RolloutCommand::Restart(a) => {
+            let (c, ns) = connect(&a.conn).await?;
+            restart(&c, &ns, &a.name).await?
         }
         RolloutCommand::Undo(a) => {
             let (c, ns) = connect(&a.conn).await?;

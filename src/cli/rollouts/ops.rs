@@ -186,6 +186,21 @@ pub async fn resume(client: &Client, ns: &str, name: &str) -> Result<String, Ver
     Ok(format!("rollout {ns}/{name} resumed\n"))
 }
 
+/// `redblack restart NAME` (Argo's `kubectl argo rollouts restart`):
+/// `spec.restartAt = now`; the operator recreates the live fleet's older pods
+/// one at a time (docs/rollout.md, "Restart").
+pub async fn restart(client: &Client, ns: &str, name: &str) -> Result<String, VerbError> {
+    let api: Api<Rollout> = Api::namespaced(client.clone(), ns);
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let patch = json!({"spec": {"restartAt": at}});
+    api.patch(name, &params(), &Patch::Merge(&patch))
+        .await
+        .map_err(rollout_err(ns, name, "updating"))?;
+    Ok(format!(
+        "rollout {ns}/{name} restarting: the live fleet's pods started before {at} are recreated one at a time\n"
+    ))
+}
+
 /// The ReplicaSets `rollout` owns (the hash label narrows the list server-side).
 pub async fn owned_replica_sets(
     client: &Client,

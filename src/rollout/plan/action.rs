@@ -41,6 +41,10 @@ pub enum Action {
     DeleteReplicaSet {
         name: String,
     },
+    /// Delete one pod of the live fleet (a restart); its ReplicaSet recreates it.
+    DeletePod {
+        name: String,
+    },
     /// Replace the Service's selector with `selector` in ONE write. `hash` is
     /// the revision it selects; without `trafficRouting`, a canary's share is
     /// given by a selector of `matchLabels` only (stable + canary + baseline

@@ -10,6 +10,7 @@
 //! nothing outside `decide` changes until `plan()` takes its result.
 
 use super::analysis_spec;
+use super::auto_promotion::{self, Wait};
 use super::builder::Events;
 use super::canary::gate;
 use super::ctx::Ctx;
@@ -30,10 +31,12 @@ pub fn decide(ctx: &Ctx, ops: Ops) -> (Decision, Events) {
     if let State::Aborted(abort) = &state {
         deadline::announce(ctx, abort, &mut events);
     }
+    let target_size = target_size(ctx, &ops);
     let decision = Decision {
         state,
         ops,
         records,
+        target_size,
     };
     (decision, events)
 }
@@ -86,34 +89,57 @@ fn derive(ctx: &Ctx, ops: &mut Ops, records: &mut Records, events: &mut Events) 
     {
         return held;
     }
-    if !world.revision_available(target, spec.replicas) {
-        return match deadline::progress(ctx, ops.retried) {
-            Progress::Exceeded(abort) => {
-                ops.abort = Some(abort.clone());
-                State::Aborted(abort)
-            }
-            Progress::Within {
-                started_at,
-                deadline,
-            } => State::Progressing {
-                started_at,
-                deadline,
-                late: false,
-            },
-            Progress::Late {
-                started_at,
-                deadline,
-            } => {
-                deadline::announce_late(ctx, events);
-                State::Progressing {
-                    started_at,
-                    deadline,
-                    late: true,
-                }
-            }
-        };
+    if !world.revision_available(target, target_size(ctx, ops)) {
+        return progressing(ctx, ops, events);
     }
-    switch_or_wait(ctx, kind, ops, records)
+    switch_or_wait(ctx, kind, ops, records, events)
+}
+
+/// `previewReplicaCount` (Argo's): a Manual promotion's fleet is kept at that
+/// size until it is approved (a promote, or `autoPromotionSeconds`), then
+/// brought to `replicas` and switched to once fully available. Full size
+/// otherwise (Automatic, first deploy, rollback, live).
+fn target_size(ctx: &Ctx, ops: &Ops) -> i32 {
+    let (spec, target) = (ctx.spec(), ctx.target());
+    let rb = &spec.strategy.red_black;
+    let waits = rb.promotion == PromotionPolicy::Manual
+        && ops.approved.as_deref() != Some(target)
+        && ctx.world.active_hash.as_deref() != Some(target)
+        && switch_kind(ctx) == SwitchKind::Promotion;
+    match rb.preview_replica_count {
+        Some(n) if waits => n.clamp(0, spec.replicas),
+        _ => spec.replicas,
+    }
+}
+
+/// The current revision's fleet is not (fully) available: still progressing,
+/// late, or abandoned by its deadline.
+fn progressing(ctx: &Ctx, ops: &mut Ops, events: &mut Events) -> State {
+    match deadline::progress(ctx, ops.retried) {
+        Progress::Exceeded(abort) => {
+            ops.abort = Some(abort.clone());
+            State::Aborted(abort)
+        }
+        Progress::Within {
+            started_at,
+            deadline,
+        } => State::Progressing {
+            started_at,
+            deadline,
+            late: false,
+        },
+        Progress::Late {
+            started_at,
+            deadline,
+        } => {
+            deadline::announce_late(ctx, events);
+            State::Progressing {
+                started_at,
+                deadline,
+                late: true,
+            }
+        }
+    }
 }
 
 /// What the switch to the current revision would be.
@@ -128,14 +154,50 @@ fn switch_kind(ctx: &Ctx) -> SwitchKind {
 }
 
 /// The current revision is available: switch now, or say what it waits for.
-fn switch_or_wait(ctx: &Ctx, kind: SwitchKind, ops: &Ops, records: &mut Records) -> State {
+fn switch_or_wait(
+    ctx: &Ctx,
+    kind: SwitchKind,
+    ops: &mut Ops,
+    records: &mut Records,
+    events: &mut Events,
+) -> State {
     let rb = &ctx.spec().strategy.red_black;
     let promotion = kind == SwitchKind::Promotion;
     let allowed = !promotion
         || rb.promotion == PromotionPolicy::Automatic
         || ops.approved.as_deref() == Some(ctx.target());
     if !allowed {
-        return State::AwaitingPromotion;
+        match auto_promotion::wait(ctx) {
+            Wait::ForAPerson => return State::AwaitingPromotion { wait: None },
+            Wait::Until { since, at } => {
+                return State::AwaitingPromotion {
+                    wait: Some((since, at)),
+                };
+            }
+            // Recorded as an approval, as a `redblack promote` would be: a
+            // closed window or an unavailable analysis still holds the
+            // switch, and the approval survives until it happens.
+            Wait::Due { since } => {
+                ops.approved = Some(ctx.target().to_owned());
+                // A preview fleet (`previewReplicaCount`) is brought to full
+                // size first; the switch follows once it is available.
+                if !ctx
+                    .world
+                    .revision_available(ctx.target(), ctx.spec().replicas)
+                {
+                    return progressing(ctx, ops, events);
+                }
+                events.normal(
+                    "AutoPromoted",
+                    format!(
+                        "revision {} promoted automatically: it waited since {} ({}s, autoPromotionSeconds)",
+                        ctx.target(),
+                        since.to_rfc3339(),
+                        rb.auto_promotion_seconds.unwrap_or_default()
+                    ),
+                );
+            }
+        }
     }
     // Never switch to a revision whose post-promotion analysis cannot be created.
     if promotion

@@ -48,7 +48,7 @@ fn target_up(ctx: &Ctx, state: &State) -> bool {
 pub fn bring_up(ctx: &Ctx, decision: &Decision, out: &mut Builder) {
     let (world, state) = (ctx.world, &decision.state);
     if target_up(ctx, state) {
-        ensure_target(ctx, out);
+        ensure_target(ctx, decision.target_size, out);
     }
     let replicas = ctx.spec().replicas;
     if !matches!(state, State::ServiceMissing | State::Switch { .. })
@@ -162,7 +162,7 @@ fn revert(ctx: &Ctx, to: &str, out: &mut Builder) {
 }
 
 /// The current revision's fleet: created, or reused (undo) and scaled.
-fn ensure_target(ctx: &Ctx, out: &mut Builder) {
+fn ensure_target(ctx: &Ctx, size: i32, out: &mut Builder) {
     let (rollout, world) = (ctx.rollout, ctx.world);
     let spec = &rollout.spec;
     let hash = &world.target_hash;
@@ -188,7 +188,7 @@ fn ensure_target(ctx: &Ctx, out: &mut Builder) {
             name: name.clone(),
             hash: hash.clone(),
             revision,
-            replicas: spec.replicas,
+            replicas: size,
             min_ready_seconds: spec.min_ready_seconds,
             selector,
             template: Box::new(template),
@@ -197,10 +197,7 @@ fn ensure_target(ctx: &Ctx, out: &mut Builder) {
         });
         out.normal(
             "ReplicaSetCreated",
-            format!(
-                "created ReplicaSet {name} for revision {revision} at {} replicas",
-                spec.replicas
-            ),
+            format!("created ReplicaSet {name} for revision {revision} at {size} replicas"),
         );
         return;
     };
@@ -222,8 +219,8 @@ fn ensure_target(ctx: &Ctx, out: &mut Builder) {
             remove,
         });
     }
-    if fleet.size != spec.replicas {
-        out.scale(&fleet.name, fleet.size, spec.replicas);
+    if fleet.size != size {
+        out.scale(&fleet.name, fleet.size, size);
     }
 }
 

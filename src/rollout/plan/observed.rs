@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 
 /// The children the controller observed (only those it owns / names).
 #[derive(Clone, Debug, Default)]
@@ -30,6 +30,9 @@ pub struct Observed {
     /// other than AlreadyExists): the shell re-plans with it, and the planner
     /// records it in `status.canary.analysisRefused`. None otherwise.
     pub refused: Option<Refusal>,
+    /// Pods of the live fleet, read only while a `spec.restartAt` is not
+    /// done (`status.restartedAt`); empty otherwise.
+    pub pods: Vec<Pod>,
     /// The API refused the last Event recorded on this Rollout: its message.
     /// None while Events are recorded.
     pub events_refused: Option<String>,

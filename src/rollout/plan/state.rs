@@ -19,6 +19,9 @@ pub(crate) struct Decision {
     pub ops: Ops,
     /// Canary and post-promotion records after deciding.
     pub records: Records,
+    /// The size the current revision's fleet is brought to: `replicas`, or
+    /// `previewReplicaCount` while a Manual promotion is not approved.
+    pub target_size: i32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -41,8 +44,11 @@ pub enum State {
         deadline: DateTime<Utc>,
         late: bool,
     },
-    /// Available, waiting for a manual promote.
-    AwaitingPromotion,
+    /// Available, waiting for a manual promote; with `autoPromotionSeconds`,
+    /// `wait` is (since when, promoted automatically at).
+    AwaitingPromotion {
+        wait: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    },
     /// Available and allowed: switch the active Service in this plan.
     Switch { kind: SwitchKind },
     /// A canary of the current revision is judged before its fleet is brought up.

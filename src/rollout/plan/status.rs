@@ -111,6 +111,13 @@ fn recorded(ctx: &Ctx, decision: &Decision) -> RolloutStatus {
             _ => None,
         },
         revision_started_at: revision_started_at(ctx),
+        restarted_at: super::restart::restarted_at(ctx, state),
+        awaiting_promotion_since: match state {
+            State::AwaitingPromotion {
+                wait: Some((since, _)),
+            } => Some(*since),
+            _ => None,
+        },
         abort: ops.abort.clone(),
         approved_revision: ops.approved.clone(),
         operations: ops.consumed.clone(),

@@ -124,6 +124,8 @@ pub struct World {
     pub recorded: BTreeMap<String, i64>,
     /// A CanaryAnalysis create the API refused in this reconcile.
     pub refused: Option<Refusal>,
+    /// [`super::observed::Observed::pods`].
+    pub pods: Vec<k8s_openapi::api::core::v1::Pod>,
 }
 
 /// Only the planner widens the selector to exactly `matchLabels` (replica-count
@@ -199,6 +201,7 @@ impl World {
                 m
             }),
             refused: observed.refused.clone(),
+            pods: observed.pods.clone(),
         }
     }
 

@@ -45,7 +45,12 @@ pub(super) fn desired(
             progressing(what, d)
         }
         State::AnalysisUnavailable(problem) => analysis_unavailable(problem, what, d),
-        State::AwaitingPromotion => awaiting_promotion(what, d),
+        State::AwaitingPromotion { wait } => {
+            if let Some((_, at)) = wait {
+                out.wakeups.push(*at);
+            }
+            awaiting_promotion(what, wait.map(|(_, at)| at), d)
+        }
     };
     (phase, desired)
 }
@@ -308,8 +313,18 @@ fn analysis_unavailable(problem: &AnalysisProblem, what: &str, d: &mut Vec<Desir
     }
 }
 
-fn awaiting_promotion(what: &str, d: &mut Vec<Desired>) -> Phase {
-    let msg = format!("{what} is available; run `redblack promote` to switch traffic");
+fn awaiting_promotion(
+    what: &str,
+    auto_at: Option<chrono::DateTime<chrono::Utc>>,
+    d: &mut Vec<Desired>,
+) -> Phase {
+    let msg = match auto_at {
+        None => format!("{what} is available; run `redblack promote` to switch traffic"),
+        Some(at) => format!(
+            "{what} is available; it is promoted automatically at {} (autoPromotionSeconds), or run `redblack promote` now",
+            at.to_rfc3339()
+        ),
+    };
     let reason = AWAITING_PROMOTION;
     d.push(Desired::new(
         conditions::PROGRESSING,
