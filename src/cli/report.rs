@@ -271,19 +271,17 @@ pub fn render_analysis(ca: &CanaryAnalysis) -> String {
                     );
                 }
             }
+            // Statuses written before `judgement.mode` existed: the spec's.
+            let mode = j.mode.or(ca.spec.mode).unwrap_or_default();
             let result = JudgeResult {
                 score: j.score.unwrap_or(0.0),
                 band: j.band.unwrap_or(Band::Inconclusive),
                 reason: j.reason.clone().unwrap_or_default(),
                 forced_zero: None,
                 confidence: j.confidence.unwrap_or(0.0),
-                // Statuses written before `judgement.mode` existed: the spec's.
-                mode: j.mode.or(ca.spec.mode).unwrap_or_default(),
+                mode,
                 // Not recorded per judgement: the spec's, as the judge applied it.
-                tolerance: redblack_judge::effective_tolerance(
-                    j.mode.or(ca.spec.mode).unwrap_or_default(),
-                    ca.spec.tolerance,
-                ),
+                tolerance: redblack_judge::effective_tolerance(mode, ca.spec.tolerance),
                 marginal_threshold: j.marginal_threshold.unwrap_or(0.0),
                 pass_threshold: j.pass_threshold.unwrap_or(0.0),
                 metrics: status.metrics.clone(),
