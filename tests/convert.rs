@@ -146,12 +146,11 @@ fn blue_green_fields_table() {
             json!({"activeService": "web", "maxUnavailable": 1, "activeMetadata": {"labels": {"a": "b"}},
                    "previewMetadata": {}, "antiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}},
                    "somethingNew": true}),
-            json!({}),
+            json!({"antiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}}),
             vec![
                 "spec.strategy.blueGreen.maxUnavailable",
                 "spec.strategy.blueGreen.activeMetadata",
                 "spec.strategy.blueGreen.previewMetadata",
-                "spec.strategy.blueGreen.antiAffinity",
                 "spec.strategy.blueGreen.somethingNew: unknown",
             ],
         ),
@@ -380,7 +379,6 @@ async fn convert_names_what_it_drops_and_its_output_applies() {
         "failureCondition",
         "prePromotionAnalysis",
         "abortScaleDownDelaySeconds",
-        "antiAffinity",
         "postPromotionAnalysis.templates",
     ] {
         assert!(stderr.contains(field), "{field} on stderr: {stderr}");
@@ -414,6 +412,17 @@ async fn convert_names_what_it_drops_and_its_output_applies() {
     let rb = &rollout.spec.strategy.red_black;
     assert_eq!(rb.scale_down_delay, "600s");
     assert_eq!(rb.warm_revisions, 2);
+    assert_eq!(
+        rb.anti_affinity
+            .as_ref()
+            .and_then(|a| a
+                .preferred_during_scheduling_ignored_during_execution
+                .as_ref())
+            .map(|p| p.weight),
+        Some(50),
+        "antiAffinity is carried over and accepted by the CRD"
+    );
+    assert!(!stderr.contains("antiAffinity"), "{stderr}");
     assert_eq!(
         rb.post_promotion_analysis
             .as_ref()

@@ -5,6 +5,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub mod analysis_template;
+pub mod anti_affinity;
 pub mod canary_analysis;
 pub mod conditions;
 pub mod endpoint;

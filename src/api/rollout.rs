@@ -150,6 +150,11 @@ pub struct RedBlackStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub preview_replica_count: Option<i32>,
+    /// The new fleet's pods avoid the nodes of the live fleet's pods (Argo
+    /// Rollouts' `antiAffinity`): a term added to the new ReplicaSet's pod
+    /// template only, so the revision's hash does not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anti_affinity: Option<super::anti_affinity::AntiAffinity>,
     /// How long the previous fleet stays at full size after the switch, so that
     /// a rollback is one selector write.
     #[serde(default = "default_scale_down_delay")]

@@ -60,10 +60,7 @@ pub fn render(converted: &[Converted]) -> Result<String, ConvertError> {
     for item in converted {
         let mut doc = String::new();
         for note in &item.notes {
-            doc.push_str(&format!(
-                "# redblack convert: {}: {note}\n",
-                item.source
-            ));
+            doc.push_str(&format!("# redblack convert: {}: {note}\n", item.source));
         }
         match &item.object {
             Some(object) => {

@@ -192,7 +192,11 @@ fn red_black(bg: &Map<String, Value>, notes: &mut Vec<String>) -> Value {
                     ));
                 }
             }
-            "activeMetadata" | "previewMetadata" | "antiAffinity" => notes.push(format!(
+            "antiAffinity" => {
+                // Same field names and meaning (exactly one of the two rules).
+                out.insert(key.clone(), value.clone());
+            }
+            "activeMetadata" | "previewMetadata" => notes.push(format!(
                 "{}: not carried over, because this build of redblack does not have it yet",
                 path(key)
             )),

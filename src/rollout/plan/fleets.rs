@@ -180,6 +180,15 @@ fn ensure_target(ctx: &Ctx, size: i32, out: &mut Builder) {
             .metadata
             .get_or_insert_with(Default::default)
             .labels = Some(labels.clone());
+        if let (Some(rule), Some(live)) = (&spec.strategy.red_black.anti_affinity, world.active())
+            && live.hash != *hash
+        {
+            crate::api::anti_affinity::inject(
+                &mut template,
+                rule,
+                service_selector(rollout, &live.hash),
+            );
+        }
         let selector = LabelSelector {
             match_labels: Some(service_selector(rollout, hash)),
             match_expressions: spec.selector.match_expressions.clone(),
