@@ -146,11 +146,10 @@ fn blue_green_fields_table() {
             json!({"activeService": "web", "maxUnavailable": 1, "activeMetadata": {"labels": {"a": "b"}},
                    "previewMetadata": {}, "antiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}},
                    "somethingNew": true}),
-            json!({"antiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}}),
+            json!({"antiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}},
+                   "activeMetadata": {"labels": {"a": "b"}}, "previewMetadata": {}}),
             vec![
                 "spec.strategy.blueGreen.maxUnavailable",
-                "spec.strategy.blueGreen.activeMetadata",
-                "spec.strategy.blueGreen.previewMetadata",
                 "spec.strategy.blueGreen.somethingNew: unknown",
             ],
         ),
@@ -423,6 +422,12 @@ async fn convert_names_what_it_drops_and_its_output_applies() {
         "antiAffinity is carried over and accepted by the CRD"
     );
     assert!(!stderr.contains("antiAffinity"), "{stderr}");
+    assert!(!stderr.contains("Metadata"), "{stderr}");
+    assert_eq!(
+        rb.preview_metadata.as_ref().map(|m| m.annotations.clone()),
+        Some([("dashboard".to_owned(), "preview".to_owned())].into()),
+        "previewMetadata is carried over and accepted by the CRD"
+    );
     assert_eq!(
         rb.post_promotion_analysis
             .as_ref()

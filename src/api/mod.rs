@@ -12,6 +12,7 @@ pub mod endpoint;
 pub mod hash;
 pub mod k8s_names;
 pub mod notifier;
+pub mod pod_metadata;
 pub mod rollout;
 pub mod validate;
 

@@ -192,14 +192,11 @@ fn red_black(bg: &Map<String, Value>, notes: &mut Vec<String>) -> Value {
                     ));
                 }
             }
-            "antiAffinity" => {
-                // Same field names and meaning (exactly one of the two rules).
+            // Same field names and meaning: exactly one of the two rules;
+            // {labels, annotations} on the active / preview pods.
+            "antiAffinity" | "activeMetadata" | "previewMetadata" => {
                 out.insert(key.clone(), value.clone());
             }
-            "activeMetadata" | "previewMetadata" => notes.push(format!(
-                "{}: not carried over, because this build of redblack does not have it yet",
-                path(key)
-            )),
             "maxUnavailable" => notes.push(format!(
                 "{}: not supported: a redblack fleet is brought up beside the live one at full size and never replaced in place",
                 path(key)
