@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod api;
 pub mod cli;
+pub mod convert;
 pub mod leader;
 pub mod notify;
 pub mod rollout;

@@ -109,8 +109,9 @@ fn expected_cluster_grants() -> BTreeSet<(String, String, String)> {
         // The notifier: Notifiers read, their status and the ledger
         // ConfigMaps written (docs/notifications.md).
         triples(&["redblack.io"], &["notifiers"], &["get", "list", "watch"]),
-        // A restart (spec.restartAt) lists and deletes the live fleet's pods.
-        triples(&[""], &["pods"], &["list", "delete"]),
+        // A restart (spec.restartAt) lists and deletes the live fleet's pods;
+        // activeMetadata/previewMetadata patch their labels and annotations.
+        triples(&[""], &["pods"], &["list", "patch", "delete"]),
         triples(&[""], &["configmaps"], &["get", "patch"]),
         triples(&["redblack.io"], &["canaryanalysistemplates"], &watch),
         triples(

@@ -241,6 +241,8 @@ fn rollout(ns: &str, image: &str) -> Value {
             "strategy": {"redBlack": {
                 "activeService": "web",
                 "scaleDownDelay": "30m",
+                // Moved at each switch: pods are patched (the pods rule's `patch`).
+                "activeMetadata": {"labels": {"serving": "live"}},
                 "canary": {"replicas": 1, "analysis": {"inline": {
                     "interval": "4s",
                     "lifetime": "8s",

@@ -55,6 +55,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "traffic.rs",
             "restart.rs",
             "fleets.rs",
+            "pod_metadata.rs",
             "canary/fleets.rs",
             "post_promotion/analysis.rs",
         ],

@@ -283,7 +283,7 @@ async fn the_examples_deploy_and_update_with_kubectl() {
 /// server-side apply of one container's image rolls out a new revision; the
 /// other container, and every other field of the changed one, keep their
 /// values and owners; an unknown container or a malformed pair is refused
-/// without a write.
+/// without a write; `*=IMAGE` then sets every container.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_image_applies_one_image_and_rolls_it_out() {
     let env = Env::start(Duration::from_millis(200)).await;
@@ -380,6 +380,33 @@ async fn set_image_applies_one_image_and_rolls_it_out() {
     );
 
     env.wait_selected("web", &h2).await;
+    env.wait_phase("web", Phase::Healthy).await;
+
+    // `*=IMAGE` (Argo's form) sets every container: one new revision.
+    let out = run(
+        REDBLACK,
+        &["set", "image", "web", "*=demo:3", "--kubeconfig", kc],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let rollout = env.get("web").await;
+    let h3 = hash_of(&rollout);
+    assert_ne!(h3, h2, "a new revision");
+    let images: Vec<Option<String>> = rollout
+        .spec
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers
+        .iter()
+        .map(|c| c.image.clone())
+        .collect();
+    assert_eq!(
+        images,
+        [Some("demo:3".to_owned()), Some("demo:3".to_owned())]
+    );
+    env.wait_selected("web", &h3).await;
     env.wait_phase("web", Phase::Healthy).await;
     running.stop().await.unwrap();
 }

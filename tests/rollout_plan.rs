@@ -207,7 +207,8 @@ fn check_names(action: &Action) -> &'static str {
         Action::ScaleReplicaSet { .. }
         | Action::AnnotateReplicaSet { .. }
         | Action::DeleteReplicaSet { .. }
-        | Action::DeletePod { .. } => "other",
+        | Action::DeletePod { .. }
+        | Action::SetPodMetadata { .. } => "other",
     }
 }
 

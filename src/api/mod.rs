@@ -5,12 +5,14 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub mod analysis_template;
+pub mod anti_affinity;
 pub mod canary_analysis;
 pub mod conditions;
 pub mod endpoint;
 pub mod hash;
 pub mod k8s_names;
 pub mod notifier;
+pub mod pod_metadata;
 pub mod rollout;
 pub mod validate;
 

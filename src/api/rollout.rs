@@ -150,6 +150,20 @@ pub struct RedBlackStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub preview_replica_count: Option<i32>,
+    /// Labels and annotations on the live fleet's pods (Argo Rollouts'
+    /// `activeMetadata`): in its ReplicaSet's pod template and on its pods,
+    /// never in `spec.template` (the hash does not change); moved at the switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_metadata: Option<super::pod_metadata::PodMetadata>,
+    /// Labels and annotations on the pods of the new fleet while it is not
+    /// live (Argo Rollouts' `previewMetadata`); removed at the switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_metadata: Option<super::pod_metadata::PodMetadata>,
+    /// The new fleet's pods avoid the nodes of the live fleet's pods (Argo
+    /// Rollouts' `antiAffinity`): a term added to the new ReplicaSet's pod
+    /// template only, so the revision's hash does not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anti_affinity: Option<super::anti_affinity::AntiAffinity>,
     /// How long the previous fleet stays at full size after the switch, so that
     /// a rollback is one selector write.
     #[serde(default = "default_scale_down_delay")]

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 pub mod analysis;
 pub mod controller;
+pub mod convert;
 pub mod crd;
 #[cfg(feature = "sandbox")]
 pub mod demo_app;
@@ -41,6 +42,8 @@ pub enum Command {
     Crd(crd::CrdArgs),
     /// Judge canary vs baseline samples from a file, offline.
     Judge(judge::JudgeArgs),
+    /// Convert Argo Rollouts manifests (blueGreen Rollouts, Prometheus AnalysisTemplates) to redblack's.
+    Convert(convert::ConvertArgs),
     /// Print a CanaryAnalysis as a canary report (score, intervals, every metric's numbers).
     Report(report::ReportArgs),
     /// Run the CanaryAnalysis controller alone.
@@ -69,6 +72,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::Crd(args) => crd::run(args).await,
         Command::Judge(args) => judge::run(args).await,
         Command::Report(args) => report::run(args).await,
+        Command::Convert(args) => convert::run(args).await,
         Command::Analysis(args) => analysis::run(args).await,
         #[cfg(feature = "sandbox")]
         Command::DemoApp(args) => demo_app::run(args).await,

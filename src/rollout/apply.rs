@@ -206,6 +206,50 @@ pub async fn execute(
                 resource_version: patched.resource_version(),
             })
         }
+        Action::SetPodMetadata {
+            name,
+            selector,
+            labels,
+            annotations,
+        } => {
+            let meta = json!({"metadata": {"labels": labels, "annotations": annotations}});
+            let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+            let select: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let listed = pods
+                .list(&kube::api::ListParams::default().labels(&select.join(",")))
+                .await
+                .map_err(api_err(format!("listing the pods of ReplicaSet {name}")))?;
+            for pod in listed {
+                let Some(pod_name) = pod.metadata.name else {
+                    continue;
+                };
+                match pods
+                    .patch(&pod_name, &merge_params(), &Patch::Merge(&meta))
+                    .await
+                {
+                    Ok(_) => {}
+                    // Gone meanwhile: its replacement comes from the template.
+                    Err(kube::Error::Api(status)) if status.code == 404 => {}
+                    Err(source) => {
+                        return Err(ApplyError::Api {
+                            what: format!("setting the metadata of pod {pod_name}"),
+                            source,
+                        });
+                    }
+                }
+            }
+            let patch = json!({"spec": {"template": meta}});
+            let patched = replica_sets
+                .patch(name, &merge_params(), &Patch::Merge(&patch))
+                .await
+                .map_err(api_err(format!(
+                    "setting the pod template metadata of ReplicaSet {name}"
+                )))?;
+            Ok(Written::ReplicaSet {
+                name: name.clone(),
+                resource_version: patched.resource_version(),
+            })
+        }
         Action::DeletePod { name } => {
             let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
             match pods.delete(name, &DeleteParams::default()).await {

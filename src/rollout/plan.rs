@@ -34,7 +34,7 @@
 //! | 3 world | `world` | the observed world, indexed, and every question about it |
 //! | 4 input | `ctx` | the one input value of every step |
 //! | 5 decide | `operations`, `state`, `deadline`, `auto_promotion`, `canary/gate`, `post_promotion/verdict`, `decide` | manual operations, the states, the progress deadline, the canary gate, the post-promotion verdict, the state machine |
-//! | 6 act | `traffic`, `fleets`, `restart`, `canary/fleets`, `post_promotion/analysis` | the actions for a decision |
+//! | 6 act | `traffic`, `fleets`, `pod_metadata`, `restart`, `canary/fleets`, `post_promotion/analysis` | the actions for a decision |
 //! | 7 status | `status`, `status/*` | the status to write |
 //! | 8 pipeline | `plan.rs` | [`plan`], [`Plan`] and the public re-exports |
 //!
@@ -58,6 +58,7 @@ mod fleets;
 mod names;
 mod observed;
 mod operations;
+mod pod_metadata;
 mod post_promotion;
 mod records;
 mod restart;
@@ -157,6 +158,7 @@ fn pipeline(ctx: Ctx) -> Plan {
     fleets::bring_up(&ctx, &decision, &mut out);
     let stamped = fleets::switch(&ctx, &decision, &mut out);
     fleets::preview(&ctx, &decision, &mut out);
+    pod_metadata::act(&ctx, &mut out);
     canary::fleets::act(&ctx, &decision, &mut out);
     post_promotion::analysis::act(&ctx, &decision, &mut out);
     fleets::retire(&ctx, &decision, &stamped, &mut out);

@@ -36,8 +36,8 @@ fn revision_of(rs: &ReplicaSet) -> i64 {
 
 /// The pod template to write into `spec.template` for `undo [--to-revision N]`
 /// (like `kubectl rollout undo`): revision N's, or by default the newest
-/// revision other than `current_hash`. The hash label the operator added is
-/// removed, so the template hashes back to that ReplicaSet and the planner
+/// revision other than `current_hash`. The hash label and the antiAffinity
+/// term the operator added are removed, so the template hashes back to that ReplicaSet and the planner
 /// reuses its fleet (an immediate switch while it is warm).
 pub fn template_for_undo(
     replica_sets: &[ReplicaSet],
@@ -69,6 +69,8 @@ pub fn template_for_undo(
     if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
         labels.remove(POD_TEMPLATE_HASH_LABEL);
     }
+    // The planner's antiAffinity term is on the ReplicaSet only, not the revision.
+    crate::api::anti_affinity::strip(&mut template);
     Ok(template)
 }
 

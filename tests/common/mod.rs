@@ -222,6 +222,26 @@ impl Sim {
             Action::DeleteReplicaSet { name } => {
                 rss.retain(|r| r.metadata.name.as_ref() != Some(name));
             }
+            Action::SetPodMetadata {
+                name,
+                labels,
+                annotations,
+                ..
+            } => {
+                if let Some(rs) = rss
+                    .iter_mut()
+                    .find(|r| r.metadata.name.as_ref() == Some(name))
+                    && let Some(template) = rs.spec.template.as_mut()
+                {
+                    use redblack::api::pod_metadata::apply;
+                    let meta = template.metadata.get_or_insert_with(Default::default);
+                    apply(meta.labels.get_or_insert_with(BTreeMap::new), labels);
+                    apply(
+                        meta.annotations.get_or_insert_with(BTreeMap::new),
+                        annotations,
+                    );
+                }
+            }
             Action::DeletePod { name } => {
                 self.observed
                     .pods

@@ -80,7 +80,8 @@ pub enum SetCommand {
 pub struct SetImageArgs {
     /// The Rollout's name.
     pub name: String,
-    /// `CONTAINER=IMAGE`, one or more (containers or initContainers).
+    /// `CONTAINER=IMAGE`, one or more (containers or initContainers); `*=IMAGE`
+    /// sets every container.
     #[arg(required = true, value_name = "CONTAINER=IMAGE")]
     pub images: Vec<String>,
     #[command(flatten)]

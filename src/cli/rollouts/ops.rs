@@ -236,7 +236,13 @@ pub async fn undo(
         let rollout = get(&api, ns, name).await?;
         let current = pod_template_hash(&rollout.spec.template);
         let owned = owned_replica_sets(client, ns, &rollout).await?;
-        let template = template_for_undo(&owned, &current, to_revision)?;
+        let mut template = template_for_undo(&owned, &current, to_revision)?;
+        // activeMetadata/previewMetadata live on the ReplicaSet only.
+        let rb = &rollout.spec.strategy.red_black;
+        crate::api::pod_metadata::strip(
+            &mut template,
+            &[&rb.active_metadata, &rb.preview_metadata],
+        );
         let hash = pod_template_hash(&template);
         if hash == current {
             return Err(VerbError::Refused(format!(

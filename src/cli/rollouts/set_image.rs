@@ -19,8 +19,13 @@ use super::ops::CLI_FIELD_MANAGER;
 use super::{VerbError, rollout_err};
 use crate::api::Rollout;
 
+/// The container name that means "every container" (Argo Rollouts' `*=IMAGE`).
+pub const ALL_CONTAINERS: &str = "*";
+
 /// Parses `CONTAINER=IMAGE` pairs: each names one container once, neither
-/// side empty. Pure, for the table test.
+/// side empty; `*=IMAGE` (every container) stands alone, since mixing it with
+/// named pairs would leave which image wins to argument order. Pure, for the
+/// table test.
 pub fn parse_images(pairs: &[String]) -> Result<BTreeMap<String, String>, String> {
     if pairs.is_empty() {
         return Err("give at least one CONTAINER=IMAGE".to_owned());
@@ -40,12 +45,18 @@ pub fn parse_images(pairs: &[String]) -> Result<BTreeMap<String, String>, String
             return Err(format!("container {container:?} is named twice"));
         }
     }
+    if images.contains_key(ALL_CONTAINERS) && images.len() > 1 {
+        return Err(format!(
+            "{ALL_CONTAINERS}=IMAGE sets every container; give it alone"
+        ));
+    }
     Ok(images)
 }
 
 /// Which list of the template holds each container of `images`; an error
 /// naming the template's containers when one is not there (an apply would
-/// add it as a new, image-only container).
+/// add it as a new, image-only container). `*` is every container of both
+/// lists (as Argo's `set image ROLLOUT '*=IMAGE'`).
 pub fn locate(
     rollout: &Rollout,
     images: &BTreeMap<String, String>,
@@ -66,6 +77,16 @@ pub fn locate(
         ),
     ];
     let mut out: BTreeMap<&'static str, Vec<Value>> = BTreeMap::new();
+    if let Some(image) = images.get(ALL_CONTAINERS) {
+        for (list, names) in &lists {
+            for container in names {
+                out.entry(list)
+                    .or_default()
+                    .push(json!({"name": container, "image": image}));
+            }
+        }
+        return Ok(out);
+    }
     for (container, image) in images {
         let Some((list, _)) = lists.iter().find(|(_, names)| names.contains(container)) else {
             let known: Vec<&str> = lists
@@ -147,7 +168,15 @@ mod tests {
             &["app=reg.example:5000/demo:2", "side=s@sha256:ab"],
             &[("app", "reg.example:5000/demo:2"), ("side", "s@sha256:ab")],
         );
-        for bad in [&[][..], &["app"], &["=demo:2"], &["app="], &["a=x", "a=y"]] {
+        ok(&["*=demo:3"], &[("*", "demo:3")]);
+        for bad in [
+            &[][..],
+            &["app"],
+            &["=demo:2"],
+            &["app="],
+            &["a=x", "a=y"],
+            &["*=x", "app=y"],
+        ] {
             assert!(parse_images(&pairs(bad)).is_err(), "{bad:?}");
         }
     }
@@ -174,6 +203,14 @@ mod tests {
             json!({
                 "containers": [{"name": "app", "image": "a:2"}],
                 "initContainers": [{"name": "init", "image": "i:2"}]
+            })
+        );
+        let all = parse_images(&pairs(&["*=z:9"])).unwrap();
+        assert_eq!(
+            apply_body("web", locate(&rollout, &all).unwrap())["spec"]["template"]["spec"],
+            json!({
+                "containers": [{"name": "app", "image": "z:9"}, {"name": "side", "image": "z:9"}],
+                "initContainers": [{"name": "init", "image": "z:9"}]
             })
         );
         let err = locate(&rollout, &parse_images(&pairs(&["nope=x"])).unwrap()).unwrap_err();

@@ -41,6 +41,16 @@ pub enum Action {
     DeleteReplicaSet {
         name: String,
     },
+    /// Merge-patch the labels and annotations (None removes a key) of the
+    /// pods `selector` selects, then of the ReplicaSet's pod template
+    /// (activeMetadata / previewMetadata; the template last, so a failure
+    /// part-way is retried by the next plan).
+    SetPodMetadata {
+        name: String,
+        selector: BTreeMap<String, String>,
+        labels: crate::api::pod_metadata::MapChange,
+        annotations: crate::api::pod_metadata::MapChange,
+    },
     /// Delete one pod of the live fleet (a restart); its ReplicaSet recreates it.
     DeletePod {
         name: String,

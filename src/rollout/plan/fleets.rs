@@ -180,6 +180,27 @@ fn ensure_target(ctx: &Ctx, size: i32, out: &mut Builder) {
             .metadata
             .get_or_insert_with(Default::default)
             .labels = Some(labels.clone());
+        // Born with its role's pod metadata (the first deploy's is live).
+        if let Some(meta) = super::pod_metadata::wanted(ctx, hash, world.active_hash.as_deref()) {
+            let m = template.metadata.get_or_insert_with(Default::default);
+            m.labels
+                .get_or_insert_with(Default::default)
+                .extend(meta.labels.clone());
+            if !meta.annotations.is_empty() {
+                m.annotations
+                    .get_or_insert_with(Default::default)
+                    .extend(meta.annotations.clone());
+            }
+        }
+        if let (Some(rule), Some(live)) = (&spec.strategy.red_black.anti_affinity, world.active())
+            && live.hash != *hash
+        {
+            crate::api::anti_affinity::inject(
+                &mut template,
+                rule,
+                service_selector(rollout, &live.hash),
+            );
+        }
         let selector = LabelSelector {
             match_labels: Some(service_selector(rollout, hash)),
             match_expressions: spec.selector.match_expressions.clone(),
