@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 pub mod analysis;
 pub mod controller;
 pub mod crd;
+pub mod dashboard;
 #[cfg(feature = "sandbox")]
 pub mod demo_app;
 #[cfg(feature = "sandbox")]
