@@ -4,7 +4,7 @@
 //! "API unreachable" banner until a watch delivers again. Each Rollout's
 //! traffic split is sampled on change (the Rollout page's last hour).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
@@ -31,6 +31,10 @@ const TRAFFIC_SAMPLES: usize = 240;
 
 type Key = (String, String);
 
+/// How often a failing watch's resource is probed (one request per failing
+/// watch per dashboard process, whatever the number of browsers).
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct Cache {
     rollouts: Store<Rollout>,
     replica_sets: Store<ReplicaSet>,
@@ -43,7 +47,10 @@ pub struct Cache {
 /// The change counter and the API's health.
 pub struct Hub {
     changes: watch::Sender<u64>,
-    api_error: Mutex<Option<String>>,
+    /// The failing watches (by resource) and their last error: a watch's
+    /// success clears only its own entry, so one healthy watch does not hide
+    /// another that fails.
+    api_errors: Mutex<BTreeMap<&'static str, String>>,
     traffic: Mutex<HashMap<Key, VecDeque<(DateTime<Utc>, Split)>>>,
 }
 
@@ -52,19 +59,28 @@ impl Hub {
         self.changes.send_modify(|v| *v = v.wrapping_add(1));
     }
 
-    fn ok(&self) {
-        let cleared = self.api_error.lock().map(|mut e| e.take().is_some());
+    fn ok(&self, watch: &'static str) {
+        let cleared = self
+            .api_errors
+            .lock()
+            .map(|mut e| e.remove(watch).is_some());
         if cleared.unwrap_or(false) {
-            tracing::info!("the Kubernetes API answers again");
+            tracing::info!(watch, "the Kubernetes API answers the watch again");
         }
     }
 
-    fn fail(&self, error: String) {
-        if let Ok(mut e) = self.api_error.lock() {
-            if e.is_none() {
-                tracing::warn!(%error, "a watch failed");
-            }
-            *e = Some(error);
+    fn failing(&self, watch: &'static str) -> bool {
+        self.api_errors
+            .lock()
+            .map(|e| e.contains_key(watch))
+            .unwrap_or(false)
+    }
+
+    fn fail(&self, watch: &'static str, error: String) {
+        if let Ok(mut e) = self.api_errors.lock()
+            && e.insert(watch, error.clone()).is_none()
+        {
+            tracing::warn!(watch, %error, "a watch failed");
         }
         self.bump();
     }
@@ -87,6 +103,7 @@ impl Hub {
 }
 
 fn spawn_watch<K>(
+    name: &'static str,
     api: Api<K>,
     config: watcher::Config,
     writer: Writer<K>,
@@ -96,6 +113,24 @@ fn spawn_watch<K>(
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
+    // While this watch is failing, a cheap list (limit 1) every few seconds
+    // says when the API answers again: a resumed watch says nothing until
+    // something changes, and the banner must not outlive the outage.
+    let (probe_api, probe_hub) = (api.clone(), hub.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(PROBE_EVERY).await;
+            if probe_hub.failing(name)
+                && probe_api
+                    .list_metadata(&kube::api::ListParams::default().limit(1))
+                    .await
+                    .is_ok()
+            {
+                probe_hub.ok(name);
+                probe_hub.bump();
+            }
+        }
+    });
     tokio::spawn(async move {
         let stream = watcher(api, config)
             .backoff(watch_backoff())
@@ -105,13 +140,13 @@ fn spawn_watch<K>(
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => {
-                    hub.ok();
+                    hub.ok(name);
                     if let watcher::Event::Apply(o) | watcher::Event::InitApply(o) = &event {
                         on_object(o);
                     }
                     hub.bump();
                 }
-                Err(e) => hub.fail(e.to_string()),
+                Err(e) => hub.fail(name, e.to_string()),
             }
         }
     });
@@ -134,12 +169,13 @@ impl Cache {
         let (changes, _) = watch::channel(0);
         let hub = Arc::new(Hub {
             changes,
-            api_error: Mutex::new(None),
+            api_errors: Mutex::new(BTreeMap::new()),
             traffic: Mutex::new(HashMap::new()),
         });
         let (rollouts, w) = reflector::store();
         let h = hub.clone();
         spawn_watch(
+            "rollouts",
             api::<Rollout>(client, namespace),
             watcher::Config::default(),
             w,
@@ -148,6 +184,7 @@ impl Cache {
         );
         let (replica_sets, w) = reflector::store();
         spawn_watch(
+            "replicasets",
             api::<ReplicaSet>(client, namespace),
             watcher::Config::default().labels(POD_TEMPLATE_HASH_LABEL),
             w,
@@ -156,6 +193,7 @@ impl Cache {
         );
         let (analyses, w) = reflector::store();
         spawn_watch(
+            "canaryanalyses",
             api::<CanaryAnalysis>(client, namespace),
             watcher::Config::default(),
             w,
@@ -164,6 +202,7 @@ impl Cache {
         );
         let (services, w) = reflector::store();
         spawn_watch(
+            "services",
             api::<Service>(client, namespace),
             watcher::Config::default(),
             w,
@@ -172,6 +211,7 @@ impl Cache {
         );
         let (events, w) = reflector::store();
         spawn_watch(
+            "events",
             api::<K8sEvent>(client, namespace),
             watcher::Config::default(),
             w,
@@ -224,7 +264,14 @@ impl Cache {
     }
 
     pub fn api_error(&self) -> Option<String> {
-        self.hub.api_error.lock().ok().and_then(|e| e.clone())
+        let errors = self.hub.api_errors.lock().ok()?;
+        (!errors.is_empty()).then(|| {
+            errors
+                .iter()
+                .map(|(watch, e)| format!("{watch}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
     }
 
     pub fn traffic(&self, namespace: &str, name: &str) -> Vec<(DateTime<Utc>, Split)> {

@@ -94,6 +94,17 @@ pub fn line_chart(
             .filter(|(x, y)| x.is_finite() && y.is_finite())
             .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
             .collect();
+        // Few points: dots too, so one point is visible.
+        if pts.len() <= 60 {
+            for p in &pts {
+                let (x, y) = p.split_once(',').unwrap_or(("0", "0"));
+                let _ = write!(
+                    out,
+                    "<circle cx=\"{x}\" cy=\"{y}\" r=\"2\" fill=\"{}\"/>",
+                    colour(&s.class)
+                );
+            }
+        }
         let _ = write!(
             out,
             "<polyline class=\"series {}\" data-label=\"{}\" data-points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\" points=\"{}\"/>",

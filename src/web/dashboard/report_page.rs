@@ -324,7 +324,7 @@ pub fn render_report(ca: &CanaryAnalysis, charts: &Charts) -> String {
     }
     let _ = write!(
         out,
-        "<h2>Metrics</h2><p>Show <select id=\"mfilter\"><option value=\"\">all</option>{}</select></p>",
+        "<h2 id=\"metrics\">Metrics</h2><p>Show <select id=\"mfilter\"><option value=\"\">all</option>{}</select></p>",
         ["High", "Low", "Nodata", "NodataFailMetric", "Pass", "Error"]
             .map(|c| format!("<option value=\"{c}\">{c}</option>"))
             .concat()

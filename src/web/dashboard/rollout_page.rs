@@ -56,16 +56,17 @@ fn traffic_chart(view: &RolloutView<'_>) -> String {
         .collect();
     // The current split holds until now.
     points.push((view.now, split(view.rollout)));
+    // A step line: each split holds until the next one.
     let xy = |f: fn(&Split) -> i32| -> Vec<(f64, f64)> {
-        points
-            .iter()
-            .map(|(t, s)| {
-                (
-                    (*t - from).num_milliseconds() as f64 / 1000.0,
-                    f64::from(f(s)),
-                )
-            })
-            .collect()
+        let x = |t: DateTime<Utc>| (t.max(from) - from).num_milliseconds() as f64 / 1000.0;
+        let mut out = Vec::with_capacity(points.len() * 2);
+        for (i, (t, s)) in points.iter().enumerate() {
+            if i > 0 {
+                out.push((x(*t), f64::from(f(&points[i - 1].1))));
+            }
+            out.push((x(*t), f64::from(f(s))));
+        }
+        out
     };
     let stable = Series {
         label: "stable %".into(),
@@ -158,7 +159,7 @@ pub fn render_rollout(view: &RolloutView<'_>) -> String {
         if current.as_deref() == Some(f.hash.as_str()) {
             tags.push("<span class=\"tag\">current</span>".to_owned());
         }
-        if let Some(at) = f.scale_down_at {
+        if let Some(at) = f.scale_down_at.filter(|_| f.desired > 0) {
             tags.push(format!(
                 "<span class=\"tag\">warm until {} (in {})</span>",
                 time(at),
