@@ -79,7 +79,7 @@ async fn wait_rollout(env: &Env, what: &str, done: impl Fn(&Rollout) -> bool) ->
     .await
 }
 
-async fn dashboard(env: &Env, allow_actions: bool) -> Dashboard {
+async fn dashboard(env: &Env, allow_actions: bool, prometheus: &str) -> Dashboard {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -89,7 +89,8 @@ async fn dashboard(env: &Env, allow_actions: bool) -> Dashboard {
         Settings {
             namespace: None,
             allow_actions,
-            prometheus_url: None,
+            // The analyses name none: the operator's, as `--prometheus-url`.
+            prometheus_url: Some(prometheus.to_owned()),
         },
     )
     .await
@@ -114,10 +115,23 @@ async fn js(page: &Page, js: &str) -> Value {
         .expect("a JSON value")
 }
 
+/// Debian's `chromium` on PATH (hack/deps.sh installs it), or $CHROMIUM.
+fn chromium() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("CHROMIUM") {
+        return path.into();
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("chromium"))
+        .find(|p| p.is_file())
+        .expect("chromium on PATH (hack/deps.sh installs it)")
+}
+
 async fn launch() -> (Browser, tokio::task::JoinHandle<()>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("profile dir");
     let config = BrowserConfig::builder()
-        .chrome_executable("chromium")
+        .chrome_executable(chromium())
         .no_sandbox()
         .user_data_dir(dir.path())
         .window_size(1280, 800)
@@ -204,8 +218,8 @@ async fn the_dashboard_in_chromium_follows_a_live_fleet_and_promotes() {
         let _ = run_load(cfg, |_| {}).await;
     });
 
-    let with_actions = dashboard(&env, true).await;
-    let read_only = dashboard(&env, false).await;
+    let with_actions = dashboard(&env, true, prometheus.url()).await;
+    let read_only = dashboard(&env, false, prometheus.url()).await;
     let base = format!("http://{}", with_actions.addr);
     let (mut browser, events, _profile) = launch().await;
 
@@ -295,7 +309,8 @@ async fn the_dashboard_in_chromium_follows_a_live_fleet_and_promotes() {
             Some((l.to_owned(), n.parse().ok()?))
         })
         .collect();
-    assert_eq!(series.len(), 2, "{chart}");
+    let why = js(&page, "(function(){var n=document.querySelector('.metric .nochart');return n?n.textContent:''})()").await;
+    assert_eq!(series.len(), 2, "{chart} {why}");
     assert!(
         series.iter().any(|(l, n)| l == "canary" && *n > 1),
         "{chart}"

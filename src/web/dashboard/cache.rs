@@ -30,6 +30,8 @@ use crate::runtime::watch_backoff::watch_backoff;
 const TRAFFIC_SAMPLES: usize = 240;
 
 type Key = (String, String);
+/// A Rollout's traffic samples, oldest first.
+type Samples = VecDeque<(DateTime<Utc>, Split)>;
 
 /// How often a failing watch's resource is probed (one request per failing
 /// watch per dashboard process, whatever the number of browsers).
@@ -51,7 +53,7 @@ pub struct Hub {
     /// success clears only its own entry, so one healthy watch does not hide
     /// another that fails.
     api_errors: Mutex<BTreeMap<&'static str, String>>,
-    traffic: Mutex<HashMap<Key, VecDeque<(DateTime<Utc>, Split)>>>,
+    traffic: Mutex<HashMap<Key, Samples>>,
 }
 
 impl Hub {

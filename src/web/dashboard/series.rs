@@ -49,9 +49,12 @@ const FAILURE_TTL: Duration = Duration::from_secs(10);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 const CACHE_ENTRIES: usize = 64;
 
+/// By (namespace, name): the resourceVersion charted, when, and the charts.
+type Entries = HashMap<(String, String), (String, Instant, Charts)>;
+
 #[derive(Default)]
 pub struct ChartCache {
-    entries: Mutex<HashMap<(String, String), (String, Instant, Charts)>>,
+    entries: Mutex<Entries>,
 }
 
 fn has_failure(charts: &Charts) -> bool {
