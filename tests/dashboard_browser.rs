@@ -243,7 +243,7 @@ async fn the_dashboard_in_chromium_follows_a_live_fleet_and_promotes() {
     let score_js = "(function(){var a=document.querySelector('tr[data-name=\"default/web\"] .score');\
                     return a?a.textContent+'|'+(a.getAttribute('href')||''):null})()";
     let seen = Mutex::new(BTreeSet::new());
-    let failed = eventually_within(WAIT, "the canary's score live in the fleet table", || async {
+    eventually_within(WAIT, "the canary's score live in the fleet table", || async {
         let v: Option<String> = page.evaluate(score_js).await.ok()?.into_value().ok()?;
         if let Some(v) = v {
             seen.lock().expect("seen").insert(v);
@@ -257,7 +257,6 @@ async fn the_dashboard_in_chromium_follows_a_live_fleet_and_promotes() {
         band.map(|_| ())
     })
     .await;
-    let _ = failed;
     let seen = seen.into_inner().expect("seen");
     let analysis = seen
         .iter()

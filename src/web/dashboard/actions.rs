@@ -183,7 +183,13 @@ mod tests {
     #[test]
     fn cross_site_checks() {
         let origins = own_origins("127.0.0.1:8080".parse().unwrap());
-        let cases: [(bool, Option<&str>, Option<&str>, Result<(), Forbidden>); 6] = [
+        type Case<'a> = (
+            bool,
+            Option<&'a str>,
+            Option<&'a str>,
+            Result<(), Forbidden>,
+        );
+        let cases: [Case; 6] = [
             (true, Some("http://127.0.0.1:8080"), Some("s3cret"), Ok(())),
             (true, Some("http://localhost:8080"), Some("s3cret"), Ok(())),
             (

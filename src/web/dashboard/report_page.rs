@@ -391,11 +391,13 @@ mod tests {
             ],
         )
         .unwrap();
-        let mut status = crate::api::canary_analysis::CanaryAnalysisStatus::default();
-        status.score = Some(result.score);
-        status.band = Some(result.band);
-        status.metrics = result.metrics;
-        status.groups = result.groups;
+        let status = crate::api::canary_analysis::CanaryAnalysisStatus {
+            score: Some(result.score),
+            band: Some(result.band),
+            metrics: result.metrics,
+            groups: result.groups,
+            ..Default::default()
+        };
         ca.status = Some(status);
         ca
     }
