@@ -9,7 +9,7 @@
 #                                       `make demo` printed)
 #
 # Pages: the fleet (/), the first Rollout, and its newest Failed canary report
-# (else its newest report), scrolled to the metrics and their charts.
+# (else its newest report).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
@@ -63,4 +63,4 @@ report="$(grep -o '<li><a href="/analyses/[^"]*">[^<]*</a> Failed' <<<"$page" | 
 
 shoot dashboard-fleet.png "$URL/"
 shoot dashboard-rollout.png "$URL$rollout"
-[[ -n "$report" ]] && shoot dashboard-report.png "$URL$report#metrics"
+[[ -n "$report" ]] && shoot dashboard-report.png "$URL$report"

@@ -47,7 +47,16 @@ fn selected(svc: Option<&Service>) -> Option<String> {
 
 /// The traffic history as a chart: stable and canary share over the last hour.
 fn traffic_chart(view: &RolloutView<'_>) -> String {
-    let from = view.now - chrono::Duration::hours(1);
+    // The last hour, or since the first sample when the dashboard has seen less.
+    let hour_ago = view.now - chrono::Duration::hours(1);
+    let from = view
+        .traffic
+        .iter()
+        .map(|(t, _)| *t)
+        .find(|t| *t >= hour_ago)
+        .map_or(hour_ago, |first| {
+            first.min(view.now - chrono::Duration::seconds(60))
+        });
     let mut points: Vec<(DateTime<Utc>, Split)> = view
         .traffic
         .iter()
@@ -78,11 +87,12 @@ fn traffic_chart(view: &RolloutView<'_>) -> String {
         class: "c".into(),
         points: xy(|s| s.canary),
     };
+    let span = (view.now - from).num_milliseconds() as f64 / 1000.0;
     line_chart(
         &[stable, canary],
         640,
         120,
-        Some((0.0, 3600.0)),
+        Some((0.0, span)),
         Some((0.0, 100.0)),
     )
 }
