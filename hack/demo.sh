@@ -69,6 +69,7 @@ LOAD_INDEX=-1
 PROM_URL=""
 PROM_PID=""
 PROM_CONFIG=""
+DASHBOARD_URL=""
 OPERATOR_PORT=""
 # What Prometheus scrapes for the operator's /metrics ("127.0.0.1:PORT", ...).
 OPERATOR_TARGETS=""
@@ -770,6 +771,7 @@ usage_banner() {
 
    Kubeconfig:  $KUBECONFIG_FILE
    Service:     $SERVICE_URL   (the sandbox's local proxy for Service $APP)
+   Dashboard:   $DASHBOARD_URL
    Prometheus:  $PROM_URL
                 requests/s by version and role: $by_role
                 5xx/s by version:               $errors
@@ -778,6 +780,19 @@ usage_banner() {
 
    The sandbox is a SIMULATOR for trying redblack, never a production cluster.
 EOT
+}
+
+# The web dashboard (`redblack dashboard`, docs/dashboard.md), read-only: the
+# whole story — v2 promoted, v3 reverted — can be followed in a browser.
+step_dashboard() {
+  say "Starting the dashboard (\`redblack dashboard\`): open its URL to follow the story in a browser"
+  local port log="$WORKDIR/dashboard.log"
+  port="$(free_ports 1 "${PROM_URL##*:}" "$OPERATOR_PORT")"
+  start_bg dashboard "$log" "$BIN" dashboard --kubeconfig "$KUBECONFIG_FILE" \
+    --listen "127.0.0.1:$port" --prometheus-url "$PROM_URL"
+  wait_until 30 "the dashboard serving (see $log)" curl -sf -o /dev/null "http://127.0.0.1:$port/"
+  DASHBOARD_URL="http://127.0.0.1:$port/"
+  ok "Dashboard: $DASHBOARD_URL   (fleet → Rollout $APP → each canary's report, live)"
 }
 
 # ---------------------------------------------------------------- main
@@ -823,6 +838,7 @@ main() {
   step_sandbox
   step_prometheus
   if [[ "$INSTALL" == helm ]]; then step_operator_helm; else step_operator; fi
+  step_dashboard
   step_app_v1
   step_notifications
   step_load

@@ -190,6 +190,8 @@ fn tells_the_story(install: Install) {
 
     // The story, in order.
     let milestones = [
+        // The dashboard, read-only, before v1: the whole story in a browser.
+        "✓ Dashboard: http://127.0.0.1:",
         "Rollout web is Healthy on v1",
         "Notifier demo-chat is Ready",
         "Prometheus sees the requests: v1=",
@@ -224,6 +226,7 @@ fn tells_the_story(install: Install) {
         "the only failed requests were v3's",
         "export KUBECONFIG=",
         "kubectl get rollouts,rbca",
+        "Dashboard:   http://127.0.0.1:",
         "Prometheus:  http://127.0.0.1:",
     ];
     for m in milestones {

@@ -11,7 +11,7 @@ use redblack::cli::rollouts::{self, RolloutCommand};
     name = "kubectl-redblack",
     bin_name = "kubectl redblack",
     version,
-    about = "Operate redblack Rollouts: list, status, promote, abort, retry, pause, resume, undo, set image"
+    about = "Operate redblack Rollouts: list, status, promote, abort, retry, pause, resume, undo, set image, dashboard"
 )]
 struct Plugin {
     #[command(subcommand)]

@@ -6,6 +6,7 @@ pub mod analysis;
 pub mod controller;
 pub mod convert;
 pub mod crd;
+pub mod dashboard;
 #[cfg(feature = "sandbox")]
 pub mod demo_app;
 #[cfg(feature = "sandbox")]

@@ -112,7 +112,7 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
-fn scope_text(scope: &AnalysisScope, default_ns: &str, default_role: &str) -> String {
+pub(crate) fn scope_text(scope: &AnalysisScope, default_ns: &str, default_role: &str) -> String {
     let mut parts = vec![format!(
         "namespace {}",
         scope.namespace.as_deref().unwrap_or(default_ns)

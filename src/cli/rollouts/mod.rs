@@ -111,6 +111,8 @@ pub enum RolloutCommand {
     Undo(UndoArgs),
     /// Change the spec: `set image NAME CONTAINER=IMAGE...` (Argo Rollouts' verb).
     Set(SetArgs),
+    /// Serve the web dashboard (fleet, Rollout, canary report pages; live) on 127.0.0.1.
+    Dashboard(crate::cli::dashboard::DashboardArgs),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +189,7 @@ pub async fn run(command: RolloutCommand) -> CliResult {
             let (c, ns) = connect(&a.conn).await?;
             undo(&c, &ns, &a.name, a.to_revision).await?
         }
+        RolloutCommand::Dashboard(a) => return crate::cli::dashboard::run(a).await,
         RolloutCommand::Set(SetArgs {
             what: SetCommand::Image(a),
         }) => {
