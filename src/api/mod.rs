@@ -8,6 +8,7 @@ pub mod analysis_template;
 pub mod canary_analysis;
 pub mod conditions;
 pub mod endpoint;
+pub mod gates;
 pub mod hash;
 pub mod k8s_names;
 pub mod notifier;
@@ -15,6 +16,7 @@ pub mod rollout;
 pub mod validate;
 
 pub use conditions::{Condition, ConditionStatus};
+pub use gates::{Gate, GateAt, GatePhase, GateStatus, HttpGate, HttpMethod, JobGate};
 pub use hash::{pod_template_hash, value_hash};
 /// The pattern of every duration field of every CRD: the grammar of
 /// [`redblack_duration::parse`], which validation reads them with.

@@ -55,6 +55,7 @@ mod ctx;
 mod deadline;
 mod decide;
 mod fleets;
+mod gates;
 mod names;
 mod observed;
 mod operations;
@@ -70,13 +71,15 @@ mod world;
 pub use action::Action;
 pub use analysis_spec::AnalysisProblem;
 pub use builder::{EventType, PlannedEvent};
+pub use gates::http::{HttpProbe, due as http_due, judge as http_judge, method_name};
+pub use gates::job::GATE_LABEL;
 pub use names::{
     analysis_name, baseline_name, canary_name, replica_set_name, role_service_name,
     rollout_label_value, service_selector,
 };
 pub use observed::{
-    AnalysisObservation, AnalysisPhase, Observed, Refusal, RouteBackend, RouteObservation,
-    WriteRefusal,
+    AnalysisObservation, AnalysisPhase, HttpCheck, JobObservation, JobPhase, Observed, Refusal,
+    RouteBackend, RouteObservation, WriteRefusal,
 };
 pub use state::{CanaryStep, State, SwitchKind};
 pub use status::WRITE_REFUSED;
@@ -159,6 +162,18 @@ fn pipeline(ctx: Ctx) -> Plan {
     fleets::preview(&ctx, &decision, &mut out);
     canary::fleets::act(&ctx, &decision, &mut out);
     post_promotion::analysis::act(&ctx, &decision, &mut out);
+    gates::job::act(
+        &ctx,
+        &decision.records.gates,
+        decision.state.gated(),
+        &mut out,
+    );
+    gates::pre_promotion::act(
+        &ctx,
+        &decision.records,
+        matches!(decision.state, State::Gated(_)),
+        &mut out,
+    );
     fleets::retire(&ctx, &decision, &stamped, &mut out);
     restart::act(&ctx, &decision, &mut out);
 
