@@ -13,6 +13,7 @@ pub mod endpoint_args;
 pub mod judge;
 pub mod report;
 pub mod rollouts;
+pub mod smoke;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 
@@ -51,6 +52,8 @@ pub enum Command {
     #[cfg(feature = "sandbox")]
     /// Send steady, paced, bounded HTTP traffic to a URL and report progress.
     DemoLoad(demo_load::DemoLoadArgs),
+    /// Smoke tests: send N requests to a URL, print a summary, exit 1 on more than --max-errors failures.
+    Smoke(smoke::SmokeArgs),
     #[command(flatten)]
     Rollout(rollouts::RolloutCommand),
     /// The Rollout verbs again under Argo's prefix: `redblack rollouts set image …`
@@ -74,6 +77,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::DemoApp(args) => demo_app::run(args).await,
         #[cfg(feature = "sandbox")]
         Command::DemoLoad(args) => demo_load::run(args).await,
+        Command::Smoke(args) => smoke::run(args).await,
         Command::Rollout(command) | Command::Rollouts { command } => rollouts::run(command).await,
     }
 }
