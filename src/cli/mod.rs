@@ -13,9 +13,9 @@ pub mod endpoint_args;
 pub mod judge;
 pub mod report;
 pub mod rollouts;
-pub mod smoke;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+pub mod smoke;
 
 /// What every verb returns; the binary prints the error chain and exits 1.
 pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;

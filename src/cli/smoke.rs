@@ -77,7 +77,11 @@ impl Summary {
             self.ok + self.failed(),
             self.ok,
             self.failed(),
-            if self.passes(max_errors) { "PASS" } else { "FAIL" }
+            if self.passes(max_errors) {
+                "PASS"
+            } else {
+                "FAIL"
+            }
         );
         for (what, n) in &self.failures {
             out.push_str(&format!("\n  {n} × {what}"));

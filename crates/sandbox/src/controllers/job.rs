@@ -45,7 +45,10 @@ pub enum Step {
     Complete,
     /// Write the `Failed` condition with this reason and message, and delete
     /// the active pods.
-    Fail { reason: &'static str, message: String },
+    Fail {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 /// The decision for a Job started at `started` (its `startTime`).
@@ -122,7 +125,10 @@ impl JobController {
         labels.insert("job-name".into(), json!(name));
         labels.insert("batch.kubernetes.io/job-name".into(), json!(name));
         meta.insert("labels".into(), Value::Object(labels));
-        if let Some(a) = template.pointer("/metadata/annotations").filter(|v| !v.is_null()) {
+        if let Some(a) = template
+            .pointer("/metadata/annotations")
+            .filter(|v| !v.is_null())
+        {
             meta.insert("annotations".into(), a.clone());
         }
         meta.insert(
@@ -173,8 +179,10 @@ fn finished(job: &Value) -> bool {
         .and_then(Value::as_array)
         .is_some_and(|cs| {
             cs.iter().any(|c| {
-                matches!(c.get("type").and_then(Value::as_str), Some("Complete" | "Failed"))
-                    && c.get("status").and_then(Value::as_str) == Some("True")
+                matches!(
+                    c.get("type").and_then(Value::as_str),
+                    Some("Complete" | "Failed")
+                ) && c.get("status").and_then(Value::as_str) == Some("True")
             })
         })
 }
@@ -240,7 +248,9 @@ impl Reconciler for JobController {
             .pointer("/spec/backoffLimit")
             .and_then(Value::as_u64)
             .unwrap_or(6) as usize;
-        let deadline = job.pointer("/spec/activeDeadlineSeconds").and_then(Value::as_i64);
+        let deadline = job
+            .pointer("/spec/activeDeadlineSeconds")
+            .and_then(Value::as_i64);
         let step = decide(finished(&job), c, backoff, deadline, started, now);
         let mut next = None;
         let mut active = c.active;
@@ -254,15 +264,26 @@ impl Reconciler for JobController {
             Step::Complete => {
                 let conds = status.entry("conditions").or_insert_with(|| json!([]));
                 if let Some(list) = conds.as_array_mut() {
-                    list.push(condition("SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods", &now_s));
-                    list.push(condition("Complete", "CompletionsReached", "Reached expected number of succeeded pods", &now_s));
+                    list.push(condition(
+                        "SuccessCriteriaMet",
+                        "CompletionsReached",
+                        "Reached expected number of succeeded pods",
+                        &now_s,
+                    ));
+                    list.push(condition(
+                        "Complete",
+                        "CompletionsReached",
+                        "Reached expected number of succeeded pods",
+                        &now_s,
+                    ));
                 }
                 status.insert("completionTime".into(), json!(now_s.clone()));
             }
             Step::Fail { reason, message } => {
-                for p in pods.iter().filter(|p| {
-                    !is_deleting(p) && !matches!(pod_phase(p), "Succeeded" | "Failed")
-                }) {
+                for p in pods
+                    .iter()
+                    .filter(|p| !is_deleting(p) && !matches!(pod_phase(p), "Succeeded" | "Failed"))
+                {
                     self.delete_pod(p)?;
                 }
                 active = 0;

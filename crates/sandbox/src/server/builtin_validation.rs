@@ -132,7 +132,11 @@ fn job(spec: Option<&Value>, errs: &mut Vec<FieldError>) {
             && !v.is_null()
         {
             let ok = v.as_i64().is_some_and(|n| {
-                if field == "backoffLimit" { n >= 0 } else { n > 0 }
+                if field == "backoffLimit" {
+                    n >= 0
+                } else {
+                    n > 0
+                }
             });
             if !ok {
                 errs.push(FieldError::invalid(
