@@ -103,6 +103,10 @@ mod tests {
                 "Rollout".to_owned(),
                 ".spec.strategy.redBlack.scaleDownDelay".to_owned(),
             ),
+            (
+                "Rollout".to_owned(),
+                ".spec.strategy.redBlack.gates[].http.retryInterval".to_owned(),
+            ),
         ];
         for (path, _) in canary_analysis::DURATION_FIELDS {
             expected.push((
@@ -123,7 +127,8 @@ mod tests {
             others,
             [
                 r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
-                rollout::TEMPLATE_NAME_PATTERN
+                rollout::TEMPLATE_NAME_PATTERN,
+                gates::GATE_NAME_PATTERN,
             ],
             "a new pattern: is it a duration?"
         );

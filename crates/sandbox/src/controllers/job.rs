@@ -331,7 +331,9 @@ mod tests {
             succeeded,
             failed,
         };
-        let rows: Vec<(bool, Counts, usize, Option<i64>, DateTime<Utc>, &str)> = vec![
+        // (finished, counts, backoffLimit, activeDeadlineSeconds, now, expected)
+        type Row = (bool, Counts, usize, Option<i64>, DateTime<Utc>, &'static str);
+        let rows: Vec<Row> = vec![
             (true, c(0, 0, 9), 0, None, t0, "Finished"),
             (false, c(0, 0, 0), 0, None, t0, "CreatePod"),
             (false, c(0, 1, 0), 0, None, t0, "Complete"),
