@@ -123,7 +123,8 @@ fn job(spec: Option<&Value>, errs: &mut Vec<FieldError>) {
             field: "spec.template.spec.restartPolicy".into(),
             message: format!(
                 "Unsupported value: \"{}\": supported values: \"OnFailure\", \"Never\"",
-                other.unwrap_or("")
+                // The pod defaults fill in `Always` before the Job is validated.
+                other.unwrap_or("Always")
             ),
         }),
     }
