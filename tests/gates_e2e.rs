@@ -227,3 +227,57 @@ async fn an_http_gate_at_a_refusing_port_fails_and_no_traffic_moves() {
     assert_eq!(env.selected("web").await.as_deref(), Some(h1.as_str()));
     running.stop().await.unwrap();
 }
+
+/// `prePromotionAnalysis` against the sandbox; the test plays the
+/// CanaryAnalysis controller (as tests/rollout_controller.rs does) and writes
+/// a Failed verdict through the status subresource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_pre_promotion_analysis_never_switches() {
+    use kube::ResourceExt;
+    use kube::api::{Patch, PatchParams};
+    use redblack::api::canary_analysis::CanaryAnalysis;
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let body = json!({"interval": "1m", "lifetime": "10m",
+        "metrics": [{"name": "errors", "query": "sum(rate(errors{pod=~\"${podRegex}\"}[${interval}]))"}]});
+    env.create_rollout(set(
+        rollout_json("web", "demo:1", 2),
+        "/spec/strategy/redBlack/prePromotionAnalysis",
+        json!({"inline": body}),
+    ))
+    .await;
+    let running = env.start_controller();
+    let h1 = hash_of(&env.wait_phase("web", Phase::Healthy).await);
+    let h2 = hash_of(&env.set_image("web", "demo:2").await);
+    let analyses: Api<CanaryAnalysis> = Api::namespaced(env.client.clone(), NS);
+    let analysis = eventually("the pre-promotion analysis is created", || async {
+        let list = analyses.list(&ListParams::default()).await.ok()?;
+        list.items
+            .into_iter()
+            .find(|a| a.name_any().starts_with(&format!("web-{h2}-pre-")))
+    })
+    .await;
+    let spec = serde_json::to_value(&analysis.spec).unwrap();
+    assert_eq!(spec["experiment"]["revision"], h2);
+    assert_eq!(spec["control"]["revision"], h1);
+    assert_eq!(
+        env.selected("web").await.as_deref(),
+        Some(h1.as_str()),
+        "held while undecided"
+    );
+    analyses
+        .patch_status(
+            &analysis.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Failed", "score": 12.0}})),
+        )
+        .await
+        .expect("verdict written");
+    let failed = wait_stalled(&env, "PrePromotionAnalysisFailed").await;
+    let msg = stalled_message(&failed);
+    assert!(msg.contains(&analysis.name_any()), "{msg}");
+    assert_eq!(env.selected("web").await.as_deref(), Some(h1.as_str()));
+    env.wait_event_reasons(&failed, &["PrePromotionAnalysisFailed"])
+        .await;
+    running.stop().await.unwrap();
+}

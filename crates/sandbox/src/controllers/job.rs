@@ -332,7 +332,14 @@ mod tests {
             failed,
         };
         // (finished, counts, backoffLimit, activeDeadlineSeconds, now, expected)
-        type Row = (bool, Counts, usize, Option<i64>, DateTime<Utc>, &'static str);
+        type Row = (
+            bool,
+            Counts,
+            usize,
+            Option<i64>,
+            DateTime<Utc>,
+            &'static str,
+        );
         let rows: Vec<Row> = vec![
             (true, c(0, 0, 9), 0, None, t0, "Finished"),
             (false, c(0, 0, 0), 0, None, t0, "CreatePod"),
