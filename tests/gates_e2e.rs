@@ -5,6 +5,7 @@
 //! fails after its retries. Traffic never moves on an undecided or failed gate.
 
 mod support;
+mod tools;
 
 use std::time::Duration;
 
@@ -17,6 +18,25 @@ use redblack_sandbox::controllers::process_runtime::ProcessConfig;
 use serde_json::{Value, json};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The real kubectl (`.cache/tools/bin`, else PATH) as the sandbox's admin.
+fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(tools::tool("kubectl"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("kubectl runs")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
 
 const FAST: Duration = Duration::from_millis(200);
 
@@ -114,6 +134,20 @@ async fn a_failing_smoke_job_never_gets_a_canary_and_a_good_one_goes_on() {
 
     // A build whose smoke tests fail: no canary traffic, ever.
     let h2 = hash_of(&env.set_image("web", "demo:2").await);
+    // As a CI pipeline would wait for it, with the real kubectl.
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    env.sandbox.write_kubeconfig(&kc).unwrap();
+    let out = kubectl(
+        &kc,
+        &[
+            "wait",
+            "rollout/web",
+            "--for=condition=Stalled",
+            "--timeout=90s",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
     let failed = wait_stalled(&env, "GateFailed").await;
     let msg = stalled_message(&failed);
     assert!(msg.contains("gate smoke failed"), "{msg}");
