@@ -111,6 +111,8 @@ fn expected_cluster_grants() -> BTreeSet<(String, String, String)> {
         triples(&["redblack.io"], &["notifiers"], &["get", "list", "watch"]),
         // A restart (spec.restartAt) lists and deletes the live fleet's pods.
         triples(&[""], &["pods"], &["list", "delete"]),
+        // Job gates: their Jobs applied and listed (docs/rollout.md, "Gates").
+        triples(&["batch"], &["jobs"], &["list", "patch"]),
         triples(&[""], &["configmaps"], &["get", "patch"]),
         triples(&["redblack.io"], &["canaryanalysistemplates"], &watch),
         triples(
