@@ -52,7 +52,12 @@ pub enum GateAt {
 pub struct JobGate {
     /// The Job's pod template; `${...}` in container args, command and env
     /// values are rendered (docs/rollout.md, "Gates"). `restartPolicy`
-    /// defaults to `Never`.
+    /// defaults to `Never`. Its schema is an open object: a second full
+    /// PodTemplateSpec schema would double the Rollout CRD (to over 1 MB);
+    /// the API server validates the Job when the operator applies it, and a
+    /// refusal is reported on the Rollout (a condition and a Warning Event
+    /// quoting the API).
+    #[schemars(schema_with = "open_object")]
     pub template: PodTemplateSpec,
     #[serde(default = "default_job_deadline")]
     #[schemars(range(min = 1))]
@@ -60,6 +65,13 @@ pub struct JobGate {
     #[serde(default)]
     #[schemars(range(min = 0, max = 10))]
     pub backoff_limit: i32,
+}
+
+fn open_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
 }
 
 fn default_job_deadline() -> i64 {
