@@ -112,6 +112,8 @@ fn expected_cluster_grants() -> BTreeSet<(String, String, String)> {
         // A restart (spec.restartAt) lists and deletes the live fleet's pods;
         // activeMetadata/previewMetadata patch their labels and annotations.
         triples(&[""], &["pods"], &["list", "patch", "delete"]),
+        // Job gates: their Jobs applied and listed (docs/rollout.md, "Gates").
+        triples(&["batch"], &["jobs"], &["list", "patch"]),
         triples(&[""], &["configmaps"], &["get", "patch"]),
         triples(&["redblack.io"], &["canaryanalysistemplates"], &watch),
         triples(

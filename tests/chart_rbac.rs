@@ -528,8 +528,9 @@ async fn drive_until(admin: &Client, ns: &str, done: &tokio::sync::watch::Receiv
     deploy(admin, ns, "demo:1").await;
     // Each step waits at most a little, then moves on: with a rule missing
     // the operator may never get there, and the next step may need the rule.
-    // Two new images, then a restart (`spec.restartAt`: the pods rule).
-    for step in ["demo:2", "demo:3", "restart"] {
+    // Two new images, then a restart (`spec.restartAt`: the pods rule), then
+    // a new image behind a Job gate (the jobs rule).
+    for step in ["demo:2", "demo:3", "restart", "gate"] {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while tokio::time::Instant::now() < deadline && !*done.borrow() {
             let r = Api::<Rollout>::namespaced(admin.clone(), ns)
@@ -544,7 +545,16 @@ async fn drive_until(admin: &Client, ns: &str, done: &tokio::sync::watch::Receiv
         if *done.borrow() {
             return;
         }
-        if step == "restart" {
+        if step == "gate" {
+            let gate = json!({"name": "smoke", "at": "BeforeSwitch", "job": {"template": {"spec":
+                {"containers": [{"name": "t", "image": "busybox"}]}}}});
+            let patch = json!({"spec": {"strategy": {"redBlack": {"gates": [gate]}},
+                "template": {"spec": {"containers": [{"name": "app", "image": "demo:4"}]}}}});
+            Api::<Rollout>::namespaced(admin.clone(), ns)
+                .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .expect("add a Job gate");
+        } else if step == "restart" {
             let patch = json!({"spec": {"restartAt": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}});
             Api::<Rollout>::namespaced(admin.clone(), ns)
                 .patch("web", &PatchParams::default(), &Patch::Merge(&patch))

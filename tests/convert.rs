@@ -139,8 +139,8 @@ fn blue_green_fields_table() {
         ),
         (
             json!({"activeService": "web", "prePromotionAnalysis": {"templates": [{"templateName": "smoke"}]}}),
-            json!({}),
-            vec!["spec.strategy.blueGreen.prePromotionAnalysis"],
+            json!({"prePromotionAnalysis": {"templateName": "smoke"}}),
+            vec![],
         ),
         (
             json!({"activeService": "web", "maxUnavailable": 1, "activeMetadata": {"labels": {"a": "b"}},
@@ -167,15 +167,6 @@ fn blue_green_fields_table() {
         let rollout: Rollout = serde_json::from_value(c.object.unwrap()).unwrap();
         assert_eq!(validate(&rollout), vec![], "{blue_green}");
     }
-}
-
-#[test]
-fn pre_promotion_analysis_is_named_with_the_template_it_would_use() {
-    let c = one(argo_rollout(json!({"activeService": "web",
-        "prePromotionAnalysis": {"templates": [{"templateName": "smoke"}]}})));
-    let note = &noted(&c, "spec.strategy.blueGreen.prePromotionAnalysis")[0];
-    assert!(note.contains(r#""templateName":"smoke""#), "{note}");
-    assert!(red_black(&c).get("prePromotionAnalysis").is_none());
 }
 
 #[test]
@@ -376,7 +367,6 @@ async fn convert_names_what_it_drops_and_its_output_applies() {
         "failureLimit",
         "successCondition",
         "failureCondition",
-        "prePromotionAnalysis",
         "abortScaleDownDelaySeconds",
         "postPromotionAnalysis.templates",
     ] {

@@ -22,7 +22,10 @@ use std::path::{Path, PathBuf};
 /// in `src/rollout/plan.rs`.
 const LAYERS: &[(&str, &[&str])] = &[
     // Declaration-only module files: they import nothing.
-    ("declarations", &["canary/mod.rs", "post_promotion/mod.rs"]),
+    (
+        "declarations",
+        &["canary/mod.rs", "post_promotion/mod.rs", "gates/mod.rs"],
+    ),
     (
         "vocabulary",
         &[
@@ -44,6 +47,10 @@ const LAYERS: &[(&str, &[&str])] = &[
             "state.rs",
             "deadline.rs",
             "auto_promotion.rs",
+            "gates/render.rs",
+            "gates/http.rs",
+            "gates/verdict.rs",
+            "gates/pre_promotion.rs",
             "canary/gate.rs",
             "post_promotion/verdict.rs",
             "decide.rs",
@@ -58,6 +65,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "pod_metadata.rs",
             "canary/fleets.rs",
             "post_promotion/analysis.rs",
+            "gates/job.rs",
         ],
     ),
     (
@@ -65,6 +73,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "status.rs",
             "status/canary.rs",
+            "status/gates.rs",
             "status/counters.rs",
             "status/history.rs",
             "status/paused.rs",

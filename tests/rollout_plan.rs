@@ -204,6 +204,12 @@ fn check_names(action: &Action) -> &'static str {
             values(selector);
             "switch"
         }
+        // A Job's name is also its pods' `job-name` label value.
+        Action::EnsureJob { name, job } => {
+            assert!(is_dns1123_subdomain(name) && name.len() <= 63, "{name}");
+            values(job.metadata.labels.as_ref().unwrap());
+            "job"
+        }
         Action::ScaleReplicaSet { .. }
         | Action::AnnotateReplicaSet { .. }
         | Action::DeleteReplicaSet { .. }
@@ -1794,4 +1800,410 @@ fn progress_deadline_table() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+// ---- Gates and the pre-promotion analysis (docs/rollout.md, "Gates") ----
+
+/// v1 live (3 pods), `gates` set, v2's fleet available (the next plan judges).
+fn gated(gates: serde_json::Value) -> Sim {
+    let mut sim = Sim::steady("web:1", 3);
+    sim.rollout.spec.strategy.red_black.gates = serde_json::from_value(gates).unwrap();
+    sim.set_image("web:2");
+    sim.step();
+    sim.make_ready();
+    sim
+}
+
+fn smoke_job() -> serde_json::Value {
+    serde_json::json!([{"name": "smoke", "at": "BeforeSwitch", "job": {"template": {"spec": {
+        "containers": [{"name": "t", "image": "redblack/redblack",
+            "args": ["smoke", "--url", "http://${previewService}/${revision}"]}]}}}}])
+}
+
+fn http_gate(retries: i32) -> serde_json::Value {
+    serde_json::json!([{"name": "health", "at": "BeforeSwitch", "http": {
+        "url": "http://127.0.0.1:1/${revision}", "retries": retries, "retryInterval": "10s"}}])
+}
+
+fn job_outcome(sim: &mut Sim, phase: redblack::rollout::plan::JobPhase, message: Option<&str>) {
+    for j in &mut sim.observed.jobs {
+        j.phase = phase;
+        j.message = message.map(str::to_owned);
+    }
+}
+
+fn http_result(sim: &mut Sim, passed: bool, message: &str) {
+    let probes = redblack::rollout::plan::http_due(&sim.rollout, sim.now);
+    sim.observed.http_checks = probes
+        .iter()
+        .map(|p| redblack::rollout::plan::HttpCheck {
+            gate: p.gate.clone(),
+            revision: p.revision.clone(),
+            passed,
+            message: message.to_owned(),
+        })
+        .collect();
+}
+
+fn job_of(plan: &Plan) -> Option<&k8s_openapi::api::batch::v1::Job> {
+    plan.actions.iter().find_map(|a| match a {
+        Action::EnsureJob { job, .. } => Some(&**job),
+        _ => None,
+    })
+}
+
+type GateRow = (&'static str, fn() -> Sim, fn(&Sim, &Plan));
+
+const GATE_ROWS: &[GateRow] = &[
+    (
+        "a Job gate holds the available fleet: its Job is created, rendered, no switch",
+        || gated(smoke_job()),
+        |sim, plan| {
+            assert!(matches!(plan.state, State::Gated(_)), "{:?}", plan.state);
+            assert_eq!(switches_to(plan, "web"), None);
+            let job = job_of(plan).expect("a Job");
+            let name = format!("web-{}-smoke-1", sim.hash());
+            assert_eq!(job.metadata.name.as_deref(), Some(name.as_str()));
+            assert_eq!(
+                job.metadata.owner_references.as_ref().unwrap()[0].kind,
+                "Rollout"
+            );
+            let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+            assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+            let args = pod.containers[0].args.as_ref().unwrap();
+            assert_eq!(
+                args[2],
+                format!("http://${{previewService}}/{}", sim.hash()),
+                "no previewService: kept as written"
+            );
+            assert_eq!(
+                job.spec.as_ref().unwrap().active_deadline_seconds,
+                Some(600)
+            );
+            let c = condition(plan, "Progressing").unwrap();
+            assert_eq!(c.reason, "GateRunning");
+            assert!(c.message.contains("gate smoke"), "{}", c.message);
+            assert_eq!(phase(plan), Phase::Progressing);
+            assert!(plan.requeue_after.unwrap() <= std::time::Duration::from_secs(2));
+            let g = &plan.status.gates[0];
+            assert_eq!(
+                g.logs.as_deref(),
+                Some(format!("kubectl logs -n default job/{name}").as_str())
+            );
+        },
+    ),
+    (
+        "a running Job keeps holding, and is not created again",
+        || {
+            let mut sim = gated(smoke_job());
+            sim.step();
+            sim
+        },
+        |_, plan| {
+            assert!(matches!(plan.state, State::Gated(_)));
+            assert!(job_of(plan).is_none());
+            assert_eq!(switches_to(plan, "web"), None);
+        },
+    ),
+    (
+        "a completed Job opens the gate: the switch follows",
+        || {
+            let mut sim = gated(smoke_job());
+            sim.step();
+            job_outcome(&mut sim, redblack::rollout::plan::JobPhase::Complete, None);
+            sim
+        },
+        |sim, plan| {
+            assert_eq!(switches_to(plan, "web"), Some(sim.hash()));
+            assert!(plan.events.iter().any(|e| e.reason == "GatePassed"));
+            assert_eq!(plan.status.gates[0].phase, redblack::api::GatePhase::Passed);
+        },
+    ),
+    (
+        "a failed Job aborts: no switch, Stalled GateFailed names the gate and its logs",
+        || {
+            let mut sim = gated(smoke_job());
+            sim.step();
+            job_outcome(
+                &mut sim,
+                redblack::rollout::plan::JobPhase::Failed,
+                Some("BackoffLimitExceeded: Job has reached the specified backoff limit"),
+            );
+            sim
+        },
+        |sim, plan| {
+            assert!(matches!(plan.state, State::Aborted(_)));
+            assert_eq!(switches_to(plan, "web"), None);
+            let c = condition(plan, "Stalled").unwrap();
+            assert_eq!(c.reason, "GateFailed");
+            assert!(c.message.contains("gate smoke failed"), "{}", c.message);
+            assert!(c.message.contains("BackoffLimitExceeded"), "{}", c.message);
+            assert!(
+                c.message
+                    .contains(&format!("job/web-{}-smoke-1", sim.hash())),
+                "{}",
+                c.message
+            );
+            let e = plan
+                .events
+                .iter()
+                .find(|e| e.reason == "GateFailed")
+                .unwrap();
+            assert_eq!(e.type_, EventType::Warning);
+            assert_eq!(phase(plan), Phase::Degraded);
+        },
+    ),
+    (
+        "a retry after a failed gate runs it again with a new Job",
+        || {
+            let mut sim = gated(smoke_job());
+            sim.step();
+            job_outcome(
+                &mut sim,
+                redblack::rollout::plan::JobPhase::Failed,
+                Some("DeadlineExceeded: x"),
+            );
+            sim.step();
+            let hash = sim.hash();
+            sim.annotate(RETRY_ANNOTATION, &hash);
+            sim
+        },
+        |sim, plan| {
+            let job = job_of(plan).expect("a new Job");
+            assert_eq!(
+                job.metadata.name,
+                Some(format!("web-{}-smoke-2", sim.hash()))
+            );
+            assert!(matches!(plan.state, State::Gated(_)));
+        },
+    ),
+    (
+        "an HTTP gate: its first attempt is due once recorded; a failure with retries left holds",
+        || {
+            let mut sim = gated(http_gate(1));
+            sim.step();
+            http_result(&mut sim, false, "GET http://127.0.0.1:1/x: cannot connect");
+            assert_eq!(sim.observed.http_checks.len(), 1, "due at once");
+            sim
+        },
+        |sim, plan| {
+            assert!(matches!(plan.state, State::Gated(_)));
+            assert_eq!(switches_to(plan, "web"), None);
+            let g = &plan.status.gates[0];
+            assert_eq!(
+                (g.attempts, g.phase),
+                (1, redblack::api::GatePhase::Running)
+            );
+            assert!(g.message.as_deref().unwrap().starts_with("attempt 1/2"));
+            assert_eq!(plan.requeue_after, Some(std::time::Duration::from_secs(10)));
+            let probes = redblack::rollout::plan::http_due(&sim.rollout, sim.now);
+            assert_eq!(probes[0].url, format!("http://127.0.0.1:1/{}", sim.hash()));
+        },
+    ),
+    (
+        "an HTTP gate that fails its last attempt aborts; no switch",
+        || {
+            let mut sim = gated(http_gate(1));
+            sim.step();
+            http_result(&mut sim, false, "cannot connect");
+            sim.step();
+            sim.observed.http_checks.clear();
+            assert!(
+                redblack::rollout::plan::http_due(&sim.rollout, sim.now).is_empty(),
+                "not before its interval"
+            );
+            sim.advance(10);
+            http_result(&mut sim, false, "cannot connect");
+            sim
+        },
+        |_, plan| {
+            assert!(matches!(plan.state, State::Aborted(_)));
+            assert_eq!(switches_to(plan, "web"), None);
+            let c = condition(plan, "Stalled").unwrap();
+            assert!(
+                c.message.contains("gate health failed") && c.message.contains("attempt 2/2"),
+                "{}",
+                c.message
+            );
+        },
+    ),
+    (
+        "an HTTP gate that answers as configured opens: the switch follows",
+        || {
+            let mut sim = gated(http_gate(0));
+            sim.step();
+            http_result(&mut sim, true, "answered 200");
+            sim
+        },
+        |sim, plan| assert_eq!(switches_to(plan, "web"), Some(sim.hash())),
+    ),
+    (
+        "prePromotionAnalysis: created against the live fleet, no switch until judged",
+        || {
+            let mut sim = Sim::steady("web:1", 3);
+            sim.rollout.spec.strategy.red_black.pre_promotion_analysis = Some(
+                serde_json::from_value(serde_json::json!({"inline": common::analysis_body()}))
+                    .unwrap(),
+            );
+            sim.set_image("web:2");
+            sim.step();
+            sim.make_ready();
+            sim
+        },
+        |sim, plan| {
+            assert!(matches!(plan.state, State::Gated(_)));
+            assert_eq!(switches_to(plan, "web"), None);
+            let spec = plan
+                .actions
+                .iter()
+                .find_map(|a| match a {
+                    Action::EnsureCanaryAnalysis { name, spec, .. } if name.contains("-pre-") => {
+                        Some(spec)
+                    }
+                    _ => None,
+                })
+                .expect("the pre-promotion analysis");
+            assert_eq!(spec["experiment"]["revision"], sim.hash());
+            assert_eq!(spec["experiment"]["role"], "preview");
+            assert_eq!(spec["control"]["role"], "stable");
+        },
+    ),
+    (
+        "prePromotionAnalysis Failed: aborted, no switch, the condition names it",
+        || {
+            let mut sim = Sim::steady("web:1", 3);
+            sim.rollout.spec.strategy.red_black.pre_promotion_analysis = Some(
+                serde_json::from_value(serde_json::json!({"inline": common::analysis_body()}))
+                    .unwrap(),
+            );
+            sim.set_image("web:2");
+            sim.step();
+            sim.make_ready();
+            sim.step();
+            let name = sim
+                .observed
+                .analyses
+                .iter()
+                .find(|a| a.name.contains("-pre-"))
+                .unwrap()
+                .name
+                .clone();
+            sim.judge(
+                &name,
+                redblack::rollout::plan::AnalysisPhase::Failed,
+                Some(12.0),
+                "bad",
+            );
+            sim
+        },
+        |_, plan| {
+            assert!(matches!(plan.state, State::Aborted(_)));
+            assert_eq!(switches_to(plan, "web"), None);
+            assert_eq!(
+                condition(plan, "Stalled").unwrap().reason,
+                "PrePromotionAnalysisFailed"
+            );
+            assert!(
+                plan.events
+                    .iter()
+                    .any(|e| e.reason == "PrePromotionAnalysisFailed")
+            );
+        },
+    ),
+    (
+        "prePromotionAnalysis Passed with Manual promotion: waits for the promote",
+        || {
+            let mut sim = Sim::steady("web:1", 3);
+            let rb = &mut sim.rollout.spec.strategy.red_black;
+            rb.promotion = PromotionPolicy::Manual;
+            rb.pre_promotion_analysis = Some(
+                serde_json::from_value(serde_json::json!({"inline": common::analysis_body()}))
+                    .unwrap(),
+            );
+            sim.set_image("web:2");
+            sim.step();
+            sim.make_ready();
+            sim.step();
+            let name = sim
+                .observed
+                .analyses
+                .iter()
+                .find(|a| a.name.contains("-pre-"))
+                .unwrap()
+                .name
+                .clone();
+            sim.judge(
+                &name,
+                redblack::rollout::plan::AnalysisPhase::Passed,
+                Some(95.0),
+                "",
+            );
+            sim
+        },
+        |_, plan| {
+            assert!(
+                matches!(plan.state, State::AwaitingPromotion { .. }),
+                "{:?}",
+                plan.state
+            );
+            assert_eq!(switches_to(plan, "web"), None);
+        },
+    ),
+    (
+        "a BeforeCanary gate holds a ready canary without traffic",
+        || {
+            let mut sim = Sim::with_canary(false, true, "Pause");
+            sim.rollout.spec.strategy.red_black.gates = serde_json::from_value(serde_json::json!(
+                [{"name": "smoke", "at": "BeforeCanary", "http": {"url": "http://${canaryService}/"}}])).unwrap();
+            sim.set_image("web:2");
+            sim.step();
+            sim.make_ready();
+            sim
+        },
+        |_, plan| {
+            assert!(
+                matches!(
+                    plan.state,
+                    State::Canary(redblack::rollout::plan::CanaryStep::Gated(_))
+                ),
+                "{:?}",
+                plan.state
+            );
+            let c = plan.status.canary.as_ref().unwrap();
+            assert_eq!(c.traffic_percent, 0);
+            assert!(c.analysis_start.is_none());
+            assert!(!plan.actions.iter().any(|a| a.touches_traffic()));
+            assert!(
+                !plan
+                    .actions
+                    .iter()
+                    .any(|a| matches!(a, Action::EnsureCanaryAnalysis { .. }))
+            );
+        },
+    ),
+];
+
+#[test]
+fn gates_table() {
+    let mut failures = Vec::new();
+    for (name, given, then) in GATE_ROWS {
+        let sim = given();
+        let plan = sim.plan();
+        assert_eq!(plan, sim.plan(), "{name}: planning twice differs");
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| then(&sim, &plan)));
+        if let Err(err) = result {
+            let msg = err
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| err.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            failures.push(format!("{name}: {msg}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failing rows:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }

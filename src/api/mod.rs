@@ -9,6 +9,7 @@ pub mod anti_affinity;
 pub mod canary_analysis;
 pub mod conditions;
 pub mod endpoint;
+pub mod gates;
 pub mod hash;
 pub mod k8s_names;
 pub mod notifier;
@@ -17,6 +18,7 @@ pub mod rollout;
 pub mod validate;
 
 pub use conditions::{Condition, ConditionStatus};
+pub use gates::{Gate, GateAt, GatePhase, GateStatus, HttpGate, HttpMethod, JobGate};
 pub use hash::{pod_template_hash, value_hash};
 /// The pattern of every duration field of every CRD: the grammar of
 /// [`redblack_duration::parse`], which validation reads them with.
@@ -103,6 +105,10 @@ mod tests {
                 "Rollout".to_owned(),
                 ".spec.strategy.redBlack.scaleDownDelay".to_owned(),
             ),
+            (
+                "Rollout".to_owned(),
+                ".spec.strategy.redBlack.gates[].http.retryInterval".to_owned(),
+            ),
         ];
         for (path, _) in canary_analysis::DURATION_FIELDS {
             expected.push((
@@ -123,7 +129,8 @@ mod tests {
             others,
             [
                 r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
-                rollout::TEMPLATE_NAME_PATTERN
+                rollout::TEMPLATE_NAME_PATTERN,
+                gates::GATE_NAME_PATTERN,
             ],
             "a new pattern: is it a duration?"
         );

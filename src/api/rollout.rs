@@ -186,6 +186,15 @@ pub struct RedBlackStrategy {
     /// from before the switch); a Failed verdict switches back to the warm fleet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_promotion_analysis: Option<AnalysisSource>,
+    /// Judge the new revision's full fleet (behind the preview Service)
+    /// before the switch (Argo Rollouts' `prePromotionAnalysis`): Failed
+    /// aborts it, traffic never moves; a pass lets the promotion go on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_promotion_analysis: Option<AnalysisSource>,
+    /// Jobs and HTTP checks that must pass before the canary gets traffic or
+    /// before the switch (docs/rollout.md, "Gates").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<super::gates::Gate>,
     /// Gateway API weights for the canary's share instead of replica counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_routing: Option<TrafficRouting>,
@@ -386,7 +395,9 @@ pub enum AbortReason {
     User,
     /// Not available within `progressDeadlineSeconds`.
     ProgressDeadlineExceeded,
-    /// The canary analysis failed (or was Marginal with `marginal: Fail`).
+    /// The canary analysis failed (or was Marginal with `marginal: Fail`), a
+    /// gate failed, or the pre-promotion analysis failed (`status.gates`,
+    /// `status.prePromotion` and the conditions say which).
     AnalysisFailed,
     /// The post-promotion analysis failed: traffic went back to the old fleet.
     PostPromotionAnalysisFailed,
@@ -555,6 +566,22 @@ pub struct PostPromotionStatus {
     pub message: Option<String>,
 }
 
+/// The analysis that judges the new revision's full fleet before the switch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrePromotionStatus {
+    pub revision: String,
+    pub analysis_name: String,
+    /// When the fleet was found available: the analysis' `startTime`.
+    #[schemars(schema_with = "crate::api::conditions::date_time")]
+    pub started_at: DateTime<Utc>,
+    pub phase: PostPromotionPhase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutStatus {
@@ -621,6 +648,12 @@ pub struct RolloutStatus {
     /// The post-promotion analysis of the live revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_promotion: Option<PostPromotionStatus>,
+    /// The gates of the current revision (`spec.strategy.redBlack.gates`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<super::gates::GateStatus>,
+    /// The pre-promotion analysis of the current revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_promotion: Option<PrePromotionStatus>,
     /// The score of the latest analysis verdict (canary or post-promotion).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_score: Option<f64>,

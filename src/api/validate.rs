@@ -169,7 +169,72 @@ pub fn validate(rollout: &Rollout) -> Vec<SpecError> {
         }
     }
     validate_canary(rollout, &mut errors);
+    validate_gates(rollout, &mut errors);
     errors
+}
+
+/// `gates` (unique names, one kind each, durations) and `prePromotionAnalysis`.
+fn validate_gates(rollout: &Rollout, errors: &mut Vec<SpecError>) {
+    let rb = &rollout.spec.strategy.red_black;
+    if let Some(pre) = &rb.pre_promotion_analysis {
+        analysis_source(pre, "spec.strategy.redBlack.prePromotionAnalysis", errors);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, gate) in rb.gates.iter().enumerate() {
+        let field = format!("spec.strategy.redBlack.gates[{i}]");
+        if !seen.insert(gate.name.as_str()) {
+            errors.push(SpecError::new(
+                &format!("{field}.name"),
+                format!("{:?} is used by another gate", gate.name),
+                "give each gate its own name",
+            ));
+        }
+        if !super::k8s_names::is_dns1123_label(&gate.name) || gate.name.len() > 20 {
+            errors.push(SpecError::new(
+                &format!("{field}.name"),
+                format!(
+                    "{:?} is not a DNS label of at most 20 characters",
+                    gate.name
+                ),
+                "use lower-case letters, digits and '-', e.g. smoke",
+            ));
+        }
+        match (&gate.job, &gate.http) {
+            (Some(_), Some(_)) | (None, None) => errors.push(SpecError::new(
+                &field,
+                "needs exactly one of job and http",
+                "keep one: a Job for smoke tests, http for a single check",
+            )),
+            (Some(job), None) => {
+                if job
+                    .template
+                    .spec
+                    .as_ref()
+                    .is_none_or(|s| s.containers.is_empty())
+                {
+                    errors.push(SpecError::new(
+                        &format!("{field}.job.template.spec.containers"),
+                        "is empty",
+                        "give the Job a container that runs the tests",
+                    ));
+                }
+            }
+            (None, Some(http)) => {
+                errors.extend(SpecError::duration(
+                    &format!("{field}.http.retryInterval"),
+                    &http.retry_interval,
+                    std::time::Duration::from_secs(1),
+                ));
+                if http.expect_status.is_empty() {
+                    errors.push(SpecError::new(
+                        &format!("{field}.http.expectStatus"),
+                        "is empty",
+                        "list the answers that pass, e.g. [200]",
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// Label keys and values as the API server reads them (every ReplicaSet,

@@ -17,6 +17,7 @@ pub mod report;
 pub mod rollouts;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+pub mod smoke;
 
 /// What every verb returns; the binary prints the error chain and exits 1.
 pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -55,6 +56,8 @@ pub enum Command {
     #[cfg(feature = "sandbox")]
     /// Send steady, paced, bounded HTTP traffic to a URL and report progress.
     DemoLoad(demo_load::DemoLoadArgs),
+    /// Smoke tests: send N requests to a URL, print a summary, exit 1 on more than --max-errors failures.
+    Smoke(smoke::SmokeArgs),
     #[command(flatten)]
     Rollout(rollouts::RolloutCommand),
     /// The Rollout verbs again under Argo's prefix: `redblack rollouts set image …`
@@ -79,6 +82,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Command::DemoApp(args) => demo_app::run(args).await,
         #[cfg(feature = "sandbox")]
         Command::DemoLoad(args) => demo_load::run(args).await,
+        Command::Smoke(args) => smoke::run(args).await,
         Command::Rollout(command) | Command::Rollouts { command } => rollouts::run(command).await,
     }
 }

@@ -175,21 +175,11 @@ fn red_black(bg: &Map<String, Value>, notes: &mut Vec<String>) -> Value {
                 }
                 None => notes.push(format!("{}: not an integer", path(key))),
             },
-            "postPromotionAnalysis" => {
+            // Same shape on both sides: {templateName}; pre-promotion judges
+            // the full preview fleet before the switch (docs/rollout.md, "Gates").
+            "prePromotionAnalysis" | "postPromotionAnalysis" => {
                 if let Some(source) = analysis(value, &path(key), notes) {
                     out.insert(key.clone(), source);
-                }
-            }
-            "prePromotionAnalysis" => {
-                // The gates (issue 18) add spec.strategy.redBlack.prePromotionAnalysis
-                // with this shape; until it is in this build's API the mapping
-                // is reported instead of written (an unknown field would be
-                // pruned by the API server without a word).
-                if let Some(source) = analysis(value, &path(key), notes) {
-                    notes.push(format!(
-                        "{}: not carried over, because this build has no redBlack.prePromotionAnalysis; it would be {source}",
-                        path(key)
-                    ));
                 }
             }
             // Same field names and meaning: exactly one of the two rules;

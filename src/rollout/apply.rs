@@ -15,6 +15,7 @@
 //! | `EnsureRoleService` | server-side apply of the `<rollout>-canary/-baseline` Service, `force`, owned by the Rollout | ours entirely |
 //! | `SetRouteWeights` | a merge patch of `spec.rules` (the rules of the route the plan was made from, every rule's `backendRefs` replaced), guarded by that route's resourceVersion | the user's object: one write, 409 if it changed since it was observed (the next plan sees the change) |
 //! | `EnsureCanaryAnalysis` | POST; 409 AlreadyExists is success; another 4xx (but 429) is [`ApplyError::AnalysisRefused`]: the controller re-plans with it (the canary is held, a condition and one Event say why) | a judgement is a record: never updated |
+//! | `EnsureJob` | server-side apply of a gate's Job, `force`, owned by the Rollout (`gates_io.rs`) | ours entirely; its name is per revision and attempt, so it is never rewritten |
 //! | status | JSON merge patch of the `status` subresource: the diff from the stored status | see [`write_status`] |
 //!
 //! Any other write the API refuses for good (a 4xx but 404/409/429, e.g. an
@@ -146,6 +147,8 @@ pub enum Written {
     CanaryAnalysis {
         name: String,
     },
+    /// A gate's Job (read, not cached).
+    Job,
     /// The HTTPRoute's weights (cached only while the route watch runs).
     Route {
         name: String,
@@ -368,6 +371,10 @@ pub async fn execute(
                 }
             }
             Ok(Written::CanaryAnalysis { name: name.clone() })
+        }
+        Action::EnsureJob { name, job } => {
+            super::gates_io::apply_job(client, &ns, name, job).await?;
+            Ok(Written::Job)
         }
     }
 }

@@ -501,6 +501,18 @@ async fn reconcile_inner(
             return Err(error.into());
         }
     };
+    // Gates: the Jobs are read (not watched) while the Rollout has Job
+    // gates; the HTTP attempts the planner says are due are made now.
+    observed.jobs = match crate::rollout::gates_io::read_jobs(&ctx.client, rollout).await {
+        Ok(jobs) => jobs,
+        Err(error) => {
+            if let Some(refusal) = error.refusal() {
+                report_refused(ctx, rollout, &observed, &refusal, now).await;
+            }
+            return Err(error.into());
+        }
+    };
+    observed.http_checks = crate::rollout::gates_io::run_http(&plan::http_due(rollout, now)).await;
     let mut plan = plan(rollout, &observed, now);
     let requeue = Requeue::requeue(plan.requeue_after.unwrap_or(ctx.settings.resync));
     if plan.is_noop(rollout.status.as_ref()) {

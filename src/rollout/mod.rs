@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod controller;
+pub mod gates_io;
 pub mod metrics;
 pub mod observe;
 pub mod plan;

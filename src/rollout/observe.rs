@@ -193,6 +193,8 @@ pub fn observe_with_route(
         refused: None,
         events_refused: None,
         pods: Vec::new(),
+        jobs: Vec::new(),
+        http_checks: Vec::new(),
     }
 }
 
@@ -205,6 +207,7 @@ pub fn template_names(rollout: &Rollout) -> Vec<&str> {
         .map(|c| &c.analysis)
         .into_iter()
         .chain(rb.post_promotion_analysis.as_ref())
+        .chain(rb.pre_promotion_analysis.as_ref())
         .filter_map(|source| source.template_name.as_deref())
         .collect();
     names.dedup();
@@ -327,7 +330,7 @@ pub fn caches_reflect(
             &before.replica_set(name),
         ),
         // Pods are read from the API per reconcile, never cached.
-        Written::PodDeleted => true,
+        Written::PodDeleted | Written::Job => true,
         Written::ReplicaSetDeleted { name } => caches
             .replica_sets
             .get(&ObjectRef::new(name).within(&ns))

@@ -33,12 +33,13 @@
 //! | 2 names | `names` | names, labels and selectors of every child |
 //! | 3 world | `world` | the observed world, indexed, and every question about it |
 //! | 4 input | `ctx` | the one input value of every step |
-//! | 5 decide | `operations`, `state`, `deadline`, `auto_promotion`, `canary/gate`, `post_promotion/verdict`, `decide` | manual operations, the states, the progress deadline, the canary gate, the post-promotion verdict, the state machine |
-//! | 6 act | `traffic`, `fleets`, `pod_metadata`, `restart`, `canary/fleets`, `post_promotion/analysis` | the actions for a decision |
+//! | 5 decide | `operations`, `state`, `deadline`, `auto_promotion`, `gates/render`, `gates/http`, `gates/verdict`, `gates/pre_promotion`, `canary/gate`, `post_promotion/verdict`, `decide` | manual operations, the states, the progress deadline, the gates and the pre-promotion analysis, the canary gate, the post-promotion verdict, the state machine |
+//! | 6 act | `traffic`, `fleets`, `pod_metadata`, `restart`, `canary/fleets`, `post_promotion/analysis`, `gates/job` | the actions for a decision |
 //! | 7 status | `status`, `status/*` | the status to write |
 //! | 8 pipeline | `plan.rs` | [`plan`], [`Plan`] and the public re-exports |
 //!
-//! `canary/mod.rs` and `post_promotion/mod.rs` only declare their files.
+//! `canary/mod.rs`, `post_promotion/mod.rs` and `gates/mod.rs` only declare
+//! their files.
 
 use std::time::Duration;
 
@@ -55,6 +56,7 @@ mod ctx;
 mod deadline;
 mod decide;
 mod fleets;
+mod gates;
 mod names;
 mod observed;
 mod operations;
@@ -71,13 +73,15 @@ mod world;
 pub use action::Action;
 pub use analysis_spec::AnalysisProblem;
 pub use builder::{EventType, PlannedEvent};
+pub use gates::http::{HttpProbe, due as http_due, judge as http_judge, method_name};
+pub use gates::job::GATE_LABEL;
 pub use names::{
     analysis_name, baseline_name, canary_name, replica_set_name, role_service_name,
     rollout_label_value, service_selector,
 };
 pub use observed::{
-    AnalysisObservation, AnalysisPhase, Observed, Refusal, RouteBackend, RouteObservation,
-    WriteRefusal,
+    AnalysisObservation, AnalysisPhase, HttpCheck, JobObservation, JobPhase, Observed, Refusal,
+    RouteBackend, RouteObservation, WriteRefusal,
 };
 pub use state::{CanaryStep, State, SwitchKind};
 pub use status::WRITE_REFUSED;
@@ -161,6 +165,18 @@ fn pipeline(ctx: Ctx) -> Plan {
     pod_metadata::act(&ctx, &mut out);
     canary::fleets::act(&ctx, &decision, &mut out);
     post_promotion::analysis::act(&ctx, &decision, &mut out);
+    gates::job::act(
+        &ctx,
+        &decision.records.gates,
+        decision.state.gated(),
+        &mut out,
+    );
+    gates::pre_promotion::act(
+        &ctx,
+        &decision.records,
+        matches!(decision.state, State::Gated(_)),
+        &mut out,
+    );
     fleets::retire(&ctx, &decision, &stamped, &mut out);
     restart::act(&ctx, &decision, &mut out);
 

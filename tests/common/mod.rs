@@ -285,6 +285,18 @@ impl Sim {
                     self.analysis_specs.push((name.clone(), spec.clone()));
                 }
             }
+            // A gate's Job: observed running (tests set its outcome).
+            Action::EnsureJob { name, .. } => {
+                if !self.observed.jobs.iter().any(|j| j.name == *name) {
+                    self.observed
+                        .jobs
+                        .push(redblack::rollout::plan::JobObservation {
+                            name: name.clone(),
+                            phase: redblack::rollout::plan::JobPhase::Running,
+                            message: None,
+                        });
+                }
+            }
             Action::SwitchService {
                 service, selector, ..
             } => {

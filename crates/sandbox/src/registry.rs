@@ -213,6 +213,17 @@ const BUILTINS: &[Builtin] = &[
         scale: true,
     },
     Builtin {
+        group: "batch",
+        version: "v1",
+        kind: "Job",
+        plural: "jobs",
+        namespaced: true,
+        short: &[],
+        categories: &["all"],
+        status: true,
+        scale: false,
+    },
+    Builtin {
         group: "coordination.k8s.io",
         version: "v1",
         kind: "Lease",

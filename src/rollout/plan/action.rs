@@ -87,6 +87,13 @@ pub enum Action {
         labels: BTreeMap<String, String>,
         spec: serde_json::Value,
     },
+    /// Create (apply) the Job of a Job gate; never updated once it exists
+    /// (a Job's template is immutable), never deleted by the planner (its
+    /// logs are the gate's evidence; the Rollout's deletion collects it).
+    EnsureJob {
+        name: String,
+        job: Box<k8s_openapi::api::batch::v1::Job>,
+    },
 }
 
 impl Action {

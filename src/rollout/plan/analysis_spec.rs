@@ -17,6 +17,8 @@ use crate::api::{AnalysisSource, Rollout};
 
 /// Field of the canary's analysis source, for messages.
 pub const CANARY_FIELD: &str = "spec.strategy.redBlack.canary.analysis";
+/// Field of the pre-promotion analysis source, for messages.
+pub const PRE_PROMOTION_FIELD: &str = "spec.strategy.redBlack.prePromotionAnalysis";
 /// Field of the post-promotion analysis source, for messages.
 pub const POST_PROMOTION_FIELD: &str = "spec.strategy.redBlack.postPromotionAnalysis";
 
@@ -196,6 +198,15 @@ pub fn resolve_post_promotion<'a>(
     source: &'a AnalysisSource,
 ) -> Result<Resolved<'a>, AnalysisProblem> {
     resolve(rollout, templates, source, POST_PROMOTION_FIELD, true)
+}
+
+/// The body of the pre-promotion analysis (judged like a canary's).
+pub fn resolve_pre_promotion<'a>(
+    rollout: &Rollout,
+    templates: &'a BTreeMap<String, Value>,
+    source: &'a AnalysisSource,
+) -> Result<Resolved<'a>, AnalysisProblem> {
+    resolve(rollout, templates, source, PRE_PROMOTION_FIELD, false)
 }
 
 /// One side of the comparison, as the CanaryAnalysis spec's `experiment` /

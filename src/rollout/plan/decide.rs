@@ -15,6 +15,8 @@ use super::builder::Events;
 use super::canary::gate;
 use super::ctx::Ctx;
 use super::deadline::{self, Progress};
+use super::gates::pre_promotion;
+use super::gates::verdict::{self as gates, Point, Verdict};
 use super::operations::Ops;
 use super::post_promotion::verdict;
 use super::records::Records;
@@ -76,6 +78,7 @@ fn derive(ctx: &Ctx, ops: &mut Ops, records: &mut Records, events: &mut Events) 
         }
         return State::Steady;
     }
+    gates::prune(ctx, ops, records);
     if let Some(abort) = &ops.abort {
         return State::Aborted(abort.clone());
     }
@@ -92,7 +95,26 @@ fn derive(ctx: &Ctx, ops: &mut Ops, records: &mut Records, events: &mut Events) 
     if !world.revision_available(target, target_size(ctx, ops)) {
         return progressing(ctx, ops, events);
     }
+    // Gates, then the pre-promotion analysis, judge the available fleet
+    // before any promotion rule may switch to it.
+    if kind == SwitchKind::Promotion {
+        if let Some(held) = gated(gates::decide(ctx, Point::Switch, ops, records, events)) {
+            return held;
+        }
+        if let Some(held) = gated(pre_promotion::decide(ctx, ops, records, events)) {
+            return held;
+        }
+    }
     switch_or_wait(ctx, kind, ops, records, events)
+}
+
+/// The state a gate's verdict holds the revision in (None: open).
+fn gated(verdict: Verdict) -> Option<State> {
+    match verdict {
+        Verdict::Open => None,
+        Verdict::Hold(hold) => Some(State::Gated(hold)),
+        Verdict::Failed(abort) => Some(State::Aborted(abort)),
+    }
 }
 
 /// `previewReplicaCount` (Argo's): a Manual promotion's fleet is kept at that

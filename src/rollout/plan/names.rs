@@ -90,6 +90,28 @@ pub fn post_promotion_analysis_name(
     )
 }
 
+/// `<rollout>-<hash>-<gate>-<attempt>`: the Job of a Job gate. A label
+/// value (its pods carry `job-name`), so at most 63 characters.
+pub fn gate_job_name(rollout: &Rollout, hash: &str, gate: &str, attempt: i32) -> String {
+    fit(
+        rollout_name(rollout),
+        &format!("-{hash}-{gate}-{attempt}"),
+        LABEL_VALUE_MAX,
+        true,
+        crate::api::k8s_names::is_dns1123_label,
+    )
+}
+
+/// `<rollout>-<hash>-pre-<unix seconds of its start>`: the pre-promotion
+/// analysis; a retry starts a fresh one.
+pub fn pre_promotion_analysis_name(
+    rollout: &Rollout,
+    hash: &str,
+    started_at: DateTime<Utc>,
+) -> String {
+    analysis(rollout, &format!("-{hash}-pre-{}", started_at.timestamp()))
+}
+
 /// `<rollout>-canary` / `<rollout>-baseline`: the Services of the roles. A
 /// Service name is a DNS-1035 label, so a dotted (`web.v2`), digit-first or
 /// long Rollout name gets the shortened form (`web-v2-<8 hex>-canary`).

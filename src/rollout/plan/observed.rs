@@ -36,6 +36,39 @@ pub struct Observed {
     /// The API refused the last Event recorded on this Rollout: its message.
     /// None while Events are recorded.
     pub events_refused: Option<String>,
+    /// Jobs of the Rollout's Job gates (labelled with the Rollout), read only
+    /// while it has Job gates.
+    pub jobs: Vec<JobObservation>,
+    /// HTTP gate attempts made in this reconcile (`gates::http_due`).
+    pub http_checks: Vec<HttpCheck>,
+}
+
+/// What the planner needs of a Job of a Job gate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobObservation {
+    pub name: String,
+    pub phase: JobPhase,
+    /// The Failed condition's reason and message (e.g. `DeadlineExceeded`).
+    pub message: Option<String>,
+}
+
+/// A Job's outcome, from its Complete / Failed conditions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobPhase {
+    Running,
+    Complete,
+    Failed,
+}
+
+/// One attempt of an HTTP gate, made by the shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpCheck {
+    pub gate: String,
+    pub revision: String,
+    /// The answer was as configured.
+    pub passed: bool,
+    /// What was seen: `503 Service Unavailable`, `connection refused`, ...
+    pub message: String,
 }
 
 /// A CanaryAnalysis create the API refused, with the API's message.

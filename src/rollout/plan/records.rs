@@ -2,13 +2,19 @@
 //! canary and post-promotion status it writes. Decided while deriving the
 //! state (`decide.rs`), read by the actions and written by `status::build`.
 
-use crate::api::{CanaryStatus, PostPromotionPhase, PostPromotionStatus, RolloutStatus};
+use crate::api::{
+    CanaryStatus, GateStatus, PostPromotionPhase, PostPromotionStatus, PrePromotionStatus,
+    RolloutStatus,
+};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Records {
     pub canary: Option<CanaryStatus>,
     pub post_promotion: Option<PostPromotionStatus>,
     pub last_score: Option<f64>,
+    /// The gates of the current revision (`gates::verdict`).
+    pub gates: Vec<GateStatus>,
+    pub pre_promotion: Option<PrePromotionStatus>,
 }
 
 impl Records {
@@ -17,6 +23,8 @@ impl Records {
             canary: old.canary.clone(),
             post_promotion: old.post_promotion.clone(),
             last_score: old.last_score,
+            gates: old.gates.clone(),
+            pre_promotion: old.pre_promotion.clone(),
         }
     }
 

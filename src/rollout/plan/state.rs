@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::analysis_spec::AnalysisProblem;
+pub use super::gates::verdict::GateHold;
 use super::operations::Ops;
 use super::records::Records;
 use super::world::World;
@@ -61,6 +62,9 @@ pub enum State {
     /// Available and allowed, but the post-promotion analysis could not be
     /// created (its template is missing, or its body is unusable): no switch.
     AnalysisUnavailable(AnalysisProblem),
+    /// Available, but a gate or the pre-promotion analysis has not passed
+    /// yet (`status.gates`, `status.prePromotion`): no switch.
+    Gated(GateHold),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -83,6 +87,9 @@ pub enum CanaryStep {
     /// in `status.canary.analysisRefused`): no traffic, and no new create
     /// until the body or the spec changes, or a retry.
     AnalysisRefused { analysis: String, message: String },
+    /// Both are ready, but a `BeforeCanary` gate has not passed yet: no
+    /// traffic to the canary.
+    Gated(GateHold),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +99,13 @@ pub enum SwitchKind {
     /// Back to a revision that was promoted before (undo / GitOps revert).
     Rollback,
     Promotion,
+}
+
+impl State {
+    /// Held at a gate (before the switch, or before the canary's traffic).
+    pub fn gated(&self) -> bool {
+        matches!(self, State::Gated(_) | State::Canary(CanaryStep::Gated(_)))
+    }
 }
 
 /// Which revision the active Service selects once a plan in `state` is applied.

@@ -18,6 +18,7 @@ use super::traffic;
 
 mod canary;
 mod counters;
+mod gates;
 mod history;
 mod paused;
 mod phase;
@@ -126,6 +127,8 @@ fn recorded(ctx: &Ctx, decision: &Decision) -> RolloutStatus {
             c
         }),
         post_promotion: records.post_promotion.clone(),
+        gates: records.gates.clone(),
+        pre_promotion: records.pre_promotion.clone(),
         last_score: records.last_score,
         history: old.history.clone(),
         ..RolloutStatus::default()

@@ -126,6 +126,10 @@ pub struct World {
     pub refused: Option<Refusal>,
     /// [`super::observed::Observed::pods`].
     pub pods: Vec<k8s_openapi::api::core::v1::Pod>,
+    /// [`super::observed::Observed::jobs`].
+    pub jobs: Vec<super::observed::JobObservation>,
+    /// [`super::observed::Observed::http_checks`].
+    pub http_checks: Vec<super::observed::HttpCheck>,
 }
 
 /// Only the planner widens the selector to exactly `matchLabels` (replica-count
@@ -202,6 +206,8 @@ impl World {
             }),
             refused: observed.refused.clone(),
             pods: observed.pods.clone(),
+            jobs: observed.jobs.clone(),
+            http_checks: observed.http_checks.clone(),
         }
     }
 

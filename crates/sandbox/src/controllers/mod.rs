@@ -1,5 +1,5 @@
 //! The few controllers a rollout depends on, run in-process against the sandbox
-//! store (no HTTP): Deployments, ReplicaSets, a pod lifecycle simulator, garbage collection by
+//! store (no HTTP): Deployments, ReplicaSets, Jobs (`job`), a pod lifecycle simulator, garbage collection by
 //! owner references, Endpoints for Services, and Namespace deletion.
 //!
 //! Every controller is level-triggered: store events only say *which* keys to look
@@ -17,6 +17,7 @@
 mod deployment;
 pub(crate) mod endpoints;
 mod gc;
+pub mod job;
 pub mod labels;
 mod namespace;
 mod objects;
@@ -140,6 +141,11 @@ pub fn start(
         resync,
     )));
     tasks.push(tokio::spawn(runner::run(
+        job::JobController::new(store.clone(), types.clone()),
+        store.subscribe(),
+        resync,
+    )));
+    tasks.push(tokio::spawn(runner::run(
         deployment::DeploymentController::new(store.clone(), types.clone()),
         store.subscribe(),
         resync,
@@ -184,6 +190,7 @@ pub(crate) struct Builtins {
     pub pods: ResourceType,
     pub replicasets: ResourceType,
     pub deployments: ResourceType,
+    pub jobs: ResourceType,
     pub services: ResourceType,
     pub endpoints: ResourceType,
     pub namespaces: ResourceType,
@@ -196,6 +203,7 @@ impl Builtins {
             pods: registry.by_kind("v1", "Pod")?,
             replicasets: registry.by_kind("apps/v1", "ReplicaSet")?,
             deployments: registry.by_kind("apps/v1", "Deployment")?,
+            jobs: registry.by_kind("batch/v1", "Job")?,
             services: registry.by_kind("v1", "Service")?,
             endpoints: registry.by_kind("v1", "Endpoints")?,
             namespaces: registry.by_kind("v1", "Namespace")?,

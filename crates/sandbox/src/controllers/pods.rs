@@ -326,7 +326,31 @@ fn running_status(
                 && c.restart_count == 0
                 && c.last_state.is_none()
         });
-    let phase = if never_started { "Pending" } else { "Running" };
+    // Every container terminated (a run-to-completion pod's process exited
+    // for good): Succeeded when all exited 0, else Failed.
+    let exits: Vec<i64> = report
+        .containers
+        .iter()
+        .filter_map(|c| match c.state {
+            ContainerState::Terminated { exit_code, .. } => Some(i64::from(exit_code)),
+            _ => None,
+        })
+        .collect();
+    let completed = !report.containers.is_empty()
+        && exits.len() == report.containers.len()
+        && pod.pointer("/spec/restartPolicy").and_then(Value::as_str) != Some("Always")
+        && pod.pointer("/spec/restartPolicy").is_some();
+    let phase = if completed {
+        if exits.iter().all(|c| *c == 0) {
+            "Succeeded"
+        } else {
+            "Failed"
+        }
+    } else if never_started {
+        "Pending"
+    } else {
+        "Running"
+    };
     let mut status = Map::new();
     status.insert("phase".into(), json!(phase));
     status.insert("conditions".into(), Value::Array(conditions));

@@ -16,6 +16,10 @@
 //!   restarts the process (SIGTERM, the pod's grace period, SIGKILL).
 //! - What the process writes to stdout and stderr is kept for `kubectl logs`
 //!   (`pod_logs`).
+//! - A pod with `restartPolicy: Never` (a Job's) runs to completion: its exit
+//!   is the container's final `terminated` state and the pod's phase becomes
+//!   `Succeeded` (exit 0) or `Failed`; with `OnFailure` only a non-zero exit
+//!   is restarted.
 //! - A process that exits is restarted, like a kubelet with `restartPolicy:
 //!   Always` (what every ReplicaSet pod has): meanwhile the container is
 //!   `waiting` in `CrashLoopBackOff` with the exit code and the last lines of its
@@ -168,6 +172,24 @@ struct Launch {
     kill_at: watch::Receiver<KillAt>,
     log: Arc<ContainerLog>,
     ctx: ProcessContext,
+    /// The pod's `restartPolicy` (a Job's pods: `Never` or `OnFailure`).
+    restart: RestartPolicy,
+}
+
+/// When an exited process is started again (the kubelet's `restartPolicy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+fn restart_policy(pod: &Value) -> RestartPolicy {
+    match pod.pointer("/spec/restartPolicy").and_then(Value::as_str) {
+        Some("Never") => RestartPolicy::Never,
+        Some("OnFailure") => RestartPolicy::OnFailure,
+        _ => RestartPolicy::Always,
+    }
 }
 
 /// The pod's `terminationGracePeriodSeconds` (Kubernetes' default: 30 s).
@@ -262,6 +284,7 @@ pub fn for_pod(
                         kill_at: kill_at_rx,
                         log,
                         ctx: ctx.clone(),
+                        restart: restart_policy(pod),
                     };
                     runtime.supervisor =
                         Some(handle.spawn(supervise(launch, runtime.shared.clone())));
@@ -453,6 +476,17 @@ async fn supervise(launch: Launch, shared: Shared) {
         }
         let ended = run_once(&launch, &shared).await;
         if launch.kill_at.borrow().is_some() {
+            stopped(&launch, &shared, ended);
+            return;
+        }
+        // Run to completion (a Job's pod): the exit is the container's final
+        // `terminated` state, and the pod's phase follows (pods.rs).
+        let done = match (&ended, launch.restart) {
+            (Ended::Exited { .. }, RestartPolicy::Never) => true,
+            (Ended::Exited { code, .. }, RestartPolicy::OnFailure) => *code == 0,
+            _ => false,
+        };
+        if done {
             stopped(&launch, &shared, ended);
             return;
         }

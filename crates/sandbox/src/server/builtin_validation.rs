@@ -67,6 +67,7 @@ pub fn validate(kind: &str, builtin: bool, obj: &Value) -> Vec<FieldError> {
         }
         "Pod" => pod_spec(spec, "spec", &mut errs),
         "ReplicaSet" | "Deployment" => workload(spec, &mut errs),
+        "Job" => job(spec, &mut errs),
         _ => {}
     }
     errs
@@ -105,6 +106,52 @@ fn workload(spec: Option<&Value>, errs: &mut Vec<FieldError>) {
         "spec.template.spec",
         errs,
     );
+}
+
+/// A Job (batch/v1): its pod template, whose `restartPolicy` must be
+/// `Never` or `OnFailure` (`pkg/apis/batch/validation`), and its bounds.
+fn job(spec: Option<&Value>, errs: &mut Vec<FieldError>) {
+    let template_spec = spec.and_then(|s| s.pointer("/template/spec"));
+    pod_spec(template_spec, "spec.template.spec", errs);
+    match template_spec
+        .and_then(|s| s.get("restartPolicy"))
+        .and_then(Value::as_str)
+    {
+        Some("Never" | "OnFailure") => {}
+        other => errs.push(FieldError {
+            reason: "FieldValueNotSupported".into(),
+            field: "spec.template.spec.restartPolicy".into(),
+            message: format!(
+                "Unsupported value: \"{}\": supported values: \"OnFailure\", \"Never\"",
+                // The pod defaults fill in `Always` before the Job is validated.
+                other.unwrap_or("Always")
+            ),
+        }),
+    }
+    for field in ["backoffLimit", "activeDeadlineSeconds"] {
+        if let Some(v) = spec.and_then(|s| s.get(field))
+            && !v.is_null()
+        {
+            let ok = v.as_i64().is_some_and(|n| {
+                if field == "backoffLimit" {
+                    n >= 0
+                } else {
+                    n > 0
+                }
+            });
+            if !ok {
+                errs.push(FieldError::invalid(
+                    &format!("spec.{field}"),
+                    &v.to_string(),
+                    if field == "backoffLimit" {
+                        "must be greater than or equal to 0"
+                    } else {
+                        "must be greater than 0"
+                    },
+                ));
+            }
+        }
+    }
 }
 
 fn pod_spec(spec: Option<&Value>, at: &str, errs: &mut Vec<FieldError>) {

@@ -178,6 +178,33 @@ fn defaults(st: &Shared, rt: &ResourceType, obj: &mut Value, creating: bool) {
                 }
             }
         }
+        // `SetDefaults_Job` and the API server's generated selector (by the
+        // Job's name; the real one also adds a controller-uid label).
+        ("batch", "Job") if obj.get("spec").is_some_and(Value::is_object) => {
+            let name = obj
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let spec = &mut obj["spec"];
+            for (field, value) in [("backoffLimit", 6), ("completions", 1), ("parallelism", 1)] {
+                if spec.get(field).is_none_or(Value::is_null) {
+                    spec[field] = json!(value);
+                }
+            }
+            if spec.get("completionMode").is_none() {
+                spec["completionMode"] = json!("NonIndexed");
+            }
+            if creating && spec.get("selector").is_none_or(Value::is_null) {
+                spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/job-name": name}});
+                let labels = &mut spec["template"]["metadata"]["labels"];
+                if !labels.is_object() {
+                    *labels = json!({});
+                }
+                labels["batch.kubernetes.io/job-name"] = json!(name);
+                labels["job-name"] = json!(name);
+            }
+        }
         ("apps", "ReplicaSet" | "Deployment")
             if obj.pointer("/spec/replicas").is_none()
                 && obj.get("spec").is_some_and(Value::is_object) =>

@@ -5,6 +5,7 @@ use super::super::analysis_spec;
 use super::super::builder::Events;
 use super::super::ctx::Ctx;
 use super::super::deadline::{self, Progress};
+use super::super::gates::verdict::{self as gates, Point, Verdict};
 use super::super::names::analysis_name;
 use super::super::observed::AnalysisPhase;
 use super::super::operations::Ops;
@@ -92,7 +93,7 @@ pub(crate) fn decide(
             return None;
         }
     }
-    let step = step(ctx, cfg, ops, &mut c, out);
+    let step = step(ctx, cfg, ops, records, &mut c, out);
     records.last_score = c.score.or(records.last_score);
     records.canary = Some(c);
     step
@@ -103,6 +104,7 @@ fn step(
     ctx: &Ctx,
     cfg: &CanaryStrategy,
     ops: &mut Ops,
+    records: &mut Records,
     c: &mut CanaryStatus,
     out: &mut Events,
 ) -> Option<State> {
@@ -116,6 +118,15 @@ fn step(
         Some(CanaryPhase::Progressing) | None => {
             if !ctx.world.canary_fleets_ready(ctx.rollout, c) {
                 return Some(progressing(ctx, ops, c, out));
+            }
+            // `BeforeCanary` gates judge the ready canary before any traffic.
+            match gates::decide(ctx, Point::Canary, ops, records, out) {
+                Verdict::Open => {}
+                Verdict::Hold(hold) => {
+                    c.phase = Some(CanaryPhase::Progressing);
+                    return Some(State::Canary(CanaryStep::Gated(hold)));
+                }
+                Verdict::Failed(abort) => return Some(State::Aborted(abort)),
             }
             c.phase = Some(CanaryPhase::Analysing);
         }

@@ -58,6 +58,9 @@ pub(super) fn canary_phase(
     {
         out.wakeups.push(*deadline);
     }
+    if let CanaryStep::Gated(hold) = step {
+        out.wakeups.push(hold.wake_at);
+    }
     let observed = c
         .analysis_name
         .as_deref()
@@ -162,6 +165,17 @@ fn read(step: &CanaryStep, c: &CanaryStatus, observed: bool, what: &str, waiting
             format!("the canary of {what} is being judged by analysis {name}"),
         ),
         CanaryStep::Held(phase) => held(*phase, c, &name, what),
+        CanaryStep::Gated(hold) => Reading::working(
+            super::gates::GATE_RUNNING,
+            format!(
+                "the canary of {what} is ready and waits for {}{}; no traffic until it passes",
+                hold.what,
+                hold.message
+                    .as_ref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default()
+            ),
+        ),
         CanaryStep::AnalysisRefused { analysis, message } => Reading {
             reason: ANALYSIS_CREATE_FAILED,
             msg: format!(

@@ -45,6 +45,7 @@ pub(super) fn desired(
             progressing(what, d)
         }
         State::AnalysisUnavailable(problem) => analysis_unavailable(problem, what, d),
+        State::Gated(hold) => super::gates::held(hold, what, d, out),
         State::AwaitingPromotion { wait } => {
             if let Some((_, at)) = wait {
                 out.wakeups.push(*at);
@@ -210,6 +211,11 @@ fn aborted(
             ),
             Phase::Degraded,
         ),
+        AbortReason::AnalysisFailed
+            if let Some((reason, msg)) = super::gates::failed(records, &abort.revision, what) =>
+        {
+            (reason, msg, Phase::Degraded)
+        }
         AbortReason::AnalysisFailed => {
             let c = records.canary.as_ref();
             let name = c.and_then(|c| c.analysis_name.clone()).unwrap_or_default();
