@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod controller;
+pub mod index;
 pub mod metrics;
 pub mod observe;
 pub mod plan;
