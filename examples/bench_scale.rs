@@ -490,6 +490,10 @@ async fn main() -> BoxResult<()> {
          controller {} as a separate process; sandbox is a SIMULATOR",
         bin.display()
     );
+    // The sandbox runs in this process: its own cost is this process's.
+    let me = std::process::id();
+    let sbx_mem0 = proc_mem(me)?;
+    let sbx_cpu0 = proc_cpu(me).unwrap_or(f64::NAN);
     counts.reset();
     let mut controller = Controller::start(&bin, &kubeconfig, &log).await?;
     // Let startup allocations (first lists, runtime threads) settle.
@@ -554,6 +558,9 @@ async fn main() -> BoxResult<()> {
     ];
     let converge = controller_requests(&counts, &create_ours);
     let services_ok = view.services_on(&converged.stable);
+    let converge_secs = t_create.elapsed().as_secs_f64();
+    let sbx_mem1 = proc_mem(me)?;
+    let sbx_cpu1 = proc_cpu(me).unwrap_or(f64::NAN);
     let mem1 = controller.mem()?;
     let cpu1 = controller.cpu();
     let m1 = controller.metrics().await;
@@ -612,6 +619,9 @@ async fn main() -> BoxResult<()> {
     .await;
     let wave = controller_requests(&counts, &[("patch", "rollouts", n as u64)]);
     let services_switched = view.services_on(&switched.stable);
+    let wave_secs = t_wave.elapsed().as_secs_f64();
+    let sbx_mem2 = proc_mem(me)?;
+    let sbx_cpu2 = proc_cpu(me).unwrap_or(f64::NAN);
     let mem2 = controller.mem()?;
     let cpu2 = controller.cpu();
     let m2 = controller.metrics().await;
@@ -703,17 +713,46 @@ async fn main() -> BoxResult<()> {
     );
 
     println!();
+    println!("== where the time goes (CPU seconds; wall includes waiting for simulated pods)");
+    let objects = view.list("", "pods").len() + rs2 + 2 * n + svc_total;
     println!(
-        "| N | bytes/Rollout | bytes/cached object | req/Rollout converge | req/Rollout/min steady | req per red/black rollout |"
+        "  converge: {converge_secs:.1} s wall (incl. settle); controller CPU {:.1} s, sandbox+bench process CPU {:.1} s",
+        cpu1 - cpu0,
+        sbx_cpu1 - sbx_cpu0
     );
-    println!("|---|---|---|---|---|---|");
     println!(
-        "| {n} | {:.0} | {:.0} | {:.2} | {:.4} | {:.2} |",
+        "  wave:     {wave_secs:.1} s wall (incl. settle); controller CPU {:.1} s, sandbox+bench process CPU {:.1} s",
+        cpu2 - cpu1,
+        sbx_cpu2 - sbx_cpu1
+    );
+    println!(
+        "  controller CPU per reconcile: converge {:.3} ms, wave {:.3} ms",
+        1000.0 * (cpu1 - cpu0) / (m1 - m0).reconciles.max(1.0),
+        1000.0 * (cpu2 - cpu1) / (m2 - m1).reconciles.max(1.0)
+    );
+    println!(
+        "  sandbox process VmRSS: {:.1} MB empty, {:.1} MB converged, {:.1} MB after the wave \
+         ({objects} objects in store -> {:.0} bytes/object incl. the watch history)",
+        mb(sbx_mem0.rss_kb),
+        mb(sbx_mem1.rss_kb),
+        mb(sbx_mem2.rss_kb),
+        (sbx_mem2.rss_kb as f64 - sbx_mem0.rss_kb as f64) * 1024.0 / objects.max(1) as f64
+    );
+
+    println!();
+    println!(
+        "| N | bytes/Rollout | bytes/cached object | req/Rollout converge | req/Rollout/min steady | req per red/black rollout | CPU ms/reconcile converge | CPU ms/reconcile wave |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {n} | {:.0} | {:.0} | {:.2} | {:.4} | {:.2} | {:.3} | {:.3} |",
         b1,
         (mem1.rss_kb as f64 - mem0.rss_kb as f64) * 1024.0 / cached1 as f64,
         total(&converge) as f64 / n as f64,
         steady_total as f64 / n as f64 / minutes,
-        total(&wave) as f64 / n as f64
+        total(&wave) as f64 / n as f64,
+        1000.0 * (cpu1 - cpu0) / (m1 - m0).reconciles.max(1.0),
+        1000.0 * (cpu2 - cpu1) / (m2 - m1).reconciles.max(1.0)
     );
 
     let _ = controller.child.start_kill();

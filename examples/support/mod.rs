@@ -174,3 +174,5 @@ impl Operator {
         Ok(())
     }
 }
+
+pub mod soak;

@@ -48,8 +48,9 @@ use crate::api::analysis_template::CanaryAnalysisTemplate;
 use crate::api::canary_analysis::CanaryAnalysis;
 use crate::api::{POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL, Rollout};
 use crate::rollout::apply::{self, ApplyError};
+use crate::rollout::index::{Indexes, RefIndex};
 use crate::rollout::metrics;
-use crate::rollout::observe::{self, Before, Caches, Synced};
+use crate::rollout::observe::{self, Before, Caches, Referrers, Synced};
 use crate::rollout::plan;
 use crate::runtime::backoff::ErrorBackoff;
 use crate::runtime::events::{EventPublisher, PlannedEvent};
@@ -160,12 +161,16 @@ impl RolloutController {
             (publisher, reference)
         });
 
+        // Kept from the same events as the caches (see `index`).
+        let index = Indexes::default();
         let (rollouts, rollout_writer) = reflector::store::<Rollout>();
         let rollout_events = watcher(api::<Rollout>(&client, ns), watcher::Config::default())
             .backoff(watch_backoff())
             .inspect(track(&refusals, "rollouts.redblack.io", operator_alert))
             .modify(observe::strip_managed_fields)
+            .inspect_ok(index_before(&index.rollouts))
             .reflect(rollout_writer)
+            .inspect_ok(index_after(&index.rollouts))
             .inspect_ok(mark_synced(&synced, 0))
             .applied_objects();
 
@@ -178,7 +183,9 @@ impl RolloutController {
         .backoff(watch_backoff())
         .inspect(track(&refusals, "replicasets.apps", None))
         .modify(observe::strip_managed_fields)
+        .inspect_ok(index_before(&index.replica_sets))
         .reflect(rs_writer)
+        .inspect_ok(index_after(&index.replica_sets))
         .inspect_ok(mark_synced(&synced, 1))
         .touched_objects();
 
@@ -200,7 +207,9 @@ impl RolloutController {
         .backoff(watch_backoff())
         .inspect(track(&refusals, "canaryanalyses.redblack.io", None))
         .modify(observe::strip_managed_fields)
+        .inspect_ok(index_before(&index.analyses))
         .reflect(analysis_writer)
+        .inspect_ok(index_after(&index.analyses))
         .inspect_ok(mark_synced(&synced, 3))
         .touched_objects();
 
@@ -222,8 +231,12 @@ impl RolloutController {
         .inspect_ok(mark_synced(&synced, 4))
         .touched_objects();
 
-        let naming = rollouts.clone();
-        let using = rollouts.clone();
+        let referrers = Referrers {
+            rollouts: rollouts.clone(),
+            index: index.rollouts.clone(),
+        };
+        let naming = referrers.clone();
+        let using = referrers.clone();
         let controller = Controller::for_stream(rollout_events, rollouts.clone())
             .owns_stream(rs_events)
             .owns_stream(analysis_events)
@@ -256,7 +269,7 @@ impl RolloutController {
                 .reflect(writer)
                 .inspect_ok(mark_synced(&synced, 5))
                 .touched_objects();
-            let routed = rollouts.clone();
+            let routed = referrers.clone();
             let controller = controller.watches_stream_with(
                 route_events,
                 move |route: DynamicObject| observe::rollouts_routed_by(&routed, &route),
@@ -276,6 +289,7 @@ impl RolloutController {
                 templates,
                 routes,
                 synced,
+                index,
             },
             client,
             settings,
@@ -391,6 +405,18 @@ fn track<K>(
             }
         }
     }
+}
+
+/// Files a watch event's additions in `index` before the reflector applies it.
+fn index_before<K: kube::Resource>(index: &RefIndex<K>) -> impl FnMut(&watcher::Event<K>) + use<K> {
+    let index = index.clone();
+    move |event| index.before(event)
+}
+
+/// Drops a watch event's removals from `index` after the reflector applied it.
+fn index_after<K: kube::Resource>(index: &RefIndex<K>) -> impl FnMut(&watcher::Event<K>) + use<K> {
+    let index = index.clone();
+    move |event| index.after(event)
 }
 
 /// Marks cache `bit` synced when its watcher completes a list.

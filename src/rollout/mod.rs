@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod controller;
 pub mod gates_io;
+pub mod index;
 pub mod metrics;
 pub mod observe;
 pub mod plan;

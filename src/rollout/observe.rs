@@ -20,6 +20,7 @@ use crate::api::canary_analysis::{CanaryAnalysis, CanaryAnalysisPhase};
 use crate::api::{ROLLOUT_LABEL, Rollout};
 use crate::rollout::Observed;
 use crate::rollout::apply::{self, Written};
+use crate::rollout::index::{Indexes, RefIndex, rollout_refs};
 use crate::rollout::plan::{
     AnalysisObservation, AnalysisPhase, RouteObservation, role_service_name,
 };
@@ -44,6 +45,8 @@ pub struct Caches {
     /// restart of the operator starts the watch.
     pub routes: Option<Store<DynamicObject>>,
     pub synced: Synced,
+    /// Owner / label / name indexes over these stores ([`Indexes`]).
+    pub index: Indexes,
 }
 
 /// Which caches have completed their first list. Not `Store::wait_until_ready`:
@@ -83,6 +86,12 @@ impl Synced {
 }
 
 impl Caches {
+    /// With the indexes rebuilt from the stores' contents (tests and tools).
+    pub fn reindexed(mut self) -> Caches {
+        self.index = Indexes::of(&self.rollouts, &self.replica_sets, &self.analyses);
+        self
+    }
+
     /// Resolves once every cache has done its first list.
     pub async fn wait_until_ready(&self) -> bool {
         self.synced.wait().await
@@ -146,14 +155,22 @@ pub fn observe_with_route(
     route: Option<RouteObservation>,
 ) -> Observed {
     let ns = rollout.namespace();
-    let mut replica_sets: Vec<ReplicaSet> = caches
+    let ns_str = ns.as_deref().unwrap_or_default();
+    // Through the owner index: O(this Rollout's ReplicaSets), sorted by name.
+    let uid = rollout.metadata.uid.as_deref().unwrap_or_default();
+    let replica_sets: Vec<ReplicaSet> = caches
+        .index
         .replica_sets
-        .state_filter(|rs| rs.namespace() == ns && is_owned_by(rs, rollout))
-        .iter()
-        .map(|rs| (**rs).clone())
+        .get(ns_str, uid)
+        .into_iter()
+        .filter_map(|name| {
+            caches
+                .replica_sets
+                .get(&ObjectRef::new(&name).within(ns_str))
+        })
+        .filter(|rs| is_owned_by(rs, rollout))
+        .map(|rs| (*rs).clone())
         .collect();
-    // Deterministic order (the store's is a hash map's).
-    replica_sets.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     let service = |name: &str| {
         let key = match &ns {
             Some(ns) => ObjectRef::new(name).within(ns),
@@ -163,13 +180,16 @@ pub fn observe_with_route(
     };
     let rb = &rollout.spec.strategy.red_black;
     let name = crate::rollout::plan::rollout_label_value(rollout);
-    let mut analyses: Vec<AnalysisObservation> = caches
+    // Through the label index, sorted by name.
+    let analyses: Vec<AnalysisObservation> = caches
+        .index
         .analyses
-        .state_filter(|a| a.namespace() == ns && a.labels().get(ROLLOUT_LABEL) == Some(&name))
-        .iter()
-        .map(|a| analysis_observation(a))
+        .get(ns_str, &name)
+        .into_iter()
+        .filter_map(|a| caches.analyses.get(&ObjectRef::new(&a).within(ns_str)))
+        .filter(|a| a.labels().get(ROLLOUT_LABEL) == Some(&name))
+        .map(|a| analysis_observation(&a))
         .collect();
-    analyses.sort_by(|a, b| a.name.cmp(&b.name));
     let role_services = ["canary", "baseline"]
         .iter()
         .filter_map(|role| service(&role_service_name(rollout, role)))
@@ -214,19 +234,42 @@ pub fn template_names(rollout: &Rollout) -> Vec<&str> {
     names
 }
 
-/// The Rollouts in `obj`'s namespace for which `names(rollout, obj's name)`
-/// holds: the mapper of every watch on an object that Rollouts name.
+/// The Rollout cache with its index of what each Rollout names: what the
+/// watch mappers read. Cloning is cheap (shared).
+#[derive(Clone)]
+pub struct Referrers {
+    pub rollouts: Store<Rollout>,
+    pub index: RefIndex<Rollout>,
+}
+
+impl Referrers {
+    /// The cache's current Rollouts, indexed (for tests and tools; the
+    /// controller keeps its index from the watch).
+    pub fn of(rollouts: Store<Rollout>) -> Referrers {
+        let state = rollouts.state();
+        let index = RefIndex::of(rollout_refs, state.iter().map(|r| &**r));
+        Referrers { rollouts, index }
+    }
+}
+
+/// The Rollouts in `obj`'s namespace filed under `kind/obj's name` for which
+/// `names(rollout, obj's name)` holds: the mapper of every watch on an object
+/// that Rollouts name. O(Rollouts naming it), through the index.
 fn rollouts_referring<K: kube::Resource>(
-    rollouts: &Store<Rollout>,
+    referrers: &Referrers,
+    kind: &str,
     obj: &K,
     names: impl Fn(&Rollout, &str) -> bool,
 ) -> Vec<ObjectRef<Rollout>> {
-    let ns = obj.namespace();
+    let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
-    rollouts
-        .state_filter(|r| r.namespace() == ns && names(r, &name))
-        .iter()
-        .map(|r| ObjectRef::from_obj(&**r))
+    referrers
+        .index
+        .get(&ns, &format!("{kind}/{name}"))
+        .into_iter()
+        .filter_map(|r| referrers.rollouts.get(&ObjectRef::new(&r).within(&ns)))
+        .filter(|r| names(r, &name))
+        .map(|r| ObjectRef::from_obj(&*r))
         .collect()
 }
 
@@ -234,18 +277,18 @@ fn rollouts_referring<K: kube::Resource>(
 /// the only ones a template event concerns. A Rollout whose analysis already
 /// exists is re-planned too, which changes nothing (analyses are never updated).
 pub fn rollouts_using_template(
-    rollouts: &Store<Rollout>,
+    referrers: &Referrers,
     template: &CanaryAnalysisTemplate,
 ) -> Vec<ObjectRef<Rollout>> {
-    rollouts_referring(rollouts, template, |r, name| {
+    rollouts_referring(referrers, "tpl", template, |r, name| {
         template_names(r).contains(&name)
     })
 }
 
 /// The Rollouts (in the Service's namespace) that name `svc` as their active
 /// or preview Service: the only ones a Service event concerns.
-pub fn rollouts_naming(rollouts: &Store<Rollout>, svc: &Service) -> Vec<ObjectRef<Rollout>> {
-    rollouts_referring(rollouts, svc, |r, name| {
+pub fn rollouts_naming(referrers: &Referrers, svc: &Service) -> Vec<ObjectRef<Rollout>> {
+    rollouts_referring(referrers, "svc", svc, |r, name| {
         let rb = &r.spec.strategy.red_black;
         rb.active_service == name || rb.preview_service.as_deref() == Some(name)
     })
@@ -254,11 +297,8 @@ pub fn rollouts_naming(rollouts: &Store<Rollout>, svc: &Service) -> Vec<ObjectRe
 /// The Rollouts (in the route's namespace) whose
 /// `trafficRouting.httpRoute.name` is `route`: the only ones a route event
 /// concerns (e.g. a user or GitOps changing the weights during a canary).
-pub fn rollouts_routed_by(
-    rollouts: &Store<Rollout>,
-    route: &DynamicObject,
-) -> Vec<ObjectRef<Rollout>> {
-    rollouts_referring(rollouts, route, |r, name| {
+pub fn rollouts_routed_by(referrers: &Referrers, route: &DynamicObject) -> Vec<ObjectRef<Rollout>> {
+    rollouts_referring(referrers, "route", route, |r, name| {
         r.spec.http_route_name() == Some(name)
     })
 }
@@ -542,7 +582,9 @@ mod tests {
             templates: store(vec![]),
             routes: None,
             synced: Synced::new(5),
-        };
+            index: Indexes::default(),
+        }
+        .reindexed();
         let observed = observe(&web, &caches);
         let names: Vec<_> = observed.replica_sets.iter().map(|r| r.name_any()).collect();
         assert_eq!(names, ["web-a", "web-b"]);
@@ -555,11 +597,11 @@ mod tests {
 
     #[test]
     fn service_events_map_to_the_rollouts_naming_them() {
-        let rollouts = store(vec![
+        let rollouts = Referrers::of(store(vec![
             rollout("a", "shared", None),
             rollout("b", "b", Some("shared")),
             rollout("c", "c", None),
-        ]);
+        ]));
         let mut names: Vec<_> = rollouts_naming(&rollouts, &svc("shared"))
             .into_iter()
             .map(|r| r.name)
@@ -614,7 +656,9 @@ mod tests {
             ]),
             routes: None,
             synced: Synced::new(5),
-        };
+            index: Indexes::default(),
+        }
+        .reindexed();
         let observed = observe(&web, &caches);
         let names: Vec<_> = observed.analysis_templates.keys().collect();
         assert_eq!(names, ["latency"], "post exists only in another namespace");
@@ -626,12 +670,12 @@ mod tests {
 
     #[test]
     fn template_events_map_to_the_rollouts_naming_them() {
-        let rollouts = store(vec![
+        let rollouts = Referrers::of(store(vec![
             using(rollout("a", "a", None), Some("shared"), None),
             using(rollout("b", "b", None), None, Some("shared")),
             using(rollout("c", "c", None), Some("other"), Some("other")),
             rollout("d", "d", None),
-        ]);
+        ]));
         let mut names: Vec<_> = rollouts_using_template(&rollouts, &template("shared", "default"))
             .into_iter()
             .map(|r| r.name)
@@ -727,12 +771,12 @@ mod tests {
 
     #[test]
     fn route_events_map_to_the_rollouts_routed_by_them() {
-        let rollouts = store(vec![
+        let rollouts = Referrers::of(store(vec![
             routed(rollout("a", "a", None), "shared"),
             routed(rollout("b", "b", None), "shared"),
             routed(rollout("c", "c", None), "other"),
             rollout("d", "d", None),
-        ]);
+        ]));
         let mut names: Vec<_> = rollouts_routed_by(&rollouts, &route("shared", "default", "1"))
             .into_iter()
             .map(|r| r.name)
@@ -754,7 +798,9 @@ mod tests {
             templates: store(vec![]),
             routes: None,
             synced: Synced::new(5),
-        };
+            index: Indexes::default(),
+        }
+        .reindexed();
         assert!(cached_route(&caches, &web).is_none(), "no cache: read it");
         caches.routes = Some(route_store(vec![
             route("web-route", "default", "3"),
@@ -785,7 +831,9 @@ mod tests {
             templates: store(vec![]),
             routes: Some(route_store(vec![old.clone()])),
             synced: Synced::new(6),
-        };
+            index: Indexes::default(),
+        }
+        .reindexed();
         let written = [Written::Route {
             name: "web-route".into(),
             resource_version: Some("5".into()),

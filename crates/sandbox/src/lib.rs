@@ -9,6 +9,7 @@ pub mod controllers;
 pub mod dataplane;
 pub mod graceful;
 pub mod kubeconfig;
+mod label_index;
 pub mod patch;
 pub mod prometheus_sd;
 pub mod registry;

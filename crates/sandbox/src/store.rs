@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
 use super::graceful::{self, Grace};
+use super::label_index::LabelIndex;
 use super::registry::{GroupResource, ResourceType};
 
 /// Live watchers that fall further behind than this are cut off; they resume from
@@ -126,6 +127,8 @@ struct Inner {
     objects: HashMap<GroupResource, BTreeMap<ObjectKey, Arc<Value>>>,
     /// owner uid -> dependents, so the garbage collector never scans everything.
     dependents: HashMap<String, HashSet<(GroupResource, String, String)>>,
+    /// label → names per kind and namespace, so selectors never scan (`select`).
+    labels: LabelIndex,
     history: VecDeque<Arc<StoredEvent>>,
     history_limit: usize,
     /// The resourceVersion of the newest event dropped from `history`.
@@ -223,6 +226,7 @@ impl Store {
                 rv: 1,
                 objects: HashMap::new(),
                 dependents: HashMap::new(),
+                labels: LabelIndex::default(),
                 history: VecDeque::new(),
                 history_limit: history_limit.max(1),
                 compacted_rv: 0,
@@ -327,6 +331,38 @@ impl Store {
             .collect();
         out.sort_by(|a, b| meta_str(a, "name").cmp(&meta_str(b, "name")));
         out
+    }
+
+    /// Objects of `gr` in `namespace` whose labels include every pair of the
+    /// equality `selector` (an empty one selects all), ordered by name: through
+    /// the label index, O(matches of the selector's rarest pair), not O(namespace).
+    pub fn select(
+        &self,
+        gr: &GroupResource,
+        namespace: &str,
+        selector: &Map<String, Value>,
+    ) -> Vec<Arc<Value>> {
+        let inner = self.lock();
+        let Some(names) = inner.labels.candidates(gr, namespace, selector) else {
+            return Self::list_locked(&inner, gr, Some(namespace));
+        };
+        let Some(map) = inner.objects.get(gr) else {
+            return Vec::new();
+        };
+        names
+            .into_iter()
+            .filter_map(|name| map.get(&(namespace.to_string(), name)).cloned())
+            .filter(|obj| {
+                let labels = obj
+                    .get("metadata")
+                    .and_then(|m| m.get("labels"))
+                    .and_then(Value::as_object);
+                selector.iter().all(|(k, v)| {
+                    v.as_str()
+                        .is_some_and(|v| labels.and_then(|l| l.get(k)?.as_str()) == Some(v))
+                })
+            })
+            .collect()
     }
 
     /// Every kind that currently has objects (the garbage collector walks these).
@@ -668,6 +704,7 @@ impl Store {
     fn index(inner: &mut Inner, gr: &GroupResource, obj: &Value) {
         let ns = meta_str(obj, "namespace").unwrap_or("").to_string();
         let name = meta_str(obj, "name").unwrap_or("").to_string();
+        inner.labels.insert(gr, &ns, &name, obj);
         for uid in owner_uids(obj) {
             inner
                 .dependents
@@ -680,6 +717,7 @@ impl Store {
     fn unindex(inner: &mut Inner, gr: &GroupResource, obj: &Value) {
         let ns = meta_str(obj, "namespace").unwrap_or("").to_string();
         let name = meta_str(obj, "name").unwrap_or("").to_string();
+        inner.labels.remove(gr, &ns, &name, obj);
         for uid in owner_uids(obj) {
             if let Some(set) = inner.dependents.get_mut(&uid) {
                 set.remove(&(gr.clone(), ns.clone(), name.clone()));

@@ -13,8 +13,11 @@ use super::labels::{labels_of, map_matches};
 use super::operator_spec::{PORTS_ANNOTATION, parse_ports_annotation};
 use super::process_runtime::PORT_ANNOTATION;
 use super::runner::Reconciler;
+use super::selector_index::SelectorIndex;
 use super::{Builtins, ControllerError, ObjKey, is_deleting, obj_key, pod_phase, pod_ready};
-use crate::store::{DeleteOptions, Store, StoreError, StoredEvent, UpdateTarget, meta_str};
+use crate::store::{
+    DeleteOptions, EventType, Store, StoreError, StoredEvent, UpdateTarget, meta_str,
+};
 
 /// Marks Endpoints this controller owns, as the real controller does.
 const MANAGED_BY: &str = "endpoints.kubernetes.io/managed-by";
@@ -30,6 +33,10 @@ pub(crate) struct EndpointsController {
     members: HashMap<ObjKey, BTreeSet<ObjKey>>,
     /// Service → the pods recorded for it in `members`.
     selected: HashMap<ObjKey, Vec<ObjKey>>,
+    /// Which Services select which labels, kept from Service events, so a pod
+    /// event finds the Services selecting it without listing the namespace's
+    /// Services (O(Services) per pod event at 10,000 Services).
+    selectors: SelectorIndex,
 }
 
 fn selector(service: &Value) -> Option<&Map<String, Value>> {
@@ -250,6 +257,7 @@ impl EndpointsController {
             types,
             members: HashMap::new(),
             selected: HashMap::new(),
+            selectors: SelectorIndex::default(),
         }
     }
 
@@ -278,15 +286,7 @@ impl EndpointsController {
     /// those that selected it at their last reconcile.
     fn services_for_pod(&self, pod: &Value, out: &mut Vec<ObjKey>) {
         let key = obj_key(pod);
-        let (services, _) = self
-            .store
-            .list(&self.types.services.group_resource(), Some(&key.0));
-        out.extend(
-            services
-                .iter()
-                .filter(|s| selector(s).is_some_and(|sel| map_matches(sel, labels_of(pod))))
-                .map(|s| obj_key(s)),
-        );
+        self.selectors.selecting(&key.0, labels_of(pod), out);
         if let Some(before) = self.members.get(&key) {
             out.extend(before.iter().cloned());
         }
@@ -322,12 +322,21 @@ impl EndpointsController {
 impl Reconciler for EndpointsController {
     type Key = ObjKey;
     const NAME: &'static str = "endpoints";
+    // Every input is a store object: events (and a full pass on lag) suffice.
+    const RESYNC: bool = false;
 
     fn keys_for(&mut self, event: &StoredEvent, out: &mut Vec<ObjKey>) {
         let gr = &event.gr;
         if *gr == self.types.services.group_resource()
             || *gr == self.types.endpoints.group_resource()
         {
+            if *gr == self.types.services.group_resource() {
+                let deleted = event.event_type == EventType::Deleted || is_deleting(&event.object);
+                self.selectors.set(
+                    obj_key(&event.object),
+                    selector(&event.object).filter(|_| !deleted),
+                );
+            }
             out.push(obj_key(&event.object));
         } else if *gr == self.types.pods.group_resource() {
             // Old labels are not in the event: `members` remembers which
@@ -339,6 +348,10 @@ impl Reconciler for EndpointsController {
 
     fn all_keys(&mut self) -> Vec<ObjKey> {
         let (services, _) = self.store.list(&self.types.services.group_resource(), None);
+        self.selectors = SelectorIndex::default();
+        for svc in services.iter().filter(|s| !is_deleting(s)) {
+            self.selectors.set(obj_key(svc), selector(svc));
+        }
         let (endpoints, _) = self
             .store
             .list(&self.types.endpoints.group_resource(), None);
@@ -363,7 +376,10 @@ impl Reconciler for EndpointsController {
             self.remember(key, Vec::new());
             return Ok(None);
         };
-        let (pods, _) = self.store.list(&self.types.pods.group_resource(), Some(ns));
+        // Through the store's label index: only the pods this selector matches.
+        let pods = self
+            .store
+            .select(&self.types.pods.group_resource(), ns, sel);
         let matching = pods
             .iter()
             .filter(|p| map_matches(sel, labels_of(p)))
@@ -502,11 +518,10 @@ mod tests {
                 json!({"metadata": {"name": "external", "namespace": "d"}, "spec": {"ports": [{"port": 80}]}}),
             )
             .unwrap();
-        (
-            EndpointsController::new(store.clone(), types.clone()),
-            store,
-            types,
-        )
+        let mut c = EndpointsController::new(store.clone(), types.clone());
+        // As the runner starts it: one full pass, which also learns the selectors.
+        c.all_keys();
+        (c, store, types)
     }
 
     fn pod_event(pod: Arc<Value>, types: &Builtins) -> StoredEvent {

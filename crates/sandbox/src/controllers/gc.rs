@@ -288,6 +288,8 @@ impl GarbageCollector {
 impl Reconciler for GarbageCollector {
     type Key = GcKey;
     const NAME: &'static str = "garbage-collector";
+    // Every input is a store object: events (and a full pass on lag) suffice.
+    const RESYNC: bool = false;
 
     fn keys_for(&mut self, event: &StoredEvent, out: &mut Vec<GcKey>) {
         let obj = &event.object;

@@ -35,6 +35,7 @@ pub mod process_spec;
 mod process_stop;
 mod replicaset;
 pub(crate) mod runner;
+mod selector_index;
 
 use std::sync::Arc;
 use std::time::Duration;

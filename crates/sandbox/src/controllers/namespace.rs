@@ -117,6 +117,8 @@ impl NamespaceController {
 impl Reconciler for NamespaceController {
     type Key = String;
     const NAME: &'static str = "namespace";
+    // Every input is a store object: events (and a full pass on lag) suffice.
+    const RESYNC: bool = false;
 
     fn keys_for(&mut self, event: &StoredEvent, out: &mut Vec<String>) {
         if event.gr == self.types.namespaces.group_resource() {

@@ -262,6 +262,8 @@ impl ReplicaSetController {
 impl Reconciler for ReplicaSetController {
     type Key = ObjKey;
     const NAME: &'static str = "replicaset";
+    // Every input is a store object: events (and a full pass on lag) suffice.
+    const RESYNC: bool = false;
 
     fn keys_for(&mut self, event: &StoredEvent, out: &mut Vec<ObjKey>) {
         let obj = &event.object;

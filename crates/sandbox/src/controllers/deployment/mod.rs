@@ -216,6 +216,8 @@ enum Created {
 impl Reconciler for DeploymentController {
     type Key = ObjKey;
     const NAME: &'static str = "deployment";
+    // Every input is a store object: events (and a full pass on lag) suffice.
+    const RESYNC: bool = false;
 
     fn keys_for(&mut self, event: &StoredEvent, out: &mut Vec<ObjKey>) {
         let obj = &event.object;

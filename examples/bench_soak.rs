@@ -1,0 +1,157 @@
+//! Benchmark (not a test): memory, file descriptors and tasks over many
+//! red/black rollout cycles in ONE process (the sandbox, a SIMULATOR, and the
+//! operator in-process), the "flat for months" claim of issue 16 (anchor:
+//! Argo Rollouts grew from 140 MB to 8.8 GB over 127 days with 25 Rollouts,
+//! argo-rollouts #4571).
+//!
+//!     cargo run --release --example bench_soak [-- --rollouts 300 --cycles 10000]
+//!
+//! A fleet of `--rollouts` Rollouts (replicas 1, simulated pods ready after
+//! 100 ms, `scaleDownDelay: 0s`, `revisionHistoryLimit: 2`) is rolled to a new
+//! image in waves until `--cycles` red/black cycles have completed; after each
+//! wave the process's VmRSS, open fds and live tokio tasks are sampled. The
+//! first 10 % of the waves are warm-up (history limits filling, allocator
+//! arenas growing); the trend is fitted over the rest and printed with the
+//! start / middle / end samples. The bounded version is `tests/soak.rs`.
+//! Canary cycles are not included (see docs/benchmarks.md).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use redblack::cli::controller::ControllerConfig;
+use redblack_sandbox::SandboxConfig;
+use support::soak::{self, Sample};
+use support::{BoxError, Operator};
+
+struct Args {
+    rollouts: usize,
+    cycles: usize,
+}
+
+fn parse_args() -> Result<Args, BoxError> {
+    let mut args = Args {
+        rollouts: 300,
+        cycles: 10_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--rollouts" => args.rollouts = value()?.parse()?,
+            "--cycles" => args.cycles = value()?.parse()?,
+            "-h" | "--help" => {
+                println!("bench_soak [--rollouts N (300)] [--cycles C (10000)]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    if args.rollouts == 0 || args.cycles < args.rollouts {
+        return Err("need --rollouts ≥ 1 and --cycles ≥ --rollouts".into());
+    }
+    Ok(args)
+}
+
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+fn show(label: &str, s: &Sample) {
+    println!(
+        "  {label:<7} after {:>6} cycles: VmRSS {:>7.1} MB, {:>4} fds, {:>5} tasks",
+        s.cycles,
+        mb(s.rss_kb),
+        s.fds,
+        s.tasks
+    );
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args = parse_args()?;
+    let n = args.rollouts;
+    let waves = args.cycles.div_ceil(n);
+    let (sandbox, client) = support::start_sandbox(SandboxConfig {
+        pod_ready_after: Duration::from_millis(100),
+        ..SandboxConfig::default()
+    })
+    .await?;
+    let operator = Operator::start(client.clone(), ControllerConfig::default());
+    println!(
+        "bench_soak: {n} Rollouts × {waves} waves = {} red/black cycles, one process \
+         (sandbox SIMULATOR + operator)",
+        n * waves
+    );
+    let t0 = Instant::now();
+    soak::create_fleet(&client, n).await?;
+    let timeout = Duration::from_secs(120 + n as u64 / 5);
+    soak::wait_fleet(&client, n, 0, timeout).await?;
+    let mut samples = vec![soak::sample(0)];
+    show("created", &samples[0]);
+    for tag in 1..=waves {
+        soak::wave(&client, n, tag).await?;
+        soak::wait_fleet(&client, n, tag, timeout).await?;
+        let s = soak::sample(tag * n);
+        if tag % (waves / 10).max(1) == 0 {
+            show("wave", &s);
+        }
+        samples.push(s);
+    }
+    let elapsed = t0.elapsed();
+
+    let warm = (samples.len() / 10).max(1);
+    let measured = &samples[warm..];
+    let (start, mid, end) = (
+        measured[0],
+        measured[measured.len() / 2],
+        measured[measured.len() - 1],
+    );
+    println!();
+    println!("== after warm-up ({} waves)", warm);
+    show("start", &start);
+    show("middle", &mid);
+    show("end", &end);
+    let points: Vec<(f64, f64)> = measured
+        .iter()
+        .map(|s| (s.cycles as f64, s.rss_kb as f64))
+        .collect();
+    let (slope, intercept) = soak::trend(&points);
+    let mean = points.iter().map(|p| p.1).sum::<f64>() / points.len() as f64;
+    let span = (end.cycles - start.cycles) as f64;
+    let drift = slope * span / mean * 100.0;
+    println!(
+        "  RSS trend: {:+.1} bytes/cycle (fit {:.1} MB at cycle {}), {:+.1} % of the mean over {} cycles; \
+         end vs start {:+.1} %",
+        slope * 1024.0,
+        intercept / 1024.0 + slope * start.cycles as f64 / 1024.0,
+        start.cycles,
+        drift,
+        span,
+        (end.rss_kb as f64 / start.rss_kb as f64 - 1.0) * 100.0
+    );
+    println!(
+        "  fds {} → {}, tasks {} → {}; {:.0} s wall ({:.1} cycles/s)",
+        start.fds,
+        end.fds,
+        start.tasks,
+        end.tasks,
+        elapsed.as_secs_f64(),
+        (n * waves) as f64 / elapsed.as_secs_f64()
+    );
+    let flat = drift.abs() <= 10.0;
+    println!(
+        "  verdict: {}",
+        if flat {
+            "flat (within ±10 %)"
+        } else {
+            "NOT flat (beyond ±10 %)"
+        }
+    );
+    operator.stop().await?;
+    sandbox.shutdown().await;
+    if !flat {
+        return Err("RSS trend beyond ±10 %".into());
+    }
+    Ok(())
+}

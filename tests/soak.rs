@@ -1,0 +1,86 @@
+//! A bounded soak (the full one is `examples/bench_soak.rs`): red/black cycles
+//! over a small fleet in one process, asserting that open file descriptors and
+//! live tokio tasks do not grow with the cycles (a leak would grow them per
+//! cycle). Bounds are generous and nothing here is a timing.
+
+#[path = "../examples/support/soak.rs"]
+mod soak;
+mod support;
+
+use std::time::Duration;
+
+use kube::api::ListParams;
+use redblack::cli::controller::ControllerConfig;
+use support::*;
+
+const FLEET: usize = 12;
+const WAVES: usize = 8;
+
+#[test]
+fn the_trend_is_the_least_squares_slope() {
+    let flat = [(0.0, 5.0), (1.0, 5.0), (2.0, 5.0)];
+    assert_eq!(soak::trend(&flat), (0.0, 5.0));
+    let rising = [(0.0, 1.0), (1.0, 3.0), (2.0, 5.0), (3.0, 7.0)];
+    assert_eq!(soak::trend(&rising), (2.0, 1.0));
+    let noisy = [(0.0, 0.0), (1.0, 2.0), (2.0, 0.0), (3.0, 2.0)];
+    let (slope, _) = soak::trend(&noisy);
+    assert!((slope - 0.4).abs() < 1e-9, "{slope}");
+    assert_eq!(soak::trend(&[(3.0, 4.0)]), (0.0, 4.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_cycles_leak_no_file_descriptors_or_tasks() {
+    let env = Env::start(Duration::from_millis(100)).await;
+    let running = Running::start_with(env.client.clone(), ControllerConfig::default());
+    soak::create_fleet(&env.client, FLEET).await.unwrap();
+    soak::wait_fleet(&env.client, FLEET, 0, TIMEOUT)
+        .await
+        .unwrap();
+    // Warm-up: two waves (the first cycles create what later ones reuse).
+    for tag in 1..=2 {
+        soak::wave(&env.client, FLEET, tag).await.unwrap();
+        soak::wait_fleet(&env.client, FLEET, tag, TIMEOUT)
+            .await
+            .unwrap();
+    }
+    let start = soak::sample(2 * FLEET);
+    for tag in 3..=WAVES {
+        soak::wave(&env.client, FLEET, tag).await.unwrap();
+        soak::wait_fleet(&env.client, FLEET, tag, TIMEOUT)
+            .await
+            .unwrap();
+    }
+    let end = soak::sample(WAVES * FLEET);
+    let cycles = end.cycles - start.cycles;
+    // A per-cycle leak would add ≥ `cycles` (72) of either; the slack is for
+    // connections and timers that come and go.
+    assert!(
+        end.fds <= start.fds + 16,
+        "fds {} → {} over {cycles} cycles",
+        start.fds,
+        end.fds
+    );
+    assert!(
+        end.tasks <= start.tasks + 24,
+        "tasks {} → {} over {cycles} cycles",
+        start.tasks,
+        end.tasks
+    );
+    // Old fleets are deleted past the history limit (2) — nothing piles up
+    // in the API either: current + 2 kept + the one being retired (the fleet
+    // is Healthy before the oldest is gone) per Rollout at most; a leak would
+    // keep all 9 revisions.
+    let replica_sets = env
+        .replica_sets()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .len();
+    assert!(
+        replica_sets <= FLEET * 4,
+        "{replica_sets} ReplicaSets for {FLEET} Rollouts"
+    );
+    assert_eq!(soak::fleet_names(&env.client).await.unwrap().len(), FLEET);
+    running.stop().await.unwrap();
+}
