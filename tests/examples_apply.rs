@@ -3,7 +3,6 @@
 //! cannot rot silently when an API type changes: `kubectl apply
 //! --dry-run=server` of each file under examples/ and deploy/examples/.
 
-#[allow(dead_code)]
 mod support;
 
 use std::path::{Path, PathBuf};
