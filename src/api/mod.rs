@@ -15,6 +15,7 @@ pub mod notifier;
 pub mod pod_metadata;
 pub mod rollout;
 pub mod validate;
+pub mod workload_ref;
 
 pub use conditions::{Condition, ConditionStatus};
 pub use hash::{pod_template_hash, value_hash};

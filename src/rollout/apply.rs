@@ -40,7 +40,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
@@ -134,6 +134,8 @@ pub enum Written {
     ReplicaSetDeleted {
         name: String,
     },
+    /// The `workloadRef` Deployment was scaled (scaleDown: onsuccess).
+    DeploymentScaled { name: String, replicas: i32 },
     /// A pod of the live fleet was deleted (a restart; not cached).
     PodDeleted,
     Service {
@@ -248,6 +250,18 @@ pub async fn execute(
             Ok(Written::ReplicaSet {
                 name: name.clone(),
                 resource_version: patched.resource_version(),
+            })
+        }
+        Action::ScaleDeployment { name, replicas } => {
+            let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+            let patch = json!({"spec": {"replicas": replicas}});
+            let patched = deployments
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(api_err(format!("scaling Deployment {name} (workloadRef)")))?;
+            Ok(Written::DeploymentScaled {
+                name: name.clone(),
+                replicas: patched.spec.replicas.unwrap_or(*replicas),
             })
         }
         Action::DeletePod { name } => {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
@@ -21,7 +21,7 @@ use crate::api::{ROLLOUT_LABEL, Rollout};
 use crate::rollout::Observed;
 use crate::rollout::apply::{self, Written};
 use crate::rollout::plan::{
-    AnalysisObservation, AnalysisPhase, RouteObservation, role_service_name,
+    AnalysisObservation, AnalysisPhase, RouteObservation, WorkloadObservation, role_service_name,
 };
 
 /// The annotation `kubectl apply` (client-side) keeps on Services: a full copy
@@ -38,6 +38,8 @@ pub struct Caches {
     pub analyses: Store<CanaryAnalysis>,
     /// CanaryAnalysisTemplates (read when an analysis is created from one).
     pub templates: Store<CanaryAnalysisTemplate>,
+    /// Deployments (a `workloadRef`'s template and replicas).
+    pub deployments: Store<Deployment>,
     /// HTTPRoutes (gateway.networking.k8s.io/v1), stripped to what the planner
     /// and the weights write read ([`strip_route`]). None when the API did not
     /// serve HTTPRoutes at startup: routes are then read per reconcile, and a
@@ -193,7 +195,35 @@ pub fn observe_with_route(
         refused: None,
         events_refused: None,
         pods: Vec::new(),
+        workload: workload(rollout, caches),
     }
+}
+
+/// `spec.workloadRef`'s Deployment from the cache (None without a
+/// workloadRef, or when it does not exist in the Rollout's namespace).
+pub fn workload(rollout: &Rollout, caches: &Caches) -> Option<WorkloadObservation> {
+    let reference = rollout.spec.workload_ref.as_ref()?;
+    let ns = rollout.namespace().unwrap_or_default();
+    let deployment = caches
+        .deployments
+        .get(&ObjectRef::new(&reference.name).within(&ns))?;
+    let spec = deployment.spec.clone();
+    Some(WorkloadObservation {
+        template: spec.template,
+        selector: spec.selector,
+        replicas: spec.replicas.unwrap_or(1),
+    })
+}
+
+/// The Rollouts (in the Deployment's namespace) whose `workloadRef` names
+/// `deployment`: the only ones a Deployment event concerns.
+pub fn rollouts_referencing(
+    rollouts: &Store<Rollout>,
+    deployment: &Deployment,
+) -> Vec<ObjectRef<Rollout>> {
+    rollouts_referring(rollouts, deployment, |r, name| {
+        r.spec.workload_ref.as_ref().is_some_and(|w| w.name == name)
+    })
 }
 
 /// The CanaryAnalysisTemplates the Rollout's analyses name (`templateName`).
@@ -326,6 +356,10 @@ pub fn caches_reflect(
             resource_version,
             &before.replica_set(name),
         ),
+        Written::DeploymentScaled { name, replicas } => caches
+            .deployments
+            .get(&ObjectRef::new(name).within(&ns))
+            .is_none_or(|d| d.spec.replicas == Some(*replicas)),
         // Pods are read from the API per reconcile, never cached.
         Written::PodDeleted => true,
         Written::ReplicaSetDeleted { name } => caches
@@ -537,6 +571,7 @@ mod tests {
             services: store(vec![svc("web"), svc("unrelated")]),
             analyses: store(vec![]),
             templates: store(vec![]),
+            deployments: store(vec![]),
             routes: None,
             synced: Synced::new(5),
         };
@@ -609,6 +644,7 @@ mod tests {
                 template("unrelated", "default"),
                 elsewhere,
             ]),
+            deployments: store(vec![]),
             routes: None,
             synced: Synced::new(5),
         };
@@ -749,6 +785,7 @@ mod tests {
             services: store(vec![]),
             analyses: store(vec![]),
             templates: store(vec![]),
+            deployments: store(vec![]),
             routes: None,
             synced: Synced::new(5),
         };
@@ -780,6 +817,7 @@ mod tests {
             services: store(vec![]),
             analyses: store(vec![]),
             templates: store(vec![]),
+            deployments: store(vec![]),
             routes: Some(route_store(vec![old.clone()])),
             synced: Synced::new(6),
         };

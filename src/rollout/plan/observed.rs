@@ -36,6 +36,20 @@ pub struct Observed {
     /// The API refused the last Event recorded on this Rollout: its message.
     /// None while Events are recorded.
     pub events_refused: Option<String>,
+    /// `spec.workloadRef`'s Deployment, as the shell found it in its cache;
+    /// None without a workloadRef or when the Deployment does not exist.
+    pub workload: Option<WorkloadObservation>,
+}
+
+/// What the planner needs of a `workloadRef` Deployment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkloadObservation {
+    /// `spec.template`: the Rollout's pod template.
+    pub template: k8s_openapi::api::core::v1::PodTemplateSpec,
+    /// `spec.selector`: the Rollout's when it sets none.
+    pub selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    /// `spec.replicas` (the API defaults it to 1).
+    pub replicas: i32,
 }
 
 /// A CanaryAnalysis create the API refused, with the API's message.
