@@ -510,15 +510,26 @@ fn workload_ref_is_carried_over_and_progressively_becomes_onsuccess() {
     let rollout: Rollout = serde_json::from_value(object).unwrap();
     assert!(rollout.spec.workload_ref.is_some());
 
-    let c = with_ref(json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
-                            "scaleDown": "progressively"}));
+    let c = with_ref(
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                            "scaleDown": "progressively"}),
+    );
     assert_eq!(
         c.object.as_ref().unwrap()["spec"]["workloadRef"]["scaleDown"],
         "onsuccess"
     );
-    assert_eq!(noted(&c, "spec.workloadRef.scaleDown").len(), 1, "{:?}", c.notes);
+    assert_eq!(
+        noted(&c, "spec.workloadRef.scaleDown").len(),
+        1,
+        "{:?}",
+        c.notes
+    );
 
     let c = with_ref(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web"}));
-    assert!(c.object.as_ref().unwrap()["spec"].get("workloadRef").is_none());
+    assert!(
+        c.object.as_ref().unwrap()["spec"]
+            .get("workloadRef")
+            .is_none()
+    );
     assert_eq!(noted(&c, "spec.workloadRef").len(), 1, "{:?}", c.notes);
 }

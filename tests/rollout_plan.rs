@@ -1857,11 +1857,18 @@ mod workload_ref {
         };
         assert_eq!(*hash, deployment_hash(&sim));
         assert_eq!(
-            selector.match_labels.as_ref().unwrap().get("app").map(String::as_str),
+            selector
+                .match_labels
+                .as_ref()
+                .unwrap()
+                .get("app")
+                .map(String::as_str),
             Some("web"),
             "the Deployment's selector"
         );
-        let image = template.spec.as_ref().unwrap().containers[0].image.as_deref();
+        let image = template.spec.as_ref().unwrap().containers[0]
+            .image
+            .as_deref();
         assert_eq!(image, Some("web:1"));
         assert_eq!(scaled_deployment(&plan), None);
     }
@@ -1871,7 +1878,11 @@ mod workload_ref {
         let sim = settled(Some(ScaleDown::Never));
         let plan = sim.plan();
         assert_eq!(phase(&plan), Phase::Healthy);
-        assert!(plan.is_noop(sim.rollout.status.as_ref()), "{:?}", plan.actions);
+        assert!(
+            plan.is_noop(sim.rollout.status.as_ref()),
+            "{:?}",
+            plan.actions
+        );
         assert_eq!(sim.observed.workload.as_ref().unwrap().replicas, 3);
         assert_eq!(sim.active_hash(), Some(deployment_hash(&sim)));
     }
@@ -1922,7 +1933,11 @@ mod workload_ref {
         let ready = condition(&plan, "Ready").unwrap();
         assert_eq!(ready.status, ConditionStatus::False);
         assert_eq!(ready.reason, WORKLOAD_MISSING);
-        assert!(ready.message.contains("Deployment web"), "{}", ready.message);
+        assert!(
+            ready.message.contains("Deployment web"),
+            "{}",
+            ready.message
+        );
         assert_eq!(
             condition(&plan, "Stalled").unwrap().status,
             ConditionStatus::True

@@ -92,7 +92,10 @@ async fn images_of(env: &Env, rollout: &Rollout, hash: &str) -> Vec<String> {
         .await
         .into_iter()
         .filter(|rs| {
-            rs.metadata.labels.as_ref().and_then(|l| l.get(redblack::api::POD_TEMPLATE_HASH_LABEL))
+            rs.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(redblack::api::POD_TEMPLATE_HASH_LABEL))
                 == Some(&hash.to_owned())
         })
         .flat_map(|rs| rs.spec.template.and_then(|t| t.spec))
@@ -119,10 +122,18 @@ async fn a_rollout_takes_its_template_from_a_deployment() {
     );
     let out = apply(&kc, both).await;
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("exactly one of template and workloadRef"), "{}", text(&out));
+    assert!(
+        text(&out).contains("exactly one of template and workloadRef"),
+        "{}",
+        text(&out)
+    );
     let out = apply(&kc, rollout("progressively")).await;
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("progressively is not supported"), "{}", text(&out));
+    assert!(
+        text(&out).contains("progressively is not supported"),
+        "{}",
+        text(&out)
+    );
 
     // The Deployment does not exist yet: a condition naming it, nothing moves.
     let out = apply(&kc, rollout("onsuccess")).await;
@@ -142,10 +153,20 @@ async fn a_rollout_takes_its_template_from_a_deployment() {
     .await;
     let (r, ready) = missing;
     assert_eq!(ready.status, ConditionStatus::False);
-    assert!(ready.message.contains("Deployment web-deploy"), "{}", ready.message);
+    assert!(
+        ready.message.contains("Deployment web-deploy"),
+        "{}",
+        ready.message
+    );
     assert_eq!(r.status.as_ref().unwrap().phase, Some(Phase::Degraded));
-    assert!(env.owned(&r).await.is_empty(), "no fleet without a template");
-    assert_eq!(env.selector("web").await.get("app").map(String::as_str), Some("web"));
+    assert!(
+        env.owned(&r).await.is_empty(),
+        "no fleet without a template"
+    );
+    assert_eq!(
+        env.selector("web").await.get("app").map(String::as_str),
+        Some("web")
+    );
     env.wait_event_reasons(&r, &["WorkloadMissing"]).await;
 
     // The Deployment appears: its template is rolled out, then it is scaled to 0.
@@ -161,12 +182,20 @@ async fn a_rollout_takes_its_template_from_a_deployment() {
     })
     .await;
     assert!(
-        r.status.unwrap().conditions.iter().all(|c| c.reason != "WorkloadMissing"),
+        r.status
+            .unwrap()
+            .conditions
+            .iter()
+            .all(|c| c.reason != "WorkloadMissing"),
         "recovered"
     );
 
     // kubectl set image on the Deployment: a new revision, rolled out.
-    let out = kubectl(&kc, &["set", "image", "deployment/web-deploy", "app=demo:2"], None);
+    let out = kubectl(
+        &kc,
+        &["set", "image", "deployment/web-deploy", "app=demo:2"],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out));
     let r = eventually("the Deployment's new template is rolled out", || async {
         let r = env.get("web").await;

@@ -135,7 +135,10 @@ pub enum Written {
         name: String,
     },
     /// The `workloadRef` Deployment was scaled (scaleDown: onsuccess).
-    DeploymentScaled { name: String, replicas: i32 },
+    DeploymentScaled {
+        name: String,
+        replicas: i32,
+    },
     /// A pod of the live fleet was deleted (a restart; not cached).
     PodDeleted,
     Service {

@@ -228,14 +228,13 @@ impl RolloutController {
         // referencing it (a new template is a new revision; a created one
         // ends a WorkloadMissing).
         let (deployments, deployment_writer) = reflector::store::<Deployment>();
-        let deployment_events =
-            watcher(api::<Deployment>(&client, ns), watcher::Config::default())
-                .backoff(watch_backoff())
-                .inspect(track(&refusals, "deployments.apps", None))
-                .modify(observe::strip_managed_fields)
-                .reflect(deployment_writer)
-                .inspect_ok(mark_synced(&synced, 5))
-                .touched_objects();
+        let deployment_events = watcher(api::<Deployment>(&client, ns), watcher::Config::default())
+            .backoff(watch_backoff())
+            .inspect(track(&refusals, "deployments.apps", None))
+            .modify(observe::strip_managed_fields)
+            .reflect(deployment_writer)
+            .inspect_ok(mark_synced(&synced, 5))
+            .touched_objects();
 
         let naming = rollouts.clone();
         let using = rollouts.clone();

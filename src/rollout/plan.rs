@@ -80,9 +80,9 @@ pub use observed::{
     AnalysisObservation, AnalysisPhase, Observed, Refusal, RouteBackend, RouteObservation,
     WorkloadObservation, WriteRefusal,
 };
-pub use workload::WORKLOAD_MISSING;
 pub use state::{CanaryStep, State, SwitchKind};
 pub use status::WRITE_REFUSED;
+pub use workload::WORKLOAD_MISSING;
 pub use world::{RevisionFacts, revision_number};
 
 use builder::Builder;

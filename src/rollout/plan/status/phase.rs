@@ -35,8 +35,18 @@ pub(super) fn desired(
         // `workload::missing()` builds this status; kept total likewise.
         State::WorkloadMissing { name } => {
             let msg = format!("workloadRef: Deployment {name} not found");
-            d.push(Desired::new(conditions::READY, False, "WorkloadMissing", msg.clone()));
-            d.push(Desired::new(conditions::STALLED, True, "WorkloadMissing", msg));
+            d.push(Desired::new(
+                conditions::READY,
+                False,
+                "WorkloadMissing",
+                msg.clone(),
+            ));
+            d.push(Desired::new(
+                conditions::STALLED,
+                True,
+                "WorkloadMissing",
+                msg,
+            ));
             Phase::Degraded
         }
         State::ServiceMissing => service_missing(ctx, d),
