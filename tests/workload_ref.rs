@@ -40,6 +40,20 @@ fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&Value>) -> Output {
     child.wait_with_output().expect("kubectl output")
 }
 
+/// The redblack binary, in a blocking thread.
+async fn redblack(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_redblack"))
+            .args(&args)
+            .env_remove("KUBECONFIG")
+            .output()
+            .expect("redblack runs")
+    })
+    .await
+    .unwrap()
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -211,6 +225,34 @@ async fn a_rollout_takes_its_template_from_a_deployment() {
     assert_eq!(images_of(&env, &r, &h2).await, ["demo:2"]);
     let d = deployments.get("web-deploy").await.unwrap();
     assert_eq!(d.spec.replicas, Some(0), "still scaled down");
+
+    // The CLI: status marks the Deployment's revision current; set image
+    // and undo point at the Deployment instead of writing spec.template.
+    let kcs = kc.to_str().unwrap();
+    let out = redblack(&["status", "web", "--kubeconfig", kcs]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let line = text(&out)
+        .lines()
+        .find(|l| l.contains(&format!("web-{h2}")))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(
+        line.contains("current") && line.contains("demo:2"),
+        "{}",
+        text(&out)
+    );
+    for verb in [
+        &["set", "image", "web", "app=demo:3"][..],
+        &["undo", "web"][..],
+    ] {
+        let out = redblack(&[verb, &["--kubeconfig", kcs]].concat()).await;
+        assert!(!out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains("Deployment web-deploy (workloadRef)"),
+            "{}",
+            text(&out)
+        );
+    }
     running.stop().await.expect("controller stops cleanly");
     env.sandbox.shutdown().await;
 }

@@ -432,18 +432,23 @@ pub async fn read_route(
 
 /// The pods of the Rollout's fleets (its `selector.matchLabels`), read per
 /// reconcile only while a `spec.restartAt` is not done: a pod watch for every
-/// Rollout would cache every pod for a rare operation.
-pub async fn read_pods(client: &Client, rollout: &Rollout) -> Result<Vec<Pod>, ApplyError> {
+/// Rollout would cache every pod for a rare operation. `workload`: the
+/// `workloadRef` Deployment's selector, used when the Rollout sets none.
+pub async fn read_pods(
+    client: &Client,
+    rollout: &Rollout,
+    workload: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+) -> Result<Vec<Pod>, ApplyError> {
     let pending = rollout.spec.restart_at.is_some()
         && rollout.status.as_ref().and_then(|s| s.restarted_at) != rollout.spec.restart_at;
     let Some(ns) = rollout.namespace().filter(|_| pending) else {
         return Ok(Vec::new());
     };
-    let selector = rollout
-        .spec
-        .selector
-        .match_labels
-        .iter()
+    let own = &rollout.spec.selector.match_labels;
+    let selector = own
+        .as_ref()
+        .or(workload.and_then(|w| w.match_labels.as_ref()))
+        .into_iter()
         .flatten()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()

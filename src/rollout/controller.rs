@@ -511,7 +511,13 @@ async fn reconcile_inner(
     let now = Utc::now();
     // A restart's pod list refused for good (RBAC) is reported as a refused
     // write is: a condition and a Warning Event quoting the API.
-    observed.pods = match apply::read_pods(&ctx.client, rollout).await {
+    observed.pods = match apply::read_pods(
+        &ctx.client,
+        rollout,
+        observed.workload.as_ref().map(|w| &w.selector),
+    )
+    .await
+    {
         Ok(pods) => pods,
         Err(error) => {
             if let Some(refusal) = error.refusal() {
