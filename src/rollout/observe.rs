@@ -837,6 +837,72 @@ mod tests {
         assert!(caches_reflect(&caches, &web, &written, &before));
     }
 
+    fn deployment(name: &str, namespace: &str, image: &str) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "app", "image": image}]}}}
+        }))
+        .unwrap()
+    }
+
+    fn referencing(r: Rollout, deployment: &str) -> Rollout {
+        let mut r = r;
+        r.spec.template = Default::default();
+        r.spec.workload_ref = Some(
+            serde_json::from_value(serde_json::json!(
+                {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment}
+            ))
+            .unwrap(),
+        );
+        r
+    }
+
+    #[test]
+    fn the_workload_ref_deployment_is_observed_and_its_events_map_to_its_rollouts() {
+        let web = referencing(rollout("web", "web", None), "shared");
+        let caches = Caches {
+            rollouts: store(vec![
+                web.clone(),
+                referencing(rollout("b", "b", None), "shared"),
+                referencing(rollout("c", "c", None), "other"),
+                rollout("d", "d", None),
+            ]),
+            replica_sets: store(vec![]),
+            services: store(vec![]),
+            analyses: store(vec![]),
+            templates: store(vec![]),
+            deployments: store(vec![
+                deployment("shared", "default", "web:2"),
+                deployment("shared", "elsewhere", "web:9"),
+            ]),
+            routes: None,
+            synced: Synced::new(6),
+        };
+        let seen = observe(&web, &caches).workload.expect("observed");
+        assert_eq!(seen.replicas, 2);
+        let image = seen.template.spec.unwrap().containers[0].image.clone();
+        assert_eq!(image.as_deref(), Some("web:2"), "its own namespace's");
+        let c = caches.rollouts.find(|r| r.name_any() == "c").unwrap();
+        assert!(observe(&c, &caches).workload.is_none(), "missing");
+        let d = caches.rollouts.find(|r| r.name_any() == "d").unwrap();
+        assert!(observe(&d, &caches).workload.is_none(), "no workloadRef");
+
+        let mut names: Vec<_> =
+            rollouts_referencing(&caches.rollouts, &deployment("shared", "default", "x"))
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
+        names.sort();
+        assert_eq!(names, ["b", "web"]);
+        assert!(
+            rollouts_referencing(&caches.rollouts, &deployment("shared", "elsewhere", "x"))
+                .is_empty()
+        );
+    }
+
     #[tokio::test]
     async fn synced_waits_for_every_cache() {
         let synced = Synced::new(3);
