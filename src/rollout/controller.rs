@@ -231,7 +231,7 @@ impl RolloutController {
         let deployment_events = watcher(api::<Deployment>(&client, ns), watcher::Config::default())
             .backoff(watch_backoff())
             .inspect(track(&refusals, "deployments.apps", None))
-            .modify(observe::strip_managed_fields)
+            .modify(observe::strip_deployment)
             .reflect(deployment_writer)
             .inspect_ok(mark_synced(&synced, 5))
             .touched_objects();

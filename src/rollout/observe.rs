@@ -303,6 +303,22 @@ pub fn strip_service(svc: &mut Service) {
     }
 }
 
+/// Keeps of a Deployment only what a `workloadRef` reads (its identity and
+/// spec): every Deployment of the watched namespaces is cached, most of them
+/// referenced by no Rollout, so labels, annotations (a client-side apply's
+/// last-applied copy), managedFields and status are dropped.
+pub fn strip_deployment(deployment: &mut Deployment) {
+    let meta = std::mem::take(&mut deployment.metadata);
+    deployment.metadata = ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        ..ObjectMeta::default()
+    };
+    deployment.status = None;
+}
+
 /// Keeps of an HTTPRoute only what the operator reads: metadata name,
 /// namespace, uid and resourceVersion (the weights write's precondition) and
 /// `spec.rules` — whole, because the weights write is a merge patch of
@@ -858,6 +874,23 @@ mod tests {
             .unwrap(),
         );
         r
+    }
+
+    #[test]
+    fn stripping_a_deployment_keeps_identity_and_spec_only() {
+        let mut d = deployment("web", "default", "web:1");
+        d.metadata.annotations = Some([(LAST_APPLIED_ANNOTATION.to_owned(), "{}".into())].into());
+        d.metadata.labels = Some([("team".to_owned(), "a".to_owned())].into());
+        d.metadata.resource_version = Some("7".into());
+        d.status = Some(Default::default());
+        let spec = d.spec.clone();
+        strip_deployment(&mut d);
+        assert_eq!(d.metadata.name.as_deref(), Some("web"));
+        assert_eq!(d.metadata.namespace.as_deref(), Some("default"));
+        assert_eq!(d.metadata.resource_version.as_deref(), Some("7"));
+        assert!(d.metadata.annotations.is_none() && d.metadata.labels.is_none());
+        assert!(d.status.is_none());
+        assert_eq!(d.spec, spec);
     }
 
     #[test]
