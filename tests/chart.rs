@@ -135,6 +135,8 @@ fn expected_cluster_grants() -> BTreeSet<(String, String, String)> {
             &["replicasets"],
             &["list", "watch", "patch", "delete"],
         ),
+        // workloadRef: watched; scaleDown: onsuccess scales one to 0.
+        triples(&["apps"], &["deployments"], &["list", "watch", "patch"]),
         // Secrets an analysis' spec.prometheus names (TLS, auth, headers).
         triples(&[""], &["secrets"], &["get"]),
         triples(&[""], &["services"], &["get", "list", "watch", "patch"]),

@@ -13,6 +13,8 @@
 //! - The binaries: `redblack sandbox --kubeconfig-for-sa` and `redblack
 //!   controller` with the rendered Deployment's arguments (leader election
 //!   on) and the ServiceAccount's kubeconfig roll a Rollout out.
+//! - A second Rollout, `legacy`, takes its template from a Deployment
+//!   (`workloadRef`, `scaleDown: onsuccess`): the Deployment is scaled to 0.
 //! - Every rule of the rendered ClusterRole is needed: without it the
 //!   operator fails visibly, a Warning Event or a Rollout condition quoting
 //!   the API's 403. Each rule is removed in its own namespace (one sandbox,
@@ -296,6 +298,41 @@ async fn deploy(admin: &Client, ns: &str, image: &str) {
         .create(&PostParams::default(), &r)
         .await
         .expect("rollout");
+    // A second Rollout, `legacy`, takes its template from a Deployment
+    // (the deployments rule's list/watch) and scales it to 0 once Healthy
+    // (its `patch`).
+    for obj in [
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "legacy", "namespace": ns},
+               "spec": {"selector": {"app": "legacy"}, "ports": [{"port": 80}]}}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "legacy", "namespace": ns},
+               "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "legacy"}},
+                        "template": {"metadata": {"labels": {"app": "legacy"}},
+                                     "spec": {"containers": [{"name": "app", "image": image}]}}}}),
+        json!({"apiVersion": "redblack.io/v1alpha1", "kind": "Rollout",
+               "metadata": {"name": "legacy", "namespace": ns},
+               "spec": {"replicas": 1,
+                        "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                        "name": "legacy", "scaleDown": "onsuccess"},
+                        "strategy": {"redBlack": {"activeService": "legacy"}}}}),
+    ] {
+        create(admin, &obj).await;
+    }
+}
+
+/// Waits until the `legacy` Deployment (workloadRef, scaleDown: onsuccess)
+/// was scaled to 0 by the operator.
+async fn wait_legacy_scaled_down(admin: &Client, ns: &str) {
+    let deployments = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(admin.clone(), ns);
+    eventually(
+        &format!("{ns}: the legacy Deployment is scaled to 0"),
+        || async {
+            let d = deployments.get("legacy").await.ok()?;
+            (d.spec.replicas == Some(0)).then_some(())
+        },
+    )
+    .await;
 }
 
 async fn set_image(admin: &Client, ns: &str, image: &str) -> String {
@@ -347,6 +384,7 @@ async fn canary_flow(admin: &Client, ns: &str, source: &Synthetic) {
         .await
         .unwrap();
     wait_healthy_on(admin, ns, &pod_template_hash(&r.spec.template)).await;
+    wait_legacy_scaled_down(admin, ns).await;
     let h2 = set_image(admin, ns, "demo:2").await;
     wait_healthy_on(admin, ns, &h2).await;
     let bad = pod_template_hash(

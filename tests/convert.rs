@@ -172,12 +172,9 @@ fn blue_green_fields_table() {
 #[test]
 fn spec_fields_without_an_equivalent_are_named_and_canary_is_not_converted() {
     let mut doc = argo_rollout(json!({"activeService": "web"}));
-    doc["spec"]["workloadRef"] =
-        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"});
     doc["spec"]["rollbackWindow"] = json!({"revisions": 2});
     doc["spec"]["paused"] = json!(true);
     let c = one(doc);
-    assert_eq!(noted(&c, "spec.workloadRef").len(), 1, "{:?}", c.notes);
     assert_eq!(noted(&c, "spec.rollbackWindow").len(), 1, "{:?}", c.notes);
     assert_eq!(c.object.unwrap()["spec"]["paused"], json!(true));
 
@@ -482,4 +479,47 @@ async fn converted_blue_green_example_rolls_out_and_promotes() {
     let live = env.wait_phase(name, Phase::Healthy).await;
     assert_eq!(hash_of(&live), h2);
     running.stop().await.unwrap();
+}
+
+#[test]
+fn workload_ref_is_carried_over_and_progressively_becomes_onsuccess() {
+    let with_ref = |reference: Value| {
+        let mut doc = argo_rollout(json!({"activeService": "web"}));
+        let spec = doc["spec"].as_object_mut().unwrap();
+        spec.remove("template");
+        spec.remove("selector");
+        spec.insert("workloadRef".into(), reference);
+        one(doc)
+    };
+    let reference = json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                           "scaleDown": "onsuccess"});
+    let c = with_ref(reference.clone());
+    assert_eq!(c.notes, Vec::<String>::new());
+    let object = c.object.unwrap();
+    assert_eq!(object["spec"]["workloadRef"], reference);
+    let rollout: Rollout = serde_json::from_value(object).unwrap();
+    assert!(rollout.spec.workload_ref.is_some());
+
+    let c = with_ref(
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                            "scaleDown": "progressively"}),
+    );
+    assert_eq!(
+        c.object.as_ref().unwrap()["spec"]["workloadRef"]["scaleDown"],
+        "onsuccess"
+    );
+    assert_eq!(
+        noted(&c, "spec.workloadRef.scaleDown").len(),
+        1,
+        "{:?}",
+        c.notes
+    );
+
+    let c = with_ref(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web"}));
+    assert!(
+        c.object.as_ref().unwrap()["spec"]
+            .get("workloadRef")
+            .is_none()
+    );
+    assert_eq!(noted(&c, "spec.workloadRef").len(), 1, "{:?}", c.notes);
 }

@@ -63,6 +63,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "restart.rs",
             "fleets.rs",
             "pod_metadata.rs",
+            "workload.rs",
             "canary/fleets.rs",
             "post_promotion/analysis.rs",
             "gates/job.rs",

@@ -214,6 +214,7 @@ fn check_names(action: &Action) -> &'static str {
         | Action::AnnotateReplicaSet { .. }
         | Action::DeleteReplicaSet { .. }
         | Action::DeletePod { .. }
+        | Action::ScaleDeployment { .. }
         | Action::SetPodMetadata { .. } => "other",
     }
 }
@@ -2206,4 +2207,172 @@ fn gates_table() {
         failures.len(),
         failures.join("\n\n")
     );
+}
+
+// ---- workloadRef: the template comes from a Deployment ----
+
+mod workload_ref {
+    use super::*;
+    use redblack::api::pod_template_hash;
+    use redblack::api::workload_ref::{ScaleDown, WorkloadRef};
+    use redblack::rollout::plan::{WORKLOAD_MISSING, WorkloadObservation};
+
+    /// `sim`'s Rollout turned into one with `workloadRef: web` (no template,
+    /// no selector), the Deployment observed with the template it had.
+    fn referencing(mut sim: Sim, scale_down: Option<ScaleDown>) -> Sim {
+        let spec = &mut sim.rollout.spec;
+        sim.observed.workload = Some(WorkloadObservation {
+            template: std::mem::take(&mut spec.template),
+            selector: std::mem::take(&mut spec.selector),
+            replicas: 3,
+        });
+        spec.workload_ref = Some(WorkloadRef {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: "web".into(),
+            scale_down,
+        });
+        sim
+    }
+
+    fn deployment_hash(sim: &Sim) -> String {
+        pod_template_hash(&sim.observed.workload.as_ref().unwrap().template)
+    }
+
+    fn scaled_deployment(plan: &Plan) -> Option<i32> {
+        plan.actions.iter().find_map(|a| match a {
+            Action::ScaleDeployment { name, replicas } if name == "web" => Some(*replicas),
+            _ => None,
+        })
+    }
+
+    fn settled(scale_down: Option<ScaleDown>) -> Sim {
+        let mut sim = referencing(Sim::new("web:1", 3), scale_down);
+        sim.settle();
+        sim
+    }
+
+    #[test]
+    fn the_deployments_template_and_selector_are_rolled_out() {
+        let sim = referencing(Sim::new("web:1", 3), None);
+        let plan = sim.plan();
+        let ensured = ensures(&plan);
+        assert_eq!(ensured.len(), 1, "{:?}", plan.actions);
+        let Action::EnsureReplicaSet {
+            hash,
+            selector,
+            template,
+            ..
+        } = ensured[0]
+        else {
+            unreachable!()
+        };
+        assert_eq!(*hash, deployment_hash(&sim));
+        assert_eq!(
+            selector
+                .match_labels
+                .as_ref()
+                .unwrap()
+                .get("app")
+                .map(String::as_str),
+            Some("web"),
+            "the Deployment's selector"
+        );
+        let image = template.spec.as_ref().unwrap().containers[0]
+            .image
+            .as_deref();
+        assert_eq!(image, Some("web:1"));
+        assert_eq!(scaled_deployment(&plan), None);
+    }
+
+    #[test]
+    fn never_leaves_the_deployment_alone() {
+        let sim = settled(Some(ScaleDown::Never));
+        let plan = sim.plan();
+        assert_eq!(phase(&plan), Phase::Healthy);
+        assert!(
+            plan.is_noop(sim.rollout.status.as_ref()),
+            "{:?}",
+            plan.actions
+        );
+        assert_eq!(sim.observed.workload.as_ref().unwrap().replicas, 3);
+        assert_eq!(sim.active_hash(), Some(deployment_hash(&sim)));
+    }
+
+    #[test]
+    fn onsuccess_scales_the_deployment_to_zero_once_healthy_only() {
+        // Not Healthy yet (the first fleet is not ready): the Deployment stays.
+        let mut sim = referencing(Sim::new("web:1", 3), Some(ScaleDown::OnSuccess));
+        let plan = sim.step();
+        assert_ne!(phase(&plan), Phase::Healthy);
+        assert_eq!(scaled_deployment(&plan), None);
+        // Healthy: scaled to 0 once, then nothing more.
+        sim.settle();
+        assert_eq!(phase(&sim.plan()), Phase::Healthy);
+        assert_eq!(sim.observed.workload.as_ref().unwrap().replicas, 0);
+        assert!(sim.plan().is_noop(sim.rollout.status.as_ref()));
+        // Someone scales it up again: scaled down again while Healthy.
+        sim.observed.workload.as_mut().unwrap().replicas = 2;
+        assert_eq!(scaled_deployment(&sim.plan()), Some(0));
+    }
+
+    #[test]
+    fn a_new_deployment_template_is_a_new_revision() {
+        let mut sim = settled(None);
+        let h1 = deployment_hash(&sim);
+        let template = &mut sim.observed.workload.as_mut().unwrap().template;
+        template.spec.as_mut().unwrap().containers[0].image = Some("web:2".into());
+        let h2 = deployment_hash(&sim);
+        assert_ne!(h1, h2);
+        let plan = sim.plan();
+        let ensured = ensures(&plan);
+        assert_eq!(ensured.len(), 1);
+        assert!(matches!(ensured[0], Action::EnsureReplicaSet { hash, .. } if *hash == h2));
+        assert_eq!(plan.status.current_revision.as_deref(), Some(h2.as_str()));
+        sim.settle();
+        assert_eq!(sim.active_hash(), Some(h2));
+    }
+
+    #[test]
+    fn a_missing_deployment_moves_nothing_and_recovers() {
+        let mut sim = settled(None);
+        let h1 = deployment_hash(&sim);
+        let deployment = sim.observed.workload.take();
+        let plan = sim.step();
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert_eq!(plan.state, State::WorkloadMissing { name: "web".into() });
+        assert_eq!(phase(&plan), Phase::Degraded);
+        let ready = condition(&plan, "Ready").unwrap();
+        assert_eq!(ready.status, ConditionStatus::False);
+        assert_eq!(ready.reason, WORKLOAD_MISSING);
+        assert!(
+            ready.message.contains("Deployment web"),
+            "{}",
+            ready.message
+        );
+        assert_eq!(
+            condition(&plan, "Stalled").unwrap().status,
+            ConditionStatus::True
+        );
+        assert_eq!(plan.status.stable_revision.as_deref(), Some(h1.as_str()));
+        assert!(
+            plan.events
+                .iter()
+                .any(|e| e.reason == WORKLOAD_MISSING && e.type_ == EventType::Warning)
+        );
+        // Re-planned while still missing: nothing new (no second Event).
+        let again = sim.plan();
+        assert!(again.is_noop(sim.rollout.status.as_ref()), "{again:?}");
+        // The Deployment appears: Healthy again, the conditions say so.
+        sim.observed.workload = deployment;
+        sim.settle();
+        let plan = sim.plan();
+        assert_eq!(phase(&plan), Phase::Healthy);
+        let ready = condition(&plan, "Ready").unwrap();
+        assert_eq!(ready.status, ConditionStatus::True);
+        assert_ne!(
+            condition(&plan, "Stalled").map(|c| c.status),
+            Some(ConditionStatus::True)
+        );
+    }
 }

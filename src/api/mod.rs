@@ -16,6 +16,7 @@ pub mod notifier;
 pub mod pod_metadata;
 pub mod rollout;
 pub mod validate;
+pub mod workload_ref;
 
 pub use conditions::{Condition, ConditionStatus};
 pub use gates::{Gate, GateAt, GatePhase, GateStatus, HttpGate, HttpMethod, JobGate};

@@ -56,6 +56,13 @@ pub const TEMPLATE_NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$";
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.template) != has(self.workloadRef)",
+    "message": "set exactly one of template and workloadRef"
+}, {
+    "rule": "has(self.selector) || has(self.workloadRef)",
+    "message": "selector is required without workloadRef"
+}]))]
 pub struct RolloutSpec {
     /// Pods per fleet (each revision's ReplicaSet is brought up at this size).
     #[serde(default = "default_replicas")]
@@ -63,10 +70,18 @@ pub struct RolloutSpec {
     pub replicas: i32,
     /// Selects the pods of every revision; must match `template.metadata.labels`.
     /// The active Service selects `selector.matchLabels` plus the revision hash.
+    /// With `workloadRef` it may be left out: the Deployment's is used.
+    #[serde(default, skip_serializing_if = "is_empty_selector")]
     pub selector: LabelSelector,
-    /// The pod template; each distinct template is one revision.
+    /// The pod template; each distinct template is one revision. Left out
+    /// with `workloadRef` (the Deployment's is used).
+    #[serde(default, skip_serializing_if = "is_empty_template")]
     #[schemars(schema_with = "pod_template_schema")]
     pub template: PodTemplateSpec,
+    /// Take the pod template (and the selector, when unset) from this
+    /// Deployment instead of `template` (Argo Rollouts' `workloadRef`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_ref: Option<super::workload_ref::WorkloadRef>,
     /// How many scaled-down ReplicaSets are kept for `undo` (like a Deployment).
     #[serde(default = "default_revision_history_limit")]
     #[schemars(range(min = 0))]
@@ -99,6 +114,16 @@ pub struct RolloutSpec {
     /// Which triggers go to which Notifier (docs/notifications.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<super::notifier::NotificationSubscription>,
+}
+
+/// An unset `template` (a Rollout with `workloadRef`) is left out when
+/// serialised, so that the CRD's "exactly one of" rule sees it unset.
+fn is_empty_template(t: &PodTemplateSpec) -> bool {
+    t.metadata.is_none() && t.spec.is_none()
+}
+
+fn is_empty_selector(s: &LabelSelector) -> bool {
+    s.match_labels.is_none() && s.match_expressions.is_none()
 }
 
 fn default_replicas() -> i32 {

@@ -29,9 +29,6 @@ const MAX_WARM_REVISIONS: i64 = 10;
 /// Why each spec field redblack does not have is left out.
 fn unsupported_spec_field(key: &str) -> &'static str {
     match key {
-        "workloadRef" => {
-            "not supported yet: put the Deployment's pod template in spec.template (and scale the Deployment to 0)"
-        }
         "analysis" => {
             "not supported: redblack keeps every CanaryAnalysis it creates as a record (no run history limits)"
         }
@@ -81,6 +78,10 @@ pub(super) fn convert(doc: &Value) -> (Option<Value>, Vec<String>) {
     for (key, value) in spec {
         if SAME_SPEC_FIELDS.contains(&key.as_str()) {
             out.insert(key.clone(), value.clone());
+        } else if key == "workloadRef" {
+            if let Some(reference) = workload_ref(value, &mut notes) {
+                out.insert(key.clone(), reference);
+            }
         } else if key != "strategy" {
             notes.push(format!("spec.{key}: {}", unsupported_spec_field(key)));
         }
@@ -111,6 +112,29 @@ pub(super) fn convert(doc: &Value) -> (Option<Value>, Vec<String>) {
         "spec": Value::Object(out),
     });
     (Some(rollout), notes)
+}
+
+/// Argo's `workloadRef`, carried over when it names an apps/v1 Deployment;
+/// `scaleDown: progressively` (not supported) becomes `onsuccess`, the same
+/// end state (the Deployment at 0 once the Rollout is Healthy).
+fn workload_ref(value: &Value, notes: &mut Vec<String>) -> Option<Value> {
+    let deployment = value.get("apiVersion").and_then(Value::as_str) == Some("apps/v1")
+        && value.get("kind").and_then(Value::as_str) == Some("Deployment");
+    if !deployment {
+        notes.push(format!(
+            "spec.workloadRef: {value}: not supported: redblack references apps/v1 Deployments only"
+        ));
+        return None;
+    }
+    let mut out = value.clone();
+    if value.get("scaleDown").and_then(Value::as_str) == Some("progressively") {
+        out["scaleDown"] = json!("onsuccess");
+        notes.push(
+            "spec.workloadRef.scaleDown: progressively is not supported: written as onsuccess (the Deployment is scaled to 0 once the Rollout is Healthy, not step by step)"
+                .to_owned(),
+        );
+    }
+    Some(out)
 }
 
 fn red_black(bg: &Map<String, Value>, notes: &mut Vec<String>) -> Value {

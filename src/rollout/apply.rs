@@ -41,7 +41,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
@@ -134,6 +134,11 @@ pub enum Written {
     },
     ReplicaSetDeleted {
         name: String,
+    },
+    /// The `workloadRef` Deployment was scaled (scaleDown: onsuccess).
+    DeploymentScaled {
+        name: String,
+        replicas: i32,
     },
     /// A pod of the live fleet was deleted (a restart; not cached).
     PodDeleted,
@@ -251,6 +256,18 @@ pub async fn execute(
             Ok(Written::ReplicaSet {
                 name: name.clone(),
                 resource_version: patched.resource_version(),
+            })
+        }
+        Action::ScaleDeployment { name, replicas } => {
+            let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+            let patch = json!({"spec": {"replicas": replicas}});
+            let patched = deployments
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(api_err(format!("scaling Deployment {name} (workloadRef)")))?;
+            Ok(Written::DeploymentScaled {
+                name: name.clone(),
+                replicas: patched.spec.replicas.unwrap_or(*replicas),
             })
         }
         Action::DeletePod { name } => {
@@ -422,18 +439,23 @@ pub async fn read_route(
 
 /// The pods of the Rollout's fleets (its `selector.matchLabels`), read per
 /// reconcile only while a `spec.restartAt` is not done: a pod watch for every
-/// Rollout would cache every pod for a rare operation.
-pub async fn read_pods(client: &Client, rollout: &Rollout) -> Result<Vec<Pod>, ApplyError> {
+/// Rollout would cache every pod for a rare operation. `workload`: the
+/// `workloadRef` Deployment's selector, used when the Rollout sets none.
+pub async fn read_pods(
+    client: &Client,
+    rollout: &Rollout,
+    workload: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+) -> Result<Vec<Pod>, ApplyError> {
     let pending = rollout.spec.restart_at.is_some()
         && rollout.status.as_ref().and_then(|s| s.restarted_at) != rollout.spec.restart_at;
     let Some(ns) = rollout.namespace().filter(|_| pending) else {
         return Ok(Vec::new());
     };
-    let selector = rollout
-        .spec
-        .selector
-        .match_labels
-        .iter()
+    let own = &rollout.spec.selector.match_labels;
+    let selector = own
+        .as_ref()
+        .or(workload.and_then(|w| w.match_labels.as_ref()))
+        .into_iter()
         .flatten()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()

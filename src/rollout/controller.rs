@@ -6,6 +6,8 @@
 //!   naming it; CanaryAnalysisTemplates likewise wake the Rollouts naming
 //!   them. managedFields (and a Service's last-applied copy) are stripped
 //!   before objects are cached.
+//! - Deployments are watched for `workloadRef`: an event wakes the Rollouts
+//!   referencing the Deployment.
 //! - HTTPRoutes (gateway.networking.k8s.io/v1) are watched too when the API
 //!   serves them at startup ([`http_routes_served`]); a route event wakes the
 //!   Rollouts whose `trafficRouting.httpRoute` names it. When it was not
@@ -34,7 +36,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList;
 use kube::api::DynamicObject;
@@ -153,8 +155,8 @@ pub struct RolloutController {
 impl RolloutController {
     pub fn new(client: Client, settings: Settings) -> RolloutController {
         let ns = settings.namespace.as_deref();
-        // Bits 0–4 below; 5 is the route cache, awaited only when it runs.
-        let synced = Synced::new(if settings.watch_http_routes { 6 } else { 5 });
+        // Bits 0–5 below; 6 is the route cache, awaited only when it runs.
+        let synced = Synced::new(if settings.watch_http_routes { 7 } else { 6 });
         let refusals = WatchRefusals::default();
         let operator_alert = settings.operator.clone().map(|reference| {
             let publisher = EventPublisher::new(client.clone(), reporter(&settings), "Watch");
@@ -237,6 +239,18 @@ impl RolloutController {
         };
         let naming = referrers.clone();
         let using = referrers.clone();
+        // Deployments: a workloadRef's template; an event wakes the Rollouts
+        // referencing it (a new template is a new revision; a created one
+        // ends a WorkloadMissing).
+        let (deployments, deployment_writer) = reflector::store::<Deployment>();
+        let deployment_events = watcher(api::<Deployment>(&client, ns), watcher::Config::default())
+            .backoff(watch_backoff())
+            .inspect(track(&refusals, "deployments.apps", None))
+            .modify(observe::strip_deployment)
+            .reflect(deployment_writer)
+            .inspect_ok(mark_synced(&synced, 5))
+            .touched_objects();
+        let referencing = referrers.clone();
         let controller = Controller::for_stream(rollout_events, rollouts.clone())
             .owns_stream(rs_events)
             .owns_stream(analysis_events)
@@ -245,6 +259,9 @@ impl RolloutController {
             })
             .watches_stream(template_events, move |template: CanaryAnalysisTemplate| {
                 observe::rollouts_using_template(&using, &template)
+            })
+            .watches_stream(deployment_events, move |deployment: Deployment| {
+                observe::rollouts_referencing(&referencing, &deployment)
             });
 
         // HTTPRoutes, stripped to their rules: an event wakes the Rollouts
@@ -267,7 +284,7 @@ impl RolloutController {
                 ))
                 .modify(observe::strip_route)
                 .reflect(writer)
-                .inspect_ok(mark_synced(&synced, 5))
+                .inspect_ok(mark_synced(&synced, 6))
                 .touched_objects();
             let routed = referrers.clone();
             let controller = controller.watches_stream_with(
@@ -287,6 +304,7 @@ impl RolloutController {
                 services,
                 analyses,
                 templates,
+                deployments,
                 routes,
                 synced,
                 index,
@@ -518,7 +536,13 @@ async fn reconcile_inner(
     let now = Utc::now();
     // A restart's pod list refused for good (RBAC) is reported as a refused
     // write is: a condition and a Warning Event quoting the API.
-    observed.pods = match apply::read_pods(&ctx.client, rollout).await {
+    observed.pods = match apply::read_pods(
+        &ctx.client,
+        rollout,
+        observed.workload.as_ref().map(|w| &w.selector),
+    )
+    .await
+    {
         Ok(pods) => pods,
         Err(error) => {
             if let Some(refusal) = error.refusal() {

@@ -189,13 +189,20 @@ pub fn analysis_rollout(analysis: &CanaryAnalysis) -> Vec<String> {
 }
 
 /// Everything a Rollout names that a watch maps back to it, prefixed by kind
-/// so one index serves all three mappers.
+/// so one index serves every mapper.
 pub fn rollout_refs(rollout: &Rollout) -> Vec<String> {
     let rb = &rollout.spec.strategy.red_black;
     let mut keys = vec![format!("svc/{}", rb.active_service)];
     keys.extend(rb.preview_service.iter().map(|s| format!("svc/{s}")));
     keys.extend(template_names(rollout).iter().map(|t| format!("tpl/{t}")));
     keys.extend(rollout.spec.http_route_name().map(|r| format!("route/{r}")));
+    keys.extend(
+        rollout
+            .spec
+            .workload_ref
+            .iter()
+            .map(|w| format!("deploy/{}", w.name)),
+    );
     keys
 }
 

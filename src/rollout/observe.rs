@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
@@ -22,7 +22,7 @@ use crate::rollout::Observed;
 use crate::rollout::apply::{self, Written};
 use crate::rollout::index::{Indexes, RefIndex, rollout_refs};
 use crate::rollout::plan::{
-    AnalysisObservation, AnalysisPhase, RouteObservation, role_service_name,
+    AnalysisObservation, AnalysisPhase, RouteObservation, WorkloadObservation, role_service_name,
 };
 
 /// The annotation `kubectl apply` (client-side) keeps on Services: a full copy
@@ -39,6 +39,8 @@ pub struct Caches {
     pub analyses: Store<CanaryAnalysis>,
     /// CanaryAnalysisTemplates (read when an analysis is created from one).
     pub templates: Store<CanaryAnalysisTemplate>,
+    /// Deployments (a `workloadRef`'s template and replicas).
+    pub deployments: Store<Deployment>,
     /// HTTPRoutes (gateway.networking.k8s.io/v1), stripped to what the planner
     /// and the weights write read ([`strip_route`]). None when the API did not
     /// serve HTTPRoutes at startup: routes are then read per reconcile, and a
@@ -215,7 +217,35 @@ pub fn observe_with_route(
         pods: Vec::new(),
         jobs: Vec::new(),
         http_checks: Vec::new(),
+        workload: workload(rollout, caches),
     }
+}
+
+/// `spec.workloadRef`'s Deployment from the cache (None without a
+/// workloadRef, or when it does not exist in the Rollout's namespace).
+pub fn workload(rollout: &Rollout, caches: &Caches) -> Option<WorkloadObservation> {
+    let reference = rollout.spec.workload_ref.as_ref()?;
+    let ns = rollout.namespace().unwrap_or_default();
+    let deployment = caches
+        .deployments
+        .get(&ObjectRef::new(&reference.name).within(&ns))?;
+    let spec = deployment.spec.clone();
+    Some(WorkloadObservation {
+        template: spec.template,
+        selector: spec.selector,
+        replicas: spec.replicas.unwrap_or(1),
+    })
+}
+
+/// The Rollouts (in the Deployment's namespace) whose `workloadRef` names
+/// `deployment`: the only ones a Deployment event concerns.
+pub fn rollouts_referencing(
+    referrers: &Referrers,
+    deployment: &Deployment,
+) -> Vec<ObjectRef<Rollout>> {
+    rollouts_referring(referrers, "deploy", deployment, |r, name| {
+        r.spec.workload_ref.as_ref().is_some_and(|w| w.name == name)
+    })
 }
 
 /// The CanaryAnalysisTemplates the Rollout's analyses name (`templateName`).
@@ -316,6 +346,22 @@ pub fn strip_service(svc: &mut Service) {
     }
 }
 
+/// Keeps of a Deployment only what a `workloadRef` reads (its identity and
+/// spec): every Deployment of the watched namespaces is cached, most of them
+/// referenced by no Rollout, so labels, annotations (a client-side apply's
+/// last-applied copy), managedFields and status are dropped.
+pub fn strip_deployment(deployment: &mut Deployment) {
+    let meta = std::mem::take(&mut deployment.metadata);
+    deployment.metadata = ObjectMeta {
+        name: meta.name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        ..ObjectMeta::default()
+    };
+    deployment.status = None;
+}
+
 /// Keeps of an HTTPRoute only what the operator reads: metadata name,
 /// namespace, uid and resourceVersion (the weights write's precondition) and
 /// `spec.rules` — whole, because the weights write is a merge patch of
@@ -369,6 +415,10 @@ pub fn caches_reflect(
             resource_version,
             &before.replica_set(name),
         ),
+        Written::DeploymentScaled { name, replicas } => caches
+            .deployments
+            .get(&ObjectRef::new(name).within(&ns))
+            .is_none_or(|d| d.spec.replicas == Some(*replicas)),
         // Pods are read from the API per reconcile, never cached.
         Written::PodDeleted | Written::Job => true,
         Written::ReplicaSetDeleted { name } => caches
@@ -580,6 +630,7 @@ mod tests {
             services: store(vec![svc("web"), svc("unrelated")]),
             analyses: store(vec![]),
             templates: store(vec![]),
+            deployments: store(vec![]),
             routes: None,
             synced: Synced::new(5),
             index: Indexes::default(),
@@ -654,6 +705,7 @@ mod tests {
                 template("unrelated", "default"),
                 elsewhere,
             ]),
+            deployments: store(vec![]),
             routes: None,
             synced: Synced::new(5),
             index: Indexes::default(),
@@ -796,6 +848,7 @@ mod tests {
             services: store(vec![]),
             analyses: store(vec![]),
             templates: store(vec![]),
+            deployments: store(vec![]),
             routes: None,
             synced: Synced::new(5),
             index: Indexes::default(),
@@ -829,6 +882,7 @@ mod tests {
             services: store(vec![]),
             analyses: store(vec![]),
             templates: store(vec![]),
+            deployments: store(vec![]),
             routes: Some(route_store(vec![old.clone()])),
             synced: Synced::new(6),
             index: Indexes::default(),
@@ -848,6 +902,91 @@ mod tests {
         // Without a route cache there is nothing to wait for.
         caches.routes = None;
         assert!(caches_reflect(&caches, &web, &written, &before));
+    }
+
+    fn deployment(name: &str, namespace: &str, image: &str) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "app", "image": image}]}}}
+        }))
+        .unwrap()
+    }
+
+    fn referencing(r: Rollout, deployment: &str) -> Rollout {
+        let mut r = r;
+        r.spec.template = Default::default();
+        r.spec.workload_ref = Some(
+            serde_json::from_value(serde_json::json!(
+                {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment}
+            ))
+            .unwrap(),
+        );
+        r
+    }
+
+    #[test]
+    fn stripping_a_deployment_keeps_identity_and_spec_only() {
+        let mut d = deployment("web", "default", "web:1");
+        d.metadata.annotations = Some([(LAST_APPLIED_ANNOTATION.to_owned(), "{}".into())].into());
+        d.metadata.labels = Some([("team".to_owned(), "a".to_owned())].into());
+        d.metadata.resource_version = Some("7".into());
+        d.status = Some(Default::default());
+        let spec = d.spec.clone();
+        strip_deployment(&mut d);
+        assert_eq!(d.metadata.name.as_deref(), Some("web"));
+        assert_eq!(d.metadata.namespace.as_deref(), Some("default"));
+        assert_eq!(d.metadata.resource_version.as_deref(), Some("7"));
+        assert!(d.metadata.annotations.is_none() && d.metadata.labels.is_none());
+        assert!(d.status.is_none());
+        assert_eq!(d.spec, spec);
+    }
+
+    #[test]
+    fn the_workload_ref_deployment_is_observed_and_its_events_map_to_its_rollouts() {
+        let web = referencing(rollout("web", "web", None), "shared");
+        let caches = Caches {
+            rollouts: store(vec![
+                web.clone(),
+                referencing(rollout("b", "b", None), "shared"),
+                referencing(rollout("c", "c", None), "other"),
+                rollout("d", "d", None),
+            ]),
+            replica_sets: store(vec![]),
+            services: store(vec![]),
+            analyses: store(vec![]),
+            templates: store(vec![]),
+            deployments: store(vec![
+                deployment("shared", "default", "web:2"),
+                deployment("shared", "elsewhere", "web:9"),
+            ]),
+            routes: None,
+            synced: Synced::new(6),
+            index: Indexes::default(),
+        }
+        .reindexed();
+        let seen = observe(&web, &caches).workload.expect("observed");
+        assert_eq!(seen.replicas, 2);
+        let image = seen.template.spec.unwrap().containers[0].image.clone();
+        assert_eq!(image.as_deref(), Some("web:2"), "its own namespace's");
+        let c = caches.rollouts.find(|r| r.name_any() == "c").unwrap();
+        assert!(observe(&c, &caches).workload.is_none(), "missing");
+        let d = caches.rollouts.find(|r| r.name_any() == "d").unwrap();
+        assert!(observe(&d, &caches).workload.is_none(), "no workloadRef");
+
+        let referrers = Referrers::of(caches.rollouts.clone());
+        let mut names: Vec<_> =
+            rollouts_referencing(&referrers, &deployment("shared", "default", "x"))
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
+        names.sort();
+        assert_eq!(names, ["b", "web"]);
+        assert!(
+            rollouts_referencing(&referrers, &deployment("shared", "elsewhere", "x")).is_empty()
+        );
     }
 
     #[tokio::test]

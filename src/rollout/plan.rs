@@ -34,7 +34,7 @@
 //! | 3 world | `world` | the observed world, indexed, and every question about it |
 //! | 4 input | `ctx` | the one input value of every step |
 //! | 5 decide | `operations`, `state`, `deadline`, `auto_promotion`, `gates/render`, `gates/http`, `gates/verdict`, `gates/pre_promotion`, `canary/gate`, `post_promotion/verdict`, `decide` | manual operations, the states, the progress deadline, the gates and the pre-promotion analysis, the canary gate, the post-promotion verdict, the state machine |
-//! | 6 act | `traffic`, `fleets`, `pod_metadata`, `restart`, `canary/fleets`, `post_promotion/analysis`, `gates/job` | the actions for a decision |
+//! | 6 act | `traffic`, `fleets`, `pod_metadata`, `restart`, `workload`, `canary/fleets`, `post_promotion/analysis`, `gates/job` | the actions for a decision |
 //! | 7 status | `status`, `status/*` | the status to write |
 //! | 8 pipeline | `plan.rs` | [`plan`], [`Plan`] and the public re-exports |
 //!
@@ -68,6 +68,7 @@ pub mod state;
 mod status;
 mod traffic;
 pub mod windows;
+mod workload;
 mod world;
 
 pub use action::Action;
@@ -81,10 +82,11 @@ pub use names::{
 };
 pub use observed::{
     AnalysisObservation, AnalysisPhase, HttpCheck, JobObservation, JobPhase, Observed, Refusal,
-    RouteBackend, RouteObservation, WriteRefusal,
+    RouteBackend, RouteObservation, WorkloadObservation, WriteRefusal,
 };
 pub use state::{CanaryStep, State, SwitchKind};
 pub use status::WRITE_REFUSED;
+pub use workload::WORKLOAD_MISSING;
 pub use world::{RevisionFacts, revision_number};
 
 use builder::Builder;
@@ -113,7 +115,16 @@ impl Plan {
 
 /// Decides what to do. Pure: the same inputs give the same plan.
 pub fn plan(rollout: &Rollout, observed: &Observed, now: DateTime<Utc>) -> Plan {
-    with_ctx(rollout, observed, now, pipeline)
+    // 0. workloadRef: the template comes from the Deployment; while it is
+    //    missing nothing moves.
+    match workload::resolve(rollout, observed) {
+        Ok(resolved) => with_ctx(&resolved, observed, now, |ctx| pipeline(ctx, observed)),
+        Err(name) => with_ctx(rollout, observed, now, |ctx| {
+            let mut out = Builder::default();
+            let status = workload::missing(&ctx, &name, &mut out);
+            finish(out, status, State::WorkloadMissing { name }, now)
+        }),
+    }
 }
 
 /// Builds the one input value of every step and hands it to `f`.
@@ -137,7 +148,7 @@ fn with_ctx<T>(
 }
 
 /// The steps of [`plan`], in order.
-fn pipeline(ctx: Ctx) -> Plan {
+fn pipeline(ctx: Ctx, observed: &Observed) -> Plan {
     let (rollout, now) = (ctx.rollout, ctx.now);
     let mut out = Builder::default();
 
@@ -182,6 +193,8 @@ fn pipeline(ctx: Ctx) -> Plan {
 
     // 5. status: written after the actions succeeded.
     let status = status::build(&ctx, &decision, &mut out);
+    // workloadRef scaleDown: onsuccess, once the status says Healthy.
+    workload::scale_down(&ctx, observed, &status, &mut out);
     finish(out, status, decision.state, now)
 }
 

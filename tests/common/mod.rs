@@ -242,6 +242,11 @@ impl Sim {
                     );
                 }
             }
+            Action::ScaleDeployment { replicas, .. } => {
+                if let Some(workload) = self.observed.workload.as_mut() {
+                    workload.replicas = *replicas;
+                }
+            }
             Action::DeletePod { name } => {
                 self.observed
                     .pods

@@ -71,6 +71,8 @@ pub fn plural(kind: &str) -> &'static str {
         "Namespace" => "namespaces",
         "HTTPRoute" => "httproutes",
         "ReplicaSet" => "replicasets",
+        "Deployment" => "deployments",
+        "Rollout" => "rollouts",
         "Pod" => "pods",
         "Service" => "services",
         "Notifier" => "notifiers",

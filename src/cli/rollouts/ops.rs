@@ -234,6 +234,12 @@ pub async fn undo(
     let api: Api<Rollout> = Api::namespaced(client.clone(), ns);
     for _ in 0..3 {
         let rollout = get(&api, ns, name).await?;
+        if let Some(reference) = &rollout.spec.workload_ref {
+            return Err(VerbError::Refused(format!(
+                "rollout {ns}/{name} takes its template from Deployment {0} (workloadRef): undo there (kubectl rollout undo deployment/{0})",
+                reference.name
+            )));
+        }
         let current = pod_template_hash(&rollout.spec.template);
         let owned = owned_replica_sets(client, ns, &rollout).await?;
         let mut template = template_for_undo(&owned, &current, to_revision)?;

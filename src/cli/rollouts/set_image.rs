@@ -133,6 +133,12 @@ pub async fn set_image(
         .get(name)
         .await
         .map_err(rollout_err(ns, name, "reading"))?;
+    if let Some(reference) = &rollout.spec.workload_ref {
+        return Err(VerbError::Refused(format!(
+            "rollout {ns}/{name} takes its template from Deployment {0} (workloadRef): set the image there (kubectl set image deployment/{0} ...)",
+            reference.name
+        )));
+    }
     let lists = locate(&rollout, &images).map_err(VerbError::Refused)?;
     let params = PatchParams::apply(CLI_FIELD_MANAGER).force();
     api.patch(name, &params, &Patch::Apply(apply_body(name, lists)))

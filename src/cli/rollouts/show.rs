@@ -198,7 +198,11 @@ pub fn render_status(
         );
     }
 
-    let current = pod_template_hash(&rollout.spec.template);
+    // With workloadRef the template is the Deployment's: the operator's word.
+    let current = match &rollout.spec.workload_ref {
+        Some(_) => status.current_revision.clone().unwrap_or_default(),
+        None => pod_template_hash(&rollout.spec.template),
+    };
     let active_hash = active.and_then(selected_hash);
     let preview_hash = preview.and_then(selected_hash);
     let mut sorted: Vec<&ReplicaSet> = replica_sets.iter().collect();

@@ -51,6 +51,12 @@ pub enum Action {
         labels: crate::api::pod_metadata::MapChange,
         annotations: crate::api::pod_metadata::MapChange,
     },
+    /// Set `spec.replicas` of the `workloadRef` Deployment (scaleDown:
+    /// onsuccess scales it to 0 once the Rollout is Healthy).
+    ScaleDeployment {
+        name: String,
+        replicas: i32,
+    },
     /// Delete one pod of the live fleet (a restart); its ReplicaSet recreates it.
     DeletePod {
         name: String,

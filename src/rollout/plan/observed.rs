@@ -41,6 +41,9 @@ pub struct Observed {
     pub jobs: Vec<JobObservation>,
     /// HTTP gate attempts made in this reconcile (`gates::http_due`).
     pub http_checks: Vec<HttpCheck>,
+    /// `spec.workloadRef`'s Deployment, as the shell found it in its cache;
+    /// None without a workloadRef or when the Deployment does not exist.
+    pub workload: Option<WorkloadObservation>,
 }
 
 /// What the planner needs of a Job of a Job gate.
@@ -69,6 +72,17 @@ pub struct HttpCheck {
     pub passed: bool,
     /// What was seen: `503 Service Unavailable`, `connection refused`, ...
     pub message: String,
+}
+
+/// What the planner needs of a `workloadRef` Deployment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkloadObservation {
+    /// `spec.template`: the Rollout's pod template.
+    pub template: k8s_openapi::api::core::v1::PodTemplateSpec,
+    /// `spec.selector`: the Rollout's when it sets none.
+    pub selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    /// `spec.replicas` (the API defaults it to 1).
+    pub replicas: i32,
 }
 
 /// A CanaryAnalysis create the API refused, with the API's message.

@@ -29,6 +29,8 @@ pub(crate) struct Decision {
 pub enum State {
     /// `validate()` found errors: nothing is touched.
     InvalidSpec,
+    /// The `workloadRef` Deployment `name` does not exist: nothing is touched.
+    WorkloadMissing { name: String },
     /// The active Service does not exist: fleets may be prepared, nothing is switched
     /// and nothing is scaled down (we cannot know what serves traffic).
     ServiceMissing,

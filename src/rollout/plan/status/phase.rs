@@ -32,6 +32,23 @@ pub(super) fn desired(
             d.push(Desired::new(conditions::STALLED, True, "InvalidSpec", msg));
             Phase::InvalidSpec
         }
+        // `workload::missing()` builds this status; kept total likewise.
+        State::WorkloadMissing { name } => {
+            let msg = format!("workloadRef: Deployment {name} not found");
+            d.push(Desired::new(
+                conditions::READY,
+                False,
+                "WorkloadMissing",
+                msg.clone(),
+            ));
+            d.push(Desired::new(
+                conditions::STALLED,
+                True,
+                "WorkloadMissing",
+                msg,
+            ));
+            Phase::Degraded
+        }
         State::ServiceMissing => service_missing(ctx, d),
         State::Canary(step) => canary_phase(ctx, step, &decision.records, what, d, out),
         State::AwaitingWindow { opens_at } => awaiting_window(*opens_at, what, d, out),
