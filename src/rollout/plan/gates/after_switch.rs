@@ -115,14 +115,7 @@ pub fn judge(ctx: &Ctx, ops: &mut Ops, records: &mut Records, events: &mut Event
                         && g.phase == GatePhase::Failed
                 })
                 .and_then(|g| g.previous_revision.clone());
-            AfterSwitch::Failed(previous.filter(|p| can_revert(ctx, p)))
+            AfterSwitch::Failed(previous.filter(|p| verdict::can_revert(ctx, p)))
         }
     }
-}
-
-/// Traffic can go back to `previous`: the current revision is live and the
-/// previous fleet is still fully available (kept warm).
-pub fn can_revert(ctx: &Ctx, previous: &str) -> bool {
-    ctx.world.active_hash.as_deref() == Some(ctx.target())
-        && ctx.world.revision_available(previous, ctx.spec().replicas)
 }

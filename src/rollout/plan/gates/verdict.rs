@@ -123,7 +123,7 @@ pub fn decide(
                 };
                 let traffic = match &record.previous_revision {
                     Some(previous) if point == Point::AfterSwitch => {
-                        if super::after_switch::can_revert(ctx, previous) {
+                        if can_revert(ctx, previous) {
                             format!("switching traffic back to {previous}")
                         } else {
                             format!(
@@ -266,4 +266,12 @@ fn held(ctx: &Ctx, gate: &Gate, record: &GateStatus) -> GateHold {
         message: record.message.clone(),
         wake_at,
     }
+}
+
+/// Traffic can go back to `previous` after a failed `AfterSwitch` gate: the
+/// current revision is live and the previous fleet is still fully available
+/// (kept warm).
+pub fn can_revert(ctx: &Ctx, previous: &str) -> bool {
+    ctx.world.active_hash.as_deref() == Some(ctx.target())
+        && ctx.world.revision_available(previous, ctx.spec().replicas)
 }
