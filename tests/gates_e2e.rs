@@ -315,3 +315,138 @@ async fn a_failed_pre_promotion_analysis_never_switches() {
         .await;
     running.stop().await.unwrap();
 }
+
+/// An HTTP server on 127.0.0.1 answering every request with the status in
+/// `answer` (the test changes it); stopped when the task is aborted.
+async fn controlled_server(
+    answer: std::sync::Arc<std::sync::atomic::AtomicU16>,
+) -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let code = answer.load(std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 {code} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+            });
+        }
+    });
+    (port, task)
+}
+
+/// `at: AfterSwitch`: the gate judges the live revision while the previous
+/// fleet is kept warm (even with `scaleDownDelay: 0s`); a failure switches
+/// traffic back to it; a pass completes the rollout (Healthy) and the
+/// previous fleet goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_after_switch_gate_that_fails_switches_back_and_one_that_passes_completes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU16, Ordering};
+    let env = Env::start(FAST).await;
+    env.create_service("web", "web").await;
+    let answer = Arc::new(AtomicU16::new(503));
+    let (port, server) = controlled_server(answer.clone()).await;
+    // Undecided for as long as the test needs: many retries, 1s apart.
+    let gate = |retries: i32| {
+        json!([{"name": "verify", "at": "AfterSwitch", "http": {
+            "url": format!("http://127.0.0.1:{port}/healthz"),
+            "retries": retries, "retryInterval": "1s", "timeoutSeconds": 2}}])
+    };
+    let r = set(
+        rollout_json("web", "demo:1", 2),
+        "/spec/strategy/redBlack/gates",
+        gate(100),
+    );
+    env.create_rollout(set(
+        r,
+        "/spec/strategy/redBlack/scaleDownDelay",
+        json!("0s"),
+    ))
+    .await;
+    let running = env.start_controller();
+    let h1 = hash_of(&env.wait_phase("web", Phase::Healthy).await);
+
+    // demo:2 is switched to; the gate answers 503: undecided, live, warm.
+    let h2 = hash_of(&env.set_image("web", "demo:2").await);
+    env.wait_selected("web", &h2).await;
+    let held = eventually("the live revision waits for its gate", || async {
+        let r = env.rollouts().get("web").await.ok()?;
+        let s = r.status.as_ref()?;
+        let c = find(&s.conditions, conditions::PROGRESSING)?;
+        let g = s.gates.iter().find(|g| g.revision == h2)?;
+        (c.reason == "GateRunning" && g.attempts >= 2).then_some(r)
+    })
+    .await;
+    assert_eq!(
+        held.status.as_ref().unwrap().phase,
+        Some(Phase::Progressing)
+    );
+    let msg = find(
+        &held.status.as_ref().unwrap().conditions,
+        conditions::PROGRESSING,
+    )
+    .unwrap()
+    .message
+    .clone();
+    assert!(msg.contains("is live and waits for gate verify"), "{msg}");
+    let warm = env.rs_for("web", &h1).await.expect("the previous fleet");
+    assert_eq!(warm.spec.replicas, Some(2), "kept warm");
+
+    // The gate fails (its retries are used up): traffic goes back to demo:1.
+    env.patch(
+        "web",
+        json!({"spec": {"strategy": {"redBlack": {"gates": gate(0)}}}}),
+    )
+    .await;
+    env.wait_selected("web", &h1).await;
+    let failed = wait_stalled(&env, "GateFailed").await;
+    let msg = stalled_message(&failed);
+    assert!(msg.contains("gate verify failed"), "{msg}");
+    assert!(msg.contains("after the switch"), "{msg}");
+    assert!(msg.contains("answered 503"), "{msg}");
+    let abort = failed
+        .status
+        .as_ref()
+        .unwrap()
+        .abort
+        .clone()
+        .expect("abort");
+    assert_eq!(abort.reason, redblack::api::AbortReason::GateFailed);
+    assert_eq!(abort.revision, h2);
+    env.wait_event_reasons(&failed, &["GateFailed", "SwitchedTraffic"])
+        .await;
+
+    // demo:3 passes its gate after the switch: Healthy, demo:1 goes.
+    answer.store(200, Ordering::SeqCst);
+    env.patch(
+        "web",
+        json!({"spec": {
+            "template": {"spec": {"containers": [{"name": "app", "image": "demo:3"}]}},
+            "strategy": {"redBlack": {"gates": gate(100)}}}}),
+    )
+    .await;
+    let h3 = hash_of(&env.get("web").await);
+    let healthy = eventually("demo:3 is Healthy after its gate", || async {
+        let r = env.rollouts().get("web").await.ok()?;
+        let s = r.status.as_ref()?;
+        let passed = s
+            .gates
+            .iter()
+            .any(|g| g.revision == h3 && g.phase == GatePhase::Passed);
+        (passed && s.phase == Some(Phase::Healthy) && s.stable_revision.as_deref() == Some(&h3))
+            .then_some(r)
+    })
+    .await;
+    let g = &healthy.status.as_ref().unwrap().gates[0];
+    assert_eq!(g.previous_revision.as_deref(), Some(h1.as_str()));
+    env.wait_rs_size("web", &h1, 0).await;
+    server.abort();
+    running.stop().await.unwrap();
+}

@@ -51,6 +51,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "gates/http.rs",
             "gates/verdict.rs",
             "gates/pre_promotion.rs",
+            "gates/after_switch.rs",
             "canary/gate.rs",
             "post_promotion/verdict.rs",
             "decide.rs",

@@ -1853,6 +1853,41 @@ fn job_of(plan: &Plan) -> Option<&k8s_openapi::api::batch::v1::Job> {
     })
 }
 
+fn after_job() -> serde_json::Value {
+    serde_json::json!([{"name": "verify", "at": "AfterSwitch", "job": {"template": {"spec": {
+        "containers": [{"name": "t", "image": "redblack/redblack",
+            "args": ["smoke", "--url", "http://${activeService}/"]}]}}}}])
+}
+
+fn after_http() -> serde_json::Value {
+    serde_json::json!([{"name": "health", "at": "AfterSwitch", "http": {
+        "url": "http://127.0.0.1:1/${revision}", "retries": 0}}])
+}
+
+/// v2 switched to with `gates` (scaleDownDelay 30s); the next plan sees it live.
+fn switched(gates: serde_json::Value) -> Sim {
+    let mut sim = gated(gates);
+    sim.rollout.spec.strategy.red_black.scale_down_delay = "30s".to_owned();
+    let plan = sim.step();
+    assert_eq!(switches_to(&plan, "web"), Some(sim.hash()));
+    sim
+}
+
+/// As `switched`, with an inline postPromotionAnalysis as well.
+fn switched_with_post(gates: serde_json::Value) -> Sim {
+    let mut sim = gated(gates);
+    sim.rollout.spec.strategy.red_black.scale_down_delay = "30s".to_owned();
+    sim.rollout.spec.strategy.red_black.post_promotion_analysis = Some(
+        serde_json::from_value(
+            serde_json::json!({"inline": {"interval": "1m", "lifetime": "20m", "metrics": []}}),
+        )
+        .unwrap(),
+    );
+    let plan = sim.step();
+    assert_eq!(switches_to(&plan, "web"), Some(sim.hash()));
+    sim
+}
+
 type GateRow = (&'static str, fn() -> Sim, fn(&Sim, &Plan));
 
 const GATE_ROWS: &[GateRow] = &[
@@ -2181,6 +2216,194 @@ const GATE_ROWS: &[GateRow] = &[
                     .any(|a| matches!(a, Action::EnsureCanaryAnalysis { .. }))
             );
         },
+    ),
+    // ---- AfterSwitch gates: judged live, the previous fleet warm ----
+    (
+        "an AfterSwitch gate does not hold the switch; the switch records it against the previous revision, no Job yet",
+        || gated(after_job()),
+        |sim, plan| {
+            assert_eq!(switches_to(plan, "web"), Some(sim.hash()));
+            assert!(
+                job_of(plan).is_none(),
+                "no Job before the switch is observed"
+            );
+            let g = &plan.status.gates[0];
+            assert_eq!(g.at, redblack::api::GateAt::AfterSwitch);
+            assert_eq!(g.phase, redblack::api::GatePhase::Running);
+            assert_eq!(g.previous_revision, Some(v1_hash()));
+        },
+    ),
+    (
+        "live, its AfterSwitch Job runs: Progressing GateRunning, the previous fleet warm past scaleDownDelay",
+        || {
+            let mut sim = switched(after_job());
+            let plan = sim.step();
+            assert!(job_of(&plan).is_some(), "the Job once live");
+            sim.advance(7200);
+            sim
+        },
+        |sim, plan| {
+            assert!(matches!(plan.state, State::Gated(_)), "{:?}", plan.state);
+            assert_eq!(phase(plan), Phase::Progressing);
+            assert_eq!(scaled(plan, sim, &v1_hash()), None, "kept warm");
+            let c = condition(plan, "Progressing").unwrap();
+            assert_eq!(c.reason, "GateRunning");
+            assert!(
+                c.message.contains("is live and waits for gate verify"),
+                "{}",
+                c.message
+            );
+        },
+    ),
+    (
+        "a failed AfterSwitch Job switches traffic back to the warm previous fleet",
+        || {
+            let mut sim = switched(after_job());
+            sim.step();
+            job_outcome(
+                &mut sim,
+                redblack::rollout::plan::JobPhase::Failed,
+                Some("BackoffLimitExceeded: x"),
+            );
+            sim
+        },
+        |sim, plan| {
+            assert_eq!(plan.state, State::Revert { to: v1_hash() });
+            assert_eq!(switches_to(plan, "web"), Some(v1_hash()));
+            let abort = plan.status.abort.as_ref().expect("abort");
+            assert_eq!(abort.reason, redblack::api::AbortReason::GateFailed);
+            assert_eq!(abort.revision, sim.hash());
+            let c = condition(plan, "Stalled").unwrap();
+            assert_eq!(c.reason, "GateFailed");
+            assert!(
+                c.message.contains("gate verify failed") && c.message.contains("after the switch"),
+                "{}",
+                c.message
+            );
+            let e = plan
+                .events
+                .iter()
+                .find(|e| e.reason == "GateFailed")
+                .expect("Event");
+            assert!(
+                e.message
+                    .contains(&format!("switching traffic back to {}", v1_hash())),
+                "{}",
+                e.message
+            );
+            assert!(
+                plan.events
+                    .iter()
+                    .any(|e| e.reason == "SwitchedTraffic" && e.message.contains("[GateFailed]"))
+            );
+        },
+    ),
+    (
+        "after the revert: Aborted GateFailed, history says the previous revision is back",
+        || {
+            let mut sim = switched(after_job());
+            sim.step();
+            job_outcome(
+                &mut sim,
+                redblack::rollout::plan::JobPhase::Failed,
+                Some("x"),
+            );
+            sim.step();
+            sim
+        },
+        |sim, plan| {
+            assert!(matches!(plan.state, State::Aborted(_)), "{:?}", plan.state);
+            assert_eq!(switches_to(plan, "web"), None);
+            assert_eq!(plan.status.stable_revision, Some(v1_hash()));
+            let outcomes: Vec<_> = plan
+                .status
+                .history
+                .iter()
+                .map(|r| (r.hash.clone(), r.outcome))
+                .collect();
+            assert!(
+                outcomes.contains(&(sim.hash(), redblack::api::Outcome::Failed)),
+                "{outcomes:?}"
+            );
+            assert_eq!(
+                outcomes.last(),
+                Some(&(v1_hash(), redblack::api::Outcome::RolledBack)),
+                "{outcomes:?}"
+            );
+        },
+    ),
+    (
+        "a passed AfterSwitch Job completes the rollout: Healthy, the previous fleet goes after its delay",
+        || {
+            let mut sim = switched(after_job());
+            sim.step();
+            job_outcome(&mut sim, redblack::rollout::plan::JobPhase::Complete, None);
+            sim.advance(7200);
+            sim
+        },
+        |sim, plan| {
+            assert_eq!(plan.state, State::Steady);
+            assert_eq!(phase(plan), Phase::Healthy);
+            assert_eq!(scaled(plan, sim, &v1_hash()), Some(0));
+            assert!(plan.events.iter().any(|e| e.reason == "GatePassed"));
+        },
+    ),
+    (
+        "an AfterSwitch HTTP gate is due only after the switch; its last failed attempt switches back",
+        || {
+            let mut sim = gated(after_http());
+            assert!(redblack::rollout::plan::http_due(&sim.rollout, sim.now).is_empty());
+            sim.step();
+            http_result(
+                &mut sim,
+                false,
+                "GET http://127.0.0.1:1/x: connection refused",
+            );
+            assert_eq!(sim.observed.http_checks.len(), 1, "due once switched");
+            sim
+        },
+        |_, plan| {
+            assert_eq!(plan.state, State::Revert { to: v1_hash() });
+            assert!(
+                plan.status.gates[0]
+                    .message
+                    .as_deref()
+                    .unwrap()
+                    .contains("connection refused")
+            );
+        },
+    ),
+    (
+        "with postPromotionAnalysis too: a passed gate still keeps the fleet warm for the analysis",
+        || {
+            let mut sim = switched_with_post(after_job());
+            sim.step();
+            job_outcome(&mut sim, redblack::rollout::plan::JobPhase::Complete, None);
+            sim.advance(7200);
+            sim
+        },
+        |sim, plan| {
+            assert_eq!(plan.state, State::Steady);
+            assert_eq!(
+                scaled(plan, sim, &v1_hash()),
+                None,
+                "warm until the analysis decides"
+            );
+        },
+    ),
+    (
+        "with postPromotionAnalysis too: a failed gate switches back while the analysis runs",
+        || {
+            let mut sim = switched_with_post(after_job());
+            sim.step();
+            job_outcome(
+                &mut sim,
+                redblack::rollout::plan::JobPhase::Failed,
+                Some("x"),
+            );
+            sim
+        },
+        |_, plan| assert_eq!(plan.state, State::Revert { to: v1_hash() }),
     ),
 ];
 

@@ -1,6 +1,7 @@
 //! Gates that are not Prometheus (`spec.strategy.redBlack.gates`): a Job
 //! (smoke tests from a pod template) or an HTTP check, run against the new
-//! revision's fleet before its canary gets traffic, or before the switch.
+//! revision's fleet before its canary gets traffic, before the switch, or
+//! after it (while the previous fleet is kept warm).
 //! Their results are recorded in `status.gates`. See docs/rollout.md, "Gates".
 
 use chrono::{DateTime, Utc};
@@ -32,8 +33,10 @@ pub struct Gate {
     pub http: Option<HttpGate>,
 }
 
-/// When a gate runs. Both hold traffic where it is until the gate passes; a
-/// failed gate aborts the revision (traffic never moves to it).
+/// When a gate runs. Before the switch, a gate holds traffic where it is
+/// until it passes, and a failed gate aborts the revision (traffic never
+/// moves to it). After the switch, a failed gate switches traffic back to the
+/// previous fleet, kept warm until every `AfterSwitch` gate decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum GateAt {
     /// Against the new revision's canary fleet (`${canaryService}`) once it is
@@ -42,6 +45,11 @@ pub enum GateAt {
     /// Against the new revision's full fleet (`${previewService}`) once it is
     /// available, before the promotion (manual or automatic) may switch.
     BeforeSwitch,
+    /// Against the new revision once it is live (`${activeService}`), on a
+    /// promotion (not a first deploy, not a rollback): the previous fleet is
+    /// kept warm until the gate decides; a failure switches traffic back to
+    /// it, like a failed `postPromotionAnalysis`.
+    AfterSwitch,
 }
 
 /// A Job (batch/v1) from `template`, created by the operator; it passes when
@@ -164,6 +172,10 @@ pub struct GateStatus {
     pub last_attempt: Option<DateTime<Utc>>,
     #[schemars(schema_with = "crate::api::conditions::date_time")]
     pub started_at: DateTime<Utc>,
+    /// An `AfterSwitch` gate: the revision that was live before the switch,
+    /// which traffic goes back to if the gate fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_revision: Option<String>,
 }
 
 fn one() -> i32 {

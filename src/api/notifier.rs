@@ -243,8 +243,9 @@ pub enum Trigger {
     CanaryVerdict,
     /// Traffic was switched to a new revision.
     Promoted,
-    /// Traffic was taken back from a revision after a verdict (a failed
-    /// canary's share withdrawn, or a failed post-promotion analysis).
+    /// Traffic was taken back from (or never given to) a revision after a
+    /// verdict: a failed canary's share withdrawn, a failed gate (named in
+    /// the summary), a failed pre- or post-promotion analysis.
     Reverted,
     /// The post-promotion analysis failed.
     PostPromotionFailed,

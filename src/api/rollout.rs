@@ -420,10 +420,13 @@ pub enum AbortReason {
     User,
     /// Not available within `progressDeadlineSeconds`.
     ProgressDeadlineExceeded,
-    /// The canary analysis failed (or was Marginal with `marginal: Fail`), a
-    /// gate failed, or the pre-promotion analysis failed (`status.gates`,
-    /// `status.prePromotion` and the conditions say which).
+    /// The canary analysis failed (or was Marginal with `marginal: Fail`).
     AnalysisFailed,
+    /// A gate failed (`status.gates` and the conditions say which); after
+    /// the switch, traffic went back to the previous fleet.
+    GateFailed,
+    /// The pre-promotion analysis failed (`status.prePromotion`).
+    PrePromotionAnalysisFailed,
     /// The post-promotion analysis failed: traffic went back to the old fleet.
     PostPromotionAnalysisFailed,
 }

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::conditions::READY;
 use crate::api::notifier::{Severity, Trigger};
-use crate::api::{AbortReason, CanaryPhase, Outcome, PostPromotionPhase, RolloutStatus};
+use crate::api::{
+    AbortReason, CanaryPhase, GatePhase, GateStatus, Outcome, PostPromotionPhase, RolloutStatus,
+};
 
 /// One occurrence of a trigger: what a notification says (the payload's
 /// `event`, docs/notifications.md).
@@ -121,8 +123,13 @@ pub fn fired(before: &RolloutStatus, after: &RolloutStatus, now: DateTime<Utc>) 
         }
     }
 
+    // A revert after the switch (post-promotion analysis, `AfterSwitch` gate)
+    // is announced as such, not as an undo.
     let reverted_after_post_promotion = after.abort.as_ref().is_some_and(|a| {
-        a.reason == AbortReason::PostPromotionAnalysisFailed && before.abort.as_ref() != Some(a)
+        matches!(
+            a.reason,
+            AbortReason::PostPromotionAnalysisFailed | AbortReason::GateFailed
+        ) && before.abort.as_ref() != Some(a)
     });
     for record in after.history.iter().filter(|r| !before.history.contains(r)) {
         let (hash, time) = (&record.hash, record.time.to_rfc3339());
@@ -170,6 +177,26 @@ pub fn fired(before: &RolloutStatus, after: &RolloutStatus, now: DateTime<Utc>) 
                 Severity::Critical,
                 "failed its post-promotion analysis; traffic is switched back",
             ),
+            AbortReason::PrePromotionAnalysisFailed => (
+                Trigger::Reverted,
+                Severity::Critical,
+                "failed its pre-promotion analysis; traffic stays on the stable revision",
+            ),
+            AbortReason::GateFailed => (Trigger::Reverted, Severity::Critical, "failed a gate"),
+        };
+        let gate = failed_gate(after, rev);
+        let what = match (abort.reason, gate) {
+            (AbortReason::GateFailed, Some(g)) => match &g.previous_revision {
+                Some(previous) => format!(
+                    "failed gate {} after the switch; traffic is switched back to {previous}",
+                    g.name
+                ),
+                None => format!(
+                    "failed gate {}; traffic stays on the stable revision",
+                    g.name
+                ),
+            },
+            _ => what.to_owned(),
         };
         let mut h = new(
             trigger,
@@ -178,7 +205,15 @@ pub fn fired(before: &RolloutStatus, after: &RolloutStatus, now: DateTime<Utc>) 
             format!("revision {rev} {what}"),
             Some(rev),
         );
-        h.message = Some(format!("{:?}", abort.reason));
+        h.message = Some(match gate {
+            Some(g) => format!(
+                "{:?}: gate {}: {}",
+                abort.reason,
+                g.name,
+                g.message.clone().unwrap_or_default()
+            ),
+            None => format!("{:?}", abort.reason),
+        });
         out.push(h);
     }
 
@@ -274,6 +309,14 @@ pub fn fired(before: &RolloutStatus, after: &RolloutStatus, now: DateTime<Utc>) 
 }
 
 /// The verdict a canary phase records and its severity (`None`: no verdict).
+/// The failed gate of revision `rev` (`status.gates`).
+fn failed_gate<'a>(status: &'a RolloutStatus, rev: &str) -> Option<&'a GateStatus> {
+    status
+        .gates
+        .iter()
+        .find(|g| g.revision == rev && g.phase == GatePhase::Failed)
+}
+
 fn verdict(phase: CanaryPhase) -> Option<(&'static str, Severity)> {
     match phase {
         CanaryPhase::Passed => Some(("Passed", Severity::Info)),

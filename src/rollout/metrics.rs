@@ -17,7 +17,7 @@ use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::api::canary_analysis::CanaryAnalysis;
-use crate::api::{CanaryPhase, Outcome, PostPromotionPhase, Rollout, RolloutStatus};
+use crate::api::{CanaryPhase, GatePhase, Outcome, PostPromotionPhase, Rollout, RolloutStatus};
 use crate::web::metrics::OperatorMetrics;
 use crate::web::rollout_metrics::{NamespaceLabels, reason_labels, verdict_labels};
 
@@ -102,7 +102,23 @@ pub fn transitions(
             });
         }
     }
+    if switched_back_after_gate(before, after) {
+        out.push(Transition::Reverted {
+            reason: "GateFailed",
+        });
+    }
     out
+}
+
+/// Traffic went back to the previous fleet because an `AfterSwitch` gate
+/// failed (its record names the revision it goes back to).
+fn switched_back_after_gate(before: &RolloutStatus, after: &RolloutStatus) -> bool {
+    before.stable_revision != after.stable_revision
+        && after.gates.iter().any(|g| {
+            g.phase == GatePhase::Failed
+                && g.previous_revision.is_some()
+                && g.previous_revision == after.stable_revision
+        })
 }
 
 /// A `Promoted` record for the current revision appeared in the history: the

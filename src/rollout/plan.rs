@@ -33,7 +33,7 @@
 //! | 2 names | `names` | names, labels and selectors of every child |
 //! | 3 world | `world` | the observed world, indexed, and every question about it |
 //! | 4 input | `ctx` | the one input value of every step |
-//! | 5 decide | `operations`, `state`, `deadline`, `auto_promotion`, `gates/render`, `gates/http`, `gates/verdict`, `gates/pre_promotion`, `canary/gate`, `post_promotion/verdict`, `decide` | manual operations, the states, the progress deadline, the gates and the pre-promotion analysis, the canary gate, the post-promotion verdict, the state machine |
+//! | 5 decide | `operations`, `state`, `deadline`, `auto_promotion`, `gates/render`, `gates/http`, `gates/verdict`, `gates/pre_promotion`, `gates/after_switch`, `canary/gate`, `post_promotion/verdict`, `decide` | manual operations, the states, the progress deadline, the gates (before and after the switch) and the pre-promotion analysis, the canary gate, the post-promotion verdict, the state machine |
 //! | 6 act | `traffic`, `fleets`, `pod_metadata`, `restart`, `workload`, `canary/fleets`, `post_promotion/analysis`, `gates/job` | the actions for a decision |
 //! | 7 status | `status`, `status/*` | the status to write |
 //! | 8 pipeline | `plan.rs` | [`plan`], [`Plan`] and the public re-exports |

@@ -37,15 +37,17 @@ pub struct NamespaceLabels {
 /// Every value of the `reason` label of `rollout_aborts` (the API's
 /// `AbortReason` names), created at zero per namespace so that `rate()` sees
 /// the first abort (a series born at 1 never shows an increase).
-pub const ABORT_REASONS: [&str; 4] = [
+pub const ABORT_REASONS: [&str; 6] = [
     "User",
     "ProgressDeadlineExceeded",
     "AnalysisFailed",
+    "GateFailed",
+    "PrePromotionAnalysisFailed",
     "PostPromotionAnalysisFailed",
 ];
 
 /// The `reason` values of `rollout_reverts` created at zero per namespace.
-pub const REVERT_REASONS: [&str; 2] = ["CanaryFailed", "PostPromotionFailed"];
+pub const REVERT_REASONS: [&str; 3] = ["CanaryFailed", "PostPromotionFailed", "GateFailed"];
 
 /// The verdicts (`CanaryAnalysisPhase` names of a terminal analysis).
 pub const VERDICTS: [&str; 5] = ["Passed", "Marginal", "Failed", "Inconclusive", "Error"];

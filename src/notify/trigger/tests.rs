@@ -5,7 +5,9 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
 use crate::api::conditions::{Condition, ConditionStatus};
-use crate::api::{AbortStatus, CanaryStatus, PostPromotionStatus, RevisionRecord};
+use crate::api::{
+    AbortStatus, CanaryStatus, GateAt, GateStatus, PostPromotionStatus, RevisionRecord,
+};
 
 fn t(s: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_767_225_600 + s, 0).unwrap()
@@ -83,6 +85,34 @@ fn late(mut s: RolloutStatus) -> RolloutStatus {
         "revision v2 was not available within 600s; it goes on once its pods are ready",
     )];
     s
+}
+
+/// A failed gate `smoke` of v2; `previous`: an `AfterSwitch` gate, traffic
+/// back on that revision.
+fn gate_failed(mut s: RolloutStatus, previous: Option<&str>) -> RolloutStatus {
+    s.gates = vec![GateStatus {
+        name: "smoke".into(),
+        revision: "v2".into(),
+        at: if previous.is_some() {
+            GateAt::AfterSwitch
+        } else {
+            GateAt::BeforeSwitch
+        },
+        phase: GatePhase::Failed,
+        attempt: 1,
+        message: Some("Job web-v2-smoke-1 failed: BackoffLimitExceeded".into()),
+        job_name: Some("web-v2-smoke-1".into()),
+        logs: None,
+        attempts: 0,
+        last_attempt: None,
+        started_at: t(150),
+        previous_revision: previous.map(str::to_owned),
+    }];
+    if let Some(p) = previous {
+        s.stable_revision = Some(p.into());
+        s.history.push(record(p, Outcome::RolledBack, 280));
+    }
+    with_abort(s, AbortReason::GateFailed)
 }
 
 fn ids(before: &RolloutStatus, after: &RolloutStatus) -> Vec<(Trigger, String)> {
@@ -315,6 +345,18 @@ fn the_table() {
                 ),
             ],
         ),
+        (
+            "a failed gate before the switch",
+            canary(CanaryPhase::Progressing, 0),
+            gate_failed(canary(CanaryPhase::Progressing, 0), None),
+            vec![(Reverted, format!("reverted/v2/{t200}"))],
+        ),
+        (
+            "a failed AfterSwitch gate: reverted, not an undo",
+            promoted_v2.clone(),
+            gate_failed(promoted_v2.clone(), Some("v1")),
+            vec![(Reverted, format!("reverted/v2/{t200}"))],
+        ),
     ];
     for (name, before, after, expected) in rows {
         assert_eq!(ids(&before, &after), expected, "{name}");
@@ -354,4 +396,33 @@ fn severities_and_details() {
 fn kebab_names() {
     assert_eq!(kebab(Trigger::RolloutStarted), "rollout-started");
     assert_eq!(kebab(Trigger::CanaryVerdict), "canary-verdict");
+}
+
+#[test]
+fn a_failed_gate_is_named() {
+    let before = canary(CanaryPhase::Progressing, 0);
+    let fired_before = fired(&before, &gate_failed(before.clone(), None), t(300));
+    assert_eq!(
+        fired_before[0].summary,
+        "revision v2 failed gate smoke; traffic stays on the stable revision"
+    );
+    assert_eq!(
+        fired_before[0].message.as_deref(),
+        Some("GateFailed: gate smoke: Job web-v2-smoke-1 failed: BackoffLimitExceeded")
+    );
+    assert_eq!(fired_before[0].severity, Severity::Critical);
+    let after = fired(&before, &gate_failed(before.clone(), Some("v1")), t(300));
+    assert_eq!(
+        after[0].summary,
+        "revision v2 failed gate smoke after the switch; traffic is switched back to v1"
+    );
+    let pre = fired(
+        &before,
+        &with_abort(before.clone(), AbortReason::PrePromotionAnalysisFailed),
+        t(300),
+    );
+    assert_eq!(
+        pre[0].summary,
+        "revision v2 failed its pre-promotion analysis; traffic stays on the stable revision"
+    );
 }

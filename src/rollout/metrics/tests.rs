@@ -134,6 +134,24 @@ fn transitions_table() {
             ],
         ),
         (
+            "a failed AfterSwitch gate switches back",
+            Some(json!({"currentRevision": "b", "stableRevision": "b",
+                        "gates": [{"name": "smoke", "revision": "b", "at": "AfterSwitch", "phase": "Running",
+                                   "attempt": 1, "startedAt": t(50), "previousRevision": "a"}]})),
+            json!({"currentRevision": "b", "stableRevision": "a",
+                   "gates": [{"name": "smoke", "revision": "b", "at": "AfterSwitch", "phase": "Failed",
+                              "attempt": 1, "startedAt": t(50), "previousRevision": "a"}],
+                   "abort": {"revision": "b", "reason": "GateFailed", "at": t(100)}}),
+            vec![
+                Transition::Aborted {
+                    reason: "GateFailed".into(),
+                },
+                Transition::Reverted {
+                    reason: "GateFailed",
+                },
+            ],
+        ),
+        (
             "a rollback to an older revision is not a revision going live",
             Some(
                 json!({"currentRevision": "a", "stableRevision": "b", "revisionStartedAt": t(0),

@@ -15,6 +15,7 @@ use super::builder::Events;
 use super::canary::gate;
 use super::ctx::Ctx;
 use super::deadline::{self, Progress};
+use super::gates::after_switch::{self, AfterSwitch};
 use super::gates::pre_promotion;
 use super::gates::verdict::{self as gates, Point, Verdict};
 use super::operations::Ops;
@@ -68,14 +69,32 @@ fn derive(ctx: &Ctx, ops: &mut Ops, records: &mut Records, events: &mut Events) 
     }
     if live {
         // The promotion's switch happened but its status write did not (the
-        // operator died between the two): the record of the post-promotion
-        // analysis, which that status carried, is made now, or the revision
-        // would stay live unjudged.
-        if !was_promoted(ctx.old, target)
-            && let Some(post) = verdict::start_after_lost_switch(ctx, records)
-        {
-            records.post_promotion = Some(post);
+        // operator died between the two): the records of the post-promotion
+        // analysis and of the `AfterSwitch` gates, which that status carried,
+        // are made now, or the revision would stay live unjudged.
+        if !was_promoted(ctx.old, target) {
+            if let Some(post) = verdict::start_after_lost_switch(ctx, records) {
+                records.post_promotion = Some(post);
+            }
+            if let Some(previous) = ctx.old.stable_revision.as_deref() {
+                after_switch::start(ctx, records, previous);
+            }
         }
+    }
+    // Also when no longer live, like the post-promotion verdict.
+    if live || after_switch::running(ctx, records) {
+        match after_switch::judge(ctx, ops, records, events) {
+            AfterSwitch::Failed(Some(to)) => return State::Revert { to },
+            AfterSwitch::Failed(None) => {
+                if let Some(abort) = &ops.abort {
+                    return State::Aborted(abort.clone());
+                }
+            }
+            AfterSwitch::Hold(hold) if live => return State::Gated(hold),
+            AfterSwitch::Hold(_) | AfterSwitch::Open => {}
+        }
+    }
+    if live {
         return State::Steady;
     }
     gates::prune(ctx, ops, records);
@@ -239,6 +258,9 @@ fn switch_or_wait(
     }
     if promotion && let Some(post) = verdict::start(ctx) {
         records.post_promotion = Some(post);
+    }
+    if promotion && let Some(previous) = ctx.world.active_hash.as_deref() {
+        after_switch::start(ctx, records, previous);
     }
     State::Switch { kind }
 }

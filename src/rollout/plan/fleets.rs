@@ -84,7 +84,7 @@ pub fn switch(ctx: &Ctx, decision: &Decision, out: &mut Builder) -> Stamped {
                 ),
             );
         }
-        State::Revert { to } => revert(ctx, to, out),
+        State::Revert { to } => revert(ctx, decision, to, out),
         _ => {}
     }
     stamped
@@ -127,7 +127,7 @@ pub fn retire(ctx: &Ctx, decision: &Decision, stamped: &Stamped, out: &mut Build
 
 /// Back to the warm previous fleet `to` in ONE write; the abandoned revision
 /// gets its abort deadline first (as an aborted fleet).
-fn revert(ctx: &Ctx, to: &str, out: &mut Builder) {
+fn revert(ctx: &Ctx, decision: &Decision, to: &str, out: &mut Builder) {
     let (rollout, world, now) = (ctx.rollout, ctx.world, ctx.now);
     let rb = &rollout.spec.strategy.red_black;
     if let Some(fleet) = world.target() {
@@ -152,10 +152,18 @@ fn revert(ctx: &Ctx, to: &str, out: &mut Builder) {
         hash: to.to_owned(),
         selector: service_selector(rollout, to),
     });
+    // Why: a failed `AfterSwitch` gate, or the post-promotion analysis.
+    let why = decision
+        .ops
+        .abort
+        .as_ref()
+        .map_or(crate::api::AbortReason::PostPromotionAnalysisFailed, |a| {
+            a.reason
+        });
     out.normal(
         "SwitchedTraffic",
         format!(
-            "Service {} selects the previous revision {to} again [PostPromotionAnalysisFailed]",
+            "Service {} selects the previous revision {to} again [{why:?}]",
             rb.active_service
         ),
     );

@@ -3,8 +3,8 @@
 //! state (`decide.rs`), read by the actions and written by `status::build`.
 
 use crate::api::{
-    CanaryStatus, GateStatus, PostPromotionPhase, PostPromotionStatus, PrePromotionStatus,
-    RolloutStatus,
+    CanaryStatus, GateAt, GatePhase, GateStatus, PostPromotionPhase, PostPromotionStatus,
+    PrePromotionStatus, RolloutStatus,
 };
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28,12 +28,19 @@ impl Records {
         }
     }
 
-    /// The previous fleet while the post-promotion analysis of `target` runs:
-    /// it stays warm until the verdict.
+    /// The previous fleet while the post-promotion analysis or an
+    /// `AfterSwitch` gate of `target` runs: it stays warm until the verdict.
     pub fn protected(&self, target: &str) -> Option<String> {
         self.post_promotion
             .as_ref()
             .filter(|p| p.phase == PostPromotionPhase::Running && p.revision == target)
             .map(|p| p.previous_revision.clone())
+            .or_else(|| {
+                self.gates
+                    .iter()
+                    .filter(|g| g.at == GateAt::AfterSwitch && g.revision == target)
+                    .filter(|g| g.phase == GatePhase::Running)
+                    .find_map(|g| g.previous_revision.clone())
+            })
     }
 }

@@ -65,7 +65,8 @@ pub enum State {
     /// created (its template is missing, or its body is unusable): no switch.
     AnalysisUnavailable(AnalysisProblem),
     /// Available, but a gate or the pre-promotion analysis has not passed
-    /// yet (`status.gates`, `status.prePromotion`): no switch.
+    /// yet (`status.gates`, `status.prePromotion`): no switch. Or live, an
+    /// `AfterSwitch` gate running: the previous fleet is kept warm.
     Gated(GateHold),
 }
 

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use super::render::{render, variables};
-use crate::api::{GatePhase, GateStatus, HttpGate, HttpMethod, Rollout, pod_template_hash};
+use crate::api::{GateAt, GatePhase, GateStatus, HttpGate, HttpMethod, Rollout, pod_template_hash};
 
 /// One attempt to make now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +54,8 @@ pub fn due(rollout: &Rollout, now: DateTime<Utc>) -> Vec<HttpProbe> {
         .gates
         .iter()
         .filter(|r| r.revision == target && r.phase == GatePhase::Running)
+        // An `AfterSwitch` gate judges the live fleet: never before the switch.
+        .filter(|r| r.at != GateAt::AfterSwitch || status.stable_revision.as_ref() == Some(&target))
         .filter_map(|r| {
             let http = gates.iter().find(|g| g.name == r.name)?.http.as_ref()?;
             (next_attempt(r, http) <= now).then(|| HttpProbe {

@@ -14,7 +14,7 @@ use super::super::builder::Builder;
 use super::super::ctx::Ctx;
 use super::super::names::rollout_label_value;
 use super::render::{render, variables};
-use crate::api::{GatePhase, JobGate, ROLLOUT_LABEL};
+use crate::api::{GateAt, GatePhase, JobGate, ROLLOUT_LABEL};
 
 /// Label on a gate's Job: the gate's name.
 pub const GATE_LABEL: &str = "rollouts.redblack.io/gate";
@@ -31,6 +31,12 @@ pub fn act(ctx: &Ctx, records: &[crate::api::GateStatus], held: bool, out: &mut 
             continue;
         };
         if record.revision != ctx.target() || ctx.world.jobs.iter().any(|j| &j.name == name) {
+            continue;
+        }
+        // An `AfterSwitch` gate judges the live fleet: never before the switch.
+        if record.at == GateAt::AfterSwitch
+            && ctx.world.active_hash.as_deref() != Some(ctx.target())
+        {
             continue;
         }
         let Some(spec) = gates

@@ -105,7 +105,7 @@ pub fn decide(ctx: &Ctx, ops: &mut Ops, records: &mut Records, events: &mut Even
         PostPromotionPhase::Failed => {
             let abort = AbortStatus {
                 revision: target.to_owned(),
-                reason: AbortReason::AnalysisFailed,
+                reason: AbortReason::PrePromotionAnalysisFailed,
                 at: ctx.old.abort.as_ref().map_or(ctx.now, |a| a.at),
             };
             ops.abort = Some(abort.clone());

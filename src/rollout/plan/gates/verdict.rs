@@ -20,6 +20,8 @@ pub enum Point {
     Canary,
     /// The full fleet is available; not switched yet.
     Switch,
+    /// Switched: the revision is live, the previous fleet kept warm.
+    AfterSwitch,
 }
 
 /// What holds the new revision at a point.
@@ -58,6 +60,7 @@ pub fn at_point<'a>(ctx: &Ctx<'a>, point: Point) -> impl Iterator<Item = &'a Gat
             (Point::Canary, GateAt::BeforeCanary) => canary,
             (Point::Switch, GateAt::BeforeSwitch) => true,
             (Point::Switch, GateAt::BeforeCanary) => !canary,
+            (Point::AfterSwitch, GateAt::AfterSwitch) => true,
             _ => false,
         })
 }
@@ -115,13 +118,30 @@ pub fn decide(
                     .unwrap_or_default();
                 let abort = AbortStatus {
                     revision: record.revision.clone(),
-                    reason: AbortReason::AnalysisFailed,
+                    reason: AbortReason::GateFailed,
                     at: ctx.now,
+                };
+                let traffic = match &record.previous_revision {
+                    Some(previous) if point == Point::AfterSwitch => {
+                        if can_revert(ctx, previous) {
+                            format!("switching traffic back to {previous}")
+                        } else {
+                            format!(
+                                "the previous fleet {previous} is not available: traffic stays; undo to bring it back"
+                            )
+                        }
+                    }
+                    _ => "traffic stays on the stable revision".to_owned(),
+                };
+                let after = if point == Point::AfterSwitch {
+                    " after the switch"
+                } else {
+                    ""
                 };
                 events.warning(
                     "GateFailed",
                     format!(
-                        "gate {} failed for {}: {message}{logs}; traffic stays on the stable revision",
+                        "gate {} failed for {}{after}: {message}{logs}; {traffic}",
                         gate.name, record.revision
                     ),
                 );
@@ -168,6 +188,7 @@ fn record_of<'r>(ctx: &Ctx, gate: &Gate, records: &'r mut Records) -> &'r mut Ga
                 attempts: 0,
                 last_attempt: None,
                 started_at: ctx.now,
+                previous_revision: None,
             });
             records.gates.len() - 1
         }
@@ -245,4 +266,12 @@ fn held(ctx: &Ctx, gate: &Gate, record: &GateStatus) -> GateHold {
         message: record.message.clone(),
         wake_at,
     }
+}
+
+/// Traffic can go back to `previous` after a failed `AfterSwitch` gate: the
+/// current revision is live and the previous fleet is still fully available
+/// (kept warm).
+pub fn can_revert(ctx: &Ctx, previous: &str) -> bool {
+    ctx.world.active_hash.as_deref() == Some(ctx.target())
+        && ctx.world.revision_available(previous, ctx.spec().replicas)
 }

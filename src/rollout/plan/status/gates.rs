@@ -13,18 +13,32 @@ pub const GATE_RUNNING: &str = "GateRunning";
 pub const GATE_FAILED: &str = "GateFailed";
 pub const PRE_PROMOTION_FAILED: &str = "PrePromotionAnalysisFailed";
 
-/// Phase Progressing: `hold` runs, nothing moves until it passes.
-pub(super) fn held(hold: &GateHold, what: &str, d: &mut Vec<Desired>, out: &mut Builder) -> Phase {
+/// Phase Progressing: `hold` runs, nothing moves until it passes. `live`:
+/// an `AfterSwitch` gate judges the live revision, the previous fleet warm.
+pub(super) fn held(
+    hold: &GateHold,
+    live: bool,
+    what: &str,
+    d: &mut Vec<Desired>,
+    out: &mut Builder,
+) -> Phase {
     out.wakeups.push(hold.wake_at);
     let latest = hold
         .message
         .as_ref()
         .map(|m| format!(" ({m})"))
         .unwrap_or_default();
-    let msg = format!(
-        "{what} waits for {}{latest}; no traffic moves until it passes",
-        hold.what
-    );
+    let msg = if live {
+        format!(
+            "{what} is live and waits for {}{latest}; the previous fleet is kept warm until it passes, and gets the traffic back if it fails",
+            hold.what
+        )
+    } else {
+        format!(
+            "{what} waits for {}{latest}; no traffic moves until it passes",
+            hold.what
+        )
+    };
     d.push(Desired::new(
         conditions::PROGRESSING,
         ConditionStatus::True,
@@ -63,10 +77,16 @@ pub(super) fn failed(
             .as_ref()
             .map(|l| format!("; logs: `{l}`"))
             .unwrap_or_default();
+        let traffic = match &g.previous_revision {
+            Some(previous) => {
+                format!("after the switch; traffic goes back to {previous} while its fleet is warm")
+            }
+            None => "traffic stays on the stable revision".to_owned(),
+        };
         return Some((
             GATE_FAILED,
             format!(
-                "gate {} failed for {what}: {}{logs}; traffic stays on the stable revision; retry or apply a new template",
+                "gate {} failed for {what}: {}{logs}; {traffic}; retry or apply a new template",
                 g.name,
                 g.message.clone().unwrap_or_default()
             ),

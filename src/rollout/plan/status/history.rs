@@ -6,7 +6,7 @@ use super::super::ctx::Ctx;
 use super::super::records::Records;
 use super::super::state::Decision;
 use super::super::world::images_of;
-use crate::api::{AbortReason, HISTORY_LIMIT, Outcome, RevisionRecord, RolloutStatus};
+use crate::api::{AbortReason, GatePhase, HISTORY_LIMIT, Outcome, RevisionRecord, RolloutStatus};
 
 /// Appends to `status.history` (already a copy of the old one) what this plan
 /// changed, in this order: a superseded revision, a switch, an abort.
@@ -99,6 +99,8 @@ fn aborted(ctx: &Ctx, decision: &Decision, status: &mut RolloutStatus) {
         AbortReason::User => Outcome::Aborted,
         AbortReason::ProgressDeadlineExceeded
         | AbortReason::AnalysisFailed
+        | AbortReason::GateFailed
+        | AbortReason::PrePromotionAnalysisFailed
         | AbortReason::PostPromotionAnalysisFailed => Outcome::Failed,
     };
     let score = match abort.reason {
@@ -107,14 +109,21 @@ fn aborted(ctx: &Ctx, decision: &Decision, status: &mut RolloutStatus) {
         _ => None,
     };
     push(status, current(ctx, outcome, score));
-    // Traffic went back to the previous revision: say so in its line.
-    if let Some(p) = post
-        && status.stable_revision.as_ref() == Some(&p.previous_revision)
+    // Traffic went back to the previous revision (a failed post-promotion
+    // analysis or `AfterSwitch` gate): say so in its line.
+    let previous = match abort.reason {
+        AbortReason::PostPromotionAnalysisFailed => post.map(|p| p.previous_revision.clone()),
+        AbortReason::GateFailed => records
+            .gates
+            .iter()
+            .find(|g| g.revision == target && g.phase == GatePhase::Failed)
+            .and_then(|g| g.previous_revision.clone()),
+        _ => None,
+    };
+    if let Some(previous) = previous
+        && status.stable_revision.as_ref() == Some(&previous)
     {
-        push(
-            status,
-            earlier(ctx, &p.previous_revision, Outcome::RolledBack),
-        );
+        push(status, earlier(ctx, &previous, Outcome::RolledBack));
     }
 }
 

@@ -52,7 +52,7 @@ pub(super) fn desired(
         State::ServiceMissing => service_missing(ctx, d),
         State::Canary(step) => canary_phase(ctx, step, &decision.records, what, d, out),
         State::AwaitingWindow { opens_at } => awaiting_window(*opens_at, what, d, out),
-        State::Revert { to } => revert(to, what, d),
+        State::Revert { to } => revert(decision, to, what, d),
         State::Steady | State::Switch { .. } => live(ctx, &decision.state, what, d),
         State::Aborted(abort) => aborted(ctx, decision, abort, what, d),
         State::Paused => paused(what, d),
@@ -62,7 +62,10 @@ pub(super) fn desired(
             progressing(what, d)
         }
         State::AnalysisUnavailable(problem) => analysis_unavailable(problem, what, d),
-        State::Gated(hold) => super::gates::held(hold, what, d, out),
+        State::Gated(hold) => {
+            let live = ctx.world.active_hash.as_deref() == Some(ctx.target());
+            super::gates::held(hold, live, what, d, out)
+        }
         State::AwaitingPromotion { wait } => {
             if let Some((_, at)) = wait {
                 out.wakeups.push(*at);
@@ -167,10 +170,22 @@ fn awaiting_window(
     waits_for_a_person(PROMOTION_WINDOW_CLOSED, msg, d)
 }
 
-fn revert(to: &str, what: &str, d: &mut Vec<Desired>) -> Phase {
-    let msg =
-        format!("{what} failed its post-promotion analysis; traffic is switched back to {to}");
-    stalled("PostPromotionAnalysisFailed", &msg, d);
+fn revert(decision: &Decision, to: &str, what: &str, d: &mut Vec<Desired>) -> Phase {
+    let gate = decision
+        .ops
+        .abort
+        .as_ref()
+        .filter(|a| a.reason == AbortReason::GateFailed)
+        .and_then(|a| super::gates::failed(&decision.records, &a.revision, what));
+    match gate {
+        Some((reason, msg)) => stalled(reason, &msg, d),
+        None => {
+            let msg = format!(
+                "{what} failed its post-promotion analysis; traffic is switched back to {to}"
+            );
+            stalled("PostPromotionAnalysisFailed", &msg, d);
+        }
+    }
     Phase::Degraded
 }
 
@@ -228,11 +243,21 @@ fn aborted(
             ),
             Phase::Degraded,
         ),
-        AbortReason::AnalysisFailed
+        // `AnalysisFailed` too: a status written before `GateFailed` existed.
+        AbortReason::GateFailed
+        | AbortReason::PrePromotionAnalysisFailed
+        | AbortReason::AnalysisFailed
             if let Some((reason, msg)) = super::gates::failed(records, &abort.revision, what) =>
         {
             (reason, msg, Phase::Degraded)
         }
+        AbortReason::GateFailed | AbortReason::PrePromotionAnalysisFailed => (
+            "GateFailed",
+            format!(
+                "{what} failed a gate; traffic is on the stable revision; retry or apply a new template"
+            ),
+            Phase::Degraded,
+        ),
         AbortReason::AnalysisFailed => {
             let c = records.canary.as_ref();
             let name = c.and_then(|c| c.analysis_name.clone()).unwrap_or_default();
