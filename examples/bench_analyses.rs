@@ -8,7 +8,7 @@
 //!
 //!     cargo build --release --example bench_analyses
 //!     target/release/examples/bench_analyses [--analyses N] [--interval SECS]
-//!         [--intervals K] [--prom-latency-ms MS]
+//!         [--intervals K] [--prom-latency-ms MS] [--reconciles R]
 //!
 //! Two tokio runtimes in one process, so the controller's CPU can be told
 //! apart: `bench` (sandbox, fake Prometheus, the store observer, creating the
@@ -60,6 +60,8 @@ struct Args {
     interval_secs: u64,
     intervals: u64,
     prom_latency: Duration,
+    /// Analyses reconciled at once (the controller's `concurrency`).
+    reconciles: u16,
 }
 
 fn parse_args() -> Result<Args, BoxError> {
@@ -68,6 +70,7 @@ fn parse_args() -> Result<Args, BoxError> {
         interval_secs: 30,
         intervals: 3,
         prom_latency: Duration::from_millis(5),
+        reconciles: AnalysisControllerConfig::default().concurrency,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -79,18 +82,22 @@ fn parse_args() -> Result<Args, BoxError> {
             "--prom-latency-ms" => {
                 args.prom_latency = Duration::from_millis(value()?.parse()?);
             }
+            "--reconciles" => args.reconciles = value()?.parse()?,
             "-h" | "--help" => {
                 println!(
                     "bench_analyses [--analyses N (1000)] [--interval SECS (30)] \
-                     [--intervals K (3)] [--prom-latency-ms MS (5)]"
+                     [--intervals K (3)] [--prom-latency-ms MS (5)] [--reconciles R (16)]"
                 );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?}").into()),
         }
     }
-    if args.analyses == 0 || args.interval_secs == 0 || args.intervals == 0 {
-        return Err("--analyses, --interval and --intervals must be at least 1".into());
+    if args.analyses == 0 || args.interval_secs == 0 || args.intervals == 0 || args.reconciles == 0
+    {
+        return Err(
+            "--analyses, --interval, --intervals and --reconciles must be at least 1".into(),
+        );
     }
     Ok(args)
 }
@@ -99,10 +106,10 @@ fn parse_args() -> Result<Args, BoxError> {
 // The analyses and the fake Prometheus's answers
 // ---------------------------------------------------------------------------
 
-const LATENCY: &str = r#"avg(request_latency_seconds{namespace="${namespace}", pod=~"${podRegex}"})"#;
+const LATENCY: &str =
+    r#"avg(request_latency_seconds{namespace="${namespace}", pod=~"${podRegex}"})"#;
 const ERRORS: &str = r#"sum(increase(http_requests_total{namespace="${namespace}", pod=~"${podRegex}", code="500"}[${interval}]))"#;
-const REQUESTS: &str =
-    r#"sum(increase(http_requests_total{namespace="${namespace}", pod=~"${podRegex}"}[${interval}]))"#;
+const REQUESTS: &str = r#"sum(increase(http_requests_total{namespace="${namespace}", pod=~"${podRegex}"}[${interval}]))"#;
 
 /// A live analysis as the Rollout controller would create one: a latency
 /// metric, an error-rate metric and a traffic query.
@@ -326,6 +333,7 @@ async fn run(args: Args, op: tokio::runtime::Handle) -> Result<(), BoxError> {
 
     let config = AnalysisControllerConfig {
         default_prometheus_url: Some(prometheus.url.clone()),
+        concurrency: args.reconciles,
         ..AnalysisControllerConfig::default()
     };
     let (endpoint_bound, query_bound, reconciles_bound) = (
