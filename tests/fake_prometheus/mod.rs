@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Form, State};
@@ -73,20 +74,40 @@ pub type Answer = Arc<dyn Fn(&Query) -> Reply + Send + Sync>;
 struct Shared {
     answer: Answer,
     queries: Arc<AtomicUsize>,
+    in_flight: Arc<InFlight>,
+    /// Held before answering, as a real Prometheus spends time evaluating
+    /// (so concurrent queries overlap and a concurrency bound shows).
+    latency: Duration,
+}
+
+/// Queries being answered now, and the most ever at once.
+#[derive(Default)]
+struct InFlight {
+    now: AtomicUsize,
+    max: AtomicUsize,
 }
 
 pub struct FakePrometheus {
     pub url: String,
     queries: Arc<AtomicUsize>,
+    in_flight: Arc<InFlight>,
     task: JoinHandle<()>,
 }
 
 impl FakePrometheus {
     pub async fn start(answer: Answer) -> FakePrometheus {
+        FakePrometheus::start_with_latency(answer, Duration::ZERO).await
+    }
+
+    /// Every answer is held `latency` first (benchmarks: a query's cost).
+    pub async fn start_with_latency(answer: Answer, latency: Duration) -> FakePrometheus {
         let queries = Arc::new(AtomicUsize::new(0));
+        let in_flight = Arc::new(InFlight::default());
         let shared = Shared {
             answer,
             queries: queries.clone(),
+            in_flight: in_flight.clone(),
+            latency,
         };
         let app = Router::new()
             .route("/api/v1/query_range", post(range).get(range))
@@ -99,12 +120,22 @@ impl FakePrometheus {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FakePrometheus { url, queries, task }
+        FakePrometheus {
+            url,
+            queries,
+            in_flight,
+            task,
+        }
     }
 
     /// Queries answered (or held) so far.
     pub fn queries(&self) -> usize {
         self.queries.load(Ordering::SeqCst)
+    }
+
+    /// The most queries that were being answered at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.in_flight.max.load(Ordering::SeqCst)
     }
 }
 
@@ -139,8 +170,29 @@ async fn instant(State(s): State<Shared>, Form(form): Form<HashMap<String, Strin
     respond(&s, &q, true).await
 }
 
+/// Counts a query in flight until dropped (also when the client gives up).
+struct Flying<'a>(&'a InFlight);
+
+impl<'a> Flying<'a> {
+    fn new(f: &'a InFlight) -> Self {
+        let now = f.now.fetch_add(1, Ordering::SeqCst) + 1;
+        f.max.fetch_max(now, Ordering::SeqCst);
+        Flying(f)
+    }
+}
+
+impl Drop for Flying<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn respond(s: &Shared, q: &Query, instant: bool) -> Response {
     s.queries.fetch_add(1, Ordering::SeqCst);
+    let _flying = Flying::new(&s.in_flight);
+    if !s.latency.is_zero() {
+        tokio::time::sleep(s.latency).await;
+    }
     match (s.answer)(q) {
         Reply::Hang => std::future::pending().await,
         Reply::Http(code, body) => (
