@@ -153,21 +153,8 @@ pub fn templated(
     Ok(c)
 }
 
-/// HTML text and attribute escaping.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// HTML text and attribute escaping: the one the dashboard's pages use.
+pub use crate::web::dashboard::html::esc as escape;
 
 #[cfg(test)]
 mod tests {
