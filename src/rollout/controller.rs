@@ -551,8 +551,8 @@ async fn reconcile_inner(
             return Err(error.into());
         }
     };
-    // Gates: the Jobs are read (not watched) while the Rollout has Job
-    // gates; the HTTP attempts the planner says are due are made now.
+    // Gates: the Jobs are read (not watched) while a Job gate runs; the HTTP
+    // attempts the planner says are due are made now.
     observed.jobs = match crate::rollout::gates_io::read_jobs(&ctx.client, rollout).await {
         Ok(jobs) => jobs,
         Err(error) => {

@@ -10,22 +10,27 @@ use kube::{Client, ResourceExt};
 
 use super::apply::ApplyError;
 use super::plan::{HttpCheck, HttpProbe, JobObservation, JobPhase, http_judge, method_name};
-use crate::api::{ROLLOUT_LABEL, Rollout};
+use crate::api::{GatePhase, ROLLOUT_LABEL, Rollout};
 use crate::runtime::field_manager::ROLLOUT_FIELD_MANAGER;
 
-/// The Jobs of the Rollout's Job gates (none read without Job gates).
+/// True while a Job gate's record is running: only then can a Job's status
+/// change what the planner decides. A gate that has not started yet has no
+/// Job to read (the plan that starts it applies its Job), and a decided one
+/// is never read again — so a quiet Rollout with Job gates costs no request.
+pub fn jobs_to_read(rollout: &Rollout) -> bool {
+    rollout.status.as_ref().is_some_and(|s| {
+        s.gates
+            .iter()
+            .any(|g| g.phase == GatePhase::Running && g.job_name.is_some())
+    })
+}
+
+/// The Jobs of the Rollout's running Job gates (none read otherwise).
 pub async fn read_jobs(
     client: &Client,
     rollout: &Rollout,
 ) -> Result<Vec<JobObservation>, ApplyError> {
-    let has_jobs = rollout
-        .spec
-        .strategy
-        .red_black
-        .gates
-        .iter()
-        .any(|g| g.job.is_some());
-    let Some(ns) = rollout.namespace().filter(|_| has_jobs) else {
+    let Some(ns) = rollout.namespace().filter(|_| jobs_to_read(rollout)) else {
         return Ok(Vec::new());
     };
     let label = super::plan::rollout_label_value(rollout);
@@ -149,4 +154,50 @@ fn describe(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jobs_to_read;
+    use crate::api::Rollout;
+    use serde_json::json;
+
+    fn with_gates(gates: serde_json::Value) -> Rollout {
+        serde_json::from_value(json!({
+            "apiVersion": "redblack.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "a", "image": "a:1"}]}},
+                     "strategy": {"redBlack": {"activeService": "web"}}},
+            "status": {"gates": gates}
+        }))
+        .unwrap()
+    }
+
+    fn gate(phase: &str, job: Option<&str>) -> serde_json::Value {
+        json!({"name": "smoke", "revision": "h", "at": "BeforeSwitch", "phase": phase,
+               "attempt": 1, "startedAt": "2026-12-03T00:00:00Z", "jobName": job})
+    }
+
+    #[test]
+    fn jobs_are_read_only_while_a_job_gate_runs() {
+        assert!(!jobs_to_read(&with_gates(json!([]))), "no gate started");
+        assert!(jobs_to_read(&with_gates(json!([gate(
+            "Running",
+            Some("web-h-smoke-1")
+        )]))));
+        assert!(
+            !jobs_to_read(&with_gates(json!([gate("Running", None)]))),
+            "an HTTP gate"
+        );
+        assert!(!jobs_to_read(&with_gates(json!([gate(
+            "Passed",
+            Some("web-h-smoke-1")
+        )]))));
+        assert!(!jobs_to_read(&with_gates(json!([gate(
+            "Failed",
+            Some("web-h-smoke-1")
+        )]))));
+    }
 }
