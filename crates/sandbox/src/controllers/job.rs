@@ -19,8 +19,8 @@ use tokio::time::Instant;
 
 use super::runner::Reconciler;
 use super::{
-    Builtins, ControllerError, ObjKey, controller_ref, instant_at, is_deleting, obj_key,
-    parse_time, pod_phase,
+    Builtins, ControllerError, ObjKey, controller_key, controller_ref, instant_at, is_deleting,
+    obj_key, parse_time, pod_phase,
 };
 use crate::store::{DeleteOptions, Store, StoreError, StoredEvent, UpdateTarget, meta_str};
 
@@ -203,11 +203,9 @@ impl Reconciler for JobController {
         if event.gr == self.types.jobs.group_resource() {
             out.push(obj_key(obj));
         } else if event.gr == self.types.pods.group_resource()
-            && let Some(owner) = controller_ref(obj)
-            && owner.get("kind").and_then(Value::as_str) == Some("Job")
-            && let Some(name) = owner.get("name").and_then(Value::as_str)
+            && let Some(key) = controller_key(obj, "Job")
         {
-            out.push((event.namespace().to_string(), name.to_string()));
+            out.push(key);
         }
     }
 

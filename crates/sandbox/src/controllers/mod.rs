@@ -46,8 +46,8 @@ use super::registry::{Registry, ResourceType};
 use super::store::{Store, StoreError};
 
 pub(crate) use objects::{
-    ObjKey, controller_ref, group_resource_of, has_finalizer, instant_at, is_deleting, obj_key,
-    owner_refs, parse_time, pod_phase, pod_ready, resolve_kind,
+    ObjKey, controlled_by, controller_key, controller_ref, group_resource_of, has_finalizer,
+    instant_at, is_deleting, obj_key, owner_refs, parse_time, pod_phase, pod_ready, resolve_kind,
 };
 
 #[derive(Clone, Debug)]

@@ -39,6 +39,21 @@ pub(crate) fn controller_ref(obj: &Value) -> Option<&Value> {
         .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
 }
 
+/// The controller reference of `obj` when its controller is a `kind`.
+pub(crate) fn controlled_by<'a>(obj: &'a Value, kind: &str) -> Option<&'a Value> {
+    controller_ref(obj).filter(|r| r.get("kind").and_then(Value::as_str) == Some(kind))
+}
+
+/// The (namespace, name) of `obj`'s controller when it is a `kind`: how a
+/// controller maps an event of a dependent (a pod) to its own object's key.
+pub(crate) fn controller_key(obj: &Value, kind: &str) -> Option<ObjKey> {
+    let name = controlled_by(obj, kind)?.get("name")?.as_str()?;
+    Some((
+        meta_str(obj, "namespace").unwrap_or("").to_string(),
+        name.to_string(),
+    ))
+}
+
 pub(crate) fn has_finalizer(obj: &Value, name: &str) -> bool {
     obj.get("metadata")
         .and_then(|m| m.get("finalizers"))

@@ -16,8 +16,8 @@ use tokio::time::Instant;
 use super::labels::{labels_of, map_matches};
 use super::runner::Reconciler;
 use super::{
-    Builtins, ControllerError, ObjKey, controller_ref, instant_at, is_deleting, obj_key, pod_phase,
-    pod_ready,
+    Builtins, ControllerError, ObjKey, controller_key, controller_ref, instant_at, is_deleting,
+    obj_key, pod_phase, pod_ready,
 };
 use crate::store::{DeleteOptions, Store, StoreError, StoredEvent, UpdateTarget, meta_str};
 
@@ -270,11 +270,9 @@ impl Reconciler for ReplicaSetController {
         if event.gr == self.types.replicasets.group_resource() {
             out.push(obj_key(obj));
         } else if event.gr == self.types.pods.group_resource()
-            && let Some(owner) = controller_ref(obj)
-            && owner.get("kind").and_then(Value::as_str) == Some("ReplicaSet")
-            && let Some(name) = owner.get("name").and_then(Value::as_str)
+            && let Some(key) = controller_key(obj, "ReplicaSet")
         {
-            out.push((event.namespace().to_string(), name.to_string()));
+            out.push(key);
         }
     }
 

@@ -21,7 +21,8 @@ use tokio::time::Instant;
 
 use super::runner::Reconciler;
 use super::{
-    Builtins, ControllerError, ObjKey, controller_ref, instant_at, is_deleting, obj_key, pod_phase,
+    Builtins, ControllerError, ObjKey, controlled_by, controller_ref, instant_at, is_deleting,
+    obj_key, pod_phase,
 };
 use crate::store::{DeleteOptions, Store, StoreError, StoredEvent, UpdateTarget, meta_str};
 use plan::{NewReplicaSet, Plan};
@@ -29,10 +30,6 @@ use plan::{NewReplicaSet, Plan};
 pub(crate) struct DeploymentController {
     store: Arc<Store>,
     types: Builtins,
-}
-
-fn controlled_by<'a>(obj: &'a Value, kind: &str) -> Option<&'a Value> {
-    controller_ref(obj).filter(|r| r.get("kind").and_then(Value::as_str) == Some(kind))
 }
 
 fn ref_str<'a>(r: &'a Value, field: &str) -> Option<&'a str> {
