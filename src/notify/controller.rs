@@ -26,6 +26,7 @@ use super::ledger::Backoff;
 use crate::api::notifier::{Notifier, Trigger};
 use crate::api::{Rollout, k8s_names};
 use crate::runtime::events::EventPublisher;
+use crate::runtime::packed::Packed;
 use crate::runtime::run::{self, scoped_api};
 use crate::runtime::watch_backoff::watch_backoff;
 use crate::web::metrics::{NotificationLabels, OperatorMetrics};
@@ -83,6 +84,8 @@ pub enum NotifyError {
     },
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
+    #[error(transparent)]
+    Cache(#[from] crate::runtime::packed::UnpackError),
 }
 
 struct Ctx {
@@ -165,13 +168,14 @@ pub async fn run(
     });
     // Each watch backs off on its own (the run loop's trigger stream never
     // waits, runtime::run): a refused or missing resource must not spin.
-    let (rollout_store, rollout_writer) = reflector::store::<Rollout>();
+    // Packed (kept as JSON, see `Packed`): one per Rollout, as in the
+    // Rollout controller's cache.
+    let (rollout_store, rollout_writer) = reflector::store::<Packed<Rollout>>();
     let rollout_events = watcher(
-        scoped_api::<Rollout>(&client, ns),
+        scoped_api::<Packed<Rollout>>(&client, ns),
         watcher::Config::default(),
     )
     .backoff(watch_backoff())
-    .modify(|r| r.managed_fields_mut().clear())
     .reflect(rollout_writer)
     .applied_objects();
     let rollouts = Controller::for_stream(rollout_events, rollout_store).reconcile_all_on(rx);
@@ -213,7 +217,7 @@ pub async fn run(
     Ok(())
 }
 
-fn error_policy(rollout: Arc<Rollout>, error: &NotifyError, _: Arc<Ctx>) -> Action {
+fn error_policy(rollout: Arc<Packed<Rollout>>, error: &NotifyError, _: Arc<Ctx>) -> Action {
     tracing::warn!(rollout = %rollout.name_any(), error = %error, "notifications: retrying");
     Action::requeue(Duration::from_secs(2))
 }

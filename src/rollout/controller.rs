@@ -57,6 +57,7 @@ use crate::rollout::plan;
 use crate::runtime::backoff::ErrorBackoff;
 use crate::runtime::events::{EventPublisher, PlannedEvent};
 use crate::runtime::metrics::{ErrorKind, ReconcileGuard, count_writes};
+use crate::runtime::packed::{Packed, UnpackError};
 use crate::runtime::run::{self, scoped_api as api};
 use crate::runtime::watch_backoff::watch_backoff;
 use crate::runtime::watch_refusals::WatchRefusals;
@@ -118,6 +119,10 @@ pub enum RolloutReconcileError {
         error: ApplyError,
         written: usize,
     },
+    /// A cached object that does not unpack (a bug): no plan is made from
+    /// a partial view of the Rollout's world.
+    #[error(transparent)]
+    Cache(#[from] UnpackError),
 }
 
 impl ErrorKind for RolloutReconcileError {
@@ -125,6 +130,7 @@ impl ErrorKind for RolloutReconcileError {
         match self {
             RolloutReconcileError::Apply(e)
             | RolloutReconcileError::AfterProgress { error: e, .. } => e.kind(),
+            RolloutReconcileError::Cache(_) => "cache",
         }
     }
 }
@@ -145,7 +151,7 @@ pub struct RolloutContext {
 
 /// A built, not yet running, controller and its caches.
 pub struct RolloutController {
-    controller: Controller<Rollout>,
+    controller: Controller<Packed<Rollout>>,
     caches: Caches,
     client: Client,
     settings: Settings,
@@ -165,40 +171,45 @@ impl RolloutController {
 
         // Kept from the same events as the caches (see `index`).
         let index = Indexes::default();
-        let (rollouts, rollout_writer) = reflector::store::<Rollout>();
-        let rollout_events = watcher(api::<Rollout>(&client, ns), watcher::Config::default())
-            .backoff(watch_backoff())
-            .inspect(track(&refusals, "rollouts.redblack.io", operator_alert))
-            .modify(observe::strip_managed_fields)
-            .inspect_ok(index_before(&index.rollouts))
-            .reflect(rollout_writer)
-            .inspect_ok(index_after(&index.rollouts))
-            .inspect_ok(mark_synced(&synced, 0))
-            .applied_objects();
+        // Rollouts, ReplicaSets and Services are cached packed (their JSON,
+        // see `Packed`): one or more of each per Rollout.
+        let (rollouts, rollout_writer) = reflector::store::<Packed<Rollout>>();
+        let rollout_events = watcher(
+            api::<Packed<Rollout>>(&client, ns),
+            watcher::Config::default(),
+        )
+        .backoff(watch_backoff())
+        .inspect(track(&refusals, "rollouts.redblack.io", operator_alert))
+        .inspect_ok(index_before(&index.rollouts))
+        .reflect(rollout_writer)
+        .inspect_ok(index_after(&index.rollouts))
+        .inspect_ok(mark_synced(&synced, 0))
+        .applied_objects();
 
         // Only labelled children: never the cluster's other ReplicaSets.
-        let (replica_sets, rs_writer) = reflector::store::<ReplicaSet>();
+        let (replica_sets, rs_writer) = reflector::store::<Packed<ReplicaSet>>();
         let rs_events = watcher(
-            api::<ReplicaSet>(&client, ns),
+            api::<Packed<ReplicaSet>>(&client, ns),
             watcher::Config::default().labels(POD_TEMPLATE_HASH_LABEL),
         )
         .backoff(watch_backoff())
         .inspect(track(&refusals, "replicasets.apps", None))
-        .modify(observe::strip_managed_fields)
         .inspect_ok(index_before(&index.replica_sets))
         .reflect(rs_writer)
         .inspect_ok(index_after(&index.replica_sets))
         .inspect_ok(mark_synced(&synced, 1))
         .touched_objects();
 
-        let (services, svc_writer) = reflector::store::<Service>();
-        let svc_events = watcher(api::<Service>(&client, ns), watcher::Config::default())
-            .backoff(watch_backoff())
-            .inspect(track(&refusals, "services", None))
-            .modify(observe::strip_service)
-            .reflect(svc_writer)
-            .inspect_ok(mark_synced(&synced, 2))
-            .touched_objects();
+        let (services, svc_writer) = reflector::store::<Packed<Service>>();
+        let svc_events = watcher(
+            api::<Packed<Service>>(&client, ns),
+            watcher::Config::default(),
+        )
+        .backoff(watch_backoff())
+        .inspect(track(&refusals, "services", None))
+        .reflect(svc_writer)
+        .inspect_ok(mark_synced(&synced, 2))
+        .touched_objects();
 
         // CanaryAnalyses the planner created (labelled, owned by a Rollout).
         let (analyses, analysis_writer) = reflector::store::<CanaryAnalysis>();
@@ -254,7 +265,7 @@ impl RolloutController {
         let controller = Controller::for_stream(rollout_events, rollouts.clone())
             .owns_stream(rs_events)
             .owns_stream(analysis_events)
-            .watches_stream(svc_events, move |svc: Service| {
+            .watches_stream(svc_events, move |svc: Packed<Service>| {
                 observe::rollouts_naming(&naming, &svc)
             })
             .watches_stream(template_events, move |template: CanaryAnalysisTemplate| {
@@ -460,16 +471,17 @@ async fn caches_synced(synced: &Synced, wait: Duration) -> bool {
 }
 
 async fn reconcile(
-    rollout: Arc<Rollout>,
+    packed: Arc<Packed<Rollout>>,
     ctx: Arc<RolloutContext>,
 ) -> Result<Requeue, RolloutReconcileError> {
     let span = info_span!(
         "reconcile",
-        rollout = %rollout.name_any(),
-        namespace = %rollout.namespace().unwrap_or_default(),
-        generation = rollout.metadata.generation.unwrap_or(0),
+        rollout = %packed.name_any(),
+        namespace = %packed.namespace().unwrap_or_default(),
+        generation = packed.meta().generation.unwrap_or(0),
     );
     async move {
+        let rollout = packed.unpack()?;
         // kube's Controller holds reconciles until the Rollout store has
         // listed, but not the children's: planning on an empty ReplicaSet or
         // Service cache would see a live fleet missing (a Healthy Rollout
@@ -485,7 +497,7 @@ async fn reconcile(
                     reason: "Forbidden".into(),
                     message,
                 };
-                let observed = observe::observe(&rollout, &ctx.caches);
+                let observed = observe::observe(&rollout, &ctx.caches)?;
                 report_refused(&ctx, &rollout, &observed, &refusal, Utc::now()).await;
                 return Ok(Requeue::requeue(REFUSED_WATCH_RETRY));
             }
@@ -531,7 +543,7 @@ async fn reconcile_inner(
         rollout,
         &ctx.caches,
         route.as_ref().map(apply::route_observation),
-    );
+    )?;
     observed.events_refused = ctx.events.refusal(&rollout.object_ref(&()));
     let now = Utc::now();
     // A restart's pod list refused for good (RBAC) is reported as a refused
@@ -758,7 +770,7 @@ async fn report_refused(
 
 /// The key of a Rollout's failure count: its uid (a re-created Rollout
 /// starts afresh), else its name.
-fn backoff_key(rollout: &Rollout) -> String {
+fn backoff_key<K: Resource>(rollout: &K) -> String {
     rollout.uid().unwrap_or_else(|| rollout.name_any())
 }
 
@@ -769,11 +781,11 @@ fn backoff_key(rollout: &Rollout) -> String {
 /// writes fails more often than not while still moving forward — doubling
 /// on every such failure held rollouts for minutes.
 fn error_policy(
-    rollout: Arc<Rollout>,
+    rollout: Arc<Packed<Rollout>>,
     error: &RolloutReconcileError,
     ctx: Arc<RolloutContext>,
 ) -> Requeue {
-    let key = backoff_key(&rollout);
+    let key = backoff_key(rollout.as_ref());
     if matches!(error, RolloutReconcileError::AfterProgress { .. }) {
         ctx.backoff.succeeded(&key);
     }

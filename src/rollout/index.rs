@@ -22,6 +22,7 @@ use kube::runtime::watcher::Event;
 use crate::api::canary_analysis::CanaryAnalysis;
 use crate::api::{ROLLOUT_LABEL, Rollout};
 use crate::rollout::observe::template_names;
+use crate::runtime::packed::Packed;
 
 /// (namespace, index key)
 type Slot = (String, String);
@@ -170,7 +171,7 @@ impl<K: kube::Resource> RefIndex<K> {
 }
 
 /// The uid of a ReplicaSet's controller owner.
-pub fn replica_set_owner(rs: &ReplicaSet) -> Vec<String> {
+pub fn replica_set_owner<K: kube::Resource>(rs: &K) -> Vec<String> {
     rs.owner_references()
         .iter()
         .filter(|o| o.controller == Some(true))
@@ -206,12 +207,25 @@ pub fn rollout_refs(rollout: &Rollout) -> Vec<String> {
     keys
 }
 
+/// [`rollout_refs`] of a cached (packed) Rollout.
+pub fn packed_rollout_refs(rollout: &Packed<Rollout>) -> Vec<String> {
+    match rollout.unpack() {
+        Ok(r) => rollout_refs(&r),
+        // Cannot happen for bytes the cache packed; the Rollout's own
+        // reconcile reports it.
+        Err(e) => {
+            tracing::warn!(error = %e, "indexing a Rollout");
+            Vec::new()
+        }
+    }
+}
+
 /// The indexes the controller keeps next to its caches.
 #[derive(Clone)]
 pub struct Indexes {
-    pub replica_sets: RefIndex<ReplicaSet>,
+    pub replica_sets: RefIndex<Packed<ReplicaSet>>,
     pub analyses: RefIndex<CanaryAnalysis>,
-    pub rollouts: RefIndex<Rollout>,
+    pub rollouts: RefIndex<Packed<Rollout>>,
 }
 
 impl Default for Indexes {
@@ -219,7 +233,7 @@ impl Default for Indexes {
         Indexes {
             replica_sets: RefIndex::new(replica_set_owner),
             analyses: RefIndex::new(analysis_rollout),
-            rollouts: RefIndex::new(rollout_refs),
+            rollouts: RefIndex::new(packed_rollout_refs),
         }
     }
 }
@@ -228,15 +242,15 @@ impl Indexes {
     /// Indexes of the caches' current contents (for tests and tools; the
     /// controller keeps its own from the watches).
     pub fn of(
-        rollouts: &Store<Rollout>,
-        replica_sets: &Store<ReplicaSet>,
+        rollouts: &Store<Packed<Rollout>>,
+        replica_sets: &Store<Packed<ReplicaSet>>,
         analyses: &Store<CanaryAnalysis>,
     ) -> Indexes {
         let (r, rs, a) = (rollouts.state(), replica_sets.state(), analyses.state());
         Indexes {
             replica_sets: RefIndex::of(replica_set_owner, rs.iter().map(|o| &**o)),
             analyses: RefIndex::of(analysis_rollout, a.iter().map(|o| &**o)),
-            rollouts: RefIndex::of(rollout_refs, r.iter().map(|o| &**o)),
+            rollouts: RefIndex::of(packed_rollout_refs, r.iter().map(|o| &**o)),
         }
     }
 }

@@ -20,21 +20,22 @@ use crate::api::canary_analysis::{CanaryAnalysis, CanaryAnalysisPhase};
 use crate::api::{ROLLOUT_LABEL, Rollout};
 use crate::rollout::Observed;
 use crate::rollout::apply::{self, Written};
-use crate::rollout::index::{Indexes, RefIndex, rollout_refs};
+use crate::rollout::index::{Indexes, RefIndex, packed_rollout_refs};
 use crate::rollout::plan::{
     AnalysisObservation, AnalysisPhase, RouteObservation, WorkloadObservation, role_service_name,
 };
+use crate::runtime::packed::{Packed, UnpackError};
 
-/// The annotation `kubectl apply` (client-side) keeps on Services: a full copy
-/// of the manifest, never read by the operator, so it is dropped from the cache.
-pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+pub use crate::runtime::packed::LAST_APPLIED_ANNOTATION;
 
 /// The controller's caches. Cloning is cheap (shared stores).
 #[derive(Clone)]
 pub struct Caches {
-    pub rollouts: Store<Rollout>,
-    pub replica_sets: Store<ReplicaSet>,
-    pub services: Store<Service>,
+    /// Packed (kept as JSON, see [`Packed`]): Rollouts, ReplicaSets and
+    /// Services are one or more per Rollout; a reconcile unpacks its own.
+    pub rollouts: Store<Packed<Rollout>>,
+    pub replica_sets: Store<Packed<ReplicaSet>>,
+    pub services: Store<Packed<Service>>,
     /// CanaryAnalyses labelled with `rollouts.redblack.io/rollout`.
     pub analyses: Store<CanaryAnalysis>,
     /// CanaryAnalysisTemplates (read when an analysis is created from one).
@@ -101,7 +102,7 @@ impl Caches {
 }
 
 /// True when `rs` is controlled by `rollout` (controller owner reference by uid).
-pub fn is_owned_by(rs: &ReplicaSet, rollout: &Rollout) -> bool {
+pub fn is_owned_by<K: kube::Resource>(rs: &K, rollout: &Rollout) -> bool {
     let Some(uid) = rollout.metadata.uid.as_deref() else {
         return false;
     };
@@ -145,7 +146,7 @@ pub fn cached_route(caches: &Caches, rollout: &Rollout) -> Option<Option<Dynamic
 
 /// The planner's view of `rollout`'s world, from the caches, without the
 /// route (see [`observe_with_route`]).
-pub fn observe(rollout: &Rollout, caches: &Caches) -> Observed {
+pub fn observe(rollout: &Rollout, caches: &Caches) -> Result<Observed, UnpackError> {
     observe_with_route(rollout, caches, None)
 }
 
@@ -155,7 +156,7 @@ pub fn observe_with_route(
     rollout: &Rollout,
     caches: &Caches,
     route: Option<RouteObservation>,
-) -> Observed {
+) -> Result<Observed, UnpackError> {
     let ns = rollout.namespace();
     let ns_str = ns.as_deref().unwrap_or_default();
     // Through the owner index: O(this Rollout's ReplicaSets), sorted by name.
@@ -170,15 +171,15 @@ pub fn observe_with_route(
                 .replica_sets
                 .get(&ObjectRef::new(&name).within(ns_str))
         })
-        .filter(|rs| is_owned_by(rs, rollout))
-        .map(|rs| (*rs).clone())
-        .collect();
+        .filter(|rs| is_owned_by(&**rs, rollout))
+        .map(|rs| rs.unpack())
+        .collect::<Result<_, _>>()?;
     let service = |name: &str| {
         let key = match &ns {
             Some(ns) => ObjectRef::new(name).within(ns),
             None => ObjectRef::new(name),
         };
-        caches.services.get(&key).map(|s| (*s).clone())
+        caches.services.get(&key).map(|s| s.unpack()).transpose()
     };
     let rb = &rollout.spec.strategy.red_black;
     let name = crate::rollout::plan::rollout_label_value(rollout);
@@ -194,8 +195,8 @@ pub fn observe_with_route(
         .collect();
     let role_services = ["canary", "baseline"]
         .iter()
-        .filter_map(|role| service(&role_service_name(rollout, role)))
-        .collect();
+        .filter_map(|role| service(&role_service_name(rollout, role)).transpose())
+        .collect::<Result<_, _>>()?;
     let analysis_templates = template_names(rollout)
         .into_iter()
         .filter_map(|name| {
@@ -204,10 +205,14 @@ pub fn observe_with_route(
             Some((name.to_owned(), template.body()))
         })
         .collect();
-    Observed {
+    let preview_service = match rb.preview_service.as_deref() {
+        Some(name) => service(name)?,
+        None => None,
+    };
+    Ok(Observed {
         replica_sets,
-        active_service: service(&rb.active_service),
-        preview_service: rb.preview_service.as_deref().and_then(service),
+        active_service: service(&rb.active_service)?,
+        preview_service,
         analyses,
         route,
         role_services,
@@ -218,7 +223,7 @@ pub fn observe_with_route(
         jobs: Vec::new(),
         http_checks: Vec::new(),
         workload: workload(rollout, caches),
-    }
+    })
 }
 
 /// `spec.workloadRef`'s Deployment from the cache (None without a
@@ -242,7 +247,7 @@ pub fn workload(rollout: &Rollout, caches: &Caches) -> Option<WorkloadObservatio
 pub fn rollouts_referencing(
     referrers: &Referrers,
     deployment: &Deployment,
-) -> Vec<ObjectRef<Rollout>> {
+) -> Vec<ObjectRef<Packed<Rollout>>> {
     rollouts_referring(referrers, "deploy", deployment, |r, name| {
         r.spec.workload_ref.as_ref().is_some_and(|w| w.name == name)
     })
@@ -268,16 +273,16 @@ pub fn template_names(rollout: &Rollout) -> Vec<&str> {
 /// watch mappers read. Cloning is cheap (shared).
 #[derive(Clone)]
 pub struct Referrers {
-    pub rollouts: Store<Rollout>,
-    pub index: RefIndex<Rollout>,
+    pub rollouts: Store<Packed<Rollout>>,
+    pub index: RefIndex<Packed<Rollout>>,
 }
 
 impl Referrers {
     /// The cache's current Rollouts, indexed (for tests and tools; the
     /// controller keeps its index from the watch).
-    pub fn of(rollouts: Store<Rollout>) -> Referrers {
+    pub fn of(rollouts: Store<Packed<Rollout>>) -> Referrers {
         let state = rollouts.state();
-        let index = RefIndex::of(rollout_refs, state.iter().map(|r| &**r));
+        let index = RefIndex::of(packed_rollout_refs, state.iter().map(|r| &**r));
         Referrers { rollouts, index }
     }
 }
@@ -290,7 +295,7 @@ fn rollouts_referring<K: kube::Resource>(
     kind: &str,
     obj: &K,
     names: impl Fn(&Rollout, &str) -> bool,
-) -> Vec<ObjectRef<Rollout>> {
+) -> Vec<ObjectRef<Packed<Rollout>>> {
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     referrers
@@ -298,7 +303,15 @@ fn rollouts_referring<K: kube::Resource>(
         .get(&ns, &format!("{kind}/{name}"))
         .into_iter()
         .filter_map(|r| referrers.rollouts.get(&ObjectRef::new(&r).within(&ns)))
-        .filter(|r| names(r, &name))
+        .filter(|packed| match packed.unpack() {
+            Ok(r) => names(&r, &name),
+            // Cannot happen for bytes the cache packed; if it did, waking
+            // the Rollout is the safe side (its reconcile reports the error).
+            Err(e) => {
+                tracing::warn!(error = %e, "mapping a watch event");
+                true
+            }
+        })
         .map(|r| ObjectRef::from_obj(&*r))
         .collect()
 }
@@ -309,7 +322,7 @@ fn rollouts_referring<K: kube::Resource>(
 pub fn rollouts_using_template(
     referrers: &Referrers,
     template: &CanaryAnalysisTemplate,
-) -> Vec<ObjectRef<Rollout>> {
+) -> Vec<ObjectRef<Packed<Rollout>>> {
     rollouts_referring(referrers, "tpl", template, |r, name| {
         template_names(r).contains(&name)
     })
@@ -317,7 +330,10 @@ pub fn rollouts_using_template(
 
 /// The Rollouts (in the Service's namespace) that name `svc` as their active
 /// or preview Service: the only ones a Service event concerns.
-pub fn rollouts_naming(referrers: &Referrers, svc: &Service) -> Vec<ObjectRef<Rollout>> {
+pub fn rollouts_naming(
+    referrers: &Referrers,
+    svc: &Packed<Service>,
+) -> Vec<ObjectRef<Packed<Rollout>>> {
     rollouts_referring(referrers, "svc", svc, |r, name| {
         let rb = &r.spec.strategy.red_black;
         rb.active_service == name || rb.preview_service.as_deref() == Some(name)
@@ -327,7 +343,10 @@ pub fn rollouts_naming(referrers: &Referrers, svc: &Service) -> Vec<ObjectRef<Ro
 /// The Rollouts (in the route's namespace) whose
 /// `trafficRouting.httpRoute.name` is `route`: the only ones a route event
 /// concerns (e.g. a user or GitOps changing the weights during a canary).
-pub fn rollouts_routed_by(referrers: &Referrers, route: &DynamicObject) -> Vec<ObjectRef<Rollout>> {
+pub fn rollouts_routed_by(
+    referrers: &Referrers,
+    route: &DynamicObject,
+) -> Vec<ObjectRef<Packed<Rollout>>> {
     rollouts_referring(referrers, "route", route, |r, name| {
         r.spec.http_route_name() == Some(name)
     })
@@ -453,7 +472,10 @@ pub fn caches_reflect(
             }
         },
         Written::Status { resource_version } => seen(
-            cached_version(&caches.rollouts, &ObjectRef::from_obj(rollout)),
+            cached_version(
+                &caches.rollouts,
+                &ObjectRef::new(&rollout.name_any()).within(&ns),
+            ),
             resource_version,
             &rollout.resource_version(),
         ),
@@ -603,6 +625,21 @@ mod tests {
         }
     }
 
+    fn pack<K>(obj: K) -> Packed<K>
+    where
+        K: kube::Resource + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        Packed::pack(obj).unwrap()
+    }
+
+    /// A packed cache, as the controller keeps Rollouts, ReplicaSets and Services.
+    fn packed<K>(objs: Vec<K>) -> Store<Packed<K>>
+    where
+        K: kube::Resource<DynamicType = ()> + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        store(objs.into_iter().map(pack).collect())
+    }
+
     fn store<K>(objs: Vec<K>) -> Store<K>
     where
         K: kube::Resource<DynamicType = ()> + Clone + 'static,
@@ -620,14 +657,14 @@ mod tests {
     fn observes_only_owned_replica_sets_and_named_services() {
         let web = rollout("web", "web", Some("web-preview"));
         let caches = Caches {
-            rollouts: store(vec![web.clone()]),
-            replica_sets: store(vec![
+            rollouts: packed(vec![web.clone()]),
+            replica_sets: packed(vec![
                 rs("web-b", "uid-web", true),
                 rs("web-a", "uid-web", true),
                 rs("other", "uid-other", true),
                 rs("not-controller", "uid-web", false),
             ]),
-            services: store(vec![svc("web"), svc("unrelated")]),
+            services: packed(vec![svc("web"), svc("unrelated")]),
             analyses: store(vec![]),
             templates: store(vec![]),
             deployments: store(vec![]),
@@ -636,7 +673,7 @@ mod tests {
             index: Indexes::default(),
         }
         .reindexed();
-        let observed = observe(&web, &caches);
+        let observed = observe(&web, &caches).unwrap();
         let names: Vec<_> = observed.replica_sets.iter().map(|r| r.name_any()).collect();
         assert_eq!(names, ["web-a", "web-b"]);
         assert_eq!(
@@ -648,18 +685,18 @@ mod tests {
 
     #[test]
     fn service_events_map_to_the_rollouts_naming_them() {
-        let rollouts = Referrers::of(store(vec![
+        let rollouts = Referrers::of(packed(vec![
             rollout("a", "shared", None),
             rollout("b", "b", Some("shared")),
             rollout("c", "c", None),
         ]));
-        let mut names: Vec<_> = rollouts_naming(&rollouts, &svc("shared"))
+        let mut names: Vec<_> = rollouts_naming(&rollouts, &pack(svc("shared")))
             .into_iter()
             .map(|r| r.name)
             .collect();
         names.sort();
         assert_eq!(names, ["a", "b"]);
-        assert!(rollouts_naming(&rollouts, &svc("nobody")).is_empty());
+        assert!(rollouts_naming(&rollouts, &pack(svc("nobody"))).is_empty());
     }
 
     fn template(name: &str, namespace: &str) -> CanaryAnalysisTemplate {
@@ -696,9 +733,9 @@ mod tests {
         let mut elsewhere = template("post", "other");
         elsewhere.spec.body.clear();
         let caches = Caches {
-            rollouts: store(vec![web.clone()]),
-            replica_sets: store(vec![]),
-            services: store(vec![]),
+            rollouts: packed(vec![web.clone()]),
+            replica_sets: packed(vec![]),
+            services: packed(vec![]),
             analyses: store(vec![]),
             templates: store(vec![
                 template("latency", "default"),
@@ -711,7 +748,7 @@ mod tests {
             index: Indexes::default(),
         }
         .reindexed();
-        let observed = observe(&web, &caches);
+        let observed = observe(&web, &caches).unwrap();
         let names: Vec<_> = observed.analysis_templates.keys().collect();
         assert_eq!(names, ["latency"], "post exists only in another namespace");
         assert_eq!(
@@ -722,7 +759,7 @@ mod tests {
 
     #[test]
     fn template_events_map_to_the_rollouts_naming_them() {
-        let rollouts = Referrers::of(store(vec![
+        let rollouts = Referrers::of(packed(vec![
             using(rollout("a", "a", None), Some("shared"), None),
             using(rollout("b", "b", None), None, Some("shared")),
             using(rollout("c", "c", None), Some("other"), Some("other")),
@@ -823,7 +860,7 @@ mod tests {
 
     #[test]
     fn route_events_map_to_the_rollouts_routed_by_them() {
-        let rollouts = Referrers::of(store(vec![
+        let rollouts = Referrers::of(packed(vec![
             routed(rollout("a", "a", None), "shared"),
             routed(rollout("b", "b", None), "shared"),
             routed(rollout("c", "c", None), "other"),
@@ -843,9 +880,9 @@ mod tests {
     fn the_route_comes_from_the_cache_when_it_runs() {
         let web = routed(rollout("web", "web", None), "web-route");
         let mut caches = Caches {
-            rollouts: store(vec![web.clone()]),
-            replica_sets: store(vec![]),
-            services: store(vec![]),
+            rollouts: packed(vec![web.clone()]),
+            replica_sets: packed(vec![]),
+            services: packed(vec![]),
             analyses: store(vec![]),
             templates: store(vec![]),
             deployments: store(vec![]),
@@ -877,9 +914,9 @@ mod tests {
         let web = routed(rollout("web", "web", None), "web-route");
         let old = route("web-route", "default", "3");
         let mut caches = Caches {
-            rollouts: store(vec![web.clone()]),
-            replica_sets: store(vec![]),
-            services: store(vec![]),
+            rollouts: packed(vec![web.clone()]),
+            replica_sets: packed(vec![]),
+            services: packed(vec![]),
             analyses: store(vec![]),
             templates: store(vec![]),
             deployments: store(vec![]),
@@ -948,14 +985,14 @@ mod tests {
     fn the_workload_ref_deployment_is_observed_and_its_events_map_to_its_rollouts() {
         let web = referencing(rollout("web", "web", None), "shared");
         let caches = Caches {
-            rollouts: store(vec![
+            rollouts: packed(vec![
                 web.clone(),
                 referencing(rollout("b", "b", None), "shared"),
                 referencing(rollout("c", "c", None), "other"),
                 rollout("d", "d", None),
             ]),
-            replica_sets: store(vec![]),
-            services: store(vec![]),
+            replica_sets: packed(vec![]),
+            services: packed(vec![]),
             analyses: store(vec![]),
             templates: store(vec![]),
             deployments: store(vec![
@@ -967,14 +1004,27 @@ mod tests {
             index: Indexes::default(),
         }
         .reindexed();
-        let seen = observe(&web, &caches).workload.expect("observed");
+        let seen = observe(&web, &caches).unwrap().workload.expect("observed");
         assert_eq!(seen.replicas, 2);
         let image = seen.template.spec.unwrap().containers[0].image.clone();
         assert_eq!(image.as_deref(), Some("web:2"), "its own namespace's");
-        let c = caches.rollouts.find(|r| r.name_any() == "c").unwrap();
-        assert!(observe(&c, &caches).workload.is_none(), "missing");
-        let d = caches.rollouts.find(|r| r.name_any() == "d").unwrap();
-        assert!(observe(&d, &caches).workload.is_none(), "no workloadRef");
+        let c = caches
+            .rollouts
+            .find(|r| r.name_any() == "c")
+            .unwrap()
+            .unpack()
+            .unwrap();
+        assert!(observe(&c, &caches).unwrap().workload.is_none(), "missing");
+        let d = caches
+            .rollouts
+            .find(|r| r.name_any() == "d")
+            .unwrap()
+            .unpack()
+            .unwrap();
+        assert!(
+            observe(&d, &caches).unwrap().workload.is_none(),
+            "no workloadRef"
+        );
 
         let referrers = Referrers::of(caches.rollouts.clone());
         let mut names: Vec<_> =

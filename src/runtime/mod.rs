@@ -8,6 +8,7 @@ pub mod client;
 pub mod events;
 pub mod field_manager;
 pub mod metrics;
+pub mod packed;
 pub mod run;
 pub mod shutdown;
 pub mod watch_backoff;

@@ -29,11 +29,13 @@ use crate::notify::subscriptions;
 use crate::notify::trigger::Happening;
 use crate::runtime::events::PlannedEvent;
 use crate::runtime::field_manager::NOTIFIER_FIELD_MANAGER;
+use crate::runtime::packed::Packed;
 
 pub(super) async fn reconcile_rollout(
-    rollout: Arc<Rollout>,
+    packed: Arc<Packed<Rollout>>,
     ctx: Arc<Ctx>,
 ) -> Result<Action, NotifyError> {
+    let rollout = Arc::new(packed.unpack()?);
     let outcome = advance_and_deliver(&rollout, &ctx).await;
     let key = format!(
         "{}/{}",

@@ -19,6 +19,7 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use crate::api::Rollout;
 use crate::api::canary_analysis::CanaryAnalysis;
+use crate::runtime::packed::Packed;
 
 /// `redblack_rollout_info`: one series per Rollout, value 1.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
@@ -98,19 +99,27 @@ pub fn series(rollouts: &[Arc<Rollout>], score: impl Fn(&str, &str) -> Option<f6
 /// Encodes [`series`] of the caches at each scrape.
 #[derive(Debug)]
 pub struct StateCollector {
-    rollouts: Store<Rollout>,
+    rollouts: Store<Packed<Rollout>>,
     analyses: Store<CanaryAnalysis>,
 }
 
 impl StateCollector {
-    pub fn new(rollouts: Store<Rollout>, analyses: Store<CanaryAnalysis>) -> Self {
+    pub fn new(rollouts: Store<Packed<Rollout>>, analyses: Store<CanaryAnalysis>) -> Self {
         StateCollector { rollouts, analyses }
     }
 }
 
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let series = series(&self.rollouts.state(), |namespace, name| {
+        // Unpacked per scrape (the cache keeps JSON, see `Packed`); a Rollout
+        // that does not unpack (a bug) is left out and logged by its reconcile.
+        let rollouts: Vec<Arc<Rollout>> = self
+            .rollouts
+            .state()
+            .iter()
+            .filter_map(|p| p.unpack().ok().map(Arc::new))
+            .collect();
+        let series = series(&rollouts, |namespace, name| {
             self.analyses
                 .get(&ObjectRef::new(name).within(namespace))
                 .and_then(|a| a.status.as_ref().and_then(|s| s.score))
