@@ -200,6 +200,7 @@ impl Operator {
                     settings,
                     OperatorMetrics::new(),
                     stop,
+                    None,
                 );
                 if let Err(e) = run.await {
                     tracing::warn!(error = %e, "the notifier stopped");

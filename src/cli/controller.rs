@@ -271,7 +271,7 @@ async fn run_controllers(
     // Watch HTTPRoutes only if the API serves them now (the Gateway API is
     // optional); otherwise routes are read per reconcile until a restart.
     let watch_http_routes = http_routes_served(&client).await;
-    let rollouts = RolloutController::new(
+    let mut rollouts = RolloutController::new(
         client.clone(),
         Settings {
             namespace: cfg.namespace.clone(),
@@ -312,13 +312,18 @@ async fn run_controllers(
         let stop = shutdown.clone();
         let (client, namespace) = (client.clone(), cfg.namespace.clone());
         let (settings, metrics) = (cfg.notify.clone(), cfg.metrics.clone());
+        // Over the Rollout controller's cache: every Rollout cached once.
+        let shared = settings
+            .enabled
+            .then(|| rollouts.share_rollouts())
+            .flatten();
         async move {
             if !settings.enabled {
                 return;
             }
-            if let Err(e) =
-                crate::notify::controller::run(client, namespace, settings, metrics, stop).await
-            {
+            let run =
+                crate::notify::controller::run(client, namespace, settings, metrics, stop, shared);
+            if let Err(e) = run.await {
                 tracing::error!(error = %e, "the notifier stopped");
             }
         }

@@ -25,6 +25,7 @@ use super::deliver;
 use super::ledger::Backoff;
 use crate::api::notifier::{Notifier, Trigger};
 use crate::api::{Rollout, k8s_names};
+use crate::rollout::controller::SharedRollouts;
 use crate::runtime::events::EventPublisher;
 use crate::runtime::packed::Packed;
 use crate::runtime::run::{self, scoped_api};
@@ -113,13 +114,16 @@ pub fn ledger_name(rollout: &str) -> String {
     )
 }
 
-/// Runs both controllers until `shutdown`.
+/// Runs both controllers until `shutdown`: over `shared`, the Rollout
+/// controller's cache, when it runs in this process (each Rollout cached
+/// once), else over a Rollout watch of its own.
 pub async fn run(
     client: Client,
     namespace: Option<String>,
     settings: NotifySettings,
     metrics: OperatorMetrics,
     shutdown: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
+    shared: Option<SharedRollouts>,
 ) -> Result<(), NotifyError> {
     let http = deliver::client(settings.timeout).map_err(NotifyError::Http)?;
     let reporter = Reporter {
@@ -168,17 +172,23 @@ pub async fn run(
     });
     // Each watch backs off on its own (the run loop's trigger stream never
     // waits, runtime::run): a refused or missing resource must not spin.
-    // Packed (kept as JSON, see `Packed`): one per Rollout, as in the
-    // Rollout controller's cache.
-    let (rollout_store, rollout_writer) = reflector::store::<Packed<Rollout>>();
-    let rollout_events = watcher(
-        scoped_api::<Packed<Rollout>>(&client, ns),
-        watcher::Config::default(),
-    )
-    .backoff(watch_backoff())
-    .reflect(rollout_writer)
-    .applied_objects();
-    let rollouts = Controller::for_stream(rollout_events, rollout_store).reconcile_all_on(rx);
+    let rollouts = match shared {
+        Some(shared) => Controller::for_shared_stream(shared.changes, shared.store),
+        None => {
+            // Packed (kept as JSON, see `Packed`), as in the Rollout
+            // controller's cache.
+            let (rollout_store, rollout_writer) = reflector::store::<Packed<Rollout>>();
+            let rollout_events = watcher(
+                scoped_api::<Packed<Rollout>>(&client, ns),
+                watcher::Config::default(),
+            )
+            .backoff(watch_backoff())
+            .reflect(rollout_writer)
+            .applied_objects();
+            Controller::for_stream(rollout_events, rollout_store)
+        }
+    }
+    .reconcile_all_on(rx);
     let (status_store, status_writer) = reflector::store::<Notifier>();
     let notifier_events = watcher(
         scoped_api::<Notifier>(&client, ns),

@@ -42,6 +42,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList;
 use kube::api::DynamicObject;
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::Reporter;
+use kube::runtime::reflector::{ReflectHandle, Store};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -156,7 +157,21 @@ pub struct RolloutController {
     client: Client,
     settings: Settings,
     refusals: WatchRefusals,
+    /// The Rollout cache's subscription, until the notifier takes it
+    /// ([`RolloutController::share_rollouts`]); dropped by `run` otherwise.
+    shared: Option<SharedRollouts>,
 }
+
+/// The Rollout cache and a stream of its changes, for another controller in
+/// the same process (the notifier), so that every Rollout is cached once.
+pub struct SharedRollouts {
+    pub store: Store<Packed<Rollout>>,
+    pub changes: ReflectHandle<Packed<Rollout>>,
+}
+
+/// Rollout changes buffered for a sharing controller before the watch waits
+/// for it (it moves them into its own queue at once).
+const SHARED_BUFFER: usize = 1024;
 
 impl RolloutController {
     pub fn new(client: Client, settings: Settings) -> RolloutController {
@@ -173,7 +188,11 @@ impl RolloutController {
         let index = Indexes::default();
         // Rollouts, ReplicaSets and Services are cached packed (their JSON,
         // see `Packed`): one or more of each per Rollout.
-        let (rollouts, rollout_writer) = reflector::store::<Packed<Rollout>>();
+        let (rollouts, rollout_writer) = reflector::store_shared::<Packed<Rollout>>(SHARED_BUFFER);
+        let shared = rollout_writer.subscribe().map(|changes| SharedRollouts {
+            store: rollouts.clone(),
+            changes,
+        });
         let rollout_events = watcher(
             api::<Packed<Rollout>>(&client, ns),
             watcher::Config::default(),
@@ -181,7 +200,7 @@ impl RolloutController {
         .backoff(watch_backoff())
         .inspect(track(&refusals, "rollouts.redblack.io", operator_alert))
         .inspect_ok(index_before(&index.rollouts))
-        .reflect(rollout_writer)
+        .reflect_shared(rollout_writer)
         .inspect_ok(index_after(&index.rollouts))
         .inspect_ok(mark_synced(&synced, 0))
         .applied_objects();
@@ -323,6 +342,7 @@ impl RolloutController {
             client,
             settings,
             refusals,
+            shared,
         }
     }
 
@@ -330,12 +350,20 @@ impl RolloutController {
         self.caches.clone()
     }
 
+    /// The Rollout cache and its changes for the notifier (once). A
+    /// subscription nobody polls would hold the Rollout watch once its
+    /// buffer fills, so one not taken is dropped when the controller runs.
+    pub fn share_rollouts(&mut self) -> Option<SharedRollouts> {
+        self.shared.take()
+    }
+
     /// Runs until `shutdown` resolves (in-flight reconciles finish first).
     pub async fn run(
-        self,
+        mut self,
         metrics: OperatorMetrics,
         shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ) {
+        drop(self.shared.take());
         let reporter = reporter(&self.settings);
         let concurrency = self.settings.concurrency;
         // Per-Rollout state is read from these caches at each scrape.
