@@ -4,35 +4,44 @@
 //! Argo Rollouts grew from 140 MB to 8.8 GB over 127 days with 25 Rollouts,
 //! argo-rollouts #4571).
 //!
-//!     cargo run --release --example bench_soak [-- --rollouts 300 --cycles 10000]
+//!     cargo run --release --example bench_soak [-- --rollouts 300 --cycles 10000 --canary-every 10]
 //!
 //! A fleet of `--rollouts` Rollouts (replicas 1, simulated pods ready after
 //! 100 ms, `scaleDownDelay: 0s`, `revisionHistoryLimit: 2`) is rolled to a new
-//! image in waves until `--cycles` red/black cycles have completed; after each
-//! wave the process's VmRSS, open fds and live tokio tasks are sampled. The
-//! first 10 % of the waves are warm-up (history limits filling, allocator
-//! arenas growing); the trend is fitted over the rest and printed with the
+//! image in waves until `--cycles` rollout cycles have completed; after each
+//! wave the process's VmRSS, open fds and live tokio tasks are sampled. Every
+//! `--canary-every`-th Rollout (default 10: 10 % of the cycles) is
+//! canary-gated: canary + baseline, a CanaryAnalysis judged by the real
+//! controller against the fake Prometheus of tests/fake_prometheus (same
+//! steady latency on both sides: every canary passes and is promoted), then
+//! the red/black switch; the rest are plain red/black cycles. The first 10 %
+//! of the waves are warm-up (history limits filling, allocator arenas
+//! growing); the trend is fitted over the rest and printed with the
 //! start / middle / end samples. The bounded version is `tests/soak.rs`.
-//! Canary cycles are not included (see docs/benchmarks.md).
 
+#[path = "../tests/fake_prometheus/mod.rs"]
+mod fake_prometheus;
 mod support;
 
 use std::time::{Duration, Instant};
 
+use fake_prometheus::{FakePrometheus, Query, Reply};
 use redblack::cli::controller::ControllerConfig;
 use redblack_sandbox::SandboxConfig;
-use support::soak::{self, Sample};
+use support::soak::{self, Fleet, Sample};
 use support::{BoxError, Operator};
 
 struct Args {
     rollouts: usize,
     cycles: usize,
+    canary_every: usize,
 }
 
 fn parse_args() -> Result<Args, BoxError> {
     let mut args = Args {
         rollouts: 300,
         cycles: 10_000,
+        canary_every: 10,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -40,8 +49,12 @@ fn parse_args() -> Result<Args, BoxError> {
         match flag.as_str() {
             "--rollouts" => args.rollouts = value()?.parse()?,
             "--cycles" => args.cycles = value()?.parse()?,
+            "--canary-every" => args.canary_every = value()?.parse()?,
             "-h" | "--help" => {
-                println!("bench_soak [--rollouts N (300)] [--cycles C (10000)]");
+                println!(
+                    "bench_soak [--rollouts N (300)] [--cycles C (10000)] \
+                     [--canary-every K (10; 0: no canaries)]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}").into()),
@@ -71,20 +84,37 @@ fn show(label: &str, s: &Sample) {
 async fn main() -> Result<(), BoxError> {
     let args = parse_args()?;
     let n = args.rollouts;
+    let fleet = Fleet {
+        n,
+        canary_every: args.canary_every,
+    };
     let waves = args.cycles.div_ceil(n);
     let (sandbox, client) = support::start_sandbox(SandboxConfig {
         pod_ready_after: Duration::from_millis(100),
         ..SandboxConfig::default()
     })
     .await?;
-    let operator = Operator::start(client.clone(), ControllerConfig::default());
+    let prometheus = FakePrometheus::start(std::sync::Arc::new(|q: &Query| {
+        Reply::one(q, |_, _| Some(soak::steady_metrics(&q.query).to_owned()))
+    }))
+    .await;
+    let operator = Operator::start(
+        client.clone(),
+        ControllerConfig {
+            prometheus_url: Some(prometheus.url.clone()),
+            ..ControllerConfig::default()
+        },
+    );
+    let canaries = fleet.canaries();
     println!(
-        "bench_soak: {n} Rollouts × {waves} waves = {} red/black cycles, one process \
-         (sandbox SIMULATOR + operator)",
-        n * waves
+        "bench_soak: {n} Rollouts × {waves} waves = {} rollout cycles ({} canary-gated, \
+         {} red/black), one process (sandbox SIMULATOR + operator + fake Prometheus)",
+        n * waves,
+        canaries * waves,
+        (n - canaries) * waves
     );
     let t0 = Instant::now();
-    soak::create_fleet(&client, n).await?;
+    soak::create_fleet(&client, fleet).await?;
     let timeout = Duration::from_secs(120 + n as u64 / 5);
     soak::wait_fleet(&client, n, 0, timeout).await?;
     let mut samples = vec![soak::sample(0)];
@@ -95,6 +125,12 @@ async fn main() -> Result<(), BoxError> {
         let s = soak::sample(tag * n);
         if tag % (waves / 10).max(1) == 0 {
             show("wave", &s);
+            let (events, bytes) = sandbox.store().history_size();
+            println!(
+                "          watch history {events} events, ~{:.1} MB; {:.0} s",
+                bytes as f64 / 1e6,
+                t0.elapsed().as_secs_f64()
+            );
         }
         samples.push(s);
     }
@@ -102,6 +138,16 @@ async fn main() -> Result<(), BoxError> {
 
     let warm = (samples.len() / 10).max(1);
     let measured = &samples[warm..];
+    let (events, bytes) = sandbox.store().history_size();
+    println!(
+        "  sandbox watch history at the end: {events} events, ~{:.1} MB (estimated)",
+        bytes as f64 / 1e6
+    );
+    println!(
+        "  fake Prometheus: {} queries for {} canary cycles",
+        prometheus.queries(),
+        canaries * waves
+    );
     let (start, mid, end) = (
         measured[0],
         measured[measured.len() / 2],
