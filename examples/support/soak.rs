@@ -100,7 +100,7 @@ impl Fleet {
     }
 
     pub fn is_canary(&self, i: usize) -> bool {
-        self.canary_every > 0 && i % self.canary_every == 0
+        self.canary_every > 0 && i.is_multiple_of(self.canary_every)
     }
 
     /// How many of the fleet are canary-gated.

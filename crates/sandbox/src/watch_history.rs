@@ -130,6 +130,9 @@ mod tests {
         }
     }
 
+    /// A name; events (age in s, size) oldest first; the limits; how many are dropped.
+    type Case = (&'static str, Vec<(u64, usize)>, HistoryLimits, usize);
+
     #[test]
     fn trims_the_oldest_while_any_bound_is_exceeded() {
         let ten = |size| {
@@ -139,7 +142,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         // (events: age in s oldest first, size) , limits, dropped
-        let cases: Vec<(&str, Vec<(u64, usize)>, HistoryLimits, usize)> = vec![
+        let cases: Vec<Case> = vec![
             ("empty", vec![], limits(5, Some(1), Some(1)), 0),
             (
                 "within every bound",
