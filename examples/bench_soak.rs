@@ -18,6 +18,9 @@
 //! of the waves are warm-up (history limits filling, allocator arenas
 //! growing); the trend is fitted over the rest and printed with the
 //! start / middle / end samples. The bounded version is `tests/soak.rs`.
+//! The sandbox runs with its defaults (watch history bounded by count, age
+//! and bytes) except the Event TTL: 1 minute instead of 1 hour, as the soak
+//! runs thousands of times faster than a real fleet rolls.
 
 #[path = "../tests/fake_prometheus/mod.rs"]
 mod fake_prometheus;
@@ -28,8 +31,11 @@ use std::time::{Duration, Instant};
 use fake_prometheus::{FakePrometheus, Query, Reply};
 use redblack::cli::controller::ControllerConfig;
 use redblack_sandbox::SandboxConfig;
+use redblack_sandbox::watch_history::approx_bytes;
 use support::soak::{self, Fleet, Sample};
 use support::{BoxError, Operator};
+
+const EVENT_TTL: Duration = Duration::from_secs(60);
 
 struct Args {
     rollouts: usize,
@@ -66,6 +72,28 @@ fn parse_args() -> Result<Args, BoxError> {
     Ok(args)
 }
 
+/// Objects per kind in the sandbox's store, the most numerous first (what
+/// grows with the cycles shows here).
+fn object_counts(store: &redblack_sandbox::store::Store) -> String {
+    let mut counts: Vec<(usize, String, usize)> = store
+        .kinds()
+        .into_iter()
+        .map(|gr| {
+            let objects = store.list(&gr, None).0;
+            let bytes = objects.iter().map(|o| approx_bytes(o)).sum();
+            (objects.len(), gr.resource.clone(), bytes)
+        })
+        .filter(|(n, _, _)| *n > 0)
+        .collect();
+    counts.sort_by(|a, b| b.cmp(a));
+    counts
+        .iter()
+        .take(8)
+        .map(|(n, kind, bytes)| format!("{kind} {n} (~{:.1} MB)", *bytes as f64 / 1e6))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
@@ -91,6 +119,10 @@ async fn main() -> Result<(), BoxError> {
     let waves = args.cycles.div_ceil(n);
     let (sandbox, client) = support::start_sandbox(SandboxConfig {
         pod_ready_after: Duration::from_millis(100),
+        // The soak compresses time (~15 cycles/s, where 300 real Rollouts do
+        // a few a day): Events expire after a minute instead of
+        // kube-apiserver's hour, so that the plateau comes within the warm-up.
+        event_ttl: EVENT_TTL,
         ..SandboxConfig::default()
     })
     .await?;
@@ -127,9 +159,10 @@ async fn main() -> Result<(), BoxError> {
             show("wave", &s);
             let (events, bytes) = sandbox.store().history_size();
             println!(
-                "          watch history {events} events, ~{:.1} MB; {:.0} s",
+                "          watch history {events} events, ~{:.1} MB; {:.0} s; objects: {}",
                 bytes as f64 / 1e6,
-                t0.elapsed().as_secs_f64()
+                t0.elapsed().as_secs_f64(),
+                object_counts(&sandbox.store())
             );
         }
         samples.push(s);

@@ -30,6 +30,9 @@ pub struct SandboxArgs {
     /// Estimated MiB of objects the watch history may hold. 0: no byte bound.
     #[arg(long, default_value_t = DEFAULT_MAX_BYTES / (1024 * 1024))]
     pub watch_history_max_mib: usize,
+    /// Events are deleted this long after their last write (kube-apiserver's `--event-ttl`).
+    #[arg(long, default_value = "1h", value_parser = redblack_duration::parse)]
+    pub event_ttl: Duration,
     /// A JSON or YAML fault-injection file (rules, watchCutAfter).
     #[arg(long)]
     pub faults: Option<PathBuf>,
@@ -110,6 +113,7 @@ pub async fn run(args: SandboxArgs) -> CliResult {
         watch_history_max_age: Some(args.watch_history_max_age).filter(|d| !d.is_zero()),
         watch_history_max_bytes: Some(args.watch_history_max_mib * 1024 * 1024).filter(|b| *b > 0),
         pod_ready_after: args.pod_ready_after,
+        event_ttl: args.event_ttl,
         faults,
         // Pods of the demo-app image run this very binary as `redblack demo-app`.
         process: redblack_sandbox::controllers::process_runtime::ProcessConfig::with_current_exe(),

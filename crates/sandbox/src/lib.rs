@@ -48,6 +48,9 @@ pub struct SandboxConfig {
     /// The history's objects stay under this many estimated bytes (`None`: no
     /// byte bound); see `watch_history`.
     pub watch_history_max_bytes: Option<usize>,
+    /// Events are deleted this long after their last write, as
+    /// kube-apiserver's `--event-ttl` (default 1 hour) does.
+    pub event_ttl: Duration,
     /// How long a simulated pod takes to become Ready (used by the controllers).
     pub pod_ready_after: Duration,
     pub faults: FaultConfig,
@@ -68,6 +71,7 @@ impl Default for SandboxConfig {
             watch_history: store::DEFAULT_HISTORY,
             watch_history_max_age: Some(watch_history::DEFAULT_MAX_AGE),
             watch_history_max_bytes: Some(watch_history::DEFAULT_MAX_BYTES),
+            event_ttl: controllers::DEFAULT_EVENT_TTL,
             pod_ready_after: Duration::from_secs(2),
             faults: FaultConfig::default(),
             process: Default::default(),
@@ -195,6 +199,7 @@ impl Sandbox {
                 process: config.process.clone(),
                 logs,
                 api: Some(api),
+                event_ttl: config.event_ttl,
                 ..Default::default()
             },
         );

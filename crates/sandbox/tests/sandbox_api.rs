@@ -1893,3 +1893,53 @@ async fn deleting_a_pod_terminates_it_gracefully_and_grace_0_removes_it_at_once(
     let (code, _, _) = raw(&client, "GET", &path, None, None, b"").await;
     assert_eq!(code, 404, "grace 0 removes at once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_expire_after_the_event_ttl() {
+    // A tiny TTL (kube-apiserver's `--event-ttl` is 1 h): Events of both API
+    // groups disappear by themselves, the other kinds stay.
+    let sb = start_with(SandboxConfig {
+        event_ttl: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let client = sb.client().unwrap();
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(client.clone());
+    let new: Api<k8s_openapi::api::events::v1::Event> = Api::default_namespaced(client.clone());
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    cms.create(&PostParams::default(), &cm("stays", &[]))
+        .await
+        .unwrap();
+    core.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": "core-ev"},
+            "involvedObject": {"kind": "ConfigMap", "name": "stays", "namespace": "default"},
+            "reason": "Test", "message": "m", "type": "Normal"
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    new.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": "new-ev"},
+            "eventTime": "2026-12-03T00:00:00.000000Z",
+            "reportingController": "test", "reportingInstance": "test",
+            "action": "Test", "reason": "Test", "type": "Normal",
+            "regarding": {"kind": "ConfigMap", "name": "stays", "namespace": "default"}
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let gone = eventually(Duration::from_secs(20), || async {
+        core.get_opt("core-ev").await.unwrap().is_none()
+            && new.get_opt("new-ev").await.unwrap().is_none()
+    })
+    .await;
+    assert!(gone, "both Events expired");
+    assert!(cms.get_opt("stays").await.unwrap().is_some());
+    sb.shutdown().await;
+}
