@@ -4,7 +4,7 @@
 //! Argo Rollouts grew from 140 MB to 8.8 GB over 127 days with 25 Rollouts,
 //! argo-rollouts #4571).
 //!
-//!     cargo run --release --example bench_soak [-- --rollouts 300 --cycles 10000 --canary-every 10]
+//!     cargo run --release --example bench_soak [-- --rollouts 300 --cycles 10000 --canary-every 10 --warmup-percent 10]
 //!
 //! A fleet of `--rollouts` Rollouts (replicas 1, simulated pods ready after
 //! 100 ms, `scaleDownDelay: 0s`, `revisionHistoryLimit: 2`) is rolled to a new
@@ -41,6 +41,8 @@ struct Args {
     rollouts: usize,
     cycles: usize,
     canary_every: usize,
+    /// Percent of the waves before the trend is fitted.
+    warmup_percent: usize,
 }
 
 fn parse_args() -> Result<Args, BoxError> {
@@ -48,6 +50,7 @@ fn parse_args() -> Result<Args, BoxError> {
         rollouts: 300,
         cycles: 10_000,
         canary_every: 10,
+        warmup_percent: 10,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -56,15 +59,19 @@ fn parse_args() -> Result<Args, BoxError> {
             "--rollouts" => args.rollouts = value()?.parse()?,
             "--cycles" => args.cycles = value()?.parse()?,
             "--canary-every" => args.canary_every = value()?.parse()?,
+            "--warmup-percent" => args.warmup_percent = value()?.parse()?,
             "-h" | "--help" => {
                 println!(
                     "bench_soak [--rollouts N (300)] [--cycles C (10000)] \
-                     [--canary-every K (10; 0: no canaries)]"
+                     [--canary-every K (10; 0: no canaries)] [--warmup-percent P (10)]"
                 );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}").into()),
         }
+    }
+    if args.warmup_percent >= 100 {
+        return Err("--warmup-percent must be below 100".into());
     }
     if args.rollouts == 0 || args.cycles < args.rollouts {
         return Err("need --rollouts ≥ 1 and --cycles ≥ --rollouts".into());
@@ -169,7 +176,15 @@ async fn main() -> Result<(), BoxError> {
     }
     let elapsed = t0.elapsed();
 
-    let warm = (samples.len() / 10).max(1);
+    println!(
+        "  every sample (cycles: VmRSS MB): {}",
+        samples
+            .iter()
+            .map(|s| format!("{}: {:.0}", s.cycles, mb(s.rss_kb)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let warm = (samples.len() * args.warmup_percent / 100).max(1);
     let measured = &samples[warm..];
     let (events, bytes) = sandbox.store().history_size();
     println!(

@@ -144,7 +144,11 @@ mod tests {
         let s = Duration::from_secs(1);
         let cases = [
             ("just written", t0, Verdict::WaitUntil(t0 + ttl)),
-            ("a second before", t0 + ttl - s, Verdict::WaitUntil(t0 + ttl)),
+            (
+                "a second before",
+                t0 + ttl - s,
+                Verdict::WaitUntil(t0 + ttl),
+            ),
             ("at the TTL", t0 + ttl, Verdict::Expire),
             ("long after", t0 + ttl * 3, Verdict::Expire),
         ];

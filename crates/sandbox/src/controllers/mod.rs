@@ -15,8 +15,8 @@
 //!   in phase `Terminating` while its contents are deleted.
 
 mod deployment;
-pub(crate) mod event_ttl;
 pub(crate) mod endpoints;
+pub(crate) mod event_ttl;
 mod gc;
 pub mod job;
 pub mod labels;
