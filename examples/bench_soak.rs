@@ -15,7 +15,8 @@
 //! controller against the fake Prometheus of tests/fake_prometheus (same
 //! steady latency on both sides: every canary passes and is promoted), then
 //! the red/black switch; the rest are plain red/black cycles. The first 10 %
-//! of the waves are warm-up (history limits filling, allocator arenas
+//! of the waves, and at least the first 10 (until every Rollout's
+//! `status.history` is full), are warm-up (history limits filling, allocator arenas
 //! growing); the trend is fitted over the rest and printed with the
 //! start / middle / end samples. The bounded version is `tests/soak.rs`.
 //! The sandbox runs with its defaults (watch history bounded by count, age
@@ -29,6 +30,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use fake_prometheus::{FakePrometheus, Query, Reply};
+use redblack::api::HISTORY_LIMIT;
 use redblack::cli::controller::ControllerConfig;
 use redblack_sandbox::SandboxConfig;
 use redblack_sandbox::watch_history::approx_bytes;
@@ -184,7 +186,13 @@ async fn main() -> Result<(), BoxError> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let warm = (samples.len() * args.warmup_percent / 100).max(1);
+    // Warm-up: `--warmup-percent` of the waves, and at least until every
+    // Rollout's `status.history` is full (one entry per cycle, HISTORY_LIMIT
+    // kept): until then every Rollout object — in the store, the watch
+    // history and the operator's caches — grows with each wave by design.
+    let warm = (samples.len() * args.warmup_percent / 100)
+        .max(HISTORY_LIMIT.min(samples.len().saturating_sub(2)))
+        .max(1);
     let measured = &samples[warm..];
     let (events, bytes) = sandbox.store().history_size();
     println!(
