@@ -1,20 +1,30 @@
-//! A bounded soak (the full one is `examples/bench_soak.rs`): red/black cycles
-//! over a small fleet in one process, asserting that open file descriptors and
-//! live tokio tasks do not grow with the cycles (a leak would grow them per
-//! cycle). Bounds are generous and nothing here is a timing.
+//! A bounded soak (the full one is `examples/bench_soak.rs`): red/black and
+//! canary cycles over a small fleet in one process, asserting that open file
+//! descriptors and live tokio tasks do not grow with the cycles (a leak would
+//! grow them per cycle) and that every canary is judged by the real
+//! CanaryAnalysis controller and promoted. Bounds are generous and nothing
+//! here is a timing.
 
+mod fake_prometheus;
 #[path = "../examples/support/soak.rs"]
 mod soak;
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use fake_prometheus::{FakePrometheus, Query, Reply};
+use kube::Api;
 use kube::api::ListParams;
+use redblack::api::canary_analysis::{CanaryAnalysis, CanaryAnalysisPhase};
 use redblack::cli::controller::ControllerConfig;
+use soak::Fleet;
 use support::*;
 
 const FLEET: usize = 12;
 const WAVES: usize = 8;
+/// Rollouts 0, 6: two canary-gated, so 2 × 8 canary cycles.
+const CANARY_EVERY: usize = 6;
 
 #[test]
 fn the_trend_is_the_least_squares_slope() {
@@ -31,8 +41,23 @@ fn the_trend_is_the_least_squares_slope() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollout_cycles_leak_no_file_descriptors_or_tasks() {
     let env = Env::start(Duration::from_millis(100)).await;
-    let running = Running::start_with(env.client.clone(), ControllerConfig::default());
-    soak::create_fleet(&env.client, FLEET).await.unwrap();
+    let prometheus = FakePrometheus::start(Arc::new(|q: &Query| {
+        Reply::one(q, |_, _| Some(soak::steady_metrics(&q.query).to_owned()))
+    }))
+    .await;
+    let running = Running::start_with(
+        env.client.clone(),
+        ControllerConfig {
+            prometheus_url: Some(prometheus.url.clone()),
+            ..ControllerConfig::default()
+        },
+    );
+    let fleet = Fleet {
+        n: FLEET,
+        canary_every: CANARY_EVERY,
+    };
+    assert_eq!(fleet.canaries(), 2);
+    soak::create_fleet(&env.client, fleet).await.unwrap();
     soak::wait_fleet(&env.client, FLEET, 0, TIMEOUT)
         .await
         .unwrap();
@@ -82,5 +107,30 @@ async fn rollout_cycles_leak_no_file_descriptors_or_tasks() {
         "{replica_sets} ReplicaSets for {FLEET} Rollouts"
     );
     assert_eq!(soak::fleet_names(&env.client).await.unwrap().len(), FLEET);
+    // Every canary cycle (`wait_fleet` waited for each to be promoted with
+    // its score) was judged by the real controller from the fake
+    // Prometheus: one Passed analysis per canary cycle, none otherwise.
+    let analyses: Api<CanaryAnalysis> = Api::namespaced(env.client.clone(), soak::NS);
+    let analyses = analyses.list(&ListParams::default()).await.unwrap().items;
+    let phases: Vec<_> = analyses
+        .iter()
+        .map(|a| a.status.as_ref().and_then(|s| s.phase))
+        .collect();
+    assert!(
+        phases
+            .iter()
+            .all(|p| *p == Some(CanaryAnalysisPhase::Passed)),
+        "{phases:?}"
+    );
+    assert!(
+        prometheus.queries() > 0,
+        "the canaries were judged from the metric source"
+    );
+    println!(
+        "{} CanaryAnalyses for {} canary cycles; {} Prometheus queries",
+        analyses.len(),
+        fleet.canaries() * WAVES,
+        prometheus.queries()
+    );
     running.stop().await.unwrap();
 }

@@ -3,6 +3,13 @@
 //! over a fleet of Rollouts against an in-process sandbox and operator, with
 //! the process's RSS, open file descriptors and live tokio tasks sampled
 //! after every wave, and a least-squares trend over the samples.
+//!
+//! Every `canary_every`-th Rollout of the fleet is canary-gated: each of its
+//! cycles brings up a canary and a baseline, and the real CanaryAnalysis
+//! controller judges them (one 2 s interval… two, `lifetime` 4 s) against a
+//! metric source that answers the same steady value for both sides
+//! (`steady_metrics`, for the fake Prometheus of tests/fake_prometheus), so
+//! every canary passes and is promoted — a cycle is done only then.
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
@@ -10,7 +17,7 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use redblack::api::{Phase, Rollout};
+use redblack::api::{Outcome, Phase, Rollout};
 use serde_json::{Value, json};
 
 pub type SoakError = Box<dyn std::error::Error + Send + Sync>;
@@ -79,6 +86,35 @@ pub fn name(i: usize) -> String {
     format!("soak-{i:04}")
 }
 
+/// The fleet: `n` Rollouts, every `canary_every`-th one (index 0, k, 2k, …)
+/// canary-gated; `canary_every` 0 means none.
+#[derive(Clone, Copy, Debug)]
+pub struct Fleet {
+    pub n: usize,
+    pub canary_every: usize,
+}
+
+impl Fleet {
+    pub fn red_black(n: usize) -> Self {
+        Fleet { n, canary_every: 0 }
+    }
+
+    pub fn is_canary(&self, i: usize) -> bool {
+        self.canary_every > 0 && i.is_multiple_of(self.canary_every)
+    }
+
+    /// How many of the fleet are canary-gated.
+    pub fn canaries(&self) -> usize {
+        (0..self.n).filter(|i| self.is_canary(*i)).count()
+    }
+}
+
+/// The canary's one metric: the same steady latency for every query, so
+/// baseline and canary are alike and the judge passes every canary.
+pub fn steady_metrics(_query: &str) -> &'static str {
+    "0.1"
+}
+
 fn service(name: &str) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Service",
@@ -89,7 +125,16 @@ fn service(name: &str) -> Value {
 
 /// A red/black Rollout whose old fleet is retired at once after a switch, so
 /// every cycle creates one ReplicaSet and (past the history limit) deletes one.
-fn rollout(name: &str, tag: usize) -> Value {
+fn rollout(name: &str, tag: usize, canary: bool) -> Value {
+    let mut red_black = json!({"activeService": name, "scaleDownDelay": "0s"});
+    if canary {
+        // As tests/api_faults.rs: two 2 s intervals, one latency metric.
+        red_black["canary"] = json!({"replicas": 1, "analysis": {"inline": {
+            "interval": "2s", "lifetime": "4s", "step": "1s",
+            "metrics": [{"name": "latency", "direction": "increase",
+                         "query": "avg(latency_seconds{namespace=\"${namespace}\", pod=~\"${podRegex}\"})"}]
+        }}});
+    }
     json!({
         "apiVersion": "redblack.io/v1alpha1", "kind": "Rollout",
         "metadata": {"name": name, "namespace": NS},
@@ -101,16 +146,16 @@ fn rollout(name: &str, tag: usize) -> Value {
                 "metadata": {"labels": {"app": name}},
                 "spec": {"containers": [{"name": "app", "image": format!("registry.example/app:{tag}")}]}
             },
-            "strategy": {"redBlack": {"activeService": name, "scaleDownDelay": "0s"}}
+            "strategy": {"redBlack": red_black}
         }
     })
 }
 
-/// Creates `n` Services and Rollouts at tag 0.
-pub async fn create_fleet(client: &Client, n: usize) -> Result<(), SoakError> {
+/// Creates the fleet's Services and Rollouts at tag 0.
+pub async fn create_fleet(client: &Client, fleet: Fleet) -> Result<(), SoakError> {
     let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), NS);
     let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NS);
-    stream::iter(0..n)
+    stream::iter(0..fleet.n)
         .map(|i| {
             let (services, rollouts) = (services.clone(), rollouts.clone());
             async move {
@@ -124,7 +169,7 @@ pub async fn create_fleet(client: &Client, n: usize) -> Result<(), SoakError> {
                 rollouts
                     .create(
                         &PostParams::default(),
-                        &serde_json::from_value(rollout(&name, 0))?,
+                        &serde_json::from_value(rollout(&name, 0, fleet.is_canary(i)))?,
                     )
                     .await?;
                 Ok::<(), SoakError>(())
@@ -137,7 +182,9 @@ pub async fn create_fleet(client: &Client, n: usize) -> Result<(), SoakError> {
 }
 
 /// How many of the fleet are Healthy on a template of `tag`, fully rolled
-/// out (observed generation current, current = stable revision).
+/// out (observed generation current, current = stable revision); a
+/// canary-gated one past tag 0 only once its canary was judged and promoted
+/// (the revision's record is Promoted with the analysis score).
 async fn done_at(api: &Api<Rollout>, tag: usize) -> Result<usize, SoakError> {
     let image = format!("registry.example/app:{tag}");
     let list = api.list(&ListParams::default()).await?;
@@ -151,11 +198,20 @@ async fn done_at(api: &Api<Rollout>, tag: usize) -> Result<usize, SoakError> {
             let on_tag = r.spec.template.spec.as_ref().is_some_and(|p| {
                 p.containers.first().and_then(|c| c.image.as_deref()) == Some(image.as_str())
             });
+            let canary = r.spec.strategy.red_black.canary.is_some();
+            let judged = || {
+                s.history.iter().any(|h| {
+                    Some(&h.hash) == s.stable_revision.as_ref()
+                        && h.outcome == Outcome::Promoted
+                        && h.score.is_some()
+                })
+            };
             on_tag
                 && s.phase == Some(Phase::Healthy)
                 && s.observed_generation == r.metadata.generation
                 && s.stable_revision.is_some()
                 && s.current_revision == s.stable_revision
+                && (!canary || tag == 0 || judged())
         })
         .count())
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::CliResult;
+use redblack_sandbox::watch_history::DEFAULT_MAX_BYTES;
 use redblack_sandbox::{FaultConfig, Sandbox, SandboxConfig, store::DEFAULT_HISTORY};
 
 #[derive(Debug, clap::Args)]
@@ -22,6 +23,16 @@ pub struct SandboxArgs {
     /// Events kept for watches that resume from an old resourceVersion.
     #[arg(long, default_value_t = DEFAULT_HISTORY)]
     pub watch_history: usize,
+    /// Events older than this are compacted (etcd compacts every 5 minutes);
+    /// a watch resuming from before gets 410 Gone. 0s: no age bound.
+    #[arg(long, default_value = "5m", value_parser = redblack_duration::parse)]
+    pub watch_history_max_age: Duration,
+    /// Estimated MiB of objects the watch history may hold. 0: no byte bound.
+    #[arg(long, default_value_t = DEFAULT_MAX_BYTES / (1024 * 1024))]
+    pub watch_history_max_mib: usize,
+    /// Events are deleted this long after their last write (kube-apiserver's `--event-ttl`).
+    #[arg(long, default_value = "1h", value_parser = redblack_duration::parse)]
+    pub event_ttl: Duration,
     /// A JSON or YAML fault-injection file (rules, watchCutAfter).
     #[arg(long)]
     pub faults: Option<PathBuf>,
@@ -99,7 +110,10 @@ pub async fn run(args: SandboxArgs) -> CliResult {
     let sandbox = Sandbox::start(SandboxConfig {
         listen: args.listen,
         watch_history: args.watch_history,
+        watch_history_max_age: Some(args.watch_history_max_age).filter(|d| !d.is_zero()),
+        watch_history_max_bytes: Some(args.watch_history_max_mib * 1024 * 1024).filter(|b| *b > 0),
         pod_ready_after: args.pod_ready_after,
+        event_ttl: args.event_ttl,
         faults,
         // Pods of the demo-app image run this very binary as `redblack demo-app`.
         process: redblack_sandbox::controllers::process_runtime::ProcessConfig::with_current_exe(),

@@ -17,6 +17,7 @@ pub mod schema;
 pub mod server;
 pub mod store;
 pub mod testing;
+pub mod watch_history;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -41,6 +42,15 @@ pub struct SandboxConfig {
     pub listen: SocketAddr,
     /// Events kept for watches resuming from an old resourceVersion (older → 410).
     pub watch_history: usize,
+    /// Events older than this are compacted, as etcd does every 5 minutes
+    /// (`None`: no age bound).
+    pub watch_history_max_age: Option<Duration>,
+    /// The history's objects stay under this many estimated bytes (`None`: no
+    /// byte bound); see `watch_history`.
+    pub watch_history_max_bytes: Option<usize>,
+    /// Events are deleted this long after their last write, as
+    /// kube-apiserver's `--event-ttl` (default 1 hour) does.
+    pub event_ttl: Duration,
     /// How long a simulated pod takes to become Ready (used by the controllers).
     pub pod_ready_after: Duration,
     pub faults: FaultConfig,
@@ -59,6 +69,9 @@ impl Default for SandboxConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             watch_history: store::DEFAULT_HISTORY,
+            watch_history_max_age: Some(watch_history::DEFAULT_MAX_AGE),
+            watch_history_max_bytes: Some(watch_history::DEFAULT_MAX_BYTES),
+            event_ttl: controllers::DEFAULT_EVENT_TTL,
             pod_ready_after: Duration::from_secs(2),
             faults: FaultConfig::default(),
             process: Default::default(),
@@ -144,7 +157,11 @@ impl Sandbox {
             addr: config.listen,
             source,
         })?;
-        let store = Arc::new(Store::new(config.watch_history));
+        let store = Arc::new(Store::with_history(watch_history::HistoryLimits {
+            max_events: config.watch_history,
+            max_age: config.watch_history_max_age,
+            max_bytes: config.watch_history_max_bytes,
+        }));
         let registry = Arc::new(Registry::new());
         bootstrap(&store, &registry)?;
         let tokens = Arc::new(auth::Tokens::new());
@@ -182,6 +199,7 @@ impl Sandbox {
                 process: config.process.clone(),
                 logs,
                 api: Some(api),
+                event_ttl: config.event_ttl,
                 ..Default::default()
             },
         );

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
@@ -15,12 +16,15 @@ use tokio::sync::broadcast;
 use super::graceful::{self, Grace};
 use super::label_index::LabelIndex;
 use super::registry::{GroupResource, ResourceType};
+use super::watch_history::{self, HistoryLimits};
 
 /// Live watchers that fall further behind than this are cut off; they resume from
 /// their last resourceVersion out of `history`, which is longer.
 const BROADCAST_CAPACITY: usize = 8192;
-/// Default number of events kept for watches that resume from an old resourceVersion.
-pub const DEFAULT_HISTORY: usize = 20_000;
+pub use super::watch_history::DEFAULT_HISTORY;
+
+/// Where the store reads the time for the history's age bound (tests inject one).
+pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventType {
@@ -117,6 +121,9 @@ pub enum DeleteOutcome {
     Pending(Arc<Value>),
 }
 
+#[cfg(test)]
+mod history_tests;
+
 type ObjectKey = (String, String);
 
 /// A live feed of every change in the store.
@@ -129,14 +136,18 @@ struct Inner {
     dependents: HashMap<String, HashSet<(GroupResource, String, String)>>,
     /// label → names per kind and namespace, so selectors never scan (`select`).
     labels: LabelIndex,
-    history: VecDeque<Arc<StoredEvent>>,
-    history_limit: usize,
+    /// Events oldest first, each with when it was recorded and its estimated bytes.
+    history: VecDeque<(Instant, usize, Arc<StoredEvent>)>,
+    /// The sum of the estimated bytes in `history`.
+    history_bytes: usize,
+    history_limits: HistoryLimits,
     /// The resourceVersion of the newest event dropped from `history`.
     compacted_rv: u64,
 }
 
 pub struct Store {
     inner: Mutex<Inner>,
+    clock: Clock,
     events: broadcast::Sender<Arc<StoredEvent>>,
 }
 
@@ -219,7 +230,18 @@ fn random_suffix(len: usize) -> String {
 }
 
 impl Store {
+    /// A store whose watch history is bounded by count only.
     pub fn new(history_limit: usize) -> Self {
+        Self::with_history(HistoryLimits::count_only(history_limit))
+    }
+
+    /// A store whose watch history is bounded by count, age and bytes.
+    pub fn with_history(limits: HistoryLimits) -> Self {
+        Self::with_history_and_clock(limits, Arc::new(Instant::now))
+    }
+
+    /// As `with_history`, reading the time from `clock` (tests move it by hand).
+    pub fn with_history_and_clock(limits: HistoryLimits, clock: Clock) -> Self {
         let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
         Self {
             inner: Mutex::new(Inner {
@@ -228,9 +250,11 @@ impl Store {
                 dependents: HashMap::new(),
                 labels: LabelIndex::default(),
                 history: VecDeque::new(),
-                history_limit: history_limit.max(1),
+                history_bytes: 0,
+                history_limits: limits,
                 compacted_rv: 0,
             }),
+            clock,
             events,
         }
     }
@@ -292,20 +316,43 @@ impl Store {
         &self,
         rv: u64,
     ) -> Result<(Vec<Arc<StoredEvent>>, EventReceiver), StoreError> {
-        let inner = self.lock();
+        let mut inner = self.lock();
+        // Compact first: without writes the age bound would never apply.
+        self.compact(&mut inner);
         if rv < inner.compacted_rv {
             return Err(StoreError::Gone {
                 requested: rv,
                 oldest: inner.compacted_rv,
             });
         }
+        // Events are in rv order: skip the ones the client has, clone the rest.
+        let first = inner.history.partition_point(|(_, _, e)| e.rv <= rv);
         let backlog = inner
             .history
-            .iter()
-            .filter(|e| e.rv > rv)
-            .cloned()
+            .range(first..)
+            .map(|(_, _, e)| e.clone())
             .collect();
         Ok((backlog, self.events.subscribe()))
+    }
+
+    /// Whether a watch (or a list continuation) from `rv` would be served:
+    /// `Gone` when the history no longer reaches back to it.
+    pub fn check_resumable(&self, rv: u64) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        self.compact(&mut inner);
+        if rv < inner.compacted_rv {
+            return Err(StoreError::Gone {
+                requested: rv,
+                oldest: inner.compacted_rv,
+            });
+        }
+        Ok(())
+    }
+
+    /// Events and estimated bytes the watch history holds now.
+    pub fn history_size(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.history.len(), inner.history_bytes)
     }
 
     /// A live subscription to every change from now on (for in-process controllers).
@@ -741,13 +788,30 @@ impl Store {
             event_type,
             object,
         });
-        inner.history.push_back(event.clone());
-        while inner.history.len() > inner.history_limit {
-            if let Some(old) = inner.history.pop_front() {
+        let bytes = watch_history::approx_bytes(&event.object);
+        inner
+            .history
+            .push_back(((self.clock)(), bytes, event.clone()));
+        inner.history_bytes += bytes;
+        self.compact(inner);
+        // No receivers is normal (nobody watching yet).
+        let _ = self.events.send(event);
+    }
+
+    /// Drops what the history's bounds no longer cover (`watch_history::to_trim`)
+    /// and remembers the newest dropped resourceVersion: older resumes are Gone.
+    fn compact(&self, inner: &mut Inner) {
+        let drop = watch_history::to_trim(
+            inner.history.iter().map(|(at, bytes, _)| (*at, *bytes)),
+            inner.history_bytes,
+            (self.clock)(),
+            &inner.history_limits,
+        );
+        for _ in 0..drop {
+            if let Some((_, bytes, old)) = inner.history.pop_front() {
+                inner.history_bytes = inner.history_bytes.saturating_sub(bytes);
                 inner.compacted_rv = old.rv;
             }
         }
-        // No receivers is normal (nobody watching yet).
-        let _ = self.events.send(event);
     }
 }

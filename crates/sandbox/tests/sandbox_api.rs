@@ -1013,13 +1013,33 @@ async fn raw_watch_events_bookmarks_and_selector_transitions() {
     sb.shutdown().await;
 }
 
+/// A sandbox whose watch history forgets old events by one bound only: by
+/// count (5 events), by age (anything older than 1 ns: compacted as soon as
+/// the clock moves, no sleep needed) or by bytes (less than one ConfigMap).
+fn tiny_history(bound: &str) -> SandboxConfig {
+    let (events, age, bytes) = match bound {
+        "count" => (5, None, None),
+        "age" => (1_000_000, Some(Duration::from_nanos(1)), None),
+        "bytes" => (1_000_000, None, Some(64)),
+        other => panic!("no bound {other}"),
+    };
+    SandboxConfig {
+        watch_history: events,
+        watch_history_max_age: age,
+        watch_history_max_bytes: bytes,
+        ..Default::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_watch_from_an_expired_version_gets_410() {
-    let sb = start_with(SandboxConfig {
-        watch_history: 5,
-        ..Default::default()
-    })
-    .await;
+    for bound in ["count", "age", "bytes"] {
+        raw_watch_from_an_expired_version_gets_410_with(bound).await;
+    }
+}
+
+async fn raw_watch_from_an_expired_version_gets_410_with(bound: &str) {
+    let sb = start_with(tiny_history(bound)).await;
     let client = sb.client().unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
     let rv = api
@@ -1035,24 +1055,61 @@ async fn raw_watch_from_an_expired_version_gets_410() {
             .unwrap();
     }
     let events = raw_watch(&client, &format!("resourceVersion={rv}&timeoutSeconds=2")).await;
-    assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0]["type"], "ERROR");
-    assert_eq!(events[0]["object"]["code"], 410);
-    assert_eq!(events[0]["object"]["reason"], "Expired");
+    assert_eq!(events.len(), 1, "{bound}: {events:?}");
+    assert_eq!(events[0]["type"], "ERROR", "{bound}");
+    assert_eq!(events[0]["object"]["code"], 410, "{bound}");
+    assert_eq!(events[0]["object"]["reason"], "Expired", "{bound}");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_within_the_retained_window_resumes_without_a_gap() {
+    // Count 5, no age or byte bound hit: three changes after `rv` are all
+    // still there, so the watch replays exactly those, in order.
+    let sb = start_with(tiny_history("count")).await;
+    let client = sb.client().unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    api.create(&PostParams::default(), &cm("before", &[]))
+        .await
+        .unwrap();
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    for i in 0..3 {
+        api.create(&PostParams::default(), &cm(&format!("after-{i}"), &[]))
+            .await
+            .unwrap();
+    }
+    let events = raw_watch(&client, &format!("resourceVersion={rv}&timeoutSeconds=1")).await;
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["object"]["metadata"]["name"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(names, ["after-0", "after-1", "after-2"], "{events:?}");
+    assert!(events.iter().all(|e| e["type"] == "ADDED"));
     sb.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watcher_relists_after_410_and_converges() {
+    for bound in ["count", "age", "bytes"] {
+        watcher_relists_after_410_and_converges_with(bound).await;
+    }
+}
+
+async fn watcher_relists_after_410_and_converges_with(bound: &str) {
     // Watches are cut often and the history is tiny: a watcher that was away
     // while many changes happened must get 410, relist, and still converge.
     let sb = start_with(SandboxConfig {
-        watch_history: 5,
         faults: FaultConfig {
             rules: vec![],
             watch_cut_after: Some(Duration::from_millis(300)),
         },
-        ..Default::default()
+        ..tiny_history(bound)
     })
     .await;
     let api: Api<ConfigMap> = Api::default_namespaced(sb.client().unwrap());
@@ -1101,14 +1158,14 @@ async fn watcher_relists_after_410_and_converges() {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "reflector stuck at {names:?}"
+            "{bound}: reflector stuck at {names:?}"
         );
         // Errors (the 410) are part of the story; the watcher recovers by itself.
         let _ = tokio::time::timeout(Duration::from_millis(500), stream.next()).await;
     }
     assert!(
         counts.get("list", "configmaps") > lists_before,
-        "a relist happened"
+        "{bound}: a relist happened"
     );
     sb.shutdown().await;
 }
@@ -1835,4 +1892,54 @@ async fn deleting_a_pod_terminates_it_gracefully_and_grace_0_removes_it_at_once(
     );
     let (code, _, _) = raw(&client, "GET", &path, None, None, b"").await;
     assert_eq!(code, 404, "grace 0 removes at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_expire_after_the_event_ttl() {
+    // A tiny TTL (kube-apiserver's `--event-ttl` is 1 h): Events of both API
+    // groups disappear by themselves, the other kinds stay.
+    let sb = start_with(SandboxConfig {
+        event_ttl: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let client = sb.client().unwrap();
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::default_namespaced(client.clone());
+    let new: Api<k8s_openapi::api::events::v1::Event> = Api::default_namespaced(client.clone());
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    cms.create(&PostParams::default(), &cm("stays", &[]))
+        .await
+        .unwrap();
+    core.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": "core-ev"},
+            "involvedObject": {"kind": "ConfigMap", "name": "stays", "namespace": "default"},
+            "reason": "Test", "message": "m", "type": "Normal"
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    new.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": "new-ev"},
+            "eventTime": "2026-12-03T00:00:00.000000Z",
+            "reportingController": "test", "reportingInstance": "test",
+            "action": "Test", "reason": "Test", "type": "Normal",
+            "regarding": {"kind": "ConfigMap", "name": "stays", "namespace": "default"}
+        }))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let gone = eventually(Duration::from_secs(20), || async {
+        core.get_opt("core-ev").await.unwrap().is_none()
+            && new.get_opt("new-ev").await.unwrap().is_none()
+    })
+    .await;
+    assert!(gone, "both Events expired");
+    assert!(cms.get_opt("stays").await.unwrap().is_some());
+    sb.shutdown().await;
 }

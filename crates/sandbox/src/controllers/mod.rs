@@ -16,6 +16,7 @@
 
 mod deployment;
 pub(crate) mod endpoints;
+pub(crate) mod event_ttl;
 mod gc;
 pub mod job;
 pub mod labels;
@@ -42,6 +43,8 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+pub use event_ttl::DEFAULT_EVENT_TTL;
+
 use super::registry::{Registry, ResourceType};
 use super::store::{Store, StoreError};
 
@@ -66,6 +69,8 @@ pub struct ControllersConfig {
     /// How operator pods reach the API as their ServiceAccount; `None`: they
     /// stay `waiting` with reason `RunContainerError`.
     pub api: Option<process_credentials::ApiAccess>,
+    /// Events are deleted this long after their last write (kube-apiserver `--event-ttl`).
+    pub event_ttl: Duration,
 }
 
 impl Default for ControllersConfig {
@@ -76,6 +81,7 @@ impl Default for ControllersConfig {
             process: process_runtime::ProcessConfig::default(),
             logs: pod_logs::PodLogs::default(),
             api: None,
+            event_ttl: event_ttl::DEFAULT_EVENT_TTL,
         }
     }
 }
@@ -173,6 +179,15 @@ pub fn start(
     )));
     tasks.push(tokio::spawn(runner::run(
         endpoints::EndpointsController::new(store.clone(), types.clone()),
+        store.subscribe(),
+        resync,
+    )));
+    let event_kinds: Vec<ResourceType> = [("v1", "Event"), ("events.k8s.io/v1", "Event")]
+        .iter()
+        .filter_map(|(api_version, kind)| registry.by_kind(api_version, kind))
+        .collect();
+    tasks.push(tokio::spawn(runner::run(
+        event_ttl::EventTtl::new(store.clone(), event_kinds, cfg.event_ttl),
         store.subscribe(),
         resync,
     )));

@@ -73,7 +73,7 @@ pub fn list(st: &Shared, req: &Req, repr: Representation) -> ApiResult<Response>
         Some(t) => {
             // A continuation reads past the snapshot it started from; once the
             // history no longer covers that snapshot it is too old, like etcd compaction.
-            if st.store.watch_from(t.rv).is_err() {
+            if st.store.check_resumable(t.rv).is_err() {
                 return Err(ApiError::gone(
                     "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
                 ));
