@@ -257,7 +257,10 @@ mod tests {
         let mut packed: Packed<ReplicaSet> = serde_json::from_value(replica_set()).unwrap();
         packed.json = vec![0xff; 8].into_boxed_slice();
         let e = packed.unpack().unwrap_err().to_string();
-        assert!(e.starts_with("cached ReplicaSet web-abc does not unpack: inflating"), "{e}");
+        assert!(
+            e.starts_with("cached ReplicaSet web-abc does not unpack: inflating"),
+            "{e}"
+        );
     }
 
     #[test]
