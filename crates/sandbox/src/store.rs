@@ -317,14 +317,7 @@ impl Store {
         rv: u64,
     ) -> Result<(Vec<Arc<StoredEvent>>, EventReceiver), StoreError> {
         let mut inner = self.lock();
-        // Compact first: without writes the age bound would never apply.
-        self.compact(&mut inner);
-        if rv < inner.compacted_rv {
-            return Err(StoreError::Gone {
-                requested: rv,
-                oldest: inner.compacted_rv,
-            });
-        }
+        self.resumable(&mut inner, rv)?;
         // Events are in rv order: skip the ones the client has, clone the rest.
         let first = inner.history.partition_point(|(_, _, e)| e.rv <= rv);
         let backlog = inner
@@ -339,7 +332,13 @@ impl Store {
     /// `Gone` when the history no longer reaches back to it.
     pub fn check_resumable(&self, rv: u64) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        self.compact(&mut inner);
+        self.resumable(&mut inner, rv)
+    }
+
+    /// `Gone` when the history, compacted now, no longer reaches back to `rv`.
+    fn resumable(&self, inner: &mut Inner, rv: u64) -> Result<(), StoreError> {
+        // Compact first: without writes the age bound would never apply.
+        self.compact(inner);
         if rv < inner.compacted_rv {
             return Err(StoreError::Gone {
                 requested: rv,

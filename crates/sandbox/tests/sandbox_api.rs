@@ -897,6 +897,16 @@ async fn watcher_and_reflector_follow_changes() {
 }
 
 /// Raw watch lines, read until the server ends the stream (timeoutSeconds).
+/// The resourceVersion of a list of `api`: where a watch resumes.
+async fn list_version(api: &Api<ConfigMap>) -> String {
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap()
+}
+
 async fn raw_watch(client: &kube::Client, query: &str) -> Vec<Value> {
     let (code, _, body) = raw(
         client,
@@ -1042,13 +1052,7 @@ async fn raw_watch_from_an_expired_version_gets_410_with(bound: &str) {
     let sb = start_with(tiny_history(bound)).await;
     let client = sb.client().unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let rv = list_version(&api).await;
     for i in 0..8 {
         api.create(&PostParams::default(), &cm(&format!("c{i}"), &[]))
             .await
@@ -1072,13 +1076,7 @@ async fn a_watch_within_the_retained_window_resumes_without_a_gap() {
     api.create(&PostParams::default(), &cm("before", &[]))
         .await
         .unwrap();
-    let rv = api
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .metadata
-        .resource_version
-        .unwrap();
+    let rv = list_version(&api).await;
     for i in 0..3 {
         api.create(&PostParams::default(), &cm(&format!("after-{i}"), &[]))
             .await
