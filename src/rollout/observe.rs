@@ -370,15 +370,20 @@ pub fn strip_service(svc: &mut Service) {
 /// referenced by no Rollout, so labels, annotations (a client-side apply's
 /// last-applied copy), managedFields and status are dropped.
 pub fn strip_deployment(deployment: &mut Deployment) {
-    let meta = std::mem::take(&mut deployment.metadata);
-    deployment.metadata = ObjectMeta {
+    deployment.metadata = identity(std::mem::take(&mut deployment.metadata));
+    deployment.status = None;
+}
+
+/// Of `meta`, only name, namespace, uid and resourceVersion (a write's
+/// precondition): what a stripped cache entry keeps.
+fn identity(meta: ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
         name: meta.name,
         namespace: meta.namespace,
         uid: meta.uid,
         resource_version: meta.resource_version,
         ..ObjectMeta::default()
-    };
-    deployment.status = None;
+    }
 }
 
 /// Keeps of an HTTPRoute only what the operator reads: metadata name,
@@ -388,14 +393,7 @@ pub fn strip_deployment(deployment: &mut Deployment) {
 /// matches, filters and other fields unchanged. parentRefs, hostnames, labels,
 /// annotations, managedFields and status are dropped.
 pub fn strip_route(route: &mut DynamicObject) {
-    let meta = std::mem::take(&mut route.metadata);
-    route.metadata = ObjectMeta {
-        name: meta.name,
-        namespace: meta.namespace,
-        uid: meta.uid,
-        resource_version: meta.resource_version,
-        ..ObjectMeta::default()
-    };
+    route.metadata = identity(std::mem::take(&mut route.metadata));
     let rules = route
         .data
         .pointer_mut("/spec/rules")
