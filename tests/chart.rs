@@ -100,11 +100,12 @@ fn expected_cluster_grants() -> BTreeSet<(String, String, String)> {
     let watch = ["list", "watch"];
     [
         triples(&["redblack.io"], &["rollouts"], &watch),
-        // get: the notifier reads a verdict's report.
+        // get: the notifier reads a verdict's report; delete: finished
+        // ones beyond a Rollout's analysis history limits (spec.analysis).
         triples(
             &["redblack.io"],
             &["canaryanalyses"],
-            &["get", "list", "watch", "create"],
+            &["get", "list", "watch", "create", "delete"],
         ),
         // The notifier: Notifiers read, their status and the ledger
         // ConfigMaps written (docs/notifications.md).

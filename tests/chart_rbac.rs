@@ -42,6 +42,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use redblack::analysis::controller::{AnalysisController, AnalysisControllerConfig, SourceFactory};
 use redblack::analysis::endpoint::EndpointConfig;
 use redblack::analysis::source::{MetricSource, Sample, Samples, SourceError};
+use redblack::api::canary_analysis::CanaryAnalysis;
 use redblack::api::{Phase, Rollout, pod_template_hash};
 use redblack::rollout::controller::{RolloutController, Settings, http_routes_served};
 use redblack::web::metrics::OperatorMetrics;
@@ -229,6 +230,9 @@ impl Drop for Operator {
     }
 }
 
+/// A finished CanaryAnalysis of an old revision of `web`, beyond its history.
+const OLD_ANALYSIS: &str = "web-old-1";
+
 fn rollout(ns: &str, image: &str) -> Value {
     json!({
         "apiVersion": "redblack.io/v1alpha1",
@@ -255,7 +259,10 @@ fn rollout(ns: &str, image: &str) -> Value {
                 }}},
                 "trafficRouting": {"httpRoute": {"name": "web-route"}}
             }},
-            "notifications": [{"notifier": "team"}]
+            "notifications": [{"notifier": "team"}],
+            // Keep none beyond the analyses in play: each promotion then
+            // prunes the previous revision's (the canaryanalyses delete rule).
+            "analysis": {"successfulRunHistoryLimit": 0, "unsuccessfulRunHistoryLimit": 0}
         }
     })
 }
@@ -295,10 +302,33 @@ async fn deploy(admin: &Client, ns: &str, image: &str) {
     )
     .await;
     let r: Rollout = serde_json::from_value(rollout(ns, image)).unwrap();
-    Api::<Rollout>::namespaced(admin.clone(), ns)
+    let web = Api::<Rollout>::namespaced(admin.clone(), ns)
         .create(&PostParams::default(), &r)
         .await
         .expect("rollout");
+    // An old judgement of the Rollout (the canaryanalyses delete rule): the
+    // analysis controller finishes it at once, in Error (a blank Prometheus
+    // URL), and with limits 0 the Rollout controller deletes it.
+    create(
+        admin,
+        &json!({
+            "apiVersion": "redblack.io/v1alpha1",
+            "kind": "CanaryAnalysis",
+            "metadata": {"name": OLD_ANALYSIS, "namespace": ns,
+                         "labels": {"rollouts.redblack.io/rollout": "web",
+                                    "rollouts.redblack.io/pod-template-hash": "old"},
+                         "ownerReferences": [{"apiVersion": "redblack.io/v1alpha1",
+                                              "kind": "Rollout", "name": "web",
+                                              "uid": web.metadata.uid, "controller": true}]},
+            "spec": {"prometheus": {"url": " "},
+                     "control": {"replicaSet": "web-old-baseline"},
+                     "experiment": {"replicaSet": "web-old-canary"},
+                     "interval": "4s", "lifetime": "8s",
+                     "metrics": [{"name": "latency", "direction": "increase",
+                                  "query": "avg(latency)"}]}
+        }),
+    )
+    .await;
     // A second Rollout, `legacy`, takes its template from a Deployment
     // (the deployments rule's list/watch) and scales it to 0 once Healthy
     // (its `patch`).
@@ -386,6 +416,12 @@ async fn canary_flow(admin: &Client, ns: &str, source: &Synthetic) {
         .unwrap();
     wait_healthy_on(admin, ns, &pod_template_hash(&r.spec.template)).await;
     wait_legacy_scaled_down(admin, ns).await;
+    // The old analysis is deleted (analysis.unsuccessfulRunHistoryLimit 0).
+    let analyses = Api::<CanaryAnalysis>::namespaced(admin.clone(), ns);
+    eventually(&format!("{ns}: {OLD_ANALYSIS} is deleted"), || async {
+        matches!(analyses.get_opt(OLD_ANALYSIS).await, Ok(None)).then_some(())
+    })
+    .await;
     let h2 = set_image(admin, ns, "demo:2").await;
     wait_healthy_on(admin, ns, &h2).await;
     let bad = pod_template_hash(

@@ -174,9 +174,24 @@ fn spec_fields_without_an_equivalent_are_named_and_canary_is_not_converted() {
     let mut doc = argo_rollout(json!({"activeService": "web"}));
     doc["spec"]["rollbackWindow"] = json!({"revisions": 2});
     doc["spec"]["paused"] = json!(true);
+    let history = json!({"successfulRunHistoryLimit": 2, "unsuccessfulRunHistoryLimit": 10});
+    doc["spec"]["analysis"] = history.clone();
     let c = one(doc);
+    assert_eq!(c.notes.len(), 1, "{:?}", c.notes);
     assert_eq!(noted(&c, "spec.rollbackWindow").len(), 1, "{:?}", c.notes);
-    assert_eq!(c.object.unwrap()["spec"]["paused"], json!(true));
+    let object = c.object.unwrap();
+    assert_eq!(object["spec"]["paused"], json!(true));
+    // The run history limits mean the same in redblack.
+    assert_eq!(object["spec"]["analysis"], history);
+    let rollout: Rollout = serde_json::from_value(object).unwrap();
+    assert_eq!(
+        rollout
+            .spec
+            .analysis
+            .unwrap()
+            .unsuccessful_run_history_limit,
+        10
+    );
 
     let mut canary = argo_rollout(json!({}));
     canary["spec"]["strategy"] = json!({"canary": {"steps": [{"setWeight": 20}]}});

@@ -68,6 +68,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "canary/fleets.rs",
             "post_promotion/analysis.rs",
             "gates/job.rs",
+            "analysis_history.rs",
         ],
     ),
     (

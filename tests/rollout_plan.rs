@@ -214,6 +214,7 @@ fn check_names(action: &Action) -> &'static str {
         | Action::AnnotateReplicaSet { .. }
         | Action::DeleteReplicaSet { .. }
         | Action::DeletePod { .. }
+        | Action::DeleteCanaryAnalysis { .. }
         | Action::ScaleDeployment { .. }
         | Action::SetPodMetadata { .. } => "other",
     }

@@ -109,9 +109,23 @@ async fn rollout_cycles_leak_no_file_descriptors_or_tasks() {
     assert_eq!(soak::fleet_names(&env.client).await.unwrap().len(), FLEET);
     // Every canary cycle (`wait_fleet` waited for each to be promoted with
     // its score) was judged by the real controller from the fake
-    // Prometheus: one Passed analysis per canary cycle, none otherwise.
+    // Prometheus, and the analyses do not pile up: each canary Rollout keeps
+    // its 5 newest Passed ones (`spec.analysis` defaults) plus the two in
+    // play (the live revision's and the warm previous one's), not all 8.
     let analyses: Api<CanaryAnalysis> = Api::namespaced(env.client.clone(), soak::NS);
-    let analyses = analyses.list(&ListParams::default()).await.unwrap().items;
+    let kept = fleet.canaries() * (5 + 2);
+    let analyses = eventually(
+        &format!("at most {kept} CanaryAnalyses are kept"),
+        || async {
+            let items = analyses.list(&ListParams::default()).await.ok()?.items;
+            (items.len() <= kept).then_some(items)
+        },
+    )
+    .await;
+    assert!(
+        kept < fleet.canaries() * WAVES,
+        "the bound would not see a leak"
+    );
     let phases: Vec<_> = analyses
         .iter()
         .map(|a| a.status.as_ref().and_then(|s| s.phase))

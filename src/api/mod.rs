@@ -4,6 +4,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+pub mod analysis_history;
 pub mod analysis_template;
 pub mod anti_affinity;
 pub mod canary_analysis;

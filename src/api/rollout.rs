@@ -114,6 +114,10 @@ pub struct RolloutSpec {
     /// Which triggers go to which Notifier (docs/notifications.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<super::notifier::NotificationSubscription>,
+    /// How many finished CanaryAnalyses are kept (Argo Rollouts'
+    /// `spec.analysis`): 5 Passed and 5 unsuccessful when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<super::analysis_history::AnalysisHistory>,
 }
 
 /// An unset `template` (a Rollout with `workloadRef`) is left out when

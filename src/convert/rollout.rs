@@ -18,6 +18,9 @@ const SAME_SPEC_FIELDS: &[&str] = &[
     "progressDeadlineAbort",
     "paused",
     "restartAt",
+    // Run history limits: `successfulRunHistoryLimit` and
+    // `unsuccessfulRunHistoryLimit`, with Argo's defaults (5 each).
+    "analysis",
 ];
 
 /// Argo's defaults for the blueGreen delays (seconds).
@@ -29,9 +32,6 @@ const MAX_WARM_REVISIONS: i64 = 10;
 /// Why each spec field redblack does not have is left out.
 fn unsupported_spec_field(key: &str) -> &'static str {
     match key {
-        "analysis" => {
-            "not supported: redblack keeps every CanaryAnalysis it creates as a record (no run history limits)"
-        }
         "rollbackWindow" => {
             "not supported: a rollback to any warm or scaled-down revision is `redblack undo` and is never gated"
         }

@@ -15,6 +15,7 @@
 //! | `EnsureRoleService` | server-side apply of the `<rollout>-canary/-baseline` Service, `force`, owned by the Rollout | ours entirely |
 //! | `SetRouteWeights` | a merge patch of `spec.rules` (the rules of the route the plan was made from, every rule's `backendRefs` replaced), guarded by that route's resourceVersion | the user's object: one write, 409 if it changed since it was observed (the next plan sees the change) |
 //! | `EnsureCanaryAnalysis` | POST; 409 AlreadyExists is success; another 4xx (but 429) is [`ApplyError::AnalysisRefused`]: the controller re-plans with it (the canary is held, a condition and one Event say why) | a judgement is a record: never updated |
+//! | `DeleteCanaryAnalysis` | DELETE, background propagation; 404 is success; a failure is [`ApplyError::Prune`] | a finished judgement beyond the history limits, in a plan that writes nothing else |
 //! | `EnsureJob` | server-side apply of a gate's Job, `force`, owned by the Rollout (`gates_io.rs`) | ours entirely; its name is per revision and attempt, so it is never rewritten |
 //! | status | JSON merge patch of the `status` subresource: the diff from the stored status | see [`write_status`] |
 //!
@@ -77,6 +78,15 @@ pub enum ApplyError {
         #[source]
         source: kube::Error,
     },
+    /// Deleting a finished CanaryAnalysis beyond the history limits failed.
+    /// Housekeeping: never a refusal in the Rollout's conditions (it holds
+    /// nothing back); the controller says it in a Warning Event and backs off.
+    #[error("deleting CanaryAnalysis {name}: {source}")]
+    Prune {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl ApplyError {
@@ -93,6 +103,7 @@ impl ApplyError {
             },
             ApplyError::Build { .. } => "build",
             ApplyError::AnalysisRefused { .. } => "refused",
+            ApplyError::Prune { .. } => "prune",
         }
     }
 }
@@ -150,6 +161,9 @@ pub enum Written {
         resource_version: Option<String>,
     },
     CanaryAnalysis {
+        name: String,
+    },
+    CanaryAnalysisDeleted {
         name: String,
     },
     /// A gate's Job (read, not cached).
@@ -388,6 +402,20 @@ pub async fn execute(
                 }
             }
             Ok(Written::CanaryAnalysis { name: name.clone() })
+        }
+        Action::DeleteCanaryAnalysis { name } => {
+            let api: Api<CanaryAnalysis> = Api::namespaced(client.clone(), &ns);
+            match api.delete(name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(source) => {
+                    return Err(ApplyError::Prune {
+                        name: name.clone(),
+                        source,
+                    });
+                }
+            }
+            Ok(Written::CanaryAnalysisDeleted { name: name.clone() })
         }
         Action::EnsureJob { name, job } => {
             super::gates_io::apply_job(client, &ns, name, job).await?;

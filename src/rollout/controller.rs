@@ -56,7 +56,7 @@ use crate::rollout::metrics;
 use crate::rollout::observe::{self, Before, Caches, Referrers, Synced};
 use crate::rollout::plan;
 use crate::runtime::backoff::ErrorBackoff;
-use crate::runtime::events::{EventPublisher, PlannedEvent};
+use crate::runtime::events::{EventPublisher, EventType, PlannedEvent};
 use crate::runtime::metrics::{ErrorKind, ReconcileGuard, count_writes};
 use crate::runtime::packed::{Packed, UnpackError};
 use crate::runtime::run::{self, scoped_api as api};
@@ -680,6 +680,27 @@ async fn reconcile_inner(
             let refusal = error.refusal();
             if let Some(refusal) = &refusal {
                 report_refused(ctx, rollout, &observed, refusal, now).await;
+            }
+            if let ApplyError::Prune { name, source } = &error {
+                warn!(analysis = %name, %source, "could not delete a finished CanaryAnalysis");
+                // Housekeeping: the Rollout's conditions stay as they are; a
+                // refusal (RBAC, a webhook) is said in a Warning Event.
+                if let kube::Error::Api(status) = source
+                    && apply::refused(status.code)
+                {
+                    let event = PlannedEvent::new(
+                        EventType::Warning,
+                        "AnalysisPruneFailed",
+                        format!(
+                            "the API refused deleting CanaryAnalysis {name}, beyond the \
+                             analysis history limits ({} {}): {}; the operator needs \
+                             delete on canaryanalyses (docs/operations.md, RBAC) and \
+                             retries with backoff",
+                            status.code, status.reason, status.message
+                        ),
+                    );
+                    ctx.events.publish(&rollout.object_ref(&()), &[event]).await;
+                }
             }
             // A refusal repeats on every retry, however many idempotent
             // writes precede it: only a transient failure counts progress.

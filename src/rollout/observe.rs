@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::api::analysis_template::CanaryAnalysisTemplate;
 use crate::api::canary_analysis::{CanaryAnalysis, CanaryAnalysisPhase};
-use crate::api::{ROLLOUT_LABEL, Rollout};
+use crate::api::{POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL, Rollout};
 use crate::rollout::Observed;
 use crate::rollout::apply::{self, Written};
 use crate::rollout::index::{Indexes, RefIndex, packed_rollout_refs};
@@ -111,8 +111,8 @@ pub fn is_owned_by<K: kube::Resource>(rs: &K, rollout: &Rollout) -> bool {
         .any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
-/// What the planner needs of a CanaryAnalysis.
-pub fn analysis_observation(analysis: &CanaryAnalysis) -> AnalysisObservation {
+/// What the planner needs of a CanaryAnalysis of `rollout`.
+pub fn analysis_observation(analysis: &CanaryAnalysis, rollout: &Rollout) -> AnalysisObservation {
     let status = analysis.status.as_ref();
     let phase = match status.and_then(|s| s.phase) {
         None | Some(CanaryAnalysisPhase::Pending) => AnalysisPhase::Pending,
@@ -128,6 +128,14 @@ pub fn analysis_observation(analysis: &CanaryAnalysis) -> AnalysisObservation {
         phase,
         score: status.and_then(|s| s.score),
         message: status.and_then(|s| s.message.clone()),
+        revision: analysis.labels().get(POD_TEMPLATE_HASH_LABEL).cloned(),
+        created: analysis
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .and_then(crate::analysis::controller::time::from_time),
+        owned: is_owned_by(analysis, rollout),
+        deleting: analysis.metadata.deletion_timestamp.is_some(),
     }
 }
 
@@ -191,7 +199,7 @@ pub fn observe_with_route(
         .into_iter()
         .filter_map(|a| caches.analyses.get(&ObjectRef::new(&a).within(ns_str)))
         .filter(|a| a.labels().get(ROLLOUT_LABEL) == Some(&name))
-        .map(|a| analysis_observation(&a))
+        .map(|a| analysis_observation(&a, rollout))
         .collect();
     let role_services = ["canary", "baseline"]
         .iter()
@@ -454,6 +462,11 @@ pub fn caches_reflect(
             .analyses
             .get(&ObjectRef::new(name).within(&ns))
             .is_some(),
+        // Gone, or going (the planner skips analyses being deleted).
+        Written::CanaryAnalysisDeleted { name } => caches
+            .analyses
+            .get(&ObjectRef::new(name).within(&ns))
+            .is_none_or(|a| a.metadata.deletion_timestamp.is_some()),
         Written::Route {
             name,
             resource_version,

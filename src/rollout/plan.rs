@@ -19,7 +19,10 @@
 //!    switch or revert, the preview Service, the canary's fleets and
 //!    analysis, the post-promotion analysis, and last the retiring of old
 //!    fleets;
-//! 5. **status** — the status to write (`status`).
+//! 5. **status** — the status to write (`status`);
+//! 6. **housekeeping** — only when steps 4 and 5 write nothing: the
+//!    finished CanaryAnalyses beyond the history limits are deleted
+//!    (`analysis_history`), so a refused delete never holds back a decision.
 //!
 //! # Layers
 //!
@@ -34,7 +37,7 @@
 //! | 3 world | `world` | the observed world, indexed, and every question about it |
 //! | 4 input | `ctx` | the one input value of every step |
 //! | 5 decide | `operations`, `state`, `deadline`, `auto_promotion`, `gates/render`, `gates/http`, `gates/verdict`, `gates/pre_promotion`, `gates/after_switch`, `canary/gate`, `post_promotion/verdict`, `decide` | manual operations, the states, the progress deadline, the gates (before and after the switch) and the pre-promotion analysis, the canary gate, the post-promotion verdict, the state machine |
-//! | 6 act | `traffic`, `fleets`, `pod_metadata`, `restart`, `workload`, `canary/fleets`, `post_promotion/analysis`, `gates/job` | the actions for a decision |
+//! | 6 act | `traffic`, `fleets`, `pod_metadata`, `restart`, `workload`, `canary/fleets`, `post_promotion/analysis`, `gates/job`, `analysis_history` | the actions for a decision |
 //! | 7 status | `status`, `status/*` | the status to write |
 //! | 8 pipeline | `plan.rs` | [`plan`], [`Plan`] and the public re-exports |
 //!
@@ -48,6 +51,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use crate::api::{Rollout, RolloutStatus, validate};
 
 mod action;
+mod analysis_history;
 mod analysis_spec;
 mod auto_promotion;
 mod builder;
@@ -195,6 +199,12 @@ fn pipeline(ctx: Ctx, observed: &Observed) -> Plan {
     let status = status::build(&ctx, &decision, &mut out);
     // workloadRef scaleDown: onsuccess, once the status says Healthy.
     workload::scale_down(&ctx, observed, &status, &mut out);
+
+    // 6. housekeeping, only in a plan with nothing else to write: a failed
+    //    or refused delete then never holds back a decision or its status.
+    if out.actions.is_empty() && status == *ctx.old {
+        analysis_history::act(&ctx, &decision, &mut out);
+    }
     finish(out, status, decision.state, now)
 }
 

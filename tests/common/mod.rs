@@ -279,16 +279,23 @@ impl Sim {
                     route.backends = backends.clone();
                 }
             }
-            Action::EnsureCanaryAnalysis { name, spec, .. } => {
+            Action::EnsureCanaryAnalysis { name, spec, labels } => {
                 if !self.observed.analyses.iter().any(|a| a.name == *name) {
                     self.observed.analyses.push(AnalysisObservation {
                         name: name.clone(),
                         phase: AnalysisPhase::Running,
                         score: None,
                         message: None,
+                        revision: labels.get(POD_TEMPLATE_HASH_LABEL).cloned(),
+                        created: Some(self.now),
+                        owned: true,
+                        deleting: false,
                     });
                     self.analysis_specs.push((name.clone(), spec.clone()));
                 }
+            }
+            Action::DeleteCanaryAnalysis { name } => {
+                self.observed.analyses.retain(|a| a.name != *name);
             }
             // A gate's Job: observed running (tests set its outcome).
             Action::EnsureJob { name, .. } => {

@@ -76,6 +76,7 @@ pub fn plural(kind: &str) -> &'static str {
         "Pod" => "pods",
         "Service" => "services",
         "Notifier" => "notifiers",
+        "CanaryAnalysis" => "canaryanalyses",
         other => panic!("no plural for {other}"),
     }
 }

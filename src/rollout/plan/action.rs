@@ -86,12 +86,18 @@ pub enum Action {
         backends: Vec<RouteBackend>,
     },
     /// Create a CanaryAnalysis (owned by the Rollout, labelled with `labels`)
-    /// if none of that name exists. Never updated, never deleted by the
-    /// planner: a judgement is a record (`redblack report <name>`).
+    /// if none of that name exists. Never updated: a judgement is a record
+    /// (`redblack report <name>`), deleted only once finished and beyond the
+    /// history limits (`DeleteCanaryAnalysis`).
     EnsureCanaryAnalysis {
         name: String,
         labels: BTreeMap<String, String>,
         spec: serde_json::Value,
+    },
+    /// Delete a finished CanaryAnalysis beyond `spec.analysis`'s history
+    /// limits (`analysis_history.rs` says which are never deleted).
+    DeleteCanaryAnalysis {
+        name: String,
     },
     /// Create (apply) the Job of a Job gate; never updated once it exists
     /// (a Job's template is immutable), never deleted by the planner (its

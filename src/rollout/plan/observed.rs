@@ -116,6 +116,21 @@ pub struct AnalysisObservation {
     pub phase: AnalysisPhase,
     pub score: Option<f64>,
     pub message: Option<String>,
+    /// Its `rollouts.redblack.io/pod-template-hash` label: the revision judged.
+    pub revision: Option<String>,
+    /// `metadata.creationTimestamp`: the history limits keep the newest.
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
+    /// Controlled by this Rollout (owner reference): only those are pruned.
+    pub owned: bool,
+    /// `metadata.deletionTimestamp` is set: it is going away.
+    pub deleting: bool,
+}
+
+impl AnalysisPhase {
+    /// Passed, Marginal, Failed, Inconclusive or Error: the analysis is over.
+    pub fn finished(self) -> bool {
+        !matches!(self, AnalysisPhase::Pending | AnalysisPhase::Running)
+    }
 }
 
 /// `status.phase` of a CanaryAnalysis (no status yet = Pending).

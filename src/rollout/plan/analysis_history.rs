@@ -1,0 +1,123 @@
+//! Prunes finished CanaryAnalyses beyond `spec.analysis`'s history limits
+//! (Argo Rollouts' `successfulRunHistoryLimit` / `unsuccessfulRunHistoryLimit`,
+//! 5 each by default), newest kept. Without it a Rollout that ships many times
+//! a day keeps every judgement in the API and in every watch cache forever.
+//!
+//! Never pruned, whatever the limits:
+//! - an analysis that is not finished (Pending, Running);
+//! - one the status names (canary, pre- or post-promotion, old or new status):
+//!   the planner re-creates a missing analysis it names, so pruning one would
+//!   loop, and its verdict may not be recorded yet;
+//! - one of the current or the stable revision, or of a revision the records
+//!   of this plan name: what `redblack report` is most often asked about, and
+//!   it keeps every judgement still in play whatever the status write did;
+//! - one the Rollout does not control (a user's analysis carrying the label).
+
+use std::collections::BTreeSet;
+
+use super::action::Action;
+use super::builder::Builder;
+use super::ctx::Ctx;
+use super::observed::{AnalysisObservation, AnalysisPhase};
+use super::state::Decision;
+use crate::api::analysis_history::AnalysisHistory;
+
+/// How many names an Event lists before "and N more".
+const NAMED_IN_EVENT: usize = 3;
+
+pub fn act(ctx: &Ctx, decision: &Decision, out: &mut Builder) {
+    let limits = ctx.spec().analysis.unwrap_or_default();
+    let (names, revisions) = kept(ctx, decision);
+    let mut candidates: Vec<&AnalysisObservation> = ctx
+        .world
+        .analyses
+        .iter()
+        .filter(|a| a.owned && !a.deleting && a.phase.finished())
+        .filter(|a| !names.contains(a.name.as_str()))
+        .filter(|a| a.revision.as_deref().is_none_or(|r| !revisions.contains(r)))
+        .collect();
+    // Newest first; the name breaks ties so the plan is deterministic.
+    candidates.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
+    for successful in [true, false] {
+        let limit = limit(&limits, successful);
+        let pruned: Vec<&str> = candidates
+            .iter()
+            .filter(|a| (a.phase == AnalysisPhase::Passed) == successful)
+            .skip(limit)
+            .map(|a| a.name.as_str())
+            .collect();
+        if pruned.is_empty() {
+            continue;
+        }
+        for name in &pruned {
+            out.actions.push(Action::DeleteCanaryAnalysis {
+                name: (*name).to_owned(),
+            });
+        }
+        let (kind, field) = if successful {
+            ("Passed", "successfulRunHistoryLimit")
+        } else {
+            ("unsuccessful", "unsuccessfulRunHistoryLimit")
+        };
+        out.normal(
+            "AnalysisPruned",
+            format!(
+                "deleted {} {kind} CanaryAnalys{} ({}) beyond analysis.{field} {limit}",
+                pruned.len(),
+                if pruned.len() == 1 { "is" } else { "es" },
+                listed(&pruned)
+            ),
+        );
+    }
+}
+
+fn limit(limits: &AnalysisHistory, successful: bool) -> usize {
+    let limit = if successful {
+        limits.successful_run_history_limit
+    } else {
+        limits.unsuccessful_run_history_limit
+    };
+    usize::try_from(limit).unwrap_or(0)
+}
+
+/// The names and the revisions whose analyses are never pruned.
+fn kept<'a>(ctx: &Ctx<'a>, decision: &'a Decision) -> (BTreeSet<&'a str>, BTreeSet<&'a str>) {
+    let (old, new) = (ctx.old, &decision.records);
+    let mut names = BTreeSet::new();
+    let mut revisions = BTreeSet::from([ctx.target()]);
+    revisions.extend(ctx.world.active_hash.as_deref());
+    revisions.extend(old.stable_revision.as_deref());
+    revisions.extend(old.current_revision.as_deref());
+    for canary in [old.canary.as_ref(), new.canary.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        names.extend(canary.analysis_name.as_deref());
+        revisions.extend(canary.revision.as_deref());
+        revisions.extend(canary.stable_revision.as_deref());
+    }
+    for post in [old.post_promotion.as_ref(), new.post_promotion.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        names.insert(post.analysis_name.as_str());
+        revisions.insert(post.revision.as_str());
+    }
+    for pre in [old.pre_promotion.as_ref(), new.pre_promotion.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        names.insert(pre.analysis_name.as_str());
+        revisions.insert(pre.revision.as_str());
+    }
+    (names, revisions)
+}
+
+/// `a, b, c and 4 more`.
+fn listed(names: &[&str]) -> String {
+    let shown = names[..names.len().min(NAMED_IN_EVENT)].join(", ");
+    match names.len().saturating_sub(NAMED_IN_EVENT) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
