@@ -80,6 +80,16 @@ where
     where
         K::DynamicType: Default,
     {
+        self.view()
+    }
+
+    /// Only the parts of the object `V` reads (serde skips the rest without
+    /// allocating it): what a reader of every cached object at once, such as
+    /// a metrics scrape, deserializes instead of the whole `K`.
+    pub fn view<V: DeserializeOwned>(&self) -> Result<V, UnpackError>
+    where
+        K::DynamicType: Default,
+    {
         let error = |reason: String| UnpackError {
             kind: K::kind(&Default::default()).into_owned(),
             name: self.meta.name.clone().unwrap_or_default(),

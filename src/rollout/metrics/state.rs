@@ -6,19 +6,21 @@
 //! kept in memory but the caches the controller already has.
 //!
 //! [`series`] is PURE (objects in, label sets and values out); the
-//! [`StateCollector`] only snapshots the stores and encodes.
+//! [`StateCollector`] only snapshots the stores and encodes. A scrape reads
+//! each cached Rollout as a [`RolloutView`] (its name and the few status
+//! fields the series show), one at a time: unpacking every Rollout whole at
+//! once made each scrape the operator's memory peak (2.5× its settled RSS at
+//! 10,000 Rollouts, docs/benchmarks.md).
 
-use std::sync::Arc;
-
-use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use serde::Deserialize;
 
-use crate::api::Rollout;
 use crate::api::canary_analysis::CanaryAnalysis;
+use crate::api::{Phase, Rollout};
 use crate::runtime::packed::Packed;
 
 /// `redblack_rollout_info`: one series per Rollout, value 1.
@@ -52,27 +54,70 @@ pub struct Series {
     pub scores: Vec<(ScoreLabels, f64)>,
 }
 
+/// What the series read of a Rollout: a view of its JSON (the same field
+/// names), deserialized without the spec or the rest of the status.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct RolloutView {
+    pub metadata: ViewMeta,
+    #[serde(default)]
+    pub status: Option<ViewStatus>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ViewMeta {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewStatus {
+    #[serde(default)]
+    pub phase: Option<Phase>,
+    #[serde(default)]
+    pub stable_revision: Option<String>,
+    #[serde(default)]
+    pub current_revision: Option<String>,
+    #[serde(default)]
+    pub canary: Option<ViewAnalysis>,
+    #[serde(default)]
+    pub post_promotion: Option<ViewAnalysis>,
+}
+
+/// `status.canary` / `status.postPromotion`: the analysis it names.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewAnalysis {
+    #[serde(default)]
+    pub analysis_name: Option<String>,
+}
+
 /// The series of `rollouts`, with scores looked up by `score(namespace, name)`.
-pub fn series(rollouts: &[Arc<Rollout>], score: impl Fn(&str, &str) -> Option<f64>) -> Series {
+pub fn series(
+    rollouts: impl IntoIterator<Item = RolloutView>,
+    score: impl Fn(&str, &str) -> Option<f64>,
+) -> Series {
     let mut out = Series::default();
     for rollout in rollouts {
-        let namespace = rollout.namespace().unwrap_or_default();
-        let name = rollout.name_any();
-        let status = rollout.status.clone().unwrap_or_default();
+        let namespace = rollout.metadata.namespace.unwrap_or_default();
+        let name = rollout.metadata.name.unwrap_or_default();
+        let status = rollout.status.unwrap_or_default();
         out.info.push(InfoLabels {
             namespace: namespace.clone(),
             rollout: name.clone(),
             phase: status
                 .phase
                 .map_or_else(|| "Unknown".to_owned(), |p| format!("{p:?}")),
-            stable_revision: status.stable_revision.clone().unwrap_or_default(),
-            current_revision: status.current_revision.clone().unwrap_or_default(),
+            stable_revision: status.stable_revision.unwrap_or_default(),
+            current_revision: status.current_revision.unwrap_or_default(),
         });
         let named = [
             ("canary", status.canary.and_then(|c| c.analysis_name)),
             (
                 "post_promotion",
-                status.post_promotion.map(|p| p.analysis_name),
+                status.post_promotion.and_then(|p| p.analysis_name),
             ),
         ];
         for (stage, analysis) in named {
@@ -111,15 +156,12 @@ impl StateCollector {
 
 impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        // Unpacked per scrape (the cache keeps JSON, see `Packed`); a Rollout
-        // that does not unpack (a bug) is left out and logged by its reconcile.
-        let rollouts: Vec<Arc<Rollout>> = self
-            .rollouts
-            .state()
-            .iter()
-            .filter_map(|p| p.unpack().ok().map(Arc::new))
-            .collect();
-        let series = series(&rollouts, |namespace, name| {
+        // Read per scrape (the cache keeps JSON, see `Packed`), one Rollout at
+        // a time; one that does not unpack (a bug) is left out and logged by
+        // its reconcile.
+        let rollouts = self.rollouts.state();
+        let views = rollouts.iter().filter_map(|p| p.view::<RolloutView>().ok());
+        let series = series(views, |namespace, name| {
             self.analyses
                 .get(&ObjectRef::new(name).within(namespace))
                 .and_then(|a| a.status.as_ref().and_then(|s| s.score))
@@ -154,7 +196,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rollout(name: &str, status: serde_json::Value) -> Arc<Rollout> {
+    /// A Rollout with `status`, read as a scrape reads it: packed (as the
+    /// cache holds it), then viewed.
+    fn rollout(name: &str, status: serde_json::Value) -> RolloutView {
         let mut r: Rollout = serde_json::from_value(json!({
             "apiVersion": "redblack.io/v1alpha1", "kind": "Rollout",
             "metadata": {"name": name, "namespace": "shop"},
@@ -165,7 +209,7 @@ mod tests {
         }))
         .unwrap();
         r.status = serde_json::from_value(status).unwrap();
-        Arc::new(r)
+        Packed::pack(r).unwrap().view().unwrap()
     }
 
     #[test]
@@ -178,7 +222,7 @@ mod tests {
             ),
             rollout("new", json!(null)),
         ];
-        let s = series(&rollouts, |ns, name| {
+        let s = series(rollouts, |ns, name| {
             (ns == "shop" && name == "web-bbb-1").then_some(87.5)
         });
         let phases: Vec<_> = s
@@ -203,8 +247,8 @@ mod tests {
                    "postPromotion": {"revision": "b", "previousRevision": "a", "analysisName": "web-b-post",
                                      "switchedAt": "2024-01-01T00:00:00Z", "phase": "Running"}}),
         )];
-        assert!(series(&rollouts, |_, _| None).scores.is_empty());
-        let s = series(&rollouts, |_, _| Some(100.0));
+        assert!(series(rollouts.clone(), |_, _| None).scores.is_empty());
+        let s = series(rollouts, |_, _| Some(100.0));
         assert_eq!(s.scores[0].0.stage, "post_promotion");
     }
 }
