@@ -48,6 +48,22 @@ fn finished(
     }
 }
 
+/// `n` Passed analyses `p0`, `p1`, … of old revisions `old-0`, …, `p<i>`
+/// created `i` minutes ago.
+fn passed(sim: &Sim, n: i64) -> Vec<AnalysisObservation> {
+    (0..n)
+        .map(|i| {
+            finished(
+                sim,
+                &format!("p{i}"),
+                &format!("old-{i}"),
+                AnalysisPhase::Passed,
+                i,
+            )
+        })
+        .collect()
+}
+
 /// v1 live and settled, with `analyses` observed (old revisions `old-<i>`).
 fn steady_with(analyses: impl Fn(&Sim) -> Vec<AnalysisObservation>) -> Sim {
     let mut sim = Sim::steady("web:1", 3);
@@ -77,40 +93,12 @@ struct Case {
 const CASES: &[Case] = &[
     Case {
         name: "five Passed or fewer: nothing is deleted",
-        given: || {
-            steady_with(|sim| {
-                (0..5)
-                    .map(|i| {
-                        finished(
-                            sim,
-                            &format!("p{i}"),
-                            &format!("old-{i}"),
-                            AnalysisPhase::Passed,
-                            i,
-                        )
-                    })
-                    .collect()
-            })
-        },
+        given: || steady_with(|sim| passed(sim, 5)),
         deletes: &[],
     },
     Case {
         name: "seven Passed: the two oldest go",
-        given: || {
-            steady_with(|sim| {
-                (0..7)
-                    .map(|i| {
-                        finished(
-                            sim,
-                            &format!("p{i}"),
-                            &format!("old-{i}"),
-                            AnalysisPhase::Passed,
-                            i,
-                        )
-                    })
-                    .collect()
-            })
-        },
+        given: || steady_with(|sim| passed(sim, 7)),
         deletes: &["p5", "p6"],
     },
     Case {
@@ -174,17 +162,7 @@ const CASES: &[Case] = &[
         given: || {
             steady_with(|sim| {
                 let stable = sim.hash();
-                let mut a: Vec<_> = (0..5)
-                    .map(|i| {
-                        finished(
-                            sim,
-                            &format!("p{i}"),
-                            &format!("old-{i}"),
-                            AnalysisPhase::Passed,
-                            i,
-                        )
-                    })
-                    .collect();
+                let mut a: Vec<_> = passed(sim, 5);
                 let mut running = finished(sim, "running", "old-r", AnalysisPhase::Running, 50);
                 running.score = None;
                 let mut pending = finished(sim, "pending", "old-q", AnalysisPhase::Pending, 51);
@@ -204,19 +182,7 @@ const CASES: &[Case] = &[
     Case {
         name: "an analysis the status names is kept, even of an old revision",
         given: || {
-            let mut sim = steady_with(|sim| {
-                (0..7)
-                    .map(|i| {
-                        finished(
-                            sim,
-                            &format!("p{i}"),
-                            &format!("old-{i}"),
-                            AnalysisPhase::Passed,
-                            i,
-                        )
-                    })
-                    .collect()
-            });
+            let mut sim = steady_with(|sim| passed(sim, 7));
             let status = sim.rollout.status.as_mut().unwrap();
             status.canary = Some(CanaryStatus {
                 analysis_name: Some("p6".into()),
@@ -230,17 +196,7 @@ const CASES: &[Case] = &[
         name: "an analysis without a revision label is counted like any other",
         given: || {
             steady_with(|sim| {
-                let mut a: Vec<_> = (0..5)
-                    .map(|i| {
-                        finished(
-                            sim,
-                            &format!("p{i}"),
-                            &format!("old-{i}"),
-                            AnalysisPhase::Passed,
-                            i,
-                        )
-                    })
-                    .collect();
+                let mut a: Vec<_> = passed(sim, 5);
                 let mut unlabelled = finished(sim, "unlabelled", "x", AnalysisPhase::Passed, 99);
                 unlabelled.revision = None;
                 a.push(unlabelled);
@@ -271,19 +227,7 @@ const CASES: &[Case] = &[
     Case {
         name: "larger limits keep more",
         given: || {
-            let mut sim = steady_with(|sim| {
-                (0..7)
-                    .map(|i| {
-                        finished(
-                            sim,
-                            &format!("p{i}"),
-                            &format!("old-{i}"),
-                            AnalysisPhase::Passed,
-                            i,
-                        )
-                    })
-                    .collect()
-            });
+            let mut sim = steady_with(|sim| passed(sim, 7));
             sim.rollout.spec.analysis = Some(AnalysisHistory {
                 successful_run_history_limit: 6,
                 unsuccessful_run_history_limit: 5,
@@ -344,19 +288,7 @@ fn analyses_beyond_the_limits_are_deleted_newest_kept() {
 
 #[test]
 fn the_event_counts_what_it_does_not_name() {
-    let sim = steady_with(|sim| {
-        (0..10)
-            .map(|i| {
-                finished(
-                    sim,
-                    &format!("p{i}"),
-                    &format!("old-{i}"),
-                    AnalysisPhase::Passed,
-                    i,
-                )
-            })
-            .collect()
-    });
+    let sim = steady_with(|sim| passed(sim, 10));
     let plan = sim.plan();
     let messages: Vec<_> = plan.events.iter().map(|e| e.message.as_str()).collect();
     assert_eq!(
@@ -369,19 +301,7 @@ fn the_event_counts_what_it_does_not_name() {
 
 #[test]
 fn a_plan_that_writes_anything_else_prunes_nothing() {
-    let mut sim = steady_with(|sim| {
-        (0..8)
-            .map(|i| {
-                finished(
-                    sim,
-                    &format!("p{i}"),
-                    &format!("old-{i}"),
-                    AnalysisPhase::Passed,
-                    i,
-                )
-            })
-            .collect()
-    });
+    let mut sim = steady_with(|sim| passed(sim, 8));
     sim.set_image("web:2");
     let plan = sim.plan();
     assert!(!plan.actions.is_empty());

@@ -96,19 +96,17 @@ fn kept<'a>(ctx: &Ctx<'a>, decision: &'a Decision) -> (BTreeSet<&'a str>, BTreeS
         revisions.extend(canary.revision.as_deref());
         revisions.extend(canary.stable_revision.as_deref());
     }
-    for post in [old.post_promotion.as_ref(), new.post_promotion.as_ref()]
-        .into_iter()
-        .flatten()
-    {
-        names.insert(post.analysis_name.as_str());
-        revisions.insert(post.revision.as_str());
-    }
-    for pre in [old.pre_promotion.as_ref(), new.pre_promotion.as_ref()]
-        .into_iter()
-        .flatten()
-    {
-        names.insert(pre.analysis_name.as_str());
-        revisions.insert(pre.revision.as_str());
+    // Post- and pre-promotion analyses: (name, revision judged).
+    let posts = [old.post_promotion.as_ref(), new.post_promotion.as_ref()];
+    let pres = [old.pre_promotion.as_ref(), new.pre_promotion.as_ref()];
+    let named = (posts.into_iter().flatten())
+        .map(|p| (p.analysis_name.as_str(), p.revision.as_str()))
+        .chain(
+            (pres.into_iter().flatten()).map(|p| (p.analysis_name.as_str(), p.revision.as_str())),
+        );
+    for (name, revision) in named {
+        names.insert(name);
+        revisions.insert(revision);
     }
     (names, revisions)
 }
