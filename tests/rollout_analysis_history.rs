@@ -51,15 +51,15 @@ fn finished(
 /// `n` Passed analyses `p0`, `p1`, … of old revisions `old-0`, …, `p<i>`
 /// created `i` minutes ago.
 fn passed(sim: &Sim, n: i64) -> Vec<AnalysisObservation> {
+    passed_aged(sim, n, |i| i)
+}
+
+/// As [`passed`], `p<i>` created `age(i)` minutes ago.
+fn passed_aged(sim: &Sim, n: i64, age: impl Fn(i64) -> i64) -> Vec<AnalysisObservation> {
     (0..n)
         .map(|i| {
-            finished(
-                sim,
-                &format!("p{i}"),
-                &format!("old-{i}"),
-                AnalysisPhase::Passed,
-                i,
-            )
+            let (name, revision) = (format!("p{i}"), format!("old-{i}"));
+            finished(sim, &name, &revision, AnalysisPhase::Passed, age(i))
         })
         .collect()
 }
@@ -103,38 +103,14 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "the newest are kept by creation time, not by name",
-        given: || {
-            steady_with(|sim| {
-                (0..6)
-                    .map(|i| {
-                        finished(
-                            sim,
-                            &format!("p{i}"),
-                            &format!("old-{i}"),
-                            AnalysisPhase::Passed,
-                            10 - i,
-                        )
-                    })
-                    .collect()
-            })
-        },
+        given: || steady_with(|sim| passed_aged(sim, 6, |i| 10 - i)),
         deletes: &["p0"],
     },
     Case {
         name: "successful and unsuccessful are counted apart: failures survive a run of passes",
         given: || {
             steady_with(|sim| {
-                let mut a: Vec<_> = (0..8)
-                    .map(|i| {
-                        finished(
-                            sim,
-                            &format!("p{i}"),
-                            &format!("old-p{i}"),
-                            AnalysisPhase::Passed,
-                            i,
-                        )
-                    })
-                    .collect();
+                let mut a = passed(sim, 8);
                 let bad = [
                     AnalysisPhase::Failed,
                     AnalysisPhase::Marginal,
@@ -438,4 +414,61 @@ proptest! {
         sim.apply(&plan);
         prop_assert!(sim.plan().is_noop(sim.rollout.status.as_ref()));
     }
+}
+
+/// A delete the API refuses is reported as every refused write is — a
+/// condition and one Warning Event — without turning the Rollout Degraded,
+/// and without flapping: the condition stays while analyses are due, each
+/// later plan tries again, and it goes once they are deleted.
+#[test]
+fn a_refused_delete_is_a_condition_and_one_event_until_the_analyses_go() {
+    let refused_condition = |sim: &Sim| {
+        let status = sim.rollout.status.as_ref().unwrap();
+        redblack::api::conditions::find(&status.conditions, "AnalysisPruneRefused").cloned()
+    };
+    let mut sim = steady_with(|sim| passed(sim, 7));
+    assert_eq!(deleted(&sim.plan()), ["p5", "p6"]);
+
+    // The shell re-plans with what the API said.
+    let api = "the API refused deleting CanaryAnalysis p5 (403 Forbidden): forbidden";
+    sim.observed.prune_refused = Some(api.to_owned());
+    let plan = sim.plan();
+    assert!(deleted(&plan).is_empty(), "not tried again in that plan");
+    let warnings: Vec<_> = plan
+        .events
+        .iter()
+        .filter(|e| e.type_ == EventType::Warning)
+        .map(|e| (e.reason.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].0, "AnalysisPruneFailed");
+    assert!(warnings[0].1.starts_with(api), "{}", warnings[0].1);
+    sim.apply(&plan);
+    let condition = refused_condition(&sim).expect("the condition");
+    assert_eq!(condition.status, redblack::api::ConditionStatus::True);
+    assert!(condition.message.starts_with(api), "{}", condition.message);
+    let status = sim.rollout.status.as_ref().unwrap();
+    assert_eq!(
+        status.phase,
+        Some(Phase::Healthy),
+        "the rollout is not held"
+    );
+
+    // The next plan keeps the condition (no write, no Event) and tries again.
+    sim.observed.prune_refused = None;
+    let retry = sim.plan();
+    assert_eq!(deleted(&retry), ["p5", "p6"]);
+    assert_eq!(retry.status, *sim.rollout.status.as_ref().unwrap());
+    assert!(
+        retry.events.iter().all(|e| e.type_ == EventType::Normal),
+        "{:?}",
+        retry.events
+    );
+
+    // Allowed now: deleted, then the condition goes.
+    sim.apply(&retry);
+    sim.step();
+    assert_eq!(refused_condition(&sim), None);
+    assert_eq!(sim.observed.analyses.len(), 5);
+    assert!(sim.plan().is_noop(sim.rollout.status.as_ref()));
 }

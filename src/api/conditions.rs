@@ -17,6 +17,10 @@ pub const INVALID_SPEC: &str = "InvalidSpec";
 /// Rollout (e.g. RBAC without `create` on events.k8s.io Events), so the
 /// status is the only place left to say so.
 pub const EVENTS_REFUSED: &str = "EventsRefused";
+/// Abnormal-true: the API refuses deleting the finished CanaryAnalyses
+/// beyond `spec.analysis` (e.g. RBAC without `delete` on canaryanalyses);
+/// they are kept, and nothing else about the Rollout is held back.
+pub const ANALYSIS_PRUNE_REFUSED: &str = "AnalysisPruneRefused";
 /// Abnormal-true: `previewService` is set but the Service does not exist.
 pub const PREVIEW_SERVICE_MISSING: &str = "PreviewServiceMissing";
 

@@ -15,7 +15,7 @@
 //! | `EnsureRoleService` | server-side apply of the `<rollout>-canary/-baseline` Service, `force`, owned by the Rollout | ours entirely |
 //! | `SetRouteWeights` | a merge patch of `spec.rules` (the rules of the route the plan was made from, every rule's `backendRefs` replaced), guarded by that route's resourceVersion | the user's object: one write, 409 if it changed since it was observed (the next plan sees the change) |
 //! | `EnsureCanaryAnalysis` | POST; 409 AlreadyExists is success; another 4xx (but 429) is [`ApplyError::AnalysisRefused`]: the controller re-plans with it (the canary is held, a condition and one Event say why) | a judgement is a record: never updated |
-//! | `DeleteCanaryAnalysis` | DELETE, background propagation; 404 is success; a failure is [`ApplyError::Prune`] | a finished judgement beyond the history limits, in a plan that writes nothing else |
+//! | `DeleteCanaryAnalysis` | DELETE, background propagation; 404 is success; a failure is [`ApplyError::Prune`]: a refusal is re-planned with (the `AnalysisPruneRefused` condition and one Event), a transient failure backs off | a finished judgement beyond the history limits, in a plan that writes nothing else |
 //! | `EnsureJob` | server-side apply of a gate's Job, `force`, owned by the Rollout (`gates_io.rs`) | ours entirely; its name is per revision and attempt, so it is never rewritten |
 //! | status | JSON merge patch of the `status` subresource: the diff from the stored status | see [`write_status`] |
 //!
@@ -79,8 +79,8 @@ pub enum ApplyError {
         source: kube::Error,
     },
     /// Deleting a finished CanaryAnalysis beyond the history limits failed.
-    /// Housekeeping: never a refusal in the Rollout's conditions (it holds
-    /// nothing back); the controller says it in a Warning Event and backs off.
+    /// Housekeeping: a refusal is not a `WriteRefused` (the rollout is not
+    /// held); the controller re-plans with it (`Observed::prune_refused`).
     #[error("deleting CanaryAnalysis {name}: {source}")]
     Prune {
         name: String,

@@ -56,7 +56,7 @@ use crate::rollout::metrics;
 use crate::rollout::observe::{self, Before, Caches, Referrers, Synced};
 use crate::rollout::plan;
 use crate::runtime::backoff::ErrorBackoff;
-use crate::runtime::events::{EventPublisher, EventType, PlannedEvent};
+use crate::runtime::events::{EventPublisher, PlannedEvent};
 use crate::runtime::metrics::{ErrorKind, ReconcileGuard, count_writes};
 use crate::runtime::packed::{Packed, UnpackError};
 use crate::runtime::run::{self, scoped_api as api};
@@ -652,6 +652,33 @@ async fn reconcile_inner(
                 }
             }
         }
+        // The API refused deleting an old analysis: the planner records it
+        // in a condition (one Event) from the same world plus the refusal,
+        // and prunes nothing in that plan; a transient failure backs off.
+        Err(apply::Partial {
+            error: ApplyError::Prune { name, source },
+            written: before_refusal,
+        }) if prune_refusal(&source).is_some() => {
+            let message = prune_refusal(&source).unwrap_or_default();
+            warn!(analysis = %name, %message, "the API refused deleting a finished CanaryAnalysis");
+            let observed = plan::Observed {
+                prune_refused: Some(format!(
+                    "the API refused deleting CanaryAnalysis {name} {message}"
+                )),
+                ..observed.clone()
+            };
+            plan = plan::plan(rollout, &observed, now);
+            match apply::apply_plan(&ctx.client, rollout, &plan, route.as_ref()).await {
+                Ok(mut written) => {
+                    written.extend(before_refusal);
+                    Ok(written)
+                }
+                Err(mut partial) => {
+                    partial.written.extend(before_refusal);
+                    Err(partial)
+                }
+            }
+        }
         other => other,
     };
     let written = match applied {
@@ -680,27 +707,6 @@ async fn reconcile_inner(
             let refusal = error.refusal();
             if let Some(refusal) = &refusal {
                 report_refused(ctx, rollout, &observed, refusal, now).await;
-            }
-            if let ApplyError::Prune { name, source } = &error {
-                warn!(analysis = %name, %source, "could not delete a finished CanaryAnalysis");
-                // Housekeeping: the Rollout's conditions stay as they are; a
-                // refusal (RBAC, a webhook) is said in a Warning Event.
-                if let kube::Error::Api(status) = source
-                    && apply::refused(status.code)
-                {
-                    let event = PlannedEvent::new(
-                        EventType::Warning,
-                        "AnalysisPruneFailed",
-                        format!(
-                            "the API refused deleting CanaryAnalysis {name}, beyond the \
-                             analysis history limits ({} {}): {}; the operator needs \
-                             delete on canaryanalyses (docs/operations.md, RBAC) and \
-                             retries with backoff",
-                            status.code, status.reason, status.message
-                        ),
-                    );
-                    ctx.events.publish(&rollout.object_ref(&()), &[event]).await;
-                }
             }
             // A refusal repeats on every retry, however many idempotent
             // writes precede it: only a transient failure counts progress.
@@ -747,6 +753,18 @@ async fn reconcile_inner(
         debug!("caches did not reflect the writes in time; the next plan re-checks");
     }
     Ok(requeue)
+}
+
+/// `(403 Forbidden): <the API's message>` when `source` is a refusal a retry
+/// cannot overcome (`apply::refused`); None for a transient failure.
+fn prune_refusal(source: &kube::Error) -> Option<String> {
+    match source {
+        kube::Error::Api(status) if apply::refused(status.code) => Some(format!(
+            "({} {}): {}",
+            status.code, status.reason, status.message
+        )),
+        _ => None,
+    }
 }
 
 /// The active Service from the API (None when it does not exist), stripped as

@@ -226,6 +226,7 @@ pub fn observe_with_route(
         role_services,
         analysis_templates,
         refused: None,
+        prune_refused: None,
         events_refused: None,
         pods: Vec::new(),
         jobs: Vec::new(),

@@ -196,13 +196,15 @@ fn pipeline(ctx: Ctx, observed: &Observed) -> Plan {
     restart::act(&ctx, &decision, &mut out);
 
     // 5. status: written after the actions succeeded.
-    let status = status::build(&ctx, &decision, &mut out);
+    let mut status = status::build(&ctx, &decision, &mut out);
     // workloadRef scaleDown: onsuccess, once the status says Healthy.
     workload::scale_down(&ctx, observed, &status, &mut out);
 
     // 6. housekeeping, only in a plan with nothing else to write: a failed
     //    or refused delete then never holds back a decision or its status.
-    if out.actions.is_empty() && status == *ctx.old {
+    let refused = observed.prune_refused.as_deref();
+    analysis_history::condition(&ctx, &decision, refused, &mut status, &mut out);
+    if out.actions.is_empty() && status == *ctx.old && refused.is_none() {
         analysis_history::act(&ctx, &decision, &mut out);
     }
     finish(out, status, decision.state, now)

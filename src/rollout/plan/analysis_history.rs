@@ -12,6 +12,9 @@
 //!   of this plan name: what `redblack report` is most often asked about, and
 //!   it keeps every judgement still in play whatever the status write did;
 //! - one the Rollout does not control (a user's analysis carrying the label).
+//!
+//! A delete the API refuses is reported as every refused write is, with a
+//! condition and an Event ([`condition`]), without holding the rollout back.
 
 use std::collections::BTreeSet;
 
@@ -21,11 +24,14 @@ use super::ctx::Ctx;
 use super::observed::{AnalysisObservation, AnalysisPhase};
 use super::state::Decision;
 use crate::api::analysis_history::AnalysisHistory;
+use crate::api::conditions::{self, Desired};
+use crate::api::{ConditionStatus, RolloutStatus};
 
 /// How many names an Event lists before "and N more".
 const NAMED_IN_EVENT: usize = 3;
 
-pub fn act(ctx: &Ctx, decision: &Decision, out: &mut Builder) {
+/// The analyses beyond the limits, by outcome class: (Passed?, limit, names).
+fn due<'a>(ctx: &Ctx<'a>, decision: &'a Decision) -> Vec<(bool, usize, Vec<&'a str>)> {
     let limits = ctx.spec().analysis.unwrap_or_default();
     let (names, revisions) = kept(ctx, decision);
     let mut candidates: Vec<&AnalysisObservation> = ctx
@@ -38,17 +44,25 @@ pub fn act(ctx: &Ctx, decision: &Decision, out: &mut Builder) {
         .collect();
     // Newest first; the name breaks ties so the plan is deterministic.
     candidates.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
-    for successful in [true, false] {
-        let limit = limit(&limits, successful);
-        let pruned: Vec<&str> = candidates
-            .iter()
-            .filter(|a| (a.phase == AnalysisPhase::Passed) == successful)
-            .skip(limit)
-            .map(|a| a.name.as_str())
-            .collect();
-        if pruned.is_empty() {
-            continue;
-        }
+    [true, false]
+        .into_iter()
+        .map(|successful| {
+            let limit = limit(&limits, successful);
+            let pruned: Vec<&str> = candidates
+                .iter()
+                .filter(|a| (a.phase == AnalysisPhase::Passed) == successful)
+                .skip(limit)
+                .map(|a| a.name.as_str())
+                .collect();
+            (successful, limit, pruned)
+        })
+        .filter(|(_, _, pruned)| !pruned.is_empty())
+        .collect()
+}
+
+/// The deletes, with one Normal Event per outcome class.
+pub fn act(ctx: &Ctx, decision: &Decision, out: &mut Builder) {
+    for (successful, limit, pruned) in due(ctx, decision) {
         for name in &pruned {
             out.actions.push(Action::DeleteCanaryAnalysis {
                 name: (*name).to_owned(),
@@ -69,6 +83,51 @@ pub fn act(ctx: &Ctx, decision: &Decision, out: &mut Builder) {
             ),
         );
     }
+}
+
+/// `AnalysisPruneRefused` (abnormal-true) in `status`: set when the API
+/// refused a delete in this reconcile (`refused`: what the shell saw), with
+/// a Warning Event when new; kept while analyses are still due, so it
+/// neither flaps nor turns the Rollout Degraded (the rollout itself goes
+/// on); removed once none is due.
+pub fn condition(
+    ctx: &Ctx,
+    decision: &Decision,
+    refused: Option<&str>,
+    status: &mut RolloutStatus,
+    out: &mut Builder,
+) {
+    let before = conditions::find(&ctx.old.conditions, conditions::ANALYSIS_PRUNE_REFUSED);
+    status
+        .conditions
+        .retain(|c| c.type_ != conditions::ANALYSIS_PRUNE_REFUSED);
+    if due(ctx, decision).is_empty() {
+        return;
+    }
+    let message = match (refused, before) {
+        (Some(api), _) => format!(
+            "{api}; finished CanaryAnalyses beyond spec.analysis are kept until the operator \
+             may delete them (RBAC: delete on canaryanalyses, docs/operations.md)"
+        ),
+        (None, Some(c)) => c.message.clone(),
+        (None, None) => return,
+    };
+    if before.is_none_or(|c| c.message != message) {
+        out.warning("AnalysisPruneFailed", message.clone());
+    }
+    let desired = Desired::new(
+        conditions::ANALYSIS_PRUNE_REFUSED,
+        ConditionStatus::True,
+        "DeleteRefused",
+        message,
+    );
+    status.conditions.extend(conditions::merge(
+        &ctx.old.conditions,
+        vec![desired],
+        ctx.rollout.metadata.generation,
+        ctx.now,
+    ));
+    status.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
 }
 
 fn limit(limits: &AnalysisHistory, successful: bool) -> usize {

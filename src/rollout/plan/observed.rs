@@ -30,6 +30,11 @@ pub struct Observed {
     /// other than AlreadyExists): the shell re-plans with it, and the planner
     /// records it in `status.canary.analysisRefused`. None otherwise.
     pub refused: Option<Refusal>,
+    /// The API refused, in this reconcile, to delete a CanaryAnalysis beyond
+    /// the history limits: what it said. The shell re-plans with it; the
+    /// planner records it in the `AnalysisPruneRefused` condition and does
+    /// not try again in that plan.
+    pub prune_refused: Option<String>,
     /// Pods of the live fleet, read only while a `spec.restartAt` is not
     /// done (`status.restartedAt`); empty otherwise.
     pub pods: Vec<Pod>,
