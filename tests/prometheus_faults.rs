@@ -200,14 +200,23 @@ fn what_it_says(ca: &CanaryAnalysis) -> String {
     lines.join("\n")
 }
 
+/// A loopback URL whose port is bound but never listens, for as long as the
+/// returned socket lives: a connection to it is refused, and no other server
+/// can be given the port meanwhile (a port bound and closed again was once
+/// handed to this test's own 503 server, so "down" answered 503).
+fn refused_port() -> (tokio::net::TcpSocket, String) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let url = format!("http://{}", socket.local_addr().expect("address"));
+    (socket, url)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_prometheus_fault_passes_and_each_says_what_happened() {
     let env = Env::start(Duration::from_millis(200)).await;
-    // A port nothing listens on: bind, note it, close.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let (_held, closed) = refused_port();
     let end = DateTime::from_timestamp((Utc::now() - TimeDelta::hours(1)).timestamp() / 60 * 60, 0)
         .unwrap();
     let from = end - TimeDelta::minutes(2);
@@ -297,10 +306,7 @@ async fn no_prometheus_fault_passes_and_each_says_what_happened() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_whose_prometheus_is_down_never_promotes_its_canary() {
     let env = Env::start(Duration::from_millis(200)).await;
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let (_held, closed) = refused_port();
     let name = "down";
     env.create_service(name, name).await;
     let canary: Value = json!({"replicas": 1, "analysis": {"inline": {
