@@ -312,13 +312,12 @@ async fn against_real_prometheus() {
 
 #[tokio::test]
 async fn unreachable_after_bounded_retries() {
-    // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
+    // A port held bound but never listening: connecting is refused, and no
+    // other test's server can be given it meanwhile (as a port bound and
+    // closed again could be).
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let url = format!("http://{}", held.local_addr().unwrap());
     let source = PrometheusSource::new(&url, Duration::from_secs(2), 2)
         .unwrap()
         .with_backoff(Duration::from_millis(50), Duration::from_millis(100));
